@@ -1,0 +1,82 @@
+# Two commands do all set-up: `make demo` runs the product, `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+PORT ?= 8000
+DEMO_EVENTS ?= 20000
+
+# Use the local PostgreSQL / Redis for tests when they answer and nothing else was asked for.
+LOCAL_PG := postgres://postgres@127.0.0.1:5432/analytics
+LOCAL_REDIS := redis://127.0.0.1:6379/0
+TEST_DATABASE_URL := $(or $(DATABASE_URL),$(shell pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo $(LOCAL_PG)))
+TEST_REDIS_URL := $(or $(REDIS_URL),$(shell (redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG) && echo $(LOCAL_REDIS)))
+
+.PHONY: help demo up test test-unit test-integration test-browser quality-check lint format bench bench-dashboard worker beat clean
+
+help:
+	@echo "make demo   - install, migrate, demo login, sample data, serve on :$(PORT)"
+	@echo "make test   - run the whole test suite"
+	@echo "make lint   - ruff check and format check"
+	@echo "make bench  - ingestion benchmark (needs PostgreSQL)"
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/activate requirements/base.txt requirements/dev.txt
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+.env:
+	@echo "Writing a development .env (ENVIRONMENT=development)"
+	@printf 'ENVIRONMENT=development\nSECRET_KEY=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(40))')" > .env
+
+demo: install .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_setup --events $(DEMO_EVENTS)
+	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+
+up: demo
+
+test: install
+	@echo "Tests on database: $(or $(TEST_DATABASE_URL),SQLite)  broker: $(or $(TEST_REDIS_URL),none (eager))"
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test-browser: install
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest tests/browser $(PYTEST_ARGS)
+
+quality-check: install
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest tests/data_quality $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(PY) benchmarks/ingest.py
+
+bench-dashboard: install
+	$(PY) benchmarks/dashboard.py
+
+worker: install
+	$(BIN)/celery -A analytics_site worker --loglevel=INFO
+
+beat: install
+	$(BIN)/celery -A analytics_site beat --loglevel=INFO
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache db.sqlite3* test_db.sqlite3*

@@ -1,0 +1,86 @@
+"""Ingestion-key authentication: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+
+Keys are looked up by SHA-256 hash and cached per process for a few seconds, so a request
+costs no extra query; `last_used_at` is written at most once a minute per key.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from events.models import IngestionKey
+
+_CACHE_SECONDS = 10.0
+_LAST_USED_WRITE_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPrincipal:
+    """The request.user of a request authenticated by an ingestion key."""
+
+    key_id: int
+    name: str
+    can_read: bool
+    is_authenticated: bool = True
+    is_staff: bool = False
+    is_active: bool = True
+
+    def __str__(self) -> str:
+        return f"ingestion key {self.name}"
+
+
+_key_cache: dict[str, tuple[float, KeyPrincipal | None]] = {}
+_last_used_written: dict[int, float] = {}
+
+
+def _raw_key_from(request) -> str | None:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    api_key = request.META.get("HTTP_X_API_KEY")
+    return api_key.strip() if api_key else None
+
+
+def key_principal_lookup(raw_key: str) -> KeyPrincipal | None:
+    key_hash = IngestionKey.hash_key(raw_key)
+    now = time.monotonic()
+    cached = _key_cache.get(key_hash)
+    if cached and now - cached[0] < _CACHE_SECONDS:
+        return cached[1]
+    key = (
+        IngestionKey.objects.filter(key_hash=key_hash, is_active=True)
+        .only("id", "name", "can_read")
+        .first()
+    )
+    principal = KeyPrincipal(key.id, key.name, key.can_read) if key else None
+    if len(_key_cache) > 10_000:
+        _key_cache.clear()
+    _key_cache[key_hash] = (now, principal)
+    return principal
+
+
+def _touch_last_used(key_id: int) -> None:
+    now = time.monotonic()
+    if now - _last_used_written.get(key_id, 0.0) < _LAST_USED_WRITE_SECONDS:
+        return
+    _last_used_written[key_id] = now
+    IngestionKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())
+
+
+class IngestionKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        raw_key = _raw_key_from(request)
+        if raw_key is None:
+            return None
+        principal = key_principal_lookup(raw_key)
+        if principal is None:
+            raise exceptions.AuthenticationFailed("Invalid or inactive ingestion key.")
+        _touch_last_used(principal.key_id)
+        return principal, principal
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="ingestion"'

@@ -1,0 +1,128 @@
+"""Stored shop events, the events we refused (kept with reasons), and ingestion keys."""
+
+import hashlib
+import json
+
+from django.db import models
+
+
+class EventType(models.TextChoices):
+    PAGE_VIEW = "page_view"
+    PRODUCT_VIEW = "product_view"
+    SEARCH = "search"
+    ADD_TO_CART = "add_to_cart"
+    REMOVE_FROM_CART = "remove_from_cart"
+    CHECKOUT_START = "checkout_start"
+    PURCHASE = "purchase"
+
+
+class DeviceType(models.TextChoices):
+    DESKTOP = "desktop"
+    MOBILE = "mobile"
+    TABLET = "tablet"
+    OTHER = "other"
+
+
+class Event(models.Model):
+    """One accepted event. `event_id` is the client's idempotency key: stored at most once."""
+
+    event_id = models.UUIDField(unique=True)
+    event_type = models.CharField(max_length=32, choices=EventType.choices)
+    timestamp = models.DateTimeField(help_text="Event time in UTC, corrected for clock skew.")
+    client_timestamp = models.DateTimeField(
+        null=True, blank=True, help_text="Timestamp as sent by the client, before skew correction."
+    )
+    received_at = models.DateTimeField(help_text="Server time when the event was accepted.")
+    user_id = models.CharField(max_length=128)
+    session_id = models.CharField(max_length=128)
+    device_type = models.CharField(max_length=16, choices=DeviceType.choices)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2")
+    page_url = models.CharField(max_length=2048, blank=True, default="")
+    referrer = models.CharField(max_length=2048, blank=True, default="")
+    product_id = models.CharField(max_length=128, blank=True, default="")
+    category = models.CharField(max_length=128, blank=True, default="")
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    quantity = models.IntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True, default="", help_text="ISO 4217")
+    order_id = models.CharField(max_length=128, blank=True, default="")
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    search_query = models.CharField(max_length=512, blank=True, default="")
+    properties = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(
+        default=list, blank=True, help_text="Quality warnings recorded when the event was accepted."
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["timestamp"], name="event_ts_idx"),
+            models.Index(fields=["event_type", "timestamp"], name="event_type_ts_idx"),
+            models.Index(fields=["session_id", "timestamp"], name="event_session_ts_idx"),
+            models.Index(fields=["received_at"], name="event_received_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id}"
+
+
+class IngestionKey(models.Model):
+    """An API key for sending events. Only a SHA-256 hash is stored; the key is shown once."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, editable=False, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    is_active = models.BooleanField(default=True)
+    can_read = models.BooleanField(default=True, help_text="May also call stats and recent.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_key(raw_key: str) -> str:
+        return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class RejectedEvent(models.Model):
+    """An event we refused, kept with why, so that nothing sent is silently dropped.
+
+    The raw payload is stored as ASCII-escaped JSON text (bounded): that survives NUL bytes and
+    unpaired surrogates, which PostgreSQL text and jsonb columns cannot hold.
+    """
+
+    class Status(models.TextChoices):
+        QUARANTINED = "quarantined"
+        REPLAYED = "replayed"
+
+    event_id = models.CharField(max_length=64, blank=True, default="", db_index=True)
+    event_type = models.CharField(max_length=64, blank=True, default="")
+    raw_payload = models.TextField()
+    raw_truncated = models.BooleanField(default=False)
+    reasons = models.JSONField(default=list)
+    rule_ids = models.JSONField(default=list, blank=True)
+    source_key = models.ForeignKey(
+        IngestionKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    received_at = models.DateTimeField(db_index=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.QUARANTINED, db_index=True
+    )
+    replay_count = models.PositiveIntegerField(default=0)
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "received_at"], name="rejected_status_recv_idx")]
+
+    def __str__(self) -> str:
+        return f"rejected {self.event_type or '?'} {self.event_id or self.pk}"
+
+    @property
+    def payload(self) -> object:
+        """The payload as parsed JSON, or the raw text when it was truncated or not JSON."""
+        if self.raw_truncated:
+            return self.raw_payload
+        try:
+            return json.loads(self.raw_payload)
+        except ValueError:
+            return self.raw_payload

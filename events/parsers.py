@@ -1,0 +1,69 @@
+"""A JSON parser that is fast (orjson), bounded (413 before reading a too-large body), and
+precise about bad input. Lone surrogates, which orjson refuses, are parsed by the standard
+library so that the event they sit in is rejected on its own, not the whole batch."""
+
+from __future__ import annotations
+
+import json
+
+import orjson
+from django.conf import settings
+from rest_framework import status
+from rest_framework.exceptions import APIException, ParseError
+from rest_framework.parsers import BaseParser
+
+
+class PayloadTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body is too large."
+    default_code = "payload_too_large"
+
+    def __init__(self, detail: str, field: str = "body", rule: str = "max_size") -> None:
+        super().__init__(detail)
+        self.field = field
+        self.rule = rule
+
+
+class MalformedJson(ParseError):
+    default_code = "malformed_json"
+
+    def __init__(self, detail: str, raw_body: bytes) -> None:
+        super().__init__(detail)
+        self.raw_body = raw_body
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_body_limit(view) -> int:
+    return getattr(view, "max_body_bytes", settings.INGEST_MAX_BODY_BYTES)
+
+
+class BoundedJSONParser(BaseParser):
+    media_type = "application/json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        parser_context = parser_context or {}
+        limit = json_body_limit(parser_context.get("view"))
+        request = parser_context.get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit}.")
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+        if not body.strip():
+            raise MalformedJson("Request body is empty; send a JSON object.", body)
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedJson(f"Request body is not valid UTF-8: {exc.reason}.", body) from None
+        try:
+            return json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise MalformedJson(f"Malformed JSON: {exc}", body) from None

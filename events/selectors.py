@@ -1,0 +1,110 @@
+"""Reads over stored events: stats, the newest events, and health of the moving parts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from events.models import Event, RejectedEvent
+
+RECENT_FIELDS = (
+    "id",
+    "event_id",
+    "event_type",
+    "timestamp",
+    "received_at",
+    "user_id",
+    "session_id",
+    "device_type",
+    "country",
+    "page_url",
+    "referrer",
+    "product_id",
+    "category",
+    "price",
+    "quantity",
+    "currency",
+    "order_id",
+    "revenue",
+    "search_query",
+    "properties",
+)
+
+
+def _counts_by(field: str) -> dict[str, int]:
+    rows = Event.objects.values_list(field).annotate(n=Count("id")).order_by("-n")
+    return {key: n for key, n in rows}
+
+
+def event_stats(*, now: dt.datetime | None = None) -> dict[str, Any]:
+    """Totals over all stored events, plus how many events the validator refused."""
+    now = now or timezone.now()
+    by_type = _counts_by("event_type")
+    total = sum(by_type.values())
+    rejected = RejectedEvent.objects.filter(status=RejectedEvent.Status.QUARANTINED).count()
+    seen = total + rejected
+    newest = Event.objects.aggregate(newest=Max("timestamp"))["newest"]
+    return {
+        "total_events": total,
+        "events_by_type": by_type,
+        "events_by_device": _counts_by("device_type"),
+        "events_by_country": _counts_by("country"),
+        "events_last_hour": Event.objects.filter(
+            timestamp__gte=now - dt.timedelta(hours=1), timestamp__lte=now
+        ).count(),
+        "newest_event_timestamp": newest.isoformat() if newest else None,
+        "rejected_events": rejected,
+        "validation_pass_rate": round(total / seen, 6) if seen else None,
+        "generated_at": now.isoformat(),
+    }
+
+
+def events_recent(*, limit: int) -> list[dict[str, Any]]:
+    """The newest events by event time, newest first."""
+    rows = Event.objects.order_by("-timestamp", "-id").values(*RECENT_FIELDS)[:limit]
+    events = []
+    for row in rows:
+        row["event_id"] = str(row["event_id"])
+        for key in ("timestamp", "received_at"):
+            row[key] = row[key].isoformat()
+        for key in ("price", "revenue"):
+            if row[key] is not None:
+                row[key] = float(row[key])
+        events.append(row)
+    return events
+
+
+def _database_status() -> dict[str, Any]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any failure means "down"; the reason goes in the body
+        return {"status": "down", "error": str(exc)[:200]}
+    return {"status": "ok", "vendor": connection.vendor}
+
+
+def _broker_status() -> dict[str, Any]:
+    if not settings.REDIS_URL:
+        return {"status": "ok", "mode": "eager (no REDIS_URL set)"}
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
+        )
+        client.ping()
+    except redis.RedisError as exc:
+        return {"status": "down", "error": str(exc)[:200]}
+    return {"status": "ok", "mode": "redis"}
+
+
+def system_health() -> dict[str, Any]:
+    components = {"database": _database_status(), "broker": _broker_status()}
+    healthy = all(component["status"] == "ok" for component in components.values())
+    return {"status": "ok" if healthy else "degraded", "components": components}

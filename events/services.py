@@ -1,0 +1,323 @@
+"""Writes for events: ingestion (validate, dedupe, store), quarantine, and ingestion keys.
+
+Ingestion is set-based: one validation pass, one insert statement for the accepted events
+(`ON CONFLICT (event_id) DO NOTHING RETURNING`), one bulk insert for the rejected ones. No
+per-row INSERT and no per-row uniqueness query, so a batch of 500 costs a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import psycopg
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from events.models import Event, IngestionKey, RejectedEvent
+from events.schema import FieldError
+from quality.validators import EventValidator
+
+ACCEPTED = "accepted"
+DUPLICATE = "duplicate"
+REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSource:
+    """Where events came from, kept on rejected events for follow-up."""
+
+    key_id: int | None = None
+    ip: str | None = None
+
+
+@dataclass(slots=True)
+class EventOutcome:
+    index: int
+    status: str
+    event_id: str | None = None
+    id: int | None = None
+    errors: list[FieldError] = field(default_factory=list)
+    warnings: list[FieldError] = field(default_factory=list)
+    rejected_id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"index": self.index, "status": self.status}
+        if self.event_id is not None:
+            data["event_id"] = self.event_id
+        if self.id is not None:
+            data["id"] = self.id
+        if self.errors:
+            data["errors"] = [error.as_dict() for error in self.errors]
+        if self.warnings:
+            data["warnings"] = [warning.as_dict() for warning in self.warnings]
+        if self.rejected_id is not None:
+            data["rejected_id"] = self.rejected_id
+        return data
+
+
+_EVENT_COLUMNS = (
+    ("event_id", "uuid"),
+    ("event_type", "text"),
+    ("timestamp", "timestamptz"),
+    ("client_timestamp", "timestamptz"),
+    ("received_at", "timestamptz"),
+    ("user_id", "text"),
+    ("session_id", "text"),
+    ("device_type", "text"),
+    ("country", "text"),
+    ("page_url", "text"),
+    ("referrer", "text"),
+    ("product_id", "text"),
+    ("category", "text"),
+    ("price", "numeric"),
+    ("quantity", "integer"),
+    ("currency", "text"),
+    ("order_id", "text"),
+    ("revenue", "numeric"),
+    ("search_query", "text"),
+    ("properties", "jsonb"),
+    ("warnings", "jsonb"),
+)
+_JSON_COLUMNS = {"properties", "warnings"}
+
+
+def _unnest_insert_sql() -> str:
+    names = ", ".join(f'"{name}"' for name, _ in _EVENT_COLUMNS)
+    arrays = ", ".join(f"%s::{'text' if kind == 'jsonb' else kind}[]" for _, kind in _EVENT_COLUMNS)
+    selects = ", ".join(
+        f'"{name}"::jsonb' if kind == "jsonb" else f'"{name}"' for name, kind in _EVENT_COLUMNS
+    )
+    # Identifiers come from the model; values are bound parameters.
+    table = Event._meta.db_table
+    return (
+        f"INSERT INTO {table} ({names}) "  # noqa: S608
+        f"SELECT {selects} FROM unnest({arrays}) AS t({names}) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id, id"
+    )
+
+
+_UNNEST_INSERT_SQL = _unnest_insert_sql()
+
+
+def _insert_rows_postgres(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert in one statement; return {event_id: id} for the rows that were new."""
+    columns = []
+    for name, _ in _EVENT_COLUMNS:
+        if name in _JSON_COLUMNS:
+            columns.append([orjson.dumps(row[name]).decode() for row in rows])
+        else:
+            columns.append([row[name] for row in rows])
+    connection.ensure_connection()
+    # A server-side-binding cursor sends the arrays as parameters, not as rendered SQL text.
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_UNNEST_INSERT_SQL, columns)
+        return {str(event_id): pk for event_id, pk in cursor.fetchall()}
+
+
+def _insert_rows_portable(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Fallback for SQLite: one existence query, one bulk insert."""
+    ids = [row["event_id"] for row in rows]
+    existing = set(Event.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
+    new_rows = [row for row in rows if row["event_id"] not in existing]
+    Event.objects.bulk_create([Event(**row) for row in new_rows], batch_size=500)
+    inserted = Event.objects.filter(event_id__in=[row["event_id"] for row in new_rows])
+    return {str(event_id): pk for event_id, pk in inserted.values_list("event_id", "id")}
+
+
+def events_insert(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Store validated rows, skipping event_ids already stored. Returns ids of new rows."""
+    if not rows:
+        return {}
+    if settings.IS_POSTGRES:
+        return _insert_rows_postgres(rows)
+    return _insert_rows_portable(rows)
+
+
+def raw_payload_encode(payload: Any) -> tuple[str, bool]:
+    """ASCII-escaped JSON text of a payload, cut to the configured bound.
+
+    ASCII escaping turns NUL bytes and lone surrogates into `\\u0000` text, which any database
+    stores; the bound keeps a flood of huge bad events from filling the disk.
+    """
+    limit = settings.INGEST_REJECTED_PAYLOAD_MAX_BYTES
+    if isinstance(payload, bytes | str):
+        text = (
+            payload.decode("utf-8", "backslashreplace") if isinstance(payload, bytes) else payload
+        )
+        text = text.encode("ascii", "backslashreplace").decode("ascii")
+    else:
+        try:
+            text = json.dumps(payload, ensure_ascii=True, default=str)
+        except (TypeError, ValueError, RecursionError):
+            text = repr(payload).encode("ascii", "backslashreplace").decode("ascii")
+    text = text.replace("\x00", "\\u0000")
+    if len(text) > limit:
+        return text[:limit], True
+    return text, False
+
+
+def _text_field(payload: Any, name: str, limit: int) -> str:
+    if not isinstance(payload, dict):
+        return ""
+    value = payload.get(name)
+    if not isinstance(value, str):
+        return ""
+    return value[:limit].encode("ascii", "backslashreplace").decode("ascii")[:limit]
+
+
+def rejected_events_store(
+    items: Sequence[tuple[Any, list[FieldError]]],
+    *,
+    source: IngestSource,
+    received_at: dt.datetime,
+) -> list[int]:
+    """Keep refused payloads with their reasons. Returns the new rows' ids in order."""
+    if not items:
+        return []
+    rejected = []
+    for payload, errors in items:
+        raw_text, truncated = raw_payload_encode(payload)
+        rejected.append(
+            RejectedEvent(
+                event_id=_text_field(payload, "event_id", 64),
+                event_type=_text_field(payload, "event_type", 64),
+                raw_payload=raw_text,
+                raw_truncated=truncated,
+                reasons=[error.as_dict() for error in errors],
+                rule_ids=sorted({e.rule_id for e in errors if e.rule_id is not None}),
+                source_key_id=source.key_id,
+                source_ip=source.ip,
+                received_at=received_at,
+            )
+        )
+    created = RejectedEvent.objects.bulk_create(rejected)
+    if created and created[0].pk is None:  # backends without RETURNING
+        newest = RejectedEvent.objects.order_by("-pk").values_list("pk", flat=True)[: len(created)]
+        return sorted(newest)
+    return [row.pk for row in created]
+
+
+def event_batch_ingest(
+    payloads: Sequence[Any],
+    *,
+    source: IngestSource,
+    received_at: dt.datetime | None = None,
+    validator: EventValidator | None = None,
+) -> list[EventOutcome]:
+    """Validate, dedupe and store a batch; return one outcome per payload, in order.
+
+    Valid events are stored even when others are bad. An event_id seen twice in the batch or
+    already stored is reported as a duplicate and stored once.
+    """
+    received_at = received_at or timezone.now()
+    validator = validator or EventValidator()
+    max_event_bytes = settings.INGEST_MAX_EVENT_BYTES
+    outcomes: list[EventOutcome] = []
+    rows_to_insert: list[dict[str, Any]] = []
+    pending: list[EventOutcome] = []
+    rejected_items: list[tuple[Any, list[FieldError]]] = []
+    rejected_outcomes: list[EventOutcome] = []
+    seen_ids: set[str] = set()
+
+    sized_payloads = []
+    for index, payload in enumerate(payloads):
+        size_error = _oversize_error(payload, max_event_bytes)
+        if size_error:
+            outcome = EventOutcome(index, REJECTED, errors=[size_error])
+            outcomes.append(outcome)
+            rejected_items.append((payload, [size_error]))
+            rejected_outcomes.append(outcome)
+            continue
+        sized_payloads.append((index, payload))
+
+    results = validator.validate_batch([p for _, p in sized_payloads], received_at=received_at)
+    for (index, payload), result in zip(sized_payloads, results, strict=True):
+        if not result.is_valid:
+            outcome = EventOutcome(
+                index,
+                REJECTED,
+                event_id=_text_field(payload, "event_id", 64) or None,
+                errors=result.errors,
+                warnings=result.warnings,
+            )
+            rejected_items.append((payload, result.errors + result.warnings))
+            rejected_outcomes.append(outcome)
+            outcomes.append(outcome)
+            continue
+        row = result.row
+        event_id = str(row["event_id"])
+        if event_id in seen_ids:
+            outcomes.append(EventOutcome(index, DUPLICATE, event_id=event_id))
+            continue
+        seen_ids.add(event_id)
+        row["warnings"] = [warning.as_dict() for warning in result.warnings]
+        outcome = EventOutcome(index, ACCEPTED, event_id=event_id, warnings=result.warnings)
+        rows_to_insert.append(row)
+        pending.append(outcome)
+        outcomes.append(outcome)
+
+    with transaction.atomic():
+        inserted = events_insert(rows_to_insert)
+        rejected_ids = rejected_events_store(rejected_items, source=source, received_at=received_at)
+    for outcome in pending:
+        new_id = inserted.get(outcome.event_id)
+        if new_id is None:
+            outcome.status = DUPLICATE
+            outcome.warnings = []
+        else:
+            outcome.id = new_id
+    for outcome, rejected_id in zip(rejected_outcomes, rejected_ids, strict=True):
+        outcome.rejected_id = rejected_id
+    outcomes.sort(key=lambda outcome: outcome.index)
+    return outcomes
+
+
+def _oversize_error(payload: Any, max_bytes: int) -> FieldError | None:
+    try:
+        size = len(orjson.dumps(payload))
+    except (TypeError, orjson.JSONEncodeError):
+        return None  # not plain JSON data (e.g. lone surrogates): the schema layer explains
+    if size > max_bytes:
+        return FieldError("event", "max_size", f"must be at most {max_bytes} bytes of JSON")
+    return None
+
+
+def event_ingest(payload: Any, *, source: IngestSource) -> EventOutcome:
+    """Ingest one event. A duplicate reports the id of the event already stored."""
+    outcome = event_batch_ingest([payload], source=source)[0]
+    if outcome.status == DUPLICATE and outcome.event_id:
+        outcome.id = (
+            Event.objects.filter(event_id=outcome.event_id).values_list("id", flat=True).first()
+        )
+    return outcome
+
+
+def malformed_body_store(body: bytes, reason: str, *, source: IngestSource) -> int:
+    """Keep a request body that was not even JSON, so the sender's mistake can be seen."""
+    error = FieldError("body", "json", reason)
+    return rejected_events_store([(body, [error])], source=source, received_at=timezone.now())[0]
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    key: IngestionKey
+    raw_key: str
+
+
+def ingestion_key_create(*, name: str, can_read: bool = True) -> CreatedKey:
+    """Create a key; the raw value exists only in the return value (store only its hash)."""
+    raw_key = f"ek_{secrets.token_urlsafe(32)}"
+    key = IngestionKey.objects.create(
+        name=name,
+        prefix=raw_key[:10],
+        key_hash=IngestionKey.hash_key(raw_key),
+        can_read=can_read,
+    )
+    return CreatedKey(key=key, raw_key=raw_key)

@@ -1,0 +1,15 @@
+"""Event API routes; mounted at the root (as in the original README) and under /api/v1/."""
+
+from django.urls import re_path
+
+from events import api
+
+app_name = "events"
+
+urlpatterns = [
+    re_path(r"^events/?$", api.EventIngestApi.as_view(), name="ingest"),
+    re_path(r"^events/batch/?$", api.EventBatchIngestApi.as_view(), name="batch"),
+    re_path(r"^events/stats/?$", api.EventStatsApi.as_view(), name="stats"),
+    re_path(r"^events/recent/?$", api.EventRecentApi.as_view(), name="recent"),
+    re_path(r"^health/?$", api.HealthApi.as_view(), name="health"),
+]

@@ -1,0 +1,1 @@
+"""Data-quality rules, checks and incidents (see the quality engine issue)."""

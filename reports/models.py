@@ -1,0 +1,1 @@
+"""Metric rollups for the dashboards (see the analytics issue)."""

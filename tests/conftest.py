@@ -1,0 +1,182 @@
+"""Shared fixtures: API clients, keys, and the real services (PostgreSQL, Redis, Celery worker,
+Chromium). With CI=true a missing service fails the test; elsewhere it skips with a reason
+that says how to enable it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from events import services
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+def service_missing(reason: str) -> None:
+    """Fail in CI, skip elsewhere: CI must never pass by skipping what it did not test."""
+    if IN_CI:
+        pytest.fail(f"required service missing in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def redis_available() -> bool:
+    if not settings.REDIS_URL:
+        return False
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return False
+    return True
+
+
+@pytest.fixture
+def require_postgres() -> None:
+    if not settings.IS_POSTGRES:
+        service_missing(
+            "needs PostgreSQL: run with DATABASE_URL=postgres://postgres@127.0.0.1:5432/analytics"
+        )
+
+
+@pytest.fixture
+def require_redis() -> None:
+    if not redis_available():
+        service_missing("needs Redis: run with REDIS_URL=redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def require_chromium() -> str:
+    if not (Path(CHROMIUM_PATH).exists() or shutil.which("chromium")):
+        service_missing("needs Debian's chromium: apt-get install chromium")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        service_missing("needs playwright: pip install -r requirements/dev.txt")
+    return CHROMIUM_PATH
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def ingestion_key(db) -> services.CreatedKey:
+    return services.ingestion_key_create(name="test key")
+
+
+@pytest.fixture
+def keyed_client(ingestion_key) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {ingestion_key.raw_key}")
+    return client
+
+
+@pytest.fixture
+def dev_mode(settings):
+    """ENVIRONMENT=development behaviour: anonymous ingestion and reads."""
+    settings.INGEST_ALLOW_ANONYMOUS = True
+    settings.READ_ALLOW_ANONYMOUS = True
+    return settings
+
+
+def _worker_env(database_name: str, queue: str) -> dict[str, str]:
+    env = dict(os.environ)
+    db = settings.DATABASES["default"]
+    if settings.IS_POSTGRES:
+        user = db.get("USER") or "postgres"
+        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+        host = db.get("HOST") or "127.0.0.1"
+        port = db.get("PORT") or 5432
+        env["DATABASE_URL"] = f"postgres://{user}{password}@{host}:{port}/{database_name}"
+    else:
+        env["DATABASE_URL"] = f"sqlite:///{database_name}"
+    env["REDIS_URL"] = settings.REDIS_URL
+    env["CELERY_TASK_DEFAULT_QUEUE"] = queue
+    env["ENVIRONMENT"] = "testing"
+    env["CELERY_TASK_ALWAYS_EAGER"] = "false"
+    return env
+
+
+@pytest.fixture
+def celery_worker(require_redis, transactional_db, settings):
+    """A real `celery worker` process on Redis, reading the test database.
+
+    It consumes a queue unique to this test, so parallel runs and leftovers never mix. Tests
+    that use it see only committed data, hence `transactional_db`.
+    """
+    from django.db import connection
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
+    from analytics_site.celery import app
+
+    saved = {
+        key: app.conf[key]
+        for key in ("task_always_eager", "task_default_queue", "broker_url", "result_backend")
+    }
+    app.conf.task_always_eager = False
+    app.conf.task_default_queue = queue
+    app.conf.broker_url = settings.REDIS_URL
+    app.conf.result_backend = settings.REDIS_URL
+    database_name = connection.settings_dict["NAME"]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "analytics_site",
+            "worker",
+            "--pool=solo",
+            "--loglevel=WARNING",
+            "-Q",
+            queue,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=_worker_env(str(database_name), queue),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_for_worker(app, queue, process)
+        yield app
+    finally:
+        app.conf.update(saved)
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_for_worker(app, queue: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+            pytest.fail(f"celery worker exited early:\n{output[-3000:]}")
+        try:
+            result = app.send_task("analytics_site.ping", queue=queue)
+            if result.get(timeout=2) == "pong":
+                return
+        except Exception:  # the worker is still starting
+            time.sleep(0.3)
+    process.kill()
+    pytest.fail("celery worker did not answer a ping within 30 s")
