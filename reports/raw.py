@@ -1,0 +1,147 @@
+"""Aggregates computed straight from raw events (portable ORM).
+
+Two uses: the "raw tail" that selectors add on top of rollups (events received after the rollup
+watermark), and a full computation when no rollup exists yet. Every function takes the event
+queryset to aggregate, so the same code serves both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    Case,
+    Count,
+    IntegerField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import TruncDay, TruncHour
+
+from events.models import Event
+from reports.filters import DashboardFilters
+
+FUNNEL_STEPS = ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
+PRODUCT_EVENT_TYPES = ("product_view", "add_to_cart", "purchase")
+
+# Furthest funnel step an event proves (0 when it is not a funnel event).
+STEP_OF_EVENT = Case(
+    *[When(event_type=step, then=Value(index + 1)) for index, step in enumerate(FUNNEL_STEPS)],
+    default=Value(0),
+    output_field=IntegerField(),
+)
+WARNED = Q(warnings__isnull=False) & ~Q(warnings=[])
+
+
+def events_in(filters: DashboardFilters, base: QuerySet[Event] | None = None) -> QuerySet[Event]:
+    """Events whose event time is in the period and that match the device/country filters."""
+    qs = Event.objects.all() if base is None else base
+    qs = qs.filter(timestamp__gte=filters.start, timestamp__lt=filters.end)
+    if filters.device:
+        qs = qs.filter(device_type=filters.device)
+    if filters.country:
+        qs = qs.filter(country=filters.country)
+    return qs
+
+
+def event_bucket_rows(qs: QuerySet[Event], bucket: str) -> list[dict[str, Any]]:
+    """Per (bucket start, event type): events, revenue, warned events."""
+    trunc = TruncHour if bucket == "hour" else TruncDay
+    rows = (
+        qs.annotate(bucket=trunc("timestamp", tzinfo=dt.UTC))
+        .values("bucket", "event_type")
+        .annotate(
+            events=Count("id"),
+            revenue=Sum("revenue", filter=Q(event_type="purchase")),
+            warned=Count("id", filter=WARNED),
+        )
+        .order_by()
+    )
+    return [
+        {**row, "revenue": row["revenue"] or Decimal(0), "bucket": row["bucket"].astimezone(dt.UTC)}
+        for row in rows
+    ]
+
+
+def dimension_rows(qs: QuerySet[Event], field: str) -> list[dict[str, Any]]:
+    """Per value of `field` (device_type or country): events."""
+    return list(qs.values(field).annotate(events=Count("id")).order_by())
+
+
+def product_rows(qs: QuerySet[Event]) -> list[dict[str, Any]]:
+    """Per (product, category, event type) for product events: events, revenue."""
+    rows = (
+        qs.filter(event_type__in=PRODUCT_EVENT_TYPES)
+        .exclude(product_id="")
+        .values("product_id", "category", "event_type")
+        .annotate(events=Count("id"), revenue=Sum("revenue"))
+        .order_by()
+    )
+    return [{**row, "revenue": row["revenue"] or Decimal(0)} for row in rows]
+
+
+def category_revenue_rows(qs: QuerySet[Event]) -> list[dict[str, Any]]:
+    rows = (
+        qs.filter(event_type="purchase")
+        .values("category")
+        .annotate(revenue=Sum("revenue"))
+        .order_by()
+    )
+    return [{**row, "revenue": row["revenue"] or Decimal(0)} for row in rows]
+
+
+def user_ids(qs: QuerySet[Event], field: str | None = None) -> dict[str, set[str]] | set[str]:
+    """Distinct user ids, optionally per value of a dimension field."""
+    if field is None:
+        return set(qs.values_list("user_id", flat=True).distinct())
+    grouped: dict[str, set[str]] = defaultdict(set)
+    for key, user_id in qs.values_list(field, "user_id").distinct():
+        grouped[key].add(user_id)
+    return grouped
+
+
+def session_states(
+    session_ids: Iterable[str] | None, base: QuerySet[Event]
+) -> list[dict[str, Any]]:
+    """Whole-session state (over all events of each session in `base`).
+
+    A session starts at its first event (by timestamp, then id); its user, device and country are
+    those of that first event. `reached_step` is the furthest funnel step seen (1..5, 0 = none).
+    """
+    qs = base if session_ids is None else base.filter(session_id__in=list(session_ids))
+    first = base.filter(session_id=OuterRef("session_id")).order_by("timestamp", "id")
+    rows = (
+        qs.values("session_id")
+        .annotate(
+            started_at=Min("timestamp"),
+            ended_at=Max("timestamp"),
+            events=Count("id"),
+            pages=Count("id", filter=Q(event_type="page_view")),
+            reached_step=Max(STEP_OF_EVENT),
+            revenue=Sum("revenue", filter=Q(event_type="purchase")),
+            first_event=Subquery(first.values("id")[:1]),
+            user_id=Subquery(first.values("user_id")[:1]),
+            device_type=Subquery(first.values("device_type")[:1]),
+            country=Subquery(first.values("country")[:1]),
+        )
+        .order_by()
+    )
+    return [{**row, "revenue": row["revenue"] or Decimal(0)} for row in rows]
+
+
+def user_first_seen(user_ids_: Iterable[str], base: QuerySet[Event]) -> dict[str, dt.datetime]:
+    rows = (
+        base.filter(user_id__in=list(user_ids_)).values("user_id").annotate(first=Min("timestamp"))
+    )
+    return {row["user_id"]: row["first"] for row in rows.order_by()}

@@ -1,0 +1,491 @@
+"""Reads for the dashboard pages: plain, JSON-friendly data for one set of filters.
+
+Definitions (the data-quality test recomputes each one from raw events):
+- A period is [filters.start, filters.end) on event time (UTC); device/country filters match the
+  event's own fields, except for session numbers, where they match the session's first event.
+- events, revenue, orders (purchase events), event mix, products, devices, countries: events
+  in the period. users: distinct user_id of those events.
+- sessions: sessions whose first event (by timestamp, then id) is in the period. A session's
+  funnel step is the furthest of page_view < product_view < add_to_cart < checkout_start <
+  purchase it contains; it converted when it contains a purchase.
+- new users: users active in the period whose first event ever is in the period; returning:
+  active in the period, first seen before it.
+- quality: quarantined = RejectedEvent rows still in quarantine received in the period (they have
+  no trustworthy device/country, so those filters do not apply); warned = events of the period
+  that carry warnings.
+
+Numbers come from rollups (events up to the rollup watermark) plus the raw tail after it, so
+they are exact and fresh even while the rollup worker lags.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count
+from django.utils import timezone
+
+from events.models import Event, RejectedEvent
+from reports import raw
+from reports.filters import DAY, HOUR, DashboardFilters, floor_hour
+
+FUNNEL_STEPS = raw.FUNNEL_STEPS
+PRODUCT_EVENT_TYPES = raw.PRODUCT_EVENT_TYPES
+QUALITY_TARGET = 0.995
+LIVE_MINUTES = 30
+LIVE_NEWEST = 20
+
+# ---------------------------------------------------------------------------------------------
+# Data access: these few functions are the only ones that know where numbers come from.
+
+
+def _event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
+    """Rows of (bucket, event_type, events, revenue, warned) in the period."""
+    return raw.event_bucket_rows(raw.events_in(filters), filters.bucket)
+
+
+def _dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
+    return {row[field]: row["events"] for row in raw.dimension_rows(raw.events_in(filters), field)}
+
+
+def _users(filters: DashboardFilters, field: str | None = None) -> Any:
+    """Distinct users in the period: a count, or {dimension value: count}."""
+    ids = raw.user_ids(raw.events_in(filters), field)
+    if field is None:
+        return len(ids)
+    return {key: len(values) for key, values in ids.items()}
+
+
+def _new_vs_returning(filters: DashboardFilters) -> dict[str, int]:
+    active = raw.user_ids(raw.events_in(filters))
+    first_seen = raw.user_first_seen(active, Event.objects.all())
+    new = sum(1 for user in active if first_seen[user] >= filters.start)
+    return {"new": new, "returning": len(active) - new}
+
+
+def _session_steps(
+    filters: DashboardFilters, split_by: str | None = None
+) -> dict[str | None, dict[int, dict[str, Any]]]:
+    """{split key: {reached_step: {"sessions": n, "revenue": Decimal}}} for sessions started in
+    the period (key None when not split)."""
+    starts = (
+        Event.objects.values("session_id")
+        .annotate(start=raw.Min("timestamp"))
+        .filter(start__gte=filters.start, start__lt=filters.end)
+        .order_by()
+        .values_list("session_id", flat=True)
+    )
+    states = raw.session_states(list(starts), Event.objects.all())
+    result: dict[str | None, dict[int, dict[str, Any]]] = defaultdict(dict)
+    field = {"device": "device_type", "country": "country"}.get(split_by or "")
+    for state in states:
+        if filters.device and state["device_type"] != filters.device:
+            continue
+        if filters.country and state["country"] != filters.country:
+            continue
+        key = state[field] if field else None
+        cell = result[key].setdefault(state["reached_step"], {"sessions": 0, "revenue": Decimal(0)})
+        cell["sessions"] += 1
+        cell["revenue"] += state["revenue"]
+    return result
+
+
+def _product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
+    return raw.product_rows(raw.events_in(filters))
+
+
+def _category_revenue(filters: DashboardFilters) -> list[dict[str, Any]]:
+    return raw.category_revenue_rows(raw.events_in(filters))
+
+
+def _quarantined_by_type(filters: DashboardFilters) -> dict[str, int]:
+    rows = (
+        RejectedEvent.objects.filter(
+            status=RejectedEvent.Status.QUARANTINED,
+            received_at__gte=filters.start,
+            received_at__lt=filters.end,
+        )
+        .values_list("event_type")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return dict(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Quality selectors from the quality app, guarded until they land.
+
+
+def _quality_call(name: str, *args: Any, default: Any = None, **kwargs: Any) -> Any:
+    """Call `quality.selectors.<name>` when it exists; empty data otherwise."""
+    try:
+        from quality import selectors as quality_selectors
+    except ImportError:
+        return [] if default is None else default
+    function = getattr(quality_selectors, name, None)
+    if function is None:
+        return [] if default is None else default
+    return function(*args, **kwargs)
+
+
+def _incidents(metric: str | None = None) -> list[Any]:
+    return list(_quality_call("incidents_open", limit=10, metric=metric))
+
+
+# ---------------------------------------------------------------------------------------------
+# Shaping helpers.
+
+
+def _pct(part: float, whole: float) -> float:
+    return round(100.0 * part / whole, 2) if whole else 0.0
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+def _change_pct(value: float, previous: float) -> float | None:
+    return round(100.0 * (value - previous) / previous, 2) if previous else None
+
+
+def _money(value: Decimal | float | None) -> float:
+    return round(float(value or 0), 2)
+
+
+def _quality_block(
+    *,
+    events: int,
+    warned: int,
+    quarantined: int,
+    metric: str | None,
+    note: str = "",
+) -> dict[str, Any]:
+    total = events + quarantined
+    if not note:
+        note = (
+            f"{_pct(quarantined, total)}% of this period's events are held in quarantine; "
+            f"{_pct(warned, total)}% carried warnings"
+            if total
+            else "no events in this period"
+        )
+    return {
+        "quarantined": quarantined,
+        "warned": warned,
+        "total": total,
+        "quarantined_pct": _pct(quarantined, total),
+        "warned_pct": _pct(warned, total),
+        "note": note,
+        "incidents": _incidents(metric),
+    }
+
+
+def _bucket_starts(filters: DashboardFilters) -> list[dt.datetime]:
+    step = HOUR if filters.bucket == "hour" else DAY
+    starts, moment = [], filters.start
+    while moment < filters.end:
+        starts.append(moment)
+        moment += step
+    return starts
+
+
+def _totals(filters: DashboardFilters) -> dict[str, Any]:
+    """Every additive total of a period, plus users and sessions."""
+    buckets = _event_buckets(filters)
+    events = sum(row["events"] for row in buckets)
+    purchases = sum(row["events"] for row in buckets if row["event_type"] == "purchase")
+    revenue = sum((row["revenue"] for row in buckets), Decimal(0))
+    steps = _session_steps(filters).get(None, {})
+    sessions = sum(cell["sessions"] for cell in steps.values())
+    converted = steps.get(len(FUNNEL_STEPS), {}).get("sessions", 0)
+    return {
+        "buckets": buckets,
+        "events": events,
+        "purchases": purchases,
+        "revenue": revenue,
+        "warned": sum(row["warned"] for row in buckets),
+        "users": _users(filters),
+        "sessions": sessions,
+        "converted": converted,
+    }
+
+
+def _kpi_values(totals: dict[str, Any]) -> dict[str, float]:
+    return {
+        "events": totals["events"],
+        "sessions": totals["sessions"],
+        "users": totals["users"],
+        "conversion_rate": round(_ratio(totals["converted"], totals["sessions"]) or 0.0, 6),
+        "revenue": _money(totals["revenue"]),
+        "average_order_value": _money(
+            totals["revenue"] / totals["purchases"] if totals["purchases"] else 0
+        ),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Public selectors.
+
+
+def overview(filters: DashboardFilters) -> dict[str, Any]:
+    """KPIs with change against the previous period, series, event mix, quality."""
+    current = _totals(filters)
+    previous = _totals(filters.previous())
+    values, previous_values = _kpi_values(current), _kpi_values(previous)
+    kpis = {
+        name: {
+            "value": value,
+            "previous": previous_values[name],
+            "change_pct": _change_pct(value, previous_values[name]),
+        }
+        for name, value in values.items()
+    }
+    per_bucket: dict[dt.datetime, list] = {
+        start: [0, Decimal(0)] for start in _bucket_starts(filters)
+    }
+    mix: dict[str, int] = defaultdict(int)
+    for row in current["buckets"]:
+        cell = per_bucket.setdefault(row["bucket"], [0, Decimal(0)])
+        cell[0] += row["events"]
+        cell[1] += row["revenue"]
+        mix[row["event_type"]] += row["events"]
+    ordered = sorted(per_bucket)
+    quarantined = _quarantined_by_type(filters)
+    q_total = sum(quarantined.values())
+    q_purchases = quarantined.get("purchase", 0)
+    purchase_share = _pct(q_purchases, q_purchases + current["purchases"])
+    note = (
+        f"revenue excludes {purchase_share}% of purchases, held in quarantine; "
+        f"{_pct(q_total, q_total + current['events'])}% of all events are quarantined"
+    )
+    return {
+        "kpis": kpis,
+        "series": {
+            "bucket": filters.bucket,
+            "labels": [start.isoformat() for start in ordered],
+            "events": [per_bucket[start][0] for start in ordered],
+            "revenue": [_money(per_bucket[start][1]) for start in ordered],
+        },
+        "event_mix": [
+            {"event_type": event_type, "count": count}
+            for event_type, count in sorted(mix.items(), key=lambda item: (-item[1], item[0]))
+        ],
+        "quality": _quality_block(
+            events=current["events"],
+            warned=current["warned"],
+            quarantined=q_total,
+            metric="overview",
+            note=note if current["events"] or q_total else "",
+        ),
+    }
+
+
+def _funnel_steps(cells: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    steps = []
+    reached = [
+        sum(cell["sessions"] for step, cell in cells.items() if step >= index + 1)
+        for index in range(len(FUNNEL_STEPS))
+    ]
+    for index, name in enumerate(FUNNEL_STEPS):
+        previous = reached[index - 1] if index else reached[0]
+        steps.append(
+            {
+                "step": name,
+                "sessions": reached[index],
+                "step_conversion": _ratio(reached[index], previous),
+                "overall_conversion": _ratio(reached[index], reached[0]),
+                "drop_off": previous - reached[index],
+            }
+        )
+    return steps
+
+
+def funnel(filters: DashboardFilters, split_by: str | None = None) -> dict[str, Any]:
+    """Sessions started in the period by furthest funnel step, optionally split."""
+    if split_by not in (None, "device", "country"):
+        split_by = None
+    total = _session_steps(filters).get(None, {})
+    splits = []
+    if split_by:
+        by_key = _session_steps(filters, split_by)
+        for key in sorted(
+            by_key, key=lambda k: (-sum(c["sessions"] for c in by_key[k].values()), k)
+        ):
+            splits.append({"key": key, "steps": _funnel_steps(by_key[key])})
+    buckets = _event_buckets(filters)
+    events = sum(row["events"] for row in buckets)
+    quarantined = _quarantined_by_type(filters)
+    return {
+        "steps": _funnel_steps(total),
+        "splits": splits,
+        "quality": _quality_block(
+            events=events,
+            warned=sum(row["warned"] for row in buckets),
+            quarantined=sum(quarantined.values()),
+            metric="funnel",
+        ),
+    }
+
+
+def _top(rows: list[dict[str, Any]], event_type: str, limit: int, revenue: bool = False):
+    per_product: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["event_type"] != event_type:
+            continue
+        item = per_product.setdefault(
+            row["product_id"],
+            {
+                "product_id": row["product_id"],
+                "category": row["category"],
+                "count": 0,
+                "revenue": Decimal(0),
+            },
+        )
+        item["category"] = max(item["category"], row["category"])
+        item["count"] += row["events"]
+        item["revenue"] += row["revenue"]
+    ordered = sorted(per_product.values(), key=lambda item: (-item["count"], item["product_id"]))
+    result = []
+    for item in ordered[:limit]:
+        entry = {
+            "product_id": item["product_id"],
+            "category": item["category"],
+            "count": item["count"],
+        }
+        if revenue:
+            entry["revenue"] = _money(item["revenue"])
+        result.append(entry)
+    return result
+
+
+def products(filters: DashboardFilters, limit: int = 10) -> dict[str, Any]:
+    """Top products by views, adds and purchases; cart abandonment; revenue by category."""
+    rows = _product_rows(filters)
+    steps = _session_steps(filters).get(None, {})
+    carts = sum(cell["sessions"] for step, cell in steps.items() if step >= 3)
+    purchased = steps.get(len(FUNNEL_STEPS), {}).get("sessions", 0)
+    categories = _category_revenue(filters)
+    buckets = _event_buckets(filters)
+    product_buckets = [row for row in buckets if row["event_type"] in PRODUCT_EVENT_TYPES]
+    quarantined = _quarantined_by_type(filters)
+    q_products = sum(quarantined.get(event_type, 0) for event_type in PRODUCT_EVENT_TYPES)
+    return {
+        "top_viewed": _top(rows, "product_view", limit),
+        "top_added": _top(rows, "add_to_cart", limit),
+        "top_purchased": _top(rows, "purchase", limit, revenue=True),
+        "cart_abandonment": {
+            "carts": carts,
+            "purchased": purchased,
+            "abandonment_rate": (round(1 - purchased / carts, 6) if carts else None),
+        },
+        "revenue_by_category": [
+            {"category": row["category"], "revenue": _money(row["revenue"])}
+            for row in sorted(categories, key=lambda row: (-row["revenue"], row["category"]))
+        ],
+        "quality": _quality_block(
+            events=sum(row["events"] for row in product_buckets),
+            warned=sum(row["warned"] for row in product_buckets),
+            quarantined=q_products,
+            metric="products",
+        ),
+    }
+
+
+def audience(filters: DashboardFilters) -> dict[str, Any]:
+    """Events and users per device and per country; new vs returning users."""
+    sections = {}
+    for name, field in (("devices", "device_type"), ("countries", "country")):
+        events = _dimension_events(filters, field)
+        users = _users(filters, field)
+        sections[name] = [
+            {field: key, "events": count, "users": users.get(key, 0)}
+            for key, count in sorted(events.items(), key=lambda item: (-item[1], item[0]))
+        ]
+    buckets = _event_buckets(filters)
+    quarantined = _quarantined_by_type(filters)
+    return {
+        **sections,
+        "new_vs_returning": _new_vs_returning(filters),
+        "quality": _quality_block(
+            events=sum(row["events"] for row in buckets),
+            warned=sum(row["warned"] for row in buckets),
+            quarantined=sum(quarantined.values()),
+            metric="audience",
+        ),
+    }
+
+
+def live(now: dt.datetime | None = None) -> dict[str, Any]:
+    """Events per minute over the last 30 minutes (zero-filled) and the newest events.
+
+    Read from raw events on purpose: a 30-minute window is a small index range scan, and the
+    live page must not wait for the rollup worker.
+    """
+    now = now or timezone.now()
+    last_minute = now.astimezone(dt.UTC).replace(second=0, microsecond=0)
+    first_minute = last_minute - dt.timedelta(minutes=LIVE_MINUTES - 1)
+    end = last_minute + dt.timedelta(minutes=1)
+    counts: dict[dt.datetime, int] = defaultdict(int)
+    for timestamp in (
+        Event.objects.filter(timestamp__gte=first_minute, timestamp__lt=end)
+        .values_list("timestamp", flat=True)
+        .iterator(chunk_size=5000)
+    ):
+        counts[timestamp.astimezone(dt.UTC).replace(second=0, microsecond=0)] += 1
+    minutes = [first_minute + dt.timedelta(minutes=i) for i in range(LIVE_MINUTES)]
+    newest = list(
+        Event.objects.order_by("-timestamp", "-id").values(
+            "event_type", "timestamp", "user_id", "country", "device_type"
+        )[:LIVE_NEWEST]
+    )
+    total = sum(counts.values())
+    window = DashboardFilters(first_minute, end, "live")
+    warned = raw.events_in(window).filter(raw.WARNED).count()
+    quarantined = sum(_quarantined_by_type(window).values())
+    return {
+        "per_minute": [
+            {"minute": minute.isoformat(), "count": counts[minute]} for minute in minutes
+        ],
+        "newest": newest,
+        "quality": _quality_block(
+            events=total, warned=warned, quarantined=quarantined, metric="live"
+        ),
+    }
+
+
+def freshness(now: dt.datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    newest = Event.objects.order_by("-timestamp").values_list("timestamp", flat=True).first()
+    return {
+        "newest_event": newest,
+        "lag_seconds": (now - newest).total_seconds() if newest else None,
+    }
+
+
+def quality_page(filters: DashboardFilters) -> dict[str, Any]:
+    """Validation pass rate, failing rules, quarantine, incidents, freshness, check runs."""
+    return {
+        "pass_rate_series": _quality_call(
+            "validation_pass_rate_series", filters.start, filters.end, filters.bucket
+        ),
+        "target": QUALITY_TARGET,
+        "top_failing_rules": _quality_call("rules_failing_top", filters.start, filters.end, 10),
+        "quarantine": _quality_call("quarantine_summary", filters.start, filters.end, default={}),
+        "incidents": _quality_call("incidents_open", limit=20),
+        "freshness": freshness(),
+        "check_runs": _quality_call("check_runs_recent", 10),
+    }
+
+
+__all__ = [
+    "audience",
+    "floor_hour",
+    "freshness",
+    "funnel",
+    "live",
+    "overview",
+    "products",
+    "quality_page",
+]
