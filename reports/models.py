@@ -1,1 +1,192 @@
-"""Metric rollups for the dashboards (see the analytics issue)."""
+"""Rollup tables for the dashboards, maintained incrementally by `reports.rollups`.
+
+Every table holds exactly the events up to the watermark (received_at, id) in `RollupWatermark`;
+readers add the raw events after it. Buckets are UTC hour or day starts of the event time, so a
+late event (old timestamp, new received_at) lands in the bucket it belongs to.
+"""
+
+from django.db import models
+
+
+class RollupWatermark(models.Model):
+    """How far (in receive order) raw events are folded into the rollups. One row per name."""
+
+    name = models.CharField(max_length=32, unique=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    event_pk = models.BigIntegerField(default=0)
+    events_rolled_up = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.received_at} / {self.event_pk}"
+
+
+class EventMetricBase(models.Model):
+    """Events, warned events and purchase revenue per bucket, type, device and country."""
+
+    bucket = models.DateTimeField()
+    event_type = models.CharField(max_length=32)
+    device_type = models.CharField(max_length=16)
+    country = models.CharField(max_length=2)
+    events = models.BigIntegerField(default=0)
+    warned = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class EventMetricHourly(EventMetricBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "event_type", "device_type", "country"],
+                name="rollup_event_hour_key",
+            )
+        ]
+
+
+class EventMetricDaily(EventMetricBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "event_type", "device_type", "country"],
+                name="rollup_event_day_key",
+            )
+        ]
+
+
+class ProductMetricBase(models.Model):
+    """product_view / add_to_cart / purchase events and revenue per product (and category)."""
+
+    bucket = models.DateTimeField()
+    product_id = models.CharField(max_length=128)
+    category = models.CharField(max_length=128)
+    event_type = models.CharField(max_length=32)
+    device_type = models.CharField(max_length=16)
+    country = models.CharField(max_length=2)
+    events = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class ProductMetricHourly(ProductMetricBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "product_id", "category", "event_type", "device_type", "country"],
+                name="rollup_product_hour_key",
+            )
+        ]
+
+
+class ProductMetricDaily(ProductMetricBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "product_id", "category", "event_type", "device_type", "country"],
+                name="rollup_product_day_key",
+            )
+        ]
+
+
+class UserActivityBase(models.Model):
+    """A user was active in a bucket on a device in a country: distinct users are exact."""
+
+    bucket = models.DateTimeField()
+    user_id = models.CharField(max_length=128)
+    device_type = models.CharField(max_length=16)
+    country = models.CharField(max_length=2)
+
+    class Meta:
+        abstract = True
+
+
+class UserActivityHourly(UserActivityBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "user_id", "device_type", "country"],
+                name="rollup_user_hour_key",
+            )
+        ]
+
+
+class UserActivityDaily(UserActivityBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "user_id", "device_type", "country"],
+                name="rollup_user_day_key",
+            )
+        ]
+
+
+class UserFirstSeen(models.Model):
+    """The event time of each user's first event: new vs returning users."""
+
+    user_id = models.CharField(max_length=128, unique=True)
+    first_seen = models.DateTimeField()
+
+
+class SessionRollup(models.Model):
+    """One row per session, merged from its events in any order.
+
+    The first event is the smallest (timestamp, id); user, device and country are its values.
+    `reached_step` is the furthest funnel step (1 page_view .. 5 purchase, 0 none).
+    """
+
+    session_id = models.CharField(max_length=128, unique=True)
+    user_id = models.CharField(max_length=128)
+    started_at = models.DateTimeField()
+    first_event_pk = models.BigIntegerField()
+    ended_at = models.DateTimeField()
+    events = models.IntegerField(default=0)
+    pages = models.IntegerField(default=0)
+    reached_step = models.SmallIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+    device_type = models.CharField(max_length=16)
+    country = models.CharField(max_length=2)
+
+    class Meta:
+        indexes = [models.Index(fields=["started_at"], name="rollup_session_start_idx")]
+
+    @property
+    def converted(self) -> bool:
+        return self.reached_step == 5
+
+
+class SessionMetricBase(models.Model):
+    """Sessions (by start bucket, first device and country, furthest step) and their revenue."""
+
+    bucket = models.DateTimeField()
+    device_type = models.CharField(max_length=16)
+    country = models.CharField(max_length=2)
+    reached_step = models.SmallIntegerField()
+    sessions = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        abstract = True
+
+
+class SessionMetricHourly(SessionMetricBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "device_type", "country", "reached_step"],
+                name="rollup_session_hour_key",
+            )
+        ]
+
+
+class SessionMetricDaily(SessionMetricBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "device_type", "country", "reached_step"],
+                name="rollup_session_day_key",
+            )
+        ]
