@@ -141,6 +141,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": ROLLUP_INTERVAL_SECONDS,
         "options": {"expires": ROLLUP_INTERVAL_SECONDS},
     },
+    # Data quality: due dataset checks (each keeps its own interval) and the rule-rate watch.
+    "quality-run-scheduled": {
+        "task": "quality.run_scheduled",
+        "schedule": 60,
+        "options": {"expires": 60},
+    },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
@@ -225,6 +231,11 @@ SPECTACULAR_SETTINGS = {
 
 # Alerts (quality incidents): an optional webhook that receives JSON on open and resolve.
 QUALITY_ALERT_WEBHOOK_URL = env.str("QUALITY_ALERT_WEBHOOK_URL", default="")
+# How often each process checks the rule-set version (an admin edit applies within this).
+# 0 in tests: every batch re-checks, so no test sees another test's rules.
+QUALITY_RULES_CACHE_SECONDS = env.float(
+    "QUALITY_RULES_CACHE_SECONDS", default=0.0 if ENVIRONMENT == "testing" else 1.0
+)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
