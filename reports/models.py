@@ -35,6 +35,9 @@ class EventMetricBase(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
+
 
 class EventMetricHourly(EventMetricBase):
     class Meta:
@@ -71,6 +74,9 @@ class ProductMetricBase(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
+
 
 class ProductMetricHourly(ProductMetricBase):
     class Meta:
@@ -103,6 +109,9 @@ class UserActivityBase(models.Model):
     class Meta:
         abstract = True
 
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
+
 
 class UserActivityHourly(UserActivityBase):
     class Meta:
@@ -130,6 +139,9 @@ class UserFirstSeen(models.Model):
     user_id = models.CharField(max_length=128, unique=True)
     first_seen = models.DateTimeField()
 
+    def __str__(self) -> str:
+        return f"{self.user_id} first seen {self.first_seen}"
+
 
 class SessionRollup(models.Model):
     """One row per session, merged from its events in any order.
@@ -153,6 +165,9 @@ class SessionRollup(models.Model):
     class Meta:
         indexes = [models.Index(fields=["started_at"], name="rollup_session_start_idx")]
 
+    def __str__(self) -> str:
+        return f"session {self.session_id}"
+
     @property
     def converted(self) -> bool:
         return self.reached_step == 5
@@ -170,6 +185,9 @@ class SessionMetricBase(models.Model):
 
     class Meta:
         abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
 
 
 class SessionMetricHourly(SessionMetricBase):

@@ -83,7 +83,6 @@ def product_rows(qs: QuerySet[Event]) -> list[dict[str, Any]]:
     """Per (product, category, event type) for product events: events, revenue."""
     rows = (
         qs.filter(event_type__in=PRODUCT_EVENT_TYPES)
-        .exclude(product_id="")
         .values("product_id", "category", "event_type")
         .annotate(events=Count("id"), revenue=Sum("revenue"))
         .order_by()

@@ -21,15 +21,17 @@ they are exact and fresh even while the rollup worker lags.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from django.db.models import Count
 from django.utils import timezone
 
 from events.models import Event, RejectedEvent
-from reports import raw
+from reports import raw, readers
 from reports.filters import DAY, HOUR, DashboardFilters, floor_hour
 
 FUNNEL_STEPS = raw.FUNNEL_STEPS
@@ -37,68 +39,29 @@ PRODUCT_EVENT_TYPES = raw.PRODUCT_EVENT_TYPES
 QUALITY_TARGET = 0.995
 LIVE_MINUTES = 30
 LIVE_NEWEST = 20
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # ---------------------------------------------------------------------------------------------
-# Data access: these few functions are the only ones that know where numbers come from.
+# Data access (rollups + raw tail) lives in reports.readers.
+
+_event_buckets = readers.event_buckets
+_dimension_events = readers.dimension_events
+_users = readers.users
+_new_vs_returning = readers.new_vs_returning
+_session_steps = readers.session_steps
+_product_rows = readers.product_rows
 
 
-def _event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
-    """Rows of (bucket, event_type, events, revenue, warned) in the period."""
-    return raw.event_bucket_rows(raw.events_in(filters), filters.bucket)
+def _snapshot(function: Callable[P, R]) -> Callable[P, R]:
+    """Run a public selector on one consistent snapshot (see readers.read_snapshot)."""
 
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with readers.read_snapshot():
+            return function(*args, **kwargs)
 
-def _dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
-    return {row[field]: row["events"] for row in raw.dimension_rows(raw.events_in(filters), field)}
-
-
-def _users(filters: DashboardFilters, field: str | None = None) -> Any:
-    """Distinct users in the period: a count, or {dimension value: count}."""
-    ids = raw.user_ids(raw.events_in(filters), field)
-    if field is None:
-        return len(ids)
-    return {key: len(values) for key, values in ids.items()}
-
-
-def _new_vs_returning(filters: DashboardFilters) -> dict[str, int]:
-    active = raw.user_ids(raw.events_in(filters))
-    first_seen = raw.user_first_seen(active, Event.objects.all())
-    new = sum(1 for user in active if first_seen[user] >= filters.start)
-    return {"new": new, "returning": len(active) - new}
-
-
-def _session_steps(
-    filters: DashboardFilters, split_by: str | None = None
-) -> dict[str | None, dict[int, dict[str, Any]]]:
-    """{split key: {reached_step: {"sessions": n, "revenue": Decimal}}} for sessions started in
-    the period (key None when not split)."""
-    starts = (
-        Event.objects.values("session_id")
-        .annotate(start=raw.Min("timestamp"))
-        .filter(start__gte=filters.start, start__lt=filters.end)
-        .order_by()
-        .values_list("session_id", flat=True)
-    )
-    states = raw.session_states(list(starts), Event.objects.all())
-    result: dict[str | None, dict[int, dict[str, Any]]] = defaultdict(dict)
-    field = {"device": "device_type", "country": "country"}.get(split_by or "")
-    for state in states:
-        if filters.device and state["device_type"] != filters.device:
-            continue
-        if filters.country and state["country"] != filters.country:
-            continue
-        key = state[field] if field else None
-        cell = result[key].setdefault(state["reached_step"], {"sessions": 0, "revenue": Decimal(0)})
-        cell["sessions"] += 1
-        cell["revenue"] += state["revenue"]
-    return result
-
-
-def _product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
-    return raw.product_rows(raw.events_in(filters))
-
-
-def _category_revenue(filters: DashboardFilters) -> list[dict[str, Any]]:
-    return raw.category_revenue_rows(raw.events_in(filters))
+    return wrapper
 
 
 def _quarantined_by_type(filters: DashboardFilters) -> dict[str, int]:
@@ -229,6 +192,7 @@ def _kpi_values(totals: dict[str, Any]) -> dict[str, float]:
 # Public selectors.
 
 
+@_snapshot
 def overview(filters: DashboardFilters) -> dict[str, Any]:
     """KPIs with change against the previous period, series, event mix, quality."""
     current = _totals(filters)
@@ -302,6 +266,7 @@ def _funnel_steps(cells: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
     return steps
 
 
+@_snapshot
 def funnel(filters: DashboardFilters, split_by: str | None = None) -> dict[str, Any]:
     """Sessions started in the period by furthest funnel step, optionally split."""
     if split_by not in (None, "device", "country"):
@@ -332,7 +297,7 @@ def funnel(filters: DashboardFilters, split_by: str | None = None) -> dict[str, 
 def _top(rows: list[dict[str, Any]], event_type: str, limit: int, revenue: bool = False):
     per_product: dict[str, dict[str, Any]] = {}
     for row in rows:
-        if row["event_type"] != event_type:
+        if row["event_type"] != event_type or not row["product_id"]:
             continue
         item = per_product.setdefault(
             row["product_id"],
@@ -360,13 +325,14 @@ def _top(rows: list[dict[str, Any]], event_type: str, limit: int, revenue: bool 
     return result
 
 
+@_snapshot
 def products(filters: DashboardFilters, limit: int = 10) -> dict[str, Any]:
     """Top products by views, adds and purchases; cart abandonment; revenue by category."""
     rows = _product_rows(filters)
     steps = _session_steps(filters).get(None, {})
     carts = sum(cell["sessions"] for step, cell in steps.items() if step >= 3)
     purchased = steps.get(len(FUNNEL_STEPS), {}).get("sessions", 0)
-    categories = _category_revenue(filters)
+    categories = readers.category_revenue(filters)
     buckets = _event_buckets(filters)
     product_buckets = [row for row in buckets if row["event_type"] in PRODUCT_EVENT_TYPES]
     quarantined = _quarantined_by_type(filters)
@@ -381,8 +347,10 @@ def products(filters: DashboardFilters, limit: int = 10) -> dict[str, Any]:
             "abandonment_rate": (round(1 - purchased / carts, 6) if carts else None),
         },
         "revenue_by_category": [
-            {"category": row["category"], "revenue": _money(row["revenue"])}
-            for row in sorted(categories, key=lambda row: (-row["revenue"], row["category"]))
+            {"category": category, "revenue": _money(revenue)}
+            for category, revenue in sorted(
+                categories.items(), key=lambda item: (-item[1], item[0])
+            )
         ],
         "quality": _quality_block(
             events=sum(row["events"] for row in product_buckets),
@@ -393,6 +361,7 @@ def products(filters: DashboardFilters, limit: int = 10) -> dict[str, Any]:
     }
 
 
+@_snapshot
 def audience(filters: DashboardFilters) -> dict[str, Any]:
     """Events and users per device and per country; new vs returning users."""
     sections = {}
@@ -464,6 +433,7 @@ def freshness(now: dt.datetime | None = None) -> dict[str, Any]:
     }
 
 
+@_snapshot
 def quality_page(filters: DashboardFilters) -> dict[str, Any]:
     """Validation pass rate, failing rules, quarantine, incidents, freshness, check runs."""
     return {

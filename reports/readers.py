@@ -1,0 +1,258 @@
+"""Where dashboard numbers come from: rollup tables plus the raw tail after the watermark.
+
+Rollups hold exactly the events up to the watermark (received_at, id); the tail is every event
+after it. Additive numbers are rollup + tail. Distinct users add the tail's users that the
+rollup does not already have; sessions and first-seen dates in the tail are merged with their
+rolled-up state, subtracting the old contribution and adding the merged one, exactly as the
+rollup task will when it folds them in.
+
+`read_snapshot()` wraps a read in one REPEATABLE READ transaction on PostgreSQL, so the
+watermark, the rollups and the tail come from the same snapshot even while a rollup commits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet, Sum
+
+from events.models import Event
+from reports import raw, rollups
+from reports.filters import DashboardFilters
+from reports.models import SessionRollup, UserFirstSeen
+
+_tail_var: contextvars.ContextVar[QuerySet[Event] | None] = contextvars.ContextVar(
+    "rollup_tail", default=None
+)
+
+
+@contextlib.contextmanager
+def read_snapshot() -> Iterator[None]:
+    """One consistent snapshot for every query of a dashboard read."""
+    if _tail_var.get() is not None:  # nested: reuse the outer snapshot
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        if not connection.in_atomic_block:
+            stack.enter_context(transaction.atomic())
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        token = _tail_var.set(rollups.events_after_watermark(*rollups.watermark_get()))
+        try:
+            yield
+        finally:
+            _tail_var.reset(token)
+
+
+def _tail() -> QuerySet[Event]:
+    tail = _tail_var.get()
+    if tail is None:
+        tail = rollups.events_after_watermark(*rollups.watermark_get())
+    return tail
+
+
+def _in_period(qs: QuerySet, filters: DashboardFilters) -> QuerySet:
+    qs = qs.filter(bucket__gte=filters.start, bucket__lt=filters.end)
+    if filters.device:
+        qs = qs.filter(device_type=filters.device)
+    if filters.country:
+        qs = qs.filter(country=filters.country)
+    return qs
+
+
+def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
+    """Rows of (bucket, event_type, events, revenue, warned); a key may repeat (rollup, tail)."""
+    model = rollups.EVENT_METRIC[filters.bucket]
+    rows = (
+        _in_period(model.objects.all(), filters)
+        .values("bucket", "event_type")
+        .annotate(events=Sum("events"), warned=Sum("warned"), revenue=Sum("revenue"))
+        .order_by()
+    )
+    result = [{**row, "bucket": row["bucket"].astimezone(dt.UTC)} for row in rows]
+    return result + raw.event_bucket_rows(raw.events_in(filters, _tail()), filters.bucket)
+
+
+def dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
+    model = rollups.EVENT_METRIC[filters.bucket]
+    totals: dict[str, int] = defaultdict(int)
+    rows = _in_period(model.objects.all(), filters).values(field).annotate(n=Sum("events"))
+    for row in rows.order_by():
+        totals[row[field]] += row["n"]
+    for row in raw.dimension_rows(raw.events_in(filters, _tail()), field):
+        totals[row[field]] += row["events"]
+    return dict(totals)
+
+
+def users(filters: DashboardFilters, field: str | None = None) -> Any:
+    """Distinct users active in the period: a count, or {dimension value: count}."""
+    activity = _in_period(rollups.USER_ACTIVITY[filters.bucket].objects.all(), filters)
+    tail_users = raw.user_ids(raw.events_in(filters, _tail()), field)
+    if field is None:
+        count = activity.values("user_id").distinct().count()
+        if tail_users:
+            known = set(
+                activity.filter(user_id__in=list(tail_users))
+                .values_list("user_id", flat=True)
+                .distinct()
+            )
+            count += len(tail_users - known)
+        return count
+    counts = {
+        row[field]: row["n"]
+        for row in activity.values(field).annotate(n=Count("user_id", distinct=True)).order_by()
+    }
+    for key, ids in tail_users.items():
+        known = set(
+            activity.filter(**{field: key}, user_id__in=list(ids))
+            .values_list("user_id", flat=True)
+            .distinct()
+        )
+        counts[key] = counts.get(key, 0) + len(ids - known)
+    return counts
+
+
+def new_vs_returning(filters: DashboardFilters) -> dict[str, int]:
+    """Active users of the period whose first event ever is in it (new) or before (returning)."""
+    activity = _in_period(rollups.USER_ACTIVITY[filters.bucket].objects.all(), filters)
+    active = activity.values("user_id").distinct()
+    totals = UserFirstSeen.objects.filter(user_id__in=active).aggregate(
+        total=Count("id"), new=Count("id", filter=Q(first_seen__gte=filters.start))
+    )
+    new, total = totals["new"], totals["total"]
+    tail = _tail()
+    tail_first = dict(
+        tail.values("user_id").annotate(first=raw.Min("timestamp")).values_list("user_id", "first")
+    )
+    if tail_first:
+        tail_active = raw.user_ids(raw.events_in(filters, tail))
+        touched = list(tail_first)
+        rolled_first = dict(
+            UserFirstSeen.objects.filter(user_id__in=touched).values_list("user_id", "first_seen")
+        )
+        rolled_active = set(activity.filter(user_id__in=touched).values_list("user_id", flat=True))
+        for user_id, first in tail_first.items():
+            if user_id in rolled_active:  # undo its rolled-up classification
+                total -= 1
+                new -= rolled_first[user_id] >= filters.start
+            if user_id in rolled_active or user_id in tail_active:
+                merged = min(first, rolled_first.get(user_id, first))
+                total += 1
+                new += merged >= filters.start
+    return {"new": int(new), "returning": int(total - new)}
+
+
+def _session_matches(state: dict[str, Any], filters: DashboardFilters) -> bool:
+    return (
+        filters.start <= state["started_at"] < filters.end
+        and (not filters.device or state["device_type"] == filters.device)
+        and (not filters.country or state["country"] == filters.country)
+    )
+
+
+def _session_merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """The same merge as the rollup's session upsert."""
+    if old is None:
+        return new
+    first = (
+        new
+        if (new["started_at"], new["first_event"]) < (old["started_at"], old["first_event"])
+        else old
+    )
+    return {
+        "started_at": first["started_at"],
+        "first_event": first["first_event"],
+        "device_type": first["device_type"],
+        "country": first["country"],
+        "reached_step": max(old["reached_step"], new["reached_step"]),
+        "revenue": old["revenue"] + new["revenue"],
+    }
+
+
+def session_steps(
+    filters: DashboardFilters, split_by: str | None = None
+) -> dict[str | None, dict[int, dict[str, Any]]]:
+    """{split key: {reached_step: {"sessions", "revenue"}}} for sessions started in the period
+    (key None when not split)."""
+    field = {"device": "device_type", "country": "country"}.get(split_by or "")
+    model = rollups.SESSION_METRIC[filters.bucket]
+    result: dict[str | None, dict[int, dict[str, Any]]] = defaultdict(dict)
+
+    def add(key: str | None, step: int, sessions: int, revenue: Decimal) -> None:
+        cell = result[key].setdefault(step, {"sessions": 0, "revenue": Decimal(0)})
+        cell["sessions"] += sessions
+        cell["revenue"] += revenue
+
+    group = [field, "reached_step"] if field else ["reached_step"]
+    rows = (
+        _in_period(model.objects.all(), filters)
+        .values(*group)
+        .annotate(n=Sum("sessions"), revenue=Sum("revenue"))
+        .order_by()
+    )
+    for row in rows:
+        add(row[field] if field else None, row["reached_step"], row["n"], row["revenue"])
+    tail_states = raw.session_states(None, _tail())
+    if tail_states:
+        old_rows = {
+            row["session_id"]: {**row, "first_event": row.pop("first_event_pk")}
+            for row in SessionRollup.objects.filter(
+                session_id__in=[state["session_id"] for state in tail_states]
+            ).values(
+                "session_id",
+                "started_at",
+                "first_event_pk",
+                "device_type",
+                "country",
+                "reached_step",
+                "revenue",
+            )
+        }
+        for state in tail_states:
+            old = old_rows.get(state["session_id"])
+            if old is not None and _session_matches(old, filters):
+                add(old[field] if field else None, old["reached_step"], -1, -old["revenue"])
+            merged = _session_merge(old, state)
+            if _session_matches(merged, filters):
+                add(merged[field] if field else None, merged["reached_step"], 1, merged["revenue"])
+    pruned = {
+        key: {step: cell for step, cell in cells.items() if cell["sessions"]}
+        for key, cells in result.items()
+    }
+    return {key: cells for key, cells in pruned.items() if cells}
+
+
+def product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
+    """Rows of (product_id, category, event_type, events, revenue); keys may repeat."""
+    model = rollups.PRODUCT_METRIC[filters.bucket]
+    rows = (
+        _in_period(model.objects.all(), filters)
+        .values("product_id", "category", "event_type")
+        .annotate(events=Sum("events"), revenue=Sum("revenue"))
+        .order_by()
+    )
+    return list(rows) + raw.product_rows(raw.events_in(filters, _tail()))
+
+
+def category_revenue(filters: DashboardFilters) -> dict[str, Decimal]:
+    model = rollups.PRODUCT_METRIC[filters.bucket]
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    rows = (
+        _in_period(model.objects.filter(event_type="purchase"), filters)
+        .values("category")
+        .annotate(revenue=Sum("revenue"))
+        .order_by()
+    )
+    for row in rows:
+        totals[row["category"]] += row["revenue"]
+    for row in raw.category_revenue_rows(raw.events_in(filters, _tail())):
+        totals[row["category"]] += row["revenue"]
+    return dict(totals)

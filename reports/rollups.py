@@ -1,0 +1,414 @@
+# SQL is built from our own table and column names only; values are always bound parameters.
+# ruff: noqa: S608
+"""Writes for the rollup tables: incremental advance from the watermark, and rebuilds.
+
+Idempotency: one run folds the events in (watermark, upper bound] into every table with
+additive upserts (`INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`) and moves the
+watermark, all in one transaction that holds the watermark row `FOR UPDATE`. A second run, or a
+concurrent one, starts from the new watermark, so no event is ever counted twice.
+
+Late events: the watermark is in receive order (received_at, id), and buckets are computed from
+the event time, so an event received now with an old timestamp updates its old bucket.
+Sessions and first-seen rows are merged (min/max, first event by (timestamp, id)); session
+metrics are kept exact by subtracting a session's old row and adding its merged row.
+
+The same SQL runs on PostgreSQL and SQLite (`make demo`); only bucket truncation, the "has
+warnings" test and datetime parameters differ.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from events.models import Event
+from reports.models import (
+    EventMetricDaily,
+    EventMetricHourly,
+    ProductMetricDaily,
+    ProductMetricHourly,
+    RollupWatermark,
+    SessionMetricDaily,
+    SessionMetricHourly,
+    SessionRollup,
+    UserActivityDaily,
+    UserActivityHourly,
+    UserFirstSeen,
+)
+
+WATERMARK_NAME = "events"
+FUNNEL_STEPS = ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
+PRODUCT_EVENT_TYPES = ("product_view", "add_to_cart", "purchase")
+GRAINS = ("hour", "day")
+EVENT_TABLE = Event._meta.db_table
+
+EVENT_METRIC = {"hour": EventMetricHourly, "day": EventMetricDaily}
+PRODUCT_METRIC = {"hour": ProductMetricHourly, "day": ProductMetricDaily}
+USER_ACTIVITY = {"hour": UserActivityHourly, "day": UserActivityDaily}
+SESSION_METRIC = {"hour": SessionMetricHourly, "day": SessionMetricDaily}
+ALL_MODELS = (
+    *EVENT_METRIC.values(),
+    *PRODUCT_METRIC.values(),
+    *USER_ACTIVITY.values(),
+    *SESSION_METRIC.values(),
+    SessionRollup,
+    UserFirstSeen,
+)
+
+
+def safety_lag() -> dt.timedelta:
+    """Events received within this lag are left to the raw tail: an ingestion transaction that
+    started earlier may still commit rows with an older received_at."""
+    return dt.timedelta(seconds=getattr(settings, "ROLLUP_SAFETY_LAG_SECONDS", 10))
+
+
+def _batch_events() -> int:
+    return getattr(settings, "ROLLUP_BATCH_EVENTS", 500_000)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dialect helpers.
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _bucket(column: str, grain: str) -> str:
+    if _is_postgres():
+        return f"date_trunc('{grain}', {column}, 'UTC')"
+    pattern = "%%Y-%%m-%%d %%H:00:00" if grain == "hour" else "%%Y-%%m-%%d 00:00:00"
+    return f"strftime('{pattern}', {column})"
+
+
+def _warned_expr() -> str:
+    if _is_postgres():
+        return "(warnings IS NOT NULL AND warnings <> '[]'::jsonb)"
+    return "(warnings IS NOT NULL AND warnings <> '[]')"
+
+
+def _param(value: Any) -> Any:
+    """Datetimes as the backend stores them (SQLite keeps naive UTC text)."""
+    if isinstance(value, dt.datetime) and not _is_postgres():
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
+
+
+def _execute(sql: str, params: list[Any] | None = None) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_param(p) for p in (params or [])])
+        return cursor.rowcount
+
+
+def _table(model) -> str:
+    return model._meta.db_table
+
+
+_STEP_CASE = (
+    "CASE event_type "
+    + " ".join(f"WHEN '{step}' THEN {index + 1}" for index, step in enumerate(FUNNEL_STEPS))
+    + " ELSE 0 END"
+)
+_PRODUCT_TYPES_SQL = ", ".join(f"'{name}'" for name in PRODUCT_EVENT_TYPES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Source sets of events (temporary tables) and the upserts that fold them in.
+
+
+def _create_source(name: str, where: str, params: list[Any]) -> int:
+    """Copy the columns the rollups need for the events matching `where` into a temp table."""
+    _execute(f"DROP TABLE IF EXISTS {name}")
+    _execute(
+        f"CREATE TEMPORARY TABLE {name} AS "
+        "SELECT id, event_type, timestamp AS ts, user_id, session_id, device_type, country, "
+        "product_id, category, revenue, "
+        f"CASE WHEN {_warned_expr()} THEN 1 ELSE 0 END AS warned, "
+        f"{_STEP_CASE} AS step, "
+        f"{_bucket('timestamp', 'hour')} AS hour, {_bucket('timestamp', 'day')} AS day "
+        f"FROM {EVENT_TABLE} WHERE {where}",
+        params,
+    )
+    if _is_postgres():
+        _execute(f"ANALYZE {name}")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {name}")
+        return cursor.fetchone()[0]
+
+
+def _drop_source(*names: str) -> None:
+    for name in names:
+        _execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _fold_metrics(source: str) -> None:
+    """Additive tables: event and product metrics, user activity, first seen."""
+    for grain in GRAINS:
+        table = _table(EVENT_METRIC[grain])
+        _execute(
+            f"INSERT INTO {table} (bucket, event_type, device_type, country, events, warned, "
+            "revenue) "
+            f"SELECT {grain}, event_type, device_type, country, COUNT(*), SUM(warned), "
+            "COALESCE(SUM(CASE WHEN event_type = 'purchase' THEN revenue END), 0) "
+            f"FROM {source} WHERE 1 = 1 GROUP BY {grain}, event_type, device_type, country "
+            "ON CONFLICT (bucket, event_type, device_type, country) DO UPDATE SET "
+            f"events = {table}.events + excluded.events, "
+            f"warned = {table}.warned + excluded.warned, "
+            f"revenue = {table}.revenue + excluded.revenue"
+        )
+        table = _table(PRODUCT_METRIC[grain])
+        _execute(
+            f"INSERT INTO {table} (bucket, product_id, category, event_type, device_type, "
+            "country, events, revenue) "
+            f"SELECT {grain}, product_id, category, event_type, device_type, country, COUNT(*), "
+            "COALESCE(SUM(revenue), 0) "
+            f"FROM {source} WHERE event_type IN ({_PRODUCT_TYPES_SQL}) "
+            f"GROUP BY {grain}, product_id, category, event_type, device_type, country "
+            "ON CONFLICT (bucket, product_id, category, event_type, device_type, country) "
+            f"DO UPDATE SET events = {table}.events + excluded.events, "
+            f"revenue = {table}.revenue + excluded.revenue"
+        )
+        table = _table(USER_ACTIVITY[grain])
+        _execute(
+            f"INSERT INTO {table} (bucket, user_id, device_type, country) "
+            f"SELECT DISTINCT {grain}, user_id, device_type, country FROM {source} WHERE 1 = 1 "
+            "ON CONFLICT DO NOTHING"
+        )
+
+
+def _fold_first_seen(source: str) -> None:
+    table = _table(UserFirstSeen)
+    _execute(
+        f"INSERT INTO {table} (user_id, first_seen) "
+        f"SELECT user_id, MIN(ts) FROM {source} WHERE 1 = 1 GROUP BY user_id "
+        "ON CONFLICT (user_id) DO UPDATE SET first_seen = excluded.first_seen "
+        f"WHERE excluded.first_seen < {table}.first_seen"
+    )
+
+
+def _session_metric_delta(sign: str, where: str) -> None:
+    """Add (sign '+') or subtract ('-') the selected session rows from the session metrics."""
+    sessions = _table(SessionRollup)
+    for grain in GRAINS:
+        table = _table(SESSION_METRIC[grain])
+        _execute(
+            f"INSERT INTO {table} (bucket, device_type, country, reached_step, sessions, revenue) "
+            f"SELECT {_bucket('started_at', grain)}, device_type, country, reached_step, "
+            f"{sign}COUNT(*), {sign}COALESCE(SUM(revenue), 0) FROM {sessions} WHERE {where} "
+            f"GROUP BY {_bucket('started_at', grain)}, device_type, country, reached_step "
+            "ON CONFLICT (bucket, device_type, country, reached_step) DO UPDATE SET "
+            f"sessions = {table}.sessions + excluded.sessions, "
+            f"revenue = {table}.revenue + excluded.revenue"
+        )
+
+
+def _fold_sessions(source: str) -> None:
+    """Merge the source's events into session rows, keeping session metrics exact."""
+    delta = "rollup_session_delta"
+    _execute(f"DROP TABLE IF EXISTS {delta}")
+    _execute(
+        f"CREATE TEMPORARY TABLE {delta} AS "
+        "SELECT a.session_id, f.user_id, a.started_at, f.id AS first_event_pk, a.ended_at, "
+        "a.events, a.pages, a.reached_step, a.revenue, f.device_type, f.country FROM ("
+        "SELECT session_id, MIN(ts) AS started_at, MAX(ts) AS ended_at, COUNT(*) AS events, "
+        "SUM(CASE WHEN event_type = 'page_view' THEN 1 ELSE 0 END) AS pages, "
+        "MAX(step) AS reached_step, "
+        "COALESCE(SUM(CASE WHEN event_type = 'purchase' THEN revenue END), 0) AS revenue "
+        f"FROM {source} GROUP BY session_id) a JOIN ("
+        "SELECT session_id, id, user_id, device_type, country, ROW_NUMBER() OVER ("
+        f"PARTITION BY session_id ORDER BY ts, id) AS rn FROM {source}) f "
+        "ON f.session_id = a.session_id AND f.rn = 1"
+    )
+    affected = f"session_id IN (SELECT session_id FROM {delta})"
+    _session_metric_delta("-", affected)
+    sessions = _table(SessionRollup)
+    earlier = (
+        f"(excluded.started_at, excluded.first_event_pk) < "
+        f"({sessions}.started_at, {sessions}.first_event_pk)"
+    )
+    first_columns = ("user_id", "first_event_pk", "started_at", "device_type", "country")
+    first_sets = ", ".join(
+        f"{column} = CASE WHEN {earlier} THEN excluded.{column} ELSE {sessions}.{column} END"
+        for column in first_columns
+    )
+    _execute(
+        f"INSERT INTO {sessions} (session_id, user_id, started_at, first_event_pk, ended_at, "
+        "events, pages, reached_step, revenue, device_type, country) "
+        "SELECT session_id, user_id, started_at, first_event_pk, ended_at, events, pages, "
+        f"reached_step, revenue, device_type, country FROM {delta} WHERE 1 = 1 "
+        f"ON CONFLICT (session_id) DO UPDATE SET {first_sets}, "
+        f"ended_at = CASE WHEN excluded.ended_at > {sessions}.ended_at "
+        f"THEN excluded.ended_at ELSE {sessions}.ended_at END, "
+        f"events = {sessions}.events + excluded.events, "
+        f"pages = {sessions}.pages + excluded.pages, "
+        f"reached_step = CASE WHEN excluded.reached_step > {sessions}.reached_step "
+        f"THEN excluded.reached_step ELSE {sessions}.reached_step END, "
+        f"revenue = {sessions}.revenue + excluded.revenue"
+    )
+    _session_metric_delta("+", affected)
+    _drop_source(delta)
+
+
+# ---------------------------------------------------------------------------------------------
+# Watermark.
+
+
+def _after(received_at: dt.datetime | None, event_pk: int) -> Q:
+    if received_at is None:
+        return Q()
+    return Q(received_at__gt=received_at) | Q(received_at=received_at, id__gt=event_pk)
+
+
+def watermark_get() -> tuple[dt.datetime | None, int]:
+    """The (received_at, id) up to which rollups hold events; (None, 0) before the first run."""
+    row = (
+        RollupWatermark.objects.filter(name=WATERMARK_NAME)
+        .values_list("received_at", "event_pk")
+        .first()
+    )
+    return row if row else (None, 0)
+
+
+def events_after_watermark(received_at: dt.datetime | None, event_pk: int):
+    """Raw events not yet in the rollups (the tail that readers add on top)."""
+    return Event.objects.filter(_after(received_at, event_pk))
+
+
+def _lock_watermark() -> RollupWatermark:
+    RollupWatermark.objects.get_or_create(name=WATERMARK_NAME)
+    return RollupWatermark.objects.select_for_update().get(name=WATERMARK_NAME)
+
+
+def _upper_bound(
+    mark: RollupWatermark, horizon: dt.datetime, batch: int
+) -> tuple[dt.datetime, int] | None:
+    pending = Event.objects.filter(
+        _after(mark.received_at, mark.event_pk), received_at__lte=horizon
+    )
+    nth = pending.order_by("received_at", "id").values_list("received_at", "id")[batch - 1 : batch]
+    row = next(iter(nth), None)
+    if row is None:
+        row = pending.order_by("-received_at", "-id").values_list("received_at", "id").first()
+    return row
+
+
+def _range_where(mark: RollupWatermark, upper: tuple[dt.datetime, int]) -> tuple[str, list[Any]]:
+    where = "(received_at < %s OR (received_at = %s AND id <= %s))"
+    params: list[Any] = [upper[0], upper[0], upper[1]]
+    if mark.received_at is not None:
+        where += " AND received_at >= %s AND (received_at > %s OR id > %s)"
+        params += [mark.received_at, mark.received_at, mark.event_pk]
+    return where, params
+
+
+@dataclass(frozen=True)
+class RollupRun:
+    events: int
+    batches: int
+    seconds: float
+    watermark: tuple[dt.datetime | None, int]
+
+    def as_dict(self) -> dict[str, Any]:
+        received_at, event_pk = self.watermark
+        return {
+            "events": self.events,
+            "batches": self.batches,
+            "seconds": round(self.seconds, 3),
+            "watermark": [received_at.isoformat() if received_at else None, event_pk],
+        }
+
+
+def rollups_advance_batch(*, now: dt.datetime | None = None, batch: int | None = None) -> int:
+    """Fold the next batch of events (in receive order) into the rollups. Returns its size.
+
+    One transaction: lock the watermark, copy the batch to a temp table, upsert every table,
+    move the watermark. Safe to run concurrently and repeatedly.
+    """
+    horizon = (now or timezone.now()) - safety_lag()
+    with transaction.atomic():
+        mark = _lock_watermark()
+        upper = _upper_bound(mark, horizon, batch or _batch_events())
+        if upper is None:
+            return 0
+        where, params = _range_where(mark, upper)
+        count = _create_source("rollup_delta", where, params)
+        _fold_metrics("rollup_delta")
+        _fold_first_seen("rollup_delta")
+        _fold_sessions("rollup_delta")
+        _drop_source("rollup_delta")
+        mark.received_at, mark.event_pk = upper
+        mark.events_rolled_up += count
+        mark.save(update_fields=["received_at", "event_pk", "events_rolled_up", "updated_at"])
+    return count
+
+
+def rollups_advance(
+    *, now: dt.datetime | None = None, batch: int | None = None, max_seconds: float = 25.0
+) -> RollupRun:
+    """Catch up in batches until nothing is pending or the time budget is spent."""
+    started = time.monotonic()
+    total = batches = 0
+    while True:
+        count = rollups_advance_batch(now=now, batch=batch)
+        if not count:
+            break
+        total += count
+        batches += 1
+        if time.monotonic() - started > max_seconds:
+            break
+    return RollupRun(total, batches, time.monotonic() - started, watermark_get())
+
+
+def rollups_rebuild(
+    *, since: dt.date | None = None, now: dt.datetime | None = None, batch: int | None = None
+) -> RollupRun:
+    """Rebuild rollups from raw events: everything, or every bucket from `since` (UTC) on.
+
+    A partial rebuild keeps the watermark: it deletes the buckets from `since`, refolds the
+    events of those buckets that are under the watermark, and recomputes the sessions and
+    first-seen rows of the sessions and users those events touch.
+    """
+    started = time.monotonic()
+    received_at, _ = watermark_get()
+    if since is None or received_at is None:
+        with transaction.atomic():
+            _lock_watermark()
+            for model in ALL_MODELS:
+                model.objects.all().delete()
+            RollupWatermark.objects.filter(name=WATERMARK_NAME).update(
+                received_at=None, event_pk=0, events_rolled_up=0
+            )
+        run = rollups_advance(now=now, batch=batch, max_seconds=float("inf"))
+        return RollupRun(run.events, run.batches, time.monotonic() - started, run.watermark)
+    since_at = dt.datetime.combine(since, dt.time(), tzinfo=dt.UTC)
+    with transaction.atomic():
+        mark = _lock_watermark()
+        upper = (mark.received_at, mark.event_pk)
+        below, params = _range_where(RollupWatermark(received_at=None), upper)
+        for grain in GRAINS:
+            for model in (EVENT_METRIC[grain], PRODUCT_METRIC[grain], USER_ACTIVITY[grain]):
+                model.objects.filter(bucket__gte=since_at).delete()
+        count = _create_source(
+            "rollup_rebuild", f"{below} AND timestamp >= %s", [*params, since_at]
+        )
+        _fold_metrics("rollup_rebuild")
+        # Sessions and users touched from `since` on are recomputed from all their events.
+        touched = "session_id IN (SELECT session_id FROM rollup_rebuild)"
+        _session_metric_delta("-", touched)
+        _execute(f"DELETE FROM {_table(SessionRollup)} WHERE {touched}")
+        _create_source("rollup_rebuild_sessions", f"{below} AND {touched}", params)
+        _fold_sessions("rollup_rebuild_sessions")
+        users = "user_id IN (SELECT user_id FROM rollup_rebuild)"
+        _execute(f"DELETE FROM {_table(UserFirstSeen)} WHERE {users}")
+        _create_source("rollup_rebuild_users", f"{below} AND {users}", params)
+        _fold_first_seen("rollup_rebuild_users")
+        _drop_source("rollup_rebuild", "rollup_rebuild_sessions", "rollup_rebuild_users")
+    run = rollups_advance(now=now, batch=batch, max_seconds=float("inf"))
+    return RollupRun(count + run.events, run.batches + 1, time.monotonic() - started, run.watermark)

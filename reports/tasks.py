@@ -1,0 +1,20 @@
+"""Celery tasks for rollups. Thin: the work and its idempotency live in `reports.rollups`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from reports import rollups
+
+
+@shared_task(name="reports.rollups_advance", acks_late=True, ignore_result=False)
+def rollups_advance_task() -> dict[str, Any]:
+    """Fold newly received events into the rollups (periodic, every few seconds).
+
+    Idempotent: each batch moves the watermark in the same transaction as its upserts, so a
+    redelivered or overlapping run only picks up what is still pending. Time-boxed below the
+    schedule interval so runs do not pile up.
+    """
+    return rollups.rollups_advance(max_seconds=20.0).as_dict()
