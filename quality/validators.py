@@ -4,13 +4,16 @@
     result = EventValidator(strict_mode=True).validate_event(event_data)
     result.is_valid, result.errors, result.warnings
 
-Layers: the schema layer (events.schema) first; stored quality rules are layered on top.
+Layers: the schema layer (events.schema) first; then the stored quality rules, compiled once
+per process (`quality.rulesets`). A rule of severity `error` makes the event invalid; a
+`warning` is reported but the event is accepted (strict mode treats warnings as errors).
+Each failed rule is a FieldError whose `rule` is the rule's name and `rule_id` its id.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +21,18 @@ from django.conf import settings
 from django.utils import timezone
 
 from events.schema import FieldError, validate_event_schema
+from quality.engine.rules import (
+    CompiledRuleSet,
+    RuleSpec,
+    StoredFacts,
+    ruleset_compile,
+    ruleset_evaluate,
+)
 
 
 @dataclass(slots=True)
 class ValidationResult:
-    """Outcome for one event. `row` is the normalized event to store when it is valid."""
+    """Outcome for one event. `row` is the normalized event (None if the schema refused it)."""
 
     row: dict[str, Any] | None
     errors: list[FieldError] = field(default_factory=list)
@@ -33,12 +43,35 @@ class ValidationResult:
         return not self.errors
 
 
-class EventValidator:
-    """Validates events: schema first, then rules. Strict mode treats warnings as errors."""
+class ValidationBatch(list):
+    """The results of one batch (a plain list of ValidationResult, in input order), plus what
+    the rules counters need: the rule set used and how many events each rule checked."""
 
-    def __init__(self, strict_mode: bool = False) -> None:
+    ruleset: CompiledRuleSet | None = None
+    evaluated: dict[int, int] | None = None
+    received_at: dt.datetime | None = None
+
+
+class EventValidator:
+    """Validates events: schema first, then rules. Strict mode treats warnings as errors.
+
+    `rules` pins a rule set (specs or compiled) instead of the stored, live one; `facts`
+    replaces the database for rules that look at stored events (sessions, unique per day).
+    """
+
+    def __init__(
+        self,
+        strict_mode: bool = False,
+        *,
+        rules: CompiledRuleSet | Iterable[RuleSpec] | None = None,
+        facts: StoredFacts | None = None,
+    ) -> None:
         self.strict_mode = strict_mode
         self.max_future_skew = dt.timedelta(seconds=settings.INGEST_MAX_FUTURE_SKEW_SECONDS)
+        if rules is not None and not isinstance(rules, CompiledRuleSet):
+            rules = ruleset_compile(rules)
+        self._rules = rules
+        self._facts = facts
 
     def validate_event(
         self, event_data: Any, *, received_at: dt.datetime | None = None
@@ -47,12 +80,47 @@ class EventValidator:
 
     def validate_batch(
         self, events: Sequence[Any], *, received_at: dt.datetime | None = None
-    ) -> list[ValidationResult]:
+    ) -> ValidationBatch:
         received_at = received_at or timezone.now()
-        results = []
+        results = ValidationBatch()
         for event_data in events:
             schema = validate_event_schema(
                 event_data, received_at=received_at, max_future_skew=self.max_future_skew
             )
             results.append(ValidationResult(schema.row, list(schema.errors)))
+        ruleset = self.ruleset()
+        results.ruleset, results.evaluated, results.received_at = ruleset, {}, received_at
+        if ruleset.rules:
+            self._apply_rules(ruleset, results, received_at)
         return results
+
+    def ruleset(self) -> CompiledRuleSet:
+        if self._rules is not None:
+            return self._rules
+        from quality.rulesets import ruleset_current
+
+        return ruleset_current()
+
+    def _facts_provider(self) -> StoredFacts:
+        if self._facts is None:
+            from quality.selectors import StoredEventFacts
+
+            self._facts = StoredEventFacts()
+        return self._facts
+
+    def _apply_rules(
+        self, ruleset: CompiledRuleSet, results: ValidationBatch, received_at: dt.datetime
+    ) -> None:
+        rows = [result.row for result in results]
+        facts = self._facts_provider() if ruleset.batch_rules else None
+        evaluation = ruleset_evaluate(ruleset, rows, received_at=received_at, facts=facts)
+        results.evaluated = evaluation.evaluated
+        strict = self.strict_mode
+        for result, failures in zip(results, evaluation.failures, strict=True):
+            for rule, message in failures:
+                spec = rule.spec
+                error = FieldError(spec.field, spec.name, message, spec.id, spec.severity)
+                if spec.severity == "error" or strict:
+                    result.errors.append(error)
+                else:
+                    result.warnings.append(error)

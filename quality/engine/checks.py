@@ -1,0 +1,240 @@
+"""Dataset checks: parameter validation and the metric math, on plain numbers.
+
+The database work (counting events in windows) lives in `quality.selectors`; these functions
+take its counts and decide pass / fail / skipped, so every edge case (no data, all null, zero
+baseline) is unit-tested without a database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from quality.engine.rules import EVENT_TYPES, NUMBER_FIELDS, STRING_FIELDS
+
+CHECK_KINDS = (
+    "freshness",
+    "volume_anomaly",
+    "null_rate",
+    "duplicate_rate",
+    "distribution_drift",
+    "funnel_sanity",
+    "validation_pass_rate",
+)
+PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
+DRIFT_FIELDS = frozenset({"event_type", "device_type", "country", "currency", "category"})
+NULLABLE_FIELDS = (STRING_FIELDS | NUMBER_FIELDS) - {"event_type"}
+
+KIND_HELP = {
+    "freshness": "minutes since the newest event; fails above the threshold. params: {}",
+    "volume_anomaly": "robust z-score of events in the last window vs the same window on "
+    'previous days. params: {"window_minutes": 60, "baseline_days": 7, '
+    '"min_baseline_days": 3, "direction": "both|drop|spike"}',
+    "null_rate": 'share of events with the field null or empty. params: {"field": "country", '
+    '"event_types": [], "window_minutes": 60}',
+    "duplicate_rate": "share of events in the window that repeat another event's "
+    "(session_id, event_type, product_id, timestamp) under a different event_id. "
+    'params: {"window_minutes": 60}',
+    "distribution_drift": "distance between a field's distribution in the window and in the "
+    'baseline days. params: {"field": "device_type", "method": "tvd|psi", '
+    '"window_minutes": 60, "baseline_days": 7, "min_events": 50}',
+    "funnel_sanity": "share of purchases whose session has no checkout_start. "
+    'params: {"window_minutes": 1440}',
+    "validation_pass_rate": "accepted / (accepted + quarantined) in the window; fails BELOW "
+    'the threshold (e.g. 0.995). params: {"window_minutes": 60}',
+}
+
+_COMMON = {"window_minutes"}
+_ALLOWED_PARAMS = {
+    "freshness": {"event_types"},
+    "volume_anomaly": _COMMON | {"baseline_days", "min_baseline_days", "direction"},
+    "null_rate": _COMMON | {"field", "event_types"},
+    "duplicate_rate": _COMMON,
+    "distribution_drift": _COMMON | {"field", "method", "baseline_days", "min_events"},
+    "funnel_sanity": _COMMON,
+    "validation_pass_rate": _COMMON | {"min_events"},
+}
+
+
+class CheckParamError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    outcome: str
+    metric: float | None
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _positive_int(params: Mapping[str, Any], key: str) -> None:
+    value = params.get(key)
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise CheckParamError(f"'{key}' must be a whole number >= 1.")
+
+
+def check_params_validate(kind: str, params: Mapping[str, Any]) -> None:
+    """Raise CheckParamError when a check's parameters cannot work."""
+    if kind not in CHECK_KINDS:
+        raise CheckParamError(f"Unknown kind {kind!r}.")
+    if not isinstance(params, Mapping):
+        raise CheckParamError("Parameters must be a JSON object.")
+    unknown = sorted(set(params) - _ALLOWED_PARAMS[kind])
+    if unknown:
+        allowed = ", ".join(sorted(_ALLOWED_PARAMS[kind])) or "none"
+        raise CheckParamError(f"Unknown parameter(s) {', '.join(unknown)}; allowed: {allowed}.")
+    for key in ("window_minutes", "baseline_days", "min_baseline_days", "min_events"):
+        _positive_int(params, key)
+    event_types = params.get("event_types", [])
+    if not isinstance(event_types, list) or set(event_types) - set(EVENT_TYPES):
+        raise CheckParamError(f"'event_types' must be a list of: {', '.join(EVENT_TYPES)}.")
+    if kind == "null_rate" and params.get("field") not in NULLABLE_FIELDS:
+        raise CheckParamError(f"'field' must be one of: {', '.join(sorted(NULLABLE_FIELDS))}.")
+    if kind == "distribution_drift":
+        if params.get("field") not in DRIFT_FIELDS:
+            raise CheckParamError(f"'field' must be one of: {', '.join(sorted(DRIFT_FIELDS))}.")
+        if params.get("method", "tvd") not in ("tvd", "psi"):
+            raise CheckParamError("'method' must be tvd or psi.")
+    if kind == "volume_anomaly" and params.get("direction", "both") not in (
+        "both",
+        "drop",
+        "spike",
+    ):
+        raise CheckParamError("'direction' must be both, drop or spike.")
+
+
+def check_touches(kind: str, params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(fields, event types) a check is about, so dashboards can link incidents to charts.
+    Empty lists mean every field / every event type."""
+    if kind == "null_rate":
+        return [params["field"]], list(params.get("event_types") or [])
+    if kind == "distribution_drift":
+        return [params["field"]], []
+    if kind == "funnel_sanity":
+        return ["session_id"], ["checkout_start", "purchase"]
+    if kind == "freshness":
+        return [], list(params.get("event_types") or [])
+    return [], []
+
+
+def _fail_above(metric: float, threshold: float, what: str) -> CheckResult:
+    outcome = FAIL if metric > threshold else PASS
+    relation = "above" if outcome == FAIL else "within"
+    return CheckResult(
+        outcome, metric, f"{what} {metric:.4g} is {relation} threshold {threshold:g}"
+    )
+
+
+def freshness_evaluate(
+    newest: dt.datetime | None, *, now: dt.datetime, threshold_minutes: float
+) -> CheckResult:
+    if newest is None:
+        return CheckResult(FAIL, None, "no events are stored at all")
+    age_minutes = max((now - newest).total_seconds() / 60, 0.0)
+    return _fail_above(age_minutes, threshold_minutes, "newest event age (minutes)")
+
+
+def robust_z(current: float, baseline: Sequence[float]) -> tuple[float, float, float]:
+    """(z, median, scale). Scale is 1.4826·MAD, floored at the Poisson noise √median (and 1),
+    so a flat or all-zero baseline does not turn a tiny change into an infinite score."""
+    median = statistics.median(baseline)
+    mad = statistics.median(abs(value - median) for value in baseline)
+    scale = max(1.4826 * mad, math.sqrt(max(median, 1.0)))
+    return (current - median) / scale, median, scale
+
+
+def volume_evaluate(
+    current: int,
+    baseline: Sequence[int],
+    *,
+    threshold: float,
+    direction: str = "both",
+    min_baseline_days: int = 3,
+) -> CheckResult:
+    if len(baseline) < min_baseline_days:
+        return CheckResult(
+            SKIPPED,
+            None,
+            f"needs {min_baseline_days} baseline days with data, has {len(baseline)}",
+            {"current": current, "baseline": list(baseline)},
+        )
+    z, median, _scale = robust_z(current, baseline)
+    metric = {"both": abs(z), "drop": -z, "spike": z}[direction]
+    details = {"current": current, "baseline": list(baseline), "median": median, "z": z}
+    result = _fail_above(metric, threshold, f"volume z-score ({current} vs median {median:g})")
+    return CheckResult(result.outcome, metric, result.message, details)
+
+
+def rate_evaluate(numerator: int, denominator: int, *, threshold: float, what: str) -> CheckResult:
+    """Share-type checks (null rate, duplicate rate, funnel sanity): no data is skipped."""
+    if denominator <= 0:
+        return CheckResult(SKIPPED, None, f"no events to measure the {what} on")
+    result = _fail_above(numerator / denominator, threshold, what)
+    details = {"numerator": numerator, "denominator": denominator}
+    return CheckResult(result.outcome, result.metric, result.message, details)
+
+
+def distribution_distance(
+    current: Mapping[str, int], baseline: Mapping[str, int], method: str = "tvd"
+) -> float:
+    """Total variation distance (0..1) or population stability index between two count maps."""
+    current_total, baseline_total = sum(current.values()), sum(baseline.values())
+    categories = set(current) | set(baseline)
+    if method == "tvd":
+        return 0.5 * sum(
+            abs(current.get(c, 0) / current_total - baseline.get(c, 0) / baseline_total)
+            for c in categories
+        )
+    epsilon = 1e-4  # PSI is undefined for empty categories; the usual small floor
+    psi = 0.0
+    for category in categories:
+        p = max(current.get(category, 0) / current_total, epsilon)
+        q = max(baseline.get(category, 0) / baseline_total, epsilon)
+        psi += (p - q) * math.log(p / q)
+    return psi
+
+
+def drift_evaluate(
+    current: Mapping[str, int],
+    baseline: Mapping[str, int],
+    *,
+    threshold: float,
+    method: str = "tvd",
+    min_events: int = 50,
+) -> CheckResult:
+    current_total, baseline_total = sum(current.values()), sum(baseline.values())
+    if current_total < min_events or baseline_total < min_events:
+        return CheckResult(
+            SKIPPED,
+            None,
+            f"needs {min_events} events in both windows "
+            f"(current {current_total}, baseline {baseline_total})",
+        )
+    distance = distribution_distance(current, baseline, method)
+    result = _fail_above(distance, threshold, f"distribution drift ({method})")
+    details = {"current": dict(current), "baseline": dict(baseline)}
+    return CheckResult(result.outcome, distance, result.message, details)
+
+
+def pass_rate_evaluate(
+    accepted: int, rejected: int, *, target: float, min_events: int = 1
+) -> CheckResult:
+    total = accepted + rejected
+    if total < max(min_events, 1):
+        return CheckResult(SKIPPED, None, f"only {total} events in the window")
+    rate = accepted / total
+    outcome = FAIL if rate < target else PASS
+    relation = "below" if outcome == FAIL else "at or above"
+    return CheckResult(
+        outcome,
+        rate,
+        f"validation pass rate {rate:.4%} is {relation} target {target:.2%}",
+        {"accepted": accepted, "rejected": rejected},
+    )

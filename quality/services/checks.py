@@ -1,0 +1,263 @@
+"""Running dataset checks: gather counts (selectors), judge them (engine), store a CheckRun,
+and open, update or auto-resolve the check's incident. Also the per-rule failure-rate watch.
+
+Idempotent and safe on several workers: `checks_run_due` claims a due check with one
+conditional UPDATE (only one worker wins a given slot), and incidents are opened through
+`incident_record_failure`, which never creates a second unresolved incident per source.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+
+import structlog
+from django.db.models import Q
+from django.utils import timezone
+
+from quality import selectors
+from quality.engine import checks as engine
+from quality.models import CheckRun, QualityCheck, QualityRule
+from quality.services.incidents import (
+    IncidentSource,
+    incident_record_failure,
+    incident_resolve_auto,
+)
+
+logger = structlog.get_logger(__name__)
+
+RULE_RATE_WINDOW = dt.timedelta(hours=1)
+RULE_RATE_MIN_EVENTS = 20
+CLAIM_SLACK = dt.timedelta(seconds=5)  # a 1-minute beat should not skip a 1-minute check
+
+
+def _window(check: QualityCheck, now: dt.datetime, default: int = 60) -> tuple:
+    minutes = check.params.get("window_minutes", default)
+    return now - dt.timedelta(minutes=minutes), now
+
+
+def _freshness(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
+    newest = selectors.events_newest_timestamp(check.params.get("event_types") or ())
+    return engine.freshness_evaluate(newest, now=now, threshold_minutes=check.threshold)
+
+
+def _volume(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
+    params = check.params
+    window = dt.timedelta(minutes=params.get("window_minutes", 60))
+    days = params.get("baseline_days", 7)
+    oldest = selectors.events_oldest_timestamp()
+    windows = [(now - window, now)]
+    for day in range(1, days + 1):
+        end = now - dt.timedelta(days=day)
+        if oldest is not None and end - window >= oldest:  # days before any data are unknown
+            windows.append((end - window, end))
+    counts = selectors.event_counts_in_windows(windows)
+    return engine.volume_evaluate(
+        counts[0],
+        counts[1:],
+        threshold=check.threshold,
+        direction=params.get("direction", "both"),
+        min_baseline_days=params.get("min_baseline_days", 3),
+    )
+
+
+def _null_rate(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
+    start, end = _window(check, now)
+    field = check.params["field"]
+    empty, total = selectors.field_null_counts(
+        field, check.params.get("event_types") or (), start, end
+    )
+    return engine.rate_evaluate(empty, total, threshold=check.threshold, what=f"{field} null rate")
+
+
+def _duplicate_rate(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
+    start, end = _window(check, now)
+    duplicates, total = selectors.duplicate_counts(start, end)
+    return engine.rate_evaluate(duplicates, total, threshold=check.threshold, what="duplicate rate")
+
+
+def _drift(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
+    params = check.params
+    start, end = _window(check, now)
+    baseline_start = start - dt.timedelta(days=params.get("baseline_days", 7))
+    current = selectors.category_counts(params["field"], start, end)
+    baseline = selectors.category_counts(params["field"], baseline_start, start)
+    return engine.drift_evaluate(
+        current,
+        baseline,
+        threshold=check.threshold,
+        method=params.get("method", "tvd"),
+        min_events=params.get("min_events", 50),
+    )
+
+
+def _funnel(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
+    start, end = _window(check, now, default=1440)
+    orphans, purchases = selectors.purchases_without_checkout(start, end)
+    return engine.rate_evaluate(
+        orphans, purchases, threshold=check.threshold, what="share of purchases without checkout"
+    )
+
+
+def _pass_rate(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
+    start, end = _window(check, now)
+    accepted, rejected = selectors.validation_counts(start, end)
+    return engine.pass_rate_evaluate(
+        accepted, rejected, target=check.threshold, min_events=check.params.get("min_events", 1)
+    )
+
+
+_EVALUATORS: dict[str, Callable[[QualityCheck, dt.datetime], engine.CheckResult]] = {
+    "freshness": _freshness,
+    "volume_anomaly": _volume,
+    "null_rate": _null_rate,
+    "duplicate_rate": _duplicate_rate,
+    "distribution_drift": _drift,
+    "funnel_sanity": _funnel,
+    "validation_pass_rate": _pass_rate,
+}
+
+
+def check_source(check: QualityCheck) -> IncidentSource:
+    fields, event_types = engine.check_touches(check.kind, check.params)
+    return IncidentSource(
+        key=f"check:{check.pk}",
+        source_type="check",
+        title=f"Check {check.name} failing ({check.kind})",
+        severity=check.severity,
+        quality_check_id=check.pk,
+        fields=fields,
+        event_types=event_types,
+    )
+
+
+def check_run(check_id: int, *, now: dt.datetime | None = None) -> CheckRun:
+    """Run one check now: store a CheckRun; open/update the incident on fail, resolve on pass."""
+    now = now or timezone.now()
+    check = QualityCheck.objects.get(pk=check_id)
+    started = time.perf_counter()
+    try:
+        result = _EVALUATORS[check.kind](check, now)
+    except Exception as exc:  # a broken check must not stop the others; recorded as error
+        logger.exception("quality.check_error", check=check.name)
+        result = engine.CheckResult("error", None, f"{type(exc).__name__}: {exc}"[:500])
+    duration_ms = (time.perf_counter() - started) * 1000
+    run = CheckRun.objects.create(
+        quality_check=check,
+        ran_at=now,
+        duration_ms=duration_ms,
+        metric_value=result.metric,
+        threshold=check.threshold,
+        outcome=result.outcome,
+        message=result.message,
+        details=_jsonable(result.details),
+    )
+    QualityCheck.objects.filter(pk=check.pk).filter(
+        Q(last_run_at__isnull=True) | Q(last_run_at__lt=now)
+    ).update(last_run_at=now)
+    logger.info(
+        "quality.check_run",
+        check=check.name,
+        kind=check.kind,
+        outcome=result.outcome,
+        metric=result.metric,
+        threshold=check.threshold,
+        duration_ms=round(duration_ms, 2),
+    )
+    source = check_source(check)
+    if result.outcome == engine.FAIL:
+        incident_record_failure(
+            source, metric=result.metric, threshold=check.threshold, message=result.message, now=now
+        )
+    elif result.outcome == engine.PASS:
+        incident_resolve_auto(source.key, message=result.message, now=now)
+    return run
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, dict):
+        return {str(key): _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def check_claim(check: QualityCheck, now: dt.datetime) -> bool:
+    """Take this check's current slot; exactly one caller wins it (conditional UPDATE)."""
+    due_before = now - dt.timedelta(minutes=check.interval_minutes) + CLAIM_SLACK
+    claimed = (
+        QualityCheck.objects.filter(pk=check.pk, enabled=True)
+        .filter(Q(last_run_at__isnull=True) | Q(last_run_at__lte=due_before))
+        .update(last_run_at=now)
+    )
+    return claimed == 1
+
+
+def checks_due(now: dt.datetime) -> list[QualityCheck]:
+    due = []
+    for check in QualityCheck.objects.filter(enabled=True).order_by("name"):
+        if check.last_run_at is None or check.last_run_at <= (
+            now - dt.timedelta(minutes=check.interval_minutes) + CLAIM_SLACK
+        ):
+            due.append(check)
+    return due
+
+
+def checks_run_due(now: dt.datetime | None = None) -> list[CheckRun]:
+    """Run every enabled check whose interval has elapsed (the once-a-minute beat task)."""
+    now = now or timezone.now()
+    return [check_run(check.pk, now=now) for check in checks_due(now) if check_claim(check, now)]
+
+
+def checks_run(names: list[str] | None = None) -> list[CheckRun]:
+    """Run checks on demand (all enabled ones, or the named ones even if disabled)."""
+    rows = QualityCheck.objects.order_by("name")
+    rows = rows.filter(name__in=names) if names else rows.filter(enabled=True)
+    now = timezone.now()
+    return [check_run(check.pk, now=now) for check in rows]
+
+
+def rule_rates_evaluate(now: dt.datetime | None = None) -> list[dict]:
+    """Open (or update) an incident for each rule failing more than its alert threshold of the
+    events it checked in the last hour; resolve it once the rate is back under.
+
+    Runs in the periodic task, never on the ingestion path: it reads the per-hour counters.
+    """
+    now = now or timezone.now()
+    counts = {row["rule_id"]: row for row in selectors.rule_counts_since(now - RULE_RATE_WINDOW)}
+    report = []
+    for rule in QualityRule.objects.all():
+        key = f"rule:{rule.pk}"
+        row = counts.get(rule.pk)
+        if not rule.enabled:
+            incident_resolve_auto(key, message="the rule was disabled", now=now)
+            continue
+        if row is None or row["evaluated"] < RULE_RATE_MIN_EVENTS:
+            continue
+        failed = row["rejected"] + row["warned"]
+        rate = failed / row["evaluated"]
+        verb = "rejects" if rule.severity == "error" else "warns about"
+        message = (
+            f"{rule.name} {verb} {rate:.1%} of events ({failed} of {row['evaluated']}) in the "
+            f"last hour; threshold {rule.alert_rate_threshold:.1%}"
+        )
+        report.append({"rule": rule.name, "rate": rate, "evaluated": row["evaluated"]})
+        if rate > rule.alert_rate_threshold:
+            source = IncidentSource(
+                key=key,
+                source_type="rule",
+                title=f"Rule {rule.name} {verb} too many events",
+                severity=rule.severity,
+                rule_id=rule.pk,
+                fields=[rule.field.split(".", 1)[0]],
+                event_types=list(rule.event_types or []),
+            )
+            incident_record_failure(
+                source, metric=rate, threshold=rule.alert_rate_threshold, message=message, now=now
+            )
+        else:
+            incident_resolve_auto(key, message=message, now=now)
+    return report

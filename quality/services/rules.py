@@ -1,0 +1,227 @@
+"""Writes for rules: version bumps that reach every process, per-rule counters, trying a rule.
+
+Counters are upserted once per ingested batch (one statement, rows in a fixed order so
+concurrent batches cannot deadlock) and never inside the ingestion transaction: a counter
+problem must not lose events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F
+
+from quality import rulesets
+from quality.engine.rules import MemoryFacts, RuleParamError, rule_compile, ruleset_evaluate
+from quality.models import QualityRule, RuleCounter, RuleSetVersion
+
+logger = structlog.get_logger(__name__)
+
+
+def rule_set_bump() -> int:
+    """Signal every process that rules changed: bump the version row, drop the local cache."""
+    with transaction.atomic():
+        updated = RuleSetVersion.objects.filter(pk=1).update(version=F("version") + 1)
+        if not updated:
+            RuleSetVersion.objects.get_or_create(pk=1, defaults={"version": 1})
+    transaction.on_commit(rulesets.ruleset_invalidate)
+    rulesets.ruleset_invalidate()
+    return RuleSetVersion.objects.get(pk=1).version
+
+
+def rule_save(rule: QualityRule, *, user: Any = None) -> QualityRule:
+    """Validate and save a rule (as in admin), record who changed it, and bump the version."""
+    rule.full_clean()
+    if user is not None and getattr(user, "is_authenticated", False):
+        rule.updated_by = user
+    rule.save()
+    rule_set_bump()
+    logger.info("quality.rule_saved", rule_id=rule.pk, rule=rule.name, enabled=rule.enabled)
+    return rule
+
+
+def rules_set_enabled(rule_ids: Sequence[int], enabled: bool, *, user: Any = None) -> int:
+    from django.utils import timezone
+
+    changes: dict[str, Any] = {"enabled": enabled, "updated_at": timezone.now()}
+    if user is not None and getattr(user, "is_authenticated", False):
+        changes["updated_by"] = user
+    count = QualityRule.objects.filter(pk__in=rule_ids).update(**changes)
+    rule_set_bump()
+    return count
+
+
+def rules_delete(rule_ids: Sequence[int]) -> int:
+    count, _ = QualityRule.objects.filter(pk__in=rule_ids).delete()
+    rule_set_bump()
+    return count
+
+
+# --- counters -------------------------------------------------------------------------------
+
+
+def _schema_key(error: Any) -> tuple[str, str]:
+    head = error.field.split(".", 1)[0][:60]
+    return f"schema:{head}:{error.rule}"[:160], f"{head}: {error.rule} (schema)"[:160]
+
+
+def validation_stats_record(results: Sequence[Any], *, received_at: dt.datetime) -> None:
+    """Add one batch's outcomes to the per-rule, per-hour counters (one upsert statement).
+
+    `results` is what EventValidator.validate_batch returned (a ValidationBatch). Failures are
+    logged, never raised: counters must not cost an event.
+    """
+    rows = _counter_rows(results, received_at)
+    if not rows:
+        return
+    try:
+        with transaction.atomic():
+            _counters_upsert(rows)
+    except DatabaseError as exc:
+        logger.warning("quality.counters_failed", error=str(exc)[:200])
+
+
+def _counter_rows(results: Sequence[Any], received_at: dt.datetime) -> list[tuple]:
+    ruleset = getattr(results, "ruleset", None)
+    evaluated = getattr(results, "evaluated", None) or {}
+    bucket = received_at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    rejected: dict[str, int] = defaultdict(int)
+    warned: dict[str, int] = defaultdict(int)
+    meta: dict[str, tuple[int | None, str, str]] = {}
+    for result in results:
+        seen: set[str] = set()
+        for error in result.errors:
+            if error.rule_id is None:
+                key, name = _schema_key(error)
+                meta.setdefault(key, (None, name, "error"))
+            else:
+                key = f"rule:{error.rule_id}"
+            if key not in seen:
+                seen.add(key)
+                rejected[key] += 1
+        for warning in result.warnings:
+            key = f"rule:{warning.rule_id}"
+            if warning.rule_id is not None and key not in seen:
+                seen.add(key)
+                warned[key] += 1
+    counts: dict[str, int] = {}
+    if ruleset is not None:
+        for rule in ruleset.rules:
+            key = f"rule:{rule.id}"
+            meta[key] = (rule.id, rule.spec.name, rule.spec.severity)
+            counts[key] = evaluated.get(rule.id, 0)
+    total = len(results)
+    rows = []
+    for key in sorted(set(meta) & (set(counts) | set(rejected) | set(warned))):
+        rule_id, name, severity = meta[key]
+        checked = counts.get(key, total)
+        if checked or rejected[key] or warned[key]:
+            rows.append((key, rule_id, name, severity, bucket, checked, rejected[key], warned[key]))
+    return rows
+
+
+def _counters_upsert(rows: list[tuple]) -> None:
+    table = RuleCounter._meta.db_table
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    sql = (
+        f"INSERT INTO {table} "  # noqa: S608 - table name from the model, values bound
+        "(rule_key, rule_id, name, severity, bucket, evaluated, rejected, warned) "
+        f"VALUES {placeholders} ON CONFLICT (rule_key, bucket) DO UPDATE SET "
+        f"evaluated = {table}.evaluated + EXCLUDED.evaluated, "
+        f"rejected = {table}.rejected + EXCLUDED.rejected, "
+        f"warned = {table}.warned + EXCLUDED.warned, "
+        "name = EXCLUDED.name, severity = EXCLUDED.severity"
+    )
+    params = [value for row in rows for value in row]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+# --- trying a rule --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTrial:
+    checked: int
+    applicable: int
+    failed: int
+    examples: list[dict[str, Any]]
+    severity: str = "error"
+    error: str = ""
+
+    @property
+    def summary(self) -> str:
+        if self.error:
+            return f"cannot try this rule: {self.error}"
+        verb = "reject" if self.severity == "error" else "warn about"
+        return (
+            f"would {verb} {self.failed} of {self.checked} "
+            f"(it applies to {self.applicable} of them)"
+        )
+
+
+def rule_try(rule: QualityRule, *, sample_size: int = 1000) -> RuleTrial:
+    """Evaluate one rule (enabled or not, saved or not) on the newest stored events.
+
+    Batch rules see the sample itself as the stored data (so a stored event's own session
+    exists, and order_id reuse inside the sample is found).
+    """
+    from quality.engine.rules import ruleset_compile
+    from quality.selectors import events_sample
+
+    try:
+        compiled = rule_compile(rule.as_spec())
+    except RuleParamError as exc:
+        return RuleTrial(0, 0, 0, [], severity=rule.severity, error=str(exc))
+    rows = events_sample(sample_size)
+    for row in rows:
+        row["event_id"] = str(row["event_id"])
+    ruleset = ruleset_compile([compiled.spec])
+    failures_total, examples = 0, []
+    by_time = defaultdict(list)
+    for row in rows:
+        by_time[row["received_at"]].append(row)
+    facts = MemoryFacts(rows)
+    applicable = sum(1 for row in rows if row["event_type"] in compiled.types)
+    if compiled.check is None:
+        # Batch kinds: "earlier in the batch" would see the whole sample; judge against the
+        # events stored before each one instead.
+        ordered = sorted(rows, key=lambda row: (row["timestamp"], row["event_id"]))
+        for index, row in enumerate(ordered):
+            facts = MemoryFacts(ordered[:index])
+            evaluation = ruleset_evaluate(
+                ruleset, [row], received_at=row["received_at"], facts=facts
+            )
+            if evaluation.failures[0]:
+                failures_total += 1
+                if len(examples) < 10:
+                    examples.append(_example(row, rule.field, evaluation.failures[0][0][1]))
+    else:
+        for received_at, group in by_time.items():
+            evaluation = ruleset_evaluate(ruleset, group, received_at=received_at, facts=facts)
+            for row, failures in zip(group, evaluation.failures, strict=True):
+                if failures:
+                    failures_total += 1
+                    if len(examples) < 10:
+                        examples.append(_example(row, rule.field, failures[0][1]))
+    return RuleTrial(len(rows), applicable, failures_total, examples, severity=rule.severity)
+
+
+def _example(row: dict[str, Any], field: str, message: str) -> dict[str, Any]:
+    if field.startswith("properties."):
+        value = (row.get("properties") or {}).get(field.removeprefix("properties."))
+    else:
+        value = row.get(field)
+    return {
+        "event_id": row["event_id"],
+        "event_type": row["event_type"],
+        "value": value,
+        "message": message,
+        "timestamp": row["timestamp"],
+    }
