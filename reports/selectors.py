@@ -31,6 +31,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from events.models import Event, RejectedEvent
+from quality import selectors as quality_selectors
 from reports import raw, readers
 from reports.filters import DAY, HOUR, DashboardFilters, floor_hour
 
@@ -79,23 +80,28 @@ def _quarantined_by_type(filters: DashboardFilters) -> dict[str, int]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Quality selectors from the quality app, guarded until they land.
+# Incidents come from the quality app (quality.selectors).
+
+INCIDENT_METRICS: dict[str, tuple[str, ...]] = {
+    "overview": ("events",),  # every open incident touches the totals
+    "funnel": ("funnel",),
+    "products": ("products", "revenue"),
+    "audience": ("devices", "countries", "sessions"),
+    "live": ("events",),
+}
+INCIDENTS_PER_BLOCK = 10
 
 
-def _quality_call(name: str, *args: Any, default: Any = None, **kwargs: Any) -> Any:
-    """Call `quality.selectors.<name>` when it exists; empty data otherwise."""
-    try:
-        from quality import selectors as quality_selectors
-    except ImportError:
-        return [] if default is None else default
-    function = getattr(quality_selectors, name, None)
-    if function is None:
-        return [] if default is None else default
-    return function(*args, **kwargs)
-
-
-def _incidents(metric: str | None = None) -> list[Any]:
-    return list(_quality_call("incidents_open", limit=10, metric=metric))
+def _incidents(block: str | None = None) -> list[dict[str, Any]]:
+    """Open incidents touching a dashboard block, newest first, without repeats."""
+    if block is None:
+        return quality_selectors.incidents_open(limit=INCIDENTS_PER_BLOCK)
+    seen: dict[int, dict[str, Any]] = {}
+    for metric in INCIDENT_METRICS[block]:
+        for incident in quality_selectors.incidents_open(limit=INCIDENTS_PER_BLOCK, metric=metric):
+            seen.setdefault(incident["id"], incident)
+    ordered = sorted(seen.values(), key=lambda incident: incident["last_seen_at"], reverse=True)
+    return ordered[:INCIDENTS_PER_BLOCK]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,15 +443,15 @@ def freshness(now: dt.datetime | None = None) -> dict[str, Any]:
 def quality_page(filters: DashboardFilters) -> dict[str, Any]:
     """Validation pass rate, failing rules, quarantine, incidents, freshness, check runs."""
     return {
-        "pass_rate_series": _quality_call(
-            "validation_pass_rate_series", filters.start, filters.end, filters.bucket
+        "pass_rate_series": quality_selectors.validation_pass_rate_series(
+            filters.start, filters.end, filters.bucket
         ),
         "target": QUALITY_TARGET,
-        "top_failing_rules": _quality_call("rules_failing_top", filters.start, filters.end, 10),
-        "quarantine": _quality_call("quarantine_summary", filters.start, filters.end, default={}),
-        "incidents": _quality_call("incidents_open", limit=20),
+        "top_failing_rules": quality_selectors.rules_failing_top(filters.start, filters.end, 10),
+        "quarantine": quality_selectors.quarantine_summary(filters.start, filters.end),
+        "incidents": quality_selectors.incidents_open(limit=20),
         "freshness": freshness(),
-        "check_runs": _quality_call("check_runs_recent", 10),
+        "check_runs": quality_selectors.check_runs_recent(10),
     }
 
 

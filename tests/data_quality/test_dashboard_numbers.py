@@ -338,9 +338,7 @@ def filter_sets() -> list[DashboardFilters]:
 
 
 @pytest.fixture
-def dataset(require_postgres, db, monkeypatch) -> list[Event]:
-    # Open incidents come from the quality app; they are not numbers computed here.
-    monkeypatch.setattr(selectors, "_incidents", lambda metric=None: [])
+def dataset(require_postgres, db) -> list[Event]:
     events = generate_events()
     load(events)
     return events
