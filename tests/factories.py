@@ -84,3 +84,29 @@ class RejectedEventFactory(factory.django.DjangoModelFactory):
         lambda: [{"field": "country", "rule": "required", "message": "Field required"}]
     )
     received_at = factory.LazyFunction(timezone.now)
+
+
+class QualityRuleFactory(factory.django.DjangoModelFactory):
+    """A stored quality rule (severity error, all event types unless given)."""
+
+    class Meta:
+        model = "quality.QualityRule"
+
+    name = factory.Sequence(lambda n: f"rule-{n}")
+    kind = "required"
+    field = "category"
+    params = factory.LazyFunction(dict)
+    event_types = factory.LazyFunction(list)
+    severity = "error"
+    enabled = True
+
+
+class QualityCheckFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "quality.QualityCheck"
+
+    name = factory.Sequence(lambda n: f"check-{n}")
+    kind = "freshness"
+    params = factory.LazyFunction(dict)
+    threshold = 15
+    interval_minutes = 1
