@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, UnsupportedMediaType, ValidationError
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events import selectors, services
 from events.authentication import KeyPrincipal
-from events.parsers import BoundedJSONParser, MalformedJson, PayloadTooLarge
+from events.parsers import BoundedJSONParser, MalformedJson, PayloadTooLarge, kept_body_bytes
 from events.permissions import CanIngest, CanReadEvents
+from events.renderers import OrjsonRenderer
+from events.schema import FieldError
 from events.throttling import IngestThrottle, ReadThrottle
 
 README_EVENT = {
@@ -76,50 +81,91 @@ def _source(request: Request) -> services.IngestSource:
     return services.IngestSource(key_id=key_id, ip=request.META.get("REMOTE_ADDR") or None)
 
 
-def _parsed_body(request: Request, view: APIView):
-    """request.data, keeping a body that is not JSON as a rejected event before refusing it."""
+def _body_prefix(request: Request) -> bytes:
+    stream = request.stream
+    return stream.read(kept_body_bytes()) if stream is not None else b""
+
+
+def _refuse_request(
+    request: Request,
+    exc: APIException,
+    raw_body: bytes | Any,
+    *,
+    field: str | None = None,
+    rule: str | None = None,
+) -> NoReturn:
+    """Keep a request refused as a whole as one rejected event (bounded), then refuse it.
+
+    Only requests that passed authentication get here, so an anonymous flood of junk cannot
+    fill the quarantine outside development."""
+    if isinstance(exc, UnsupportedMediaType):
+        field, rule = "Content-Type", "application/json"
+    field = field or getattr(exc, "field", "body")
+    rule = rule or getattr(exc, "rule", "json")
+    detail = exc.detail
+    message = str(next(iter(detail.values()))[0]) if isinstance(detail, dict) else str(detail)
+    error = FieldError(field, rule, message)
+    exc.rejected_id = services.request_rejected_store(raw_body, error, source=_source(request))
+    raise exc
+
+
+def _parsed_body(request: Request) -> Any:
+    """request.data; a body that is empty, not JSON, of the wrong type or too large is kept
+    as a rejected event before it is refused (400, 415, 413)."""
     try:
-        return request.data
-    except MalformedJson as exc:
-        rejected_id = services.malformed_body_store(
-            exc.raw_body, str(exc.detail), source=_source(request)
-        )
-        raise MalformedJson(
-            f"{exc.detail} (kept as rejected event {rejected_id})", exc.raw_body
-        ) from None
+        data = request.data
+    except (MalformedJson, PayloadTooLarge) as exc:
+        _refuse_request(request, exc, exc.raw_body)
+    except UnsupportedMediaType as exc:
+        _refuse_request(request, exc, _body_prefix(request))
+    if request.stream is None:  # no body at all: DRF does not even call the parser
+        _refuse_request(request, MalformedJson("Request body is empty; send JSON.", b""), b"")
+    return data
 
 
-class _IngestView(APIView):
+class _EventApi(APIView):
+    renderer_classes = [OrjsonRenderer, BrowsableAPIRenderer]
+
+
+class _IngestView(_EventApi):
     parser_classes = [BoundedJSONParser]
     permission_classes = [CanIngest]
     throttle_classes = [IngestThrottle]
+
+    def body_limit(self) -> int:
+        return settings.INGEST_MAX_BODY_BYTES
 
 
 class EventIngestApi(_IngestView):
     """Ingest one event. Idempotent by event_id: a repeat returns 200 with duplicate: true."""
 
-    max_body_bytes = settings.INGEST_MAX_EVENT_BYTES
+    def body_limit(self) -> int:
+        return settings.INGEST_MAX_EVENT_BYTES
 
     @extend_schema(
         request=EventInSerializer,
-        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+        responses={
+            201: OpenApiTypes.OBJECT,
+            200: OpenApiTypes.OBJECT,
+            400: OpenApiTypes.OBJECT,
+            413: OpenApiTypes.OBJECT,
+            415: OpenApiTypes.OBJECT,
+        },
         examples=[OpenApiExample("README example", value=README_EVENT, request_only=True)],
         summary="Ingest one event",
     )
     def post(self, request: Request) -> Response:
-        payload = _parsed_body(request, self)
+        payload = _parsed_body(request)
         outcome = services.event_ingest(payload, source=_source(request))
         body = outcome.as_dict()
-        body.pop("index")
+        del body["index"]
         if outcome.status == services.REJECTED:
-            body.update(
-                error="validation_failed",
-                detail="The event was rejected and kept in quarantine.",
-            )
+            body["error"] = "validation_failed"
+            body["detail"] = "The event was rejected and kept in quarantine."
             return Response(body, status=status.HTTP_400_BAD_REQUEST)
-        body["duplicate"] = outcome.status == services.DUPLICATE
-        code = status.HTTP_200_OK if body["duplicate"] else status.HTTP_201_CREATED
-        return Response(body, status=code)
+        duplicate = outcome.status == services.DUPLICATE
+        body["duplicate"] = duplicate
+        return Response(body, status=status.HTTP_200_OK if duplicate else status.HTTP_201_CREATED)
 
 
 class EventBatchIngestApi(_IngestView):
@@ -127,37 +173,50 @@ class EventBatchIngestApi(_IngestView):
 
     @extend_schema(
         request=EventBatchInSerializer,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            200: OpenApiTypes.OBJECT,
+            400: OpenApiTypes.OBJECT,
+            413: OpenApiTypes.OBJECT,
+            415: OpenApiTypes.OBJECT,
+        },
         examples=[OpenApiExample("Batch", value={"events": [README_EVENT]}, request_only=True)],
         summary="Ingest a batch of events",
     )
     def post(self, request: Request) -> Response:
-        payload = _parsed_body(request, self)
-        if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
-            raise ValidationError({"events": ['Send {"events": [...]}: a list of events.']})
-        events = payload["events"]
+        payload = _parsed_body(request)
+        if not isinstance(payload, dict):
+            error = ValidationError({"body": ['Send a JSON object: {"events": [...]}.']}, "object")
+            _refuse_request(request, error, payload, field="body", rule="object")
+        events = payload.get("events")
+        if not isinstance(events, list):
+            rule = "required" if events is None else "list"
+            error = ValidationError({"events": ["Send a list of events: [...]."]}, rule)
+            _refuse_request(request, error, payload, field="events", rule=rule)
         limit = settings.INGEST_MAX_BATCH_EVENTS
         if len(events) > limit:
-            raise PayloadTooLarge(
+            error = PayloadTooLarge(
                 f"A batch holds at most {limit} events; this one has {len(events)}.",
                 field="events",
                 rule="max_items",
             )
+            _refuse_request(request, error, payload)
         outcomes = services.event_batch_ingest(events, source=_source(request))
         counts = {services.ACCEPTED: 0, services.DUPLICATE: 0, services.REJECTED: 0}
+        results = []
         for outcome in outcomes:
             counts[outcome.status] += 1
+            results.append(outcome.as_dict())
         return Response(
             {
                 "accepted": counts[services.ACCEPTED],
                 "duplicates": counts[services.DUPLICATE],
                 "rejected": counts[services.REJECTED],
-                "results": [outcome.as_dict() for outcome in outcomes],
+                "results": results,
             }
         )
 
 
-class EventStatsApi(APIView):
+class EventStatsApi(_EventApi):
     permission_classes = [CanReadEvents]
     throttle_classes = [ReadThrottle]
 
@@ -170,7 +229,7 @@ class EventRecentQuery(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=10)
 
 
-class EventRecentApi(APIView):
+class EventRecentApi(_EventApi):
     permission_classes = [CanReadEvents]
     throttle_classes = [ReadThrottle]
 
@@ -186,7 +245,7 @@ class EventRecentApi(APIView):
         return Response({"events": events, "count": len(events)})
 
 
-class HealthApi(APIView):
+class HealthApi(_EventApi):
     """Component status; 503 when the database or the broker is down (for load balancers)."""
 
     authentication_classes: list = []

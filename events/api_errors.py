@@ -1,14 +1,30 @@
 """One error shape for the whole API: {"error": code, "detail": text, "errors": [...]}.
 
 Each entry of "errors" names the field and the rule it broke, so a client can fix its input
-without reading our source."""
+without reading our source. A database that is down answers 503 (retry later), not 500.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import exceptions
-from rest_framework.views import exception_handler
+from django.db import InterfaceError, OperationalError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler, set_rollback
+
+# (field, rule) for refusals that concern the request as a whole rather than one input field.
+_REQUEST_LEVEL: tuple[tuple[type[Exception], str, str], ...] = (
+    (exceptions.ParseError, "body", "json"),
+    (exceptions.UnsupportedMediaType, "Content-Type", "application/json"),
+    (exceptions.NotAuthenticated, "Authorization", "authentication_required"),
+    (exceptions.AuthenticationFailed, "Authorization", "valid_key"),
+    (exceptions.PermissionDenied, "Authorization", "permission"),
+    (exceptions.Throttled, "request", "rate_limit"),
+    (exceptions.MethodNotAllowed, "method", "allowed_methods"),
+    (exceptions.NotAcceptable, "Accept", "acceptable_media_type"),
+    (exceptions.NotFound, "path", "exists"),
+)
 
 
 def _flatten(detail: Any, prefix: str = "") -> list[dict[str, str]]:
@@ -26,7 +42,28 @@ def _flatten(detail: Any, prefix: str = "") -> list[dict[str, str]]:
     return [{"field": prefix or "body", "rule": str(code), "message": str(detail)}]
 
 
+def _request_level_error(exc: Exception, message: str) -> list[dict[str, str]]:
+    field = getattr(exc, "field", None)
+    if field:
+        return [{"field": field, "rule": exc.rule, "message": message}]
+    for kind, field, rule in _REQUEST_LEVEL:
+        if isinstance(exc, kind):
+            return [{"field": field, "rule": rule, "message": message}]
+    return []
+
+
 def api_exception_handler(exc, context):
+    if isinstance(exc, OperationalError | InterfaceError):
+        set_rollback()
+        return Response(
+            {
+                "error": "service_unavailable",
+                "detail": "The database is unavailable; retry later (resending events is safe).",
+                "errors": [{"field": "database", "rule": "available", "message": str(exc)[:200]}],
+            },
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
     response = exception_handler(exc, context)
     if response is None:
         return None
@@ -36,14 +73,13 @@ def api_exception_handler(exc, context):
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
         body = {"error": code if isinstance(code, str) else "error", "detail": str(detail)}
-        field = getattr(exc, "field", None)
-        if field:
-            body["errors"] = [{"field": field, "rule": exc.rule, "message": str(detail)}]
-        elif isinstance(exc, exceptions.ParseError):
-            body["errors"] = [{"field": "body", "rule": "json", "message": str(detail)}]
-        elif isinstance(exc, exceptions.UnsupportedMediaType):
-            body["errors"] = [
-                {"field": "Content-Type", "rule": "application/json", "message": str(detail)}
-            ]
+        errors = _request_level_error(exc, str(detail))
+        if errors:
+            body["errors"] = errors
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            body["retry_after_seconds"] = round(exc.wait, 3)
+    rejected_id = getattr(exc, "rejected_id", None)
+    if rejected_id is not None:
+        body["rejected_id"] = rejected_id
     response.data = body
     return response

@@ -1,6 +1,7 @@
 """A JSON parser that is fast (orjson), bounded (413 before reading a too-large body), and
-precise about bad input. Lone surrogates, which orjson refuses, are parsed by the standard
-library so that the event they sit in is rejected on its own, not the whole batch."""
+precise about bad input. Lone surrogates and integers beyond 64 bits, which orjson refuses,
+are parsed by the standard library so that the event they sit in is rejected on its own, not
+the whole batch; NaN and Infinity literals are not JSON and refuse the body."""
 
 from __future__ import annotations
 
@@ -13,19 +14,30 @@ from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import BaseParser
 
 
+def kept_body_bytes() -> int:
+    """How much of a refused body to keep: one byte over the rejected-payload bound, so that
+    the stored row knows it was cut."""
+    return settings.INGEST_REJECTED_PAYLOAD_MAX_BYTES + 1
+
+
 class PayloadTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request body is too large."
     default_code = "payload_too_large"
 
-    def __init__(self, detail: str, field: str = "body", rule: str = "max_size") -> None:
+    def __init__(
+        self, detail: str, field: str = "body", rule: str = "max_size", raw_body: bytes = b""
+    ) -> None:
         super().__init__(detail)
         self.field = field
         self.rule = rule
+        self.raw_body = raw_body
 
 
 class MalformedJson(ParseError):
     default_code = "malformed_json"
+    field = "body"
+    rule = "json"
 
     def __init__(self, detail: str, raw_body: bytes) -> None:
         super().__init__(detail)
@@ -37,7 +49,9 @@ def _reject_constant(name: str) -> None:
 
 
 def json_body_limit(view) -> int:
-    return getattr(view, "max_body_bytes", settings.INGEST_MAX_BODY_BYTES)
+    """The body limit of the view being parsed for (read per request: settings may change)."""
+    limit = getattr(view, "body_limit", None)
+    return limit() if callable(limit) else settings.INGEST_MAX_BODY_BYTES
 
 
 class BoundedJSONParser(BaseParser):
@@ -49,10 +63,16 @@ class BoundedJSONParser(BaseParser):
         request = parser_context.get("request")
         declared = request.META.get("CONTENT_LENGTH") if request is not None else None
         if declared and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"Request body is {declared} bytes; the limit is {limit}.")
+            kept = stream.read(kept_body_bytes()) if stream is not None else b""
+            raise PayloadTooLarge(
+                f"Request body is {declared} bytes; the limit is {limit}.", raw_body=kept
+            )
         body = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
-            raise PayloadTooLarge(f"Request body exceeds the limit of {limit} bytes.")
+            raise PayloadTooLarge(
+                f"Request body exceeds the limit of {limit} bytes.",
+                raw_body=body[: kept_body_bytes()],
+            )
         if not body.strip():
             raise MalformedJson("Request body is empty; send a JSON object.", body)
         try:
@@ -65,5 +85,7 @@ class BoundedJSONParser(BaseParser):
             raise MalformedJson(f"Request body is not valid UTF-8: {exc.reason}.", body) from None
         try:
             return json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
+        except RecursionError:
+            raise MalformedJson("Malformed JSON: nested too deeply.", body) from None
+        except ValueError as exc:
             raise MalformedJson(f"Malformed JSON: {exc}", body) from None

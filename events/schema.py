@@ -1,20 +1,34 @@
 """The schema layer of event validation: types, formats, enums, lengths, per-type requirements.
 
-It is a pydantic v2 model compiled once at import, so validating an event costs microseconds.
+It is a pydantic v2 TypedDict schema compiled once at import (a TypeAdapter), so validating an
+event costs a few microseconds and yields a plain dict, not a model to dump again.
 `validate_event_schema` is the one entry point; the quality app layers stored rules on top of it.
+
+Every error names a field and a rule. Error text never echoes raw input unescaped: field names
+taken from the payload (unknown keys) are escaped and cut, so NUL bytes, lone surrogates and
+100 KB keys can neither break the JSON response nor the database row that keeps the reasons.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 from uuid import UUID
 
 import orjson
 import pycountry
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    with_config,
+)
+from typing_extensions import TypedDict
 
 COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
 CURRENCY_CODES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
@@ -34,13 +48,84 @@ PROPERTIES_MAX_BYTES = 8192
 PROPERTIES_MAX_DEPTH = 5
 PROPERTIES_MAX_KEYS = 100
 MAX_MONEY = Decimal("9999999999.99")
+MAX_QUANTITY = 100_000
+MAX_ERRORS_PER_EVENT = 20
+FIELD_NAME_MAX_CHARS = 64
 
-# Strings may not contain NUL (PostgreSQL cannot store it); surrogates fail pydantic's str check.
+
+def _country_is_iso(value: str) -> str:
+    if value not in COUNTRY_CODES:
+        raise ValueError("must be an ISO 3166-1 alpha-2 code in upper case, such as US or DE")
+    return value
+
+
+def _currency_is_iso(value: str) -> str:
+    if value and value not in CURRENCY_CODES:
+        raise ValueError("must be an ISO 4217 code in upper case, such as USD or EUR")
+    return value
+
+
+# Strings may not contain NUL (PostgreSQL cannot store it). Lone surrogates pass pydantic's str
+# check, so `validate_event_schema` finds them with one orjson encode (see _unencodable_errors).
 _NO_NUL = r"^[^\x00]*$"
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=_NO_NUL)]
 OptionalIdentifier = Annotated[str, Field(max_length=128, pattern=_NO_NUL)]
 Url = Annotated[str, Field(max_length=2048, pattern=_NO_NUL)]
 Money = Annotated[Decimal, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False, decimal_places=2)]
+Quantity = Annotated[int, Field(strict=True, ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
+EventType = Literal[
+    "page_view",
+    "product_view",
+    "search",
+    "add_to_cart",
+    "remove_from_cart",
+    "checkout_start",
+    "purchase",
+]
+DeviceType = Literal["desktop", "mobile", "tablet", "other"]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class EventSchema(TypedDict):
+    """Wire format of one event, as in the product's original README."""
+
+    event_id: UUID
+    event_type: EventType
+    timestamp: dt.datetime
+    sent_at: NotRequired[dt.datetime | None]
+    user_id: Identifier
+    session_id: Identifier
+    device_type: DeviceType
+    country: Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country_is_iso)]
+    page_url: NotRequired[Url]
+    referrer: NotRequired[Url]
+    product_id: NotRequired[OptionalIdentifier]
+    category: NotRequired[OptionalIdentifier]
+    price: NotRequired[Money | None]
+    quantity: NotRequired[Quantity | None]
+    currency: NotRequired[Annotated[str, Field(max_length=3), AfterValidator(_currency_is_iso)]]
+    order_id: NotRequired[OptionalIdentifier]
+    revenue: NotRequired[Money | None]
+    search_query: NotRequired[Annotated[str, Field(max_length=512, pattern=_NO_NUL)]]
+    properties: NotRequired[dict[str, Any]]
+
+
+_EVENT_ADAPTER = TypeAdapter(EventSchema)
+
+# A normalized row has every Event field; optional ones default like the model's columns.
+ROW_DEFAULTS: dict[str, Any] = {
+    "page_url": "",
+    "referrer": "",
+    "product_id": "",
+    "category": "",
+    "price": None,
+    "quantity": None,
+    "currency": "",
+    "order_id": "",
+    "revenue": None,
+    "search_query": "",
+    "properties": {},
+}
 
 # Fields each event type cannot do without, beyond the common required ones.
 REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {
@@ -50,6 +135,7 @@ REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {
     "remove_from_cart": ("product_id", "quantity"),
     "purchase": ("order_id", "revenue"),
 }
+POSITIVE_QUANTITY_TYPES = frozenset({"add_to_cart", "remove_from_cart"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,54 +153,6 @@ class FieldError:
         if self.rule_id is not None:
             data["rule_id"] = self.rule_id
         return data
-
-
-class EventSchema(BaseModel):
-    """Wire format of one event, as in the product's original README."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, frozen=True)
-
-    event_id: UUID
-    event_type: Literal[
-        "page_view",
-        "product_view",
-        "search",
-        "add_to_cart",
-        "remove_from_cart",
-        "checkout_start",
-        "purchase",
-    ]
-    timestamp: dt.datetime
-    sent_at: dt.datetime | None = None
-    user_id: Identifier
-    session_id: Identifier
-    device_type: Literal["desktop", "mobile", "tablet", "other"]
-    country: Annotated[str, Field(min_length=2, max_length=2)]
-    page_url: Url = ""
-    referrer: Url = ""
-    product_id: OptionalIdentifier = ""
-    category: OptionalIdentifier = ""
-    price: Money | None = None
-    quantity: Annotated[int, Field(strict=True, ge=-100_000, le=100_000)] | None = None
-    currency: Annotated[str, Field(max_length=3)] = ""
-    order_id: OptionalIdentifier = ""
-    revenue: Money | None = None
-    search_query: Annotated[str, Field(max_length=512, pattern=_NO_NUL)] = ""
-    properties: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("country")
-    @classmethod
-    def _country_is_iso(cls, value: str) -> str:
-        if value not in COUNTRY_CODES:
-            raise ValueError("must be an ISO 3166-1 alpha-2 code in upper case, such as US or DE")
-        return value
-
-    @field_validator("currency")
-    @classmethod
-    def _currency_is_iso(cls, value: str) -> str:
-        if value and value not in CURRENCY_CODES:
-            raise ValueError("must be an ISO 4217 code in upper case, such as USD or EUR")
-        return value
 
 
 @dataclass(slots=True)
@@ -136,59 +174,93 @@ _PYDANTIC_RULE_NAMES = {
     "string_unicode": "valid_unicode",
     "uuid_parsing": "uuid",
     "uuid_type": "uuid",
+    "uuid_version": "uuid",
     "datetime_from_date_parsing": "iso8601",
     "datetime_parsing": "iso8601",
     "datetime_type": "iso8601",
+    "datetime_object_invalid": "iso8601",
     "greater_than_equal": "range",
     "less_than_equal": "range",
     "decimal_max_places": "decimal_places",
+    "decimal_max_digits": "range",
+    "decimal_whole_digits": "range",
     "finite_number": "finite_number",
     "value_error": "format",
     "int_type": "integer",
     "int_from_float": "integer",
     "int_parsing": "integer",
+    "int_parsing_size": "range",
     "decimal_parsing": "number",
     "decimal_type": "number",
     "string_type": "string",
     "dict_type": "object",
+    "model_type": "object",
+    "model_attributes_type": "object",
 }
+_PATTERN_MESSAGE = "may not contain NUL bytes"
+
+
+def text_safe(value: Any, limit: int = FIELD_NAME_MAX_CHARS) -> str:
+    """Printable, storable text for anything taken from a payload (a key, a value).
+
+    Lone surrogates and NUL become backslash escapes (neither PostgreSQL nor UTF-8 JSON can
+    carry them) and the result is cut to `limit` characters.
+    """
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _errors_from_pydantic(exc: ValidationError) -> list[FieldError]:
     errors = []
-    for error in exc.errors(include_url=False, include_input=False):
-        location = ".".join(str(part) for part in error["loc"]) or "event"
+    details = exc.errors(include_url=False, include_input=False, include_context=False)
+    for error in details[:MAX_ERRORS_PER_EVENT]:
+        location = ".".join(text_safe(part) for part in error["loc"]) or "event"
         rule = _PYDANTIC_RULE_NAMES.get(error["type"], error["type"])
-        message = error["msg"].removeprefix("Value error, ")
+        if rule == "no_nul_bytes":
+            message = _PATTERN_MESSAGE
+        else:
+            message = text_safe(error["msg"].removeprefix("Value error, "), 300)
         errors.append(FieldError(field=location, rule=rule, message=message))
+    if len(details) > MAX_ERRORS_PER_EVENT:
+        more = len(details) - MAX_ERRORS_PER_EVENT
+        errors.append(FieldError("event", "max_errors", f"and {more} more errors not listed"))
     return errors
 
 
-def _json_depth(value: Any, depth: int = 1) -> int:
-    if isinstance(value, dict):
-        return max((_json_depth(item, depth + 1) for item in value.values()), default=depth)
-    if isinstance(value, list):
-        return max((_json_depth(item, depth + 1) for item in value), default=depth)
-    return depth - 1
+def _properties_shape_error(properties: dict[str, Any]) -> FieldError | None:
+    """Depth and finiteness, walked iteratively (a recursive walk could itself overflow)."""
+    stack: list[tuple[Any, int]] = [(properties, 1)]
+    while stack:
+        container, depth = stack.pop()
+        if depth > PROPERTIES_MAX_DEPTH:
+            return FieldError(
+                "properties", "max_depth", f"may nest at most {PROPERTIES_MAX_DEPTH} levels deep"
+            )
+        for item in container.values() if isinstance(container, dict) else container:
+            if isinstance(item, dict | list):
+                stack.append((item, depth + 1))
+            elif isinstance(item, float) and not math.isfinite(item):
+                return FieldError("properties", "finite_number", "numbers must be finite")
+    return None
 
 
 def _properties_errors(properties: dict[str, Any]) -> list[FieldError]:
-    if not properties:
-        return []
     if len(properties) > PROPERTIES_MAX_KEYS:
         return [
             FieldError("properties", "max_keys", f"at most {PROPERTIES_MAX_KEYS} keys are allowed")
         ]
-    if _json_depth(properties) > PROPERTIES_MAX_DEPTH:
-        return [
-            FieldError(
-                "properties", "max_depth", f"may nest at most {PROPERTIES_MAX_DEPTH} levels deep"
-            )
-        ]
-    try:
-        encoded = orjson.dumps(properties)
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        return [FieldError("properties", "json_value", f"cannot be stored as JSON: {exc}")]
+    shape_error = _properties_shape_error(properties)
+    if shape_error:
+        return [shape_error]
+    encoded = orjson.dumps(properties)  # encodability was checked on the whole payload
     if len(encoded) > PROPERTIES_MAX_BYTES:
         return [
             FieldError(
@@ -198,6 +270,39 @@ def _properties_errors(properties: dict[str, Any]) -> list[FieldError]:
     if b"\\u0000" in encoded:
         return [FieldError("properties", "no_nul_bytes", "strings may not contain NUL bytes")]
     return []
+
+
+def _unencodable_errors(payload: Any) -> list[FieldError]:
+    """Why a payload cannot be stored as JSON: lone surrogates, integers beyond 64 bits, or
+    nesting deeper than any event may have. Walked iteratively, reported per field."""
+    errors: list[FieldError] = []
+    stack: list[tuple[Any, str, int]] = [(payload, "", 0)]
+    while stack and len(errors) < MAX_ERRORS_PER_EVENT:
+        value, path, depth = stack.pop()
+        if depth > 2 * PROPERTIES_MAX_DEPTH:
+            errors.append(FieldError(path or "event", "max_depth", "is nested far too deeply"))
+            continue
+        if isinstance(value, dict):
+            for key, item in value.items():
+                key_text = text_safe(key)
+                if key_text != key:
+                    errors.append(
+                        FieldError(f"{path}.{key_text}".lstrip("."), "valid_unicode", _BAD_TEXT)
+                    )
+                stack.append((item, f"{path}.{key_text}".lstrip("."), depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}.{index}", depth + 1) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                errors.append(FieldError(path or "event", "valid_unicode", _BAD_TEXT))
+        elif isinstance(value, int) and not -(2**63) <= value < 2**64:
+            errors.append(FieldError(path or "event", "range", "number is too large"))
+    return errors or [FieldError("event", "json_value", "cannot be stored as JSON")]
+
+
+_BAD_TEXT = "must be valid Unicode text (no unpaired surrogates)"
 
 
 def _as_utc(value: dt.datetime) -> dt.datetime:
@@ -213,35 +318,41 @@ def validate_event_schema(
     """Check one raw event against the wire schema and return a row ready to store.
 
     Applies clock-skew correction when `sent_at` is given (timestamp = received_at - (sent_at -
-    timestamp), as Segment and RudderStack do) and refuses timestamps too far in the future.
+    timestamp), as Segment and RudderStack do; the raw value is kept as client_timestamp) and
+    refuses timestamps more than `max_future_skew` in the future.
     """
     if not isinstance(payload, dict):
         return SchemaResult(
             None, [FieldError("event", "object", "each event must be a JSON object")]
         )
     try:
-        event = EventSchema.model_validate(payload)
+        orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return SchemaResult(None, _unencodable_errors(payload))
+    try:
+        event = _EVENT_ADAPTER.validate_python(payload)
     except ValidationError as exc:
         return SchemaResult(None, _errors_from_pydantic(exc))
 
+    row = ROW_DEFAULTS | event
+    event_type = row["event_type"]
     errors: list[FieldError] = []
-    for required in REQUIRED_BY_TYPE.get(event.event_type, ()):
-        value = getattr(event, required)
+    for required in REQUIRED_BY_TYPE.get(event_type, ()):
+        value = row[required]
         if value is None or value == "":
-            errors.append(
-                FieldError(required, "required", f"is required for {event.event_type} events")
-            )
-    if event.event_type in ("add_to_cart", "remove_from_cart") and (
-        event.quantity is not None and event.quantity <= 0
-    ):
+            errors.append(FieldError(required, "required", f"is required for {event_type} events"))
+    quantity = row["quantity"]
+    if event_type in POSITIVE_QUANTITY_TYPES and quantity is not None and quantity <= 0:
         errors.append(FieldError("quantity", "range", "must be greater than 0"))
-    errors.extend(_properties_errors(event.properties))
+    if row["properties"]:
+        errors.extend(_properties_errors(row["properties"]))
 
+    sent_at = row.pop("sent_at", None)
     try:
-        client_timestamp = _as_utc(event.timestamp)
+        client_timestamp = _as_utc(row["timestamp"])
         timestamp = client_timestamp
-        if event.sent_at is not None:
-            timestamp = received_at - (_as_utc(event.sent_at) - client_timestamp)
+        if sent_at is not None:
+            timestamp = received_at - (_as_utc(sent_at) - client_timestamp)
     except OverflowError:
         errors.append(FieldError("timestamp", "iso8601", "is out of the supported date range"))
         return SchemaResult(None, errors)
@@ -255,8 +366,6 @@ def validate_event_schema(
         )
     if errors:
         return SchemaResult(None, errors)
-
-    row = event.model_dump(exclude={"sent_at"})
     row["timestamp"] = timestamp
     row["client_timestamp"] = client_timestamp
     row["received_at"] = received_at

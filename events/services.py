@@ -8,20 +8,23 @@ per-row INSERT and no per-row uniqueness query, so a batch of 500 costs a few mi
 from __future__ import annotations
 
 import datetime as dt
-import json
+import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
 import orjson
 import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from events.models import Event, IngestionKey, RejectedEvent
-from events.schema import FieldError
+from events.schema import FieldError, text_safe
+from quality.services.rules import validation_stats_record
 from quality.validators import EventValidator
 
 ACCEPTED = "accepted"
@@ -85,40 +88,54 @@ _EVENT_COLUMNS = (
     ("properties", "jsonb"),
     ("warnings", "jsonb"),
 )
-_JSON_COLUMNS = {"properties", "warnings"}
 
 
-def _unnest_insert_sql() -> str:
+def _recordset_insert_sql() -> str:
+    """INSERT … SELECT FROM json_to_recordset(one JSON parameter) … ON CONFLICT DO NOTHING.
+
+    One parameter for the whole batch: orjson writes it in C, and PostgreSQL parses it in C.
+    Binding one array per column instead cost more in Python than everything else together.
+    """
     names = ", ".join(f'"{name}"' for name, _ in _EVENT_COLUMNS)
-    arrays = ", ".join(f"%s::{'text' if kind == 'jsonb' else kind}[]" for _, kind in _EVENT_COLUMNS)
-    selects = ", ".join(
-        f'"{name}"::jsonb' if kind == "jsonb" else f'"{name}"' for name, kind in _EVENT_COLUMNS
-    )
-    # Identifiers come from the model; values are bound parameters.
+    definitions = ", ".join(f'"{name}" {kind}' for name, kind in _EVENT_COLUMNS)
+    # Identifiers come from the model; the values are one bound parameter.
     table = Event._meta.db_table
     return (
         f"INSERT INTO {table} ({names}) "  # noqa: S608
-        f"SELECT {selects} FROM unnest({arrays}) AS t({names}) "
+        f"SELECT {names} FROM json_to_recordset(%s::json) AS t({definitions}) "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id, id"
     )
 
 
-_UNNEST_INSERT_SQL = _unnest_insert_sql()
+_RECORDSET_INSERT_SQL = _recordset_insert_sql()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
 def _insert_rows_postgres(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert in one statement; return {event_id: id} for the rows that were new."""
-    columns = []
-    for name, _ in _EVENT_COLUMNS:
-        if name in _JSON_COLUMNS:
-            columns.append([orjson.dumps(row[name]).decode() for row in rows])
-        else:
-            columns.append([row[name] for row in rows])
-    connection.ensure_connection()
-    # A server-side-binding cursor sends the arrays as parameters, not as rendered SQL text.
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_UNNEST_INSERT_SQL, columns)
-        return {str(event_id): pk for event_id, pk in cursor.fetchall()}
+    """Insert in one statement; return {event_id: id} for the rows that were new.
+
+    A persistent connection that died since its last use (database restart) is replaced once:
+    the statement is idempotent (ON CONFLICT DO NOTHING), so running it again is safe.
+    """
+    document = orjson.dumps(rows, default=_json_default).decode()
+    for attempt in (1, 2):
+        connection.ensure_connection()
+        try:
+            # A server-side-binding cursor: the document travels as a parameter, and the
+            # statement is prepared after a few uses.
+            with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+                cursor.execute(_RECORDSET_INSERT_SQL, (document,))
+                return {str(event_id): pk for event_id, pk in cursor.fetchall()}
+        except (OperationalError, InterfaceError):
+            if attempt == 2 or connection.in_atomic_block:
+                raise
+            connection.close()
+    raise AssertionError("unreachable")
 
 
 def _insert_rows_portable(rows: list[dict[str, Any]]) -> dict[str, int]:
@@ -126,7 +143,11 @@ def _insert_rows_portable(rows: list[dict[str, Any]]) -> dict[str, int]:
     ids = [row["event_id"] for row in rows]
     existing = set(Event.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
     new_rows = [row for row in rows if row["event_id"] not in existing]
-    Event.objects.bulk_create([Event(**row) for row in new_rows], batch_size=500)
+    fields = {name for name, _ in _EVENT_COLUMNS}
+    Event.objects.bulk_create(
+        [Event(**{k: v for k, v in row.items() if k in fields}) for row in new_rows],
+        batch_size=500,
+    )
     inserted = Event.objects.filter(event_id__in=[row["event_id"] for row in new_rows])
     return {str(event_id): pk for event_id, pk in inserted.values_list("event_id", "id")}
 
@@ -140,27 +161,47 @@ def events_insert(rows: list[dict[str, Any]]) -> dict[str, int]:
     return _insert_rows_portable(rows)
 
 
-def raw_payload_encode(payload: Any) -> tuple[str, bool]:
-    """ASCII-escaped JSON text of a payload, cut to the configured bound.
+_MAX_RAW_DEPTH = 32
 
-    ASCII escaping turns NUL bytes and lone surrogates into `\\u0000` text, which any database
-    stores; the bound keeps a flood of huge bad events from filling the disk.
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """A JSON-encodable copy of a payload orjson refused (lone surrogates, integers beyond 64
+    bits, nesting past its limit); recursion is cut at a fixed depth."""
+    if depth > _MAX_RAW_DEPTH:
+        return "…(nested too deep)"
+    if isinstance(value, dict):
+        return {text_safe(key, 1000): _json_safe(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item, depth + 1) for item in value]
+    if isinstance(value, str):
+        return text_safe(value, len(value))
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def raw_payload_encode(payload: Any) -> tuple[str, bool]:
+    """JSON text of a payload (or the raw body), cut to the configured bound in bytes.
+
+    NUL bytes become `\\u0000` escapes and lone surrogates backslash escapes, which any
+    database stores; the bound keeps a flood of huge bad events from filling the disk.
     """
     limit = settings.INGEST_REJECTED_PAYLOAD_MAX_BYTES
-    if isinstance(payload, bytes | str):
-        text = (
-            payload.decode("utf-8", "backslashreplace") if isinstance(payload, bytes) else payload
-        )
-        text = text.encode("ascii", "backslashreplace").decode("ascii")
+    if isinstance(payload, bytes):
+        encoded = payload[: limit + 4].decode("utf-8", "backslashreplace").encode()
+    elif isinstance(payload, str):
+        encoded = text_safe(payload[: limit + 1], limit + 1).encode()
     else:
         try:
-            text = json.dumps(payload, ensure_ascii=True, default=str)
-        except (TypeError, ValueError, RecursionError):
-            text = repr(payload).encode("ascii", "backslashreplace").decode("ascii")
-    text = text.replace("\x00", "\\u0000")
-    if len(text) > limit:
-        return text[:limit], True
-    return text, False
+            encoded = orjson.dumps(payload, default=_json_default)
+        except (TypeError, orjson.JSONEncodeError):
+            encoded = orjson.dumps(_json_safe(payload), default=str)
+    encoded = encoded.replace(b"\x00", b"\\u0000")
+    if len(encoded) > limit:
+        return encoded[:limit].decode("utf-8", "ignore"), True
+    return encoded.decode(), False
 
 
 def _text_field(payload: Any, name: str, limit: int) -> str:
@@ -169,7 +210,7 @@ def _text_field(payload: Any, name: str, limit: int) -> str:
     value = payload.get(name)
     if not isinstance(value, str):
         return ""
-    return value[:limit].encode("ascii", "backslashreplace").decode("ascii")[:limit]
+    return text_safe(value, limit - 1)[:limit]
 
 
 def rejected_events_store(
@@ -210,36 +251,42 @@ def event_batch_ingest(
     source: IngestSource,
     received_at: dt.datetime | None = None,
     validator: EventValidator | None = None,
+    sizes_checked: bool = False,
 ) -> list[EventOutcome]:
     """Validate, dedupe and store a batch; return one outcome per payload, in order.
 
     Valid events are stored even when others are bad. An event_id seen twice in the batch or
-    already stored is reported as a duplicate and stored once.
+    already stored is reported as a duplicate and stored once. `sizes_checked` says that the
+    caller already bounded each event to INGEST_MAX_EVENT_BYTES (a single-event request body).
     """
     received_at = received_at or timezone.now()
     validator = validator or EventValidator()
-    max_event_bytes = settings.INGEST_MAX_EVENT_BYTES
     outcomes: list[EventOutcome] = []
-    rows_to_insert: list[dict[str, Any]] = []
     pending: list[EventOutcome] = []
+    rows_to_insert: list[dict[str, Any]] = []
     rejected_items: list[tuple[Any, list[FieldError]]] = []
     rejected_outcomes: list[EventOutcome] = []
-    seen_ids: set[str] = set()
 
-    sized_payloads = []
-    for index, payload in enumerate(payloads):
-        size_error = _oversize_error(payload, max_event_bytes)
-        if size_error:
+    if sizes_checked:
+        sized = list(enumerate(payloads))
+    else:
+        sized = []
+        max_event_bytes = settings.INGEST_MAX_EVENT_BYTES
+        for index, payload in enumerate(payloads):
+            size_error = _oversize_error(payload, max_event_bytes)
+            if size_error is None:
+                sized.append((index, payload))
+                continue
             outcome = EventOutcome(index, REJECTED, errors=[size_error])
+            outcome.event_id = _text_field(payload, "event_id", 64) or None
             outcomes.append(outcome)
             rejected_items.append((payload, [size_error]))
             rejected_outcomes.append(outcome)
-            continue
-        sized_payloads.append((index, payload))
 
-    results = validator.validate_batch([p for _, p in sized_payloads], received_at=received_at)
-    for (index, payload), result in zip(sized_payloads, results, strict=True):
-        if not result.is_valid:
+    results = validator.validate_batch([payload for _, payload in sized], received_at=received_at)
+    seen_ids: set[UUID] = set()
+    for (index, payload), result in zip(sized, results, strict=True):
+        if result.errors:
             outcome = EventOutcome(
                 index,
                 REJECTED,
@@ -252,20 +299,29 @@ def event_batch_ingest(
             outcomes.append(outcome)
             continue
         row = result.row
-        event_id = str(row["event_id"])
-        if event_id in seen_ids:
-            outcomes.append(EventOutcome(index, DUPLICATE, event_id=event_id))
+        event_uuid = row["event_id"]
+        if event_uuid in seen_ids:
+            outcomes.append(EventOutcome(index, DUPLICATE, event_id=str(event_uuid)))
             continue
-        seen_ids.add(event_id)
+        seen_ids.add(event_uuid)
         row["warnings"] = [warning.as_dict() for warning in result.warnings]
-        outcome = EventOutcome(index, ACCEPTED, event_id=event_id, warnings=result.warnings)
+        outcome = EventOutcome(index, ACCEPTED, event_id=str(event_uuid), warnings=result.warnings)
         rows_to_insert.append(row)
         pending.append(outcome)
         outcomes.append(outcome)
 
-    with transaction.atomic():
+    if rejected_items:
+        with transaction.atomic():
+            inserted = events_insert(rows_to_insert)
+            rejected_ids = rejected_events_store(
+                rejected_items, source=source, received_at=received_at
+            )
+        for outcome, rejected_id in zip(rejected_outcomes, rejected_ids, strict=True):
+            outcome.rejected_id = rejected_id
+    else:
+        # One statement commits on its own: no BEGIN/COMMIT round trips.
         inserted = events_insert(rows_to_insert)
-        rejected_ids = rejected_events_store(rejected_items, source=source, received_at=received_at)
+    validation_stats_record(results, received_at=received_at)  # quality counters (issue 3)
     for outcome in pending:
         new_id = inserted.get(outcome.event_id)
         if new_id is None:
@@ -273,9 +329,8 @@ def event_batch_ingest(
             outcome.warnings = []
         else:
             outcome.id = new_id
-    for outcome, rejected_id in zip(rejected_outcomes, rejected_ids, strict=True):
-        outcome.rejected_id = rejected_id
-    outcomes.sort(key=lambda outcome: outcome.index)
+    if rejected_outcomes and not sizes_checked:
+        outcomes.sort(key=lambda outcome: outcome.index)
     return outcomes
 
 
@@ -290,8 +345,9 @@ def _oversize_error(payload: Any, max_bytes: int) -> FieldError | None:
 
 
 def event_ingest(payload: Any, *, source: IngestSource) -> EventOutcome:
-    """Ingest one event. A duplicate reports the id of the event already stored."""
-    outcome = event_batch_ingest([payload], source=source)[0]
+    """Ingest one event (its request body was already bounded to INGEST_MAX_EVENT_BYTES).
+    A duplicate reports the id of the event already stored."""
+    outcome = event_batch_ingest([payload], source=source, sizes_checked=True)[0]
     if outcome.status == DUPLICATE and outcome.event_id:
         outcome.id = (
             Event.objects.filter(event_id=outcome.event_id).values_list("id", flat=True).first()
@@ -299,10 +355,15 @@ def event_ingest(payload: Any, *, source: IngestSource) -> EventOutcome:
     return outcome
 
 
+def request_rejected_store(body: bytes | Any, error: FieldError, *, source: IngestSource) -> int:
+    """Keep a request refused as a whole (not JSON, not the documented shape, too many events,
+    too large), bounded, so that the sender's mistake can be seen and nothing is silently lost."""
+    return rejected_events_store([(body, [error])], source=source, received_at=timezone.now())[0]
+
+
 def malformed_body_store(body: bytes, reason: str, *, source: IngestSource) -> int:
     """Keep a request body that was not even JSON, so the sender's mistake can be seen."""
-    error = FieldError("body", "json", reason)
-    return rejected_events_store([(body, [error])], source=source, received_at=timezone.now())[0]
+    return request_rejected_store(body, FieldError("body", "json", reason), source=source)
 
 
 @dataclass(frozen=True, slots=True)
