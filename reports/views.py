@@ -1,12 +1,266 @@
-"""Dashboard pages. Thin: read from selectors, render templates."""
+"""Dashboard pages. Thin: parse filters, call one selector, shape for the template.
 
+Each page renders in full, or only its `dashboard` partial (charts and tables) for htmx
+requests, so filters swap the data region without reloading the page. The partial's response
+pushes the canonical, shareable URL of the filters it shows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pycountry
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
+from django_htmx.http import push_url
 
-from events import selectors as event_selectors
+from events.schema import DEVICE_TYPES
+from reports import charts, csv_export, selectors
+from reports.filters import CUSTOM, PRESETS, DashboardFilters, filters_from_query
+
+SPLITS = ("device", "country")
+SECOND = dt.timedelta(seconds=1)
+KPI_LABELS = (
+    ("events", "Events", "int"),
+    ("sessions", "Sessions", "int"),
+    ("users", "Users", "int"),
+    ("conversion_rate", "Conversion rate", "ratio"),
+    ("revenue", "Revenue", "money"),
+    ("average_order_value", "Average order value", "money"),
+)
+COUNTRY_CHOICES = sorted(
+    ((country.alpha_2, country.name) for country in pycountry.countries),
+    key=lambda item: item[1],
+)
+EMPTY_HINT = "python manage.py generate_sample_data --events 1000"
+
+
+# --- per-page data (also what CSV downloads read) -------------------------------------------
+
+
+def _split(request: HttpRequest) -> str | None:
+    split = request.GET.get("split")
+    return split if split in SPLITS else None
+
+
+PAGE_DATA: dict[str, Callable[[HttpRequest, DashboardFilters], dict[str, Any]]] = {
+    "overview": lambda request, filters: selectors.overview(filters),
+    "funnel": lambda request, filters: selectors.funnel(filters, split_by=_split(request)),
+    "products": lambda request, filters: selectors.products(filters),
+    "audience": lambda request, filters: selectors.audience(filters),
+    "live": lambda request, filters: selectors.live(),
+    "quality": lambda request, filters: selectors.quality_page(filters),
+}
+
+
+# --- per-page shaping: charts and KPI cards --------------------------------------------------
+
+
+def _overview_context(data: dict[str, Any], filters: DashboardFilters) -> dict[str, Any]:
+    kpis = [
+        {"name": name, "label": label, "kind": kind, **data["kpis"][name]}
+        for name, label, kind in KPI_LABELS
+    ]
+    total = data["kpis"]["events"]["value"]
+    return {
+        "kpis": kpis,
+        "event_mix": [{**row, "share": row["count"] / total} for row in data["event_mix"]],
+        "has_data": total > 0,
+        "charts": {
+            "events": charts.overview_events(data["series"]),
+            "revenue": charts.overview_revenue(data["series"]),
+            "mix": charts.event_mix(data["event_mix"]),
+        },
+    }
+
+
+def _funnel_context(data: dict[str, Any], filters: DashboardFilters) -> dict[str, Any]:
+    return {
+        "has_data": data["steps"][0]["sessions"] > 0,
+        "charts": {"funnel": charts.funnel(data["steps"], data["splits"])},
+    }
+
+
+def _products_context(data: dict[str, Any], filters: DashboardFilters) -> dict[str, Any]:
+    return {
+        "has_data": bool(data["top_viewed"] or data["top_added"] or data["top_purchased"]),
+        "charts": {
+            "viewed": charts.top_products(data["top_viewed"], "Views"),
+            "added": charts.top_products(data["top_added"], "Adds to cart"),
+            "purchased": charts.top_products(data["top_purchased"], "Purchases"),
+            "categories": charts.category_revenue(data["revenue_by_category"]),
+        },
+    }
+
+
+def _audience_context(data: dict[str, Any], filters: DashboardFilters) -> dict[str, Any]:
+    return {
+        "has_data": bool(data["devices"]),
+        "charts": {
+            "devices": charts.dimension(data["devices"], "device_type"),
+            "countries": charts.dimension(data["countries"], "country", kind="bar"),
+            "new_vs_returning": charts.new_vs_returning(data["new_vs_returning"]),
+        },
+    }
+
+
+def _live_context(data: dict[str, Any], filters: DashboardFilters) -> dict[str, Any]:
+    return {
+        "has_data": any(row["count"] for row in data["per_minute"]) or bool(data["newest"]),
+        "events_last_30": sum(row["count"] for row in data["per_minute"]),
+        "poll_seconds": getattr(settings, "REPORTS_LIVE_POLL_SECONDS", 5),
+        "charts": {"per_minute": charts.live_per_minute(data["per_minute"])},
+    }
+
+
+def _quality_context(data: dict[str, Any], filters: DashboardFilters) -> dict[str, Any]:
+    series = data["pass_rate_series"] or []
+    accepted = sum(row["accepted"] for row in series)
+    rejected = sum(row["rejected"] for row in series)
+    total = accepted + rejected
+    return {
+        "has_data": total > 0 or data["freshness"]["newest_event"] is not None,
+        "pass_rate": accepted / total if total else None,
+        "below_target": bool(total) and accepted / total < data["target"],
+        "charts": {
+            "pass_rate": charts.pass_rate(series, data["target"], filters.bucket),
+            "quarantine": charts.quarantine_by_rule((data["quarantine"] or {}).get("by_rule", {})),
+        },
+    }
+
+
+PAGE_CONTEXT: dict[str, Callable[[dict[str, Any], DashboardFilters], dict[str, Any]]] = {
+    "overview": _overview_context,
+    "funnel": _funnel_context,
+    "products": _products_context,
+    "audience": _audience_context,
+    "live": _live_context,
+    "quality": _quality_context,
+}
+
+PAGE_TITLES = {
+    "overview": "Overview",
+    "funnel": "Funnel",
+    "products": "Products",
+    "audience": "Audience",
+    "live": "Live",
+    "quality": "Data quality",
+}
+
+
+# --- links that keep the filters ------------------------------------------------------------
+
+
+def _query(filters: DashboardFilters, split: str | None = None) -> str:
+    query = filters.as_query()
+    return f"{query}&split={split}" if split else query
+
+
+def _filter_links(page: str, filters: DashboardFilters, split: str | None) -> dict[str, Any]:
+    """Everything the filter bar needs: preset links, current values, choices."""
+    presets = [
+        {
+            "key": key,
+            "query": _query(dataclasses.replace(filters, preset=key), split),
+            "active": filters.preset == key,
+        }
+        for key in PRESETS
+    ]
+    splits = [
+        {"key": key, "label": label, "query": _query(filters, key), "active": split == key}
+        for key, label in (
+            (None, "All sessions"),
+            ("device", "By device"),
+            ("country", "By country"),
+        )
+    ]
+    return {
+        "presets": presets,
+        "splits": splits,
+        "split": split,
+        "query": _query(filters, split),
+        "start_date": filters.start.date().isoformat(),
+        "end_date": (filters.end - SECOND).date().isoformat(),
+        "period_last": filters.end - SECOND,
+        "is_custom": filters.preset == CUSTOM,
+        "devices": DEVICE_TYPES,
+        "countries": COUNTRY_CHOICES,
+        "show_dimensions": page != "quality",
+    }
+
+
+# --- views ----------------------------------------------------------------------------------
+
+
+def _dashboard(request: HttpRequest, page: str) -> HttpResponse:
+    filters = filters_from_query(request.GET)
+    split = _split(request) if page == "funnel" else None
+    data = PAGE_DATA[page](request, filters)
+    context = {
+        "page": page,
+        "title": PAGE_TITLES[page],
+        "filters": filters,
+        "data": data,
+        "empty_hint": EMPTY_HINT,
+        "any_events": selectors.freshness()["newest_event"] is not None,
+        **_filter_links(page, filters, split),
+        **PAGE_CONTEXT[page](data, filters),
+    }
+    partial = bool(request.htmx) and not request.htmx.history_restore_request
+    template = f"reports/{page}.html"
+    response = render(request, f"{template}#dashboard" if partial else template, context)
+    if partial and page != "live":
+        response = push_url(response, f"{request.path}?{context['query']}")
+    patch_vary_headers(response, ("HX-Request",))
+    return response
 
 
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
-    return render(request, "reports/overview.html", {"stats": event_selectors.event_stats()})
+    return _dashboard(request, "overview")
+
+
+@login_required
+def funnel(request: HttpRequest) -> HttpResponse:
+    return _dashboard(request, "funnel")
+
+
+@login_required
+def products(request: HttpRequest) -> HttpResponse:
+    return _dashboard(request, "products")
+
+
+@login_required
+def audience(request: HttpRequest) -> HttpResponse:
+    return _dashboard(request, "audience")
+
+
+@login_required
+def live(request: HttpRequest) -> HttpResponse:
+    return _dashboard(request, "live")
+
+
+@login_required
+def quality(request: HttpRequest) -> HttpResponse:
+    return _dashboard(request, "quality")
+
+
+@login_required
+def table_csv(request: HttpRequest, page: str, table: str) -> HttpResponse:
+    """One table of a page as CSV, with the same filters as the page."""
+    if not csv_export.table_exists(page, table):
+        raise Http404(f"no table {table!r} on page {page!r}")
+    filters = filters_from_query(request.GET)
+    data = PAGE_DATA[page](request, filters)
+    response = HttpResponse(
+        csv_export.table_csv(page, table, data), content_type="text/csv; charset=utf-8"
+    )
+    period = f"{filters.start:%Y%m%d}-{filters.end - SECOND:%Y%m%d}"
+    response["Content-Disposition"] = f'attachment; filename="{page}-{table}-{period}.csv"'
+    return response
