@@ -157,6 +157,11 @@ class QualityRuleAdmin(admin.ModelAdmin):
 
 
 class QualityCheckForm(forms.ModelForm):
+    webhook_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        help_text="Overrides QUALITY_ALERT_WEBHOOK_URL for this check.",
+    )
     class Meta:
         model = QualityCheck
         fields = (
