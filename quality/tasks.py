@@ -11,7 +11,7 @@ from quality.services import alerts, checks, replay
 logger = structlog.get_logger(__name__)
 
 
-@shared_task(name="quality.run_scheduled", acks_late=True, ignore_result=True)
+@shared_task(name="quality.run_scheduled", acks_late=True)
 def run_scheduled() -> dict:
     """The once-a-minute beat entry: due checks by their own interval, then rule rates."""
     runs = checks.checks_run_due()
