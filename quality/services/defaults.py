@@ -50,7 +50,6 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "field": "session_id",
         "params": {"lookback_days": 7},
         "event_types": ["checkout_start"],
-        "severity": "warning",
     },
     {
         "name": "timestamp-not-older-than-30-days",
