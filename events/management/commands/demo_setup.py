@@ -26,8 +26,10 @@ class Command(BaseCommand):
         user.is_superuser = True
         user.set_password(DEMO_PASSWORD)
         user.save()
+        call_command("load_default_rules")  # before the data, so bad events meet the rules
         if not Event.objects.exists():
             call_command("generate_sample_data", events=events, seed=seed)
+        call_command("run_quality_checks", rules=True)  # incidents to find in admin
         self.stdout.write(
             self.style.SUCCESS(
                 "\n  Demo ready: open http://localhost:8000/ and sign in as "
