@@ -16,18 +16,18 @@ from typing import Any
 from django.db.models import (
     Case,
     Count,
+    F,
     IntegerField,
     Max,
     Min,
-    OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
+    Window,
 )
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models.functions import RowNumber, TruncDay, TruncHour
 
 from events.models import Event
 from reports.filters import DashboardFilters
@@ -117,9 +117,10 @@ def session_states(
 
     A session starts at its first event (by timestamp, then id); its user, device and country are
     those of that first event. `reached_step` is the furthest funnel step seen (1..5, 0 = none).
+    Two set-based queries (aggregates, then first events by a window function), no per-session
+    subquery.
     """
     qs = base if session_ids is None else base.filter(session_id__in=list(session_ids))
-    first = base.filter(session_id=OuterRef("session_id")).order_by("timestamp", "id")
     rows = (
         qs.values("session_id")
         .annotate(
@@ -129,14 +130,33 @@ def session_states(
             pages=Count("id", filter=Q(event_type="page_view")),
             reached_step=Max(STEP_OF_EVENT),
             revenue=Sum("revenue", filter=Q(event_type="purchase")),
-            first_event=Subquery(first.values("id")[:1]),
-            user_id=Subquery(first.values("user_id")[:1]),
-            device_type=Subquery(first.values("device_type")[:1]),
-            country=Subquery(first.values("country")[:1]),
         )
         .order_by()
     )
-    return [{**row, "revenue": row["revenue"] or Decimal(0)} for row in rows]
+    firsts = {
+        row["session_id"]: row
+        for row in qs.annotate(
+            position=Window(
+                RowNumber(), partition_by=[F("session_id")], order_by=[F("timestamp"), F("id")]
+            )
+        )
+        .filter(position=1)
+        .values("session_id", "id", "user_id", "device_type", "country")
+    }
+    states = []
+    for row in rows:
+        first = firsts[row["session_id"]]
+        states.append(
+            {
+                **row,
+                "revenue": row["revenue"] or Decimal(0),
+                "first_event": first["id"],
+                "user_id": first["user_id"],
+                "device_type": first["device_type"],
+                "country": first["country"],
+            }
+        )
+    return states
 
 
 def user_first_seen(user_ids_: Iterable[str], base: QuerySet[Event]) -> dict[str, dt.datetime]:

@@ -16,7 +16,7 @@ import contextlib
 import contextvars
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -30,6 +30,10 @@ from reports.models import SessionRollup, UserFirstSeen
 
 _tail_var: contextvars.ContextVar[QuerySet[Event] | None] = contextvars.ContextVar(
     "rollup_tail", default=None
+)
+# Tail-derived data that does not depend on filters, computed once per snapshot.
+_memo_var: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "rollup_tail_memo", default=None
 )
 
 
@@ -46,10 +50,21 @@ def read_snapshot() -> Iterator[None]:
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         token = _tail_var.set(rollups.events_after_watermark(*rollups.watermark_get()))
+        memo_token = _memo_var.set({})
         try:
             yield
         finally:
+            _memo_var.reset(memo_token)
             _tail_var.reset(token)
+
+
+def _memo(key: str, compute: Callable[[], Any]) -> Any:
+    memo = _memo_var.get()
+    if memo is None:
+        return compute()
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
 
 
 def _tail() -> QuerySet[Event]:
@@ -110,13 +125,14 @@ def users(filters: DashboardFilters, field: str | None = None) -> Any:
         row[field]: row["n"]
         for row in activity.values(field).annotate(n=Count("user_id", distinct=True)).order_by()
     }
-    for key, ids in tail_users.items():
+    if tail_users:
+        everyone = set().union(*tail_users.values())
         known = set(
-            activity.filter(**{field: key}, user_id__in=list(ids))
-            .values_list("user_id", flat=True)
-            .distinct()
+            activity.filter(user_id__in=list(everyone)).values_list(field, "user_id").distinct()
         )
-        counts[key] = counts.get(key, 0) + len(ids - known)
+        for key, ids in tail_users.items():
+            new = sum(1 for user_id in ids if (key, user_id) not in known)
+            counts[key] = counts.get(key, 0) + new
     return counts
 
 
@@ -129,8 +145,14 @@ def new_vs_returning(filters: DashboardFilters) -> dict[str, int]:
     )
     new, total = totals["new"], totals["total"]
     tail = _tail()
-    tail_first = dict(
-        tail.values("user_id").annotate(first=raw.Min("timestamp")).values_list("user_id", "first")
+    tail_first = _memo(
+        "first_seen",
+        lambda: dict(
+            tail.values("user_id")
+            .annotate(first=raw.Min("timestamp"))
+            .values_list("user_id", "first")
+            .order_by()
+        ),
     )
     if tail_first:
         tail_active = raw.user_ids(raw.events_in(filters, tail))
@@ -177,6 +199,26 @@ def _session_merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str,
     }
 
 
+def _tail_sessions() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Tail sessions (merged over tail events) and their rolled-up rows, if any."""
+    tail_states = raw.session_states(None, _tail())
+    if not tail_states:
+        return [], {}
+    rows = SessionRollup.objects.filter(
+        session_id__in=[state["session_id"] for state in tail_states]
+    ).values(
+        "session_id",
+        "started_at",
+        "first_event_pk",
+        "device_type",
+        "country",
+        "reached_step",
+        "revenue",
+    )
+    old_rows = {row["session_id"]: {**row, "first_event": row["first_event_pk"]} for row in rows}
+    return tail_states, old_rows
+
+
 def session_steps(
     filters: DashboardFilters, split_by: str | None = None
 ) -> dict[str | None, dict[int, dict[str, Any]]]:
@@ -200,29 +242,14 @@ def session_steps(
     )
     for row in rows:
         add(row[field] if field else None, row["reached_step"], row["n"], row["revenue"])
-    tail_states = raw.session_states(None, _tail())
-    if tail_states:
-        old_rows = {
-            row["session_id"]: {**row, "first_event": row.pop("first_event_pk")}
-            for row in SessionRollup.objects.filter(
-                session_id__in=[state["session_id"] for state in tail_states]
-            ).values(
-                "session_id",
-                "started_at",
-                "first_event_pk",
-                "device_type",
-                "country",
-                "reached_step",
-                "revenue",
-            )
-        }
-        for state in tail_states:
-            old = old_rows.get(state["session_id"])
-            if old is not None and _session_matches(old, filters):
-                add(old[field] if field else None, old["reached_step"], -1, -old["revenue"])
-            merged = _session_merge(old, state)
-            if _session_matches(merged, filters):
-                add(merged[field] if field else None, merged["reached_step"], 1, merged["revenue"])
+    tail_states, old_rows = _memo("sessions", _tail_sessions)
+    for state in tail_states:
+        old = old_rows.get(state["session_id"])
+        if old is not None and _session_matches(old, filters):
+            add(old[field] if field else None, old["reached_step"], -1, -old["revenue"])
+        merged = _session_merge(old, state)
+        if _session_matches(merged, filters):
+            add(merged[field] if field else None, merged["reached_step"], 1, merged["revenue"])
     pruned = {
         key: {step: cell for step, cell in cells.items() if cell["sessions"]}
         for key, cells in result.items()

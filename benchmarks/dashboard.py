@@ -1,0 +1,356 @@
+"""Dashboard benchmark: selectors on rollups (+ raw tail) next to raw GROUP BY over events.
+
+    .venv/bin/python benchmarks/dashboard.py --events 1000000      # or: make bench-dashboard
+
+What it does:
+1. creates and migrates a scratch PostgreSQL database (`analytics_bench_dash`), and loads
+   --events events server-side (INSERT ... SELECT FROM generate_series: sessions of up to six
+   events over --days days, 2% of them received hours late, 1% with warnings);
+   --reuse keeps an existing load of the same size;
+2. rebuilds the rollups and prints the fold rate (events/s, the issue's bar is 40,000/s);
+3. for each preset, times every selector (p50/p95 over --runs) on rollups, once fully rolled up
+   and once with a raw tail of --tail fresh events after the watermark, and the page views
+   through django.test.Client with a logged-in user (template rendering included) when
+   reports.urls has them;
+4. times the same numbers computed by raw GROUP BY over events (fewer runs: it is slow) and
+   prints the ratio.
+
+The machine's cores are shared with PostgreSQL and possibly other work: figures are a floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+DB_NAME = os.environ.get("BENCH_DASH_DB", "analytics_bench_dash")
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+TARGET_MS = 100.0
+CHUNK = 1_000_000
+
+STEP_SQL = (
+    "CASE event_type WHEN 'page_view' THEN 1 WHEN 'product_view' THEN 2 WHEN 'add_to_cart' "
+    "THEN 3 WHEN 'checkout_start' THEN 4 WHEN 'purchase' THEN 5 ELSE 0 END"
+)
+
+
+def _admin_sql(sql: str) -> None:
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def database_prepare(events: int, days: int, reuse: bool) -> None:
+    url = f"{PG}/{DB_NAME}"
+    if reuse:
+        try:
+            with psycopg.connect(url) as conn:
+                count = conn.execute("SELECT COUNT(*) FROM events_event").fetchone()[0]
+            if count == events:
+                print(f"reusing {DB_NAME} with {count:,} events")
+                return
+        except psycopg.Error:
+            pass
+    _admin_sql(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+    _admin_sql(f'CREATE DATABASE "{DB_NAME}"')
+    env = {**os.environ, "DATABASE_URL": url, "ENVIRONMENT": "testing"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+    started = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET synchronous_commit = off")
+        for low in range(0, events, CHUNK):
+            high = min(low + CHUNK, events) - 1
+            conn.execute(
+                _load_sql(),
+                {"low": low, "high": high, "days": days, "users": max(events // 20, 1000)},
+            )
+            print(f"  loaded {high + 1:,} events ({time.perf_counter() - started:.0f} s)")
+        conn.execute("VACUUM ANALYZE events_event")
+    elapsed = time.perf_counter() - started
+    print(f"load: {events:,} events in {elapsed:.1f} s ({events / elapsed:,.0f} events/s)")
+
+
+def _load_sql() -> str:
+    """Sessions of six event slots; session depth sets how far down the funnel it goes."""
+    sql = """
+    INSERT INTO events_event (event_id, event_type, timestamp, client_timestamp, received_at,
+        user_id, session_id, device_type, country, page_url, referrer, product_id, category,
+        price, quantity, currency, order_id, revenue, search_query, properties, warnings)
+    SELECT gen_random_uuid(), et, ts, ts,
+        LEAST(ts + CASE WHEN h % 50 = 0 THEN make_interval(hours => (1 + h % 48)::int)
+                        ELSE make_interval(secs => (1 + h % 5)::float) END,
+              now() - interval '1 minute'),
+        'user_' || (s * 7919 % %(users)s), 'session_' || s,
+        (ARRAY['desktop','mobile','tablet','other'])[1 + (s * 13 % 100) / 34 + (s % 97 = 0)::int],
+        (ARRAY['US','DE','GB','FR','NL','SE','JP','BR','IN','CA','ES','IT','PL','MX','AU'])
+            [1 + s * 7 % 15],
+        '/p/' || pid, '',
+        CASE WHEN et IN ('product_view','add_to_cart','purchase') THEN 'sku_' || pid ELSE '' END,
+        CASE WHEN et IN ('product_view','add_to_cart','purchase') THEN 'cat_' || pid % 25
+             ELSE '' END,
+        NULL, NULL, CASE WHEN et = 'purchase' THEN 'USD' ELSE '' END,
+        CASE WHEN et = 'purchase' THEN 'o_' || s ELSE '' END,
+        CASE WHEN et = 'purchase' THEN (h % 20000) / 100.0 + 5 END,
+        CASE WHEN et = 'search' THEN 'shoes' ELSE '' END, '{}'::jsonb,
+        CASE WHEN h % 100 = 7 THEN '[{"field":"page_url","rule":"w","message":"w"}]'::jsonb
+             ELSE '[]'::jsonb END
+    FROM (
+        SELECT i, s, pos, h, pid, ts,
+            CASE WHEN pos = 5 THEN 'search'
+                 WHEN pos < depth THEN (ARRAY['page_view','product_view','add_to_cart',
+                                              'checkout_start','purchase'])[pos + 1]
+                 ELSE 'product_view' END AS et
+        FROM (
+            SELECT i, i / 6 AS s, i % 6 AS pos, (i * 2654435761) % 1000003 AS h,
+                (i / 6 * 40503) % 1000 AS pid,
+                CASE WHEN (i / 6 * 2654435761) % 100 < 40 THEN 2
+                     WHEN (i / 6 * 2654435761) % 100 < 70 THEN 3
+                     WHEN (i / 6 * 2654435761) % 100 < 85 THEN 4 ELSE 5 END AS depth,
+                now() - interval '5 minutes'
+                    - make_interval(secs => ((i / 6 * 2246822519) % (%(days)s * 86400))::float)
+                    + make_interval(secs => ((i % 6) * 41)::float) AS ts
+            FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS i
+        ) AS slots
+    ) AS events
+    """
+    return sql.replace(" % ", " %% ")
+
+
+def timed(function: Callable[[], object], runs: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        function()
+        samples.append((time.perf_counter() - started) * 1000)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
+    return statistics.median(samples), p95
+
+
+# ---------------------------------------------------------------------------------------------
+# Raw GROUP BY equivalents (what a dashboard without rollups would run).
+
+
+def raw_queries(f) -> dict[str, Callable[[], object]]:
+    from django.db import connection
+
+    def run(sql: str, params: list) -> list:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+
+    def where(period) -> tuple[str, list]:
+        clauses, params = ["timestamp >= %s", "timestamp < %s"], [period.start, period.end]
+        if period.device:
+            clauses.append("device_type = %s")
+            params.append(period.device)
+        if period.country:
+            clauses.append("country = %s")
+            params.append(period.country)
+        return " AND ".join(clauses), params
+
+    def totals(period) -> None:
+        w, p = where(period)
+        run(
+            "SELECT date_trunc(%s, timestamp, 'UTC'), event_type, COUNT(*), SUM(revenue), "
+            f"COUNT(*) FILTER (WHERE warnings <> '[]'::jsonb) FROM events_event WHERE {w} "
+            "GROUP BY 1, 2",
+            [period.bucket, *p],
+        )
+        run(f"SELECT COUNT(DISTINCT user_id) FROM events_event WHERE {w}", p)
+
+    def sessions(period) -> None:
+        w, p = where(period)
+        run(
+            "WITH firsts AS (SELECT DISTINCT ON (session_id) session_id, timestamp, device_type, "
+            "country FROM events_event ORDER BY session_id, timestamp, id), steps AS ("
+            f"SELECT session_id, MAX({STEP_SQL}) AS step FROM events_event GROUP BY session_id) "
+            "SELECT step, COUNT(*) FROM firsts JOIN steps USING (session_id) "
+            f"WHERE {w} GROUP BY step",
+            p,
+        )
+
+    def products() -> None:
+        w, p = where(f)
+        run(
+            "SELECT product_id, event_type, COUNT(*), SUM(revenue) FROM events_event "
+            f"WHERE {w} AND event_type IN ('product_view','add_to_cart','purchase') GROUP BY 1, 2",
+            p,
+        )
+        run(
+            "SELECT category, SUM(revenue) FROM events_event "
+            f"WHERE {w} AND event_type = 'purchase' GROUP BY 1",
+            p,
+        )
+        sessions(f)
+
+    def audience() -> None:
+        w, p = where(f)
+        for field in ("device_type", "country"):
+            run(
+                f"SELECT {field}, COUNT(*), COUNT(DISTINCT user_id) FROM events_event "
+                f"WHERE {w} GROUP BY 1",
+                p,
+            )
+        run(
+            f"WITH active AS (SELECT DISTINCT user_id FROM events_event WHERE {w}), firsts AS ("
+            "SELECT user_id, MIN(timestamp) AS first FROM events_event GROUP BY user_id) "
+            "SELECT COUNT(*) FILTER (WHERE first >= %s), COUNT(*) FROM active "
+            "JOIN firsts USING (user_id)",
+            [*p, f.start],
+        )
+
+    return {
+        "overview": lambda: (totals(f), totals(f.previous()), sessions(f), sessions(f.previous())),
+        "funnel": lambda: sessions(f),
+        "products": products,
+        "audience": audience,
+    }
+
+
+def tail_add(count: int) -> None:
+    """Freshly received events (after the watermark), like live traffic: timestamps in the last
+    ten minutes, 2% of them late by hours, across devices, countries and products."""
+    from django.db import connection
+
+    prefix = f"t{time.monotonic_ns() % 1_000_000}_"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO events_event (event_id, event_type, timestamp, client_timestamp, "
+            "received_at, user_id, session_id, device_type, country, page_url, referrer, "
+            "product_id, category, currency, order_id, revenue, search_query, properties, "
+            "warnings) SELECT gen_random_uuid(), (ARRAY['page_view','product_view','add_to_cart',"
+            "'checkout_start','purchase'])[1 + i %% 5], "
+            "now() - make_interval(secs => (i %% 600)::float) "
+            "- CASE WHEN i %% 50 = 0 THEN make_interval(hours => (i %% 30)::int) "
+            "ELSE interval '0' END, "
+            "now(), now(), 'user_' || i * 7 %% 40000, %s || (i / 5), "
+            "(ARRAY['desktop','mobile','tablet','other'])[1 + i * 7 %% 40000 %% 4], "
+            "(ARRAY['US','DE','GB','FR','NL','SE','JP','BR','IN','CA','ES','IT','PL','MX','AU'])"
+            "[1 + i * 7 %% 40000 %% 15], '/', '', 'sku_' || i * 31 %% 1000, 'cat_' || i * 31 %% 1000 %% 25, "
+            "'', '', CASE WHEN i %% 5 = 4 THEN 42.5 END, '', '{}'::jsonb, '[]'::jsonb "
+            "FROM generate_series(1, %s) AS i",
+            [prefix, count],
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--raw-runs", type=int, default=3)
+    parser.add_argument("--tail", type=int, default=5_000)
+    parser.add_argument("--presets", default="24h,7d,30d")
+    parser.add_argument("--ingest", type=int, default=400_000, help="events for the fold rate")
+    parser.add_argument("--reuse", action="store_true", help="keep a load of the same size")
+    parser.add_argument("--skip-raw", action="store_true")
+    args = parser.parse_args()
+
+    database_prepare(args.events, args.days, args.reuse)
+    os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
+    os.environ["ENVIRONMENT"] = "testing"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.urls import NoReverseMatch, reverse
+    from django.utils import timezone
+
+    from reports import rollups, selectors
+    from reports.filters import filters_from_query
+
+    started = time.perf_counter()
+    run = rollups.rollups_rebuild(now=timezone.now() + dt.timedelta(minutes=5))
+    elapsed = time.perf_counter() - started
+    print(
+        f"rollup rebuild: {run.events:,} events in {elapsed:.1f} s "
+        f"({run.events / elapsed:,.0f} events/s; bar: 40,000 events/s)"
+    )
+
+    client = Client()
+    user, _ = get_user_model().objects.get_or_create(username="bench")
+    client.force_login(user)
+    pages = {}
+    for name in ("overview", "funnel", "products", "audience", "live", "quality"):
+        with contextlib.suppress(NoReverseMatch):
+            pages[name] = reverse(f"reports:{name}")
+
+    def selector_calls(f) -> dict[str, Callable[[], object]]:
+        return {
+            "overview": lambda: selectors.overview(f),
+            "funnel": lambda: selectors.funnel(f),
+            "funnel by device": lambda: selectors.funnel(f, "device"),
+            "products": lambda: selectors.products(f),
+            "audience": lambda: selectors.audience(f),
+            "live": lambda: selectors.live(),
+            "quality_page": lambda: selectors.quality_page(f),
+        }
+
+    def page_calls(query: str) -> dict[str, Callable[[], object]]:
+        def get(url: str) -> Callable[[], object]:
+            def call() -> None:
+                response = client.get(url)
+                assert response.status_code == 200, (url, response.status_code)
+
+            return call
+
+        return {f"page {name}": get(f"{url}?{query}") for name, url in pages.items()}
+
+    results: list[tuple[str, str, str, float, float]] = []
+    raw_results: dict[tuple[str, str], tuple[float, float]] = {}
+    for tail_label in ("rolled up", f"+{args.tail:,} tail"):
+        if tail_label != "rolled up":
+            tail_add(args.tail)
+        for preset in args.presets.split(","):
+            f = filters_from_query({"preset": preset})
+            calls = {**selector_calls(f), **page_calls(f.as_query())}
+            for name, call in calls.items():
+                call()  # warm up
+                p50, p95 = timed(call, args.runs)
+                results.append((tail_label, preset, name, p50, p95))
+            if tail_label == "rolled up" and not args.skip_raw:
+                for name, call in raw_queries(f).items():
+                    raw_results[(preset, name)] = timed(call, args.raw_runs)
+
+    print(f"\n{args.events:,} events over {args.days} days; p50 / p95 in ms ({args.runs} runs)")
+    print(f"{'state':<16}{'preset':<8}{'read':<20}{'p50':>9}{'p95':>9}{'raw p50':>11}{'ratio':>9}")
+    for tail_label, preset, name, p50, p95 in results:
+        raw = raw_results.get((preset, name))
+        raw_text = (
+            f"{raw[0]:>11.1f}{raw[0] / p50:>8.0f}x" if raw and tail_label == "rolled up" else ""
+        )
+        flag = "" if p95 < TARGET_MS else "  (over 100 ms)"
+        print(f"{tail_label:<16}{preset:<8}{name:<20}{p50:>9.1f}{p95:>9.1f}{raw_text}{flag}")
+    rollups_run = rollups.rollups_advance(now=timezone.now() + dt.timedelta(minutes=5))
+    print(f"\nfolding the {args.tail:,}-event tail: {rollups_run.seconds * 1000:.0f} ms")
+    # Steady state: what one periodic run folds after --ingest events arrived (live traffic:
+    # recent timestamps, so buckets are dense, plus the late ones tail_add mixes in).
+    tail_add(args.ingest)
+    rollups_run = rollups.rollups_advance(
+        now=timezone.now() + dt.timedelta(minutes=5), max_seconds=float("inf")
+    )
+    print(
+        f"incremental fold of {rollups_run.events:,} freshly ingested events: "
+        f"{rollups_run.seconds:.2f} s ({rollups_run.events / rollups_run.seconds:,.0f} events/s; "
+        "bar: 40,000 events/s)"
+    )
+
+
+if __name__ == "__main__":
+    main()
