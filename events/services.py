@@ -189,10 +189,8 @@ def raw_payload_encode(payload: Any) -> tuple[str, bool]:
     database stores; the bound keeps a flood of huge bad events from filling the disk.
     """
     limit = settings.INGEST_REJECTED_PAYLOAD_MAX_BYTES
-    if isinstance(payload, bytes):
+    if isinstance(payload, bytes):  # a raw request body that was not (acceptable) JSON
         encoded = payload[: limit + 4].decode("utf-8", "backslashreplace").encode()
-    elif isinstance(payload, str):
-        encoded = text_safe(payload[: limit + 1], limit + 1).encode()
     else:
         try:
             encoded = orjson.dumps(payload, default=_json_default)
