@@ -141,6 +141,7 @@
   document.addEventListener("htmx:beforeSwap", function (event) { destroyWithin(event.detail.target); });
   document.addEventListener("htmx:load", function (event) { renderCharts(event.target); });
   document.addEventListener("htmx:afterSettle", destroyDetached);
+  document.addEventListener("htmx:historyRestore", function () { renderCharts(document); });
   document.addEventListener("DOMContentLoaded", function () {
     if (!window.htmx) renderCharts(document); // without htmx, htmx:load never fires
   });
