@@ -176,9 +176,10 @@ def incidents_open(limit: int = 50, metric: str | None = None) -> list[dict[str,
     )
     incidents = []
     for row in values[: limit if metric is None else limit * 10]:
+        source = row.pop("source_type")
         incident = {
             **row,
-            "source": row.pop("source_type"),
+            "source": source,
             "admin_url": reverse("admin:quality_qualityincident_change", args=[row["id"]]),
         }
         if metric is None or _touches(incident, metric):

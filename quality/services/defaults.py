@@ -229,9 +229,10 @@ DEFAULT_CHECKS: list[dict[str, Any]] = [
     },
     {
         "name": "validation-pass-rate",
-        "description": "At least 99.5% of events received in the last 24 h pass validation.",
+        "description": "At least 99.5% of events received in the last 7 days pass validation "
+        "(the product's SLO; the Data quality page shows it per hour).",
         "kind": "validation_pass_rate",
-        "params": {"window_minutes": 1440},
+        "params": {"window_minutes": 10080},
         "threshold": 0.995,
         "interval_minutes": 5,
     },
