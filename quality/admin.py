@@ -162,6 +162,7 @@ class QualityCheckForm(forms.ModelForm):
         assume_scheme="https",
         help_text="Overrides QUALITY_ALERT_WEBHOOK_URL for this check.",
     )
+
     class Meta:
         model = QualityCheck
         fields = (
