@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from events.models import IngestionKey
@@ -84,3 +85,16 @@ class IngestionKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="ingestion"'
+
+
+class IngestionKeyScheme(OpenApiAuthenticationExtension):
+    """Documents ingestion keys in the OpenAPI schema (both header forms are accepted)."""
+
+    target_class = "events.authentication.IngestionKeyAuthentication"
+    name = ["IngestionKeyBearer", "IngestionKeyHeader"]
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <key>"},
+            {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        ]

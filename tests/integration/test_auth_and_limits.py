@@ -1,0 +1,244 @@
+"""Health, throttling, ingestion keys, read permissions, docs and the browsable API, through
+the real HTTP stack (APIClient) on PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+
+import pytest
+from django.core.cache import cache
+from django.db import connection, connections
+from rest_framework.test import APIClient
+
+from events import services
+from events.models import Event, IngestionKey
+from tests.factories import EventFactory, event_payload
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("require_postgres")]
+
+CLOSED_PORT = 1  # nothing listens there: a real refused connection, not a mock
+
+
+def error_pairs(response) -> set[tuple[str, str]]:
+    return {(e["field"], e["rule"]) for e in json.loads(response.content).get("errors", [])}
+
+
+# ----------------------------------------------------------------------------- health
+def test_health_is_200_with_components_when_all_is_up(require_redis, api_client):
+    response = api_client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["components"]["database"]["status"] == "ok"
+    assert body["components"]["broker"] == {"status": "ok", "mode": "redis"}
+
+
+def test_health_is_503_when_the_broker_is_down(api_client, settings):
+    """REDIS_URL pointing at a closed port: the broker is reported down, the database up."""
+    settings.REDIS_URL = f"redis://127.0.0.1:{CLOSED_PORT}/0"
+    response = api_client.get("/health/")
+    assert response.status_code == 503
+    components = response.json()["components"]
+    assert components["broker"]["status"] == "down"
+    assert components["broker"]["error"]
+    assert components["database"]["status"] == "ok"
+
+
+def test_health_is_503_when_the_database_is_down(require_redis):
+    """A request whose database connection really fails (a thread with its own connection to a
+    closed port) gets 503 naming the database, with the broker still up."""
+    outcome: dict = {}
+
+    def probe() -> None:
+        thread_connection = connections["default"]  # this thread's own wrapper
+        thread_connection.settings_dict = {
+            **thread_connection.settings_dict,
+            "HOST": "127.0.0.1",
+            "PORT": CLOSED_PORT,
+        }
+        try:
+            outcome["response"] = APIClient().get("/health")
+        finally:
+            thread_connection.close()
+
+    worker = threading.Thread(target=probe)
+    worker.start()
+    worker.join(timeout=30)
+    response = outcome["response"]
+    assert response.status_code == 503
+    components = response.json()["components"]
+    assert components["database"]["status"] == "down"
+    assert "error" in components["database"]
+    assert components["broker"]["status"] == "ok"
+    assert response.json()["status"] == "degraded"
+
+
+# ----------------------------------------------------------------------------- throttling
+@pytest.fixture
+def tiny_rates(require_redis, settings):
+    """3 ingest and 2 read requests per hour (an hour, so no window rolls over mid-test)."""
+    settings.INGEST_THROTTLE_ENABLED = True
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"ingest": "3/hour", "read": "2/hour"},
+    }
+    cache.clear()
+    yield settings
+    cache.clear()
+
+
+def test_ingestion_over_the_rate_is_429_with_a_json_body(tiny_rates, keyed_client):
+    """The 4th request in the window is refused with 429, Retry-After and field/rule."""
+    codes = [
+        keyed_client.post("/events", event_payload(), format="json").status_code for _ in range(4)
+    ]
+    assert codes == [201, 201, 201, 429]
+    refused = keyed_client.post("/events/batch", {"events": [event_payload()]}, format="json")
+    assert refused.status_code == 429
+    assert refused["Content-Type"].startswith("application/json")
+    assert ("request", "rate_limit") in error_pairs(refused)
+    assert 0 < int(refused["Retry-After"]) <= 3600
+    assert refused.json()["retry_after_seconds"] > 0
+    assert Event.objects.count() == 3
+
+
+def test_throttling_counts_per_key(tiny_rates, keyed_client):
+    """One busy key does not throttle another."""
+    for _ in range(3):
+        keyed_client.post("/events", event_payload(), format="json")
+    assert keyed_client.post("/events", event_payload(), format="json").status_code == 429
+    other = APIClient()
+    other.credentials(HTTP_X_API_KEY=services.ingestion_key_create(name="other").raw_key)
+    assert other.post("/events", event_payload(), format="json").status_code == 201
+
+
+def test_reads_are_throttled_too(tiny_rates, keyed_client):
+    codes = [keyed_client.get("/events/stats").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_throttle_can_be_switched_off(tiny_rates, keyed_client):
+    tiny_rates.INGEST_THROTTLE_ENABLED = False
+    codes = {
+        keyed_client.post("/events", event_payload(), format="json").status_code for _ in range(5)
+    }
+    assert codes == {201}
+
+
+# ----------------------------------------------------------------------------- keys
+def test_admin_shows_a_new_key_once_and_stores_only_its_hash(client, django_user_model):
+    """The add view's message carries the raw key; the database and later pages never do."""
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw-1234-x")
+    client.force_login(admin)
+    response = client.post(
+        "/admin/events/ingestionkey/add/",
+        {"name": "shop frontend", "is_active": "on", "can_read": "on", "_save": "Save"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    messages = " ".join(str(message) for message in response.context["messages"])
+    raw_key = re.search(r"ek_[A-Za-z0-9_\-]{20,}", messages).group(0)
+    key = IngestionKey.objects.get(name="shop frontend")
+    assert key.key_hash == hashlib.sha256(raw_key.encode()).hexdigest()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM events_ingestionkey")
+        stored = " ".join(str(value) for row in cursor.fetchall() for value in row)
+    assert raw_key not in stored
+    assert raw_key[:10] in stored  # the prefix is kept to recognise the key
+    for page in (f"/admin/events/ingestionkey/{key.pk}/change/", "/admin/events/ingestionkey/"):
+        assert raw_key not in client.get(page).content.decode()
+    sender = APIClient()
+    sender.credentials(HTTP_X_API_KEY=raw_key)
+    assert sender.post("/events", event_payload(), format="json").status_code == 201
+
+
+@pytest.mark.parametrize("header", ["HTTP_AUTHORIZATION", "HTTP_X_API_KEY"])
+def test_bearer_and_x_api_key_both_authenticate(ingestion_key, header):
+    value = ingestion_key.raw_key
+    client = APIClient()
+    client.credentials(**{header: f"Bearer {value}" if header == "HTTP_AUTHORIZATION" else value})
+    assert client.post("/events", event_payload(), format="json").status_code == 201
+    assert client.get("/events/stats").status_code == 200
+    assert client.get("/events/recent?limit=5").status_code == 200
+
+
+def test_inactive_key_is_401(ingestion_key):
+    IngestionKey.objects.filter(pk=ingestion_key.key.pk).update(is_active=False)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {ingestion_key.raw_key}")
+    response = client.post("/events", event_payload(), format="json")
+    assert response.status_code == 401
+    assert ("Authorization", "valid_key") in error_pairs(response)
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert Event.objects.count() == 0
+
+
+def test_unknown_key_and_no_key_are_refused(api_client):
+    refused = api_client.post("/events", event_payload(), format="json")
+    assert refused.status_code == 401
+    assert ("Authorization", "authentication_required") in error_pairs(refused)
+    api_client.credentials(HTTP_X_API_KEY="ek_not-a-real-key")
+    assert api_client.post("/events/batch", {"events": []}, format="json").status_code == 401
+    assert Event.objects.count() == 0
+
+
+def test_key_use_is_recorded(ingestion_key, keyed_client):
+    keyed_client.post("/events", event_payload(), format="json")
+    ingestion_key.key.refresh_from_db()
+    assert ingestion_key.key.last_used_at is not None
+
+
+# ----------------------------------------------------------------------------- reads
+@pytest.mark.parametrize("path", ["/events/stats", "/events/recent?limit=5"])
+def test_reads_need_a_login_or_a_key_outside_development(api_client, path, django_user_model):
+    assert api_client.get(path).status_code == 401
+    api_client.force_authenticate(user=django_user_model.objects.create_user("analyst"))
+    assert api_client.get(path).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/events/stats", "/events/recent"])
+def test_a_write_only_key_cannot_read(path):
+    key = services.ingestion_key_create(name="writer", can_read=False)
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=key.raw_key)
+    assert client.post("/events", event_payload(), format="json").status_code == 201
+    response = client.get(path)
+    assert response.status_code == 403
+    assert ("Authorization", "permission") in error_pairs(response)
+
+
+def test_development_mode_reads_and_writes_anonymously(dev_mode, api_client):
+    """ENVIRONMENT=development: the README's example runs without a key."""
+    assert api_client.post("/events", event_payload(), format="json").status_code == 201
+    assert api_client.get("/events/stats").json()["total_events"] == 1
+
+
+# ----------------------------------------------------------------------------- docs
+def test_openapi_schema_lists_the_event_endpoints(api_client):
+    response = api_client.get("/api/schema/?format=json")
+    assert response.status_code == 200
+    paths = json.loads(response.content)["paths"]
+    for path in ("/events/", "/events/batch/", "/events/stats/", "/events/recent/", "/health/"):
+        assert path in paths
+        assert f"/api/v1{path}" in paths
+    assert "post" in paths["/events/batch/"]
+    assert "limit" in json.dumps(paths["/events/recent/"])
+
+
+@pytest.mark.parametrize("path", ["/docs", "/docs/", "/api/schema/", "/redoc/"])
+def test_docs_pages_answer(api_client, path):
+    assert api_client.get(path).status_code == 200
+
+
+def test_browsable_api_renders_for_a_logged_in_user(client, django_user_model):
+    """DRF's browsable API: the stats endpoint as an HTML page."""
+    client.force_login(django_user_model.objects.create_user("analyst"))
+    EventFactory()
+    response = client.get("/events/stats", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    assert "Event Stats" in page and "total_events" in page
