@@ -335,6 +335,8 @@ def validate_event_schema(
         return SchemaResult(None, _errors_from_pydantic(exc))
 
     row = ROW_DEFAULTS | event
+    if "properties" not in event:
+        row["properties"] = {}  # never the shared default: callers may add to it
     event_type = row["event_type"]
     errors: list[FieldError] = []
     for required in REQUIRED_BY_TYPE.get(event_type, ()):
