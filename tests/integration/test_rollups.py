@@ -1,0 +1,260 @@
+"""Rollup logic against the real database: late events, duplicates, empty ranges, UTC bucket
+boundaries, out-of-order sessions, idempotency, concurrent runs, the command and the task."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, connections
+from django.utils import timezone
+
+from events.models import Event
+from reports import rollups, selectors
+from reports.filters import DashboardFilters, filters_from_query
+from reports.models import (
+    EventMetricDaily,
+    EventMetricHourly,
+    SessionMetricDaily,
+    SessionRollup,
+    UserFirstSeen,
+)
+from tests.factories import EventFactory
+
+NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
+LATER = NOW + dt.timedelta(hours=1)  # `now` for rollup runs: past the safety lag of all events
+
+
+def advance(now: dt.datetime = LATER, **kwargs) -> int:
+    return rollups.rollups_advance(now=now, **kwargs).events
+
+
+def daily(day: dt.date, **filters) -> int:
+    rows = EventMetricDaily.objects.filter(
+        bucket=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC), **filters
+    )
+    return sum(rows.values_list("events", flat=True))
+
+
+def table_state() -> dict:
+    """Every rollup row without its surrogate id; emptied session-metric rows (a session moved
+    to another bucket) count as absent."""
+    state = {}
+    for model in rollups.ALL_MODELS:
+        fields = [f.attname for f in model._meta.concrete_fields if f.attname != "id"]
+        rows = model.objects.values(*fields)
+        state[model.__name__] = sorted(
+            tuple(row.values()) for row in rows if row.get("sessions", 1) != 0
+        )
+    return state
+
+
+@pytest.fixture
+def pg(require_postgres, db):
+    return None
+
+
+def test_empty_database_rolls_up_nothing_and_reads_zero(pg):
+    """No events: no rollup rows, no watermark, zero KPIs and a zero-filled series."""
+    assert advance() == 0
+    assert rollups.watermark_get() == (None, 0)
+    f = filters_from_query({}, now=NOW)
+    overview = selectors.overview(f)
+    assert {name: kpi["value"] for name, kpi in overview["kpis"].items()} == {
+        "events": 0,
+        "sessions": 0,
+        "users": 0,
+        "conversion_rate": 0.0,
+        "revenue": 0.0,
+        "average_order_value": 0.0,
+    }
+    assert all(kpi["change_pct"] is None for kpi in overview["kpis"].values())
+    assert overview["series"]["events"] == [0] * 7
+    assert selectors.funnel(f)["steps"][0]["step_conversion"] is None
+    assert selectors.products(f)["cart_abandonment"]["abandonment_rate"] is None
+
+
+def test_late_event_updates_the_bucket_of_its_timestamp(pg):
+    """An event received now with a timestamp three days old lands in that old day and hour."""
+    EventFactory(timestamp=NOW - dt.timedelta(minutes=10), received_at=NOW)
+    advance()
+    old = NOW - dt.timedelta(days=3, minutes=25)
+    EventFactory(timestamp=old, received_at=NOW + dt.timedelta(minutes=5), session_id="late")
+    assert advance() == 1
+    assert daily(old.date()) == 1
+    assert EventMetricHourly.objects.get(bucket=old.replace(minute=0)).events == 1
+    assert daily(NOW.date()) == 1
+    assert SessionRollup.objects.get(session_id="late").started_at == old
+
+
+def test_duplicate_event_ids_are_stored_and_counted_once(pg):
+    """A resent event (same event_id) is not stored twice, so the rollup counts it once."""
+    event = EventFactory(timestamp=NOW - dt.timedelta(hours=1), received_at=NOW)
+    copy = Event(
+        **{
+            f.attname: getattr(event, f.attname)
+            for f in Event._meta.concrete_fields
+            if f.attname != "id"
+        }
+    )
+    Event.objects.bulk_create([copy], ignore_conflicts=True)
+    advance()
+    assert daily(NOW.date()) == 1
+
+
+def test_running_twice_changes_nothing(pg):
+    """Idempotency: a second run (or a redelivered task) finds nothing pending."""
+    for minute in range(30):
+        EventFactory(timestamp=NOW - dt.timedelta(minutes=minute * 7), received_at=NOW)
+    assert advance() == 30
+    state = table_state()
+    assert advance() == 0
+    assert table_state() == state
+
+
+def test_small_batches_equal_one_big_batch(pg):
+    """Batch boundaries (in receive order) do not change any rollup row."""
+    for index in range(40):
+        EventFactory(
+            timestamp=NOW - dt.timedelta(minutes=index * 37),
+            received_at=NOW - dt.timedelta(seconds=index % 3),  # ties on received_at
+            event_type=("page_view", "product_view", "add_to_cart", "purchase")[index % 4],
+            session_id=f"s{index % 6}",
+            revenue=Decimal("5.00") if index % 4 == 3 else None,
+        )
+    advance(batch=3)
+    in_batches = table_state()
+    rollups.rollups_rebuild(now=LATER)
+    assert table_state() == in_batches
+
+
+def test_utc_bucket_boundaries(pg):
+    """Buckets are UTC: 23:59:59.999999 belongs to its day, midnight to the next; an event
+    sent with a +02:00 offset is bucketed by its UTC instant; periods are [start, end)."""
+    midnight = dt.datetime(2026, 3, 9, tzinfo=dt.UTC)
+    EventFactory(timestamp=midnight - dt.timedelta(microseconds=1), received_at=NOW)
+    EventFactory(timestamp=midnight, received_at=NOW)
+    berlin = dt.timezone(dt.timedelta(hours=2))
+    EventFactory(timestamp=dt.datetime(2026, 3, 9, 1, 30, tzinfo=berlin), received_at=NOW)
+    advance()
+    assert daily(dt.date(2026, 3, 8)) == 2  # 23:59:59.999999 and 23:30 UTC
+    assert daily(dt.date(2026, 3, 9)) == 1
+    assert EventMetricHourly.objects.get(bucket=midnight - dt.timedelta(hours=1)).events == 2
+    assert EventMetricHourly.objects.get(bucket=midnight).events == 1
+    day = DashboardFilters(midnight, midnight + dt.timedelta(days=1), "custom")
+    assert selectors.overview(day)["kpis"]["events"]["value"] == 1
+    assert selectors.overview(day.previous())["kpis"]["events"]["value"] == 2
+
+
+def test_session_merges_events_arriving_out_of_order(pg):
+    """A session's events arriving in reverse order across runs: the session starts at its
+    earliest event, takes that event's device and country, keeps its furthest step, and the
+    session metrics hold it exactly once, in its start bucket."""
+    session = "s-reverse"
+    steps = ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
+    for offset, event_type in reversed(list(enumerate(steps))):
+        EventFactory(
+            session_id=session,
+            user_id="u1",
+            event_type=event_type,
+            timestamp=NOW - dt.timedelta(days=1, hours=2) + dt.timedelta(hours=offset),
+            received_at=NOW + dt.timedelta(minutes=10 - offset),
+            device_type="mobile" if offset == 0 else "desktop",
+            country="DE" if offset == 0 else "US",
+            revenue=Decimal("12.50") if event_type == "purchase" else None,
+        )
+        advance(now=NOW + dt.timedelta(hours=2))
+    row = SessionRollup.objects.get(session_id=session)
+    assert row.started_at == NOW - dt.timedelta(days=1, hours=2)
+    assert (row.device_type, row.country, row.reached_step) == ("mobile", "DE", 5)
+    assert (row.events, row.revenue) == (5, Decimal("12.50"))
+    metrics = {
+        (m.bucket.date(), m.device_type, m.reached_step): m.sessions
+        for m in SessionMetricDaily.objects.all()
+        if m.sessions
+    }
+    assert metrics == {(row.started_at.date(), "mobile", 5): 1}
+    assert UserFirstSeen.objects.get(user_id="u1").first_seen == row.started_at
+
+
+def test_events_inside_the_safety_lag_stay_in_the_tail_but_are_counted(pg):
+    """A just-received event is not folded yet (a concurrent ingestion transaction may still
+    commit older received_at values), but the dashboard reads it from the raw tail."""
+    now = timezone.now()
+    EventFactory(timestamp=now - dt.timedelta(minutes=1), received_at=now)
+    assert rollups.rollups_advance(now=now).events == 0
+    f = filters_from_query({"preset": "24h"}, now=now)
+    assert selectors.overview(f)["kpis"]["events"]["value"] == 1
+
+
+def test_rebuild_command_all_and_since(pg):
+    """`rebuild_rollups` rebuilds everything or from a date, with the same result."""
+    for day in range(5):
+        EventFactory(
+            timestamp=NOW - dt.timedelta(days=day), received_at=NOW - dt.timedelta(hours=1)
+        )
+    call_command("rebuild_rollups", "--no-safety-lag")
+    state = table_state()
+    EventMetricDaily.objects.update(events=999)  # corrupt, then repair from a date on
+    call_command("rebuild_rollups", "--since", "2026-01-01", "--no-safety-lag")
+    assert table_state() == state
+    with pytest.raises(CommandError, match="--since"):
+        call_command("rebuild_rollups", "--since", "last week")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_never_count_an_event_twice(require_postgres):
+    """Two rollup runs at once: the watermark row lock serializes them, each event once."""
+    for index in range(200):
+        EventFactory(
+            timestamp=NOW - dt.timedelta(minutes=index),
+            received_at=NOW - dt.timedelta(seconds=index),
+        )
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            rollups.rollups_advance(now=LATER, batch=25)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    total = sum(EventMetricDaily.objects.values_list("events", flat=True))
+    assert total == 200
+    assert connection.vendor == "postgresql"
+
+
+@pytest.mark.celery_worker
+def test_periodic_task_folds_events_on_a_real_worker(celery_worker, require_postgres):
+    """The scheduled task runs on a worker process and moves the watermark."""
+    from reports.tasks import rollups_advance_task
+
+    received = timezone.now() - dt.timedelta(minutes=5)
+    for index in range(12):
+        EventFactory(timestamp=received - dt.timedelta(hours=index), received_at=received)
+    result = rollups_advance_task.delay().get(timeout=60)
+    assert result["events"] == 12
+    assert rollups.watermark_get()[0] == received
+    assert sum(EventMetricDaily.objects.values_list("events", flat=True)) == 12
+
+
+def test_beat_schedule_runs_the_registered_task():
+    """The beat entry names the task the worker registers, every ROLLUP_INTERVAL_SECONDS."""
+    from django.conf import settings
+
+    from analytics_site.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["reports-rollups-advance"]
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks
+    assert entry["schedule"] == settings.ROLLUP_INTERVAL_SECONDS
