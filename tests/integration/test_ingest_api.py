@@ -1,6 +1,8 @@
 """The ingestion API as the original README uses it, plus idempotency and batches."""
 
 import datetime as dt
+import uuid
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -77,3 +79,84 @@ def test_stats_and_recent_match_the_readme_usage(dev_mode, api_client):
     recent = api_client.get("/events/recent?limit=2").json()
     assert len(recent["events"]) == 2
     assert recent["events"][0]["timestamp"] >= recent["events"][1]["timestamp"]
+
+
+@pytest.mark.parametrize("prefix", ["", "/api/v1"])
+def test_batch_results_carry_index_status_and_stored_id(
+    require_postgres, dev_mode, api_client, prefix
+):
+    """Each result says what happened to the event at that index; accepted ones carry the id
+    of the stored row, and a batch sent again is all duplicates with nothing new stored."""
+    events = [event_payload() for _ in range(3)]
+    first = api_client.post(f"{prefix}/events/batch/", {"events": events}, format="json")
+    assert first.status_code == 200
+    assert first["Content-Type"] == "application/json"
+    results = first.json()["results"]
+    stored = dict(Event.objects.values_list("event_id", "id"))
+    for index, (event, result) in enumerate(zip(events, results, strict=True)):
+        assert result["index"] == index
+        assert result["status"] == "accepted"
+        assert result["event_id"] == event["event_id"]
+        assert stored[uuid.UUID(event["event_id"])] == result["id"]
+    again = api_client.post(f"{prefix}/events/batch", {"events": events}, format="json").json()
+    assert (again["accepted"], again["duplicates"]) == (0, 3)
+    assert {r["status"] for r in again["results"]} == {"duplicate"}
+    assert Event.objects.count() == 3
+
+
+def test_stored_event_keeps_every_field(require_postgres, dev_mode, api_client):
+    """What goes in comes back out of the database exactly (money as exact decimals)."""
+    payload = event_payload(
+        event_type="purchase",
+        order_id="order_1",
+        revenue="1234.50",
+        price=617.25,
+        quantity=2,
+        currency="EUR",
+        product_id="sku_9",
+        category="laptops",
+        referrer="https://example.com/",
+        properties={"coupon": "SPRING", "items": [1, 2], "nested": {"a": None}},
+    )
+    assert api_client.post("/events", payload, format="json").status_code == 201
+    event = Event.objects.get()
+    assert event.revenue == Decimal("1234.50") and event.price == Decimal("617.25")
+    assert (event.quantity, event.currency, event.order_id) == (2, "EUR", "order_1")
+    assert event.properties == {"coupon": "SPRING", "items": [1, 2], "nested": {"a": None}}
+    assert event.warnings == []
+    assert event.received_at <= timezone.now()
+
+
+def test_recent_is_newest_first_and_bounded(require_postgres, dev_mode, api_client):
+    now = timezone.now()
+    events = [
+        event_payload(timestamp=(now - dt.timedelta(minutes=m)).isoformat()) for m in range(12)
+    ]
+    api_client.post("/events/batch", {"events": events}, format="json")
+    recent = api_client.get("/events/recent").json()
+    assert recent["count"] == 10  # the default limit
+    stamps = [event["timestamp"] for event in recent["events"]]
+    assert stamps == sorted(stamps, reverse=True)
+    assert recent["events"][0]["event_id"] == events[0]["event_id"]
+    assert len(api_client.get("/events/recent?limit=1000").json()["events"]) == 12
+
+
+def test_stats_report_the_documented_fields(require_postgres, dev_mode, api_client):
+    api_client.post(
+        "/events/batch",
+        {
+            "events": [
+                event_payload(device_type="mobile", country="DE"),
+                event_payload(event_type="product_view", product_id="p1"),
+                event_payload(timestamp="2024-01-01T00:00:00Z"),
+            ]
+        },
+        format="json",
+    )
+    stats = api_client.get("/events/stats").json()
+    assert stats["total_events"] == 3
+    assert stats["events_by_type"] == {"page_view": 2, "product_view": 1}
+    assert stats["events_by_device"] == {"desktop": 2, "mobile": 1}
+    assert stats["events_by_country"] == {"US": 2, "DE": 1}
+    assert stats["events_last_hour"] == 2
+    assert stats["newest_event_timestamp"] is not None
