@@ -29,6 +29,8 @@ class Command(BaseCommand):
         call_command("load_default_rules")  # before the data, so bad events meet the rules
         if not Event.objects.exists():
             call_command("generate_sample_data", events=events, seed=seed)
+        # Dashboards read rollups plus the raw tail; fold the sample in (nothing else ingests).
+        call_command("rebuild_rollups", no_safety_lag=True)
         call_command("run_quality_checks", rules=True)  # incidents to find in admin
         self.stdout.write(
             self.style.SUCCESS(
