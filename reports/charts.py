@@ -87,6 +87,7 @@ def dimension(rows: list[dict[str, Any]], field: str, kind: str = "doughnut") ->
     rows = rows[:TOP_COUNTRIES]
     return {
         "type": kind,
+        "horizontal": kind == "bar",
         "labels": [row[field] for row in rows],
         "datasets": [{"label": "Events", "data": [row["events"] for row in rows]}],
     }

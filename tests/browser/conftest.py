@@ -106,7 +106,10 @@ def open_page(browser, live_server):
 
     def make(viewport: dict | None = None, javascript: bool = True) -> BrowserPage:
         context = browser.new_context(
-            viewport=viewport or LAPTOP, java_script_enabled=javascript, accept_downloads=True
+            viewport=viewport or LAPTOP,
+            java_script_enabled=javascript,
+            accept_downloads=True,
+            reduced_motion="reduce",  # charts draw at once: stable screenshots
         )
         context.set_default_timeout(10_000)
         contexts.append(context)

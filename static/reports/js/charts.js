@@ -10,6 +10,7 @@
   var PALETTE = ["#2563eb", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#06b6d4", "#ec4899",
     "#84cc16", "#64748b", "#f97316"];
   var TARGET_COLOR = "#dc2626";
+  var REDUCED_MOTION = window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
 
   function formatValue(kind, value) {
     if (value === null || value === undefined) return "–";
@@ -68,7 +69,7 @@
     var options = {
       responsive: true,
       maintainAspectRatio: false,
-      animation: spec.animate === false ? false : { duration: 300 },
+      animation: spec.animate === false || REDUCED_MOTION ? false : { duration: 300 },
       interaction: { mode: spec.type === "doughnut" ? "nearest" : "index", intersect: false },
       plugins: {
         legend: {
@@ -87,6 +88,13 @@
       };
       if (kind === "percent") valueAxis.suggestedMax = 1;
       var labelAxis = { grid: { display: false }, ticks: { autoSkip: !spec.horizontal, maxRotation: 0, autoSkipPadding: 12 } };
+      if (spec.horizontal) {
+        // long names (rules, SKUs) are shortened on the axis; the tooltip shows them whole
+        labelAxis.ticks.callback = function (value) {
+          var label = String(this.getLabelForValue(value));
+          return label.length > 22 ? label.slice(0, 21) + "…" : label;
+        };
+      }
       if (spec.horizontal && canvas.parentElement) {
         // one readable row per bar: the box grows with the number of labels
         canvas.parentElement.style.height = Math.max(160, 26 * spec.labels.length + 50) + "px";
