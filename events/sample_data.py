@@ -20,8 +20,9 @@ Shape of the traffic:
 
 Determinism: chunk k of a run draws from `numpy.random.default_rng([seed, k])`, so the same
 (seed, events, days, end, chunk_events) gives the same events, event_ids included, whatever the
-number of worker processes. event_ids come from the seeded generator only, not from `end`, so a
-second run with the same seed re-sends the same ids and stores nothing new.
+number of worker processes. The event_ids of a run come from a counter-based stream keyed by the
+seed alone (`event_ids`), not from `end`: a second run with the same seed and --events re-sends
+the same ids and stores nothing new, even minutes or days later.
 """
 
 from __future__ import annotations
@@ -644,22 +645,22 @@ def chunk_generate(plan: RunPlan, chunk: int) -> EventChunk:
 
     # Arrival: latency under a few seconds; a few events hours late; never after end.
     received_ms = ts_ms + rng.lognormal(np.log(300), 1.0, n).astype(np.int64)
-    late = rng.random(n) < config.late_rate
+    offset = int(plan.counts[:chunk].sum())
+    fate = event_fates(config.seed, offset, n)
+    late = fate[:, 2] < config.late_rate
     received_ms[late] = ts_ms[late] + rng.integers(3_600_000, 36 * 3_600_000, int(late.sum()))
     received_ms = np.minimum(received_ms, config.end_ms)
     late &= received_ms - ts_ms >= 3_600_000
 
-    bad = rng.random(n) < config.bad_rate
+    bad = fate[:, 0] < config.bad_rate
     bad_kind = np.full(n, -1, dtype=np.int64)
     bad_kind[bad] = _bad_kinds_for(rng, event_type[bad])
     late &= bad_kind < 0
-    duplicate = (rng.random(n) < config.duplicate_rate) & (bad_kind < 0)
+    duplicate = (fate[:, 1] < config.duplicate_rate) & (bad_kind < 0)
     resend_ms = np.minimum(received_ms + rng.integers(1_000, 1_800_000, n), config.end_ms)
     resend_ms = np.where(duplicate, resend_ms, received_ms)
 
-    raw_ids = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
-    raw_ids[:, 6] = (raw_ids[:, 6] & 0x0F) | 0x40  # version 4
-    raw_ids[:, 8] = (raw_ids[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    raw_ids = event_ids(config.seed, offset, n)
     # Session ids start with the session's start second in hex (as GA4's ga_session_id is the
     # start time): readable, and they keep the session index append-mostly on bulk loads.
     session_ids = [
@@ -701,6 +702,31 @@ def chunk_generate(plan: RunPlan, chunk: int) -> EventChunk:
         resend_ms=resend_ms[by_time],
         bad_seed=bad_seed[by_time],
     )
+
+
+def _indexed_bits(seed: int, stream: int, offset: int, count: int) -> np.ndarray:
+    """(count, 4) random uint64 for events [offset, offset + count) of a run: Philox is
+    counter-based, so event g gets the same bits whatever chunk it falls in."""
+    key = np.random.SeedSequence([seed, stream]).generate_state(2, np.uint64)
+    generator = np.random.Philox(key=key, counter=[offset, 0, 0, 0])
+    return generator.random_raw(4 * count).reshape(count, 4)
+
+
+def event_ids(seed: int, offset: int, count: int) -> np.ndarray:
+    """UUID4 bytes of events [offset, offset + count) of a run, keyed by the seed alone, so a
+    run's ids do not depend on `end` or on the chunking."""
+    bits = _indexed_bits(seed, 0x5EED1D5, offset, count)[:, :2]
+    raw = bits.astype("<u8").view(np.uint8).reshape(count, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw
+
+
+def event_fates(seed: int, offset: int, count: int) -> np.ndarray:
+    """Uniforms in [0, 1) per event deciding (bad, duplicate, late), stable like the ids: a
+    rerun with another `end` plants its bad events and duplicates on the same event_ids."""
+    bits = _indexed_bits(seed, 0xFA7E5, offset, count)[:, :3]
+    return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def offsets_for_terms(vocab: Vocabulary, category: np.ndarray, rng) -> np.ndarray:
@@ -820,7 +846,7 @@ def bad_payload(chunk: EventChunk, row: int) -> dict[str, Any]:
                 variant % 4
             ]
         case "malformed_event_id":
-            payload["event_id"] = f"evt-{payload['event_id'].replace('-', '')[:20]}"
+            payload["event_id"] = malformed_event_id(payload["event_id"])
         case "bad_timestamp_format":
             moment = dt.datetime.fromtimestamp(int(chunk.ts_ms[row]) / 1000, tz=dt.UTC)
             payload["timestamp"] = (
@@ -845,6 +871,11 @@ def bad_payload(chunk: EventChunk, row: int) -> dict[str, Any]:
         case "orphan_checkout":
             payload["session_id"] = f"sess_orphan_{payload['event_id'].replace('-', '')[:16]}"
     return payload
+
+
+def malformed_event_id(event_id: str) -> str:
+    """The not-a-UUID id a `malformed_event_id` bad event carries instead of `event_id`."""
+    return f"evt-{event_id.replace('-', '')[:20]}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,7 +58,7 @@ class LoadSummary:
     duplicates: int = 0
     rejected_by_kind: Counter[str] = field(default_factory=Counter)
     accepted_bad_by_kind: Counter[str] = field(default_factory=Counter)  # rule_only, no rule
-    already_quarantined: int = 0  # bad events skipped: a previous run stored them already
+    already_quarantined: int = 0  # bad events skipped: an earlier run already sent them
     late: int = 0
     elapsed: float = 0.0
 
@@ -89,6 +89,16 @@ class LoadSummary:
         return lines
 
 
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """A bad event or a duplicate re-send, left for the ingestion service."""
+
+    received_ms: int
+    kind: str | None  # a bad kind, or None for a duplicate re-send
+    payload: dict[str, Any]
+    event_id: str  # the generated UUID (a malformed bad event carries another id)
+
+
 @dataclass
 class ChunkResult:
     """What a worker did with one chunk, and the payloads left for the ingestion service."""
@@ -97,7 +107,7 @@ class ChunkResult:
     good: int
     inserted: int
     late: int
-    pending: list[tuple[int, str | None, dict[str, Any]]]  # (received ms, bad kind, payload)
+    pending: list[PendingEvent]
 
 
 # --- binary COPY encoding ----------------------------------------------------------------
@@ -300,21 +310,18 @@ def chunk_copy_binary(chunk: gen.EventChunk) -> tuple[bytes, int]:
     return _COPY_HEADER + body + _COPY_TRAILER, n
 
 
-def chunk_pending(chunk: gen.EventChunk) -> list[tuple[int, str | None, dict[str, Any]]]:
+def chunk_pending(chunk: gen.EventChunk) -> list[PendingEvent]:
     """Bad events and duplicate re-sends of a chunk, for the ingestion service."""
     pending = []
     for row in np.flatnonzero((chunk.bad_kind >= 0) | chunk.duplicate).tolist():
         kind_index = int(chunk.bad_kind[row])
+        event_id = gen.uuid_text(chunk.event_id[row])
+        received_ms = int(chunk.resend_ms[row])
         if kind_index >= 0:
-            pending.append(
-                (
-                    int(chunk.resend_ms[row]),
-                    gen.BAD_KINDS[kind_index].name,
-                    gen.bad_payload(chunk, row),
-                )
-            )
+            kind = gen.BAD_KINDS[kind_index].name
+            pending.append(PendingEvent(received_ms, kind, gen.bad_payload(chunk, row), event_id))
         else:
-            pending.append((int(chunk.resend_ms[row]), None, gen.event_payload(chunk, row)))
+            pending.append(PendingEvent(received_ms, None, gen.event_payload(chunk, row), event_id))
     return pending
 
 
@@ -442,49 +449,55 @@ def _chunk_results(
             on_chunk(_chunk_work(plan, index, pg))
 
 
-def _ingest_pending(
-    pending: list[tuple[int, str | None, dict[str, Any]]], summary: LoadSummary
-) -> None:
+def _already_seen(bad: list[PendingEvent]) -> set[str]:
+    """Generated ids of bad events that an earlier run with the same seed already sent: kept
+    in quarantine (under the id they carried) or, for a rule_only kind with no rule then,
+    stored. Event ids and bad fates depend on the seed only, so reruns meet them again."""
+    aliases = {}
+    for item in bad:
+        aliases[item.event_id] = item.event_id
+        aliases[gen.malformed_event_id(item.event_id)] = item.event_id
+    quarantined = RejectedEvent.objects.filter(event_id__in=list(aliases)).values_list(
+        "event_id", flat=True
+    )
+    seen = {aliases[event_id] for event_id in quarantined}
+    stored = Event.objects.filter(event_id__in=[item.event_id for item in bad])
+    return seen | {str(event_id) for event_id in stored.values_list("event_id", flat=True)}
+
+
+def _ingest_pending(pending: list[PendingEvent], summary: LoadSummary) -> None:
     """Send bad events and duplicates through the ingestion service, grouped by the hour they
     arrive (received_at = the latest arrival in the group), so quarantine times spread over
-    the period like real traffic. Bad events already quarantined by an earlier run with the
-    same seed are skipped, which keeps reruns from adding rows."""
-    pending.sort(key=lambda item: item[0])
+    the period like real traffic. Bad events an earlier run already sent are skipped, which
+    keeps reruns from adding rows."""
     source = IngestSource(key_id=None, ip="127.0.0.1")
-    groups: list[list[tuple[int, str | None, dict[str, Any]]]] = []
-    for item in pending:
-        if (
-            groups
-            and groups[-1][0][0] // 3_600_000 == item[0] // 3_600_000
-            and len(groups[-1]) < INGEST_BATCH
-        ):
-            groups[-1].append(item)
+    groups: list[list[PendingEvent]] = []
+    for item in sorted(pending, key=lambda item: item.received_ms):
+        hour = item.received_ms // 3_600_000
+        last = groups[-1] if groups else None
+        if last and last[0].received_ms // 3_600_000 == hour and len(last) < INGEST_BATCH:
+            last.append(item)
         else:
             groups.append([item])
     for group in groups:
-        bad_ids = [str(payload.get("event_id", "")) for _, kind, payload in group if kind]
-        stored = set(
-            RejectedEvent.objects.filter(event_id__in=bad_ids).values_list("event_id", flat=True)
-        )
-        batch = [
-            item for item in group if not (item[1] and str(item[2].get("event_id", "")) in stored)
-        ]
+        seen = _already_seen([item for item in group if item.kind])
+        batch = [item for item in group if not (item.kind and item.event_id in seen)]
         summary.already_quarantined += len(group) - len(batch)
         if not batch:
             continue
-        received_at = dt.datetime.fromtimestamp(batch[-1][0] / 1000, tz=dt.UTC)
+        received_at = dt.datetime.fromtimestamp(batch[-1].received_ms / 1000, tz=dt.UTC)
         outcomes = event_batch_ingest(
-            [payload for _, _, payload in batch], source=source, received_at=received_at
+            [item.payload for item in batch], source=source, received_at=received_at
         )
-        for (_, kind, _), outcome in zip(batch, outcomes, strict=True):
+        for item, outcome in zip(batch, outcomes, strict=True):
             if outcome.status == ACCEPTED:
                 summary.accepted += 1
-                if kind:
-                    summary.accepted_bad_by_kind[kind] += 1
+                if item.kind:
+                    summary.accepted_bad_by_kind[item.kind] += 1
             elif outcome.status == DUPLICATE:
                 summary.duplicates += 1
             elif outcome.status == REJECTED:
-                summary.rejected_by_kind[kind or RESENT_DUPLICATE] += 1
+                summary.rejected_by_kind[item.kind or RESENT_DUPLICATE] += 1
 
 
 def sample_data_load(
@@ -505,12 +518,13 @@ def sample_data_load(
         summary.accepted += result.inserted
         summary.duplicates += result.good - result.inserted
         summary.late += result.late
-        summary.resent += sum(1 for _, kind, _ in result.pending if kind is None)
+        resent = sum(1 for item in result.pending if item.kind is None)
+        summary.resent += resent
         # The chunk's good events are committed (or in this transaction): its duplicates
         # can be sent now, while the workers load the next chunks.
         _ingest_pending(result.pending, summary)
         if on_progress:
-            on_progress(int(result.good) + sum(1 for _, kind, _ in result.pending if kind))
+            on_progress(result.good + len(result.pending) - resent)
 
     _chunk_results(config, workers, on_chunk)
     summary.elapsed = time.perf_counter() - started
