@@ -189,7 +189,7 @@ def rule_try(rule: QualityRule, *, sample_size: int = 1000) -> RuleTrial:
         by_time[row["received_at"]].append(row)
     facts = MemoryFacts(rows)
     applicable = sum(1 for row in rows if row["event_type"] in compiled.types)
-    if compiled.check is None:
+    if compiled.code is None:
         # Batch kinds: "earlier in the batch" would see the whole sample; judge against the
         # events stored before each one instead.
         ordered = sorted(rows, key=lambda row: (row["timestamp"], row["event_id"]))
