@@ -647,7 +647,7 @@ def _session_exists(
     facts: StoredFacts,
 ) -> None:
     """A session exists when a stored event has it, or another row of the batch with it is
-    no later than this one (clients may batch out of order)."""
+    earlier by event time (clients may batch out of order)."""
     targets = [
         (index, row)
         for index, row in enumerate(rows)
@@ -667,10 +667,10 @@ def _session_exists(
         session = row["session_id"]
         if session in stored:
             continue
-        seen = any(
-            other_index != index and timestamp <= row["timestamp"]
-            for timestamp, other_index in earliest_in_batch[session]
-        )
+        # Earlier by event time; at the same instant the earlier position wins, so two events
+        # of an unknown session cannot vouch for each other.
+        mine = (row["timestamp"], index)
+        seen = any(other < mine for other in earliest_in_batch[session])
         if not seen:
             failures[index].append((rule, "needs a session with earlier events; none was seen"))
 

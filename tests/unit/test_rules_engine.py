@@ -335,3 +335,11 @@ def test_ruleset_compile_skips_a_broken_rule_and_keeps_the_rest():
     )
     assert [rule.spec.kind for rule in ruleset.rules] == ["required"]
     assert len(ruleset.rules_for("page_view")) == 1
+
+
+def test_session_exists_two_events_at_the_same_instant_do_not_vouch_for_each_other():
+    """Same timestamp: the first by position counts as earlier, the second passes."""
+    first, second = checkout("s9"), checkout("s9")
+    second["timestamp"] = first["timestamp"]
+    results = validate([SESSION_RULE], [first, second])
+    assert [r.is_valid for r in results] == [False, True]
