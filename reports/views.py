@@ -12,7 +12,6 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-import pycountry
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -33,10 +32,6 @@ KPI_LABELS = (
     ("conversion_rate", "Conversion rate", "ratio"),
     ("revenue", "Revenue", "money"),
     ("average_order_value", "Average order value", "money"),
-)
-COUNTRY_CHOICES = sorted(
-    ((country.alpha_2, country.name) for country in pycountry.countries),
-    key=lambda item: item[1],
 )
 EMPTY_HINT = "python manage.py generate_sample_data --events 1000"
 
@@ -190,7 +185,6 @@ def _filter_links(page: str, filters: DashboardFilters, split: str | None) -> di
         "period_last": filters.end - SECOND,
         "is_custom": filters.preset == CUSTOM,
         "devices": DEVICE_TYPES,
-        "countries": COUNTRY_CHOICES,
         "show_dimensions": page != "quality",
     }
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+import pycountry
 from django import template
 from django.contrib.humanize.templatetags.humanize import intcomma
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 register = template.Library()
 
@@ -62,3 +66,23 @@ def duration(seconds: float | None) -> str:
         if seconds >= size:
             return f"{seconds / size:.0f} {unit}"
     return f"{seconds:.0f} s"
+
+
+@cache
+def _country_options_html() -> str:
+    countries = sorted(pycountry.countries, key=lambda country: country.name)
+    return format_html_join(
+        "",
+        '<option value="{}">{} ({})</option>',
+        ((country.alpha_2, country.name, country.alpha_2) for country in countries),
+    )
+
+
+@register.simple_tag
+def country_options(selected: str | None) -> SafeString:
+    """Every ISO country as an <option>, sorted by name: built once, not looped per render
+    (a 250-item template loop was most of a partial's render time)."""
+    html = _country_options_html()
+    if selected:
+        html = html.replace(f'value="{selected}">', f'value="{selected}" selected>', 1)
+    return mark_safe(html)  # noqa: S308 - built by format_html_join from ISO data
