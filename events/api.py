@@ -75,6 +75,9 @@ class EventBatchInSerializer(serializers.Serializer):
     events = EventInSerializer(many=True)
 
 
+_JSON_RENDERER = OrjsonRenderer()
+
+
 def _source(request: Request) -> services.IngestSource:
     user = request.user
     key_id = user.key_id if isinstance(user, KeyPrincipal) else None
@@ -125,6 +128,13 @@ def _parsed_body(request: Request) -> Any:
 
 class _EventApi(APIView):
     renderer_classes = [OrjsonRenderer, BrowsableAPIRenderer]
+
+    def perform_content_negotiation(self, request, force=False):
+        """JSON without DRF's negotiation unless a browser (HTML) or ?format= asks for more:
+        API clients send `*/*` or `application/json`, and this runs on every event."""
+        if "html" in request.META.get("HTTP_ACCEPT", "") or "format" in request.GET:
+            return super().perform_content_negotiation(request, force)
+        return _JSON_RENDERER, _JSON_RENDERER.media_type
 
 
 class _IngestView(_EventApi):

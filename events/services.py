@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 import orjson
 import psycopg
@@ -103,11 +102,14 @@ def _recordset_insert_sql() -> str:
     return (
         f"INSERT INTO {table} ({names}) "  # noqa: S608
         f"SELECT {names} FROM json_to_recordset(%s::json) AS t({definitions}) "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id, id"
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id::text, id"
     )
 
 
 _RECORDSET_INSERT_SQL = _recordset_insert_sql()
+
+
+_NO_WARNINGS: tuple = ()  # shared by rows without warnings; stored as []
 
 
 def _json_default(value: Any) -> Any:
@@ -130,7 +132,7 @@ def _insert_rows_postgres(rows: list[dict[str, Any]]) -> dict[str, int]:
             # statement is prepared after a few uses.
             with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
                 cursor.execute(_RECORDSET_INSERT_SQL, (document,))
-                return {str(event_id): pk for event_id, pk in cursor.fetchall()}
+                return dict(cursor.fetchall())
         except (OperationalError, InterfaceError):
             if attempt == 2 or connection.in_atomic_block:
                 raise
@@ -282,7 +284,7 @@ def event_batch_ingest(
             rejected_outcomes.append(outcome)
 
     results = validator.validate_batch([payload for _, payload in sized], received_at=received_at)
-    seen_ids: set[UUID] = set()
+    seen_ids: set[str] = set()
     for (index, payload), result in zip(sized, results, strict=True):
         if result.errors:
             outcome = EventOutcome(
@@ -297,13 +299,14 @@ def event_batch_ingest(
             outcomes.append(outcome)
             continue
         row = result.row
-        event_uuid = row["event_id"]
-        if event_uuid in seen_ids:
-            outcomes.append(EventOutcome(index, DUPLICATE, event_id=str(event_uuid)))
+        event_id = str(row["event_id"])
+        if event_id in seen_ids:
+            outcomes.append(EventOutcome(index, DUPLICATE, event_id=event_id))
             continue
-        seen_ids.add(event_uuid)
-        row["warnings"] = [warning.as_dict() for warning in result.warnings]
-        outcome = EventOutcome(index, ACCEPTED, event_id=str(event_uuid), warnings=result.warnings)
+        seen_ids.add(event_id)
+        warnings = result.warnings
+        row["warnings"] = [warning.as_dict() for warning in warnings] if warnings else _NO_WARNINGS
+        outcome = EventOutcome(index, ACCEPTED, event_id=event_id, warnings=warnings)
         rows_to_insert.append(row)
         pending.append(outcome)
         outcomes.append(outcome)
