@@ -67,7 +67,7 @@ format: install
 	$(BIN)/ruff format .
 
 bench: install
-	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/ingest.py $(BENCH_ARGS)
 
 bench-dashboard: install
 	$(PY) benchmarks/dashboard.py
