@@ -16,12 +16,13 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 from django_htmx.http import push_url
 
 from events.schema import DEVICE_TYPES
 from reports import charts, csv_export, selectors
-from reports.filters import CUSTOM, PRESETS, DashboardFilters, filters_from_query
+from reports.filters import CUSTOM, DEFAULT_PRESET, PRESETS, DashboardFilters, filters_from_query
 
 SPLITS = ("device", "country")
 SECOND = dt.timedelta(seconds=1)
@@ -192,8 +193,16 @@ def _filter_links(page: str, filters: DashboardFilters, split: str | None) -> di
 # --- views ----------------------------------------------------------------------------------
 
 
+def _nav_query(page: str, filters: DashboardFilters) -> str:
+    """The filters other pages should open with (none when they are the defaults)."""
+    query = filters.as_query()
+    return "" if page == "live" or query == f"preset={DEFAULT_PRESET}" else query
+
+
 def _dashboard(request: HttpRequest, page: str) -> HttpResponse:
     filters = filters_from_query(request.GET)
+    if page == "quality":  # rules and quarantine have no trustworthy device or country
+        filters = dataclasses.replace(filters, device=None, country=None)
     split = _split(request) if page == "funnel" else None
     data = PAGE_DATA[page](request, filters)
     context = {
@@ -203,6 +212,7 @@ def _dashboard(request: HttpRequest, page: str) -> HttpResponse:
         "data": data,
         "empty_hint": EMPTY_HINT,
         "any_events": selectors.freshness()["newest_event"] is not None,
+        "nav_query": _nav_query(page, filters),
         **_filter_links(page, filters, split),
         **PAGE_CONTEXT[page](data, filters),
     }
@@ -211,6 +221,10 @@ def _dashboard(request: HttpRequest, page: str) -> HttpResponse:
     response = render(request, f"{template}#dashboard" if partial else template, context)
     if partial and page != "live":
         response = push_url(response, f"{request.path}?{context['query']}")
+        # the navigation sits outside the swapped region: refresh it out of band so that
+        # switching pages keeps the period and filters just chosen
+        nav = render_to_string("_mainnav.html", {**context, "oob": True}, request=request)
+        response.content += nav.encode()
     patch_vary_headers(response, ("HX-Request",))
     return response
 

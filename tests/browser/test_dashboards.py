@@ -138,18 +138,23 @@ def test_filters_update_charts_in_place_and_keep_the_url(shop_events, signed_in)
     assert page.evaluate("window.__marker") == 1
     _assert_charts_drawn(signed_in, "overview after device")
 
-    page.click("nav.mainnav a:text-is('Funnel')")
-    page.wait_for_url("**/funnel/")
+    page.click("nav.mainnav a:text-is('Funnel')")  # the navigation keeps the filters
+    page.wait_for_url("**/funnel/?preset=30d&device=mobile")
     page.evaluate("window.__marker = 2")
+    page.select_option("select[name=device]", "")
+    page.wait_for_url("**/funnel/?preset=30d")
     page.click(".chips.split a:text-is('By device')")
-    page.wait_for_url("**/funnel/?preset=7d&split=device")
+    page.wait_for_url("**/funnel/?preset=30d&split=device")
     page.wait_for_function(
         "Chart.getChart(document.querySelector('[data-chart=chart-funnel]'))"
         "?.data.datasets.length === 2"
     )
     assert page.evaluate("window.__marker") == 2
+    assert page.locator("nav.mainnav a:text-is('Products')").get_attribute("href") == (
+        "/products/?preset=30d"
+    )
     page.go_back()  # htmx restores the unsplit funnel from the server
-    page.wait_for_url("**/funnel/")
+    page.wait_for_url("**/funnel/?preset=30d")
     page.wait_for_selector(".chips.split a.active:text-is('All sessions')")
     page.wait_for_function(
         "Chart.getChart(document.querySelector('[data-chart=chart-funnel]'))"

@@ -172,6 +172,21 @@ def test_partial_pushes_the_canonical_shareable_url(user_client, seeded):
     assert "HX-Push-Url" not in live  # polling must not rewrite history
 
 
+def test_partial_refreshes_navigation_so_pages_keep_the_filters(user_client, seeded):
+    """After a filter change, the nav links (outside the swapped region) carry the filters."""
+    html = user_client.get("/?preset=30d&country=DE", headers={"HX-Request": "true"}).content
+    html = html.decode()
+    assert 'id="mainnav" aria-label="Dashboards" hx-swap-oob="true"' in html
+    assert 'href="/funnel/?preset=30d&amp;country=DE"' in html
+    assert 'href="/live/"' in html  # live has no filters
+    full = user_client.get("/products/?preset=90d").content.decode()
+    assert 'href="/?preset=90d" hx-swap-oob' not in full
+    assert 'href="/?preset=90d"' in full
+    assert 'href="/quality/?preset=90d"' in full
+    polled = user_client.get("/live/", headers={"HX-Request": "true"}).content.decode()
+    assert "mainnav" not in polled
+
+
 def test_overview_numbers_match_seeded_events_and_selector(user_client, seeded):
     """KPIs are exactly what was seeded, and exactly what the selector returns."""
     response = user_client.get("/")
