@@ -236,10 +236,11 @@ def tail_add(count: int) -> None:
             "now() - make_interval(secs => (i %% 600)::float) "
             "- CASE WHEN i %% 50 = 0 THEN make_interval(hours => (i %% 30)::int) "
             "ELSE interval '0' END, "
-            "now(), now(), 'user_' || i * 7 %% 40000, %s || (i / 5), "
+            "now(), clock_timestamp(), 'user_' || i * 7 %% 40000, %s || (i / 5), "
             "(ARRAY['desktop','mobile','tablet','other'])[1 + i * 7 %% 40000 %% 4], "
             "(ARRAY['US','DE','GB','FR','NL','SE','JP','BR','IN','CA','ES','IT','PL','MX','AU'])"
-            "[1 + i * 7 %% 40000 %% 15], '/', '', 'sku_' || i * 31 %% 1000, 'cat_' || i * 31 %% 1000 %% 25, "
+            "[1 + i * 7 %% 40000 %% 15], '/', '', 'sku_' || i * 31 %% 1000, "
+            "'cat_' || i * 31 %% 1000 %% 25, "
             "'', '', CASE WHEN i %% 5 = 4 THEN 42.5 END, '', '{}'::jsonb, '[]'::jsonb "
             "FROM generate_series(1, %s) AS i",
             [prefix, count],
@@ -268,6 +269,7 @@ def main() -> None:
 
     django.setup()
     from django.contrib.auth import get_user_model
+    from django.core.cache import cache
     from django.test import Client
     from django.urls import NoReverseMatch, reverse
     from django.utils import timezone
@@ -312,7 +314,14 @@ def main() -> None:
 
         return {f"page {name}": get(f"{url}?{query}") for name, url in pages.items()}
 
-    results: list[tuple[str, str, str, float, float]] = []
+    def cold(call: Callable[[], object]) -> Callable[[], object]:
+        def run() -> object:
+            cache.clear()  # the rollup part of every number is recomputed
+            return call()
+
+        return run
+
+    results: list[tuple[str, str, str, tuple[float, float], tuple[float, float]]] = []
     raw_results: dict[tuple[str, str], tuple[float, float]] = {}
     for tail_label in ("rolled up", f"+{args.tail:,} tail"):
         if tail_label != "rolled up":
@@ -321,22 +330,36 @@ def main() -> None:
             f = filters_from_query({"preset": preset})
             calls = {**selector_calls(f), **page_calls(f.as_query())}
             for name, call in calls.items():
-                call()  # warm up
-                p50, p95 = timed(call, args.runs)
-                results.append((tail_label, preset, name, p50, p95))
+                cold_times = timed(cold(call), args.runs)
+                call()  # warm the cache, as the rollup task does after each fold
+                warm_times = timed(call, args.runs)
+                results.append((tail_label, preset, name, cold_times, warm_times))
             if tail_label == "rolled up" and not args.skip_raw:
                 for name, call in raw_queries(f).items():
                     raw_results[(preset, name)] = timed(call, args.raw_runs)
 
-    print(f"\n{args.events:,} events over {args.days} days; p50 / p95 in ms ({args.runs} runs)")
-    print(f"{'state':<16}{'preset':<8}{'read':<20}{'p50':>9}{'p95':>9}{'raw p50':>11}{'ratio':>9}")
-    for tail_label, preset, name, p50, p95 in results:
+    print(
+        f"\n{args.events:,} events over {args.days} days; ms over {args.runs} runs; cold = "
+        "cache of rollup reads cleared before each call; warm = after the rollup task warmed it"
+    )
+    print(
+        f"{'state':<14}{'preset':<7}{'read':<18}{'cold p50':>9}{'p95':>8}{'warm p50':>9}"
+        f"{'p95':>8}{'raw p50':>10}{'raw/cold':>9}"
+    )
+    for tail_label, preset, name, (c50, c95), (w50, w95) in results:
         raw = raw_results.get((preset, name))
         raw_text = (
-            f"{raw[0]:>11.1f}{raw[0] / p50:>8.0f}x" if raw and tail_label == "rolled up" else ""
+            f"{raw[0]:>10.0f}{raw[0] / c50:>8.0f}x" if raw and tail_label == "rolled up" else ""
         )
-        flag = "" if p95 < TARGET_MS else "  (over 100 ms)"
-        print(f"{tail_label:<16}{preset:<8}{name:<20}{p50:>9.1f}{p95:>9.1f}{raw_text}{flag}")
+        flag = (
+            ""
+            if c95 < TARGET_MS
+            else ("  (cold over 100 ms)" if w95 < TARGET_MS else "  (over 100 ms)")
+        )
+        print(
+            f"{tail_label:<14}{preset:<7}{name:<18}{c50:>9.1f}{c95:>8.1f}{w50:>9.1f}{w95:>8.1f}"
+            f"{raw_text}{flag}"
+        )
     rollups_run = rollups.rollups_advance(now=timezone.now() + dt.timedelta(minutes=5))
     print(f"\nfolding the {args.tail:,}-event tail: {rollups_run.seconds * 1000:.0f} ms")
     # Steady state: what one periodic run folds after --ingest events arrived (live traffic:

@@ -5,6 +5,8 @@ readers add the raw events after it. Buckets are UTC hour or day starts of the e
 late event (old timestamp, new received_at) lands in the bucket it belongs to.
 """
 
+import uuid
+
 from django.db import models
 
 
@@ -15,6 +17,11 @@ class RollupWatermark(models.Model):
     received_at = models.DateTimeField(null=True, blank=True)
     event_pk = models.BigIntegerField(default=0)
     events_rolled_up = models.BigIntegerField(default=0)
+    generation = models.UUIDField(
+        default=uuid.uuid4,
+        help_text="New on every rebuild: rollup contents are a function of (generation, watermark)"
+        " in this database, so it keys caches of rollup reads.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet, Sum
 
@@ -49,8 +51,14 @@ def read_snapshot() -> Iterator[None]:
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        token = _tail_var.set(rollups.events_after_watermark(*rollups.watermark_get()))
-        memo_token = _memo_var.set({})
+        generation, received_at, event_pk = rollups.rollup_state()
+        token = _tail_var.set(rollups.events_after_watermark(received_at, event_pk))
+        memo_token = _memo_var.set(
+            {
+                "rollup_key": f"{generation}:{received_at.isoformat() if received_at else '-'}"
+                f":{event_pk}"
+            }
+        )
         try:
             yield
         finally:
@@ -65,6 +73,31 @@ def _memo(key: str, compute: Callable[[], Any]) -> Any:
     if key not in memo:
         memo[key] = compute()
     return memo[key]
+
+
+def _rollup_cached(name: str, filters: DashboardFilters, compute: Callable[[], Any]) -> Any:
+    """The rollup part of a number, cached per rollup state.
+
+    Rollup tables change only when the watermark moves or a rebuild bumps the generation, so a
+    value keyed by (generation, watermark) is exact for as long as it lives. The raw tail is
+    never cached. Outside a snapshot there is no consistent key: compute directly.
+    """
+    memo = _memo_var.get()
+    if memo is None:
+        return compute()
+    key = (
+        f"reports:rollup:{memo['rollup_key']}:{name}:{filters.start.isoformat()}:"
+        f"{filters.end.isoformat()}:{filters.device or '-'}:{filters.country or '-'}"
+    )
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, getattr(settings, "ROLLUP_CACHE_SECONDS", 600))
+    return value
+
+
+def _tail_is_empty() -> bool:
+    return _memo("tail_empty", lambda: not _tail().exists())
 
 
 def _tail() -> QuerySet[Event]:
@@ -86,22 +119,32 @@ def _in_period(qs: QuerySet, filters: DashboardFilters) -> QuerySet:
 def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
     """Rows of (bucket, event_type, events, revenue, warned); a key may repeat (rollup, tail)."""
     model = rollups.EVENT_METRIC[filters.bucket]
-    rows = (
-        _in_period(model.objects.all(), filters)
-        .values("bucket", "event_type")
-        .annotate(events=Sum("events"), warned=Sum("warned"), revenue=Sum("revenue"))
-        .order_by()
-    )
-    result = [{**row, "bucket": row["bucket"].astimezone(dt.UTC)} for row in rows]
+
+    def rolled() -> list[dict[str, Any]]:
+        rows = (
+            _in_period(model.objects.all(), filters)
+            .values("bucket", "event_type")
+            .annotate(events=Sum("events"), warned=Sum("warned"), revenue=Sum("revenue"))
+            .order_by()
+        )
+        return [{**row, "bucket": row["bucket"].astimezone(dt.UTC)} for row in rows]
+
+    result = list(_rollup_cached("event_buckets", filters, rolled))
+    if _tail_is_empty():
+        return result
     return result + raw.event_bucket_rows(raw.events_in(filters, _tail()), filters.bucket)
 
 
 def dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
     model = rollups.EVENT_METRIC[filters.bucket]
-    totals: dict[str, int] = defaultdict(int)
-    rows = _in_period(model.objects.all(), filters).values(field).annotate(n=Sum("events"))
-    for row in rows.order_by():
-        totals[row[field]] += row["n"]
+
+    def rolled() -> dict[str, int]:
+        rows = _in_period(model.objects.all(), filters).values(field).annotate(n=Sum("events"))
+        return {row[field]: row["n"] for row in rows.order_by()}
+
+    totals: dict[str, int] = defaultdict(int, _rollup_cached(f"events_by_{field}", filters, rolled))
+    if _tail_is_empty():
+        return dict(totals)
     for row in raw.dimension_rows(raw.events_in(filters, _tail()), field):
         totals[row[field]] += row["events"]
     return dict(totals)
@@ -110,9 +153,9 @@ def dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
 def users(filters: DashboardFilters, field: str | None = None) -> Any:
     """Distinct users active in the period: a count, or {dimension value: count}."""
     activity = _in_period(rollups.USER_ACTIVITY[filters.bucket].objects.all(), filters)
-    tail_users = raw.user_ids(raw.events_in(filters, _tail()), field)
+    tail_users = {} if _tail_is_empty() else raw.user_ids(raw.events_in(filters, _tail()), field)
     if field is None:
-        count = activity.values("user_id").distinct().count()
+        count = _rollup_cached("users", filters, activity.values("user_id").distinct().count)
         if tail_users:
             known = set(
                 activity.filter(user_id__in=list(tail_users))
@@ -121,10 +164,18 @@ def users(filters: DashboardFilters, field: str | None = None) -> Any:
             )
             count += len(tail_users - known)
         return count
-    counts = {
-        row[field]: row["n"]
-        for row in activity.values(field).annotate(n=Count("user_id", distinct=True)).order_by()
-    }
+    counts = dict(
+        _rollup_cached(
+            f"users_by_{field}",
+            filters,
+            lambda: {
+                row[field]: row["n"]
+                for row in activity.values(field)
+                .annotate(n=Count("user_id", distinct=True))
+                .order_by()
+            },
+        )
+    )
     if tail_users:
         everyone = set().union(*tail_users.values())
         known = set(
@@ -140,10 +191,16 @@ def new_vs_returning(filters: DashboardFilters) -> dict[str, int]:
     """Active users of the period whose first event ever is in it (new) or before (returning)."""
     activity = _in_period(rollups.USER_ACTIVITY[filters.bucket].objects.all(), filters)
     active = activity.values("user_id").distinct()
-    totals = UserFirstSeen.objects.filter(user_id__in=active).aggregate(
-        total=Count("id"), new=Count("id", filter=Q(first_seen__gte=filters.start))
+    totals = _rollup_cached(
+        "new_vs_returning",
+        filters,
+        lambda: UserFirstSeen.objects.filter(user_id__in=active).aggregate(
+            total=Count("id"), new=Count("id", filter=Q(first_seen__gte=filters.start))
+        ),
     )
     new, total = totals["new"], totals["total"]
+    if _tail_is_empty():
+        return {"new": new, "returning": total - new}
     tail = _tail()
     tail_first = _memo(
         "first_seen",
@@ -234,15 +291,19 @@ def session_steps(
         cell["revenue"] += revenue
 
     group = [field, "reached_step"] if field else ["reached_step"]
-    rows = (
-        _in_period(model.objects.all(), filters)
-        .values(*group)
-        .annotate(n=Sum("sessions"), revenue=Sum("revenue"))
-        .order_by()
+    rows = _rollup_cached(
+        f"sessions_by_{field or 'all'}",
+        filters,
+        lambda: list(
+            _in_period(model.objects.all(), filters)
+            .values(*group)
+            .annotate(n=Sum("sessions"), revenue=Sum("revenue"))
+            .order_by()
+        ),
     )
     for row in rows:
         add(row[field] if field else None, row["reached_step"], row["n"], row["revenue"])
-    tail_states, old_rows = _memo("sessions", _tail_sessions)
+    tail_states, old_rows = ([], {}) if _tail_is_empty() else _memo("sessions", _tail_sessions)
     for state in tail_states:
         old = old_rows.get(state["session_id"])
         if old is not None and _session_matches(old, filters):
@@ -260,26 +321,38 @@ def session_steps(
 def product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
     """Rows of (product_id, category, event_type, events, revenue); keys may repeat."""
     model = rollups.PRODUCT_METRIC[filters.bucket]
-    rows = (
-        _in_period(model.objects.all(), filters)
-        .values("product_id", "category", "event_type")
-        .annotate(events=Sum("events"), revenue=Sum("revenue"))
-        .order_by()
+    rows = _rollup_cached(
+        "products",
+        filters,
+        lambda: list(
+            _in_period(model.objects.all(), filters)
+            .values("product_id", "category", "event_type")
+            .annotate(events=Sum("events"), revenue=Sum("revenue"))
+            .order_by()
+        ),
     )
+    if _tail_is_empty():
+        return list(rows)
     return list(rows) + raw.product_rows(raw.events_in(filters, _tail()))
 
 
 def category_revenue(filters: DashboardFilters) -> dict[str, Decimal]:
     model = rollups.PRODUCT_METRIC[filters.bucket]
     totals: dict[str, Decimal] = defaultdict(Decimal)
-    rows = (
-        _in_period(model.objects.filter(event_type="purchase"), filters)
-        .values("category")
-        .annotate(revenue=Sum("revenue"))
-        .order_by()
+    rows = _rollup_cached(
+        "category_revenue",
+        filters,
+        lambda: list(
+            _in_period(model.objects.filter(event_type="purchase"), filters)
+            .values("category")
+            .annotate(revenue=Sum("revenue"))
+            .order_by()
+        ),
     )
     for row in rows:
         totals[row["category"]] += row["revenue"]
+    if _tail_is_empty():
+        return dict(totals)
     for row in raw.category_revenue_rows(raw.events_in(filters, _tail())):
         totals[row["category"]] += row["revenue"]
     return dict(totals)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,7 +272,11 @@ def _fold_sessions(source: str) -> None:
 def _after(received_at: dt.datetime | None, event_pk: int) -> Q:
     if received_at is None:
         return Q()
-    return Q(received_at__gt=received_at) | Q(received_at=received_at, id__gt=event_pk)
+    # The leading range condition lets PostgreSQL use the received_at index (an OR alone
+    # makes it scan the table).
+    return Q(received_at__gte=received_at) & (
+        Q(received_at__gt=received_at) | Q(received_at=received_at, id__gt=event_pk)
+    )
 
 
 def watermark_get() -> tuple[dt.datetime | None, int]:
@@ -282,6 +287,16 @@ def watermark_get() -> tuple[dt.datetime | None, int]:
         .first()
     )
     return row if row else (None, 0)
+
+
+def rollup_state() -> tuple[uuid.UUID | None, dt.datetime | None, int]:
+    """(generation, received_at, id): the rollup tables' contents are a function of these."""
+    row = (
+        RollupWatermark.objects.filter(name=WATERMARK_NAME)
+        .values_list("generation", "received_at", "event_pk")
+        .first()
+    )
+    return row if row else (None, None, 0)
 
 
 def events_after_watermark(received_at: dt.datetime | None, event_pk: int):
@@ -392,7 +407,7 @@ def rollups_rebuild(
             for model in ALL_MODELS:
                 model.objects.all().delete()
             RollupWatermark.objects.filter(name=WATERMARK_NAME).update(
-                received_at=None, event_pk=0, events_rolled_up=0
+                received_at=None, event_pk=0, events_rolled_up=0, generation=uuid.uuid4()
             )
         run = rollups_advance(now=now, batch=batch, max_seconds=float("inf"))
         return RollupRun(run.events, run.batches, time.monotonic() - started, run.watermark)
@@ -400,6 +415,8 @@ def rollups_rebuild(
     with transaction.atomic():
         mark = _lock_watermark()
         _tune_session()
+        mark.generation = uuid.uuid4()
+        mark.save(update_fields=["generation", "updated_at"])
         upper = (mark.received_at, mark.event_pk)
         below, params = _range_where(RollupWatermark(received_at=None), upper)
         for grain in GRAINS:

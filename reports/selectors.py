@@ -33,7 +33,7 @@ from django.utils import timezone
 from events.models import Event, RejectedEvent
 from quality import selectors as quality_selectors
 from reports import raw, readers
-from reports.filters import DAY, HOUR, DashboardFilters, floor_hour
+from reports.filters import DAY, HOUR, DashboardFilters, floor_hour, preset_filters
 
 FUNNEL_STEPS = raw.FUNNEL_STEPS
 PRODUCT_EVENT_TYPES = raw.PRODUCT_EVENT_TYPES
@@ -455,8 +455,27 @@ def quality_page(filters: DashboardFilters) -> dict[str, Any]:
     }
 
 
+def dashboard_cache_warm(
+    presets: tuple[str, ...] = ("24h", "7d", "30d", "90d"), *, now: dt.datetime | None = None
+) -> int:
+    """Read every page for the standard presets so their rollup parts are cached for the
+    current rollup state (the rollup task calls this after each fold). Returns reads done."""
+    reads = 0
+    for preset in presets:
+        filters = preset_filters(preset, now=now)
+        with readers.read_snapshot():
+            overview(filters)
+            funnel(filters, "device")
+            funnel(filters, "country")
+            products(filters)
+            audience(filters)
+        reads += 5
+    return reads
+
+
 __all__ = [
     "audience",
+    "dashboard_cache_warm",
     "floor_hour",
     "freshness",
     "funnel",

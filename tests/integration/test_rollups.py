@@ -8,6 +8,7 @@ import threading
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.utils import timezone
@@ -178,6 +179,29 @@ def test_session_merges_events_arriving_out_of_order(pg):
     }
     assert metrics == {(row.started_at.date(), "mobile", 5): 1}
     assert UserFirstSeen.objects.get(user_id="u1").first_seen == row.started_at
+
+
+def test_cached_rollup_reads_follow_every_fold_and_rebuild(pg):
+    """Rollup reads are cached per (generation, watermark): a fold or a rebuild is seen by the
+    next read, never a stale number."""
+    for minutes in (5, 50, 500):
+        EventFactory(timestamp=NOW - dt.timedelta(minutes=minutes), received_at=NOW)
+    advance()
+    f = filters_from_query({}, now=NOW)
+
+    def events() -> int:
+        return selectors.overview(f)["kpis"]["events"]["value"]
+
+    assert events() == 3
+    EventFactory(timestamp=NOW - dt.timedelta(days=2), received_at=NOW + dt.timedelta(minutes=1))
+    assert events() == 4  # from the raw tail
+    advance(now=LATER)
+    assert events() == 4  # now from the rollup, under a new watermark
+    EventMetricDaily.objects.update(events=100)  # damage the rollup at the same watermark
+    cache.clear()
+    assert events() == 200  # two damaged day rows are read, and cached
+    rollups.rollups_rebuild(since=dt.date(2026, 3, 1), now=LATER)
+    assert events() == 4  # the rebuild's new generation retires that cache entry
 
 
 def test_events_inside_the_safety_lag_stay_in_the_tail_but_are_counted(pg):
