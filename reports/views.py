@@ -213,6 +213,9 @@ def _dashboard(request: HttpRequest, page: str) -> HttpResponse:
         "empty_hint": EMPTY_HINT,
         "any_events": selectors.freshness()["newest_event"] is not None,
         "nav_query": _nav_query(page, filters),
+        # a custom range that filters_from_query refused (end before start, too long, bad date)
+        "range_refused": request.GET.getlist("preset")[-1:] == [CUSTOM]
+        and filters.preset != CUSTOM,
         **_filter_links(page, filters, split),
         **PAGE_CONTEXT[page](data, filters),
     }

@@ -265,6 +265,12 @@ def test_custom_range_and_invalid_values(user_client, seeded):
     filters = response.context["filters"]
     assert filters.preset == "custom"
     assert filters.start.date().isoformat() == start
+    # the form's "Apply dates" button sends preset twice (hidden field, then the button)
+    both = user_client.get(f"/?preset=7d&start={start}&end={today.isoformat()}&preset=custom")
+    assert both.context["filters"].preset == "custom"
+    backwards = user_client.get(f"/?preset=custom&start={today.isoformat()}&end={start}")
+    assert backwards.context["filters"].preset == "7d"
+    assert "That date range can't be shown" in backwards.content.decode()
     bad = user_client.get("/?preset=1y&device=toaster&country=ZZ&start=yesterday")
     assert bad.status_code == 200
     assert bad.context["filters"].preset == "7d"
