@@ -158,15 +158,41 @@ def _drop_source(*names: str) -> None:
 
 
 def _fold_metrics(source: str) -> None:
-    """Additive tables: event and product metrics, user activity, first seen."""
+    """Additive tables: event and product metrics, user activity.
+
+    The source is aggregated once per hour (with its day) into small temp tables; hourly rows
+    come from those directly and daily rows from summing them, so the batch is scanned once
+    per table family, not once per grain.
+    """
+    _execute("DROP TABLE IF EXISTS rollup_agg_events")
+    _execute(
+        "CREATE TEMPORARY TABLE rollup_agg_events AS "
+        "SELECT hour, day, event_type, device_type, country, COUNT(*) AS events, "
+        "SUM(warned) AS warned, "
+        "COALESCE(SUM(CASE WHEN event_type = 'purchase' THEN revenue END), 0) AS revenue "
+        f"FROM {source} GROUP BY hour, day, event_type, device_type, country"
+    )
+    _execute("DROP TABLE IF EXISTS rollup_agg_products")
+    _execute(
+        "CREATE TEMPORARY TABLE rollup_agg_products AS "
+        "SELECT hour, day, product_id, category, event_type, device_type, country, "
+        "COUNT(*) AS events, COALESCE(SUM(revenue), 0) AS revenue "
+        f"FROM {source} WHERE event_type IN ({_PRODUCT_TYPES_SQL}) "
+        "GROUP BY hour, day, product_id, category, event_type, device_type, country"
+    )
+    _execute("DROP TABLE IF EXISTS rollup_agg_users")
+    _execute(
+        "CREATE TEMPORARY TABLE rollup_agg_users AS "
+        f"SELECT DISTINCT hour, day, user_id, device_type, country FROM {source}"
+    )
     for grain in GRAINS:
         table = _table(EVENT_METRIC[grain])
         _execute(
             f"INSERT INTO {table} (bucket, event_type, device_type, country, events, warned, "
             "revenue) "
-            f"SELECT {grain}, event_type, device_type, country, COUNT(*), SUM(warned), "
-            "COALESCE(SUM(CASE WHEN event_type = 'purchase' THEN revenue END), 0) "
-            f"FROM {source} WHERE 1 = 1 GROUP BY {grain}, event_type, device_type, country "
+            f"SELECT {grain}, event_type, device_type, country, SUM(events), SUM(warned), "
+            "SUM(revenue) FROM rollup_agg_events WHERE 1 = 1 "
+            f"GROUP BY {grain}, event_type, device_type, country "
             "ON CONFLICT (bucket, event_type, device_type, country) DO UPDATE SET "
             f"events = {table}.events + excluded.events, "
             f"warned = {table}.warned + excluded.warned, "
@@ -176,9 +202,8 @@ def _fold_metrics(source: str) -> None:
         _execute(
             f"INSERT INTO {table} (bucket, product_id, category, event_type, device_type, "
             "country, events, revenue) "
-            f"SELECT {grain}, product_id, category, event_type, device_type, country, COUNT(*), "
-            "COALESCE(SUM(revenue), 0) "
-            f"FROM {source} WHERE event_type IN ({_PRODUCT_TYPES_SQL}) "
+            f"SELECT {grain}, product_id, category, event_type, device_type, country, "
+            "SUM(events), SUM(revenue) FROM rollup_agg_products WHERE 1 = 1 "
             f"GROUP BY {grain}, product_id, category, event_type, device_type, country "
             "ON CONFLICT (bucket, product_id, category, event_type, device_type, country) "
             f"DO UPDATE SET events = {table}.events + excluded.events, "
@@ -187,9 +212,10 @@ def _fold_metrics(source: str) -> None:
         table = _table(USER_ACTIVITY[grain])
         _execute(
             f"INSERT INTO {table} (bucket, user_id, device_type, country) "
-            f"SELECT DISTINCT {grain}, user_id, device_type, country FROM {source} WHERE 1 = 1 "
-            "ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING"
+            f"SELECT DISTINCT {grain}, user_id, device_type, country FROM rollup_agg_users "
+            "WHERE 1 = 1 ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING"
         )
+    _drop_source("rollup_agg_events", "rollup_agg_products", "rollup_agg_users")
 
 
 def _fold_first_seen(source: str) -> None:
