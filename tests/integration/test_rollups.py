@@ -282,3 +282,48 @@ def test_beat_schedule_runs_the_registered_task():
     app.loader.import_default_modules()
     assert entry["task"] in app.tasks
     assert entry["schedule"] == settings.ROLLUP_INTERVAL_SECONDS
+
+
+def test_quality_blocks_count_quarantine_and_warnings_and_link_incidents(pg):
+    """Each block says how much of its period was quarantined or warned, names the share of
+    purchases held in quarantine, and lists the open incidents touching it (a revenue incident
+    shows on overview and products, not on the funnel; a country incident on audience)."""
+    from quality.models import QualityIncident
+    from tests.factories import RejectedEventFactory
+
+    for index in range(8):
+        EventFactory(
+            purchase=index < 4,
+            timestamp=NOW - dt.timedelta(hours=index + 1),
+            received_at=NOW - dt.timedelta(hours=index),
+            warnings=[{"field": "page_url", "rule": "w", "message": "w"}] if index == 0 else [],
+        )
+    RejectedEventFactory(event_type="purchase", received_at=NOW - dt.timedelta(hours=2))
+    RejectedEventFactory(event_type="purchase", received_at=NOW - dt.timedelta(days=30))  # outside
+    RejectedEventFactory(event_type="page_view", received_at=NOW, status="replayed")  # not held
+    advance()
+
+    def incident(key: str, fields: list[str], event_types: list[str]) -> QualityIncident:
+        return QualityIncident.objects.create(
+            source_type="rule",
+            source_key=key,
+            title=key,
+            opened_at=NOW,
+            last_seen_at=NOW,
+            fields=fields,
+            event_types=event_types,
+        )
+
+    revenue = incident("rule:1", ["revenue"], ["purchase"])
+    country = incident("rule:2", ["country"], [])
+    f = filters_from_query({}, now=NOW)
+    overview = selectors.overview(f)["quality"]
+    assert (overview["quarantined"], overview["warned"], overview["total"]) == (1, 1, 9)
+    assert overview["quarantined_pct"] == pytest.approx(11.11)
+    assert overview["note"].startswith("revenue excludes 20.0% of purchases")
+    assert {i["id"] for i in overview["incidents"]} == {revenue.pk, country.pk}
+    products = selectors.products(f)["quality"]
+    assert revenue.pk in {i["id"] for i in products["incidents"]}
+    assert (products["quarantined"], products["total"]) == (1, 5)
+    assert {i["id"] for i in selectors.funnel(f)["quality"]["incidents"]} == {revenue.pk}
+    assert country.pk in {i["id"] for i in selectors.audience(f)["quality"]["incidents"]}
