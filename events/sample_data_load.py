@@ -465,12 +465,13 @@ def _already_seen(bad: list[PendingEvent]) -> set[str]:
     return seen | {str(event_id) for event_id in stored.values_list("event_id", flat=True)}
 
 
-def _ingest_pending(pending: list[PendingEvent], summary: LoadSummary) -> None:
+def _ingest_pending(pending: list[PendingEvent], summary: LoadSummary, *, rerun: bool) -> None:
     """Send bad events and duplicates through the ingestion service, grouped by the hour they
     arrive (received_at = the latest arrival in the group), so quarantine times spread over
-    the period like real traffic. Bad events an earlier run already sent are skipped, which
-    keeps reruns from adding rows."""
+    the period like real traffic. On a rerun (some good events of the chunk were stored
+    already), bad events an earlier run already sent are skipped, so reruns add no rows."""
     source = IngestSource(key_id=None, ip="127.0.0.1")
+    seen = _already_seen([item for item in pending if item.kind]) if rerun else set()
     groups: list[list[PendingEvent]] = []
     for item in sorted(pending, key=lambda item: item.received_ms):
         hour = item.received_ms // 3_600_000
@@ -480,7 +481,6 @@ def _ingest_pending(pending: list[PendingEvent], summary: LoadSummary) -> None:
         else:
             groups.append([item])
     for group in groups:
-        seen = _already_seen([item for item in group if item.kind])
         batch = [item for item in group if not (item.kind and item.event_id in seen)]
         summary.already_quarantined += len(group) - len(batch)
         if not batch:
@@ -522,7 +522,7 @@ def sample_data_load(
         summary.resent += resent
         # The chunk's good events are committed (or in this transaction): its duplicates
         # can be sent now, while the workers load the next chunks.
-        _ingest_pending(result.pending, summary)
+        _ingest_pending(result.pending, summary, rerun=result.inserted < result.good)
         if on_progress:
             on_progress(result.good + len(result.pending) - resent)
 
