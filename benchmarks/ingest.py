@@ -113,6 +113,49 @@ class BodyMaker:
         return b'{"events":[' + b",".join(self.event(timestamp) for _ in range(size)) + b"]}"
 
 
+# ----------------------------------------------------------------------------- CPU accounting
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (Linux /proc), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _backend_pids(db_name: str) -> list[int]:
+    with psycopg.connect(database_url(db_name), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (db_name,),
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+@dataclass
+class CpuSample:
+    workers: float
+    postgres: float
+
+
+def cpu_sample(server_pid: int, db_name: str) -> CpuSample:
+    """CPU seconds used so far by the gunicorn workers and by their PostgreSQL backends.
+
+    Per request, these are the figures the machine's load does not distort much: a busy
+    machine stretches wall time, not the CPU a request costs."""
+    workers = sum(_cpu_seconds(pid) for pid in _children(server_pid))
+    backends = sum(_cpu_seconds(pid) for pid in _backend_pids(db_name))
+    return CpuSample(workers, backends)
+
+
 # ----------------------------------------------------------------------------- load clients
 @dataclass
 class ClientResult:
@@ -182,10 +225,20 @@ class PhaseResult:
     errors: int
     statuses: dict[int, int]
     first_error: str
+    worker_cpu_us: float = float("nan")  # gunicorn worker CPU per request
+    postgres_cpu_us: float = float("nan")  # PostgreSQL backend CPU per request
 
 
 def load_phase(
-    port: int, path: str, *, clients: int, batch_size: int, seconds: float, warmup: float
+    port: int,
+    path: str,
+    *,
+    clients: int,
+    batch_size: int,
+    seconds: float,
+    warmup: float,
+    server_pid: int,
+    db_name: str,
 ) -> PhaseResult:
     context = mp.get_context("fork")
     queue = context.Queue()
@@ -199,7 +252,10 @@ def load_phase(
     ]
     for process in processes:
         process.start()
+    time.sleep(warmup)
+    before = cpu_sample(server_pid, db_name)
     results = [queue.get(timeout=seconds + warmup + 120) for _ in processes]
+    after = cpu_sample(server_pid, db_name)
     for process in processes:
         process.join(timeout=10)
     latencies = sorted(value for result in results for value in result.latencies_ns)
@@ -207,7 +263,10 @@ def load_phase(
     for result in results:
         for code, count in result.statuses.items():
             statuses[code] = statuses.get(code, 0) + count
+    requests = max(len(latencies), 1)
     return PhaseResult(
+        worker_cpu_us=(after.workers - before.workers) / requests * 1e6,
+        postgres_cpu_us=(after.postgres - before.postgres) / requests * 1e6,
         requests_per_s=len(latencies) / seconds,
         events_per_s=sum(result.events for result in results) / seconds,
         p50_ms=_percentile(latencies, 0.50),
@@ -404,7 +463,8 @@ def report(single: PhaseResult, batch: PhaseResult, copy_rows_per_s: float, args
     print()
     print(
         f"== ingestion benchmark: gunicorn {args.workers} x {args.worker_class} workers, "
-        f"{os.cpu_count()} cores shared with the load clients and PostgreSQL"
+        f"{os.cpu_count()} cores shared with the load clients and PostgreSQL; "
+        f"stored quality rules: {'default set' if args.with_rules else 'none (schema layer only)'}"
     )
     print(
         f"single  POST /events        {single.requests_per_s:9,.0f} req/s   "
@@ -416,6 +476,12 @@ def report(single: PhaseResult, batch: PhaseResult, copy_rows_per_s: float, args
         f"({batch.requests_per_s:,.1f} batches/s of {args.batch_size}; "
         f"p50 {batch.p50_ms:.1f} ms  p99 {batch.p99_ms:.1f} ms; "
         f"{args.batch_clients} clients, errors {batch.errors})"
+    )
+    per_event = args.batch_size or 1
+    print(
+        f"server CPU per request: single {single.worker_cpu_us:,.0f} us gunicorn + "
+        f"{single.postgres_cpu_us:,.0f} us PostgreSQL; batch {batch.worker_cpu_us / per_event:.1f}"
+        f" us + {batch.postgres_cpu_us / per_event:.1f} us per event"
     )
     print(
         f"COPY    binary, same table  {copy_rows_per_s:9,.0f} rows/s   "
@@ -460,6 +526,11 @@ def main() -> int:
     parser.add_argument("--copy-rows", type=int, default=200_000)
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database after")
     parser.add_argument(
+        "--with-rules",
+        action="store_true",
+        help="load the default stored quality rules (manage.py load_default_rules) first",
+    )
+    parser.add_argument(
         "--phases", default="single,batch,copy", help="comma list of single,batch,copy"
     )
     args = parser.parse_args()
@@ -469,11 +540,16 @@ def main() -> int:
     print(f"database {args.db}: create and migrate")
     database_create(args.db)
     server = None
-    empty = PhaseResult(float("nan"), float("nan"), float("nan"), float("nan"), 0, {}, "")
+    nan = float("nan")
+    empty = PhaseResult(nan, nan, nan, nan, 0, {}, "")
     single = batch = empty
     copy_rows_per_s = float("nan")
     try:
         migrate(env)
+        if args.with_rules:
+            subprocess.run(
+                [sys.executable, "manage.py", "load_default_rules"], cwd=ROOT, env=env, check=True
+            )
         print(f"gunicorn: {args.workers} {args.worker_class} workers on {HOST}:{args.port}")
         server = server_start(env, args)
         if "single" in phases:
@@ -485,6 +561,8 @@ def main() -> int:
                 batch_size=0,
                 seconds=args.duration,
                 warmup=args.warmup,
+                server_pid=server.pid,
+                db_name=args.db,
             )
         events_truncate(args.db)
         if "batch" in phases:
@@ -496,6 +574,8 @@ def main() -> int:
                 batch_size=args.batch_size,
                 seconds=args.duration,
                 warmup=args.warmup,
+                server_pid=server.pid,
+                db_name=args.db,
             )
             print(f"  stored rows after batches: {events_count(args.db):,}")
         server_stop(server)

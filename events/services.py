@@ -89,6 +89,24 @@ _EVENT_COLUMNS = (
 )
 
 
+_COLUMN_DEFAULTS = {
+    **{
+        name: "''"
+        for name in (
+            "page_url",
+            "referrer",
+            "product_id",
+            "category",
+            "currency",
+            "order_id",
+            "search_query",
+        )
+    },
+    "properties": "'{}'::jsonb",
+    "warnings": "'[]'::jsonb",
+}
+
+
 def _recordset_insert_sql() -> str:
     """INSERT … SELECT FROM json_to_recordset(one JSON parameter) … ON CONFLICT DO NOTHING.
 
@@ -97,11 +115,16 @@ def _recordset_insert_sql() -> str:
     """
     names = ", ".join(f'"{name}"' for name, _ in _EVENT_COLUMNS)
     definitions = ", ".join(f'"{name}" {kind}' for name, kind in _EVENT_COLUMNS)
+    # A key a row leaves out gets the column's default, not NULL.
+    values = ", ".join(
+        f'COALESCE("{name}", {_COLUMN_DEFAULTS[name]})' if name in _COLUMN_DEFAULTS else f'"{name}"'
+        for name, _ in _EVENT_COLUMNS
+    )
     # Identifiers come from the model; the values are one bound parameter.
     table = Event._meta.db_table
     return (
         f"INSERT INTO {table} ({names}) "  # noqa: S608
-        f"SELECT {names} FROM json_to_recordset(%s::json) AS t({definitions}) "
+        f"SELECT {values} FROM json_to_recordset(%s::json) AS t({definitions}) "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id::text, id"
     )
 
