@@ -23,6 +23,7 @@ from django.utils import timezone
 from events.models import RejectedEvent
 from events.services import events_insert
 from quality.models import ReplayJob
+from quality.rulesets import ruleset_invalidate
 from quality.validators import EventValidator
 
 logger = structlog.get_logger(__name__)
@@ -144,6 +145,9 @@ def replay_job_run(job_id: int) -> ReplayJob | None:
     job = _job_start(job_id, timezone.now())
     if job is None:
         return ReplayJob.objects.filter(pk=job_id).first()
+    # The fix that motivated this replay may be a second old: judge by the newest rules, not by
+    # this worker's cached copy.
+    ruleset_invalidate()
     ids = job.rejected_ids
     for offset in range(job.processed, len(ids), CHUNK_SIZE):
         chunk = ids[offset : offset + CHUNK_SIZE]
