@@ -236,6 +236,10 @@ QUALITY_ALERT_WEBHOOK_URL = env.str("QUALITY_ALERT_WEBHOOK_URL", default="")
 QUALITY_RULES_CACHE_SECONDS = env.float(
     "QUALITY_RULES_CACHE_SECONDS", default=0.0 if ENVIRONMENT == "testing" else 1.0
 )
+# Per-rule counters are summed in each process and written at most this often (0: per batch).
+QUALITY_COUNTERS_FLUSH_SECONDS = env.float(
+    "QUALITY_COUNTERS_FLUSH_SECONDS", default=0.0 if ENVIRONMENT == "testing" else 2.0
+)
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

@@ -1,19 +1,23 @@
 """Writes for rules: version bumps that reach every process, per-rule counters, trying a rule.
 
-Counters are upserted once per ingested batch (one statement, rows in a fixed order so
-concurrent batches cannot deadlock) and never inside the ingestion transaction: a counter
-problem must not lose events.
+Counters are summed in the process and upserted at most every couple of seconds (one
+statement, rows in a fixed order so concurrent writers cannot deadlock), never inside the
+ingestion transaction: a counter problem must not lose events.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 
@@ -71,20 +75,82 @@ def _schema_key(error: Any) -> tuple[str, str]:
     return f"schema:{head}:{error.rule}"[:160], f"{head}: {error.rule} (schema)"[:160]
 
 
-def validation_stats_record(results: Sequence[Any], *, received_at: dt.datetime) -> None:
-    """Add one batch's outcomes to the per-rule, per-hour counters (one upsert statement).
+class _CounterBuffer:
+    """Counts summed in this process between flushes, so single-event requests do not each
+    pay a database round trip. At most QUALITY_COUNTERS_FLUSH_SECONDS of counts live only in
+    memory (lost if the process dies: acceptable for rates, never for events)."""
 
-    `results` is what EventValidator.validate_batch returned (a ValidationBatch). Failures are
-    logged, never raised: counters must not cost an event.
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: dict[tuple[str, dt.datetime], list] = {}
+        self.flushed_at = time.monotonic()
+
+    def add(self, rows: list[tuple]) -> None:
+        with self.lock:
+            for key, rule_id, name, severity, bucket, evaluated, rejected, warned in rows:
+                entry = self.pending.get((key, bucket))
+                if entry is None:
+                    self.pending[(key, bucket)] = [
+                        rule_id,
+                        name,
+                        severity,
+                        evaluated,
+                        rejected,
+                        warned,
+                    ]
+                else:
+                    entry[3] += evaluated
+                    entry[4] += rejected
+                    entry[5] += warned
+
+    def take_if_due(self, interval: float) -> list[tuple]:
+        with self.lock:
+            if not self.pending or time.monotonic() - self.flushed_at < interval:
+                return []
+            pending, self.pending = self.pending, {}
+            self.flushed_at = time.monotonic()
+        return [(key, *entry[:3], bucket, *entry[3:]) for (key, bucket), entry in pending.items()]
+
+
+_buffer = _CounterBuffer()
+
+
+def validation_stats_record(results: Sequence[Any], *, received_at: dt.datetime) -> None:
+    """Add one batch's outcomes to the per-rule, per-hour counters.
+
+    `results` is what EventValidator.validate_batch returned (a ValidationBatch). Counts are
+    buffered and written by one upsert at most every QUALITY_COUNTERS_FLUSH_SECONDS (0 in
+    tests: every batch). Failures are logged, never raised: counters must not cost an event.
     """
     rows = _counter_rows(results, received_at)
+    if rows:
+        _buffer.add(rows)
+    validation_stats_flush(force=False)
+
+
+def validation_stats_flush(*, force: bool = True) -> int:
+    """Write buffered counters now (force) or when the interval has passed. Returns rows."""
+    interval = 0.0 if force else getattr(settings, "QUALITY_COUNTERS_FLUSH_SECONDS", 2.0)
+    rows = sorted(_buffer.take_if_due(interval), key=lambda row: (row[0], row[4]))
     if not rows:
-        return
+        return 0
     try:
         with transaction.atomic():
             _counters_upsert(rows)
     except DatabaseError as exc:
-        logger.warning("quality.counters_failed", error=str(exc)[:200])
+        logger.warning("quality.counters_failed", error=str(exc)[:200], rows=len(rows))
+        return 0
+    return len(rows)
+
+
+def _flush_at_exit() -> None:
+    try:
+        validation_stats_flush()
+    except Exception:  # interpreter shutdown: the database may be gone already
+        logger.warning("quality.counters_lost_at_exit")
+
+
+atexit.register(_flush_at_exit)
 
 
 def _counter_rows(results: Sequence[Any], received_at: dt.datetime) -> list[tuple]:

@@ -215,3 +215,18 @@ def test_load_default_rules_is_idempotent():
     assert first.rules_created >= 15 and first.checks_created >= 7
     assert second.rules_created == second.checks_created == 0
     assert QualityRule.objects.count() == first.rules_created
+
+
+def test_counters_are_buffered_per_process_and_flushed_in_one_write(dev_mode, api_client, settings):
+    """Between flushes, single-event requests cost no counter write; the flush sums them."""
+    from quality.services.rules import validation_stats_flush
+
+    settings.QUALITY_COUNTERS_FLUSH_SECONDS = 3600
+    validation_stats_flush()  # start from an empty buffer
+    rule = QualityRuleFactory(name="price-cap", kind="range", field="price", params={"max": 100})
+    for _ in range(3):
+        api_client.post("/events", expensive_purchase(), format="json")
+    assert not RuleCounter.objects.filter(rule_key=f"rule:{rule.pk}").exists()
+    assert validation_stats_flush() >= 1
+    counter = RuleCounter.objects.get(rule_key=f"rule:{rule.pk}")
+    assert (counter.evaluated, counter.rejected) == (3, 3)
