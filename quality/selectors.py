@@ -379,6 +379,26 @@ class StoredEventFacts:
         }
 
 
+def events_of_sessions(
+    session_ids: set[str], since: dt.datetime
+) -> list[tuple[str, dt.datetime, str]]:
+    """(session_id, timestamp, event_id) of stored events of these sessions since a time."""
+    rows = Event.objects.filter(session_id__in=session_ids, timestamp__gte=since)
+    return [
+        (s, ts, str(eid)) for s, ts, eid in rows.values_list("session_id", "timestamp", "event_id")
+    ]
+
+
+def events_with_values(
+    field: str, values: set[str], event_types: frozenset[str], since: dt.datetime
+) -> list[tuple[str, dt.datetime, str]]:
+    """(value, timestamp, event_id) of stored events (of these types) with one of the values."""
+    rows = Event.objects.filter(**{f"{field}__in": values}, timestamp__gte=since)
+    if event_types:
+        rows = rows.filter(event_type__in=event_types)
+    return [(v, ts, str(eid)) for v, ts, eid in rows.values_list(field, "timestamp", "event_id")]
+
+
 def events_sample(limit: int) -> list[dict[str, Any]]:
     """The newest `limit` stored events as validated-row dicts (for trying a rule)."""
     fields = [f.name for f in Event._meta.concrete_fields if f.name not in ("id", "warnings")]

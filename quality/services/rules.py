@@ -22,7 +22,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 
 from quality import rulesets
-from quality.engine.rules import MemoryFacts, RuleParamError, rule_compile, ruleset_evaluate
+from quality.engine.rules import RuleParamError, rule_compile, ruleset_evaluate
 from quality.models import QualityRule, RuleCounter, RuleSetVersion
 
 logger = structlog.get_logger(__name__)
@@ -232,12 +232,60 @@ class RuleTrial:
         )
 
 
-def rule_try(rule: QualityRule, *, sample_size: int = 1000) -> RuleTrial:
-    """Evaluate one rule (enabled or not, saved or not) on the newest stored events.
+class _StoredBefore:
+    """Stored-event facts as they were just before a given event (a moving cutoff), from one
+    query per trial: so trying a batch rule on stored events judges each one against what was
+    there before it, including events older than the sample."""
 
-    Batch rules see the sample itself as the stored data (so a stored event's own session
-    exists, and order_id reuse inside the sample is found).
-    """
+    def __init__(self) -> None:
+        self.by_session: dict[str, list[tuple[dt.datetime, str]]] = defaultdict(list)
+        self.by_value: dict[str, list[tuple[dt.datetime, str]]] = defaultdict(list)
+        self.cutoff: tuple[dt.datetime, str] | None = None
+
+    def sessions_existing(self, session_ids: set[str], since: dt.datetime) -> set[str]:
+        return {
+            session
+            for session in session_ids
+            if any(since <= ts and (ts, eid) < self.cutoff for ts, eid in self.by_session[session])
+        }
+
+    def values_on_days(self, field, values, event_types, start, end):
+        return {
+            (value, ts.astimezone(dt.UTC).date(), eid)
+            for value in values
+            for ts, eid in self.by_value[value]
+            if start <= ts < end and (ts, eid) < self.cutoff
+        }
+
+
+def _stored_before(compiled: Any, targets: list[dict[str, Any]]) -> _StoredBefore:
+    from quality import selectors
+
+    facts = _StoredBefore()
+    if not targets:
+        return facts
+    spec = compiled.spec
+    oldest = min(row["timestamp"] for row in targets)
+    if spec.kind == "session_exists":
+        days = float(spec.params.get("lookback_days") or 7)
+        since = oldest - dt.timedelta(days=days)
+        sessions = {row["session_id"] for row in targets}
+        for session, ts, eid in selectors.events_of_sessions(sessions, since):
+            facts.by_session[session].append((ts, eid))
+    else:
+        values = {row[spec.field] for row in targets if row.get(spec.field)}
+        start = dt.datetime.combine(oldest.astimezone(dt.UTC).date(), dt.time(), tzinfo=dt.UTC)
+        for value, ts, eid in selectors.events_with_values(
+            spec.field, values, spec.event_types, start
+        ):
+            facts.by_value[value].append((ts, eid))
+    return facts
+
+
+def rule_try(rule: QualityRule, *, sample_size: int = 1000) -> RuleTrial:
+    """Evaluate one rule (enabled or not, saved or not) on the newest stored events, as if
+    each had just arrived: row rules as of its receipt time, batch rules against the events
+    stored before it."""
     from quality.engine.rules import ruleset_compile
     from quality.selectors import events_sample
 
@@ -249,34 +297,26 @@ def rule_try(rule: QualityRule, *, sample_size: int = 1000) -> RuleTrial:
     for row in rows:
         row["event_id"] = str(row["event_id"])
     ruleset = ruleset_compile([compiled.spec])
-    failures_total, examples = 0, []
-    by_time = defaultdict(list)
-    for row in rows:
-        by_time[row["received_at"]].append(row)
-    facts = MemoryFacts(rows)
-    applicable = sum(1 for row in rows if row["event_type"] in compiled.types)
+    targets = [row for row in rows if row["event_type"] in compiled.types]
+    failed: list[tuple[dict[str, Any], str]] = []
     if compiled.code is None:
-        # Batch kinds: "earlier in the batch" would see the whole sample; judge against the
-        # events stored before each one instead.
-        ordered = sorted(rows, key=lambda row: (row["timestamp"], row["event_id"]))
-        for index, row in enumerate(ordered):
-            facts = MemoryFacts(ordered[:index])
+        facts = _stored_before(compiled, targets)
+        for row in targets:
+            facts.cutoff = (row["timestamp"], row["event_id"])
             evaluation = ruleset_evaluate(
                 ruleset, [row], received_at=row["received_at"], facts=facts
             )
-            if evaluation.failures[0]:
-                failures_total += 1
-                if len(examples) < 10:
-                    examples.append(_example(row, rule.field, evaluation.failures[0][0][1]))
+            failed += [(row, message) for _, message in evaluation.failures[0][:1]]
     else:
-        for received_at, group in by_time.items():
-            evaluation = ruleset_evaluate(ruleset, group, received_at=received_at, facts=facts)
+        by_receipt: dict[dt.datetime, list[dict[str, Any]]] = defaultdict(list)
+        for row in targets:
+            by_receipt[row["received_at"]].append(row)
+        for received_at, group in by_receipt.items():
+            evaluation = ruleset_evaluate(ruleset, group, received_at=received_at, facts=None)
             for row, failures in zip(group, evaluation.failures, strict=True):
-                if failures:
-                    failures_total += 1
-                    if len(examples) < 10:
-                        examples.append(_example(row, rule.field, failures[0][1]))
-    return RuleTrial(len(rows), applicable, failures_total, examples, severity=rule.severity)
+                failed += [(row, message) for _, message in failures[:1]]
+    examples = [_example(row, rule.field, message) for row, message in failed[:10]]
+    return RuleTrial(len(rows), len(targets), len(failed), examples, severity=rule.severity)
 
 
 def _example(row: dict[str, Any], field: str, message: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@ cheap (a fixed number of queries per batch), and tried on stored events before e
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import pytest
@@ -230,3 +231,18 @@ def test_counters_are_buffered_per_process_and_flushed_in_one_write(dev_mode, ap
     assert validation_stats_flush() >= 1
     counter = RuleCounter.objects.get(rule_key=f"rule:{rule.pk}")
     assert (counter.evaluated, counter.rejected) == (3, 3)
+
+
+def test_try_session_rule_sees_stored_events_older_than_the_sample(admin_client):
+    """A checkout whose session began before the sampled events is not a false alarm."""
+    now = timezone.now()
+    EventFactory(session_id="known", timestamp=now.replace(microsecond=0) - dt.timedelta(hours=2),
+                 received_at=now - dt.timedelta(hours=2))  # fmt: skip
+    EventFactory(event_type="checkout_start", session_id="known", received_at=now)
+    EventFactory(event_type="checkout_start", session_id="orphan", received_at=now)
+    rule = QualityRuleFactory(
+        name="checkout-session", kind="session_exists", field="session_id",
+        event_types=["checkout_start"], enabled=False,
+    )  # fmt: skip
+    url = reverse("admin:quality_qualityrule_try", args=[rule.pk])
+    assert "would reject 1 of 2" in admin_client.get(url + "?n=2").content.decode()
