@@ -427,7 +427,9 @@ def _chunk_results(
     """Generate and store every chunk: in worker processes, each with its own connection and
     committing per chunk, or in this process inside one transaction."""
     chunks = config.chunk_count
-    if settings.IS_POSTGRES and workers > 1 and chunks > 1:
+    # Inside a caller's transaction, other processes could not see (nor commit) its rows.
+    parallel = workers > 1 and chunks > 1 and not connection.in_atomic_block
+    if settings.IS_POSTGRES and parallel:
         connections.close_all()  # never share a socket with forked children
         context = get_context("fork")
         with ProcessPoolExecutor(
