@@ -247,13 +247,20 @@ class DefaultsLoaded:
     checks_updated: int
 
 
+# What a shipped definition leaves out, so that --reset restores every field.
+_BASE = {
+    QualityRule: {"description": "", "event_types": [], "severity": "error", "enabled": True},
+    QualityCheck: {"description": "", "severity": "error", "enabled": True, "webhook_url": ""},
+}
+
+
 def _upsert(model, definition: dict[str, Any], *, reset: bool) -> tuple[bool, bool]:
     name = definition["name"]
     existing = model.objects.filter(name=name).first()
     if existing is not None and not reset:
         return False, False
     row = existing or model(name=name)
-    for key, value in definition.items():
+    for key, value in {**_BASE[model], **definition}.items():
         setattr(row, key, value)
     row.full_clean()
     row.save()

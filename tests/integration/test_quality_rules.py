@@ -246,3 +246,12 @@ def test_try_session_rule_sees_stored_events_older_than_the_sample(admin_client)
     )  # fmt: skip
     url = reverse("admin:quality_qualityrule_try", args=[rule.pk])
     assert "would reject 1 of 2" in admin_client.get(url + "?n=2").content.decode()
+
+
+def test_load_default_rules_reset_restores_every_field():
+    defaults_load()
+    rule = QualityRule.objects.get(name="checkout-needs-known-session")
+    QualityRule.objects.filter(pk=rule.pk).update(severity="warning", event_types=[], enabled=False)
+    defaults_load(reset=True)
+    rule.refresh_from_db()
+    assert (rule.severity, rule.event_types, rule.enabled) == ("error", ["checkout_start"], True)
