@@ -139,8 +139,10 @@ def rules_failing_top(start: dt.datetime, end: dt.datetime, limit: int = 10) -> 
             "rejected": row["rejected"],
             "warned": row["warned"],
             "evaluated": row["evaluated"],
+            # Schema-layer counts are written only for batches where they failed, so a rate
+            # would overstate them; stored rules count every event they checked.
             "failure_rate": round(row["failed"] / row["evaluated"], 6)
-            if row["evaluated"]
+            if row["evaluated"] and row["rule_id"] is not None
             else None,
         }
         for row in rows
