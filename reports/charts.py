@@ -78,6 +78,7 @@ def category_revenue(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "type": "bar",
         "format": "money",
+        "horizontal": True,
         "labels": [row["category"] or "(none)" for row in rows],
         "datasets": [{"label": "Revenue", "data": [row["revenue"] for row in rows]}],
     }
