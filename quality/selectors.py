@@ -73,11 +73,19 @@ def validation_pass_rate_series(
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {sorted(BUCKETS)}")
     tz = dt.UTC
+    # Two queries, each served by an index: all events by receipt time (index-only when the
+    # table is vacuumed), and the few with warnings through a partial index.
+    in_range = Event.objects.filter(received_at__gte=start, received_at__lt=end)
     accepted = (
-        Event.objects.filter(received_at__gte=start, received_at__lt=end)
+        in_range.annotate(b=Trunc("received_at", bucket, tzinfo=tz))
+        .values("b")
+        .annotate(n=Count("received_at"))
+    )
+    warned = (
+        in_range.exclude(warnings=[])
         .annotate(b=Trunc("received_at", bucket, tzinfo=tz))
         .values("b")
-        .annotate(n=Count("id"), warned=Count("id", filter=~Q(warnings=[])))
+        .annotate(n=Count("received_at"))
     )
     rejected = (
         RejectedEvent.objects.filter(
@@ -91,8 +99,11 @@ def validation_pass_rate_series(
         b: {"accepted": 0, "rejected": 0, "warned": 0} for b in _bucket_steps(start, end, bucket)
     }
     for row in accepted:
-        entry = counts.setdefault(row["b"], {"accepted": 0, "rejected": 0, "warned": 0})
-        entry["accepted"], entry["warned"] = row["n"], row["warned"]
+        counts.setdefault(row["b"], {"accepted": 0, "rejected": 0, "warned": 0})
+        counts[row["b"]]["accepted"] = row["n"]
+    for row in warned:
+        counts.setdefault(row["b"], {"accepted": 0, "rejected": 0, "warned": 0})
+        counts[row["b"]]["warned"] = row["n"]
     for row in rejected:
         counts.setdefault(row["b"], {"accepted": 0, "rejected": 0, "warned": 0})
         counts[row["b"]]["rejected"] = row["n"]
