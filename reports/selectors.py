@@ -28,6 +28,7 @@ from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
 from django.db.models import Count
+from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
 from events.models import Event, RejectedEvent
@@ -402,13 +403,16 @@ def live(now: dt.datetime | None = None) -> dict[str, Any]:
     last_minute = now.astimezone(dt.UTC).replace(second=0, microsecond=0)
     first_minute = last_minute - dt.timedelta(minutes=LIVE_MINUTES - 1)
     end = last_minute + dt.timedelta(minutes=1)
-    counts: dict[dt.datetime, int] = defaultdict(int)
-    for timestamp in (
+    rows = (
         Event.objects.filter(timestamp__gte=first_minute, timestamp__lt=end)
-        .values_list("timestamp", flat=True)
-        .iterator(chunk_size=5000)
-    ):
-        counts[timestamp.astimezone(dt.UTC).replace(second=0, microsecond=0)] += 1
+        .annotate(minute=TruncMinute("timestamp", tzinfo=dt.UTC))
+        .values("minute")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts: dict[dt.datetime, int] = defaultdict(int)
+    for row in rows:
+        counts[row["minute"].astimezone(dt.UTC)] += row["n"]
     minutes = [first_minute + dt.timedelta(minutes=i) for i in range(LIVE_MINUTES)]
     newest = list(
         Event.objects.order_by("-timestamp", "-id").values(

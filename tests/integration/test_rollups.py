@@ -327,3 +327,25 @@ def test_quality_blocks_count_quarantine_and_warnings_and_link_incidents(pg):
     assert (products["quarantined"], products["total"]) == (1, 5)
     assert {i["id"] for i in selectors.funnel(f)["quality"]["incidents"]} == {revenue.pk}
     assert country.pk in {i["id"] for i in selectors.audience(f)["quality"]["incidents"]}
+
+
+def test_live_counts_per_minute_zero_filled_and_lists_newest(pg):
+    """Live: 30 one-minute buckets ending with the current minute (events just before the
+    window are left out), zeros where nothing happened, and the 20 newest events first."""
+    now = dt.datetime(2026, 3, 10, 12, 30, 40, tzinfo=dt.UTC)
+    EventFactory(timestamp=dt.datetime(2026, 3, 10, 12, 30, 5, tzinfo=dt.UTC), received_at=now)
+    for second in (0, 59):
+        EventFactory(timestamp=dt.datetime(2026, 3, 10, 12, 1, second, tzinfo=dt.UTC))
+    EventFactory(timestamp=dt.datetime(2026, 3, 10, 12, 0, 59, tzinfo=dt.UTC))  # outside
+    for index in range(25):
+        EventFactory(timestamp=now - dt.timedelta(hours=2, minutes=index))
+    live = selectors.live(now=now)
+    minutes = live["per_minute"]
+    assert len(minutes) == 30
+    assert minutes[0] == {"minute": "2026-03-10T12:01:00+00:00", "count": 2}
+    assert minutes[-1] == {"minute": "2026-03-10T12:30:00+00:00", "count": 1}
+    assert sum(m["count"] for m in minutes) == 3
+    assert len(live["newest"]) == 20
+    stamps = [event["timestamp"] for event in live["newest"]]
+    assert stamps == sorted(stamps, reverse=True)
+    assert stamps[0] == dt.datetime(2026, 3, 10, 12, 30, 5, tzinfo=dt.UTC)
