@@ -111,6 +111,8 @@ class EventSchema(TypedDict):
 
 
 _EVENT_ADAPTER = TypeAdapter(EventSchema)
+# The compiled validator itself: TypeAdapter.validate_python adds Python-level work per call.
+_validate_event = _EVENT_ADAPTER.validator.validate_python
 
 # A normalized row has every Event field; optional ones default like the model's columns.
 ROW_DEFAULTS: dict[str, Any] = {
@@ -330,7 +332,7 @@ def validate_event_schema(
     except orjson.JSONEncodeError:
         return SchemaResult(None, _unencodable_errors(payload))
     try:
-        event = _EVENT_ADAPTER.validate_python(payload)
+        event = _validate_event(payload)
     except ValidationError as exc:
         return SchemaResult(None, _errors_from_pydantic(exc))
 
