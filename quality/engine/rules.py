@@ -656,22 +656,24 @@ def _session_exists(
     if not targets:
         return
     wanted = {row["session_id"] for _, row in targets}
-    earliest_in_batch: dict[str, list[tuple[dt.datetime, int]]] = defaultdict(list)
+    in_batch: dict[str, list[tuple[dt.datetime, int]]] = defaultdict(list)
     for index, row in enumerate(rows):
         if row is not None and row["session_id"] in wanted:
-            earliest_in_batch[row["session_id"]].append((row["timestamp"], index))
+            in_batch[row["session_id"]].append((row["timestamp"], index))
+    # Earlier by event time; at the same instant the earlier position wins, so two events of
+    # an unknown session cannot vouch for each other.
+    unseen = [
+        (index, row)
+        for index, row in targets
+        if not any(other < (row["timestamp"], index) for other in in_batch[row["session_id"]])
+    ]
+    if not unseen:
+        return  # every session showed up earlier in the batch: no query needed
     days = rule.spec.params.get("lookback_days") or 7
     since = received_at - dt.timedelta(days=float(days))
-    stored = facts.sessions_existing(wanted, since)
-    for index, row in targets:
-        session = row["session_id"]
-        if session in stored:
-            continue
-        # Earlier by event time; at the same instant the earlier position wins, so two events
-        # of an unknown session cannot vouch for each other.
-        mine = (row["timestamp"], index)
-        seen = any(other < mine for other in earliest_in_batch[session])
-        if not seen:
+    stored = facts.sessions_existing({row["session_id"] for _, row in unseen}, since)
+    for index, row in unseen:
+        if row["session_id"] not in stored:
             failures[index].append((rule, "needs a session with earlier events; none was seen"))
 
 

@@ -343,3 +343,15 @@ def test_session_exists_two_events_at_the_same_instant_do_not_vouch_for_each_oth
     second["timestamp"] = first["timestamp"]
     results = validate([SESSION_RULE], [first, second])
     assert [r.is_valid for r in results] == [False, True]
+
+
+class _NoLookups(NoStoredFacts):
+    def sessions_existing(self, session_ids, since):
+        raise AssertionError("no stored lookup expected")
+
+
+def test_session_exists_skips_the_lookup_when_the_batch_vouches_for_every_session():
+    """Sessions that show up earlier in the batch need no query to stored events."""
+    view = _fix_time(event_payload(session_id="s10"), -5)
+    results = validate([SESSION_RULE], [view, checkout("s10")], facts=_NoLookups())
+    assert all(result.is_valid for result in results)
