@@ -62,7 +62,9 @@ class IngestionKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        created = services.ingestion_key_create(name=obj.name, can_read=obj.can_read)
+        created = services.ingestion_key_create(
+            name=obj.name, can_read=obj.can_read, is_active=obj.is_active
+        )
         obj.pk = created.key.pk
         obj.prefix = created.key.prefix
         obj.key_hash = created.key.key_hash

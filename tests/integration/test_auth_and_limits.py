@@ -155,6 +155,21 @@ def test_admin_shows_a_new_key_once_and_stores_only_its_hash(client, django_user
     assert sender.post("/events", event_payload(), format="json").status_code == 201
 
 
+def test_a_key_added_inactive_in_admin_does_not_work(client, django_user_model):
+    admin = django_user_model.objects.create_superuser("root", "root@example.com", "pw-1234-x")
+    client.force_login(admin)
+    response = client.post(
+        "/admin/events/ingestionkey/add/", {"name": "later", "_save": "Save"}, follow=True
+    )
+    messages = " ".join(str(message) for message in response.context["messages"])
+    raw_key = re.search(r"ek_[A-Za-z0-9_\-]{20,}", messages).group(0)
+    key = IngestionKey.objects.get(name="later")
+    assert (key.is_active, key.can_read) == (False, False)
+    sender = APIClient()
+    sender.credentials(HTTP_X_API_KEY=raw_key)
+    assert sender.post("/events", event_payload(), format="json").status_code == 401
+
+
 @pytest.mark.parametrize("header", ["HTTP_AUTHORIZATION", "HTTP_X_API_KEY"])
 def test_bearer_and_x_api_key_both_authenticate(ingestion_key, header):
     value = ingestion_key.raw_key
