@@ -100,17 +100,20 @@ class BodyMaker:
             self.parts.append((head, middle, tail))
         self.next = 0
 
-    def event(self, timestamp: bytes) -> bytes:
+    def event(self, timestamp: bytes, event_id: bytes) -> bytes:
         head, middle, tail = self.parts[self.next % len(self.parts)]
         self.next += 1
-        return head + uuid.uuid4().hex.encode() + middle + timestamp + tail
+        return head + event_id + middle + timestamp + tail
 
     def single(self) -> bytes:
-        return self.event(_now_iso().encode())
+        return self.event(_now_iso().encode(), uuid.uuid4().hex.encode())
 
     def batch(self, size: int) -> bytes:
+        """One random read for the whole batch's ids: the client shares the server's cores."""
         timestamp = _now_iso().encode()
-        return b'{"events":[' + b",".join(self.event(timestamp) for _ in range(size)) + b"]}"
+        ids = os.urandom(16 * size).hex().encode()
+        events = (self.event(timestamp, ids[32 * n : 32 * n + 32]) for n in range(size))
+        return b'{"events":[' + b",".join(events) + b"]}"
 
 
 # ----------------------------------------------------------------------------- CPU accounting
