@@ -395,8 +395,21 @@ class ReasonFieldFilter(admin.SimpleListFilter):
 class QuarantineAdmin(RejectedEventAdmin):
     list_filter = ("status", FailedRuleFilter, ReasonFieldFilter, "event_type", "received_at")
     actions = ("replay_selected",)
-    readonly_fields = ("pretty_payload", "reason_list", *RejectedEventAdmin.readonly_fields)
-    exclude = ("raw_payload", "reasons")
+    fields = (
+        "status",
+        "event_type",
+        "event_id",
+        "received_at",
+        "reason_list",
+        "rule_ids",
+        "pretty_payload",
+        "raw_truncated",
+        "source_key",
+        "source_ip",
+        "replay_count",
+        "replayed_at",
+    )
+    readonly_fields = fields
 
     @admin.display(description="Payload")
     def pretty_payload(self, obj: RejectedEvent) -> str:
