@@ -561,17 +561,36 @@ def _evaluator_build(
     for position, (event_type, type_rules) in enumerate(sorted(by_type.items())):
         namespace[f"TYPE_{position}"] = event_type
         source.append(f"        {'if' if position == 0 else 'elif'} t == TYPE_{position}:")
+        block: list[str] = []
+        loaded: list[str] = []  # each plain field is read from the row once per event
         for rule in type_rules:
             for line in rule.code.lines:
+                line = _shared_load(line, rule.code.consts, loaded)
                 bound = bind(line, rule)
                 if "failures[i].append" in bound:
                     bound += ")"  # close the tuple opened by FAIL(
-                source.append(f"            {bound}")
+                block.append(f"            {bound}")
+        source += [f"            f_{name} = row.get({name!r})" for name in loaded] + block
     if len(source) == 1:
         return _evaluate_nothing
     code = compile("\n".join(source), "<quality rules>", "exec")
     exec(code, namespace)  # noqa: S102 - our own templates; rule values are bound constants
     return namespace["evaluate"]
+
+
+_LOAD = re.compile(r"^(\s*)(\w+) = row\.get\((\w+@)\)$")
+
+
+def _shared_load(line: str, consts: Mapping[str, Any], loaded: list[str]) -> str:
+    """Turn `v = row.get(F@)` for a plain field into `v = f_<field>`, read once per event.
+    Plain field names are identifiers from ROW_FIELDS, so they are safe in source text."""
+    match = _LOAD.match(line)
+    if match is None or consts.get(match.group(3)) not in ROW_FIELDS:
+        return line
+    name = consts[match.group(3)]
+    if name not in loaded:
+        loaded.append(name)
+    return f"{match.group(1)}{match.group(2)} = f_{name}"
 
 
 def ruleset_compile(specs: Iterable[RuleSpec], version: object = None) -> CompiledRuleSet:
