@@ -25,24 +25,21 @@ RULE_FOR_KIND = {
 }
 
 
-@pytest.fixture(scope="module")
-def config() -> gen.SampleConfig:
-    return gen.SampleConfig(
-        events=20000,
+def test_default_rules_quarantine_every_bad_event_and_only_those():
+    # A high bad rate so that the rare kinds (bad purchases, orphan checkouts) appear.
+    config = gen.SampleConfig(
+        events=30000,
         end=gen.default_end(timezone.now()),
         seed=11,
         days=3,
-        bad_rate=0.1,
-        chunk_events=20000,
+        bad_rate=0.3,
+        chunk_events=30000,
     )
-
-
-def test_default_rules_quarantine_every_bad_event_and_only_those(config):
     defaults_load()
     summary = sample_data_load(config, workers=1)
 
     planted = Counter(e.kind for e in gen.sample_events(config) if e.kind is not None)
-    assert set(RULE_FOR_KIND) <= set(planted), "the sample must contain every rule-only kind"
+    assert set(RULE_FOR_KIND) <= set(planted), f"every rule-only kind is planted: {planted}"
     assert summary.accepted_bad_by_kind == Counter()  # nothing bad was accepted
     assert summary.rejected_by_kind.get(RESENT_DUPLICATE, 0) == 0  # no good event refused
     assert dict(summary.rejected_by_kind) == dict(planted)
@@ -51,17 +48,13 @@ def test_default_rules_quarantine_every_bad_event_and_only_those(config):
     assert RejectedEvent.objects.count() == summary.rejected
     assert Event.objects.count() == summary.accepted
 
-
-def test_rule_only_bad_events_are_quarantined_by_the_named_default_rule(config):
-    defaults_load()
-    sample_data_load(config, workers=1)
+    # The rule-only kinds carry the name and id of the default rule that caught them.
     rule_ids = dict(QualityRule.objects.values_list("name", "id"))
     kinds = {
         str(e.payload["event_id"]): e.kind
         for e in gen.sample_events(config)
         if e.kind in RULE_FOR_KIND
     }
-    assert set(kinds.values()) == set(RULE_FOR_KIND)
     quarantined = RejectedEvent.objects.filter(event_id__in=kinds)
     assert quarantined.count() == len(kinds)
     for row in quarantined:
