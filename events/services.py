@@ -112,19 +112,26 @@ def _recordset_insert_sql() -> str:
 
     One parameter for the whole batch: orjson writes it in C, and PostgreSQL parses it in C.
     Binding one array per column instead cost more in Python than everything else together.
+    What a row leaves out costs PostgreSQL no parsing: a missing key takes the column default,
+    a missing client_timestamp is the timestamp, and a missing received_at is the batch's.
     """
     names = ", ".join(f'"{name}"' for name, _ in _EVENT_COLUMNS)
     definitions = ", ".join(f'"{name}" {kind}' for name, kind in _EVENT_COLUMNS)
-    # A key a row leaves out gets the column's default, not NULL.
-    values = ", ".join(
-        f'COALESCE("{name}", {_COLUMN_DEFAULTS[name]})' if name in _COLUMN_DEFAULTS else f'"{name}"'
-        for name, _ in _EVENT_COLUMNS
-    )
-    # Identifiers come from the model; the values are one bound parameter.
+    values = []
+    for name, _ in _EVENT_COLUMNS:
+        if name == "received_at":
+            values.append('COALESCE("received_at", %(received_at)s::timestamptz)')
+        elif name == "client_timestamp":
+            values.append('COALESCE("client_timestamp", "timestamp")')
+        elif name in _COLUMN_DEFAULTS:
+            values.append(f'COALESCE("{name}", {_COLUMN_DEFAULTS[name]})')
+        else:
+            values.append(f'"{name}"')
+    # Identifiers come from the model; the values are bound parameters.
     table = Event._meta.db_table
     return (
         f"INSERT INTO {table} ({names}) "  # noqa: S608
-        f"SELECT {values} FROM json_to_recordset(%s::json) AS t({definitions}) "
+        f"SELECT {', '.join(values)} FROM json_to_recordset(%(rows)s::json) AS t({definitions}) "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id::text, id"
     )
 
@@ -141,20 +148,37 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
+def _rows_document(rows: list[dict[str, Any]], received_at: Any) -> str:
+    """The rows as one JSON array, without the values the statement fills in itself.
+
+    The rows are consumed: keys equal to what the statement would use anyway are dropped."""
+    for row in rows:
+        if row.get("received_at") == received_at:
+            del row["received_at"]
+        if "client_timestamp" in row and row["client_timestamp"] == row.get("timestamp"):
+            del row["client_timestamp"]
+        if not row.get("properties", True):
+            del row["properties"]
+        if not row.get("warnings", True):
+            del row["warnings"]
+    return orjson.dumps(rows, default=_json_default).decode()
+
+
 def _insert_rows_postgres(rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert in one statement; return {event_id: id} for the rows that were new.
 
     A persistent connection that died since its last use (database restart) is replaced once:
     the statement is idempotent (ON CONFLICT DO NOTHING), so running it again is safe.
     """
-    document = orjson.dumps(rows, default=_json_default).decode()
+    received_at = rows[0].get("received_at") or timezone.now()
+    params = {"rows": _rows_document(rows, received_at), "received_at": received_at}
     for attempt in (1, 2):
         connection.ensure_connection()
         try:
             # A server-side-binding cursor: the document travels as a parameter, and the
             # statement is prepared after a few uses.
             with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-                cursor.execute(_RECORDSET_INSERT_SQL, (document,))
+                cursor.execute(_RECORDSET_INSERT_SQL, params)
                 return dict(cursor.fetchall())
         except (OperationalError, InterfaceError):
             if attempt == 2 or connection.in_atomic_block:

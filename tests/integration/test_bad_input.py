@@ -422,6 +422,7 @@ def test_sent_at_corrects_client_clock_skew(api_client):
     assert event.client_timestamp == raw_timestamp
     assert event.timestamp == event.received_at - dt.timedelta(seconds=10)
     assert before - dt.timedelta(seconds=11) <= event.timestamp <= timezone.now()
+    assert (event.properties, event.warnings, event.referrer) == ({}, [], "")  # defaults
 
 
 @pytest.mark.parametrize("timestamp", ["2024-13-01T00:00:00Z", "9999-12-31T23:59:59-05:00", ""])
