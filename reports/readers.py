@@ -17,6 +17,7 @@ import contextvars
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -27,9 +28,10 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from events.models import Event
 from reports import raw, rollups
-from reports.filters import DashboardFilters
+from reports.filters import DashboardFilters, floor_day, floor_hour
 from reports.models import SessionRollup, UserFirstSeen
 
+STEP_INDEX = {step: index + 1 for index, step in enumerate(raw.FUNNEL_STEPS)}
 _tail_var: contextvars.ContextVar[QuerySet[Event] | None] = contextvars.ContextVar(
     "rollup_tail", default=None
 )
@@ -107,6 +109,62 @@ def _tail() -> QuerySet[Event]:
     return tail
 
 
+@dataclass(frozen=True, slots=True)
+class TailEvent:
+    id: int
+    event_type: str
+    timestamp: dt.datetime
+    user_id: str
+    session_id: str
+    device_type: str
+    country: str
+    product_id: str
+    category: str
+    revenue: Decimal | None
+    warned: bool
+
+
+def _tail_events() -> list[TailEvent] | None:
+    """The tail loaded once per snapshot when it is small (the normal case: the rollup task
+    runs every few seconds), so every tail number is a Python pass instead of a query.
+    None when the tail is too big to load: readers then aggregate it in SQL."""
+
+    def load() -> list[TailEvent] | None:
+        if _tail_is_empty():
+            return []
+        limit = getattr(settings, "ROLLUP_TAIL_IN_MEMORY_MAX", 50_000)
+        rows = list(
+            _tail().values_list(
+                "id",
+                "event_type",
+                "timestamp",
+                "user_id",
+                "session_id",
+                "device_type",
+                "country",
+                "product_id",
+                "category",
+                "revenue",
+                "warnings",
+            )[: limit + 1]
+        )
+        if len(rows) > limit:
+            return None
+        return [TailEvent(*row[:-1], warned=bool(row[-1])) for row in rows]
+
+    return _memo("tail_events", load)
+
+
+def _tail_in(events: list[TailEvent], filters: DashboardFilters) -> list[TailEvent]:
+    return [
+        event
+        for event in events
+        if filters.start <= event.timestamp < filters.end
+        and (not filters.device or event.device_type == filters.device)
+        and (not filters.country or event.country == filters.country)
+    ]
+
+
 def _in_period(qs: QuerySet, filters: DashboardFilters) -> QuerySet:
     qs = qs.filter(bucket__gte=filters.start, bucket__lt=filters.end)
     if filters.device:
@@ -130,9 +188,23 @@ def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
         return [{**row, "bucket": row["bucket"].astimezone(dt.UTC)} for row in rows]
 
     result = list(_rollup_cached("event_buckets", filters, rolled))
-    if _tail_is_empty():
-        return result
-    return result + raw.event_bucket_rows(raw.events_in(filters, _tail()), filters.bucket)
+    events = _tail_events()
+    if events is None:
+        return result + raw.event_bucket_rows(raw.events_in(filters, _tail()), filters.bucket)
+    floor = floor_hour if filters.bucket == "hour" else floor_day
+    cells: dict[tuple[dt.datetime, str], dict[str, Any]] = {}
+    for event in _tail_in(events, filters):
+        key = (floor(event.timestamp), event.event_type)
+        cell = cells.setdefault(key, {"events": 0, "revenue": Decimal(0), "warned": 0})
+        cell["events"] += 1
+        cell["warned"] += event.warned
+        if event.event_type == "purchase" and event.revenue is not None:
+            cell["revenue"] += event.revenue
+    tail_rows = [
+        {"bucket": bucket, "event_type": event_type, **cell}
+        for (bucket, event_type), cell in cells.items()
+    ]
+    return result + tail_rows
 
 
 def dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
@@ -143,17 +215,33 @@ def dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
         return {row[field]: row["n"] for row in rows.order_by()}
 
     totals: dict[str, int] = defaultdict(int, _rollup_cached(f"events_by_{field}", filters, rolled))
-    if _tail_is_empty():
+    events = _tail_events()
+    if events is not None:
+        for event in _tail_in(events, filters):
+            totals[getattr(event, field)] += 1
         return dict(totals)
     for row in raw.dimension_rows(raw.events_in(filters, _tail()), field):
         totals[row[field]] += row["events"]
     return dict(totals)
 
 
+def _tail_user_ids(filters: DashboardFilters, field: str | None) -> Any:
+    events = _tail_events()
+    if events is None:
+        return raw.user_ids(raw.events_in(filters, _tail()), field)
+    selected = _tail_in(events, filters)
+    if field is None:
+        return {event.user_id for event in selected}
+    grouped: dict[str, set[str]] = defaultdict(set)
+    for event in selected:
+        grouped[getattr(event, field)].add(event.user_id)
+    return grouped
+
+
 def users(filters: DashboardFilters, field: str | None = None) -> Any:
     """Distinct users active in the period: a count, or {dimension value: count}."""
     activity = _in_period(rollups.USER_ACTIVITY[filters.bucket].objects.all(), filters)
-    tail_users = {} if _tail_is_empty() else raw.user_ids(raw.events_in(filters, _tail()), field)
+    tail_users = _tail_user_ids(filters, field)
     if field is None:
         count = _rollup_cached("users", filters, activity.values("user_id").distinct().count)
         if tail_users:
@@ -187,6 +275,18 @@ def users(filters: DashboardFilters, field: str | None = None) -> Any:
     return counts
 
 
+def _tail_first_seen() -> dict[str, dt.datetime]:
+    events = _tail_events()
+    if events is None:
+        rows = _tail().values("user_id").annotate(first=raw.Min("timestamp")).order_by()
+        return {row["user_id"]: row["first"] for row in rows}
+    first: dict[str, dt.datetime] = {}
+    for event in events:
+        if event.user_id not in first or event.timestamp < first[event.user_id]:
+            first[event.user_id] = event.timestamp
+    return first
+
+
 def new_vs_returning(filters: DashboardFilters) -> dict[str, int]:
     """Active users of the period whose first event ever is in it (new) or before (returning)."""
     activity = _in_period(rollups.USER_ACTIVITY[filters.bucket].objects.all(), filters)
@@ -201,18 +301,9 @@ def new_vs_returning(filters: DashboardFilters) -> dict[str, int]:
     new, total = totals["new"], totals["total"]
     if _tail_is_empty():
         return {"new": new, "returning": total - new}
-    tail = _tail()
-    tail_first = _memo(
-        "first_seen",
-        lambda: dict(
-            tail.values("user_id")
-            .annotate(first=raw.Min("timestamp"))
-            .values_list("user_id", "first")
-            .order_by()
-        ),
-    )
+    tail_first = _memo("first_seen", _tail_first_seen)
     if tail_first:
-        tail_active = raw.user_ids(raw.events_in(filters, tail))
+        tail_active = _tail_user_ids(filters, None)
         touched = list(tail_first)
         rolled_first = dict(
             UserFirstSeen.objects.filter(user_id__in=touched).values_list("user_id", "first_seen")
@@ -256,9 +347,40 @@ def _session_merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str,
     }
 
 
+def _session_states_of(events: list[TailEvent]) -> list[dict[str, Any]]:
+    """raw.session_states, in Python over loaded tail events."""
+    states: dict[str, dict[str, Any]] = {}
+    for event in sorted(events, key=lambda e: (e.timestamp, e.id)):
+        state = states.get(event.session_id)
+        if state is None:
+            state = states[event.session_id] = {
+                "session_id": event.session_id,
+                "started_at": event.timestamp,
+                "first_event": event.id,
+                "user_id": event.user_id,
+                "device_type": event.device_type,
+                "country": event.country,
+                "ended_at": event.timestamp,
+                "events": 0,
+                "pages": 0,
+                "reached_step": 0,
+                "revenue": Decimal(0),
+            }
+        state["ended_at"] = event.timestamp
+        state["events"] += 1
+        state["pages"] += event.event_type == "page_view"
+        state["reached_step"] = max(state["reached_step"], STEP_INDEX.get(event.event_type, 0))
+        if event.event_type == "purchase" and event.revenue is not None:
+            state["revenue"] += event.revenue
+    return list(states.values())
+
+
 def _tail_sessions() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Tail sessions (merged over tail events) and their rolled-up rows, if any."""
-    tail_states = raw.session_states(None, _tail())
+    events = _tail_events()
+    tail_states = (
+        raw.session_states(None, _tail()) if events is None else _session_states_of(events)
+    )
     if not tail_states:
         return [], {}
     rows = SessionRollup.objects.filter(
@@ -331,9 +453,22 @@ def product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
             .order_by()
         ),
     )
-    if _tail_is_empty():
-        return list(rows)
-    return list(rows) + raw.product_rows(raw.events_in(filters, _tail()))
+    events = _tail_events()
+    if events is None:
+        return list(rows) + raw.product_rows(raw.events_in(filters, _tail()))
+    cells: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for event in _tail_in(events, filters):
+        if event.event_type not in raw.PRODUCT_EVENT_TYPES:
+            continue
+        key = (event.product_id, event.category, event.event_type)
+        cell = cells.setdefault(key, {"events": 0, "revenue": Decimal(0)})
+        cell["events"] += 1
+        cell["revenue"] += event.revenue or 0
+    tail_rows = [
+        {"product_id": product, "category": category, "event_type": event_type, **cell}
+        for (product, category, event_type), cell in cells.items()
+    ]
+    return list(rows) + tail_rows
 
 
 def category_revenue(filters: DashboardFilters) -> dict[str, Decimal]:
@@ -351,7 +486,11 @@ def category_revenue(filters: DashboardFilters) -> dict[str, Decimal]:
     )
     for row in rows:
         totals[row["category"]] += row["revenue"]
-    if _tail_is_empty():
+    events = _tail_events()
+    if events is not None:
+        for event in _tail_in(events, filters):
+            if event.event_type == "purchase":
+                totals[event.category] += event.revenue or 0
         return dict(totals)
     for row in raw.category_revenue_rows(raw.events_in(filters, _tail())):
         totals[row["category"]] += row["revenue"]

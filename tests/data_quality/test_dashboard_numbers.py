@@ -344,15 +344,20 @@ def dataset(require_postgres, db) -> list[Event]:
     return events
 
 
-def test_numbers_equal_raw_with_nothing_rolled_up(dataset):
+@pytest.mark.parametrize("tail_in_memory", [True, False], ids=["tail-in-python", "tail-in-sql"])
+def test_numbers_equal_raw_with_nothing_rolled_up(dataset, settings, tail_in_memory):
     """With an empty rollup, every number comes from the raw tail and matches raw events."""
+    settings.ROLLUP_TAIL_IN_MEMORY_MAX = 50_000 if tail_in_memory else 0
     for f in filter_sets():
         assert_dashboard_matches_raw(f)
 
 
-def test_numbers_equal_raw_with_partial_rollup_and_raw_tail(dataset):
+@pytest.mark.parametrize("tail_in_memory", [True, False], ids=["tail-in-python", "tail-in-sql"])
+def test_numbers_equal_raw_with_partial_rollup_and_raw_tail(dataset, settings, tail_in_memory):
     """Rollups up to a point in receive order plus the raw tail after it equal raw events,
-    including late events in the tail whose sessions and users are already rolled up."""
+    including late events in the tail whose sessions and users are already rolled up. Both tail
+    paths: loaded into Python (small tails) and aggregated in SQL (big tails)."""
+    settings.ROLLUP_TAIL_IN_MEMORY_MAX = 50_000 if tail_in_memory else 0
     rollups.rollups_advance(now=NOW - dt.timedelta(days=4), max_seconds=60)
     received_at, _ = rollups.watermark_get()
     assert received_at is not None
