@@ -105,7 +105,7 @@ class QualityRuleAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset) -> None:
         rule_services.rules_delete(list(queryset.values_list("pk", flat=True)))
 
-    @admin.action(description="Enable selected rules")
+    @admin.action(permissions=["change"], description="Enable selected rules")
     def rules_enable(self, request, queryset) -> None:
         count = rule_services.rules_set_enabled(
             list(queryset.values_list("pk", flat=True)), True, user=request.user
@@ -114,7 +114,7 @@ class QualityRuleAdmin(admin.ModelAdmin):
             request, f"Enabled {count} rule(s); ingestion applies them within seconds."
         )
 
-    @admin.action(description="Disable selected rules")
+    @admin.action(permissions=["change"], description="Disable selected rules")
     def rules_disable(self, request, queryset) -> None:
         count = rule_services.rules_set_enabled(
             list(queryset.values_list("pk", flat=True)), False, user=request.user
@@ -205,7 +205,7 @@ class QualityCheckAdmin(admin.ModelAdmin):
             else (run.outcome if run else "—")
         )
 
-    @admin.action(description="Run selected checks now")
+    @admin.action(permissions=["change"], description="Run selected checks now")
     def checks_run_now(self, request, queryset) -> None:
         runs = check_services.checks_run(list(queryset.values_list("name", flat=True)))
         summary = ", ".join(f"{run.quality_check.name}: {run.outcome}" for run in runs)
@@ -281,13 +281,13 @@ class QualityIncidentAdmin(admin.ModelAdmin):
         previous = QualityIncident.objects.get(pk=obj.pk).status
         incident_services.incident_update(obj, previous_status=previous, user=request.user)
 
-    @admin.action(description="Acknowledge (take ownership)")
+    @admin.action(permissions=["change"], description="Acknowledge (take ownership)")
     def incidents_acknowledge(self, request, queryset) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         count = incident_services.incidents_acknowledge(ids, user=request.user)
         self.message_user(request, f"Acknowledged {count} incident(s).")
 
-    @admin.action(description="Resolve")
+    @admin.action(permissions=["change"], description="Resolve")
     def incidents_resolve(self, request, queryset) -> None:
         ids = list(queryset.values_list("pk", flat=True))
         count = incident_services.incidents_resolve(ids, user=request.user)
@@ -431,7 +431,7 @@ class QuarantineAdmin(RejectedEventAdmin):
             ),
         )
 
-    @admin.action(description="Replay through the current rules")
+    @admin.action(permissions=["change"], description="Replay through the current rules")
     def replay_selected(self, request, queryset) -> None:
         ids = list(
             queryset.filter(status=RejectedEvent.Status.QUARANTINED).values_list("pk", flat=True)
