@@ -81,7 +81,8 @@ _JSON_RENDERER = OrjsonRenderer()
 def _source(request: Request) -> services.IngestSource:
     user = request.user
     key_id = user.key_id if isinstance(user, KeyPrincipal) else None
-    return services.IngestSource(key_id=key_id, ip=request.META.get("REMOTE_ADDR") or None)
+    ip = request._request.META.get("REMOTE_ADDR") or None
+    return services.IngestSource(key_id=key_id, ip=ip)
 
 
 def _body_prefix(request: Request) -> bytes:
@@ -132,7 +133,8 @@ class _EventApi(APIView):
     def perform_content_negotiation(self, request, force=False):
         """JSON without DRF's negotiation unless a browser (HTML) or ?format= asks for more:
         API clients send `*/*` or `application/json`, and this runs on every event."""
-        if "html" in request.META.get("HTTP_ACCEPT", "") or "format" in request.GET:
+        meta = request._request.META  # the Django request: no DRF attribute proxying
+        if "html" in meta.get("HTTP_ACCEPT", "") or "format=" in meta.get("QUERY_STRING", ""):
             return super().perform_content_negotiation(request, force)
         return _JSON_RENDERER, _JSON_RENDERER.media_type
 
