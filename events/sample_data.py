@@ -31,9 +31,8 @@ import datetime as dt
 import math
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -202,10 +201,6 @@ class Vocabulary:
     search_category: np.ndarray  # category index per search term, -1 generic
     pages: tuple[str, ...]
     referrers: tuple[str, ...]  # external ones first, then SITE + each page
-
-    @cached_property
-    def page_index(self) -> dict[str, int]:
-        return {page: index for index, page in enumerate(self.pages)}
 
     def product_page(self, product: np.ndarray) -> np.ndarray:
         return self.first_product_page + product
@@ -418,10 +413,6 @@ class EventChunk:
     duplicate: np.ndarray  # bool: re-sent once more
     resend_ms: np.ndarray  # when the bad event or the duplicate is sent (received)
     bad_seed: np.ndarray  # per-event random bits used to vary bad payloads
-    good_count: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.good_count = int((self.bad_kind < 0).sum())
 
     def __len__(self) -> int:
         return len(self.ts_ms)
@@ -445,7 +436,7 @@ def _power_index(rng: np.random.Generator, sizes: np.ndarray, alpha: float) -> n
     return np.minimum((sizes * rng.random(len(sizes)) ** alpha).astype(np.int64), sizes - 1)
 
 
-def _geometric(rng, p: float, count: int, cap: int) -> np.ndarray:
+def _geometric(rng: np.random.Generator, p: float, count: int, cap: int) -> np.ndarray:
     return np.minimum(rng.geometric(p, size=count), cap)
 
 
@@ -624,7 +615,7 @@ def chunk_generate(plan: RunPlan, chunk: int) -> EventChunk:
     search = np.full(n, -1, dtype=np.int64)
     is_search = event_type == SEARCH
     term = rng.integers(0, len(vocab.searches), n)
-    own_terms = offsets_for_terms(vocab, own, rng)
+    own_terms = _search_terms_of(vocab, own, rng)
     search[is_search] = np.where(rng.random(n) < 0.8, own_terms, term)[is_search]
     page = np.empty(n, dtype=np.int64)
     landing = rng.integers(0, vocab.first_product_page, n)
@@ -729,7 +720,9 @@ def event_fates(seed: int, offset: int, count: int) -> np.ndarray:
     return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-def offsets_for_terms(vocab: Vocabulary, category: np.ndarray, rng) -> np.ndarray:
+def _search_terms_of(
+    vocab: Vocabulary, category: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """A search term of each row's category (three per category, stored consecutively)."""
     first_term = np.searchsorted(vocab.search_category[vocab.search_category >= 0], category)
     return first_term + rng.integers(0, 3, len(category))
