@@ -16,7 +16,7 @@ import contextlib
 import contextvars
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -24,7 +24,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import BooleanField, Case, Count, Q, QuerySet, Sum, When
+from django.db.models.expressions import RawSQL
 
 from events.models import Event
 from reports import raw, rollups
@@ -134,7 +135,11 @@ def _tail_events() -> list[TailEvent] | None:
             return []
         limit = getattr(settings, "ROLLUP_TAIL_IN_MEMORY_MAX", 50_000)
         rows = list(
-            _tail().values_list(
+            _tail()
+            .annotate(
+                warned=Case(When(raw.WARNED, then=True), default=False, output_field=BooleanField())
+            )
+            .values_list(
                 "id",
                 "event_type",
                 "timestamp",
@@ -145,12 +150,12 @@ def _tail_events() -> list[TailEvent] | None:
                 "product_id",
                 "category",
                 "revenue",
-                "warnings",
+                "warned",
             )[: limit + 1]
         )
         if len(rows) > limit:
             return None
-        return [TailEvent(*row[:-1], warned=bool(row[-1])) for row in rows]
+        return [TailEvent(*row) for row in rows]
 
     return _memo("tail_events", load)
 
@@ -225,6 +230,20 @@ def dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
     return dict(totals)
 
 
+def _any(qs: QuerySet, column: str, values: Iterable[str]) -> QuerySet:
+    """`column IN values` for long value lists: one array parameter on PostgreSQL (Django
+    compiles an IN list value by value, which costs more than the query for thousands)."""
+    values = list(values)
+    if connection.vendor != "postgresql":
+        return qs.filter(**{f"{column}__in": values})
+    table = qs.model._meta.db_table
+    # Identifiers come from the model; the values are one bound parameter.
+    condition = RawSQL(  # noqa: S611
+        f'"{table}"."{column}" = ANY(%s)', [values], output_field=BooleanField()
+    )
+    return qs.filter(condition)
+
+
 def _tail_user_ids(filters: DashboardFilters, field: str | None) -> Any:
     events = _tail_events()
     if events is None:
@@ -246,9 +265,7 @@ def users(filters: DashboardFilters, field: str | None = None) -> Any:
         count = _rollup_cached("users", filters, activity.values("user_id").distinct().count)
         if tail_users:
             known = set(
-                activity.filter(user_id__in=list(tail_users))
-                .values_list("user_id", flat=True)
-                .distinct()
+                _any(activity, "user_id", tail_users).values_list("user_id", flat=True).distinct()
             )
             count += len(tail_users - known)
         return count
@@ -265,9 +282,10 @@ def users(filters: DashboardFilters, field: str | None = None) -> Any:
         )
     )
     if tail_users:
-        everyone = set().union(*tail_users.values())
         known = set(
-            activity.filter(user_id__in=list(everyone)).values_list(field, "user_id").distinct()
+            _any(activity, "user_id", set().union(*tail_users.values()))
+            .values_list(field, "user_id")
+            .distinct()
         )
         for key, ids in tail_users.items():
             new = sum(1 for user_id in ids if (key, user_id) not in known)
@@ -304,11 +322,12 @@ def new_vs_returning(filters: DashboardFilters) -> dict[str, int]:
     tail_first = _memo("first_seen", _tail_first_seen)
     if tail_first:
         tail_active = _tail_user_ids(filters, None)
-        touched = list(tail_first)
         rolled_first = dict(
-            UserFirstSeen.objects.filter(user_id__in=touched).values_list("user_id", "first_seen")
+            _any(UserFirstSeen.objects.all(), "user_id", tail_first).values_list(
+                "user_id", "first_seen"
+            )
         )
-        rolled_active = set(activity.filter(user_id__in=touched).values_list("user_id", flat=True))
+        rolled_active = set(_any(activity, "user_id", tail_first).values_list("user_id", flat=True))
         for user_id, first in tail_first.items():
             if user_id in rolled_active:  # undo its rolled-up classification
                 total -= 1
@@ -383,8 +402,8 @@ def _tail_sessions() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     )
     if not tail_states:
         return [], {}
-    rows = SessionRollup.objects.filter(
-        session_id__in=[state["session_id"] for state in tail_states]
+    rows = _any(
+        SessionRollup.objects.all(), "session_id", [state["session_id"] for state in tail_states]
     ).values(
         "session_id",
         "started_at",
