@@ -5,9 +5,11 @@ obvious stored rules."""
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections import Counter, defaultdict
 from decimal import Decimal
 
+import numpy as np
 import pycountry
 import pytest
 
@@ -74,6 +76,20 @@ def test_ids_and_fates_depend_on_the_seed_only_so_reruns_are_idempotent():
     earlier, later = ids(END), ids(END + dt.timedelta(hours=5, minutes=7))
     assert earlier == later
     assert len(earlier["good"]) > 3500
+
+
+def test_event_ids_are_valid_uuids_unique_per_seed_and_ordered_within_a_run():
+    """UUIDv8 (RFC 9562): a seed prefix, the event's index in the run, seeded random bits."""
+    ids = gen.event_ids(42, 0, 1000)
+    parsed = [uuid.UUID(bytes=raw.tobytes()) for raw in ids]
+    assert {u.version for u in parsed} == {8}
+    assert {u.variant for u in parsed} == {uuid.RFC_4122}
+    assert parsed == sorted(parsed, key=lambda u: u.bytes)
+    assert len(set(parsed)) == 1000
+    other_seed = {uuid.UUID(bytes=raw.tobytes()) for raw in gen.event_ids(43, 0, 1000)}
+    assert other_seed.isdisjoint(parsed)
+    split = np.concatenate([gen.event_ids(42, 0, 400), gen.event_ids(42, 400, 600)])
+    assert (split == ids).all()
 
 
 def test_exactly_the_requested_number_of_distinct_events_over_chunks():
