@@ -74,9 +74,10 @@ class LoadSummary:
         lines = [
             f"generated {self.generated:,} events (+{self.resent:,} re-sent duplicates) "
             f"in {self.elapsed:.1f} s: {self.events_per_second:,.0f} events/s",
-            f"  accepted      {self.accepted:,}  (late-arriving: {self.late:,})",
+            f"  accepted      {self.accepted:,}",
             f"  duplicates    {self.duplicates:,}",
             f"  rejected      {self.rejected:,}",
+            f"  late-arriving {self.late:,}  (generated received_at hours after the timestamp)",
         ]
         for kind, count in sorted(self.rejected_by_kind.items()):
             lines.append(f"    {kind:<22} {count:,}")
