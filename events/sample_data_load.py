@@ -11,6 +11,12 @@ Why binary COPY through a staging table: COPY into events_event fails on the fir
 already stored, and the staged INSERT measured as fast as a direct COPY (the index updates cost
 the same either way) while it keeps reruns idempotent. Binary spares PostgreSQL the parsing of
 timestamps, uuids and numerics, and the encoding here is one numpy pass per chunk.
+
+On PostgreSQL with more than one chunk, worker processes (2 by default) each generate, encode
+and load whole chunks on their own connection, committing per chunk; this process sends each
+finished chunk's bad events and duplicates through the ingestion service meanwhile. PostgreSQL's
+index maintenance is the bottleneck, which is why event ids are index-friendly (see
+`sample_data.event_ids`) and rows are loaded in id order.
 """
 
 from __future__ import annotations
