@@ -38,7 +38,10 @@ install: $(VENV)/.installed
 demo: install .env
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup --events $(DEMO_EVENTS)
-	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+	@echo "Starting the in-process scheduler (rollups, quality checks) and the server on :$(PORT)"
+	@$(PY) manage.py run_scheduler --tick 5 > scheduler.log 2>&1 & sched=$$!; \
+	  trap 'kill $$sched 2>/dev/null' EXIT INT TERM; \
+	  $(PY) manage.py runserver 0.0.0.0:$(PORT)
 
 up: demo
 
@@ -67,7 +70,10 @@ format: install
 	$(BIN)/ruff format .
 
 bench: install
-	$(PY) benchmarks/ingest.py $(BENCH_ARGS)
+	$(PY) benchmarks/ingest.py
+
+bench-validation: install
+	ENVIRONMENT=development $(PY) benchmarks/validation.py $(BENCH_ARGS)
 
 bench-dashboard: install
 	$(PY) benchmarks/dashboard.py
