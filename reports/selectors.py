@@ -15,7 +15,13 @@ Definitions (the data-quality test recomputes each one from raw events):
   that carry warnings.
 
 Numbers come from rollups (events up to the rollup watermark) plus the raw tail after it, so
-they are exact and fresh even while the rollup worker lags.
+they are exact and fresh even while the rollup worker lags (reports/readers.py, ADR 0003).
+
+Contract notes (additions only, no renames): DashboardFilters also has `bucket` ("hour" for
+periods up to two days, else "day") and `bucket_size`; presets are aligned to whole buckets
+(24h = the 24 hours up to and including the current one; 7d/30d/90d = whole UTC days up to
+and including today; custom = whole days, end date included). Percentages in quality blocks
+are 0-100; conversion rates are 0-1. `freshness()` and `dashboard_cache_warm()` are extra.
 """
 
 from __future__ import annotations
