@@ -1,12 +1,12 @@
 """A JSON parser that is fast (orjson), bounded (413 before reading a too-large body), and
-precise about bad input. Lone surrogates and integers beyond 64 bits, which orjson refuses,
-are parsed by the standard library so that the event they sit in is rejected on its own, not
-the whole batch; NaN and Infinity literals are not JSON and refuse the body."""
+precise about bad input. Lone surrogates, which orjson refuses, are parsed by the standard
+library so that the event they sit in is rejected on its own, not the whole batch; NaN and
+Infinity literals are not JSON and refuse the body. (orjson reads integers beyond 64 bits as
+floats: the schema layer refuses such magnitudes where they would lose digits.)"""
 
 from __future__ import annotations
 
 import json
-import re
 
 import orjson
 from django.conf import settings
@@ -45,12 +45,6 @@ class MalformedJson(ParseError):
         self.raw_body = raw_body
 
 
-# orjson reads integers beyond 64 bits as floats, silently losing digits; a body with such a
-# number (20+ digits after a JSON separator) goes to the standard parser, which keeps them
-# exact, so the schema layer can refuse them by rule instead of storing something else.
-_LONG_INTEGER = re.compile(rb"[:\[,]\s*-?\d{20}")
-
-
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -82,11 +76,10 @@ class BoundedJSONParser(BaseParser):
             )
         if not body.strip():
             raise MalformedJson("Request body is empty; send a JSON object.", body)
-        if _LONG_INTEGER.search(body) is None:
-            try:
-                return orjson.loads(body)
-            except orjson.JSONDecodeError:
-                pass
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:

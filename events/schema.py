@@ -50,6 +50,7 @@ PROPERTIES_MAX_KEYS = 100
 MAX_MONEY = Decimal("9999999999.99")
 MAX_QUANTITY = 100_000
 MAX_ERRORS_PER_EVENT = 20
+_BIG = float(2**64)  # beyond this a JSON number in properties lost digits
 FIELD_NAME_MAX_CHARS = 64
 
 
@@ -249,8 +250,11 @@ def _properties_shape_error(properties: dict[str, Any]) -> FieldError | None:
         for item in container.values() if isinstance(container, dict) else container:
             if isinstance(item, dict | list):
                 stack.append((item, depth + 1))
-            elif isinstance(item, float) and not math.isfinite(item):
-                return FieldError("properties", "finite_number", "numbers must be finite")
+            elif isinstance(item, float) and not -_BIG < item < _BIG:
+                if not math.isfinite(item):
+                    return FieldError("properties", "finite_number", "numbers must be finite")
+                # Most likely an integer beyond 64 bits that the JSON parser had to round.
+                return FieldError("properties", "range", "numbers must be within ±2^64")
     return None
 
 

@@ -231,3 +231,10 @@ def test_errors_never_echo_nul_or_huge_input():
 )
 def test_text_safe(value, expected):
     assert text_safe(value) == expected
+
+
+def test_numbers_beyond_64_bits_in_properties_are_refused():
+    """orjson reads 10**30 as a float; storing it would silently drop digits."""
+    assert pairs(validate(event(properties={"id": 1e30}))) == {("properties", "range")}
+    assert pairs(validate(event(properties={"id": 10**30}))) == {("properties.id", "range")}
+    assert validate(event(properties={"ratio": 1.5e18, "n": 2**63})).errors == []
