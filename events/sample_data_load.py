@@ -405,7 +405,12 @@ _WORKER: dict[str, Any] = {}
 
 
 def _worker_init(conninfo: dict[str, Any], config: gen.SampleConfig) -> None:
-    _WORKER["pg"] = psycopg.connect(**conninfo)
+    pg = psycopg.connect(**conninfo)
+    # A chunk's staging table fits in memory (the default 8 MB spills; measured ~9% faster).
+    # Only settable before the session's first temporary table, hence here.
+    pg.execute("SET temp_buffers = '128MB'")
+    pg.commit()
+    _WORKER["pg"] = pg
     _WORKER["plan"] = gen.run_plan(config)
 
 
