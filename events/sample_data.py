@@ -110,6 +110,7 @@ EXTERNAL_REFERRERS = (
 )
 LANDING_PAGES = ("/", "/sale", "/new-arrivals", "/blog/gift-guide", "/account")
 SITE = "https://shop.example.com"
+MAX_EVENTS = 100_000_000  # user ids have 7 digits (about one user per 14 events)
 CATALOG_SEED = 20240115  # fixed: product ids and prices are the same for every --seed
 
 
@@ -284,8 +285,8 @@ class SampleConfig:
     chunk_events: int = 250_000
 
     def __post_init__(self) -> None:
-        if self.events < 0:
-            raise ValueError("events must be >= 0")
+        if not 0 <= self.events <= MAX_EVENTS:
+            raise ValueError(f"events must be between 0 and {MAX_EVENTS:,}")
         if self.days < 1:
             raise ValueError("days must be >= 1")
         if self.end.tzinfo is None:

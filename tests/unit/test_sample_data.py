@@ -321,7 +321,13 @@ def test_catalog_is_the_same_for_every_seed_and_priced_like_a_shop():
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"events": -1}, {"days": 0}, {"bad_rate": 1.5}, {"end": dt.datetime(2026, 1, 1)}],
+    [
+        {"events": -1},
+        {"events": 100_000_001},
+        {"days": 0},
+        {"bad_rate": 1.5},
+        {"end": dt.datetime(2026, 1, 1)},
+    ],
 )
 def test_invalid_configs_are_refused(overrides):
     with pytest.raises(ValueError):
