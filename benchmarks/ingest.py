@@ -464,11 +464,13 @@ def _mark(ok: bool) -> str:
 
 def report(single: PhaseResult, batch: PhaseResult, copy_rows_per_s: float, args) -> None:
     print()
+    threads = f" ({args.threads} threads each)" if args.worker_class == "gthread" else ""
     print(
-        f"== ingestion benchmark: gunicorn {args.workers} x {args.worker_class} workers, "
+        f"== ingestion benchmark: gunicorn {args.workers} x {args.worker_class} workers{threads}, "
         f"{os.cpu_count()} cores shared with the load clients and PostgreSQL; "
         f"stored quality rules: {'default set' if args.with_rules else 'none (schema layer only)'}"
     )
+    print(f"machine load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(
         f"single  POST /events        {single.requests_per_s:9,.0f} req/s   "
         f"p50 {single.p50_ms:6.2f} ms   p99 {single.p99_ms:6.2f} ms   "
@@ -519,12 +521,18 @@ def main() -> int:
     parser.add_argument("--db", default="analytics_bench", help="scratch database (recreated)")
     parser.add_argument("--port", type=int, default=8201)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--worker-class", default="sync", choices=["sync", "gthread"])
+    parser.add_argument(
+        "--worker-class",
+        default="gthread",
+        choices=["sync", "gthread"],
+        help="gthread (default) keeps connections alive and overlaps one request's database "
+        "wait with another's Python work; sync is gunicorn's default",
+    )
     parser.add_argument("--threads", type=int, default=2, help="per worker, gthread only")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--single-clients", type=int, default=2)
-    parser.add_argument("--batch-clients", type=int, default=2)
+    parser.add_argument("--batch-clients", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--copy-rows", type=int, default=200_000)
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database after")
