@@ -470,7 +470,7 @@ def report(single: PhaseResult, batch: PhaseResult, copy_rows_per_s: float, args
         f"{os.cpu_count()} cores shared with the load clients and PostgreSQL; "
         f"stored quality rules: {'default set' if args.with_rules else 'none (schema layer only)'}"
     )
-    print(f"machine load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"machine load average (1 min) at the end: {os.getloadavg()[0]:.2f}")
     print(
         f"single  POST /events        {single.requests_per_s:9,.0f} req/s   "
         f"p50 {single.p50_ms:6.2f} ms   p99 {single.p99_ms:6.2f} ms   "
