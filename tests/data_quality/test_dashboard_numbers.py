@@ -389,3 +389,31 @@ def test_numbers_equal_raw_after_rebuild_since_a_date(dataset):
     rollups.rollups_rebuild(since=dt.date(2026, 3, 3), now=NOW + dt.timedelta(minutes=5))
     for f in filter_sets():
         assert_dashboard_matches_raw(f)
+
+
+def test_numbers_equal_raw_on_the_sample_data_generator(require_postgres, db):
+    """The shop's own generator (late, duplicate and quarantined events included), partly
+    rolled up with a raw tail: every number still equals raw events."""
+    from django.core.management import call_command
+
+    end = dt.datetime(2026, 3, 10, 14, tzinfo=dt.UTC)
+    call_command(
+        "generate_sample_data",
+        events=4000,
+        seed=11,
+        days=10,
+        end=end,
+        late_rate=0.05,
+        duplicate_rate=0.05,
+        quiet=True,
+    )
+    assert Event.objects.filter(received_at__gte=NOW - dt.timedelta(days=40)).exists()
+    late = Event.objects.raw(
+        "SELECT id FROM events_event WHERE received_at - timestamp > interval '1 hour' LIMIT 1"
+    )
+    assert list(late), "the generator should have produced late events"
+    middle = Event.objects.order_by("received_at").values_list("received_at", flat=True)[2000]
+    rollups.rollups_advance(now=middle + rollups.safety_lag(), batch=700, max_seconds=60)
+    assert rollups.events_after_watermark(*rollups.watermark_get()).exists()
+    for f in filter_sets():
+        assert_dashboard_matches_raw(f)
