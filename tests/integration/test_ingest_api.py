@@ -4,7 +4,9 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 
+import psycopg
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from events.models import Event, RejectedEvent
@@ -160,3 +162,32 @@ def test_stats_report_the_documented_fields(require_postgres, dev_mode, api_clie
     assert stats["events_by_country"] == {"US": 2, "DE": 1}
     assert stats["events_last_hour"] == 2
     assert stats["newest_event_timestamp"] is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_persistent_connection_is_replaced_without_an_error(
+    require_postgres, dev_mode, api_client
+):
+    """After a database restart the first insert on a stale persistent connection fails; the
+    insert is idempotent, so it is retried once on a fresh connection instead of a 5xx."""
+    assert api_client.post("/events", event_payload(), format="json").status_code == 201
+    stale_pid = connection.connection.info.backend_pid
+    with _admin() as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [stale_pid])
+    response = api_client.post("/events", event_payload(), format="json")
+    assert response.status_code == 201, response.content
+    assert connection.connection.info.backend_pid != stale_pid
+    assert Event.objects.count() == 2
+
+
+def _admin():
+    """A separate plain connection to the same server (not Django's), to end a backend."""
+    db = connection.settings_dict
+    return psycopg.connect(
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"] or "postgres",
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+        autocommit=True,
+    )
