@@ -257,3 +257,28 @@ def test_browsable_api_renders_for_a_logged_in_user(client, django_user_model):
     assert response["Content-Type"].startswith("text/html")
     page = response.content.decode()
     assert "Event Stats" in page and "total_events" in page
+
+
+def test_ingestion_answers_503_not_500_when_the_database_is_down(require_postgres, dev_mode):
+    """A request whose database connection really fails gets a JSON 503 with Retry-After."""
+    outcome: dict = {}
+
+    def send() -> None:
+        thread_connection = connections["default"]
+        thread_connection.settings_dict = {
+            **thread_connection.settings_dict,
+            "HOST": "127.0.0.1",
+            "PORT": CLOSED_PORT,
+        }
+        try:
+            outcome["response"] = APIClient().post("/events", event_payload(), format="json")
+        finally:
+            thread_connection.close()
+
+    worker = threading.Thread(target=send)
+    worker.start()
+    worker.join(timeout=30)
+    response = outcome["response"]
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert ("database", "available") in error_pairs(response)
