@@ -873,7 +873,8 @@ def bad_payload(chunk: EventChunk, row: int) -> dict[str, Any]:
             cents = round(price * 100)
             payload["revenue"] = _money(cents + 500 + variant % 10_000)
         case "stale_timestamp":
-            payload["timestamp"] = _iso(received_ms - (400 + variant % 400) * 86_400_000)
+            # A device clock reset: 12 to 40 years before receipt (never before 1970 here).
+            payload["timestamp"] = _iso(received_ms - (4400 + variant % 10_000) * 86_400_000)
         case "orphan_checkout":
             payload["session_id"] = f"sess_orphan_{payload['event_id'].replace('-', '')[:16]}"
     return payload

@@ -52,11 +52,19 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "event_types": ["checkout_start"],
     },
     {
-        "name": "timestamp-not-older-than-30-days",
-        "description": "Events older than 30 days would rewrite closed reporting periods.",
+        "name": "timestamp-not-older-than-10-years",
+        "description": "A device clock reset (1970, 2000) is garbage, not history: quarantine it.",
+        "kind": "max_age",
+        "field": "timestamp",
+        "params": {"days": 3650},
+    },
+    {
+        "name": "timestamp-older-than-30-days",
+        "description": "Backfilled events are accepted but flagged: they rewrite closed periods.",
         "kind": "max_age",
         "field": "timestamp",
         "params": {"days": 30},
+        "severity": "warning",
     },
     {
         "name": "timestamp-not-in-future",

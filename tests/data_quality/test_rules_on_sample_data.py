@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 # Which stored default rule must catch each kind the schema layer lets through.
 RULE_FOR_KIND = {
     "revenue_mismatch": "revenue-equals-price-times-quantity",
-    "stale_timestamp": "timestamp-not-older-than-30-days",
+    "stale_timestamp": "timestamp-not-older-than-10-years",
     "orphan_checkout": "checkout-needs-known-session",
 }
 

@@ -191,3 +191,29 @@ def _admin():
         dbname=db["NAME"],
         autocommit=True,
     )
+
+
+def test_readme_event_is_accepted_with_the_default_rules_loaded(dev_mode, api_client):
+    """In the demo the default rules are loaded: the README's 2024 event is still accepted
+    (201), flagged as a backfill by the warning rule rather than quarantined."""
+    from quality.services.defaults import defaults_load
+
+    defaults_load()
+    response = api_client.post("/events", README_EVENT, format="json")
+    assert response.status_code == 201, response.content
+    assert [w["rule"] for w in response.json()["warnings"]] == ["timestamp-older-than-30-days"]
+    stored = Event.objects.get(event_id=README_EVENT["event_id"])
+    assert stored.warnings[0]["rule"] == "timestamp-older-than-30-days"
+
+
+def test_clock_reset_timestamps_are_quarantined_by_the_default_rules(dev_mode, api_client):
+    """A device clock reset to 1990 is garbage, not history: the default rules reject it."""
+    from quality.services.defaults import defaults_load
+
+    defaults_load()
+    response = api_client.post(
+        "/events", event_payload(timestamp="1990-01-01T00:00:00Z"), format="json"
+    )
+    assert response.status_code == 400
+    rules = {error["rule"] for error in response.json()["errors"]}
+    assert "timestamp-not-older-than-10-years" in rules
