@@ -128,6 +128,8 @@ class UserActivityHourly(UserActivityBase):
                 name="rollup_user_hour_key",
             )
         ]
+        # Readers look up the raw tail's users in a period: by user first.
+        indexes = [models.Index(fields=["user_id", "bucket"], name="rollup_user_hour_user_idx")]
 
 
 class UserActivityDaily(UserActivityBase):
@@ -138,6 +140,8 @@ class UserActivityDaily(UserActivityBase):
                 name="rollup_user_day_key",
             )
         ]
+        # Readers look up the raw tail's users in a period: by user first.
+        indexes = [models.Index(fields=["user_id", "bucket"], name="rollup_user_day_user_idx")]
 
 
 class UserFirstSeen(models.Model):

@@ -257,6 +257,22 @@ def _tail_user_ids(filters: DashboardFilters, field: str | None) -> Any:
     return grouped
 
 
+def _tail_users_rolled_activity(filters: DashboardFilters) -> set[tuple[str, str, str]]:
+    """(user, device, country) rows the rollup holds in the period for the tail's users: one
+    query shared by every distinct-user correction of a read."""
+
+    def load() -> set[tuple[str, str, str]]:
+        tail_users = _memo("first_seen", _tail_first_seen)
+        activity = _in_period(rollups.USER_ACTIVITY[filters.bucket].objects.all(), filters)
+        rows = _any(activity, "user_id", tail_users).values_list(
+            "user_id", "device_type", "country"
+        )
+        return set(rows.distinct())
+
+    key = f"tail_activity:{filters.start}:{filters.end}:{filters.device}:{filters.country}"
+    return _memo(key, load)
+
+
 def users(filters: DashboardFilters, field: str | None = None) -> Any:
     """Distinct users active in the period: a count, or {dimension value: count}."""
     activity = _in_period(rollups.USER_ACTIVITY[filters.bucket].objects.all(), filters)
@@ -264,9 +280,7 @@ def users(filters: DashboardFilters, field: str | None = None) -> Any:
     if field is None:
         count = _rollup_cached("users", filters, activity.values("user_id").distinct().count)
         if tail_users:
-            known = set(
-                _any(activity, "user_id", tail_users).values_list("user_id", flat=True).distinct()
-            )
+            known = {user_id for user_id, _, _ in _tail_users_rolled_activity(filters)}
             count += len(tail_users - known)
         return count
     counts = dict(
@@ -282,11 +296,8 @@ def users(filters: DashboardFilters, field: str | None = None) -> Any:
         )
     )
     if tail_users:
-        known = set(
-            _any(activity, "user_id", set().union(*tail_users.values()))
-            .values_list(field, "user_id")
-            .distinct()
-        )
+        position = 1 if field == "device_type" else 2
+        known = {(row[position], row[0]) for row in _tail_users_rolled_activity(filters)}
         for key, ids in tail_users.items():
             new = sum(1 for user_id in ids if (key, user_id) not in known)
             counts[key] = counts.get(key, 0) + new
@@ -327,7 +338,7 @@ def new_vs_returning(filters: DashboardFilters) -> dict[str, int]:
                 "user_id", "first_seen"
             )
         )
-        rolled_active = set(_any(activity, "user_id", tail_first).values_list("user_id", flat=True))
+        rolled_active = {user_id for user_id, _, _ in _tail_users_rolled_activity(filters)}
         for user_id, first in tail_first.items():
             if user_id in rolled_active:  # undo its rolled-up classification
                 total -= 1
