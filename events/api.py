@@ -20,7 +20,7 @@ from events.authentication import KeyPrincipal
 from events.parsers import BoundedJSONParser, MalformedJson, PayloadTooLarge, kept_body_bytes
 from events.permissions import CanIngest, CanReadEvents
 from events.renderers import OrjsonRenderer
-from events.schema import FieldError
+from events.schema import DEVICE_TYPES, EVENT_TYPES, FieldError
 from events.throttling import IngestThrottle, ReadThrottle
 
 README_EVENT = {
@@ -39,24 +39,14 @@ class EventInSerializer(serializers.Serializer):
     """Documentation of the wire format; validation itself is the compiled schema layer."""
 
     event_id = serializers.UUIDField()
-    event_type = serializers.ChoiceField(
-        choices=[
-            "page_view",
-            "product_view",
-            "search",
-            "add_to_cart",
-            "remove_from_cart",
-            "checkout_start",
-            "purchase",
-        ]
-    )
+    event_type = serializers.ChoiceField(choices=list(EVENT_TYPES))
     timestamp = serializers.DateTimeField(help_text="ISO-8601, any offset; stored in UTC.")
     sent_at = serializers.DateTimeField(
         required=False, help_text="Client clock when sent; corrects clock skew."
     )
     user_id = serializers.CharField(max_length=128)
     session_id = serializers.CharField(max_length=128)
-    device_type = serializers.ChoiceField(choices=["desktop", "mobile", "tablet", "other"])
+    device_type = serializers.ChoiceField(choices=list(DEVICE_TYPES))
     country = serializers.CharField(help_text="ISO 3166-1 alpha-2, e.g. US")
     page_url = serializers.CharField(required=False, max_length=2048)
     referrer = serializers.CharField(required=False, max_length=2048)

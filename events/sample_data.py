@@ -37,15 +37,8 @@ from typing import Any
 
 import numpy as np
 
-EVENT_TYPES = (
-    "page_view",
-    "product_view",
-    "search",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout_start",
-    "purchase",
-)
+from events.schema import EVENT_TYPES
+
 PAGE_VIEW, PRODUCT_VIEW, SEARCH, ADD_TO_CART, REMOVE_FROM_CART, CHECKOUT_START, PURCHASE = range(7)
 FUNNEL_STEPS = ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
 PRICED_TYPES = frozenset({PRODUCT_VIEW, ADD_TO_CART, REMOVE_FROM_CART, PURCHASE})

@@ -17,15 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Protocol
 
-EVENT_TYPES = (
-    "page_view",
-    "product_view",
-    "search",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout_start",
-    "purchase",
-)
+from events.schema import EVENT_TYPES
 
 # Fields of a validated row (events.schema.EventSchema, after normalization).
 STRING_FIELDS = frozenset(
