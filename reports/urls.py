@@ -7,12 +7,11 @@ from reports import views
 app_name = "reports"
 
 urlpatterns = [
-    path("", views.overview, name="overview"),
-    path("funnel/", views.funnel, name="funnel"),
-    path("products/", views.products, name="products"),
-    path("audience/", views.audience, name="audience"),
-    path("live/", views.live, name="live"),
-    path("quality/", views.quality, name="quality"),
+    path("", views.dashboard_page, {"page": "overview"}, name="overview"),
+    *(
+        path(f"{page}/", views.dashboard_page, {"page": page}, name=page)
+        for page in ("funnel", "products", "audience", "live", "quality")
+    ),
     path(
         "<slug:page>/csv/<slug:table>/",
         views.table_csv,

@@ -233,33 +233,9 @@ def _dashboard(request: HttpRequest, page: str) -> HttpResponse:
 
 
 @login_required
-def overview(request: HttpRequest) -> HttpResponse:
-    return _dashboard(request, "overview")
-
-
-@login_required
-def funnel(request: HttpRequest) -> HttpResponse:
-    return _dashboard(request, "funnel")
-
-
-@login_required
-def products(request: HttpRequest) -> HttpResponse:
-    return _dashboard(request, "products")
-
-
-@login_required
-def audience(request: HttpRequest) -> HttpResponse:
-    return _dashboard(request, "audience")
-
-
-@login_required
-def live(request: HttpRequest) -> HttpResponse:
-    return _dashboard(request, "live")
-
-
-@login_required
-def quality(request: HttpRequest) -> HttpResponse:
-    return _dashboard(request, "quality")
+def dashboard_page(request: HttpRequest, page: str) -> HttpResponse:
+    """One dashboard page; `page` comes from the URL conf, never from the request."""
+    return _dashboard(request, page)
 
 
 @login_required
