@@ -13,7 +13,7 @@ from django.db import connection
 
 from events import sample_data as gen
 from events.models import Event, RejectedEvent
-from events.sample_data_load import LoadSummary, sample_data_load
+from events.sample_data.load import LoadSummary, sample_data_load
 
 pytestmark = pytest.mark.django_db
 

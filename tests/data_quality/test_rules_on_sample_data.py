@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from events import sample_data as gen
 from events.models import Event, RejectedEvent
-from events.sample_data_load import RESENT_DUPLICATE, sample_data_load
+from events.sample_data.load import RESENT_DUPLICATE, sample_data_load
 from quality.models import QualityRule
 from quality.services.defaults import defaults_load
 

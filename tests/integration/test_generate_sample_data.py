@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from events import sample_data as gen
 from events.models import Event, RejectedEvent
-from events.sample_data_load import sample_data_load
+from events.sample_data.load import sample_data_load
 from events.schema import validate_event_schema
 
 END = "2026-01-15T12:00:00+00:00"

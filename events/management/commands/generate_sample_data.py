@@ -19,7 +19,8 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from events.sample_data import SampleConfig, default_end
-from events.sample_data_load import sample_data_load, sample_data_stream, stream_config
+from events.sample_data.load import sample_data_load
+from events.sample_data.stream import sample_data_stream, stream_config
 
 
 def _rate(value: str) -> float:
