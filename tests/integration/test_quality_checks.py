@@ -305,6 +305,24 @@ def test_webhook_transient_failures_are_retried_then_delivered():
 
 
 @pytest.mark.django_db
+def test_without_a_broker_a_failing_webhook_gets_one_attempt(
+    settings, django_capture_on_commit_callbacks
+):
+    """Eager mode (the demo) has no broker to retry later: with eager propagation the first
+    transient failure ends the send (logged), so the check run never sits through back-to-back
+    retries, each up to the webhook timeout; the incident stands."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    check = QualityCheckFactory(kind="freshness", threshold=15)
+    with webhook_receiver(statuses=[503, 503, 503]) as receiver:
+        check.webhook_url = receiver.url
+        check.save()
+        with django_capture_on_commit_callbacks(execute=True):
+            run(check)
+    assert receiver.attempts == 1 and receiver.received == []
+    assert QualityIncident.objects.filter(status="open").count() == 1
+
+
+@pytest.mark.django_db
 def test_webhook_client_errors_are_not_retried():
     check = QualityCheckFactory(kind="freshness", threshold=15)
     run(check)
