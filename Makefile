@@ -37,7 +37,7 @@ install: $(VENV)/.installed
 
 demo: install .env
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo_setup --events $(DEMO_EVENTS)
+	$(PY) manage.py demo_setup --events $(DEMO_EVENTS) --port $(PORT)
 	@echo "Starting the in-process scheduler (rollups, quality checks) and the server on :$(PORT)"
 	@$(PY) manage.py run_scheduler --tick 5 > scheduler.log 2>&1 & sched=$$!; \
 	  trap 'kill $$sched 2>/dev/null' EXIT INT TERM; \

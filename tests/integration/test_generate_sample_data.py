@@ -169,6 +169,24 @@ def test_demo_setup_call_keeps_working(require_postgres):
     assert Event.objects.filter(revenue__gt=Decimal(0)).exists() or Event.objects.count() < 600
 
 
+@pytest.mark.django_db
+def test_demo_setup_leaves_a_login_data_rollups_and_check_runs(client):
+    """What `make demo` runs before the server: the printed login works, the sample is stored
+    and rolled up, checks have run, and the printed address uses the server's port."""
+    from quality.models import CheckRun
+    from reports.models import RollupWatermark
+
+    out = io.StringIO()
+    call_command("demo_setup", events=400, seed=3, port=8123, stdout=out)
+    assert "http://localhost:8123/" in out.getvalue()
+    assert client.login(username="demo", password="demo-analytics")
+    assert Event.objects.count() > 350
+    assert RollupWatermark.objects.get().events_rolled_up == Event.objects.count()
+    assert CheckRun.objects.exists()
+    call_command("demo_setup", events=400, seed=3, stdout=io.StringIO())  # rerun: no new events
+    assert RollupWatermark.objects.get().events_rolled_up == Event.objects.count()
+
+
 @pytest.mark.parametrize("batch_size", [1, 10])
 def test_stream_sends_events_to_a_live_server(require_postgres, dev_mode, live_server, batch_size):
     """--stream posts generated events to the HTTP API (single or batch) and stops by itself;

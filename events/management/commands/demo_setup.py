@@ -16,8 +16,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--events", type=int, default=20000)
         parser.add_argument("--seed", type=int, default=42)
+        parser.add_argument("--port", type=int, default=8000, help="where the server will listen")
 
-    def handle(self, *args, events: int, seed: int, **options) -> None:
+    def handle(self, *args, events: int, seed: int, port: int, **options) -> None:
         user_model = get_user_model()
         user, _ = user_model.objects.get_or_create(
             username=DEMO_USERNAME, defaults={"email": "demo@example.com"}
@@ -32,10 +33,10 @@ class Command(BaseCommand):
         # Dashboards read rollups plus the raw tail; fold the sample in (nothing else ingests).
         call_command("rebuild_rollups", no_safety_lag=True)
         call_command("run_quality_checks", rules=True)  # incidents to find in admin
+        site = f"http://localhost:{port}"
         self.stdout.write(
             self.style.SUCCESS(
-                "\n  Demo ready: open http://localhost:8000/ and sign in as "
-                f"{DEMO_USERNAME} / {DEMO_PASSWORD}\n"
-                "  API docs: http://localhost:8000/docs   Admin: http://localhost:8000/admin/\n"
+                f"\n  Demo ready: open {site}/ and sign in as {DEMO_USERNAME} / {DEMO_PASSWORD}\n"
+                f"  API docs: {site}/docs   Admin: {site}/admin/\n"
             )
         )
