@@ -40,6 +40,11 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 TARGETS = {"batch_events_per_s": 40_000, "single_rps": 1_500, "single_p99_ms": 10.0}
+WORKER_CLASSES = {
+    "keepalive": "analytics_site.gunicorn_workers.KeepAliveThreadWorker",  # as in the Procfile
+    "gthread": "gthread",
+    "sync": "sync",
+}
 MAX_REQUESTS_PER_CLIENT = 2_000_000  # hard bound on any request loop, besides the time bound
 
 COUNTRIES = ("US", "DE", "GB", "FR", "NL", "SE", "JP", "BR", "IN", "CA")
@@ -418,7 +423,7 @@ def server_start(env: dict[str, str], args) -> subprocess.Popen:
         "--workers",
         str(args.workers),
         "--worker-class",
-        args.worker_class,
+        WORKER_CLASSES[args.worker_class],
         "--keep-alive",
         "30",
         "--log-level",
@@ -426,7 +431,7 @@ def server_start(env: dict[str, str], args) -> subprocess.Popen:
         "--backlog",
         "256",
     ]
-    if args.worker_class == "gthread":
+    if args.worker_class != "sync":
         command += ["--threads", str(args.threads)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -464,7 +469,7 @@ def _mark(ok: bool) -> str:
 
 def report(single: PhaseResult, batch: PhaseResult, copy_rows_per_s: float, args) -> None:
     print()
-    threads = f" ({args.threads} threads each)" if args.worker_class == "gthread" else ""
+    threads = f" ({args.threads} threads each)" if args.worker_class != "sync" else ""
     print(
         f"== ingestion benchmark: gunicorn {args.workers} x {args.worker_class} workers{threads}, "
         f"{os.cpu_count()} cores shared with the load clients and PostgreSQL; "
@@ -523,12 +528,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--worker-class",
-        default="gthread",
-        choices=["sync", "gthread"],
-        help="gthread (default) keeps connections alive and overlaps one request's database "
-        "wait with another's Python work; sync is gunicorn's default",
+        default="keepalive",
+        choices=list(WORKER_CLASSES),
+        help="keepalive (default, as deployed): gthread that serves a busy kept-alive "
+        "connection in its thread (analytics_site/gunicorn_workers.py); gthread: gunicorn's "
+        "threaded worker; sync: gunicorn's default (no keep-alive)",
     )
-    parser.add_argument("--threads", type=int, default=2, help="per worker, gthread only")
+    parser.add_argument("--threads", type=int, default=2, help="per worker, not for sync")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--single-clients", type=int, default=2)
