@@ -1,6 +1,6 @@
 """Event POSTs from API clients through the site's real WSGI application (the short middleware
-stack of analytics_site/handlers.py), on PostgreSQL and Redis: the same auth, throttling,
-errors, storage and metrics as through the full stack, and the prepared insert.
+stack of analytics_site/handlers.py), on PostgreSQL and Redis or on SQLite: the same auth,
+throttling, errors, storage and metrics as through the full stack, and the prepared insert.
 
 These tests call `analytics_site.wsgi.application` with WSGI environs, as gunicorn does (the
 test Client would use Django's full middleware stack)."""
@@ -25,7 +25,7 @@ from events import services
 from events.models import Event, RejectedEvent
 from tests.factories import event_payload
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("require_postgres")]
+pytestmark = pytest.mark.django_db
 
 
 @dataclass
@@ -260,6 +260,7 @@ def _prepared_inserts() -> list[str]:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("require_postgres")
 def test_the_event_insert_is_prepared_outside_transactions_only_when_enabled(dev_mode, settings):
     """Outside a transaction the insert becomes a prepared statement of the connection and
     keeps answering new/duplicate correctly; with INGEST_PREPARED_STATEMENTS off, or inside a
