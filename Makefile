@@ -70,7 +70,7 @@ format: install
 	$(BIN)/ruff format .
 
 bench: install
-	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/ingest.py $(BENCH_ARGS)
 
 bench-validation: install
 	ENVIRONMENT=development $(PY) benchmarks/validation.py $(BENCH_ARGS)

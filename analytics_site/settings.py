@@ -218,6 +218,9 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 INGEST_THROTTLE_ENABLED = env.bool("INGEST_THROTTLE_ENABLED", default=True)
+# The event insert as a server-side prepared statement (PostgreSQL); off behind a
+# transaction-pooling PgBouncer older than 1.21, which cannot keep prepared statements.
+INGEST_PREPARED_STATEMENTS = env.bool("INGEST_PREPARED_STATEMENTS", default=True)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "E-commerce DataOps Analytics API",

@@ -3,10 +3,15 @@
 import gc
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)  # what django.core.wsgi.get_wsgi_application() does first
+
+from analytics_site.handlers import IngestAwareWSGIHandler  # noqa: E402 - needs settings
+
+# Django's WSGIHandler, with a short middleware stack for event POSTs from API clients.
+application = IngestAwareWSGIHandler()
 
 # Everything loaded so far (Django, the apps, compiled schemas) lives as long as the process:
 # move it out of the collector's sight, so that the garbage collections a 500-event batch

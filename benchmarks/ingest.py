@@ -25,7 +25,9 @@ import datetime as dt
 import http.client
 import multiprocessing as mp
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -40,7 +42,13 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 TARGETS = {"batch_events_per_s": 40_000, "single_rps": 1_500, "single_p99_ms": 10.0}
+WORKER_CLASSES = {
+    "keepalive": "analytics_site.gunicorn_workers.KeepAliveThreadWorker",  # as in the Procfile
+    "gthread": "gthread",
+    "sync": "sync",
+}
 MAX_REQUESTS_PER_CLIENT = 2_000_000  # hard bound on any request loop, besides the time bound
+CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
 
 COUNTRIES = ("US", "DE", "GB", "FR", "NL", "SE", "JP", "BR", "IN", "CA")
 DEVICES = ("desktop", "mobile", "tablet")
@@ -168,14 +176,91 @@ class ClientResult:
     statuses: dict[int, int]
     events: int
     first_error: str
+    cpu_seconds: float  # the client's own CPU while measuring
+
+
+class HttpClientPoster:
+    """POSTs over one keep-alive http.client connection (the standard library's client)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.connection = http.client.HTTPConnection(HOST, port, timeout=30)
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        try:
+            self.connection.request("POST", path, body=body, headers=self.headers)
+            response = self.connection.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self.close()
+            self.connection = http.client.HTTPConnection(HOST, self.port, timeout=30)
+            return 0, str(exc).encode()
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class RawSocketPoster:
+    """POSTs over one keep-alive socket, with the request head written once: the clients share
+    the server's two cores, and http.client costs them several times more CPU per request.
+    Reads responses framed by Content-Length (every response of this API has one)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock = socket.create_connection((HOST, port), timeout=30)
+        self.heads: dict[str, bytes] = {}
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        head = self.heads.get(path)
+        if head is None:
+            head = self.heads[path] = (
+                f"POST {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+                "Content-Type: application/json\r\nAccept: application/json\r\nContent-Length: "
+            ).encode()
+        try:
+            self.sock.sendall(b"%s%d\r\n\r\n%s" % (head, len(body), body))
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("connection closed before the response head")
+                received += chunk
+            header, _, payload = received.partition(b"\r\n\r\n")
+            length = CONTENT_LENGTH.search(header)
+            if length is None:
+                raise ConnectionError("response without Content-Length")
+            size = int(length.group(1))
+            while len(payload) < size:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("connection closed in the response body")
+                payload += chunk
+            return int(header[9:12]), payload
+        except OSError as exc:
+            self.close()
+            self.sock = socket.create_connection((HOST, self.port), timeout=30)
+            return 0, str(exc).encode()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+POSTERS = {"raw": RawSocketPoster, "http.client": HttpClientPoster}
 
 
 def _client(
-    port: int, path: str, batch_size: int, seconds: float, warmup: float, seed: int, queue
+    port: int,
+    path: str,
+    batch_size: int,
+    seconds: float,
+    warmup: float,
+    seed: int,
+    queue,
+    client_kind: str = "raw",
 ) -> None:
     maker = BodyMaker(seed * 1000)
-    connection = http.client.HTTPConnection(HOST, port, timeout=30)
-    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    poster = POSTERS[client_kind](port)
     latencies: list[int] = []
     statuses: dict[int, int] = {}
     errors = events = 0
@@ -183,24 +268,19 @@ def _client(
     start = time.monotonic()
     measure_from = start + warmup
     deadline = measure_from + seconds
+    cpu_from = None
     for _ in range(MAX_REQUESTS_PER_CLIENT):
         body = maker.batch(batch_size) if batch_size else maker.single()
         began = time.perf_counter_ns()
-        try:
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-            code = response.status
-        except (OSError, http.client.HTTPException) as exc:
-            code, payload = 0, str(exc).encode()
-            connection.close()
-            connection = http.client.HTTPConnection(HOST, port, timeout=30)
+        code, payload = poster.post(path, body)
         elapsed = time.perf_counter_ns() - began
         now = time.monotonic()
         if now >= deadline:
             break
         if now < measure_from:
             continue
+        if cpu_from is None:
+            cpu_from = time.process_time()
         statuses[code] = statuses.get(code, 0) + 1
         if code not in (200, 201):
             errors += 1
@@ -208,8 +288,11 @@ def _client(
             continue
         latencies.append(elapsed)
         events += batch_size or 1
-    connection.close()
-    queue.put(ClientResult(latencies, len(latencies), errors, statuses, events, first_error))
+    cpu_seconds = time.process_time() - cpu_from if cpu_from is not None else 0.0
+    poster.close()
+    queue.put(
+        ClientResult(latencies, len(latencies), errors, statuses, events, first_error, cpu_seconds)
+    )
 
 
 def _percentile(sorted_values: list[int], fraction: float) -> float:
@@ -230,6 +313,7 @@ class PhaseResult:
     first_error: str
     worker_cpu_us: float = float("nan")  # gunicorn worker CPU per request
     postgres_cpu_us: float = float("nan")  # PostgreSQL backend CPU per request
+    client_cpu_us: float = float("nan")  # the load clients' own CPU per request
 
 
 def load_phase(
@@ -242,13 +326,14 @@ def load_phase(
     warmup: float,
     server_pid: int,
     db_name: str,
+    client_kind: str,
 ) -> PhaseResult:
     context = mp.get_context("fork")
     queue = context.Queue()
     processes = [
         context.Process(
             target=_client,
-            args=(port, path, batch_size, seconds, warmup, seed, queue),
+            args=(port, path, batch_size, seconds, warmup, seed, queue, client_kind),
             daemon=True,
         )
         for seed in range(clients)
@@ -270,6 +355,7 @@ def load_phase(
     return PhaseResult(
         worker_cpu_us=(after.workers - before.workers) / requests * 1e6,
         postgres_cpu_us=(after.postgres - before.postgres) / requests * 1e6,
+        client_cpu_us=sum(result.cpu_seconds for result in results) / requests * 1e6,
         requests_per_s=len(latencies) / seconds,
         events_per_s=sum(result.events for result in results) / seconds,
         p50_ms=_percentile(latencies, 0.50),
@@ -418,7 +504,7 @@ def server_start(env: dict[str, str], args) -> subprocess.Popen:
         "--workers",
         str(args.workers),
         "--worker-class",
-        args.worker_class,
+        WORKER_CLASSES[args.worker_class],
         "--keep-alive",
         "30",
         "--log-level",
@@ -426,7 +512,7 @@ def server_start(env: dict[str, str], args) -> subprocess.Popen:
         "--backlog",
         "256",
     ]
-    if args.worker_class == "gthread":
+    if args.worker_class != "sync":
         command += ["--threads", str(args.threads)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -464,7 +550,7 @@ def _mark(ok: bool) -> str:
 
 def report(single: PhaseResult, batch: PhaseResult, copy_rows_per_s: float, args) -> None:
     print()
-    threads = f" ({args.threads} threads each)" if args.worker_class == "gthread" else ""
+    threads = f" ({args.threads} threads each)" if args.worker_class != "sync" else ""
     print(
         f"== ingestion benchmark: gunicorn {args.workers} x {args.worker_class} workers{threads}, "
         f"{os.cpu_count()} cores shared with the load clients and PostgreSQL; "
@@ -487,6 +573,10 @@ def report(single: PhaseResult, batch: PhaseResult, copy_rows_per_s: float, args
         f"server CPU per request: single {single.worker_cpu_us:,.0f} us gunicorn + "
         f"{single.postgres_cpu_us:,.0f} us PostgreSQL; batch {batch.worker_cpu_us / per_event:.1f}"
         f" us + {batch.postgres_cpu_us / per_event:.1f} us per event"
+    )
+    print(
+        f"load clients ({args.client}) CPU per request: single {single.client_cpu_us:,.0f} us; "
+        f"batch {batch.client_cpu_us / per_event:.1f} us per event (they share the 2 cores)"
     )
     print(
         f"COPY    binary, same table  {copy_rows_per_s:9,.0f} rows/s   "
@@ -523,12 +613,20 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--worker-class",
-        default="gthread",
-        choices=["sync", "gthread"],
-        help="gthread (default) keeps connections alive and overlaps one request's database "
-        "wait with another's Python work; sync is gunicorn's default",
+        default="keepalive",
+        choices=list(WORKER_CLASSES),
+        help="keepalive (default, as deployed): gthread that serves a busy kept-alive "
+        "connection in its thread (analytics_site/gunicorn_workers.py); gthread: gunicorn's "
+        "threaded worker; sync: gunicorn's default (no keep-alive)",
     )
-    parser.add_argument("--threads", type=int, default=2, help="per worker, gthread only")
+    parser.add_argument("--threads", type=int, default=2, help="per worker, not for sync")
+    parser.add_argument(
+        "--client",
+        default="raw",
+        choices=list(POSTERS),
+        help="raw (default): keep-alive socket with a pre-built request head; http.client: the "
+        "standard library's client (~4x the client CPU per request; figures before 2026-11-26)",
+    )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
     parser.add_argument("--single-clients", type=int, default=2)
@@ -574,6 +672,7 @@ def main() -> int:
                 warmup=args.warmup,
                 server_pid=server.pid,
                 db_name=args.db,
+                client_kind=args.client,
             )
         events_truncate(args.db)
         if "batch" in phases:
@@ -587,6 +686,7 @@ def main() -> int:
                 warmup=args.warmup,
                 server_pid=server.pid,
                 db_name=args.db,
+                client_kind=args.client,
             )
             print(f"  stored rows after batches: {events_count(args.db):,}")
         server_stop(server)

@@ -1,0 +1,132 @@
+"""The keep-alive gthread worker (analytics_site/gunicorn_workers.py) under a real gunicorn:
+every connection is served even when a busy client could keep the only thread, kept-alive and
+pipelined requests are answered in order, and the worker stops cleanly."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.conftest import ROOT
+
+WORKER = "analytics_site.gunicorn_workers.KeepAliveThreadWorker"
+TIMEOUT = 20  # seconds a socket may wait: far above any answer; only a hang reaches it
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server():
+    """gunicorn with one worker of ONE thread, so that fairness between clients shows."""
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "gunicorn", "tests.gunicorn_app:application",
+        "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1",
+        "--worker-class", WORKER, "--keep-alive", "30", "--log-level", "warning",
+    ]  # fmt: skip
+    env = {**os.environ, "ENVIRONMENT": "testing"}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            assert process.poll() is None, "gunicorn exited early"
+            time.sleep(0.1)
+    yield port, process
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
+def _get(connection: http.client.HTTPConnection) -> tuple[int, int]:
+    """(request count, serving thread) of one GET on a kept-alive connection."""
+    connection.request("GET", "/")
+    response = connection.getresponse()
+    assert response.status == 200
+    count, thread = response.read().decode().split()
+    return int(count), int(thread)
+
+
+def test_a_busy_client_does_not_starve_another_on_a_single_thread(server):
+    """Client A sends back to back; B's requests are answered after a few of A's at most, not
+    after a whole turn of MAX_REQUESTS_PER_TURN (1000): the thread lets go of A's connection
+    as soon as B's is queued."""
+    port, _ = server
+    stop = threading.Event()
+    served_a: list[int] = []
+
+    def busy_client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        while not stop.is_set() and len(served_a) < 100_000:
+            served_a.append(_get(connection)[0])
+        connection.close()
+
+    busy = threading.Thread(target=busy_client)
+    busy.start()
+    waits = []
+    try:
+        while len(served_a) < 50:
+            time.sleep(0.01)
+        for _ in range(5):
+            other = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+            a_before = served_a[-1]
+            waits.append(_get(other)[0] - a_before)
+            other.close()
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        busy.join(timeout=TIMEOUT)
+    assert max(waits) < 200, waits
+
+
+def test_kept_alive_and_pipelined_requests_are_answered_in_order(server):
+    port, _ = server
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    counts = [_get(connection)[0] for _ in range(20)]
+    assert counts == sorted(counts) and len(set(counts)) == 20
+    connection.close()
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as raw:
+        request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+        raw.sendall(request * 3)  # three requests in one write: the second and third are read ahead
+        received = b""
+        while received.count(b"HTTP/1.1 200") < 3:
+            chunk = raw.recv(65536)
+            assert chunk, "connection closed before three answers"
+            received += chunk
+
+
+def test_an_idle_kept_alive_connection_goes_back_to_the_poller(server):
+    """A pauses longer than the linger time; B, on the single thread, is answered, then A's
+    next request on the same connection is answered too."""
+    port, _ = server
+    first = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    second = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    a1 = _get(first)[0]
+    time.sleep(0.05)
+    b1 = _get(second)[0]
+    a2 = _get(first)[0]
+    assert a1 < b1 < a2
+    first.close()
+    second.close()
+
+
+def test_the_worker_stops_on_sigterm(server):
+    port, process = server
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    _get(connection)
+    os.killpg(process.pid, signal.SIGTERM)
+    assert process.wait(timeout=TIMEOUT) == 0
