@@ -141,6 +141,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": ROLLUP_INTERVAL_SECONDS,
         "options": {"expires": ROLLUP_INTERVAL_SECONDS},
     },
+    # Data quality page and Live page: fold received and rejected events into the receipt
+    # rollups (quality.tasks), on the same interval and safety lag as the dashboard rollups.
+    "quality-receipts-advance": {
+        "task": "quality.receipts_advance",
+        "schedule": ROLLUP_INTERVAL_SECONDS,
+        "options": {"expires": ROLLUP_INTERVAL_SECONDS},
+    },
     # Data quality: due dataset checks (each keeps its own interval) and the rule-rate watch.
     "quality-run-scheduled": {
         "task": "quality.run_scheduled",
