@@ -51,6 +51,13 @@ def _admin_sql(sql: str) -> None:
         conn.execute(sql)
 
 
+def _migrate(url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": url, "ENVIRONMENT": "testing"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+
+
 def database_prepare(events: int, days: int, reuse: bool) -> None:
     url = f"{PG}/{DB_NAME}"
     if reuse:
@@ -59,15 +66,13 @@ def database_prepare(events: int, days: int, reuse: bool) -> None:
                 count = conn.execute("SELECT COUNT(*) FROM events_event").fetchone()[0]
             if count >= events:  # earlier runs add tail and ingest events on top
                 print(f"reusing {DB_NAME} with {count:,} events")
+                _migrate(url)  # new rollup tables of this checkout
                 return
         except psycopg.Error:
             pass
     _admin_sql(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
     _admin_sql(f'CREATE DATABASE "{DB_NAME}"')
-    env = {**os.environ, "DATABASE_URL": url, "ENVIRONMENT": "testing"}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-    )
+    _migrate(url)
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
@@ -315,6 +320,7 @@ def main() -> None:
     from django.urls import NoReverseMatch, reverse
     from django.utils import timezone
 
+    from quality.services import receipts
     from reports import rollups, selectors
     from reports.filters import filters_from_query
 
@@ -324,6 +330,11 @@ def main() -> None:
     print(
         f"rollup rebuild: {run.events:,} events in {elapsed:.1f} s "
         f"({run.events / elapsed:,.0f} events/s; bar: 40,000 events/s)"
+    )
+    receipts_run = receipts.receipts_rebuild(now=timezone.now() + dt.timedelta(minutes=5))
+    print(
+        f"receipt rollup rebuild: {receipts_run.rows:,} events and rejected events in "
+        f"{receipts_run.seconds:.1f} s ({receipts_run.rows / receipts_run.seconds:,.0f} rows/s)"
     )
 
     client = Client()
@@ -363,7 +374,13 @@ def main() -> None:
         return run
 
     def folds_run(now: dt.datetime, max_seconds: float = 25.0):
-        return rollups.rollups_advance(now=now, max_seconds=max_seconds)
+        """What the beat schedule runs: dashboard rollups, then receipt rollups (timed apart)."""
+        run = rollups.rollups_advance(now=now, max_seconds=max_seconds)
+        receipts_run = receipts.receipts_advance(now=now, max_seconds=max_seconds)
+        print(
+            f"  receipt rollups: folded {receipts_run.rows:,} rows in {receipts_run.seconds:.2f} s"
+        )
+        return run
 
     wanted = {name.strip() for name in args.reads.split(",") if name.strip()}
     states = ["rolled up", f"+{args.tail:,} tail"]

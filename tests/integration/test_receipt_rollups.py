@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import threading
+import time
 from collections import Counter
 
 import pytest
+from django.db import connection, transaction
 
 from events.models import Event, RejectedEvent
 from events.services import IngestSource, event_batch_ingest
@@ -307,3 +310,53 @@ def test_quality_page_reads_the_rollups():
         if row["accepted"] or row["rejected"]
     } == raw_series(f.start, f.end, f.bucket)
     assert page["quarantine"] == raw_quarantine(f.start, f.end)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fold_that_runs_during_a_replay_counts_nothing_twice(require_postgres):
+    """A fold holds the watermark while a replay has stored its events and moved its rows out
+    of quarantine, uncommitted: the fold counts the rows as they were, the replay waits for the
+    lock and then adjusts them against the new watermark. The numbers equal the raw ones."""
+    rule = QualityRuleFactory(
+        name="price-cap", kind="range", field="price", params={"max": 100}, event_types=["purchase"]
+    )
+    ids = quarantine_purchases(NOW - 3 * HOUR, 4)
+    generated(seed=6, count=40, newest=NOW)
+    rules_set_enabled([rule.pk], False)
+    receipts.receipts_advance_batch(now=NOW - 10 * HOUR)  # the watermark row exists
+    locked, errors = threading.Event(), []
+
+    def fold_holding_the_lock() -> None:
+        try:
+            with transaction.atomic():
+                receipts.receipts_advance_batch(now=NOW - 9 * HOUR)  # takes the lock
+                locked.set()
+                _wait_for_a_lock_waiter()
+                receipts.receipts_advance_batch(now=LATER)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            locked.set()
+            connection.close()
+
+    fold = threading.Thread(target=fold_holding_the_lock)
+    fold.start()
+    locked.wait(10)
+    counts = replay.quarantine_replay(ids)
+    fold.join(30)
+    assert not errors and not fold.is_alive()
+    assert counts.accepted == 4
+    assert receipts.receipt_marks().holds_rejected(NOW - 3 * HOUR, max(ids))
+    assert_reads_equal_raw()
+
+
+def _wait_for_a_lock_waiter(timeout: float = 10.0) -> None:
+    """Until another backend waits for a lock (the replay, on the watermark row)."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the replay never waited for the watermark lock")
