@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import structlog
 from celery import shared_task
+from django.conf import settings
 
 from quality.services import alerts, checks, receipts, replay
 
@@ -27,7 +28,8 @@ def receipts_advance_task() -> dict:
     redelivered or overlapping run only picks up what is still pending. Time-boxed below the
     schedule interval so runs do not pile up.
     """
-    return receipts.receipts_advance(max_seconds=20.0).as_dict()
+    budget = 0.8 * getattr(settings, "RECEIPTS_INTERVAL_SECONDS", 10)
+    return receipts.receipts_advance(max_seconds=budget).as_dict()
 
 
 @shared_task(name="quality.check_run", acks_late=True)

@@ -9,14 +9,18 @@ import random
 import threading
 import time
 from collections import Counter
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
+from django.utils import timezone
 
+from analytics_site.celery import app
 from events.models import Event, RejectedEvent
 from events.services import IngestSource, event_batch_ingest
 from quality import selectors
-from quality.models import EventMinute, ReceiptHour, ReceiptRuleHour
+from quality.models import EventMinute, ReceiptHour, ReceiptRuleHour, ReceiptWatermark
 from quality.services import receipts, replay
 from quality.services.rules import rules_set_enabled
 from reports import selectors as report_selectors
@@ -360,3 +364,31 @@ def _wait_for_a_lock_waiter(timeout: float = 10.0) -> None:
                 return
             time.sleep(0.05)
     raise AssertionError("the replay never waited for the watermark lock")
+
+
+def test_the_beat_schedule_folds_receipt_rollups(settings):
+    """`run_scheduler` (the demo's beat) runs the registered receipt task, which folds rows."""
+    settings.ROLLUP_SAFETY_LAG_SECONDS = 0
+    entry = settings.CELERY_BEAT_SCHEDULE["quality-receipts-advance"]
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks
+    received = timezone.now() - dt.timedelta(minutes=2)
+    EventFactory.create_batch(5, received_at=received, timestamp=received)
+    RejectedEventFactory(received_at=received)
+    out = StringIO()
+    call_command("run_scheduler", "--once", stdout=out)
+    assert "quality-receipts-advance" in out.getvalue()
+    mark = ReceiptWatermark.objects.get()
+    assert (mark.events_folded, mark.rejected_folded) == (5, 1)
+    assert ReceiptHour.objects.get(event_type="page_view").accepted == 5
+
+
+def test_rebuild_command_refolds_everything():
+    """`rebuild_receipt_rollups --no-safety-lag` folds every row, also the newest ones."""
+    generated(seed=7, count=30, newest=timezone.now())
+    out = StringIO()
+    call_command("rebuild_receipt_rollups", "--no-safety-lag", stdout=out)
+    mark = ReceiptWatermark.objects.get()
+    assert mark.events_folded == Event.objects.count()
+    assert mark.rejected_folded == RejectedEvent.objects.count()
+    assert "Folded" in out.getvalue()
