@@ -154,12 +154,14 @@ class ReceiptMarks:
     rejected_received_at: dt.datetime | None = None
     rejected_pk: int = 0
 
-    def events_after(self):
-        """Raw stored events not yet in the rollups (the tail that readers add on top)."""
-        return _after_queryset(Event.objects.all(), self.event_received_at, self.event_pk)
+    def events_after(self) -> list:
+        """Raw stored events not yet in the rollups (the tail that readers add on top), as
+        disjoint querysets: received after the watermark's time (a plain range, so PostgreSQL
+        can count it from the received_at index alone) and the few at that very time."""
+        return _after_parts(Event.objects.all(), self.event_received_at, self.event_pk)
 
-    def rejected_after(self):
-        return _after_queryset(
+    def rejected_after(self) -> list:
+        return _after_parts(
             RejectedEvent.objects.all(), self.rejected_received_at, self.rejected_pk
         )
 
@@ -174,6 +176,15 @@ class ReceiptMarks:
             self.rejected_received_at,
             self.rejected_pk,
         )
+
+
+def _after_parts(queryset, received_at: dt.datetime | None, pk: int) -> list:
+    if received_at is None:
+        return [queryset]
+    return [
+        queryset.filter(received_at__gt=received_at),
+        queryset.filter(received_at=received_at, id__gt=pk),
+    ]
 
 
 def _after_queryset(queryset, received_at: dt.datetime | None, pk: int):
