@@ -135,11 +135,21 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 ROLLUP_INTERVAL_SECONDS = env.int("ROLLUP_INTERVAL_SECONDS", default=30)
 ROLLUP_SAFETY_LAG_SECONDS = env.int("ROLLUP_SAFETY_LAG_SECONDS", default=10)
 ROLLUP_BATCH_EVENTS = env.int("ROLLUP_BATCH_EVENTS", default=500_000)
+# Receipt rollups (Data quality and Live pages, quality.tasks) fold more often: they are cheap
+# (three GROUP BYs), and the Live page reads every event received since the last fold.
+RECEIPTS_INTERVAL_SECONDS = env.int("RECEIPTS_INTERVAL_SECONDS", default=10)
 CELERY_BEAT_SCHEDULE = {
     "reports-rollups-advance": {
         "task": "reports.rollups_advance",
         "schedule": ROLLUP_INTERVAL_SECONDS,
         "options": {"expires": ROLLUP_INTERVAL_SECONDS},
+    },
+    # Data quality page and Live page: fold received and rejected events into the receipt
+    # rollups (quality.tasks), with the same safety lag as the dashboard rollups.
+    "quality-receipts-advance": {
+        "task": "quality.receipts_advance",
+        "schedule": RECEIPTS_INTERVAL_SECONDS,
+        "options": {"expires": RECEIPTS_INTERVAL_SECONDS},
     },
     # Data quality: due dataset checks (each keeps its own interval) and the rule-rate watch.
     "quality-run-scheduled": {

@@ -38,6 +38,7 @@ DB_NAME = os.environ.get("BENCH_DASH_DB", "analytics_bench_dash")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 TARGET_MS = 100.0
 CHUNK = 1_000_000
+REJECTED_EVERY = 200  # 0.5% of the load is rejected events
 
 STEP_SQL = (
     "CASE event_type WHEN 'page_view' THEN 1 WHEN 'product_view' THEN 2 WHEN 'add_to_cart' "
@@ -50,6 +51,13 @@ def _admin_sql(sql: str) -> None:
         conn.execute(sql)
 
 
+def _migrate(url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": url, "ENVIRONMENT": "testing"}
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
+    )
+
+
 def database_prepare(events: int, days: int, reuse: bool) -> None:
     url = f"{PG}/{DB_NAME}"
     if reuse:
@@ -58,15 +66,13 @@ def database_prepare(events: int, days: int, reuse: bool) -> None:
                 count = conn.execute("SELECT COUNT(*) FROM events_event").fetchone()[0]
             if count >= events:  # earlier runs add tail and ingest events on top
                 print(f"reusing {DB_NAME} with {count:,} events")
+                _migrate(url)  # new rollup tables of this checkout
                 return
         except psycopg.Error:
             pass
     _admin_sql(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
     _admin_sql(f'CREATE DATABASE "{DB_NAME}"')
-    env = {**os.environ, "DATABASE_URL": url, "ENVIRONMENT": "testing"}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-    )
+    _migrate(url)
     started = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET synchronous_commit = off")
@@ -76,8 +82,17 @@ def database_prepare(events: int, days: int, reuse: bool) -> None:
                 _load_sql(),
                 {"low": low, "high": high, "days": days, "users": max(events // 20, 1000)},
             )
+            conn.execute(
+                _load_rejected_sql(),
+                {
+                    "low": low // REJECTED_EVERY,
+                    "high": (high + 1) // REJECTED_EVERY - 1,
+                    "days": days,
+                },
+            )
             print(f"  loaded {high + 1:,} events ({time.perf_counter() - started:.0f} s)")
         conn.execute("VACUUM ANALYZE events_event")
+        conn.execute("VACUUM ANALYZE events_rejectedevent")
     elapsed = time.perf_counter() - started
     print(f"load: {events:,} events in {elapsed:.1f} s ({events / elapsed:,.0f} events/s)")
 
@@ -124,6 +139,31 @@ def _load_sql() -> str:
             FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS i
         ) AS slots
     ) AS events
+    """
+    return sql.replace(" % ", " %% ")
+
+
+def _load_rejected_sql() -> str:
+    """One rejected event per REJECTED_EVERY events, received over the same days: a tenth
+    of them already replayed, the rest in quarantine, failing one or two of three rules."""
+    sql = """
+    INSERT INTO events_rejectedevent (event_id, event_type, raw_payload, raw_truncated, reasons,
+        rule_ids, received_at, status, replay_count, replayed_at)
+    SELECT gen_random_uuid()::text,
+        (ARRAY['purchase','page_view','add_to_cart','product_view','bogus'])[1 + i % 5], '{}',
+        false,
+        CASE WHEN i % 3 = 0
+             THEN '[{"field":"revenue","rule":"revenue-positive","message":"m"}]'
+             WHEN i % 3 = 1
+             THEN '[{"field":"country","rule":"required (schema)","message":"m"},
+                    {"field":"price","rule":"price-range","message":"m"}]'
+             ELSE '[{"field":"price","rule":"price-range","message":"m"}]' END::jsonb,
+        '[]'::jsonb,
+        now() - interval '5 minutes'
+            - make_interval(secs => ((i * 2246822519) % (%(days)s * 86400))::float),
+        CASE WHEN i % 10 = 0 THEN 'replayed' ELSE 'quarantined' END, (i % 10 = 0)::int,
+        CASE WHEN i % 10 = 0 THEN now() - interval '1 hour' END
+    FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS i
     """
     return sql.replace(" % ", " %% ")
 
@@ -258,6 +298,17 @@ def main() -> None:
     parser.add_argument("--ingest", type=int, default=400_000, help="events for the fold rate")
     parser.add_argument("--reuse", action="store_true", help="keep a load of at least this size")
     parser.add_argument("--skip-raw", action="store_true")
+    parser.add_argument(
+        "--reads", default="", help="time only these reads, e.g. 'live,quality_page,page live'"
+    )
+    parser.add_argument(
+        "--burst", type=int, default=0, help="then time again after a burst of this many events"
+    )
+    parser.add_argument(
+        "--receipts-only",
+        action="store_true",
+        help="build and fold only the receipt rollups (enough for --reads live,quality_page)",
+    )
     args = parser.parse_args()
 
     database_prepare(args.events, args.days, args.reuse)
@@ -274,15 +325,22 @@ def main() -> None:
     from django.urls import NoReverseMatch, reverse
     from django.utils import timezone
 
+    from quality.services import receipts
     from reports import rollups, selectors
     from reports.filters import filters_from_query
 
-    started = time.perf_counter()
-    run = rollups.rollups_rebuild(now=timezone.now() + dt.timedelta(minutes=5))
-    elapsed = time.perf_counter() - started
+    if not args.receipts_only:
+        started = time.perf_counter()
+        run = rollups.rollups_rebuild(now=timezone.now() + dt.timedelta(minutes=5))
+        elapsed = time.perf_counter() - started
+        print(
+            f"rollup rebuild: {run.events:,} events in {elapsed:.1f} s "
+            f"({run.events / elapsed:,.0f} events/s; bar: 40,000 events/s)"
+        )
+    receipts_run = receipts.receipts_rebuild(now=timezone.now() + dt.timedelta(minutes=5))
     print(
-        f"rollup rebuild: {run.events:,} events in {elapsed:.1f} s "
-        f"({run.events / elapsed:,.0f} events/s; bar: 40,000 events/s)"
+        f"receipt rollup rebuild: {receipts_run.rows:,} events and rejected events in "
+        f"{receipts_run.seconds:.1f} s ({receipts_run.rows / receipts_run.seconds:,.0f} rows/s)"
     )
 
     client = Client()
@@ -321,15 +379,35 @@ def main() -> None:
 
         return run
 
+    def folds_run(now: dt.datetime, max_seconds: float = 25.0):
+        """What the beat schedule runs: dashboard rollups, then receipt rollups (timed apart)."""
+        receipts_run = receipts.receipts_advance(now=now, max_seconds=max_seconds)
+        print(
+            f"  receipt rollups: folded {receipts_run.rows:,} rows in {receipts_run.seconds:.2f} s"
+        )
+        if args.receipts_only:
+            return None
+        return rollups.rollups_advance(now=now, max_seconds=max_seconds)
+
+    wanted = {name.strip() for name in args.reads.split(",") if name.strip()}
+    states = ["rolled up", f"+{args.tail:,} tail"]
+    if args.burst:
+        states += [f"+{args.burst:,} burst", "burst folded"]
     results: list[tuple[str, str, str, tuple[float, float], tuple[float, float]]] = []
     raw_results: dict[tuple[str, str], tuple[float, float]] = {}
-    for tail_label in ("rolled up", f"+{args.tail:,} tail"):
-        if tail_label != "rolled up":
+    for tail_label in states:
+        if tail_label.endswith(" tail"):
             tail_add(args.tail)
+        elif tail_label.endswith(" burst"):
+            tail_add(args.burst)
+        elif tail_label == "burst folded":
+            folds_run(timezone.now() + dt.timedelta(minutes=5), float("inf"))
         for preset in args.presets.split(","):
             f = filters_from_query({"preset": preset})
             calls = {**selector_calls(f), **page_calls(f.as_query())}
             for name, call in calls.items():
+                if wanted and name not in wanted:
+                    continue
                 cold_times = timed(cold(call), args.runs)
                 call()  # warm the cache, as the rollup task does after each fold
                 warm_times = timed(call, args.runs)
@@ -360,14 +438,14 @@ def main() -> None:
             f"{tail_label:<14}{preset:<7}{name:<18}{c50:>9.1f}{c95:>8.1f}{w50:>9.1f}{w95:>8.1f}"
             f"{raw_text}{flag}"
         )
-    rollups_run = rollups.rollups_advance(now=timezone.now() + dt.timedelta(minutes=5))
+    rollups_run = folds_run(timezone.now() + dt.timedelta(minutes=5))
+    if rollups_run is None:
+        return
     print(f"\nfolding the {args.tail:,}-event tail: {rollups_run.seconds * 1000:.0f} ms")
     # Steady state: what one periodic run folds after --ingest events arrived (live traffic:
     # recent timestamps, so buckets are dense, plus the late ones tail_add mixes in).
     tail_add(args.ingest)
-    rollups_run = rollups.rollups_advance(
-        now=timezone.now() + dt.timedelta(minutes=5), max_seconds=float("inf")
-    )
+    rollups_run = folds_run(timezone.now() + dt.timedelta(minutes=5), float("inf"))
     print(
         f"incremental fold of {rollups_run.events:,} freshly ingested events: "
         f"{rollups_run.seconds:.2f} s ({rollups_run.events / rollups_run.seconds:,.0f} events/s; "

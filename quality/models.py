@@ -292,3 +292,72 @@ class ReplayJob(models.Model):
     @property
     def progress(self) -> float:
         return self.processed / self.total if self.total else 1.0
+
+
+class ReceiptWatermark(models.Model):
+    """How far, in receive order (received_at, id), accepted and rejected events are folded into
+    the receipt rollups (`ReceiptHour`, `ReceiptRuleHour`, `EventMinute`). One row per name.
+
+    Replays hold this row `FOR UPDATE` too: they adjust rolled-up counts of rows under the
+    watermark, and the row lock orders them with folds (quality.services.receipts)."""
+
+    name = models.CharField(max_length=32, unique=True)
+    event_received_at = models.DateTimeField(null=True, blank=True)
+    event_pk = models.BigIntegerField(default=0)
+    rejected_received_at = models.DateTimeField(null=True, blank=True)
+    rejected_pk = models.BigIntegerField(default=0)
+    events_folded = models.BigIntegerField(default=0)
+    rejected_folded = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.event_received_at} / {self.event_pk}"
+
+
+class ReceiptHour(models.Model):
+    """Per hour of receipt (UTC) and event type: events accepted, accepted with warnings, and
+    rejected events still in quarantine (replays move them out; see ReceiptWatermark).
+
+    `event_type` is the stored event's type for accepted counts and the rejected payload's type
+    (free text, "" when missing) for quarantined counts."""
+
+    bucket = models.DateTimeField(help_text="Start of the hour of received_at (UTC).")
+    event_type = models.CharField(max_length=64)
+    accepted = models.BigIntegerField(default=0)
+    warned = models.BigIntegerField(default=0)
+    quarantined = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["bucket", "event_type"], name="receipthour_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} @ {self.bucket:%Y-%m-%d %H:00}"
+
+
+class ReceiptRuleHour(models.Model):
+    """Per hour of receipt (UTC) and failed rule name: rejected events still in quarantine that
+    failed it (each event once per rule name, however many of its reasons name the rule)."""
+
+    bucket = models.DateTimeField(help_text="Start of the hour of received_at (UTC).")
+    rule = models.TextField()
+    quarantined = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "rule"], name="receiptrule_key")]
+
+    def __str__(self) -> str:
+        return f"{self.rule} @ {self.bucket:%Y-%m-%d %H:00}"
+
+
+class EventMinute(models.Model):
+    """Accepted events and those with warnings per minute of event time (UTC): the Live page's
+    per-minute chart. Folded with the receipt rollups, from the same watermark."""
+
+    bucket = models.DateTimeField(unique=True, help_text="Start of the minute of timestamp.")
+    events = models.BigIntegerField(default=0)
+    warned = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.bucket:%Y-%m-%d %H:%M}: {self.events}"

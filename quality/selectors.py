@@ -6,17 +6,28 @@ Dashboard signatures are a contract with the reports app (the Data quality page)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, Sum
 from django.db.models.functions import Trunc
 from django.urls import reverse
 
 from events.models import Event, RejectedEvent
-from quality.models import CheckRun, QualityIncident, RuleCounter
+from quality.models import (
+    CheckRun,
+    EventMinute,
+    QualityIncident,
+    ReceiptHour,
+    ReceiptRuleHour,
+    RuleCounter,
+)
+from quality.services import receipts
 
 BUCKETS = {"minute": dt.timedelta(minutes=1), "hour": dt.timedelta(hours=1), "day": None}
 _MAX_FILLED_BUCKETS = 5000
@@ -61,6 +72,125 @@ def _bucket_steps(start: dt.datetime, end: dt.datetime, bucket: str) -> list[dt.
     return buckets
 
 
+@contextlib.contextmanager
+def _one_snapshot() -> Iterator[None]:
+    """Watermarks, rollup rows and the raw tail read in one snapshot, so that a fold committing
+    between two queries cannot count a row twice or not at all. Reuses an outer transaction
+    (the dashboard pages open a REPEATABLE READ one)."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+@dataclass(frozen=True)
+class _ReceiptSplit:
+    """[start, end) of receipt time cut into whole hours (rollup + tail) and raw edges."""
+
+    hours: tuple[dt.datetime | None, dt.datetime | None] | None
+    edges: list[tuple[dt.datetime | None, dt.datetime | None]]
+
+
+def _receipt_split(start: dt.datetime | None, end: dt.datetime | None) -> _ReceiptSplit:
+    first = None
+    if start is not None:
+        first = _bucket_start(start, "hour")
+        if first < start:
+            first += BUCKETS["hour"]
+    last = None if end is None else _bucket_start(end, "hour")
+    if first is not None and last is not None and first >= last:
+        return _ReceiptSplit(None, [(start, end)])
+    edges = []
+    if start is not None and first is not None and start < first:
+        edges.append((start, first))
+    if end is not None and last is not None and last < end:
+        edges.append((last, end))
+    return _ReceiptSplit((first, last), edges)
+
+
+def _in_span(rows, span: tuple[dt.datetime | None, dt.datetime | None], field: str = "received_at"):
+    low, high = span
+    if low is not None:
+        rows = rows.filter(**{f"{field}__gte": low})
+    if high is not None:
+        rows = rows.filter(**{f"{field}__lt": high})
+    return rows
+
+
+def _empty_outcome() -> dict[str, int]:
+    return {"accepted": 0, "rejected": 0, "warned": 0}
+
+
+def _raw_outcomes_add(
+    counts: dict[dt.datetime, dict[str, int]], events, rejected, bucket: str
+) -> None:
+    """Add raw accepted / warned / still-quarantined counts per bucket of receipt time.
+
+    Accepted and warned are two queries, each served by an index: all events by receipt time
+    (index-only when the table is vacuumed), and the few with warnings through a partial index.
+    """
+    tz = dt.UTC
+    for name, rows in (("accepted", events), ("warned", events.exclude(warnings=[]))):
+        found = (
+            rows.annotate(b=Trunc("received_at", bucket, tzinfo=tz))
+            .values("b")
+            .annotate(n=Count("received_at"))
+            .order_by()
+        )
+        for row in found:
+            counts.setdefault(row["b"], _empty_outcome())[name] += row["n"]
+    rows = (
+        rejected.filter(status=QUARANTINED)
+        .annotate(b=Trunc("received_at", bucket, tzinfo=tz))
+        .values("b")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    for row in rows:
+        counts.setdefault(row["b"], _empty_outcome())["rejected"] += row["n"]
+
+
+def _receipt_outcomes(
+    start: dt.datetime, end: dt.datetime, bucket: str
+) -> dict[dt.datetime, dict[str, int]]:
+    """Exact outcome counts per bucket: receipt rollup hours + the raw tail after its
+    watermarks, and raw rows for the partial hours at the edges (or for minute buckets)."""
+    counts: dict[dt.datetime, dict[str, int]] = {}
+    split = (
+        _receipt_split(start, end) if bucket != "minute" else _ReceiptSplit(None, [(start, end)])
+    )
+    with _one_snapshot():
+        for span in split.edges:
+            _raw_outcomes_add(
+                counts, _in_span(Event.objects, span), _in_span(RejectedEvent.objects, span), bucket
+            )
+        if split.hours is None:
+            return counts
+        marks = receipts.receipt_marks()
+        rolled = (
+            _in_span(ReceiptHour.objects, split.hours, "bucket")
+            .annotate(b=Trunc("bucket", bucket, tzinfo=dt.UTC))
+            .values("b")
+            .annotate(a=Sum("accepted"), w=Sum("warned"), q=Sum("quarantined"))
+            .order_by()
+        )
+        for row in rolled:
+            entry = counts.setdefault(row["b"], _empty_outcome())
+            entry["accepted"] += row["a"]
+            entry["warned"] += row["w"]
+            entry["rejected"] += row["q"]
+        none = RejectedEvent.objects.none()
+        for events in marks.events_after():
+            _raw_outcomes_add(counts, _in_span(events, split.hours), none, bucket)
+        for rejected in marks.rejected_after():
+            _raw_outcomes_add(counts, Event.objects.none(), _in_span(rejected, split.hours), bucket)
+    return counts
+
+
 def validation_pass_rate_series(
     start: dt.datetime, end: dt.datetime, bucket: str = "hour"
 ) -> list[dict[str, Any]]:
@@ -68,45 +198,17 @@ def validation_pass_rate_series(
 
     accepted counts stored events (replayed ones at their original receipt time, so a fix
     and replay improves history); rejected counts what is still in quarantine. pass_rate is
-    None for an empty bucket.
+    None for an empty bucket. Read from the receipt rollups plus the raw tail (ADR 0005).
     """
     if bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {sorted(BUCKETS)}")
-    tz = dt.UTC
-    # Two queries, each served by an index: all events by receipt time (index-only when the
-    # table is vacuumed), and the few with warnings through a partial index.
-    in_range = Event.objects.filter(received_at__gte=start, received_at__lt=end)
-    accepted = (
-        in_range.annotate(b=Trunc("received_at", bucket, tzinfo=tz))
-        .values("b")
-        .annotate(n=Count("received_at"))
-    )
-    warned = (
-        in_range.exclude(warnings=[])
-        .annotate(b=Trunc("received_at", bucket, tzinfo=tz))
-        .values("b")
-        .annotate(n=Count("received_at"))
-    )
-    rejected = (
-        RejectedEvent.objects.filter(
-            status=QUARANTINED, received_at__gte=start, received_at__lt=end
-        )
-        .annotate(b=Trunc("received_at", bucket, tzinfo=tz))
-        .values("b")
-        .annotate(n=Count("id"))
-    )
     counts: dict[dt.datetime, dict[str, int]] = {
-        b: {"accepted": 0, "rejected": 0, "warned": 0} for b in _bucket_steps(start, end, bucket)
+        b: _empty_outcome() for b in _bucket_steps(start, end, bucket)
     }
-    for row in accepted:
-        counts.setdefault(row["b"], {"accepted": 0, "rejected": 0, "warned": 0})
-        counts[row["b"]]["accepted"] = row["n"]
-    for row in warned:
-        counts.setdefault(row["b"], {"accepted": 0, "rejected": 0, "warned": 0})
-        counts[row["b"]]["warned"] = row["n"]
-    for row in rejected:
-        counts.setdefault(row["b"], {"accepted": 0, "rejected": 0, "warned": 0})
-        counts[row["b"]]["rejected"] = row["n"]
+    for key, entry in _receipt_outcomes(start, end, bucket).items():
+        counts.setdefault(key, _empty_outcome())
+        for name, value in entry.items():
+            counts[key][name] += value
     series = []
     for key in sorted(counts):
         entry = counts[key]
@@ -119,6 +221,32 @@ def validation_pass_rate_series(
             }
         )
     return series
+
+
+def events_per_minute(start: dt.datetime, end: dt.datetime) -> dict[dt.datetime, dict[str, int]]:
+    """Stored events and those with warnings per minute of event time in [start, end), whole
+    minutes (UTC). Minutes without events are left out. From `EventMinute` plus the raw tail."""
+    start, end = _bucket_start(start, "minute"), _bucket_start(end, "minute")
+    counts: dict[dt.datetime, dict[str, int]] = defaultdict(lambda: {"events": 0, "warned": 0})
+    with _one_snapshot():
+        marks = receipts.receipt_marks()
+        for minute, events, warned in EventMinute.objects.filter(
+            bucket__gte=start, bucket__lt=end
+        ).values_list("bucket", "events", "warned"):
+            counts[minute.astimezone(dt.UTC)]["events"] += events
+            counts[minute.astimezone(dt.UTC)]["warned"] += warned
+        for events in marks.events_after():
+            events = events.filter(timestamp__gte=start, timestamp__lt=end)
+            for name, rows in (("events", events), ("warned", events.exclude(warnings=[]))):
+                found = (
+                    rows.annotate(b=Trunc("timestamp", "minute", tzinfo=dt.UTC))
+                    .values("b")
+                    .annotate(n=Count("timestamp"))
+                    .order_by()
+                )
+                for row in found:
+                    counts[row["b"].astimezone(dt.UTC)][name] += row["n"]
+    return {minute: entry for minute, entry in counts.items() if entry["events"]}
 
 
 def rules_failing_top(start: dt.datetime, end: dt.datetime, limit: int = 10) -> list[dict]:
@@ -219,48 +347,97 @@ def check_runs_recent(limit: int = 20) -> list[dict[str, Any]]:
     ]
 
 
-def _reason_rule_counts(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, int]:
-    """Count quarantined events per failed rule name, in SQL (reasons is a JSON list)."""
+def _reason_rule_counts(
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    after: tuple[dt.datetime | None, int] = (None, 0),
+) -> dict[str, int]:
+    """Count quarantined events per failed rule name, in SQL (reasons is a JSON list); only
+    rows after `after` (received_at, id) in receive order when it is given."""
     table = RejectedEvent._meta.db_table
-    where, params = ["status = %s"], [QUARANTINED]
+    where, params = ["t.status = %s"], [QUARANTINED]
     if start is not None:
-        where.append("received_at >= %s")
+        where.append("t.received_at >= %s")
         params.append(start)
     if end is not None:
-        where.append("received_at < %s")
+        where.append("t.received_at < %s")
         params.append(end)
+    if after[0] is not None:
+        where.append("t.received_at >= %s AND (t.received_at > %s OR t.id > %s)")
+        params += [after[0], after[0], after[1]]
     if connection.vendor == "postgresql":
         sql = (
             "SELECT reason->>'rule', COUNT(DISTINCT t.id) "  # noqa: S608 - names from models
             f"FROM {table} t, jsonb_array_elements(t.reasons) AS reason "
-            f"WHERE {' AND '.join('t.' + clause for clause in where)} GROUP BY 1"
+            f"WHERE {' AND '.join(where)} GROUP BY 1"
         )
     else:
         sql = (
             "SELECT json_extract(reason.value, '$.rule'), COUNT(DISTINCT t.id) "  # noqa: S608
             f"FROM {table} t, json_each(t.reasons) AS reason "
-            f"WHERE {' AND '.join('t.' + clause for clause in where)} GROUP BY 1"
+            f"WHERE {' AND '.join(where)} GROUP BY 1"
         )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return {str(name): count for name, count in cursor.fetchall() if name is not None}
 
 
+def _quarantined_by_type_raw(rows) -> Counter[str]:
+    found = rows.filter(status=QUARANTINED).values_list("event_type").annotate(n=Count("id"))
+    return Counter({event_type: n for event_type, n in found.order_by()})
+
+
 def quarantine_summary(
     start: dt.datetime | None = None, end: dt.datetime | None = None
 ) -> dict[str, Any]:
-    """How many events sit in quarantine, by event type and by failed rule name."""
-    rows = RejectedEvent.objects.filter(status=QUARANTINED)
-    if start is not None:
-        rows = rows.filter(received_at__gte=start)
-    if end is not None:
-        rows = rows.filter(received_at__lt=end)
-    by_type = {
-        (event_type or "unknown"): n
-        for event_type, n in rows.values_list("event_type").annotate(n=Count("id")).order_by("-n")
+    """How many events sit in quarantine, by event type and by failed rule name.
+
+    Receipt rollup hours plus the raw tail after their watermark, and raw rows for partial
+    hours at the edges (ADR 0005)."""
+    by_type: Counter[str] = Counter()
+    by_rule: Counter[str] = Counter()
+    split = _receipt_split(start, end)
+    with _one_snapshot():
+        for span in split.edges:
+            by_type.update(_quarantined_by_type_raw(_in_span(RejectedEvent.objects, span)))
+            by_rule.update(_reason_rule_counts(*span))
+        if split.hours is not None:
+            marks = receipts.receipt_marks()
+            rolled = (
+                _in_span(ReceiptHour.objects, split.hours, "bucket")
+                .values_list("event_type")
+                .annotate(n=Sum("quarantined"))
+                .order_by()
+            )
+            by_type.update(dict(rolled))
+            rolled = (
+                _in_span(ReceiptRuleHour.objects, split.hours, "bucket")
+                .values_list("rule")
+                .annotate(n=Sum("quarantined"))
+                .order_by()
+            )
+            by_rule.update(dict(rolled))
+            for rejected in marks.rejected_after():
+                by_type.update(_quarantined_by_type_raw(_in_span(rejected, split.hours)))
+            by_rule.update(
+                _reason_rule_counts(
+                    *split.hours, after=(marks.rejected_received_at, marks.rejected_pk)
+                )
+            )
+    named: Counter[str] = Counter()
+    for event_type, n in by_type.items():
+        named[event_type or "unknown"] += n
+    by_type_sorted = {
+        name: n for name, n in sorted(named.items(), key=lambda kv: (-kv[1], kv[0])) if n
     }
-    by_rule = dict(sorted(_reason_rule_counts(start, end).items(), key=lambda kv: -kv[1]))
-    return {"quarantined": sum(by_type.values()), "by_event_type": by_type, "by_rule": by_rule}
+    by_rule_sorted = {
+        name: n for name, n in sorted(by_rule.items(), key=lambda kv: (-kv[1], kv[0])) if n
+    }
+    return {
+        "quarantined": sum(by_type_sorted.values()),
+        "by_event_type": by_type_sorted,
+        "by_rule": by_rule_sorted,
+    }
 
 
 # --- counts judged by dataset checks ------------------------------------------------------

@@ -24,6 +24,7 @@ from events.models import RejectedEvent
 from events.services import events_insert
 from quality.models import ReplayJob
 from quality.rulesets import ruleset_invalidate
+from quality.services.receipts import QuarantinedBefore, receipts_replay_adjust
 from quality.validators import EventValidator
 
 logger = structlog.get_logger(__name__)
@@ -57,6 +58,8 @@ def quarantine_replay(rejected_ids: Sequence[int], *, now: dt.datetime | None = 
             .order_by("pk")
         )
         counts.skipped = len(set(rejected_ids)) - len(rows)
+        before = [QuarantinedBefore.of(row) for row in rows]
+        stored_pks: list[int] = []
         by_receipt: dict[dt.datetime, list[RejectedEvent]] = defaultdict(list)
         for row in rows:
             by_receipt[row.received_at].append(row)
@@ -85,7 +88,9 @@ def quarantine_replay(rejected_ids: Sequence[int], *, now: dt.datetime | None = 
             inserted = events_insert(list(to_insert.values()))
             for rejected, event_id in accepted_rows:
                 rejected.status = RejectedEvent.Status.REPLAYED
-                if inserted.pop(event_id, None) is not None:
+                stored_pk = inserted.pop(event_id, None)
+                if stored_pk is not None:
+                    stored_pks.append(stored_pk)
                     counts.accepted += 1
                 else:
                     counts.duplicates += 1  # already stored: it is in Event once, as wanted
@@ -97,6 +102,8 @@ def quarantine_replay(rejected_ids: Sequence[int], *, now: dt.datetime | None = 
             still, ["reasons", "rule_ids", "replay_count", "replayed_at"], batch_size=500
         )
         counts.still_rejected = len(still)
+        # Replayed events keep their old received_at, behind the receipt rollups' watermark.
+        receipts_replay_adjust(before, replayed + still, stored_pks)
     return counts
 
 

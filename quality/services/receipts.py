@@ -1,0 +1,480 @@
+# SQL is built from our own table and column names only; values are always bound parameters.
+# ruff: noqa: S608
+"""Writes for the receipt rollups (ADR 0005): incremental folds, replay adjustments, rebuilds.
+
+What they hold, so that readers (quality.selectors) equal the raw counts:
+- `ReceiptHour`: per hour of received_at and event type, stored events (`accepted`), those with
+  warnings (`warned`) and rejected events whose status is still quarantined (`quarantined`);
+- `ReceiptRuleHour`: quarantined rejected events per hour of received_at and failed rule name;
+- `EventMinute`: stored events (and warned ones) per minute of event time, for the Live page.
+
+Folds: one run folds the events and rejected events in (watermark, upper bound], in receive
+order (received_at, id), with additive upserts, and moves both watermarks, in one transaction
+holding the watermark row `FOR UPDATE`. A second or concurrent run starts from the new
+watermarks, so nothing is counted twice. Rows received within the safety lag are left to the
+raw tail (an ingestion transaction that started earlier may still commit older rows).
+
+Replays are the one change behind the watermarks: a replayed event is stored with its original
+received_at (old), and its rejected row leaves quarantine (or changes its reasons). The replay
+transaction calls `receipts_replay_adjust`, which takes the same row lock and adjusts exactly
+the rows the rollups already hold (under the watermarks); rows after them are still raw tail,
+and the next fold reads them as the replay left them. Whichever of a fold and a replay takes
+the lock first, the other sees its committed result.
+
+The same SQL runs on PostgreSQL and SQLite (`make demo`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from events.models import Event, RejectedEvent
+from quality.models import EventMinute, ReceiptHour, ReceiptRuleHour, ReceiptWatermark
+
+WATERMARK_NAME = "receipts"
+EVENT_TABLE = Event._meta.db_table
+REJECTED_TABLE = RejectedEvent._meta.db_table
+HOUR_TABLE = ReceiptHour._meta.db_table
+RULE_TABLE = ReceiptRuleHour._meta.db_table
+MINUTE_TABLE = EventMinute._meta.db_table
+QUARANTINED = RejectedEvent.Status.QUARANTINED
+
+
+def safety_lag() -> dt.timedelta:
+    """Shared with the dashboard rollups: rows received within it stay in the raw tail."""
+    return dt.timedelta(seconds=getattr(settings, "ROLLUP_SAFETY_LAG_SECONDS", 10))
+
+
+def _batch_rows() -> int:
+    return getattr(settings, "ROLLUP_BATCH_EVENTS", 500_000)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dialect helpers.
+
+
+def _is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _bucket(column: str, unit: str) -> str:
+    """Start of the UTC hour or minute of a datetime column, as the backend stores datetimes."""
+    if _is_postgres():  # the transaction's time zone is UTC (_tune_session)
+        return f"date_trunc('{unit}', {column})"
+    pattern = "%%Y-%%m-%%d %%H:00:00" if unit == "hour" else "%%Y-%%m-%%d %%H:%%M:00"
+    return f"strftime('{pattern}', {column})"
+
+
+def _warned_expr() -> str:
+    if _is_postgres():
+        return "CASE WHEN warnings <> '[]'::jsonb THEN 1 ELSE 0 END"
+    return "CASE WHEN warnings <> '[]' THEN 1 ELSE 0 END"
+
+
+def _rule_names_sql(where: str) -> str:
+    """(hour, rule name, distinct rejected events) for the rejected rows matching `where`."""
+    if _is_postgres():
+        return (
+            f"SELECT {_bucket('t.received_at', 'hour')}, reason->>'rule', COUNT(DISTINCT t.id) "
+            f"FROM {REJECTED_TABLE} t, jsonb_array_elements(t.reasons) AS reason "
+            f"WHERE {where} AND reason->>'rule' IS NOT NULL GROUP BY 1, 2"
+        )
+    return (
+        f"SELECT {_bucket('t.received_at', 'hour')}, "
+        "CAST(json_extract(reason.value, '$.rule') AS TEXT), COUNT(DISTINCT t.id) "
+        f"FROM {REJECTED_TABLE} t, json_each(t.reasons) AS reason "
+        f"WHERE {where} AND json_extract(reason.value, '$.rule') IS NOT NULL GROUP BY 1, 2"
+    )
+
+
+def _param(value: Any) -> Any:
+    """Datetimes as the backend stores them (SQLite keeps naive UTC text)."""
+    if isinstance(value, dt.datetime) and not _is_postgres():
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
+
+
+def _execute(sql: str, params: Sequence[Any] = ()) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_param(p) for p in params])
+
+
+def _tune_session() -> None:
+    """UTC buckets for this transaction only."""
+    if _is_postgres():
+        _execute("SET LOCAL TIME ZONE 'UTC'")
+
+
+def _additive(table: str, keys: Sequence[str], values: Sequence[str]) -> str:
+    """ON CONFLICT clause adding the new values to an existing row's."""
+    sets = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in values)
+    return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Watermarks.
+
+
+def _after_sql(column_prefix: str, received_at: dt.datetime | None, pk: int):
+    """(SQL, params) for rows after (received_at, pk) in receive order."""
+    if received_at is None:
+        return "1 = 1", []
+    # The leading range condition lets PostgreSQL use the received_at index.
+    return (
+        f"{column_prefix}received_at >= %s AND ({column_prefix}received_at > %s "
+        f"OR {column_prefix}id > %s)",
+        [received_at, received_at, pk],
+    )
+
+
+def _until_sql(column_prefix: str, upper: tuple[dt.datetime, int]):
+    return (
+        f"({column_prefix}received_at < %s OR ({column_prefix}received_at = %s "
+        f"AND {column_prefix}id <= %s))",
+        [upper[0], upper[0], upper[1]],
+    )
+
+
+@dataclass(frozen=True)
+class ReceiptMarks:
+    """Where the receipt rollups end: (received_at, id) for events and for rejected events."""
+
+    event_received_at: dt.datetime | None = None
+    event_pk: int = 0
+    rejected_received_at: dt.datetime | None = None
+    rejected_pk: int = 0
+
+    def events_after(self) -> list:
+        """Raw stored events not yet in the rollups (the tail that readers add on top), as
+        disjoint querysets: received after the watermark's time (a plain range, so PostgreSQL
+        can count it from the received_at index alone) and the few at that very time."""
+        return _after_parts(Event.objects.all(), self.event_received_at, self.event_pk)
+
+    def rejected_after(self) -> list:
+        return _after_parts(
+            RejectedEvent.objects.all(), self.rejected_received_at, self.rejected_pk
+        )
+
+    def holds_event(self, received_at: dt.datetime, pk: int) -> bool:
+        return self.event_received_at is not None and (received_at, pk) <= (
+            self.event_received_at,
+            self.event_pk,
+        )
+
+    def holds_rejected(self, received_at: dt.datetime, pk: int) -> bool:
+        return self.rejected_received_at is not None and (received_at, pk) <= (
+            self.rejected_received_at,
+            self.rejected_pk,
+        )
+
+
+def _after_parts(queryset, received_at: dt.datetime | None, pk: int) -> list:
+    if received_at is None:
+        return [queryset]
+    return [
+        queryset.filter(received_at__gt=received_at),
+        queryset.filter(received_at=received_at, id__gt=pk),
+    ]
+
+
+def _after_queryset(queryset, received_at: dt.datetime | None, pk: int):
+    if received_at is None:
+        return queryset
+    later = Q(received_at__gt=received_at) | Q(received_at=received_at, id__gt=pk)
+    return queryset.filter(Q(received_at__gte=received_at) & later)
+
+
+def receipt_marks() -> ReceiptMarks:
+    """The current watermarks; read them in the same snapshot as the rollup rows."""
+    row = (
+        ReceiptWatermark.objects.filter(name=WATERMARK_NAME)
+        .values_list("event_received_at", "event_pk", "rejected_received_at", "rejected_pk")
+        .first()
+    )
+    return ReceiptMarks(*row) if row else ReceiptMarks()
+
+
+def _lock_watermark() -> ReceiptWatermark:
+    ReceiptWatermark.objects.get_or_create(name=WATERMARK_NAME)
+    return ReceiptWatermark.objects.select_for_update().get(name=WATERMARK_NAME)
+
+
+def _upper_bound(
+    queryset, received_at: dt.datetime | None, pk: int, horizon: dt.datetime, batch: int
+) -> tuple[dt.datetime, int] | None:
+    pending = _after_queryset(queryset, received_at, pk).filter(received_at__lte=horizon)
+    nth = pending.order_by("received_at", "id").values_list("received_at", "id")[batch - 1 : batch]
+    row = next(iter(nth), None)
+    if row is None:
+        row = pending.order_by("-received_at", "-id").values_list("received_at", "id").first()
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# Folds.
+
+
+def _range_sql(
+    prefix: str, received_at: dt.datetime | None, pk: int, upper: tuple[dt.datetime, int]
+) -> tuple[str, list[Any]]:
+    after, after_params = _after_sql(prefix, received_at, pk)
+    until, until_params = _until_sql(prefix, upper)
+    return f"{after} AND {until}", [*after_params, *until_params]
+
+
+def _count(table: str, where: str, params: list[Any]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {table} t WHERE {where}", [_param(p) for p in params])
+        return cursor.fetchone()[0]
+
+
+def _fold_events(where: str, params: list[Any]) -> None:
+    _execute(
+        f"INSERT INTO {HOUR_TABLE} (bucket, event_type, accepted, warned, quarantined) "
+        f"SELECT {_bucket('t.received_at', 'hour')}, t.event_type, COUNT(*), "
+        f"SUM({_warned_expr()}), 0 FROM {EVENT_TABLE} t WHERE {where} GROUP BY 1, 2 "
+        + _additive(HOUR_TABLE, ("bucket", "event_type"), ("accepted", "warned")),
+        params,
+    )
+    _execute(
+        f"INSERT INTO {MINUTE_TABLE} (bucket, events, warned) "
+        f"SELECT {_bucket('t.timestamp', 'minute')}, COUNT(*), SUM({_warned_expr()}) "
+        f"FROM {EVENT_TABLE} t WHERE {where} GROUP BY 1 "
+        + _additive(MINUTE_TABLE, ("bucket",), ("events", "warned")),
+        params,
+    )
+
+
+def _fold_rejected(where: str, params: list[Any]) -> None:
+    """Only rows still quarantined count: one replayed before its fold was never counted."""
+    where = f"{where} AND t.status = %s"
+    params = [*params, QUARANTINED]
+    _execute(
+        f"INSERT INTO {HOUR_TABLE} (bucket, event_type, accepted, warned, quarantined) "
+        f"SELECT {_bucket('t.received_at', 'hour')}, t.event_type, 0, 0, COUNT(*) "
+        f"FROM {REJECTED_TABLE} t WHERE {where} GROUP BY 1, 2 "
+        + _additive(HOUR_TABLE, ("bucket", "event_type"), ("quarantined",)),
+        params,
+    )
+    _execute(
+        f"INSERT INTO {RULE_TABLE} (bucket, rule, quarantined) {_rule_names_sql(where)} "
+        + _additive(RULE_TABLE, ("bucket", "rule"), ("quarantined",)),
+        params,
+    )
+
+
+def receipts_advance_batch(*, now: dt.datetime | None = None, batch: int | None = None) -> int:
+    """Fold the next batch of events and of rejected events (in receive order) into the receipt
+    rollups. Returns how many rows were folded. Safe to run concurrently and repeatedly."""
+    horizon = (now or timezone.now()) - safety_lag()
+    size = batch or _batch_rows()
+    folded = 0
+    with transaction.atomic():
+        mark = _lock_watermark()
+        _tune_session()
+        upper = _upper_bound(Event.objects, mark.event_received_at, mark.event_pk, horizon, size)
+        if upper is not None:
+            where, params = _range_sql("t.", mark.event_received_at, mark.event_pk, upper)
+            _fold_events(where, params)
+            count = _count(EVENT_TABLE, where, params)
+            mark.event_received_at, mark.event_pk = upper
+            mark.events_folded += count
+            folded += count
+        upper = _upper_bound(
+            RejectedEvent.objects, mark.rejected_received_at, mark.rejected_pk, horizon, size
+        )
+        if upper is not None:
+            where, params = _range_sql("t.", mark.rejected_received_at, mark.rejected_pk, upper)
+            _fold_rejected(where, params)
+            count = _count(REJECTED_TABLE, where, params)
+            mark.rejected_received_at, mark.rejected_pk = upper
+            mark.rejected_folded += count
+            folded += count
+        if folded:
+            mark.save()
+    return folded
+
+
+@dataclass(frozen=True)
+class ReceiptsRun:
+    rows: int
+    batches: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "batches": self.batches, "seconds": round(self.seconds, 3)}
+
+
+def receipts_advance(
+    *, now: dt.datetime | None = None, batch: int | None = None, max_seconds: float = 25.0
+) -> ReceiptsRun:
+    """Catch up in batches until nothing is pending or the time budget is spent."""
+    started = time.monotonic()
+    total = batches = 0
+    while True:
+        count = receipts_advance_batch(now=now, batch=batch)
+        if not count:
+            break
+        total += count
+        batches += 1
+        if time.monotonic() - started > max_seconds:
+            break
+    return ReceiptsRun(total, batches, time.monotonic() - started)
+
+
+def receipts_rebuild(*, now: dt.datetime | None = None, batch: int | None = None) -> ReceiptsRun:
+    """Empty the receipt rollups and fold every stored and rejected event again."""
+    started = time.monotonic()
+    with transaction.atomic():
+        _lock_watermark()
+        for model in (ReceiptHour, ReceiptRuleHour, EventMinute):
+            model.objects.all().delete()
+        ReceiptWatermark.objects.filter(name=WATERMARK_NAME).update(
+            event_received_at=None,
+            event_pk=0,
+            rejected_received_at=None,
+            rejected_pk=0,
+            events_folded=0,
+            rejected_folded=0,
+        )
+    run = receipts_advance(now=now, batch=batch, max_seconds=float("inf"))
+    return ReceiptsRun(run.rows, run.batches, time.monotonic() - started)
+
+
+# ---------------------------------------------------------------------------------------------
+# Replays.
+
+
+def _rule_names(reasons: object) -> set[str]:
+    """The distinct failed rule names of a rejected row's reasons (as the fold's SQL reads them)."""
+    if not isinstance(reasons, list):
+        return set()
+    return {
+        str(reason["rule"])
+        for reason in reasons
+        if isinstance(reason, dict) and reason.get("rule") is not None
+    }
+
+
+@dataclass(frozen=True)
+class QuarantinedBefore:
+    """A rejected row as the rollups may have counted it, taken before a replay changes it."""
+
+    pk: int
+    received_at: dt.datetime
+    event_type: str
+    rules: frozenset[str]
+
+    @classmethod
+    def of(cls, row: RejectedEvent) -> QuarantinedBefore:
+        return cls(row.pk, row.received_at, row.event_type, frozenset(_rule_names(row.reasons)))
+
+
+def _hour(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _upsert_values(
+    table: str, keys: Sequence[str], values: Sequence[str], rows: Iterable[tuple]
+) -> None:
+    rows = [row for row in rows if any(row[len(keys) :])]
+    if not rows:
+        return
+    columns = (*keys, *values)
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
+    _execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders} "
+        + _additive(table, keys, values),
+        [value for row in rows for value in row],
+    )
+
+
+def receipts_replay_adjust(
+    before: Sequence[QuarantinedBefore],
+    after: Sequence[RejectedEvent],
+    inserted_event_pks: Iterable[int],
+) -> None:
+    """Keep the rollups equal to the raw counts across a replay. Call inside its transaction.
+
+    `before`: the replayed rejected rows as they were; `after`: the same rows as saved (status
+    replayed, or still quarantined with new reasons); `inserted_event_pks`: events the replay
+    stored (at their original received_at). Only rows under the watermarks are adjusted: the
+    others are raw tail, and the next fold reads them as they are now.
+    """
+    mark = _lock_watermark()
+    marks = ReceiptMarks(
+        mark.event_received_at, mark.event_pk, mark.rejected_received_at, mark.rejected_pk
+    )
+    hours: Counter[tuple[dt.datetime, str, str]] = Counter()  # (hour, type, counter) -> delta
+    rules: Counter[tuple[dt.datetime, str]] = Counter()
+    minutes: Counter[tuple[dt.datetime, str]] = Counter()
+    now_by_pk = {row.pk: row for row in after}
+    for old in before:
+        if not marks.holds_rejected(old.received_at, old.pk):
+            continue
+        hour = _hour(old.received_at)
+        new = now_by_pk.get(old.pk)
+        still = new is not None and new.status == QUARANTINED
+        new_rules = _rule_names(new.reasons) if still else set()
+        if not still:
+            hours[(hour, old.event_type, "quarantined")] -= 1
+        for rule in old.rules - new_rules:
+            rules[(hour, rule)] -= 1
+        for rule in new_rules - old.rules:
+            rules[(hour, rule)] += 1
+    pks = list(inserted_event_pks)
+    if pks:
+        for received_at, pk, event_type, timestamp, warnings in Event.objects.filter(
+            pk__in=pks
+        ).values_list("received_at", "id", "event_type", "timestamp", "warnings"):
+            if not marks.holds_event(received_at, pk):
+                continue
+            warned = 1 if warnings else 0
+            hours[(_hour(received_at), event_type, "accepted")] += 1
+            hours[(_hour(received_at), event_type, "warned")] += warned
+            minute = timestamp.astimezone(dt.UTC).replace(second=0, microsecond=0)
+            minutes[(minute, "events")] += 1
+            minutes[(minute, "warned")] += warned
+    hour_keys = {(hour, event_type) for hour, event_type, _ in hours}
+    _upsert_values(
+        HOUR_TABLE,
+        ("bucket", "event_type"),
+        ("accepted", "warned", "quarantined"),
+        (
+            (
+                hour,
+                event_type,
+                *(
+                    hours[(hour, event_type, name)]
+                    for name in ("accepted", "warned", "quarantined")
+                ),
+            )
+            for hour, event_type in sorted(hour_keys)
+        ),
+    )
+    _upsert_values(
+        RULE_TABLE,
+        ("bucket", "rule"),
+        ("quarantined",),
+        ((hour, rule, delta) for (hour, rule), delta in sorted(rules.items())),
+    )
+    minute_keys = sorted({minute for minute, _ in minutes})
+    _upsert_values(
+        MINUTE_TABLE,
+        ("bucket",),
+        ("events", "warned"),
+        (
+            (minute, minutes[(minute, "events")], minutes[(minute, "warned")])
+            for minute in minute_keys
+        ),
+    )
