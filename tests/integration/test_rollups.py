@@ -43,7 +43,8 @@ def daily(day: dt.date, **filters) -> int:
 
 def table_state() -> dict:
     """Every rollup row without its surrogate id; emptied session-metric rows (a session moved
-    to another bucket) count as absent. User bitmaps are compared as sets of user ids: keys are
+    to another bucket) and emptied bitmaps (a user's first event moved) count as absent. User
+    bitmaps are compared as sets of user ids: keys are
     assigned in fold order, so two fold histories may number the same users differently."""
     user_ids = dict(UserFirstSeen.objects.values_list("id", "user_id"))
     state = {}
@@ -55,6 +56,8 @@ def table_state() -> dict:
                 continue
             if "users" in row:
                 row["users"] = sorted(user_ids[key] for key in bitmap_load(row["users"]))
+                if not row["users"]:
+                    continue
             rows.append(tuple(row.values()))
         state[model.__name__] = sorted(rows)
     return state
