@@ -11,8 +11,8 @@ from typing import Any
 from django.db.models import Sum
 
 from reports import raw, rollups
-from reports.filters import DashboardFilters, floor_day, floor_hour
-from reports.readers.tail import in_period, rollup_cached, tail, tail_events, tail_in
+from reports.filters import DashboardFilters
+from reports.readers.tail import in_period, memo, rollup_cached, tail, tail_events, tail_in
 
 
 def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
@@ -32,10 +32,9 @@ def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
     events = tail_events()
     if events is None:
         return result + raw.event_bucket_rows(raw.events_in(filters, tail()), filters.bucket)
-    floor = floor_hour if filters.bucket == "hour" else floor_day
     cells: dict[tuple[dt.datetime, str], dict[str, Any]] = {}
     for event in tail_in(events, filters):
-        key = (floor(event.timestamp), event.event_type)
+        key = (event.hour if filters.bucket == "hour" else event.day, event.event_type)
         cell = cells.setdefault(key, {"events": 0, "revenue": Decimal(0), "warned": 0})
         cell["events"] += 1
         cell["warned"] += event.warned
@@ -67,7 +66,13 @@ def dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
 
 
 def product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
-    """Rows of (product_id, category, event_type, events, revenue); keys may repeat."""
+    """Rows of (product_id, category, event_type, events, revenue); keys may repeat. Once per
+    read snapshot (top products and category revenue share it)."""
+    key = f"product_rows:{filters.bucket}:{filters.start}:{filters.end}"
+    return memo(f"{key}:{filters.device}:{filters.country}", lambda: _product_rows(filters))
+
+
+def _product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
     model = rollups.PRODUCT_METRIC[filters.bucket]
     rows = rollup_cached(
         "products",
@@ -98,26 +103,10 @@ def product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
 
 
 def category_revenue(filters: DashboardFilters) -> dict[str, Decimal]:
-    model = rollups.PRODUCT_METRIC[filters.bucket]
+    """Purchase revenue per category, summed from the product rows of the same read (product
+    rollups hold every purchase, with or without a product line): no second rollup query."""
     totals: dict[str, Decimal] = defaultdict(Decimal)
-    rows = rollup_cached(
-        "category_revenue",
-        filters,
-        lambda: list(
-            in_period(model.objects.filter(event_type="purchase"), filters)
-            .values("category")
-            .annotate(revenue=Sum("revenue"))
-            .order_by()
-        ),
-    )
-    for row in rows:
-        totals[row["category"]] += row["revenue"]
-    events = tail_events()
-    if events is not None:
-        for event in tail_in(events, filters):
-            if event.event_type == "purchase":
-                totals[event.category] += event.revenue or 0
-        return dict(totals)
-    for row in raw.category_revenue_rows(raw.events_in(filters, tail())):
-        totals[row["category"]] += row["revenue"]
+    for row in product_rows(filters):
+        if row["event_type"] == "purchase":
+            totals[row["category"]] += row["revenue"]
     return dict(totals)

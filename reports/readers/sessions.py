@@ -15,6 +15,7 @@ from reports.models import SessionRollup
 from reports.readers.tail import (
     TailEvent,
     any_of,
+    datetimes_fast,
     in_period,
     memo,
     rollup_cached,
@@ -87,9 +88,7 @@ def _tail_sessions() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     tail_states = raw.session_states(None, tail()) if events is None else _session_states_of(events)
     if not tail_states:
         return [], {}
-    rows = any_of(
-        SessionRollup.objects.all(), "session_id", [state["session_id"] for state in tail_states]
-    ).values(
+    fields = (
         "session_id",
         "started_at",
         "first_event_pk",
@@ -98,7 +97,13 @@ def _tail_sessions() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
         "reached_step",
         "revenue",
     )
-    old_rows = {row["session_id"]: {**row, "first_event": row["first_event_pk"]} for row in rows}
+    rolled = any_of(
+        SessionRollup.objects.all(), "session_id", [state["session_id"] for state in tail_states]
+    )
+    old_rows = {}
+    for values in datetimes_fast(rolled, *fields):
+        row = dict(zip(fields, values, strict=True))
+        old_rows[row["session_id"]] = {**row, "first_event": row["first_event_pk"]}
     return tail_states, old_rows
 
 

@@ -24,13 +24,16 @@ from django.db.models.expressions import RawSQL
 
 from events.models import Event
 from reports import raw, rollups
-from reports.filters import DashboardFilters
+from reports.filters import DashboardFilters, floor_day, floor_hour
 
 _tail_var: contextvars.ContextVar[QuerySet[Event] | None] = contextvars.ContextVar(
     "rollup_tail", default=None
 )
 _memo_var: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "rollup_tail_memo", default=None
+)
+_mark_var: contextvars.ContextVar[tuple[dt.datetime | None, int]] = contextvars.ContextVar(
+    "rollup_watermark", default=(None, 0)
 )
 
 
@@ -48,6 +51,7 @@ def read_snapshot() -> Iterator[None]:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         generation, received_at, event_pk = rollups.rollup_state()
         token = _tail_var.set(rollups.events_after_watermark(received_at, event_pk))
+        mark_token = _mark_var.set((received_at, event_pk))
         memo_token = _memo_var.set(
             {
                 "rollup_key": f"{generation}:{received_at.isoformat() if received_at else '-'}"
@@ -58,6 +62,7 @@ def read_snapshot() -> Iterator[None]:
             yield
         finally:
             _memo_var.reset(memo_token)
+            _mark_var.reset(mark_token)
             _tail_var.reset(token)
 
 
@@ -93,7 +98,8 @@ def rollup_cached(name: str, filters: DashboardFilters, compute: Callable[[], An
 
 
 def tail_is_empty() -> bool:
-    return memo("tail_empty", lambda: not tail().exists())
+    """Answered by the tail load itself (no separate EXISTS query): a big tail is not empty."""
+    return tail_events() == []
 
 
 def tail() -> QuerySet[Event]:
@@ -116,6 +122,117 @@ class TailEvent:
     category: str
     revenue: Decimal | None
     warned: bool
+    hour: dt.datetime  # UTC bucket starts, computed once at load
+    day: dt.datetime
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_HOUR_US = 3_600_000_000
+_DAY_US = 24 * _HOUR_US
+_TAIL_COLUMNS = (
+    "id, event_type, {timestamp}, user_id, session_id, device_type, country, product_id, "
+    "category, revenue, (warnings IS NOT NULL AND warnings <> '[]'::jsonb)"
+)
+
+
+def _tail_rows_postgres(limit: int) -> list[tuple]:
+    """Tail rows with the event time as integer microseconds since the epoch: Django's
+    timestamptz loader parses text in Python (~15 µs a value, most of a 5,000-event tail's
+    load); integers load in C and become datetimes in well under a microsecond."""
+    received_at, event_pk = rollups.watermark_get() if _tail_var.get() is None else _mark_var.get()
+    where, params = "TRUE", []
+    if received_at is not None:
+        where = "received_at >= %s AND (received_at > %s OR id > %s)"
+        params = [received_at, received_at, event_pk]
+    columns = _TAIL_COLUMNS.format(timestamp="(EXTRACT(EPOCH FROM timestamp) * 1000000)::bigint")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {Event._meta.db_table} WHERE {where} LIMIT %s",  # noqa: S608
+            [*params, limit + 1],
+        )
+        return cursor.fetchall()
+
+
+def moment(micros: int) -> dt.datetime:
+    """A UTC datetime from integer microseconds since the epoch (see `datetimes_fast`)."""
+    return _EPOCH + dt.timedelta(microseconds=micros)
+
+
+def datetimes_fast(qs: QuerySet, *fields: str) -> list[tuple]:
+    """`qs.values_list(*fields)`, with DateTimeFields loaded as integers on PostgreSQL and
+    turned into datetimes here: a thousand datetimes cost ~15 ms through Django's loader."""
+    if connection.vendor != "postgresql":
+        return list(qs.values_list(*fields))
+    table = qs.model._meta.db_table
+    datetime_fields = {
+        name
+        for name in fields
+        if qs.model._meta.get_field(name).get_internal_type() == "DateTimeField"
+    }
+    annotations = {
+        f"{name}_us": RawSQL(  # noqa: S611 (identifiers from the model, no values)
+            f'(EXTRACT(EPOCH FROM "{table}"."{name}") * 1000000)::bigint', []
+        )
+        for name in datetime_fields
+    }
+    names = [f"{name}_us" if name in datetime_fields else name for name in fields]
+    positions = [index for index, name in enumerate(fields) if name in datetime_fields]
+    rows = []
+    for row in qs.annotate(**annotations).values_list(*names):
+        row = list(row)
+        for index in positions:
+            row[index] = moment(row[index])
+        rows.append(tuple(row))
+    return rows
+
+
+def _tail_events_postgres(limit: int) -> list[TailEvent] | None:
+    rows = _tail_rows_postgres(limit)
+    if len(rows) > limit:
+        return None
+    buckets: dict[int, dt.datetime] = {}
+
+    def bucket(micros: int) -> dt.datetime:
+        value = buckets.get(micros)
+        if value is None:
+            value = buckets[micros] = moment(micros)
+        return value
+
+    return [
+        TailEvent(
+            *row[:2],
+            moment(row[2]),
+            *row[3:],
+            bucket(row[2] - row[2] % _HOUR_US),
+            bucket(row[2] - row[2] % _DAY_US),
+        )
+        for row in rows
+    ]
+
+
+def _tail_events_orm(limit: int) -> list[TailEvent] | None:
+    rows = list(
+        tail()
+        .annotate(
+            warned=Case(When(raw.WARNED, then=True), default=False, output_field=BooleanField())
+        )
+        .values_list(
+            "id",
+            "event_type",
+            "timestamp",
+            "user_id",
+            "session_id",
+            "device_type",
+            "country",
+            "product_id",
+            "category",
+            "revenue",
+            "warned",
+        )[: limit + 1]
+    )
+    if len(rows) > limit:
+        return None
+    return [TailEvent(*row, floor_hour(row[2]), floor_day(row[2])) for row in rows]
 
 
 def tail_events() -> list[TailEvent] | None:
@@ -124,31 +241,10 @@ def tail_events() -> list[TailEvent] | None:
     None when the tail is too big to load: readers then aggregate it in SQL."""
 
     def load() -> list[TailEvent] | None:
-        if tail_is_empty():
-            return []
         limit = getattr(settings, "ROLLUP_TAIL_IN_MEMORY_MAX", 50_000)
-        rows = list(
-            tail()
-            .annotate(
-                warned=Case(When(raw.WARNED, then=True), default=False, output_field=BooleanField())
-            )
-            .values_list(
-                "id",
-                "event_type",
-                "timestamp",
-                "user_id",
-                "session_id",
-                "device_type",
-                "country",
-                "product_id",
-                "category",
-                "revenue",
-                "warned",
-            )[: limit + 1]
-        )
-        if len(rows) > limit:
-            return None
-        return [TailEvent(*row) for row in rows]
+        if connection.vendor == "postgresql":
+            return _tail_events_postgres(limit)
+        return _tail_events_orm(limit)
 
     return memo("tail_events", load)
 

@@ -16,6 +16,7 @@ from reports.filters import DashboardFilters
 from reports.models import UserFirstSeen
 from reports.readers.tail import (
     any_of,
+    datetimes_fast,
     in_period,
     memo,
     tail_first_seen,
@@ -79,9 +80,8 @@ def _tail_user_keys() -> dict[str, tuple[int, dt.datetime]]:
         tail_users = memo("first_seen", tail_first_seen)
         if not tail_users:
             return {}
-        rows = any_of(UserFirstSeen.objects.all(), "user_id", tail_users).values_list(
-            "user_id", "id", "first_seen"
-        )
+        known = any_of(UserFirstSeen.objects.all(), "user_id", tail_users)
+        rows = datetimes_fast(known, "user_id", "id", "first_seen")
         return {user_id: (key, first) for user_id, key, first in rows}
 
     return memo("tail_user_keys", load)
