@@ -33,8 +33,9 @@ def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
     if events is None:
         return result + raw.event_bucket_rows(raw.events_in(filters, tail()), filters.bucket)
     cells: dict[tuple[dt.datetime, str], dict[str, Any]] = {}
+    hourly = filters.bucket == "hour"
     for event in tail_in(events, filters):
-        key = (event.hour if filters.bucket == "hour" else event.day, event.event_type)
+        key = (event.hour if hourly else event.day, event.event_type)
         cell = cells.setdefault(key, {"events": 0, "revenue": Decimal(0), "warned": 0})
         cell["events"] += 1
         cell["warned"] += event.warned

@@ -12,9 +12,8 @@ import contextvars
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.cache import cache
@@ -109,8 +108,9 @@ def tail() -> QuerySet[Event]:
     return tail
 
 
-@dataclass(frozen=True, slots=True)
-class TailEvent:
+class TailEvent(NamedTuple):
+    """One raw event after the watermark (a tuple: thousands are built per read)."""
+
     id: int
     event_type: str
     timestamp: dt.datetime
