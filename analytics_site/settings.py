@@ -132,7 +132,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Dashboard rollups: fold newly received events in every ROLLUP_INTERVAL_SECONDS (reports.tasks).
 # Events received in the last ROLLUP_SAFETY_LAG_SECONDS stay in the raw tail that readers add.
-ROLLUP_INTERVAL_SECONDS = env.int("ROLLUP_INTERVAL_SECONDS", default=30)
+ROLLUP_INTERVAL_SECONDS = env.int("ROLLUP_INTERVAL_SECONDS", default=10)
 ROLLUP_SAFETY_LAG_SECONDS = env.int("ROLLUP_SAFETY_LAG_SECONDS", default=10)
 ROLLUP_BATCH_EVENTS = env.int("ROLLUP_BATCH_EVENTS", default=500_000)
 # Receipt rollups (Data quality and Live pages, quality.tasks) fold more often: they are cheap

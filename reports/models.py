@@ -105,13 +105,15 @@ class ProductMetricDaily(ProductMetricBase):
         ]
 
 
-class UserActivityBase(models.Model):
-    """A user was active in a bucket on a device in a country: distinct users are exact."""
+class UserBitmapBase(models.Model):
+    """Users active in a bucket on a device in a country, as a serialized roaring bitmap of
+    their keys (`UserFirstSeen.id`): distinct users over any set of buckets are exact (the size
+    of the union) and cost one small row per bucket x device x country, not one per user."""
 
     bucket = models.DateTimeField()
-    user_id = models.CharField(max_length=128)
     device_type = models.CharField(max_length=16)
     country = models.CharField(max_length=2)
+    users = models.BinaryField()
 
     class Meta:
         abstract = True
@@ -120,32 +122,51 @@ class UserActivityBase(models.Model):
         return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
 
 
-class UserActivityHourly(UserActivityBase):
+class UserBitmapHourly(UserBitmapBase):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["bucket", "user_id", "device_type", "country"],
-                name="rollup_user_hour_key",
+                fields=["bucket", "device_type", "country"], name="rollup_user_bitmap_hour_key"
             )
         ]
-        # Readers look up the raw tail's users in a period: by user first.
-        indexes = [models.Index(fields=["user_id", "bucket"], name="rollup_user_hour_user_idx")]
 
 
-class UserActivityDaily(UserActivityBase):
+class UserBitmapDaily(UserBitmapBase):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["bucket", "user_id", "device_type", "country"],
-                name="rollup_user_day_key",
+                fields=["bucket", "device_type", "country"], name="rollup_user_bitmap_day_key"
             )
         ]
-        # Readers look up the raw tail's users in a period: by user first.
-        indexes = [models.Index(fields=["user_id", "bucket"], name="rollup_user_day_user_idx")]
+
+
+class FirstSeenBitmapBase(models.Model):
+    """Keys of the users whose first event ever is in the bucket (any device or country): new
+    users of a period are its active users intersected with these. A late event that moves a
+    user's first event earlier moves its key to the earlier bucket."""
+
+    bucket = models.DateTimeField(unique=True)
+    users = models.BinaryField()
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
+
+
+class FirstSeenBitmapHourly(FirstSeenBitmapBase):
+    pass
+
+
+class FirstSeenBitmapDaily(FirstSeenBitmapBase):
+    pass
 
 
 class UserFirstSeen(models.Model):
-    """The event time of each user's first event: new vs returning users."""
+    """The event time of each user's first event, and the user's dense key (`id`, assigned when
+    the rollup first sees the user and never changed, except by a full rebuild) in the user
+    bitmaps."""
 
     user_id = models.CharField(max_length=128, unique=True)
     first_seen = models.DateTimeField()

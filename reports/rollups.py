@@ -39,10 +39,11 @@ from reports.models import (
     SessionMetricDaily,
     SessionMetricHourly,
     SessionRollup,
-    UserActivityDaily,
-    UserActivityHourly,
     UserFirstSeen,
 )
+from reports.user_bitmaps import FIRST_SEEN_BITMAP, USER_BITMAP, first_seen_recompute
+from reports.user_bitmaps import active_fold as _fold_active_users
+from reports.user_bitmaps import first_seen_fold as _fold_first_seen
 
 WATERMARK_NAME = "events"
 FUNNEL_STEPS = ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
@@ -52,12 +53,12 @@ EVENT_TABLE = Event._meta.db_table
 
 EVENT_METRIC = {"hour": EventMetricHourly, "day": EventMetricDaily}
 PRODUCT_METRIC = {"hour": ProductMetricHourly, "day": ProductMetricDaily}
-USER_ACTIVITY = {"hour": UserActivityHourly, "day": UserActivityDaily}
 SESSION_METRIC = {"hour": SessionMetricHourly, "day": SessionMetricDaily}
 ALL_MODELS = (
     *EVENT_METRIC.values(),
     *PRODUCT_METRIC.values(),
-    *USER_ACTIVITY.values(),
+    *USER_BITMAP.values(),
+    *FIRST_SEEN_BITMAP.values(),
     *SESSION_METRIC.values(),
     SessionRollup,
     UserFirstSeen,
@@ -158,7 +159,7 @@ def _drop_source(*names: str) -> None:
 
 
 def _fold_metrics(source: str) -> None:
-    """Additive tables: event and product metrics, user activity.
+    """Additive tables: event and product metrics (user bitmaps: reports.user_bitmaps).
 
     The source is aggregated once per hour (with its day) into small temp tables; hourly rows
     come from those directly and daily rows from summing them, so the batch is scanned once
@@ -179,11 +180,6 @@ def _fold_metrics(source: str) -> None:
         "COUNT(*) AS events, COALESCE(SUM(revenue), 0) AS revenue "
         f"FROM {source} WHERE event_type IN ({_PRODUCT_TYPES_SQL}) "
         "GROUP BY hour, day, product_id, category, event_type, device_type, country"
-    )
-    _execute("DROP TABLE IF EXISTS rollup_agg_users")
-    _execute(
-        "CREATE TEMPORARY TABLE rollup_agg_users AS "
-        f"SELECT DISTINCT hour, day, user_id, device_type, country FROM {source}"
     )
     for grain in GRAINS:
         table = _table(EVENT_METRIC[grain])
@@ -209,23 +205,7 @@ def _fold_metrics(source: str) -> None:
             f"DO UPDATE SET events = {table}.events + excluded.events, "
             f"revenue = {table}.revenue + excluded.revenue"
         )
-        table = _table(USER_ACTIVITY[grain])
-        _execute(
-            f"INSERT INTO {table} (bucket, user_id, device_type, country) "
-            f"SELECT DISTINCT {grain}, user_id, device_type, country FROM rollup_agg_users "
-            "WHERE 1 = 1 ORDER BY 1, 2, 3, 4 ON CONFLICT DO NOTHING"
-        )
-    _drop_source("rollup_agg_events", "rollup_agg_products", "rollup_agg_users")
-
-
-def _fold_first_seen(source: str) -> None:
-    table = _table(UserFirstSeen)
-    _execute(
-        f"INSERT INTO {table} (user_id, first_seen) "
-        f"SELECT user_id, MIN(ts) FROM {source} WHERE 1 = 1 GROUP BY user_id "
-        "ON CONFLICT (user_id) DO UPDATE SET first_seen = excluded.first_seen "
-        f"WHERE excluded.first_seen < {table}.first_seen"
-    )
+    _drop_source("rollup_agg_events", "rollup_agg_products")
 
 
 def _session_metric_delta(sign: str, where: str) -> None:
@@ -357,6 +337,17 @@ def _range_where(mark: RollupWatermark, upper: tuple[dt.datetime, int]) -> tuple
     return where, params
 
 
+def _rollups_empty() -> None:
+    """Empty every rollup table. PostgreSQL truncates and restarts the user keys at 1, so a
+    full rebuild assigns dense keys again."""
+    if _is_postgres():
+        tables = ", ".join(_table(model) for model in ALL_MODELS)
+        _execute(f"TRUNCATE {tables} RESTART IDENTITY")
+        return
+    for model in ALL_MODELS:
+        model.objects.all().delete()
+
+
 @dataclass(frozen=True)
 class RollupRun:
     events: int
@@ -391,6 +382,7 @@ def rollups_advance_batch(*, now: dt.datetime | None = None, batch: int | None =
         count = _create_source("rollup_delta", where, params)
         _fold_metrics("rollup_delta")
         _fold_first_seen("rollup_delta")
+        _fold_active_users("rollup_delta")
         _fold_sessions("rollup_delta")
         _drop_source("rollup_delta")
         mark.received_at, mark.event_pk = upper
@@ -430,8 +422,7 @@ def rollups_rebuild(
     if since is None or received_at is None:
         with transaction.atomic():
             _lock_watermark()
-            for model in ALL_MODELS:
-                model.objects.all().delete()
+            _rollups_empty()
             RollupWatermark.objects.filter(name=WATERMARK_NAME).update(
                 received_at=None, event_pk=0, events_rolled_up=0, generation=uuid.uuid4()
             )
@@ -446,7 +437,12 @@ def rollups_rebuild(
         upper = (mark.received_at, mark.event_pk)
         below, params = _range_where(RollupWatermark(received_at=None), upper)
         for grain in GRAINS:
-            for model in (EVENT_METRIC[grain], PRODUCT_METRIC[grain], USER_ACTIVITY[grain]):
+            for model in (
+                EVENT_METRIC[grain],
+                PRODUCT_METRIC[grain],
+                USER_BITMAP[grain],
+                FIRST_SEEN_BITMAP[grain],
+            ):
                 model.objects.filter(bucket__gte=since_at).delete()
         count = _create_source(
             "rollup_rebuild", f"{below} AND timestamp >= %s", [*params, since_at]
@@ -458,10 +454,12 @@ def rollups_rebuild(
         _execute(f"DELETE FROM {_table(SessionRollup)} WHERE {touched}")
         _create_source("rollup_rebuild_sessions", f"{below} AND {touched}", params)
         _fold_sessions("rollup_rebuild_sessions")
+        # Touched users keep their keys (older bitmaps hold them); their first-seen times are
+        # recomputed, then the buckets from `since` get their active users again.
         users = "user_id IN (SELECT user_id FROM rollup_rebuild)"
-        _execute(f"DELETE FROM {_table(UserFirstSeen)} WHERE {users}")
         _create_source("rollup_rebuild_users", f"{below} AND {users}", params)
-        _fold_first_seen("rollup_rebuild_users")
+        first_seen_recompute("rollup_rebuild_users", since_at)
+        _fold_active_users("rollup_rebuild")
         _drop_source("rollup_rebuild", "rollup_rebuild_sessions", "rollup_rebuild_users")
     run = rollups_advance(now=now, batch=batch, max_seconds=float("inf"))
     return RollupRun(count + run.events, run.batches + 1, time.monotonic() - started, run.watermark)

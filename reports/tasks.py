@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
 from reports import rollups, selectors
 
@@ -18,6 +19,7 @@ def rollups_advance_task() -> dict[str, Any]:
     schedule interval so runs do not pile up. Then it warms the cached rollup reads of the
     standard presets, so page views after a fold do not pay for them.
     """
-    result = rollups.rollups_advance(max_seconds=20.0).as_dict()
+    budget = 0.7 * settings.ROLLUP_INTERVAL_SECONDS
+    result = rollups.rollups_advance(max_seconds=budget).as_dict()
     result["cache_reads"] = selectors.dashboard_cache_warm()
     return result

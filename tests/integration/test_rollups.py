@@ -23,6 +23,7 @@ from reports.models import (
     SessionRollup,
     UserFirstSeen,
 )
+from reports.user_bitmaps import bitmap_load
 from tests.factories import EventFactory
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
@@ -42,14 +43,23 @@ def daily(day: dt.date, **filters) -> int:
 
 def table_state() -> dict:
     """Every rollup row without its surrogate id; emptied session-metric rows (a session moved
-    to another bucket) count as absent."""
+    to another bucket) and emptied bitmaps (a user's first event moved) count as absent. User
+    bitmaps are compared as sets of user ids: keys are
+    assigned in fold order, so two fold histories may number the same users differently."""
+    user_ids = dict(UserFirstSeen.objects.values_list("id", "user_id"))
     state = {}
     for model in rollups.ALL_MODELS:
         fields = [f.attname for f in model._meta.concrete_fields if f.attname != "id"]
-        rows = model.objects.values(*fields)
-        state[model.__name__] = sorted(
-            tuple(row.values()) for row in rows if row.get("sessions", 1) != 0
-        )
+        rows = []
+        for row in model.objects.values(*fields):
+            if row.get("sessions", 1) == 0:
+                continue
+            if "users" in row:
+                row["users"] = sorted(user_ids[key] for key in bitmap_load(row["users"]))
+                if not row["users"]:
+                    continue
+            rows.append(tuple(row.values()))
+        state[model.__name__] = sorted(rows)
     return state
 
 

@@ -1,0 +1,113 @@
+"""Additive numbers: rollup rows in the period plus the tail's events (events, revenue, warned
+events, products, categories, per device or country)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Sum
+
+from reports import raw, rollups
+from reports.filters import DashboardFilters
+from reports.readers.tail import in_period, memo, rollup_cached, tail, tail_events, tail_in
+
+
+def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
+    """Rows of (bucket, event_type, events, revenue, warned); a key may repeat (rollup, tail)."""
+    model = rollups.EVENT_METRIC[filters.bucket]
+
+    def rolled() -> list[dict[str, Any]]:
+        rows = (
+            in_period(model.objects.all(), filters)
+            .values("bucket", "event_type")
+            .annotate(events=Sum("events"), warned=Sum("warned"), revenue=Sum("revenue"))
+            .order_by()
+        )
+        return [{**row, "bucket": row["bucket"].astimezone(dt.UTC)} for row in rows]
+
+    result = list(rollup_cached("event_buckets", filters, rolled))
+    events = tail_events()
+    if events is None:
+        return result + raw.event_bucket_rows(raw.events_in(filters, tail()), filters.bucket)
+    cells: dict[tuple[dt.datetime, str], dict[str, Any]] = {}
+    hourly = filters.bucket == "hour"
+    for event in tail_in(events, filters):
+        key = (event.hour if hourly else event.day, event.event_type)
+        cell = cells.setdefault(key, {"events": 0, "revenue": Decimal(0), "warned": 0})
+        cell["events"] += 1
+        cell["warned"] += event.warned
+        if event.event_type == "purchase" and event.revenue is not None:
+            cell["revenue"] += event.revenue
+    tail_rows = [
+        {"bucket": bucket, "event_type": event_type, **cell}
+        for (bucket, event_type), cell in cells.items()
+    ]
+    return result + tail_rows
+
+
+def dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
+    model = rollups.EVENT_METRIC[filters.bucket]
+
+    def rolled() -> dict[str, int]:
+        rows = in_period(model.objects.all(), filters).values(field).annotate(n=Sum("events"))
+        return {row[field]: row["n"] for row in rows.order_by()}
+
+    totals: dict[str, int] = defaultdict(int, rollup_cached(f"events_by_{field}", filters, rolled))
+    events = tail_events()
+    if events is not None:
+        for event in tail_in(events, filters):
+            totals[getattr(event, field)] += 1
+        return dict(totals)
+    for row in raw.dimension_rows(raw.events_in(filters, tail()), field):
+        totals[row[field]] += row["events"]
+    return dict(totals)
+
+
+def product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
+    """Rows of (product_id, category, event_type, events, revenue); keys may repeat. Once per
+    read snapshot (top products and category revenue share it)."""
+    key = f"product_rows:{filters.bucket}:{filters.start}:{filters.end}"
+    return memo(f"{key}:{filters.device}:{filters.country}", lambda: _product_rows(filters))
+
+
+def _product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
+    model = rollups.PRODUCT_METRIC[filters.bucket]
+    rows = rollup_cached(
+        "products",
+        filters,
+        lambda: list(
+            in_period(model.objects.all(), filters)
+            .values("product_id", "category", "event_type")
+            .annotate(events=Sum("events"), revenue=Sum("revenue"))
+            .order_by()
+        ),
+    )
+    events = tail_events()
+    if events is None:
+        return list(rows) + raw.product_rows(raw.events_in(filters, tail()))
+    cells: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for event in tail_in(events, filters):
+        if event.event_type not in raw.PRODUCT_EVENT_TYPES:
+            continue
+        key = (event.product_id, event.category, event.event_type)
+        cell = cells.setdefault(key, {"events": 0, "revenue": Decimal(0)})
+        cell["events"] += 1
+        cell["revenue"] += event.revenue or 0
+    tail_rows = [
+        {"product_id": product, "category": category, "event_type": event_type, **cell}
+        for (product, category, event_type), cell in cells.items()
+    ]
+    return list(rows) + tail_rows
+
+
+def category_revenue(filters: DashboardFilters) -> dict[str, Decimal]:
+    """Purchase revenue per category, summed from the product rows of the same read (product
+    rollups hold every purchase, with or without a product line): no second rollup query."""
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for row in product_rows(filters):
+        if row["event_type"] == "purchase":
+            totals[row["category"]] += row["revenue"]
+    return dict(totals)

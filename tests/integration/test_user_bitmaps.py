@@ -1,0 +1,267 @@
+"""User bitmaps (reports.user_bitmaps) on PostgreSQL and SQLite: distinct and new users equal a
+plain Python count over raw events in every rollup state, and the fold keeps keys and
+first-seen buckets right through late events, duplicates, refolds and rebuilds."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+
+import pytest
+
+from events.models import Event
+from reports import rollups, selectors
+from reports.filters import DashboardFilters, filters_from_query
+from reports.models import (
+    FirstSeenBitmapDaily,
+    FirstSeenBitmapHourly,
+    UserBitmapDaily,
+    UserBitmapHourly,
+    UserFirstSeen,
+)
+from reports.user_bitmaps import bitmap_load
+from tests.factories import EventFactory
+
+NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
+LATER = NOW + dt.timedelta(hours=1)
+MIDNIGHT = dt.datetime(2026, 3, 9, tzinfo=dt.UTC)
+DEVICES = ("desktop", "mobile", "tablet")
+COUNTRIES = ("US", "DE", "FR")
+
+
+def advance(now: dt.datetime = LATER, **kwargs) -> int:
+    return rollups.rollups_advance(now=now, **kwargs).events
+
+
+def key_of(user_id: str) -> int:
+    return UserFirstSeen.objects.get(user_id=user_id).id
+
+
+def keys_in(model, bucket: dt.datetime, **filters) -> set[int]:
+    keys: set[int] = set()
+    for data in model.objects.filter(bucket=bucket, **filters).values_list("users", flat=True):
+        keys |= set(bitmap_load(data))
+    return keys
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference: Python over raw events.
+
+
+def _in(event: Event, f: DashboardFilters) -> bool:
+    return (
+        f.start <= event.timestamp < f.end
+        and (not f.device or event.device_type == f.device)
+        and (not f.country or event.country == f.country)
+    )
+
+
+def assert_users_match_raw(f: DashboardFilters) -> None:
+    events = list(Event.objects.all())
+    first: dict[str, dt.datetime] = {}
+    for event in events:
+        first[event.user_id] = min(first.get(event.user_id, event.timestamp), event.timestamp)
+    overview = selectors.overview(f)
+    for label, period in (("value", f), ("previous", f.previous())):
+        expected = len({e.user_id for e in events if _in(e, period)})
+        assert overview["kpis"]["users"][label] == expected, (label, f)
+    audience = selectors.audience(f)
+    for section, field in (("devices", "device_type"), ("countries", "country")):
+        expected: dict[str, set[str]] = {}
+        for event in events:
+            if _in(event, f):
+                expected.setdefault(getattr(event, field), set()).add(event.user_id)
+        got = {row[field]: row["users"] for row in audience[section]}
+        assert got == {key: len(users) for key, users in expected.items()}, (section, f)
+    active = {e.user_id for e in events if _in(e, f)}
+    new = sum(1 for user_id in active if first[user_id] >= f.start)
+    assert audience["new_vs_returning"] == {"new": new, "returning": len(active) - new}, f
+
+
+def filter_sets() -> list[DashboardFilters]:
+    day = DashboardFilters(MIDNIGHT, MIDNIGHT + dt.timedelta(days=1), "custom")
+    return [
+        filters_from_query({}, now=NOW),
+        filters_from_query({"preset": "24h"}, now=NOW),
+        filters_from_query({"preset": "30d", "device": "mobile"}, now=NOW),
+        filters_from_query({"preset": "7d", "country": "DE", "device": "desktop"}, now=NOW),
+        day,
+        DashboardFilters(MIDNIGHT - dt.timedelta(hours=1), MIDNIGHT + dt.timedelta(hours=1), "c"),
+    ]
+
+
+def dataset(seed: int = 3) -> None:
+    """Users active over ~12 days on several devices and countries, events on both sides of
+    midnight, late events (received days after their timestamp), resent duplicates."""
+    rng = random.Random(seed)
+    events = []
+    for index in range(260):
+        ts = NOW - dt.timedelta(minutes=rng.randint(1, 12 * 24 * 60))
+        if index % 20 == 0:
+            ts = MIDNIGHT - dt.timedelta(microseconds=rng.choice((1, 0)))
+        received = min(ts + dt.timedelta(seconds=rng.randint(1, 60)), NOW)
+        if rng.random() < 0.1:
+            received = min(ts + dt.timedelta(days=rng.randint(1, 5)), NOW)
+        events.append(
+            EventFactory.build(
+                timestamp=ts,
+                received_at=received,
+                user_id=f"u{rng.randint(1, 40)}",
+                session_id=f"s{index // 3}",
+                device_type=rng.choice(DEVICES),
+                country=rng.choice(COUNTRIES),
+            )
+        )
+    Event.objects.bulk_create(events)
+    resent = [
+        Event(**{f.attname: getattr(e, f.attname) for f in Event._meta.concrete_fields[1:]})
+        for e in rng.sample(events, 15)
+    ]
+    Event.objects.bulk_create(resent, ignore_conflicts=True)
+
+
+STATES = ("nothing rolled up", "partly rolled up", "rolled up in small batches", "rebuilt since")
+
+
+@pytest.mark.parametrize("state", STATES)
+@pytest.mark.parametrize("tail_in_memory", [True, False], ids=["tail-in-python", "tail-in-sql"])
+def test_users_equal_raw_in_every_rollup_state(db, settings, state, tail_in_memory):
+    """Distinct users (total, per device, per country, filtered) and new vs returning users equal
+    raw events whether they come from bitmaps, from the raw tail, or both (tail users already in
+    the rollup are not counted twice; late tail events reclassify new users)."""
+    settings.ROLLUP_TAIL_IN_MEMORY_MAX = 50_000 if tail_in_memory else 0
+    dataset()
+    if state == "partly rolled up":
+        advance(now=NOW - dt.timedelta(days=3))
+        assert rollups.events_after_watermark(*rollups.watermark_get()).exists()
+    elif state == "rolled up in small batches":
+        advance(batch=17)
+    elif state == "rebuilt since":
+        advance()
+        rollups.rollups_rebuild(since=MIDNIGHT.date() - dt.timedelta(days=1), now=LATER)
+    for f in filter_sets():
+        assert_users_match_raw(f)
+
+
+def test_late_event_moves_the_first_seen_key_to_its_earlier_bucket(db):
+    """A late event older than a user's first event moves the user's key (unchanged) from the
+    first-seen bitmaps of the old hour and day to those of the late event; the user turns from
+    new into returning for the later day."""
+    EventFactory(user_id="u1", timestamp=NOW - dt.timedelta(hours=2), received_at=NOW)
+    advance()
+    key = key_of("u1")
+    today, hour = NOW.replace(hour=0), NOW - dt.timedelta(hours=2)
+    assert keys_in(FirstSeenBitmapDaily, today) == {key}
+    assert keys_in(FirstSeenBitmapHourly, hour) == {key}
+    today_only = DashboardFilters(today, today + dt.timedelta(days=1), "custom")
+    assert selectors.audience(today_only)["new_vs_returning"] == {"new": 1, "returning": 0}
+
+    late = NOW - dt.timedelta(days=3, minutes=10)
+    EventFactory(user_id="u1", timestamp=late, received_at=NOW + dt.timedelta(minutes=1))
+    assert selectors.audience(today_only)["new_vs_returning"] == {"new": 0, "returning": 1}
+    advance(now=LATER + dt.timedelta(minutes=1))
+    assert key_of("u1") == key
+    assert UserFirstSeen.objects.get(user_id="u1").first_seen == late
+    assert keys_in(FirstSeenBitmapDaily, today) == set()
+    assert keys_in(FirstSeenBitmapHourly, hour) == set()
+    assert keys_in(FirstSeenBitmapDaily, late.replace(hour=0, minute=0)) == {key}
+    assert keys_in(FirstSeenBitmapHourly, late.replace(minute=0)) == {key}
+    assert selectors.audience(today_only)["new_vs_returning"] == {"new": 0, "returning": 1}
+
+
+def test_keys_are_given_once_per_user_and_stay_dense(db):
+    """Known users keep their key across folds and new ones get the next keys: folding the same
+    users again does not spend keys (bitmaps stay small)."""
+    for round_ in range(4):
+        for user in range(10):
+            EventFactory(
+                user_id=f"u{user}",
+                timestamp=NOW - dt.timedelta(minutes=round_ * 10 + user),
+                received_at=NOW + dt.timedelta(seconds=round_),
+            )
+        advance(now=LATER + dt.timedelta(seconds=round_))
+    keys = list(UserFirstSeen.objects.values_list("id", flat=True))
+    assert len(keys) == 10
+    assert max(keys) - min(keys) == 9
+    hour = UserBitmapHourly.objects.filter(device_type="desktop", country="US")
+    assert set().union(*(bitmap_load(data) for data in hour.values_list("users", flat=True))) == (
+        set(keys)
+    )
+
+
+def test_active_bitmaps_follow_utc_buckets_device_and_country(db):
+    """A user is in the bitmap of each UTC hour and day and device x country it was active in:
+    23:59:59.999999 belongs to the day before midnight."""
+    EventFactory(
+        user_id="u1",
+        timestamp=MIDNIGHT - dt.timedelta(microseconds=1),
+        received_at=NOW,
+        device_type="mobile",
+        country="DE",
+    )
+    EventFactory(user_id="u1", timestamp=MIDNIGHT, received_at=NOW, device_type="desktop")
+    advance()
+    key = key_of("u1")
+    day_before = MIDNIGHT - dt.timedelta(days=1)
+    assert keys_in(UserBitmapDaily, day_before, device_type="mobile", country="DE") == {key}
+    assert keys_in(UserBitmapDaily, MIDNIGHT, device_type="mobile") == set()
+    assert keys_in(UserBitmapDaily, MIDNIGHT, device_type="desktop", country="US") == {key}
+    assert keys_in(UserBitmapHourly, MIDNIGHT - dt.timedelta(hours=1)) == {key}
+    assert keys_in(UserBitmapHourly, MIDNIGHT) == {key}
+
+
+def test_tail_user_on_a_new_device_counts_there_once(db):
+    """A rolled-up user seen again in the raw tail on another device counts once in total and
+    once for each device; a brand-new tail user counts everywhere."""
+    EventFactory(user_id="u1", timestamp=NOW - dt.timedelta(hours=1), received_at=NOW)
+    advance()
+    later = NOW + dt.timedelta(minutes=1)
+    EventFactory(user_id="u1", timestamp=NOW - dt.timedelta(minutes=30), received_at=later)
+    EventFactory(
+        user_id="u1",
+        timestamp=NOW - dt.timedelta(minutes=20),
+        received_at=later,
+        device_type="mobile",
+    )
+    EventFactory(
+        user_id="u2",
+        timestamp=NOW - dt.timedelta(minutes=10),
+        received_at=later,
+        device_type="mobile",
+    )
+    f = filters_from_query({"preset": "24h"}, now=NOW)
+    assert selectors.overview(f)["kpis"]["users"]["value"] == 2
+    devices = {row["device_type"]: row["users"] for row in selectors.audience(f)["devices"]}
+    assert devices == {"desktop": 1, "mobile": 2}
+    assert selectors.audience(f)["new_vs_returning"] == {"new": 2, "returning": 0}
+    assert_users_match_raw(f)
+
+
+def test_rebuild_since_keeps_keys_and_equals_a_full_rebuild(db):
+    """A partial rebuild keeps every user's key and gives the same bitmaps as a full one."""
+    dataset(seed=5)
+    advance()
+    keys = dict(UserFirstSeen.objects.values_list("user_id", "id"))
+    UserBitmapDaily.objects.all().delete()  # damage, then repair from a date on
+    FirstSeenBitmapHourly.objects.filter(bucket__gte=MIDNIGHT).delete()
+    rollups.rollups_rebuild(since=dt.date(2026, 2, 1), now=LATER)
+    assert dict(UserFirstSeen.objects.values_list("user_id", "id")) == keys
+
+    def by_user(model) -> list[tuple]:
+        names = dict(UserFirstSeen.objects.values_list("id", "user_id"))
+        fields = [
+            f.attname for f in model._meta.concrete_fields if f.attname not in ("id", "users")
+        ]
+        rows = []
+        for *key, data in model.objects.values_list(*fields, "users"):
+            users = sorted(names[k] for k in bitmap_load(data))
+            if users:
+                rows.append((*key, users))
+        return sorted(rows)
+
+    models = (UserBitmapHourly, UserBitmapDaily, FirstSeenBitmapHourly, FirstSeenBitmapDaily)
+    partial = {model: by_user(model) for model in models}
+    rollups.rollups_rebuild(now=LATER)
+    assert {model: by_user(model) for model in models} == partial
+    assert uuid.UUID(str(rollups.rollup_state()[0]))
