@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -388,6 +389,40 @@ def rollups_advance_batch(*, now: dt.datetime | None = None, batch: int | None =
         mark.received_at, mark.event_pk = upper
         mark.events_rolled_up += count
         mark.save(update_fields=["received_at", "event_pk", "events_rolled_up", "updated_at"])
+    return count
+
+
+def rollups_fold_stored_behind(event_pks: Sequence[int]) -> int:
+    """Fold events stored behind the watermark, in the caller's transaction. Returns how many.
+
+    A replay from quarantine stores events with their original receipt time, which the
+    watermark (in receive order) has usually passed: the next advance would never see them.
+    Those behind it are folded here, under the watermark's lock; the rest are left to the next
+    advance. The generation changes, because rollup contents change under the same watermark
+    and cached rollup reads are keyed by both.
+    """
+    if not event_pks:
+        return 0
+    with transaction.atomic():
+        mark = _lock_watermark()
+        if mark.received_at is None:  # nothing folded yet: the next advance takes everything
+            return 0
+        if _is_postgres():  # not _tune_session(): the caller's commit must stay synchronous
+            _execute("SET LOCAL TIME ZONE 'UTC'")
+        below, params = _range_where(
+            RollupWatermark(received_at=None), (mark.received_at, mark.event_pk)
+        )
+        ids = ", ".join(["%s"] * len(event_pks))
+        count = _create_source("rollup_behind", f"{below} AND id IN ({ids})", [*params, *event_pks])
+        if count:
+            _fold_metrics("rollup_behind")
+            _fold_first_seen("rollup_behind")
+            _fold_active_users("rollup_behind")
+            _fold_sessions("rollup_behind")
+            mark.events_rolled_up += count
+            mark.generation = uuid.uuid4()
+            mark.save(update_fields=["events_rolled_up", "generation", "updated_at"])
+        _drop_source("rollup_behind")
     return count
 
 

@@ -26,6 +26,7 @@ from quality.models import ReplayJob
 from quality.rulesets import ruleset_invalidate
 from quality.services.receipts import QuarantinedBefore, receipts_replay_adjust
 from quality.validators import EventValidator
+from reports.rollups import rollups_fold_stored_behind
 
 logger = structlog.get_logger(__name__)
 
@@ -102,8 +103,9 @@ def quarantine_replay(rejected_ids: Sequence[int], *, now: dt.datetime | None = 
             still, ["reasons", "rule_ids", "replay_count", "replayed_at"], batch_size=500
         )
         counts.still_rejected = len(still)
-        # Replayed events keep their old received_at, behind the receipt rollups' watermark.
+        # Replayed events keep their old received_at, behind both rollups' watermarks.
         receipts_replay_adjust(before, replayed + still, stored_pks)
+        rollups_fold_stored_behind(stored_pks)
     return counts
 
 

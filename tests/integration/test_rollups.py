@@ -359,3 +359,39 @@ def test_live_counts_per_minute_zero_filled_and_lists_newest(pg):
     stamps = [event["timestamp"] for event in live["newest"]]
     assert stamps == sorted(stamps, reverse=True)
     assert stamps[0] == dt.datetime(2026, 3, 10, 12, 30, 5, tzinfo=dt.UTC)
+
+
+@pytest.mark.django_db
+def test_replayed_events_behind_the_watermark_are_folded_and_read():
+    """A replay stores events at their original receipt time, which the watermark has passed:
+    they are folded at once, so every number equals a rebuild from raw events."""
+    from events.services import IngestSource, event_batch_ingest
+    from quality.services import replay
+    from quality.services.rules import rules_set_enabled
+    from tests.factories import QualityRuleFactory, event_payload, purchase_payload
+
+    rule = QualityRuleFactory(
+        name="price-cap", kind="range", field="price", params={"max": 100}, event_types=["purchase"]
+    )
+    held = purchase_payload(price=150, quantity=1, revenue=150, user_id="buyer", session_id="s1")
+    outcomes = event_batch_ingest([held, event_payload()], source=IngestSource(ip="10.0.0.1"))
+    assert [o.status for o in outcomes] == ["rejected", "accepted"]
+    event_batch_ingest([event_payload(session_id="s2")], source=IngestSource(ip="10.0.0.1"))
+    later = timezone.now() + dt.timedelta(minutes=1)
+    assert rollups.rollups_advance(now=later).events == 2  # watermark past the rejected one
+    f = filters_from_query({"preset": "7d"})
+    kpis = selectors.overview(f)["kpis"]
+    assert (kpis["events"]["value"], kpis["revenue"]["value"], kpis["users"]["value"]) == (2, 0, 1)
+
+    rules_set_enabled([rule.pk], False)
+    assert replay.quarantine_replay([outcomes[0].rejected_id]).accepted == 1
+    kpis = selectors.overview(f)["kpis"]
+    assert (kpis["events"]["value"], kpis["revenue"]["value"], kpis["users"]["value"]) == (
+        3,
+        150,
+        2,
+    )
+    assert rollups.rollups_advance(now=later).events == 0  # nothing left for the next advance
+    folded = table_state()
+    rollups.rollups_rebuild(now=later)
+    assert table_state() == folded
