@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -377,3 +378,19 @@ def test_quality_notes_link_open_incidents_that_touch_the_chart(user_client, see
         in user_client.get("/funnel/").content.decode()
     )
     assert "revenue excludes" in overview.lower()
+
+
+def test_quality_page_says_how_many_events_each_stored_rule_checked(user_client, db):
+    """A failure rate reads right only next to what it is a rate of: 1 of 4 checked."""
+    from events.services import IngestSource, event_batch_ingest
+    from tests.factories import QualityRuleFactory, purchase_payload
+
+    QualityRuleFactory(
+        name="price-cap", kind="range", field="price", params={"max": 100}, event_types=["purchase"]
+    )
+    payloads = [purchase_payload(price=150, quantity=1, revenue=150)]
+    payloads += [purchase_payload() for _ in range(3)]
+    event_batch_ingest(payloads, source=IngestSource(ip="10.0.0.1"))
+    html = user_client.get(PAGES["quality"]).content.decode()
+    row = re.search(r"<tr><td>price-cap</td>.*?</tr>", html).group(0)
+    assert re.findall(r'<td class="num">([^<]*)</td>', row) == ["1", "0", "4", "25.00%"]
