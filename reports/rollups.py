@@ -25,11 +25,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from analytics_site.sql import (
+    is_postgres,
+    rollup_batch_rows,
+    rollup_safety_lag,
+    set_local_utc,
+    sql_execute,
+    time_bucket,
+)
 from events.models import Event
 from reports.models import (
     EventMetricDaily,
@@ -67,57 +74,23 @@ ALL_MODELS = (
 
 
 def safety_lag() -> dt.timedelta:
-    """Events received within this lag are left to the raw tail: an ingestion transaction that
-    started earlier may still commit rows with an older received_at."""
-    return dt.timedelta(seconds=getattr(settings, "ROLLUP_SAFETY_LAG_SECONDS", 10))
-
-
-def _batch_events() -> int:
-    return getattr(settings, "ROLLUP_BATCH_EVENTS", 500_000)
-
-
-# ---------------------------------------------------------------------------------------------
-# Dialect helpers.
-
-
-def _is_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def _bucket(column: str, grain: str) -> str:
-    if _is_postgres():  # the session time zone is UTC (_tune_session)
-        return f"date_trunc('{grain}', {column})"
-    pattern = "%%Y-%%m-%%d %%H:00:00" if grain == "hour" else "%%Y-%%m-%%d 00:00:00"
-    return f"strftime('{pattern}', {column})"
+    return rollup_safety_lag()
 
 
 def _warned_expr() -> str:
-    if _is_postgres():
+    if is_postgres():
         return "(warnings IS NOT NULL AND warnings <> '[]'::jsonb)"
     return "(warnings IS NOT NULL AND warnings <> '[]')"
-
-
-def _param(value: Any) -> Any:
-    """Datetimes as the backend stores them (SQLite keeps naive UTC text)."""
-    if isinstance(value, dt.datetime) and not _is_postgres():
-        return connection.ops.adapt_datetimefield_value(value)
-    return value
 
 
 def _tune_session() -> None:
     """Settings for this transaction only: UTC buckets, room for the batch's hash aggregates,
     and no wait for the WAL flush (a crash loses the whole batch, watermark included, so the
     next run simply folds it again)."""
-    if _is_postgres():
-        _execute("SET LOCAL TIME ZONE 'UTC'")
-        _execute("SET LOCAL work_mem = '256MB'")
-        _execute("SET LOCAL synchronous_commit = off")
-
-
-def _execute(sql: str, params: list[Any] | None = None) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_param(p) for p in (params or [])])
-        return cursor.rowcount
+    if is_postgres():
+        set_local_utc()
+        sql_execute("SET LOCAL work_mem = '256MB'")
+        sql_execute("SET LOCAL synchronous_commit = off")
 
 
 def _table(model) -> str:
@@ -138,14 +111,14 @@ _PRODUCT_TYPES_SQL = ", ".join(f"'{name}'" for name in PRODUCT_EVENT_TYPES)
 
 def _create_source(name: str, where: str, params: list[Any]) -> int:
     """Copy the columns the rollups need for the events matching `where` into a temp table."""
-    _execute(f"DROP TABLE IF EXISTS {name}")
-    _execute(
+    sql_execute(f"DROP TABLE IF EXISTS {name}")
+    sql_execute(
         f"CREATE TEMPORARY TABLE {name} AS "
         "SELECT id, event_type, timestamp AS ts, user_id, session_id, device_type, country, "
         "product_id, category, revenue, "
         f"CASE WHEN {_warned_expr()} THEN 1 ELSE 0 END AS warned, "
         f"{_STEP_CASE} AS step, "
-        f"{_bucket('timestamp', 'hour')} AS hour, {_bucket('timestamp', 'day')} AS day "
+        f"{time_bucket('timestamp', 'hour')} AS hour, {time_bucket('timestamp', 'day')} AS day "
         f"FROM {EVENT_TABLE} WHERE {where}",
         params,
     )
@@ -156,7 +129,7 @@ def _create_source(name: str, where: str, params: list[Any]) -> int:
 
 def _drop_source(*names: str) -> None:
     for name in names:
-        _execute(f"DROP TABLE IF EXISTS {name}")
+        sql_execute(f"DROP TABLE IF EXISTS {name}")
 
 
 def _fold_metrics(source: str) -> None:
@@ -166,16 +139,16 @@ def _fold_metrics(source: str) -> None:
     come from those directly and daily rows from summing them, so the batch is scanned once
     per table family, not once per grain.
     """
-    _execute("DROP TABLE IF EXISTS rollup_agg_events")
-    _execute(
+    sql_execute("DROP TABLE IF EXISTS rollup_agg_events")
+    sql_execute(
         "CREATE TEMPORARY TABLE rollup_agg_events AS "
         "SELECT hour, day, event_type, device_type, country, COUNT(*) AS events, "
         "SUM(warned) AS warned, "
         "COALESCE(SUM(CASE WHEN event_type = 'purchase' THEN revenue END), 0) AS revenue "
         f"FROM {source} GROUP BY hour, day, event_type, device_type, country"
     )
-    _execute("DROP TABLE IF EXISTS rollup_agg_products")
-    _execute(
+    sql_execute("DROP TABLE IF EXISTS rollup_agg_products")
+    sql_execute(
         "CREATE TEMPORARY TABLE rollup_agg_products AS "
         "SELECT hour, day, product_id, category, event_type, device_type, country, "
         "COUNT(*) AS events, COALESCE(SUM(revenue), 0) AS revenue "
@@ -184,7 +157,7 @@ def _fold_metrics(source: str) -> None:
     )
     for grain in GRAINS:
         table = _table(EVENT_METRIC[grain])
-        _execute(
+        sql_execute(
             f"INSERT INTO {table} (bucket, event_type, device_type, country, events, warned, "
             "revenue) "
             f"SELECT {grain}, event_type, device_type, country, SUM(events), SUM(warned), "
@@ -196,7 +169,7 @@ def _fold_metrics(source: str) -> None:
             f"revenue = {table}.revenue + excluded.revenue"
         )
         table = _table(PRODUCT_METRIC[grain])
-        _execute(
+        sql_execute(
             f"INSERT INTO {table} (bucket, product_id, category, event_type, device_type, "
             "country, events, revenue) "
             f"SELECT {grain}, product_id, category, event_type, device_type, country, "
@@ -214,11 +187,11 @@ def _session_metric_delta(sign: str, where: str) -> None:
     sessions = _table(SessionRollup)
     for grain in GRAINS:
         table = _table(SESSION_METRIC[grain])
-        _execute(
+        sql_execute(
             f"INSERT INTO {table} (bucket, device_type, country, reached_step, sessions, revenue) "
-            f"SELECT {_bucket('started_at', grain)}, device_type, country, reached_step, "
+            f"SELECT {time_bucket('started_at', grain)}, device_type, country, reached_step, "
             f"{sign}COUNT(*), {sign}COALESCE(SUM(revenue), 0) FROM {sessions} WHERE {where} "
-            f"GROUP BY {_bucket('started_at', grain)}, device_type, country, reached_step "
+            f"GROUP BY {time_bucket('started_at', grain)}, device_type, country, reached_step "
             "ON CONFLICT (bucket, device_type, country, reached_step) DO UPDATE SET "
             f"sessions = {table}.sessions + excluded.sessions, "
             f"revenue = {table}.revenue + excluded.revenue"
@@ -228,8 +201,8 @@ def _session_metric_delta(sign: str, where: str) -> None:
 def _fold_sessions(source: str) -> None:
     """Merge the source's events into session rows, keeping session metrics exact."""
     delta = "rollup_session_delta"
-    _execute(f"DROP TABLE IF EXISTS {delta}")
-    _execute(
+    sql_execute(f"DROP TABLE IF EXISTS {delta}")
+    sql_execute(
         f"CREATE TEMPORARY TABLE {delta} AS "
         "SELECT a.session_id, f.user_id, a.started_at, f.id AS first_event_pk, a.ended_at, "
         "a.events, a.pages, a.reached_step, a.revenue, f.device_type, f.country FROM ("
@@ -254,7 +227,7 @@ def _fold_sessions(source: str) -> None:
         f"{column} = CASE WHEN {earlier} THEN excluded.{column} ELSE {sessions}.{column} END"
         for column in first_columns
     )
-    _execute(
+    sql_execute(
         f"INSERT INTO {sessions} (session_id, user_id, started_at, first_event_pk, ended_at, "
         "events, pages, reached_step, revenue, device_type, country) "
         "SELECT session_id, user_id, started_at, first_event_pk, ended_at, events, pages, "
@@ -341,9 +314,9 @@ def _range_where(mark: RollupWatermark, upper: tuple[dt.datetime, int]) -> tuple
 def _rollups_empty() -> None:
     """Empty every rollup table. PostgreSQL truncates and restarts the user keys at 1, so a
     full rebuild assigns dense keys again."""
-    if _is_postgres():
+    if is_postgres():
         tables = ", ".join(_table(model) for model in ALL_MODELS)
-        _execute(f"TRUNCATE {tables} RESTART IDENTITY")
+        sql_execute(f"TRUNCATE {tables} RESTART IDENTITY")
         return
     for model in ALL_MODELS:
         model.objects.all().delete()
@@ -376,7 +349,7 @@ def rollups_advance_batch(*, now: dt.datetime | None = None, batch: int | None =
     with transaction.atomic():
         mark = _lock_watermark()
         _tune_session()
-        upper = _upper_bound(mark, horizon, batch or _batch_events())
+        upper = _upper_bound(mark, horizon, batch or rollup_batch_rows())
         if upper is None:
             return 0
         where, params = _range_where(mark, upper)
@@ -407,8 +380,7 @@ def rollups_fold_stored_behind(event_pks: Sequence[int]) -> int:
         mark = _lock_watermark()
         if mark.received_at is None:  # nothing folded yet: the next advance takes everything
             return 0
-        if _is_postgres():  # not _tune_session(): the caller's commit must stay synchronous
-            _execute("SET LOCAL TIME ZONE 'UTC'")
+        set_local_utc()  # not _tune_session(): the caller's commit must stay synchronous
         below, params = _range_where(
             RollupWatermark(received_at=None), (mark.received_at, mark.event_pk)
         )
@@ -486,7 +458,7 @@ def rollups_rebuild(
         # Sessions and users touched from `since` on are recomputed from all their events.
         touched = "session_id IN (SELECT session_id FROM rollup_rebuild)"
         _session_metric_delta("-", touched)
-        _execute(f"DELETE FROM {_table(SessionRollup)} WHERE {touched}")
+        sql_execute(f"DELETE FROM {_table(SessionRollup)} WHERE {touched}")
         _create_source("rollup_rebuild_sessions", f"{below} AND {touched}", params)
         _fold_sessions("rollup_rebuild_sessions")
         # Touched users keep their keys (older bitmaps hold them); their first-seen times are

@@ -33,11 +33,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from analytics_site.sql import (
+    is_postgres,
+    rollup_batch_rows,
+    rollup_safety_lag,
+    set_local_utc,
+    sql_execute,
+    sql_param,
+    time_bucket,
+)
 from events.models import Event, RejectedEvent
 from quality.models import EventMinute, ReceiptHour, ReceiptRuleHour, ReceiptWatermark
 
@@ -52,67 +60,33 @@ QUARANTINED = RejectedEvent.Status.QUARANTINED
 
 def safety_lag() -> dt.timedelta:
     """Shared with the dashboard rollups: rows received within it stay in the raw tail."""
-    return dt.timedelta(seconds=getattr(settings, "ROLLUP_SAFETY_LAG_SECONDS", 10))
-
-
-def _batch_rows() -> int:
-    return getattr(settings, "ROLLUP_BATCH_EVENTS", 500_000)
+    return rollup_safety_lag()
 
 
 # ---------------------------------------------------------------------------------------------
 # Dialect helpers.
 
 
-def _is_postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
-def _bucket(column: str, unit: str) -> str:
-    """Start of the UTC hour or minute of a datetime column, as the backend stores datetimes."""
-    if _is_postgres():  # the transaction's time zone is UTC (_tune_session)
-        return f"date_trunc('{unit}', {column})"
-    pattern = "%%Y-%%m-%%d %%H:00:00" if unit == "hour" else "%%Y-%%m-%%d %%H:%%M:00"
-    return f"strftime('{pattern}', {column})"
-
-
 def _warned_expr() -> str:
-    if _is_postgres():
+    if is_postgres():
         return "CASE WHEN warnings <> '[]'::jsonb THEN 1 ELSE 0 END"
     return "CASE WHEN warnings <> '[]' THEN 1 ELSE 0 END"
 
 
 def _rule_names_sql(where: str) -> str:
     """(hour, rule name, distinct rejected events) for the rejected rows matching `where`."""
-    if _is_postgres():
+    if is_postgres():
         return (
-            f"SELECT {_bucket('t.received_at', 'hour')}, reason->>'rule', COUNT(DISTINCT t.id) "
+            f"SELECT {time_bucket('t.received_at', 'hour')}, reason->>'rule', COUNT(DISTINCT t.id) "
             f"FROM {REJECTED_TABLE} t, jsonb_array_elements(t.reasons) AS reason "
             f"WHERE {where} AND reason->>'rule' IS NOT NULL GROUP BY 1, 2"
         )
     return (
-        f"SELECT {_bucket('t.received_at', 'hour')}, "
+        f"SELECT {time_bucket('t.received_at', 'hour')}, "
         "CAST(json_extract(reason.value, '$.rule') AS TEXT), COUNT(DISTINCT t.id) "
         f"FROM {REJECTED_TABLE} t, json_each(t.reasons) AS reason "
         f"WHERE {where} AND json_extract(reason.value, '$.rule') IS NOT NULL GROUP BY 1, 2"
     )
-
-
-def _param(value: Any) -> Any:
-    """Datetimes as the backend stores them (SQLite keeps naive UTC text)."""
-    if isinstance(value, dt.datetime) and not _is_postgres():
-        return connection.ops.adapt_datetimefield_value(value)
-    return value
-
-
-def _execute(sql: str, params: Sequence[Any] = ()) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_param(p) for p in params])
-
-
-def _tune_session() -> None:
-    """UTC buckets for this transaction only."""
-    if _is_postgres():
-        _execute("SET LOCAL TIME ZONE 'UTC'")
 
 
 def _additive(table: str, keys: Sequence[str], values: Sequence[str]) -> str:
@@ -234,21 +208,23 @@ def _range_sql(
 
 def _count(table: str, where: str, params: list[Any]) -> int:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM {table} t WHERE {where}", [_param(p) for p in params])
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {table} t WHERE {where}", [sql_param(p) for p in params]
+        )
         return cursor.fetchone()[0]
 
 
 def _fold_events(where: str, params: list[Any]) -> None:
-    _execute(
+    sql_execute(
         f"INSERT INTO {HOUR_TABLE} (bucket, event_type, accepted, warned, quarantined) "
-        f"SELECT {_bucket('t.received_at', 'hour')}, t.event_type, COUNT(*), "
+        f"SELECT {time_bucket('t.received_at', 'hour')}, t.event_type, COUNT(*), "
         f"SUM({_warned_expr()}), 0 FROM {EVENT_TABLE} t WHERE {where} GROUP BY 1, 2 "
         + _additive(HOUR_TABLE, ("bucket", "event_type"), ("accepted", "warned")),
         params,
     )
-    _execute(
+    sql_execute(
         f"INSERT INTO {MINUTE_TABLE} (bucket, events, warned) "
-        f"SELECT {_bucket('t.timestamp', 'minute')}, COUNT(*), SUM({_warned_expr()}) "
+        f"SELECT {time_bucket('t.timestamp', 'minute')}, COUNT(*), SUM({_warned_expr()}) "
         f"FROM {EVENT_TABLE} t WHERE {where} GROUP BY 1 "
         + _additive(MINUTE_TABLE, ("bucket",), ("events", "warned")),
         params,
@@ -259,14 +235,14 @@ def _fold_rejected(where: str, params: list[Any]) -> None:
     """Only rows still quarantined count: one replayed before its fold was never counted."""
     where = f"{where} AND t.status = %s"
     params = [*params, QUARANTINED]
-    _execute(
+    sql_execute(
         f"INSERT INTO {HOUR_TABLE} (bucket, event_type, accepted, warned, quarantined) "
-        f"SELECT {_bucket('t.received_at', 'hour')}, t.event_type, 0, 0, COUNT(*) "
+        f"SELECT {time_bucket('t.received_at', 'hour')}, t.event_type, 0, 0, COUNT(*) "
         f"FROM {REJECTED_TABLE} t WHERE {where} GROUP BY 1, 2 "
         + _additive(HOUR_TABLE, ("bucket", "event_type"), ("quarantined",)),
         params,
     )
-    _execute(
+    sql_execute(
         f"INSERT INTO {RULE_TABLE} (bucket, rule, quarantined) {_rule_names_sql(where)} "
         + _additive(RULE_TABLE, ("bucket", "rule"), ("quarantined",)),
         params,
@@ -277,11 +253,11 @@ def receipts_advance_batch(*, now: dt.datetime | None = None, batch: int | None 
     """Fold the next batch of events and of rejected events (in receive order) into the receipt
     rollups. Returns how many rows were folded. Safe to run concurrently and repeatedly."""
     horizon = (now or timezone.now()) - safety_lag()
-    size = batch or _batch_rows()
+    size = batch or rollup_batch_rows()
     folded = 0
     with transaction.atomic():
         mark = _lock_watermark()
-        _tune_session()
+        set_local_utc()
         upper = _upper_bound(Event.objects, mark.event_received_at, mark.event_pk, horizon, size)
         if upper is not None:
             where, params = _range_sql("t.", mark.event_received_at, mark.event_pk, upper)
@@ -392,7 +368,7 @@ def _upsert_values(
         return
     columns = (*keys, *values)
     placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
-    _execute(
+    sql_execute(
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders} "
         + _additive(table, keys, values),
         [value for row in rows for value in row],

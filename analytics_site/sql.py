@@ -1,0 +1,64 @@
+"""Raw SQL shared by the incremental rollups (`reports.rollups`, `reports.user_bitmaps`,
+`quality.services.receipts`).
+
+The same statements run on PostgreSQL and on SQLite (`make demo`): only time buckets and
+datetime parameters differ, and these helpers hide that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+_SQLITE_BUCKET = {
+    "minute": "%%Y-%%m-%%d %%H:%%M:00",
+    "hour": "%%Y-%%m-%%d %%H:00:00",
+    "day": "%%Y-%%m-%%d 00:00:00",
+}
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def time_bucket(column: str, unit: str) -> str:
+    """SQL for the start of the UTC minute, hour or day of a datetime column. On PostgreSQL the
+    caller's transaction runs with TIME ZONE 'UTC' (`set_local_utc`)."""
+    if is_postgres():
+        return f"date_trunc('{unit}', {column})"
+    return f"strftime('{_SQLITE_BUCKET[unit]}', {column})"
+
+
+def set_local_utc() -> None:
+    """UTC time buckets for the current transaction only."""
+    if is_postgres():
+        sql_execute("SET LOCAL TIME ZONE 'UTC'")
+
+
+def sql_param(value: Any) -> Any:
+    """Datetimes as the backend stores them (SQLite keeps naive UTC text)."""
+    if isinstance(value, dt.datetime) and not is_postgres():
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
+
+
+def sql_execute(sql: str, params: Sequence[Any] = ()) -> int:
+    """Run one statement with backend-adapted parameters; returns the row count."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [sql_param(p) for p in params])
+        return cursor.rowcount
+
+
+def rollup_safety_lag() -> dt.timedelta:
+    """Rows received within this lag stay in the raw tail: an ingestion transaction that started
+    earlier may still commit rows with an older received_at."""
+    return dt.timedelta(seconds=getattr(settings, "ROLLUP_SAFETY_LAG_SECONDS", 10))
+
+
+def rollup_batch_rows() -> int:
+    """Rows folded per transaction: bounds a fold's memory and lock time."""
+    return getattr(settings, "ROLLUP_BATCH_EVENTS", 500_000)
