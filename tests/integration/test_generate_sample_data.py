@@ -219,3 +219,22 @@ def test_stream_sends_events_to_a_live_server(require_postgres, dev_mode, live_s
     assert RejectedEvent.objects.count() == rejected
     newest = Event.objects.order_by("-timestamp").values_list("timestamp", flat=True)[0]
     assert abs(newest - timezone.now()) < dt.timedelta(minutes=1)
+
+
+def test_stream_without_a_seed_sends_new_events_after_the_default_load(
+    require_postgres, dev_mode, live_server
+):
+    """After `make demo` (seed 42), `--stream` with no --seed must send new traffic, not the
+    loaded events' ids again (the server would call them all duplicates)."""
+    call_command("generate_sample_data", events=300, quiet=True, stdout=io.StringIO())
+    out = io.StringIO()
+    call_command(
+        "generate_sample_data", stream=True, rate=40, duration=1, url=live_server.url, stdout=out
+    )
+    match = re.search(
+        r"accepted (\d+), duplicates (\d+), rejected (\d+), errors (\d+)", out.getvalue()
+    )
+    assert match, out.getvalue()
+    accepted, duplicates, _rejected, errors = map(int, match.groups())
+    assert errors == 0 and accepted > 0
+    assert duplicates <= accepted // 4  # only the generator's own re-sends, if any

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import secrets
 import sys
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -42,7 +43,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--events", type=int, default=10_000, help="distinct events")
-        parser.add_argument("--seed", type=int, default=42)
+        parser.add_argument(
+            "--seed",
+            type=int,
+            default=None,
+            help="default 42; with --stream a new one per run, so live traffic is new traffic",
+        )
         parser.add_argument("--days", type=int, default=7, help="spread over the last N days")
         parser.add_argument("--end", type=_end, help="ISO-8601 anchor (default: now, floored)")
         parser.add_argument("--bad-rate", type=_rate, default=0.01)
@@ -81,7 +87,7 @@ class Command(BaseCommand):
             config = SampleConfig(
                 events=options["events"],
                 end=end,
-                seed=options["seed"],
+                seed=42 if options["seed"] is None else options["seed"],
                 days=options["days"],
                 chunk_events=options["chunk_events"],
                 **rates,
@@ -101,10 +107,14 @@ class Command(BaseCommand):
         rate, duration, batch_size = options["rate"], options["duration"], options["batch_size"]
         if rate <= 0 or duration <= 0 or not 1 <= batch_size <= 1000:
             raise CommandError("--rate and --duration must be > 0 and --batch-size 1..1000")
-        config = stream_config(options["seed"], rate, duration, **rates)
+        # Event ids are keyed by the seed: the default seed would re-send the ids `make demo`
+        # loaded, and the server would answer "duplicate" to all of them.
+        seed = options["seed"] if options["seed"] is not None else secrets.randbelow(2**31)
+        config = stream_config(seed, rate, duration, **rates)
         self.stdout.write(
             f"streaming {rate:g} events/s for {duration:g} s to {options['url']}"
             + (f" in batches of {batch_size}" if batch_size > 1 else "")
+            + f" (seed {seed})"
         )
         summary = sample_data_stream(
             config,
