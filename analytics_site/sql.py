@@ -8,7 +8,8 @@ datetime parameters differ, and these helpers hide that.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -62,3 +63,16 @@ def rollup_safety_lag() -> dt.timedelta:
 def rollup_batch_rows() -> int:
     """Rows folded per transaction: bounds a fold's memory and lock time."""
     return getattr(settings, "ROLLUP_BATCH_EVENTS", 500_000)
+
+
+def fold_until_caught_up(fold_batch: Callable[[], int], max_seconds: float) -> tuple[int, int]:
+    """Run `fold_batch` (one transaction, returns rows folded) until nothing is pending or the
+    time budget is spent, so one periodic task never overlaps the next. (rows, batches)."""
+    started = time.monotonic()
+    total = batches = 0
+    while count := fold_batch():
+        total += count
+        batches += 1
+        if time.monotonic() - started > max_seconds:
+            break
+    return total, batches

@@ -38,6 +38,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from analytics_site.sql import (
+    fold_until_caught_up,
     is_postgres,
     rollup_batch_rows,
     rollup_safety_lag,
@@ -296,15 +297,9 @@ def receipts_advance(
 ) -> ReceiptsRun:
     """Catch up in batches until nothing is pending or the time budget is spent."""
     started = time.monotonic()
-    total = batches = 0
-    while True:
-        count = receipts_advance_batch(now=now, batch=batch)
-        if not count:
-            break
-        total += count
-        batches += 1
-        if time.monotonic() - started > max_seconds:
-            break
+    total, batches = fold_until_caught_up(
+        lambda: receipts_advance_batch(now=now, batch=batch), max_seconds
+    )
     return ReceiptsRun(total, batches, time.monotonic() - started)
 
 
