@@ -74,8 +74,7 @@ def product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
 
 
 def _product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
-    by_dimension = filters.device or filters.country
-    model = (rollups.PRODUCT_METRIC if by_dimension else rollups.PRODUCT_TOTAL)[filters.bucket]
+    model = rollups.PRODUCT_METRIC[filters.bucket]
     rows = rollup_cached(
         "products",
         filters,
