@@ -34,6 +34,14 @@ def time_bucket(column: str, unit: str) -> str:
     return f"strftime('{_SQLITE_BUCKET[unit]}', {column})"
 
 
+def has_warnings_sql() -> str:
+    """SQL condition: an event row was accepted with warnings (its `warnings` list is not
+    empty)."""
+    if is_postgres():
+        return "(warnings IS NOT NULL AND warnings <> '[]'::jsonb)"
+    return "(warnings IS NOT NULL AND warnings <> '[]')"
+
+
 def set_local_utc() -> None:
     """UTC time buckets for the current transaction only."""
     if is_postgres():

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from analytics_site.sql import (
     fold_until_caught_up,
+    has_warnings_sql,
     is_postgres,
     rollup_batch_rows,
     rollup_safety_lag,
@@ -78,12 +79,6 @@ def safety_lag() -> dt.timedelta:
     return rollup_safety_lag()
 
 
-def _warned_expr() -> str:
-    if is_postgres():
-        return "(warnings IS NOT NULL AND warnings <> '[]'::jsonb)"
-    return "(warnings IS NOT NULL AND warnings <> '[]')"
-
-
 def _tune_session() -> None:
     """Settings for this transaction only: UTC buckets, room for the batch's hash aggregates,
     and no wait for the WAL flush (a crash loses the whole batch, watermark included, so the
@@ -117,7 +112,7 @@ def _create_source(name: str, where: str, params: list[Any]) -> int:
         f"CREATE TEMPORARY TABLE {name} AS "
         "SELECT id, event_type, timestamp AS ts, user_id, session_id, device_type, country, "
         "product_id, category, revenue, "
-        f"CASE WHEN {_warned_expr()} THEN 1 ELSE 0 END AS warned, "
+        f"CASE WHEN {has_warnings_sql()} THEN 1 ELSE 0 END AS warned, "
         f"{_STEP_CASE} AS step, "
         f"{time_bucket('timestamp', 'hour')} AS hour, {time_bucket('timestamp', 'day')} AS day "
         f"FROM {EVENT_TABLE} WHERE {where}",

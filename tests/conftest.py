@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from events import services
@@ -180,3 +181,16 @@ def _wait_for_worker(app, queue: str, process: subprocess.Popen, timeout: float 
             time.sleep(0.3)
     process.kill()
     pytest.fail("celery worker did not answer a ping within 30 s")
+
+
+@pytest.fixture
+def tiny_rates(require_redis, settings):
+    """3 ingest and 2 read requests per hour (an hour, so no window rolls over mid-test)."""
+    settings.INGEST_THROTTLE_ENABLED = True
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"ingest": "3/hour", "read": "2/hour"},
+    }
+    cache.clear()
+    yield settings
+    cache.clear()

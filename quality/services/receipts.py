@@ -39,6 +39,7 @@ from django.utils import timezone
 
 from analytics_site.sql import (
     fold_until_caught_up,
+    has_warnings_sql,
     is_postgres,
     rollup_batch_rows,
     rollup_safety_lag,
@@ -69,9 +70,7 @@ def safety_lag() -> dt.timedelta:
 
 
 def _warned_expr() -> str:
-    if is_postgres():
-        return "CASE WHEN warnings <> '[]'::jsonb THEN 1 ELSE 0 END"
-    return "CASE WHEN warnings <> '[]' THEN 1 ELSE 0 END"
+    return f"CASE WHEN {has_warnings_sql()} THEN 1 ELSE 0 END"
 
 
 def _rule_names_sql(where: str) -> str:

@@ -9,7 +9,6 @@ import re
 import threading
 
 import pytest
-from django.core.cache import cache
 from django.db import connection, connections
 from rest_framework.test import APIClient
 
@@ -77,19 +76,6 @@ def test_health_is_503_when_the_database_is_down(require_redis):
 
 
 # ----------------------------------------------------------------------------- throttling
-@pytest.fixture
-def tiny_rates(require_redis, settings):
-    """3 ingest and 2 read requests per hour (an hour, so no window rolls over mid-test)."""
-    settings.INGEST_THROTTLE_ENABLED = True
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"ingest": "3/hour", "read": "2/hour"},
-    }
-    cache.clear()
-    yield settings
-    cache.clear()
-
-
 def test_ingestion_over_the_rate_is_429_with_a_json_body(tiny_rates, keyed_client):
     """The 4th request in the window is refused with 429, Retry-After and field/rule."""
     codes = [

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import orjson
 import pytest
-from django.core.cache import cache
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection
 from prometheus_client import REGISTRY
@@ -182,19 +181,7 @@ def test_a_browser_session_goes_through_the_full_stack(production_mode, client, 
     assert without_cookies.status_code == 401
 
 
-@pytest.fixture
-def tiny_ingest_rate(require_redis, settings):
-    settings.INGEST_THROTTLE_ENABLED = True
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {"ingest": "3/hour", "read": "2/hour"},
-    }
-    cache.clear()
-    yield settings
-    cache.clear()
-
-
-def test_ingestion_over_the_rate_is_429_on_the_short_stack(dev_mode, tiny_ingest_rate):
+def test_ingestion_over_the_rate_is_429_on_the_short_stack(dev_mode, tiny_rates):
     codes = [post_json("/events", event_payload()).status_code for _ in range(4)]
     assert codes == [201, 201, 201, 429]
     refused = post_json("/events/batch", {"events": [event_payload()]})
