@@ -629,7 +629,13 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first")
-    parser.add_argument("--single-clients", type=int, default=2)
+    parser.add_argument(
+        "--single-clients",
+        type=int,
+        default=None,
+        help="default: workers x threads, one client per server thread (fewer leave threads idle "
+        "and measure round-trip latency rather than throughput; 2 before 2026-11-26)",
+    )
     parser.add_argument("--batch-clients", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--copy-rows", type=int, default=200_000)
@@ -643,6 +649,8 @@ def main() -> int:
         "--phases", default="single,batch,copy", help="comma list of single,batch,copy"
     )
     args = parser.parse_args()
+    if args.single_clients is None:
+        args.single_clients = args.workers * (1 if args.worker_class == "sync" else args.threads)
     phases = set(args.phases.split(","))
 
     env = server_env(args.db, {})
