@@ -105,6 +105,44 @@ class ProductMetricDaily(ProductMetricBase):
         ]
 
 
+class ProductTotalBase(models.Model):
+    """Product metrics without device and country: what views with neither filter read. A
+    30-day read of the per-device-and-country table sums tens of times more rows."""
+
+    bucket = models.DateTimeField()
+    product_id = models.CharField(max_length=128)
+    category = models.CharField(max_length=128)
+    event_type = models.CharField(max_length=32)
+    events = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
+
+
+class ProductTotalHourly(ProductTotalBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "product_id", "category", "event_type"],
+                name="rollup_product_total_hour_key",
+            )
+        ]
+
+
+class ProductTotalDaily(ProductTotalBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "product_id", "category", "event_type"],
+                name="rollup_product_total_day_key",
+            )
+        ]
+
+
 class UserBitmapBase(models.Model):
     """Users active in a bucket on a device in a country, as a serialized roaring bitmap of
     their keys (`UserFirstSeen.id`): distinct users over any set of buckets are exact (the size

@@ -45,6 +45,8 @@ from reports.models import (
     EventMetricHourly,
     ProductMetricDaily,
     ProductMetricHourly,
+    ProductTotalDaily,
+    ProductTotalHourly,
     RollupWatermark,
     SessionMetricDaily,
     SessionMetricHourly,
@@ -63,10 +65,12 @@ EVENT_TABLE = Event._meta.db_table
 
 EVENT_METRIC = {"hour": EventMetricHourly, "day": EventMetricDaily}
 PRODUCT_METRIC = {"hour": ProductMetricHourly, "day": ProductMetricDaily}
+PRODUCT_TOTAL = {"hour": ProductTotalHourly, "day": ProductTotalDaily}
 SESSION_METRIC = {"hour": SessionMetricHourly, "day": SessionMetricDaily}
 ALL_MODELS = (
     *EVENT_METRIC.values(),
     *PRODUCT_METRIC.values(),
+    *PRODUCT_TOTAL.values(),
     *USER_BITMAP.values(),
     *FIRST_SEEN_BITMAP.values(),
     *SESSION_METRIC.values(),
@@ -172,6 +176,15 @@ def _fold_metrics(source: str) -> None:
             "SUM(events), SUM(revenue) FROM rollup_agg_products WHERE 1 = 1 "
             f"GROUP BY {grain}, product_id, category, event_type, device_type, country "
             "ON CONFLICT (bucket, product_id, category, event_type, device_type, country) "
+            f"DO UPDATE SET events = {table}.events + excluded.events, "
+            f"revenue = {table}.revenue + excluded.revenue"
+        )
+        table = _table(PRODUCT_TOTAL[grain])
+        sql_execute(
+            f"INSERT INTO {table} (bucket, product_id, category, event_type, events, revenue) "
+            f"SELECT {grain}, product_id, category, event_type, SUM(events), SUM(revenue) "
+            f"FROM rollup_agg_products WHERE 1 = 1 GROUP BY {grain}, product_id, category, "
+            "event_type ON CONFLICT (bucket, product_id, category, event_type) "
             f"DO UPDATE SET events = {table}.events + excluded.events, "
             f"revenue = {table}.revenue + excluded.revenue"
         )
@@ -437,6 +450,7 @@ def rollups_rebuild(
             for model in (
                 EVENT_METRIC[grain],
                 PRODUCT_METRIC[grain],
+                PRODUCT_TOTAL[grain],
                 USER_BITMAP[grain],
                 FIRST_SEEN_BITMAP[grain],
             ):

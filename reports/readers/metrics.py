@@ -74,7 +74,8 @@ def product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
 
 
 def _product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
-    model = rollups.PRODUCT_METRIC[filters.bucket]
+    by_dimension = filters.device or filters.country
+    model = (rollups.PRODUCT_METRIC if by_dimension else rollups.PRODUCT_TOTAL)[filters.bucket]
     rows = rollup_cached(
         "products",
         filters,

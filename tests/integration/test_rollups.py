@@ -395,3 +395,44 @@ def test_replayed_events_behind_the_watermark_are_folded_and_read():
     folded = table_state()
     rollups.rollups_rebuild(now=later)
     assert table_state() == folded
+
+
+def test_product_totals_equal_product_metrics_summed_over_device_and_country(pg):
+    """Unfiltered product views read the totals table: it must hold exactly the per-device-and-
+    country rows summed, and a filtered view must still see only its device."""
+    from django.db.models import Sum
+
+    from reports.models import ProductMetricDaily, ProductTotalDaily
+
+    for index, (device, country) in enumerate(
+        [("mobile", "US"), ("desktop", "US"), ("mobile", "DE"), ("tablet", "FR")] * 3
+    ):
+        EventFactory(
+            event_type=("product_view", "add_to_cart", "purchase")[index % 3],
+            product_id=f"sku_{index % 2}",
+            category="books",
+            revenue=Decimal("5.00") if index % 3 == 2 else None,
+            device_type=device,
+            country=country,
+            timestamp=NOW - dt.timedelta(hours=index),
+            received_at=NOW,
+        )
+    advance()
+    keys = ("bucket", "product_id", "category", "event_type")
+    summed = {
+        tuple(row[k] for k in keys): (row["e"], row["r"])
+        for row in ProductMetricDaily.objects.values(*keys).annotate(
+            e=Sum("events"), r=Sum("revenue")
+        )
+    }
+    totals = {
+        tuple(row[k] for k in keys): (row["events"], row["revenue"])
+        for row in ProductTotalDaily.objects.values(*keys, "events", "revenue")
+    }
+    assert totals == summed and sum(e for e, _ in totals.values()) == 12
+    f = filters_from_query({"preset": "7d"}, now=NOW)
+    everything = selectors.products(f)
+    mobile = selectors.products(filters_from_query({"preset": "7d", "device": "mobile"}, now=NOW))
+    assert everything != mobile
+    assert sum(row["count"] for row in everything["top_viewed"]) == 4
+    assert sum(row["count"] for row in mobile["top_viewed"]) == 2
