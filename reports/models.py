@@ -93,6 +93,12 @@ class ProductMetricHourly(ProductMetricBase):
                 name="rollup_product_hour_key",
             )
         ]
+        # Filtered product views read only their device's or country's rows (the key's range
+        # on bucket alone walks every row of the period).
+        indexes = [
+            models.Index(fields=["device_type", "bucket"], name="rollup_product_hour_device"),
+            models.Index(fields=["country", "bucket"], name="rollup_product_hour_country"),
+        ]
 
 
 class ProductMetricDaily(ProductMetricBase):
@@ -102,6 +108,10 @@ class ProductMetricDaily(ProductMetricBase):
                 fields=["bucket", "product_id", "category", "event_type", "device_type", "country"],
                 name="rollup_product_day_key",
             )
+        ]
+        indexes = [
+            models.Index(fields=["device_type", "bucket"], name="rollup_product_day_device"),
+            models.Index(fields=["country", "bucket"], name="rollup_product_day_country"),
         ]
 
 
