@@ -436,3 +436,21 @@ def test_product_totals_equal_product_metrics_summed_over_device_and_country(pg)
     assert everything != mobile
     assert sum(row["count"] for row in everything["top_viewed"]) == 4
     assert sum(row["count"] for row in mobile["top_viewed"]) == 2
+
+
+def test_rebuild_leaves_planner_statistics_on_every_rollup_table(pg):
+    """A rebuild empties and refills the rollups in bulk; it analyzes them, so the planner does
+    not guess a 30-day read returns a few hundred rows (and sort or spill accordingly)."""
+    for index in range(6):
+        EventFactory(
+            event_type="product_view",
+            product_id=f"sku_{index}",
+            timestamp=NOW - dt.timedelta(days=index),
+            received_at=NOW,
+        )
+    rollups.rollups_rebuild(now=LATER)
+    with connection.cursor() as cursor:
+        for model in rollups.ALL_MODELS:
+            table = model._meta.db_table
+            cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
+            assert cursor.fetchone()[0] == model.objects.count(), table
