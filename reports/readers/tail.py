@@ -25,6 +25,10 @@ from events.models import Event
 from reports import raw, rollups
 from reports.filters import DashboardFilters, floor_day, floor_hour
 
+# A read groups tens of thousands of rollup rows by text keys: with the default 4 MB the planner
+# sorts them instead (slow under a non-C collation) or spills to disk.
+READ_WORK_MEM = "64MB"
+
 _tail_var: contextvars.ContextVar[QuerySet[Event] | None] = contextvars.ContextVar(
     "rollup_tail", default=None
 )
@@ -48,6 +52,7 @@ def read_snapshot() -> Iterator[None]:
             if connection.vendor == "postgresql":
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    cursor.execute(f"SET LOCAL work_mem = '{READ_WORK_MEM}'")
         generation, received_at, event_pk = rollups.rollup_state()
         token = _tail_var.set(rollups.events_after_watermark(received_at, event_pk))
         mark_token = _mark_var.set((received_at, event_pk))
