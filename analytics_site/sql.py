@@ -27,10 +27,12 @@ def is_postgres() -> bool:
 
 
 def time_bucket(column: str, unit: str) -> str:
-    """SQL for the start of the UTC minute, hour or day of a datetime column. On PostgreSQL the
-    caller's transaction runs with TIME ZONE 'UTC' (`set_local_utc`)."""
+    """SQL for the start of the UTC minute, hour, day or week (Monday) of a datetime column. On
+    PostgreSQL the caller's transaction runs with TIME ZONE 'UTC' (`set_local_utc`)."""
     if is_postgres():
         return f"date_trunc('{unit}', {column})"
+    if unit == "week":  # back six days, then forward to the next Monday: this week's Monday
+        return f"strftime('{_SQLITE_BUCKET['day']}', {column}, '-6 days', 'weekday 1')"
     return f"strftime('{_SQLITE_BUCKET[unit]}', {column})"
 
 

@@ -153,6 +153,19 @@ class ProductTotalDaily(ProductTotalBase):
         ]
 
 
+class ProductTotalWeekly(ProductTotalBase):
+    """Product totals per UTC week (Monday): a day-bucketed period reads its whole weeks here
+    and only the days at either end from the daily totals (90 days: 25 buckets, not 90)."""
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "product_id", "category", "event_type"],
+                name="rollup_product_total_week_key",
+            )
+        ]
+
+
 class UserBitmapBase(models.Model):
     """Users active in a bucket on a device in a country, as a serialized roaring bitmap of
     their keys (`UserFirstSeen.id`): distinct users over any set of buckets are exact (the size

@@ -37,6 +37,7 @@ from analytics_site.sql import (
     rollup_safety_lag,
     set_local_utc,
     sql_execute,
+    sql_param,
     time_bucket,
 )
 from events.models import Event
@@ -47,6 +48,7 @@ from reports.models import (
     ProductMetricHourly,
     ProductTotalDaily,
     ProductTotalHourly,
+    ProductTotalWeekly,
     RollupWatermark,
     SessionMetricDaily,
     SessionMetricHourly,
@@ -65,7 +67,7 @@ EVENT_TABLE = Event._meta.db_table
 
 EVENT_METRIC = {"hour": EventMetricHourly, "day": EventMetricDaily}
 PRODUCT_METRIC = {"hour": ProductMetricHourly, "day": ProductMetricDaily}
-PRODUCT_TOTAL = {"hour": ProductTotalHourly, "day": ProductTotalDaily}
+PRODUCT_TOTAL = {"hour": ProductTotalHourly, "day": ProductTotalDaily, "week": ProductTotalWeekly}
 SESSION_METRIC = {"hour": SessionMetricHourly, "day": SessionMetricDaily}
 ALL_MODELS = (
     *EVENT_METRIC.values(),
@@ -179,16 +181,24 @@ def _fold_metrics(source: str) -> None:
             f"DO UPDATE SET events = {table}.events + excluded.events, "
             f"revenue = {table}.revenue + excluded.revenue"
         )
-        table = _table(PRODUCT_TOTAL[grain])
-        sql_execute(
-            f"INSERT INTO {table} (bucket, product_id, category, event_type, events, revenue) "
-            f"SELECT {grain}, product_id, category, event_type, SUM(events), SUM(revenue) "
-            f"FROM rollup_agg_products WHERE 1 = 1 GROUP BY {grain}, product_id, category, "
-            "event_type ON CONFLICT (bucket, product_id, category, event_type) "
-            f"DO UPDATE SET events = {table}.events + excluded.events, "
-            f"revenue = {table}.revenue + excluded.revenue"
-        )
+    for grain in (*GRAINS, "week"):
+        _product_totals_add(grain, "rollup_agg_products")
     _drop_source("rollup_agg_events", "rollup_agg_products")
+
+
+def _product_totals_add(grain: str, source: str) -> None:
+    """Add the product rows of `source` (its `day`, and `hour` for the hourly grain; per
+    device and country or not) to the product totals of a grain."""
+    table = _table(PRODUCT_TOTAL[grain])
+    bucket = time_bucket("day", "week") if grain == "week" else grain
+    sql_execute(
+        f"INSERT INTO {table} (bucket, product_id, category, event_type, events, revenue) "
+        f"SELECT {bucket}, product_id, category, event_type, SUM(events), SUM(revenue) "
+        f"FROM {source} WHERE 1 = 1 GROUP BY {bucket}, product_id, category, event_type "
+        "ON CONFLICT (bucket, product_id, category, event_type) "
+        f"DO UPDATE SET events = {table}.events + excluded.events, "
+        f"revenue = {table}.revenue + excluded.revenue"
+    )
 
 
 def _session_metric_delta(sign: str, where: str) -> None:
@@ -464,6 +474,19 @@ def rollups_rebuild(
                 FIRST_SEEN_BITMAP[grain],
             ):
                 model.objects.filter(bucket__gte=since_at).delete()
+        # The week of `since` is refolded whole: its days before `since` from the daily totals
+        # (kept), the rest from the events.
+        week_at = since_at - dt.timedelta(days=since_at.weekday())
+        PRODUCT_TOTAL["week"].objects.filter(bucket__gte=week_at).delete()
+        daily = _table(PRODUCT_TOTAL["day"])
+        sql_execute(
+            f"CREATE TEMPORARY TABLE rollup_rebuild_week AS SELECT bucket AS day, product_id, "
+            f"category, event_type, events, revenue FROM {daily} WHERE bucket >= %s "
+            "AND bucket < %s",
+            [sql_param(week_at), sql_param(since_at)],
+        )
+        _product_totals_add("week", "rollup_rebuild_week")
+        _drop_source("rollup_rebuild_week")
         count = _create_source(
             "rollup_rebuild", f"{below} AND timestamp >= %s", [*params, since_at]
         )

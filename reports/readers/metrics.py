@@ -8,7 +8,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Q, QuerySet, Sum
 
 from reports import raw, rollups
 from reports.filters import DashboardFilters
@@ -73,19 +73,43 @@ def product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
     return memo(f"{key}:{filters.device}:{filters.country}", lambda: _product_rows(filters))
 
 
-def _product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
-    by_dimension = filters.device or filters.country
-    model = (rollups.PRODUCT_METRIC if by_dimension else rollups.PRODUCT_TOTAL)[filters.bucket]
-    rows = rollup_cached(
-        "products",
-        filters,
-        lambda: list(
-            in_period(model.objects.all(), filters)
-            .values("product_id", "category", "event_type")
-            .annotate(events=Sum("events"), revenue=Sum("revenue"))
-            .order_by()
-        ),
+def _product_sums(qs: QuerySet) -> list[dict[str, Any]]:
+    return list(
+        qs.values("product_id", "category", "event_type")
+        .annotate(events=Sum("events"), revenue=Sum("revenue"))
+        .order_by()
     )
+
+
+def _whole_weeks(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """[first Monday on or after start, last Monday on or before end): the UTC weeks wholly in
+    a day-aligned period (empty when first >= last)."""
+    first = start + dt.timedelta(days=(7 - start.weekday()) % 7)
+    return first, end - dt.timedelta(days=end.weekday())
+
+
+def _rolled_product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
+    """The rollup part of product_rows. A device or country filter reads the product metrics;
+    an unfiltered view the totals without them, and a day-bucketed period its whole weeks
+    from the weekly totals and only the days at either end from the daily ones."""
+    if filters.device or filters.country:
+        return _product_sums(
+            in_period(rollups.PRODUCT_METRIC[filters.bucket].objects.all(), filters)
+        )
+    if filters.bucket == "hour":
+        return _product_sums(in_period(rollups.PRODUCT_TOTAL["hour"].objects.all(), filters))
+    first, last = _whole_weeks(filters.start, filters.end)
+    if first >= last:
+        return _product_sums(in_period(rollups.PRODUCT_TOTAL["day"].objects.all(), filters))
+    days = rollups.PRODUCT_TOTAL["day"].objects.filter(
+        Q(bucket__gte=filters.start, bucket__lt=first) | Q(bucket__gte=last, bucket__lt=filters.end)
+    )
+    weeks = rollups.PRODUCT_TOTAL["week"].objects.filter(bucket__gte=first, bucket__lt=last)
+    return _product_sums(days) + _product_sums(weeks)
+
+
+def _product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
+    rows = rollup_cached("products", filters, lambda: _rolled_product_rows(filters))
     events = tail_events()
     if events is None:
         return list(rows) + raw.product_rows(raw.events_in(filters, tail()))

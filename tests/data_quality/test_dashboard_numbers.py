@@ -332,6 +332,8 @@ def filter_sets() -> list[DashboardFilters]:
         {"preset": "7d", "device": "mobile"},
         {"preset": "30d", "country": "DE", "device": "desktop"},
         {"start": "2026-03-01", "end": "2026-03-01"},  # one day, hourly buckets
+        # days, one whole week, days (unfiltered products read the week from weekly totals)
+        {"start": "2026-02-18", "end": "2026-03-07"},
         {"start": "2026-02-20", "end": "2026-03-05", "country": "BR"},
     ]
     return [filters_from_query(query, now=NOW) for query in queries]

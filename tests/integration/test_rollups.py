@@ -454,3 +454,55 @@ def test_rebuild_leaves_planner_statistics_on_every_rollup_table(pg):
             table = model._meta.db_table
             cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
             assert cursor.fetchone()[0] == model.objects.count(), table
+
+
+def test_weekly_product_totals_are_the_daily_totals_summed_after_folds_and_a_partial_rebuild(pg):
+    """Unfiltered product views over days read whole weeks from the weekly totals: each week
+    must hold exactly its days, after incremental folds (a late event included) and after a
+    rebuild from a mid-week date (its week keeps the days before that date)."""
+    from django.db.models import Sum
+
+    from reports.models import ProductTotalDaily, ProductTotalWeekly
+
+    for index in range(24):  # 2026-02-15 (Sunday) .. 2026-03-09 (Monday), two per day or so
+        EventFactory(
+            event_type=("product_view", "add_to_cart", "purchase")[index % 3],
+            product_id=f"sku_{index % 4}",
+            category="books",
+            revenue=Decimal("7.50") if index % 3 == 2 else None,
+            timestamp=NOW - dt.timedelta(hours=22 * index + 5),
+            received_at=NOW - dt.timedelta(hours=22 * index),
+        )
+    advance()
+    EventFactory(  # late: received now, a Wednesday of an earlier week
+        event_type="purchase",
+        product_id="sku_1",
+        category="books",
+        revenue=Decimal("3.00"),
+        timestamp=dt.datetime(2026, 2, 25, 9, tzinfo=dt.UTC),
+        received_at=NOW,
+    )
+    advance(now=LATER + dt.timedelta(minutes=1))
+    keys = ("product_id", "category", "event_type")
+
+    def weekly_from_daily() -> dict:
+        summed: dict = {}
+        for row in ProductTotalDaily.objects.values("bucket", *keys, "events", "revenue"):
+            monday = row["bucket"] - dt.timedelta(days=row["bucket"].weekday())
+            cell = summed.setdefault((monday, *(row[k] for k in keys)), [0, Decimal(0)])
+            cell[0] += row["events"]
+            cell[1] += row["revenue"]
+        return {key: tuple(cell) for key, cell in summed.items()}
+
+    def weekly() -> dict:
+        rows = ProductTotalWeekly.objects.values("bucket", *keys).annotate(
+            e=Sum("events"), r=Sum("revenue")
+        )
+        return {(row["bucket"], *(row[k] for k in keys)): (row["e"], row["r"]) for row in rows}
+
+    assert len({key[0] for key in weekly()}) >= 4
+    assert all(key[0].weekday() == 0 for key in weekly())
+    assert weekly() == weekly_from_daily()
+    rollups.rollups_rebuild(since=dt.date(2026, 2, 26), now=LATER + dt.timedelta(minutes=1))
+    assert weekly() == weekly_from_daily()
+    assert sum(events for events, _ in weekly().values()) == 25
