@@ -33,10 +33,9 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
-from django.db.models import Count
 from django.utils import timezone
 
-from events.models import Event, RejectedEvent
+from events.models import Event
 from quality import selectors as quality_selectors
 from reports import raw, readers
 from reports.filters import DAY, HOUR, DashboardFilters, floor_hour, preset_filters
@@ -72,17 +71,8 @@ def _snapshot(function: Callable[P, R]) -> Callable[P, R]:
 
 
 def _quarantined_by_type(filters: DashboardFilters) -> dict[str, int]:
-    rows = (
-        RejectedEvent.objects.filter(
-            status=RejectedEvent.Status.QUARANTINED,
-            received_at__gte=filters.start,
-            received_at__lt=filters.end,
-        )
-        .values_list("event_type")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    return dict(rows)
+    """From the receipt rollups (quality app), not by counting rejected events."""
+    return dict(quality_selectors.quarantined_by_type(filters.start, filters.end))
 
 
 # ---------------------------------------------------------------------------------------------
