@@ -55,14 +55,23 @@ class IngestMetricsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
         self.metrics = Metrics.get_instance()
-        self._children: dict[tuple, object] = {}
+        # (view, method, transport, status) -> the labelled children one such request counts in
+        self._children: dict[tuple[str, str, str, str], tuple[tuple, object]] = {}
 
-    def _child(self, metric, *labels: str):
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children.setdefault(key, metric.labels(*labels))
-        return child
+    def _children_for(self, view: str, method: str, transport: str, status: str):
+        metrics = self.metrics
+        counters = (
+            metrics.requests_by_method.labels(method),
+            metrics.requests_by_transport.labels(transport),
+            metrics.requests_by_view_transport_method.labels(view, transport, method),
+            metrics.responses_by_status.labels(status),
+            metrics.responses_by_status_view_method.labels(status, view, method),
+            metrics.responses_total,
+        )
+        latency = metrics.requests_latency_by_view_method.labels(view, method)
+        if len(self._children) < 1000:  # bounded: views, methods and statuses are few
+            self._children[(view, method, transport, status)] = (counters, latency)
+        return counters, latency
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
         metrics = self.metrics
@@ -75,14 +84,12 @@ class IngestMetricsMiddleware:
         method = request.method
         transport = "https" if request.is_secure() else "http"
         status = str(response.status_code)
-        self._child(metrics.requests_by_method, method).inc()
-        self._child(metrics.requests_by_transport, transport).inc()
-        self._child(metrics.requests_by_view_transport_method, view, transport, method).inc()
-        self._child(metrics.responses_by_status, status).inc()
-        self._child(metrics.responses_by_status_view_method, status, view, method).inc()
-        self._child(metrics.requests_latency_by_view_method, view, method).observe(elapsed)
+        children = self._children.get((view, method, transport, status))
+        counters, latency = children or self._children_for(view, method, transport, status)
+        for counter in counters:
+            counter.inc()
+        latency.observe(elapsed)
         metrics.requests_latency_before.observe(elapsed)
-        metrics.responses_total.inc()
         return response
 
 

@@ -245,6 +245,24 @@ def test_browsable_api_renders_for_a_logged_in_user(client, django_user_model):
     assert "Event Stats" in page and "total_events" in page
 
 
+def test_an_event_posted_from_the_browsable_api_gets_its_html_page(client, django_user_model):
+    """A browser (Accept: text/html) that posts an event gets DRF's browsable page with the
+    outcome, while an API client gets the bare JSON; both store the event."""
+    client.force_login(django_user_model.objects.create_user("analyst"))
+    payload = event_payload()
+    page = client.post(
+        "/events", json.dumps(payload), content_type="application/json", HTTP_ACCEPT="text/html"
+    )
+    assert page.status_code == 201
+    assert page["Content-Type"].startswith("text/html")
+    assert payload["event_id"] in page.content.decode()
+    repeated = client.post("/events", payload, content_type="application/json")
+    assert repeated.status_code == 200
+    assert repeated["Content-Type"] == "application/json"
+    assert repeated.json()["duplicate"] is True
+    assert Event.objects.filter(event_id=payload["event_id"]).count() == 1
+
+
 def test_ingestion_answers_503_not_500_when_the_database_is_down(require_postgres, dev_mode):
     """A request whose database connection really fails gets a JSON 503 with Retry-After."""
     outcome: dict = {}

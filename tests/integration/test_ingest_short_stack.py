@@ -122,6 +122,9 @@ def test_anonymous_event_in_development_is_stored_and_a_repeat_is_a_duplicate(de
 
 def test_short_stack_responses_keep_the_security_headers_and_content_length(dev_mode):
     response = post_json("/events", event_payload())
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Allow"] == "POST, OPTIONS"
+    assert response.headers["Vary"] == "Accept"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Referrer-Policy"] == "same-origin"
