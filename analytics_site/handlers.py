@@ -16,10 +16,11 @@ import re
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import ResolverMatch, get_urlconf
+from django.urls import ResolverMatch
 from django.utils.module_loading import import_string
 from django_prometheus.middleware import Metrics
 
@@ -121,7 +122,9 @@ class ShortStackWSGIHandler(WSGIHandler):
         """Django's URL resolution, once per URL conf and path: the ingestion paths are a
         handful of fixed strings with no arguments, and walking the URL conf for them cost
         about a tenth of a single event's application CPU. The match is only read after."""
-        key = (getattr(request, "urlconf", None) or get_urlconf(), request.path_info)
+        # get_response has just set settings.ROOT_URLCONF for this thread; no middleware of the
+        # short stack sets request.urlconf (get_urlconf() would cost two failed lookups).
+        key = (getattr(request, "urlconf", None) or settings.ROOT_URLCONF, request.path_info)
         match = self._matches.get(key)
         if match is None:
             match = super().resolve_request(request)  # raises Resolver404: nothing cached
