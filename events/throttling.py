@@ -10,10 +10,12 @@ changed in settings (and in tests) without re-importing anything.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import structlog
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCacheClient
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
@@ -31,12 +33,35 @@ def rate_parse(rate: str | None) -> tuple[int, int] | None:
     return int(count), _PERIODS[period.strip()[0]]
 
 
+# One redis-py client per Django Redis cache client (per thread, as Django's caches are): its
+# get_client() builds a new one on every call, whose constructor copies ~170 response
+# callbacks, which cost more than everything else a single event's throttling does. Django's
+# client sends every write to its first server, whatever the key, so one client serves all.
+_redis_clients: dict[int, tuple[RedisCacheClient, Any]] = {}
+
+
+def _redis_client(cache_client: RedisCacheClient, full_key: str) -> Any:
+    kept = _redis_clients.get(id(cache_client))
+    if kept is not None and kept[0] is cache_client:
+        return kept[1]
+    client = cache_client.get_client(full_key, write=True)
+    if len(_redis_clients) >= 64:  # caches rebuilt (settings changed in tests): start over
+        _redis_clients.clear()
+    _redis_clients[id(cache_client)] = (cache_client, client)
+    return client
+
+
 def _window_count(key: str, period: int) -> int:
     """Increment and return this window's counter (created with an expiry on first use)."""
-    get_client = getattr(getattr(cache, "_cache", None), "get_client", None)
+    cache_client = getattr(cache, "_cache", None)
+    get_client = getattr(cache_client, "get_client", None)
     if get_client is not None:  # Redis: one pipelined round trip
         full_key = cache.make_and_validate_key(key)
-        pipe = get_client(full_key, write=True).pipeline(transaction=False)
+        if type(cache_client) is RedisCacheClient:
+            client = _redis_client(cache_client, full_key)
+        else:  # another client may pick a server by key
+            client = get_client(full_key, write=True)
+        pipe = client.pipeline(transaction=False)
         pipe.incr(full_key)
         pipe.expire(full_key, period + 1, nx=True)
         return int(pipe.execute()[0])

@@ -7,9 +7,11 @@ import hashlib
 import json
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.db import connection, connections
+from django.test import Client
 from rest_framework.test import APIClient
 
 from events import services
@@ -99,6 +101,26 @@ def test_throttling_counts_per_key(tiny_rates, keyed_client):
     other = APIClient()
     other.credentials(HTTP_X_API_KEY=services.ingestion_key_create(name="other").raw_key)
     assert other.post("/events", event_payload(), format="json").status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_from_several_threads_count_in_one_window(tiny_rates, dev_mode):
+    """Each thread has its own Django cache object and keeps its own Redis client for it; the
+    requests of all threads still count in the same window."""
+
+    def post(_: int = 0) -> int:
+        try:
+            payload = event_payload()
+            return Client().post("/events", payload, content_type="application/json").status_code
+        finally:
+            connections.close_all()
+
+    codes = [post()]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        codes += sorted(pool.map(post, range(2)))
+    codes.append(post())
+    assert codes == [201, 201, 201, 429]
+    assert Event.objects.count() == 3
 
 
 def test_reads_are_throttled_too(tiny_rates, keyed_client):
