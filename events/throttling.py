@@ -1,6 +1,7 @@
 """Rate limits per ingestion key (or per user, or per client IP when anonymous).
 
-A fixed-window counter: one INCR (+ EXPIRE) round trip to the shared cache per request. DRF's
+A fixed-window counter: one INCR round trip to the shared cache per request (and an EXPIRE on
+the first request of a window). DRF's
 SimpleRateThrottle keeps every request's timestamp in a list that it reads and writes back
 whole, which at ingestion rates (thousands a minute) costs more than the request itself.
 Rates are read per request from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], so they can be
@@ -55,16 +56,18 @@ def _window_count(key: str, period: int) -> int:
     """Increment and return this window's counter (created with an expiry on first use)."""
     cache_client = getattr(cache, "_cache", None)
     get_client = getattr(cache_client, "get_client", None)
-    if get_client is not None:  # Redis: one pipelined round trip
+    if get_client is not None:  # Redis: one INCR (and an EXPIRE on a window's first request)
         full_key = cache.make_and_validate_key(key)
         if type(cache_client) is RedisCacheClient:
             client = _redis_client(cache_client, full_key)
         else:  # another client may pick a server by key
             client = get_client(full_key, write=True)
-        pipe = client.pipeline(transaction=False)
-        pipe.incr(full_key)
-        pipe.expire(full_key, period + 1, nx=True)
-        return int(pipe.execute()[0])
+        count = int(client.incr(full_key))
+        if count == 1:
+            # The window's key names its window, so a key whose EXPIRE was lost (the process
+            # died in between) never throttles a later window; it only stays in Redis.
+            client.expire(full_key, period + 1)
+        return count
     cache.add(key, 0, timeout=period + 1)
     try:
         return cache.incr(key)

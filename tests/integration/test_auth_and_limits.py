@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.core.cache import cache
 from django.db import connection, connections
 from django.test import Client
 from rest_framework.test import APIClient
@@ -121,6 +122,17 @@ def test_requests_from_several_threads_count_in_one_window(tiny_rates, dev_mode)
     codes.append(post())
     assert codes == [201, 201, 201, 429]
     assert Event.objects.count() == 3
+
+
+def test_throttle_windows_expire_in_redis(tiny_rates, keyed_client):
+    """A window's counter is created with an expiry of about its period, and keeps it."""
+    for _ in range(2):
+        assert keyed_client.post("/events", event_payload(), format="json").status_code == 201
+    redis = cache._cache.get_client(write=True)
+    keys = list(redis.scan_iter(match="*throttle:ingest:*"))
+    assert len(keys) == 1
+    assert 3500 < redis.ttl(keys[0]) <= 3601
+    assert int(redis.get(keys[0])) == 2
 
 
 def test_reads_are_throttled_too(tiny_rates, keyed_client):
