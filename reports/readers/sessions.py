@@ -7,30 +7,55 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import Sum
 
+from events.models import Event
 from reports import raw, rollups
 from reports.filters import DashboardFilters
 from reports.models import SessionRollup
-from reports.readers.tail import (
-    any_of,
-    datetimes_fast,
-    in_period,
-    memo,
-    micros,
-    rollup_cached,
-    tail,
+from reports.readers.tail import any_of, in_period, memo, micros, rollup_cached, tail, tail_where
+from reports.readers.tail_summary import Period, Session, session_merge, tail_summary
+
+_STEP_CASE = (
+    "CASE event_type "
+    + " ".join(f"WHEN '{step}' THEN {index + 1}" for index, step in enumerate(raw.FUNNEL_STEPS))
+    + " ELSE 0 END"
 )
-from reports.readers.tail_summary import Period, session_merge, tail_summary
+_EPOCH_US = "(EXTRACT(EPOCH FROM {}) * 1000000)::bigint"
 
 
-def _tail_session_deltas() -> dict[tuple, tuple[int, Decimal]]:
-    """Big tails (aggregated in SQL): {(start, device, country, step): (sessions, revenue)},
-    minus each tail session's rolled-up row, plus its row merged with the tail; starts in
-    integer microseconds, as in a summary."""
+def _sql_tail_sessions() -> list[tuple[Session, Session | None]]:
+    """(tail state, rolled-up row) of every tail session, in one query on PostgreSQL: one sort
+    of the tail by session (first event, and the session's step and revenue over its window;
+    no join of two aggregates, which the planner nests when it expects a tiny tail), then one
+    index probe per session for its rolled-up row."""
+    where, params = tail_where()
+    sql = f"""
+        WITH t AS (
+            SELECT DISTINCT ON (session_id) session_id, {_EPOCH_US.format("timestamp")} AS start,
+                id, device_type, country,
+                MAX({_STEP_CASE}) OVER (PARTITION BY session_id) AS step,
+                COALESCE(SUM(revenue) FILTER (WHERE event_type = 'purchase')
+                    OVER (PARTITION BY session_id), 0) AS revenue
+            FROM {Event._meta.db_table} WHERE {where}
+            ORDER BY session_id, timestamp, id
+        )
+        SELECT t.start, t.id, t.device_type, t.country, t.step, t.revenue,
+            r.start, r.first_event_pk, r.device_type, r.country, r.reached_step, r.revenue
+        FROM t LEFT JOIN LATERAL (
+            SELECT {_EPOCH_US.format("started_at")} AS start, first_event_pk, device_type,
+                country, reached_step, revenue
+            FROM {SessionRollup._meta.db_table} WHERE session_id = t.session_id LIMIT 1
+        ) r ON TRUE
+    """  # noqa: S608 (identifiers from the models; values are parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(row[:6], row[6:] if row[6] is not None else None) for row in cursor.fetchall()]
+
+
+def _orm_tail_sessions() -> list[tuple[Session, Session | None]]:
     tail_states = raw.session_states(None, tail())
-    if not tail_states:
-        return {}
     fields = (
         "session_id",
         "started_at",
@@ -43,22 +68,34 @@ def _tail_session_deltas() -> dict[tuple, tuple[int, Decimal]]:
     rolled = any_of(
         SessionRollup.objects.all(), "session_id", [state["session_id"] for state in tail_states]
     )
-    old_rows = {row[0]: (micros(row[1]), *row[2:]) for row in datetimes_fast(rolled, *fields)}
+    old_rows = {row[0]: (micros(row[1]), *row[2:]) for row in rolled.values_list(*fields)}
+    return [
+        (
+            (
+                micros(state["started_at"]),
+                state["first_event"],
+                state["device_type"],
+                state["country"],
+                state["reached_step"],
+                state["revenue"],
+            ),
+            old_rows.get(state["session_id"]),
+        )
+        for state in tail_states
+    ]
+
+
+def _tail_session_deltas() -> dict[tuple, tuple[int, Decimal]]:
+    """Big tails (aggregated in SQL): {(start, device, country, step): (sessions, revenue)},
+    minus each tail session's rolled-up row, plus its row merged with the tail; starts in
+    integer microseconds, as in a summary."""
+    pairs = _sql_tail_sessions() if connection.vendor == "postgresql" else _orm_tail_sessions()
     cells: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
-    for state in tail_states:
-        old = old_rows.get(state["session_id"])
+    for new, old in pairs:
         if old is not None:
             cell = cells[(old[0], *old[2:5])]
             cell[0] -= 1
             cell[1] -= old[5]
-        new = (
-            micros(state["started_at"]),
-            state["first_event"],
-            state["device_type"],
-            state["country"],
-            state["reached_step"],
-            state["revenue"],
-        )
         merged = session_merge(old, new)
         cell = cells[(merged[0], *merged[2:5])]
         cell[0] += 1

@@ -159,7 +159,7 @@ def _rolled_sessions(session_ids: list[str]) -> dict[str, Session]:
         return {row[0]: row[1:] for row in cursor.fetchall()}
 
 
-def _user_keys(user_ids: list[str]) -> dict[str, int]:
+def user_keys_lookup(user_ids: list[str]) -> dict[str, int]:
     """Rolled-up keys of these users (index probes, as for sessions)."""
     if not user_ids:
         return {}
@@ -224,7 +224,7 @@ def summary_extend(base: TailSummary, rows: Iterable[TailRow], count: int) -> Ta
         rolled_sessions[session_id] = rolled.get(session_id)
     user_keys = dict(base.user_keys)
     new_users = [u for u in user_first if u not in user_keys]
-    keys = _user_keys(new_users)
+    keys = user_keys_lookup(new_users)
     for user_id in new_users:
         user_keys[user_id] = keys.get(user_id)
     return TailSummary(

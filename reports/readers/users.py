@@ -8,16 +8,23 @@ correction is a few bitmap operations; a big tail's are looked up once per snaps
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
+from django.db import connection
+from django.db.models.expressions import RawSQL
 from pyroaring import BitMap
 
 from reports import raw
 from reports.filters import DashboardFilters
-from reports.models import UserFirstSeen
-from reports.readers.tail import any_of, datetimes_fast, in_period, memo, micros, tail
-from reports.readers.tail_summary import Period, TailSummary, tail_summary
+from reports.readers.tail import in_period, memo, micros, tail
+from reports.readers.tail_summary import (
+    Period,
+    TailSummary,
+    tail_is_empty,
+    tail_summary,
+    user_keys_lookup,
+)
 from reports.user_bitmaps import FIRST_SEEN_BITMAP, USER_BITMAP, bitmap_load
 
 _FIELD_POSITION = {"device_type": 0, "country": 1}
@@ -83,7 +90,27 @@ def _first_seen_from(filters: DashboardFilters) -> BitMap:
     return memo(f"first_seen_from:{filters.bucket}:{filters.start}", load)
 
 
-def _summary_users(
+class TailUsers(NamedTuple):
+    """The tail's users: earliest tail event (integer microseconds) and rolled-up key (None for
+    users the rollup does not know), and who is active in a read's period."""
+
+    first: dict[str, int]
+    keys: dict[str, int | None]
+    active_in: Callable[[DashboardFilters, str | None], dict[str | None, tuple[BitMap, set[str]]]]
+
+
+def _tail_users() -> TailUsers:
+    summary = tail_summary()
+    if summary is not None:
+        return TailUsers(
+            summary.user_first,
+            summary.user_keys,
+            lambda filters, field: _summary_active(summary, filters, field),
+        )
+    return memo("tail_users", _sql_tail_users)
+
+
+def _summary_active(
     summary: TailSummary, filters: DashboardFilters, field: str | None
 ) -> dict[str | None, tuple[BitMap, set[str]]]:
     """Tail users active in the period: {None or device/country: (keys, ids without a key)}."""
@@ -100,119 +127,81 @@ def _summary_users(
     return groups
 
 
-# Big tails (more than ROLLUP_TAIL_IN_MEMORY_MAX events): user ids and keys from SQL.
-
-
-def _sql_tail_user_ids(filters: DashboardFilters, field: str | None) -> Any:
-    return raw.user_ids(raw.events_in(filters, tail()), field)
-
-
-def _sql_tail_first_seen() -> dict[str, dt.datetime]:
-    def load() -> dict[str, dt.datetime]:
+def _sql_tail_users() -> TailUsers:
+    """A tail too big to summarize: each user's earliest event and key once per snapshot (one
+    GROUP BY and one key lookup), and a read's active users from one DISTINCT query."""
+    if connection.vendor == "postgresql":  # times as integers: parsing them costs more
+        first_us = RawSQL('(EXTRACT(EPOCH FROM "events_event"."timestamp") * 1000000)::bigint', [])
+        rows = tail().values("user_id").annotate(first=raw.Min(first_us)).order_by()
+        first = dict(rows.values_list("user_id", "first"))
+    else:
         rows = tail().values("user_id").annotate(first=raw.Min("timestamp")).order_by()
-        return {row["user_id"]: row["first"] for row in rows}
+        first = {
+            user_id: micros(moment) for user_id, moment in rows.values_list("user_id", "first")
+        }
+    keys: dict[str, int | None] = dict.fromkeys(first)
+    keys.update(user_keys_lookup(list(first)))
 
-    return memo("first_seen", load)
+    def active_in(
+        filters: DashboardFilters, field: str | None
+    ) -> dict[str | None, tuple[BitMap, set[str]]]:
+        ids = raw.user_ids(raw.events_in(filters, tail()), field)
+        grouped = {None: ids} if field is None else ids
+        return {
+            group: (
+                BitMap(keys[u] for u in user_ids if keys[u] is not None),
+                {u for u in user_ids if keys[u] is None},
+            )
+            for group, user_ids in grouped.items()
+            if user_ids
+        }
 
-
-def _tail_user_keys() -> dict[str, tuple[int, dt.datetime]]:
-    """{user_id: (key, rolled-up first seen)} for the tail's users the rollup knows."""
-
-    def load() -> dict[str, tuple[int, dt.datetime]]:
-        tail_users = _sql_tail_first_seen()
-        if not tail_users:
-            return {}
-        known = any_of(UserFirstSeen.objects.all(), "user_id", tail_users)
-        rows = datetimes_fast(known, "user_id", "id", "first_seen")
-        return {user_id: (key, first) for user_id, key, first in rows}
-
-    return memo("tail_user_keys", load)
-
-
-def _unseen(user_ids: set[str], active: BitMap, keys: dict[str, tuple[int, dt.datetime]]) -> int:
-    """How many of the tail's users are not in the rolled-up active set."""
-    return sum(1 for user_id in user_ids if user_id not in keys or keys[user_id][0] not in active)
+    return TailUsers(first, keys, active_in)
 
 
 def users(filters: DashboardFilters, field: str | None = None) -> Any:
-    """Distinct users active in the period: a count, or {dimension value: count}."""
+    """Distinct users active in the period: a count, or {dimension value: count}. A tail user
+    counts unless its key is in the rolled-up set."""
     active = _active(filters, field)
-    summary = tail_summary()
-    if summary is not None:
-        groups = _summary_users(summary, filters, field)
-        if field is None:
-            keys, unknown = groups.get(None, (BitMap(), set()))
-            return len(active) + keys.difference_cardinality(active) + len(unknown)
-        counts = {key: len(bitmap) for key, bitmap in active.items()}
-        for key, (keys, unknown) in groups.items():
-            rolled = active.get(key, BitMap())
-            counts[key] = len(rolled) + keys.difference_cardinality(rolled) + len(unknown)
-        return counts
-    tail_users = _sql_tail_user_ids(filters, field)
+    if tail_is_empty():
+        return len(active) if field is None else {k: len(b) for k, b in active.items()}
+    groups = _tail_users().active_in(filters, field)
     if field is None:
-        count = len(active)
-        if tail_users:
-            count += _unseen(tail_users, active, _tail_user_keys())
-        return count
+        keys, unknown = groups.get(None, (BitMap(), set()))
+        return len(active) + keys.difference_cardinality(active) + len(unknown)
     counts = {key: len(bitmap) for key, bitmap in active.items()}
-    if tail_users:
-        keys = _tail_user_keys()
-        for key, ids in tail_users.items():
-            counts[key] = counts.get(key, 0) + _unseen(ids, active.get(key, BitMap()), keys)
+    for key, (keys, unknown) in groups.items():
+        rolled = active.get(key, BitMap())
+        counts[key] = len(rolled) + keys.difference_cardinality(rolled) + len(unknown)
     return counts
 
 
 def new_vs_returning(filters: DashboardFilters) -> dict[str, int]:
     """Active users of the period whose first event ever is in it (new) or before (returning).
 
-    Rolled up: new = |active ∩ first seen in the period|. A tail user's rolled-up class is
-    undone and the merged one (earliest of rolled-up and tail first events) counted instead.
+    Rolled up: new = |active ∩ first seen in the period|. With a tail, a user is new when its
+    first event ever, min(rolled-up first, tail first), is at or after the start: rolled-up
+    users of the period with a tail event before the start become returning; tail users of the
+    period not in the rolled-up set are added, new when neither first event is before the
+    start; users without a key have only tail events.
     """
     active = _active(filters)
     total = len(active)
     new = active.intersection_cardinality(_first_seen_in(filters)) if total else 0
-    summary = tail_summary()
-    if summary is not None:
-        if summary.count:
-            total, new = _summary_new_vs_returning(summary, filters, active, total, new)
-        return {"new": int(new), "returning": int(total - new)}
-    tail_first = _sql_tail_first_seen()
-    tail_active = _sql_tail_user_ids(filters, None)
-    keys = _tail_user_keys()
-    for user_id, first in tail_first.items():
-        key, rolled_first = keys.get(user_id, (None, None))
-        rolled_active = key is not None and key in active
-        if rolled_active:  # undo its rolled-up classification
-            total -= 1
-            new -= rolled_first >= filters.start
-        if rolled_active or user_id in tail_active:
-            merged = first if rolled_first is None else min(first, rolled_first)
-            total += 1
-            new += merged >= filters.start
-    return {"new": int(new), "returning": int(total - new)}
-
-
-def _summary_new_vs_returning(
-    summary: TailSummary, filters: DashboardFilters, active: BitMap, total: int, new: int
-) -> tuple[int, int]:
-    """Rolled-up (total, new) corrected for the tail, with bitmaps of keys.
-
-    A user is new when its first event ever, min(rolled-up first, tail first), is at or after
-    the start. Rolled-up users of the period that have a tail event before the start become
-    returning; tail users of the period not in the rolled-up set are added, new when neither
-    first event is before the start; users without a key have only tail events.
-    """
+    if tail_is_empty():
+        return {"new": new, "returning": total - new}
+    tail_users = _tail_users()
     from_start = _first_seen_from(filters)
     start = micros(filters.start)
-    keys, unknown = _summary_users(summary, filters, None).get(None, (BitMap(), set()))
+    keys, unknown = tail_users.active_in(filters, None).get(None, (BitMap(), set()))
     early = BitMap(
         key
-        for user_id, first in summary.user_first.items()
-        if first < start and (key := summary.user_keys[user_id]) is not None
+        for user_id, first in tail_users.first.items()
+        if first < start and (key := tail_users.keys[user_id]) is not None
     )
     added = keys - active
     total += len(added) + len(unknown)
     new -= (active & from_start).intersection_cardinality(early)
     new += (added & from_start).difference_cardinality(early)
-    new += sum(1 for user_id in unknown if summary.user_first[user_id] >= start)
-    return total, new
+    new += sum(1 for user_id in unknown if tail_users.first[user_id] >= start)
+    return {"new": int(new), "returning": int(total - new)}
