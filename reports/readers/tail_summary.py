@@ -5,9 +5,9 @@ passes a page, plus a session and a user-key lookup per read). A summary holds t
 cells instead, so a read is a pass over hundreds of cells and a few bitmap operations:
 - event cells (hour, event type, device, country) and product cells (hour, product, category,
   event type, device, country): counts, warned events, revenue;
-- each tail session merged over its tail events, and the rolled-up row it will merge with (read
-  once per session); from both, session-metric deltas per (hour, device, country, step):
-  minus the rolled-up row, plus the merged one, as the next fold will do;
+- each tail session merged over its tail events, and the rolled-up row it will merge with
+  (looked up once, when a read first needs it); from both, session-metric deltas per (hour,
+  device, country, step): minus the rolled-up row, plus the merged one, as the next fold will;
 - each tail user's earliest tail event and cells, and the user's rolled-up key (keys never
   change within a generation, so known keys carry over to the next watermark's summary).
 Periods are aligned to hours (reports.filters), so an hour cell is wholly in or out of one.
@@ -87,18 +87,43 @@ class TailSummary:
     events: dict[tuple, tuple[int, int, Decimal]]  # (hour, type, device, country)
     products: dict[tuple, tuple[int, Decimal]]  # (hour, product, category, type, device, country)
     sessions: dict[str, Session]  # merged over tail events only
-    rolled_sessions: dict[str, Session | None]
     user_first: dict[str, int]  # earliest tail event per user
     user_cells: dict[tuple, frozenset[str]]  # (hour, device, country): users
-    user_keys: dict[str, int | None]  # None: not rolled up at this watermark
+    # Rolled-up rows and keys already looked up (None: not rolled up at this watermark); the
+    # rest are looked up when a read first needs them (a funnel needs no user keys).
+    known_sessions: dict[str, Session | None]
+    known_keys: dict[str, int | None]
     derived: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def rolled_sessions(self) -> dict[str, Session | None]:
+        """The rolled-up row of every tail session (None for sessions only in the tail)."""
+        if "rolled_sessions" not in self.derived:
+            missing = [s for s in self.sessions if s not in self.known_sessions]
+            found = _rolled_sessions(missing)
+            self.derived["rolled_sessions"] = {
+                **self.known_sessions,
+                **{session_id: found.get(session_id) for session_id in missing},
+            }
+        return self.derived["rolled_sessions"]
+
+    def user_keys(self) -> dict[str, int | None]:
+        """The rolled-up key of every tail user (None for users only in the tail)."""
+        if "user_keys" not in self.derived:
+            missing = [u for u in self.user_first if u not in self.known_keys]
+            found = user_keys_lookup(missing)
+            self.derived["user_keys"] = {
+                **self.known_keys,
+                **{user_id: found.get(user_id) for user_id in missing},
+            }
+        return self.derived["user_keys"]
 
     def session_deltas(self) -> dict[tuple, tuple[int, Decimal]]:
         """{(hour, device, country, step): (sessions, revenue)} to add to the rollup rows."""
         if "sessions" not in self.derived:
             cells: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
+            rolled = self.rolled_sessions()
             for session_id, state in self.sessions.items():
-                old = self.rolled_sessions.get(session_id)
+                old = rolled[session_id]
                 if old is not None:
                     cell = cells[(old[0] - old[0] % HOUR_US, *old[2:5])]
                     cell[0] -= 1
@@ -113,7 +138,7 @@ class TailSummary:
     def user_cell_keys(self) -> dict[tuple, tuple[BitMap, frozenset[str]]]:
         """{(hour, device, country): (keys of rolled-up users, ids of users without a key)}."""
         if "user_cells" not in self.derived:
-            keys = self.user_keys
+            keys = self.user_keys()
             cells = {}
             for cell, user_ids in self.user_cells.items():
                 known = BitMap(keys[u] for u in user_ids if keys[u] is not None)
@@ -139,7 +164,8 @@ class Period:
 
 def _rolled_sessions(session_ids: list[str]) -> dict[str, Session]:
     """Rolled-up rows of these sessions: one index probe each (a LATERAL ... LIMIT 1 the
-    planner cannot turn into a scan of every session, whatever the table's statistics)."""
+    planner cannot turn into a scan of every session, whatever the table's statistics), in
+    index order so neighbouring probes share pages (a quarter faster)."""
     if not session_ids:
         return {}
     if connection.vendor != "postgresql":
@@ -154,7 +180,7 @@ def _rolled_sessions(session_ids: list[str]) -> dict[str, Session]:
             f"SELECT s.* FROM unnest(%s::text[]) AS wanted(id) CROSS JOIN LATERAL "  # noqa: S608
             f"(SELECT {columns} FROM {SessionRollup._meta.db_table} "
             "WHERE session_id = wanted.id LIMIT 1) AS s",
-            [session_ids],
+            [sorted(session_ids)],
         )
         return {row[0]: row[1:] for row in cursor.fetchall()}
 
@@ -171,7 +197,7 @@ def user_keys_lookup(user_ids: list[str]) -> dict[str, int]:
             "SELECT f.* FROM unnest(%s::text[]) AS wanted(id) CROSS JOIN LATERAL "  # noqa: S608
             f"(SELECT user_id, id FROM {UserFirstSeen._meta.db_table} "
             "WHERE user_id = wanted.id LIMIT 1) AS f",
-            [user_ids],
+            [sorted(user_ids)],
         )
         return dict(cursor.fetchall())
 
@@ -217,16 +243,6 @@ def summary_extend(base: TailSummary, rows: Iterable[TailRow], count: int) -> Ta
     user_cells = dict(base.user_cells)
     for cell, user_ids in added_users.items():
         user_cells[cell] = user_cells.get(cell, frozenset()) | user_ids
-    rolled_sessions = dict(base.rolled_sessions)
-    new_sessions = [s for s in sessions if s not in rolled_sessions]
-    rolled = _rolled_sessions(new_sessions)
-    for session_id in new_sessions:
-        rolled_sessions[session_id] = rolled.get(session_id)
-    user_keys = dict(base.user_keys)
-    new_users = [u for u in user_first if u not in user_keys]
-    keys = user_keys_lookup(new_users)
-    for user_id in new_users:
-        user_keys[user_id] = keys.get(user_id)
     return TailSummary(
         base.state,
         count,
@@ -234,10 +250,10 @@ def summary_extend(base: TailSummary, rows: Iterable[TailRow], count: int) -> Ta
         event_cells,
         product_cells,
         sessions,
-        rolled_sessions,
         user_first,
         user_cells,
-        user_keys,
+        base.derived.get("rolled_sessions", base.known_sessions),
+        base.derived.get("user_keys", base.known_keys),
     )
 
 
@@ -245,7 +261,8 @@ def _empty(state: tuple, previous: TailSummary | None) -> TailSummary:
     """An empty summary; user keys carry over from a summary of the same generation."""
     keys: dict[str, int | None] = {}
     if previous is not None and previous.state[0] == state[0] and state[0] is not None:
-        keys = {user_id: key for user_id, key in previous.user_keys.items() if key is not None}
+        known = previous.derived.get("user_keys", previous.known_keys)
+        keys = {user_id: key for user_id, key in known.items() if key is not None}
     return TailSummary(state, 0, 0, {}, {}, {}, {}, {}, {}, keys)
 
 

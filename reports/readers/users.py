@@ -104,7 +104,7 @@ def _tail_users() -> TailUsers:
     if summary is not None:
         return TailUsers(
             summary.user_first,
-            summary.user_keys,
+            summary.user_keys(),
             lambda filters, field: _summary_active(summary, filters, field),
         )
     return memo("tail_users", _sql_tail_users)
