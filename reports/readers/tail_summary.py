@@ -18,7 +18,9 @@ with ids up to `max_id` is still exact when the snapshot's tail has the same cou
 when it has grown, the events after `max_id` are folded into a copy, if they account for the
 whole growth (an event can commit after one with a higher id; then it is rebuilt). Summaries
 are process-local and never mutated once published, so concurrent reads never see a half-built
-one. A tail bigger than ROLLUP_TAIL_IN_MEMORY_MAX (a stopped worker) is not summarized:
+one. The rollup task shares its summary through the cache after each fold
+(`tail_summary_share`), so another process's first read of the new state extends it. A tail
+bigger than ROLLUP_TAIL_IN_MEMORY_MAX (a stopped worker) is not summarized:
 readers aggregate it in SQL. An UPDATE of a tail event by hand is not seen until the watermark
 moves (the same rule as for writes behind it: ADR 0003).
 """
@@ -33,6 +35,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from pyroaring import BitMap
 
@@ -283,6 +286,35 @@ def _publish(summary: TailSummary) -> None:
         _latest = summary
 
 
+def _shared_key(state: tuple) -> str | None:
+    generation, received_at, event_pk = state
+    if generation is None:  # no rollup run yet: nothing identifies the database's state
+        return None
+    mark = received_at.isoformat() if received_at else "-"
+    return f"reports:tail_summary:{generation}:{mark}:{event_pk}"
+
+
+def tail_summary_share() -> None:
+    """Put the snapshot's summary, lookups done, in the shared cache (the rollup task does it
+    after each fold): the first read of another process under this rollup state then extends
+    it instead of summarizing the whole tail and probing every session and user again."""
+    summary = tail_summary()
+    key = _shared_key(rollup_state_of_snapshot())
+    if summary is None or key is None:
+        return
+    summary.rolled_sessions()
+    summary.user_keys()
+    summary.session_deltas()
+    summary.user_cell_keys()
+    cache.set(key, summary, getattr(settings, "ROLLUP_CACHE_SECONDS", 600))
+
+
+def _shared(state: tuple) -> TailSummary | None:
+    key = _shared_key(state)
+    summary = cache.get(key) if key else None
+    return summary if isinstance(summary, TailSummary) and summary.state == state else None
+
+
 def _tail_size(limit: int) -> tuple[int, int]:
     """(events, highest id) of the snapshot's tail, counting at most limit + 1 events."""
     where, params = tail_where()
@@ -305,6 +337,11 @@ def _summary_load() -> TailSummary | None:
     if count > limit:
         return None
     latest = _latest
+    if latest is None or latest.state != state:
+        shared = _shared(state)
+        if shared is not None:
+            _publish(shared)
+            latest = shared
     if latest is not None and latest.state == state:
         if (latest.count, latest.max_id) == (count, max_id):
             return latest

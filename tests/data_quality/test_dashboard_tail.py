@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 from events.models import Event
-from reports import rollups
+from reports import rollups, selectors
 from reports.filters import filters_from_query
 from reports.models import SessionRollup, UserFirstSeen
 from reports.readers import tail_summary
@@ -193,3 +193,19 @@ def test_a_tail_too_big_to_hold_is_aggregated_in_sql(partly_rolled_up, settings)
     _assert_all_match()
     settings.ROLLUP_TAIL_IN_MEMORY_MAX = tail_size
     _assert_all_match()
+
+
+def test_a_summary_shared_after_a_fold_serves_another_process(partly_rolled_up, tail_loads):
+    """The rollup task's cache warm shares the tail summary: a process that never read the
+    tail extends the shared one with the events received since, and numbers stay exact."""
+    selectors.dashboard_cache_warm(("7d",), now=NOW)
+    tail_summary.tail_summaries_clear()  # another process: nothing of its own
+    Event.objects.bulk_create(
+        [
+            _event("s_shared", "u_shared", NOW - dt.timedelta(minutes=9), "page_view"),
+            _event("s_shared", "u_shared", NOW - dt.timedelta(days=8), "purchase"),
+        ]
+    )
+    loads_before = len(tail_loads)
+    _assert_all_match()
+    assert tail_loads[loads_before] > 0, "the shared summary should be extended"
