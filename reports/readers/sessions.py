@@ -14,7 +14,7 @@ from events.models import Event
 from reports import raw, rollups
 from reports.filters import DashboardFilters
 from reports.models import SessionRollup
-from reports.readers.tail import any_of, in_period, memo, micros, rollup_cached, tail, tail_where
+from reports.readers.tail import in_period, memo, micros, rollup_cached, tail, tail_where
 from reports.readers.tail_summary import Period, Session, session_merge, tail_summary
 
 _STEP_CASE = (
@@ -65,8 +65,8 @@ def _orm_tail_sessions() -> list[tuple[Session, Session | None]]:
         "reached_step",
         "revenue",
     )
-    rolled = any_of(
-        SessionRollup.objects.all(), "session_id", [state["session_id"] for state in tail_states]
+    rolled = SessionRollup.objects.filter(
+        session_id__in=[state["session_id"] for state in tail_states]
     )
     old_rows = {row[0]: (micros(row[1]), *row[2:]) for row in rolled.values_list(*fields)}
     return [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import BooleanField, Case, QuerySet, When
-from django.db.models.expressions import RawSQL
 
 from events.models import Event
 from reports import raw, rollups
@@ -153,36 +152,8 @@ def micros(moment: dt.datetime) -> int:
 
 
 def moment(micros: int) -> dt.datetime:
-    """A UTC datetime from integer microseconds since the epoch (see `datetimes_fast`)."""
+    """A UTC datetime from integer microseconds since the epoch."""
     return _EPOCH + dt.timedelta(microseconds=micros)
-
-
-def datetimes_fast(qs: QuerySet, *fields: str) -> list[tuple]:
-    """`qs.values_list(*fields)`, with DateTimeFields loaded as integers on PostgreSQL and
-    turned into datetimes here: a thousand datetimes cost ~15 ms through Django's loader."""
-    if connection.vendor != "postgresql":
-        return list(qs.values_list(*fields))
-    table = qs.model._meta.db_table
-    datetime_fields = {
-        name
-        for name in fields
-        if qs.model._meta.get_field(name).get_internal_type() == "DateTimeField"
-    }
-    annotations = {
-        f"{name}_us": RawSQL(  # noqa: S611 (identifiers from the model, no values)
-            f'(EXTRACT(EPOCH FROM "{table}"."{name}") * 1000000)::bigint', []
-        )
-        for name in datetime_fields
-    }
-    names = [f"{name}_us" if name in datetime_fields else name for name in fields]
-    positions = [index for index, name in enumerate(fields) if name in datetime_fields]
-    rows = []
-    for row in qs.annotate(**annotations).values_list(*names):
-        row = list(row)
-        for index in positions:
-            row[index] = moment(row[index])
-        rows.append(tuple(row))
-    return rows
 
 
 def _tail_rows_orm(limit: int, after_id: int) -> list[TailRow]:
@@ -225,17 +196,3 @@ def in_period(qs: QuerySet, filters: DashboardFilters) -> QuerySet:
     if filters.country:
         qs = qs.filter(country=filters.country)
     return qs
-
-
-def any_of(qs: QuerySet, column: str, values: Iterable[str]) -> QuerySet:
-    """`column IN values` for long value lists: one array parameter on PostgreSQL (Django
-    compiles an IN list value by value, which costs more than the query for thousands)."""
-    values = list(values)
-    if connection.vendor != "postgresql":
-        return qs.filter(**{f"{column}__in": values})
-    table = qs.model._meta.db_table
-    # Identifiers come from the model; the values are one bound parameter.
-    condition = RawSQL(  # noqa: S611
-        f'"{table}"."{column}" = ANY(%s)', [values], output_field=BooleanField()
-    )
-    return qs.filter(condition)

@@ -45,7 +45,6 @@ from reports.filters import DashboardFilters
 from reports.models import SessionRollup, UserFirstSeen
 from reports.readers.tail import (
     TailRow,
-    any_of,
     memo,
     micros,
     rollup_state_of_snapshot,
@@ -172,7 +171,7 @@ def _rolled_sessions(session_ids: list[str]) -> dict[str, Session]:
     if not session_ids:
         return {}
     if connection.vendor != "postgresql":
-        qs = any_of(SessionRollup.objects.all(), "session_id", session_ids)
+        qs = SessionRollup.objects.filter(session_id__in=session_ids)
         return {row[0]: (micros(row[1]), *row[2:]) for row in qs.values_list(*_SESSION_FIELDS)}
     columns = ", ".join(
         "(EXTRACT(EPOCH FROM started_at) * 1000000)::bigint" if name == "started_at" else name
@@ -193,7 +192,7 @@ def user_keys_lookup(user_ids: list[str]) -> dict[str, int]:
     if not user_ids:
         return {}
     if connection.vendor != "postgresql":
-        known = any_of(UserFirstSeen.objects.all(), "user_id", user_ids)
+        known = UserFirstSeen.objects.filter(user_id__in=user_ids)
         return dict(known.values_list("user_id", "id"))
     with connection.cursor() as cursor:
         cursor.execute(
