@@ -11,6 +11,9 @@ while no other connection is waiting for a thread. Otherwise (idle client, anoth
 queued, TLS, HTTP/2, shutdown) it hands the connection back exactly as gthread does. A busy
 client therefore cannot hold a thread while another waits for more than one request.
 
+It also settles its copy of the configuration when it starts (`config_settle`): gunicorn
+reads every setting through `Config.__getattr__`, about twenty times per request.
+
     gunicorn analytics_site.wsgi --threads 2 \
         --worker-class analytics_site.gunicorn_workers.KeepAliveThreadWorker
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import select
 import threading
 
+from gunicorn.config import Config
 from gunicorn.workers.gthread import ThreadWorker
 
 KEEPALIVE_LINGER_SECONDS = 0.002
@@ -34,11 +38,28 @@ def _readable_soon(sock) -> bool:
     return bool(poller.poll(KEEPALIVE_LINGER_SECONDS * 1000))
 
 
+def config_settle(cfg: Config) -> None:
+    """Make each setting a plain attribute of this process's Config, so reading it no longer
+    goes through Config.__getattr__ and a lookup in the settings table.
+
+    Only for a worker's own copy (forked from the arbiter, whose copy stays as it is): settings
+    do not change in a worker, which is replaced when the configuration is reloaded. Properties
+    of Config (is_ssl, env, ...) stay properties; they are looked up before instance values."""
+    for name, setting in cfg.settings.items():
+        if hasattr(type(cfg), name):  # a property of the same name (worker_class, sendfile...)
+            continue
+        object.__setattr__(cfg, name, setting.get())  # Config.__setattr__ refuses setting names
+
+
 class KeepAliveThreadWorker(ThreadWorker):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._queue_lock = threading.Lock()
         self._queued = 0  # connections submitted to the pool and not yet picked up
+
+    def init_process(self) -> None:
+        config_settle(self.cfg)  # runs in the worker process, after the fork
+        super().init_process()
 
     def enqueue_req(self, conn) -> None:
         with self._queue_lock:

@@ -341,6 +341,7 @@ def main() -> None:
     from quality.services import receipts
     from reports import rollups, selectors
     from reports.filters import filters_from_query
+    from reports.readers.tail_summary import tail_summaries_clear
 
     soon = timezone.now() + dt.timedelta(minutes=5)
     built = rollups.watermark_get()[0] is not None and receipts.receipt_marks().event_received_at
@@ -412,6 +413,7 @@ def main() -> None:
     def cold(call: Callable[[], object]) -> Callable[[], object]:
         def run() -> object:
             cache.clear()  # as on the first read after a fold: nothing cached for this state
+            tail_summaries_clear()  # nor a summary of the raw tail, not even known user keys
             return call()
 
         return run

@@ -39,10 +39,12 @@ _last_used_written: dict[int, float] = {}
 
 
 def _raw_key_from(request) -> str | None:
-    header = request.META.get("HTTP_AUTHORIZATION", "")
+    # The Django request's META: DRF's Request hands `.META` over only after a failed lookup.
+    meta = getattr(request, "_request", request).META
+    header = meta.get("HTTP_AUTHORIZATION", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
-    api_key = request.META.get("HTTP_X_API_KEY")
+    api_key = meta.get("HTTP_X_API_KEY")
     return api_key.strip() if api_key else None
 
 

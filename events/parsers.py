@@ -62,7 +62,9 @@ class BoundedJSONParser(BaseParser):
         parser_context = parser_context or {}
         limit = json_body_limit(parser_context.get("view"))
         request = parser_context.get("request")
-        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        # The Django request's META (DRF's Request passes attributes on after a failed lookup).
+        meta = getattr(request, "_request", request).META if request is not None else {}
+        declared = meta.get("CONTENT_LENGTH")
         if declared and declared.isdigit() and int(declared) > limit:
             kept = stream.read(kept_body_bytes()) if stream is not None else b""
             raise PayloadTooLarge(

@@ -1,6 +1,7 @@
 """Rate limits per ingestion key (or per user, or per client IP when anonymous).
 
-A fixed-window counter: one INCR (+ EXPIRE) round trip to the shared cache per request. DRF's
+A fixed-window counter: one INCR round trip to the shared cache per request (and an EXPIRE on
+the first request of a window). DRF's
 SimpleRateThrottle keeps every request's timestamp in a list that it reads and writes back
 whole, which at ingestion rates (thousands a minute) costs more than the request itself.
 Rates are read per request from REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], so they can be
@@ -10,10 +11,12 @@ changed in settings (and in tests) without re-importing anything.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import structlog
 from django.conf import settings
 from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCacheClient
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
 
@@ -31,15 +34,40 @@ def rate_parse(rate: str | None) -> tuple[int, int] | None:
     return int(count), _PERIODS[period.strip()[0]]
 
 
+# One redis-py client per Django Redis cache client (per thread, as Django's caches are): its
+# get_client() builds a new one on every call, whose constructor copies ~170 response
+# callbacks, which cost more than everything else a single event's throttling does. Django's
+# client sends every write to its first server, whatever the key, so one client serves all.
+_redis_clients: dict[int, tuple[RedisCacheClient, Any]] = {}
+
+
+def _redis_client(cache_client: RedisCacheClient, full_key: str) -> Any:
+    kept = _redis_clients.get(id(cache_client))
+    if kept is not None and kept[0] is cache_client:
+        return kept[1]
+    client = cache_client.get_client(full_key, write=True)
+    if len(_redis_clients) >= 64:  # caches rebuilt (settings changed in tests): start over
+        _redis_clients.clear()
+    _redis_clients[id(cache_client)] = (cache_client, client)
+    return client
+
+
 def _window_count(key: str, period: int) -> int:
     """Increment and return this window's counter (created with an expiry on first use)."""
-    get_client = getattr(getattr(cache, "_cache", None), "get_client", None)
-    if get_client is not None:  # Redis: one pipelined round trip
+    cache_client = getattr(cache, "_cache", None)
+    get_client = getattr(cache_client, "get_client", None)
+    if get_client is not None:  # Redis: one INCR (and an EXPIRE on a window's first request)
         full_key = cache.make_and_validate_key(key)
-        pipe = get_client(full_key, write=True).pipeline(transaction=False)
-        pipe.incr(full_key)
-        pipe.expire(full_key, period + 1, nx=True)
-        return int(pipe.execute()[0])
+        if type(cache_client) is RedisCacheClient:
+            client = _redis_client(cache_client, full_key)
+        else:  # another client may pick a server by key
+            client = get_client(full_key, write=True)
+        count = int(client.incr(full_key))
+        if count == 1:
+            # The window's key names its window, so a key whose EXPIRE was lost (the process
+            # died in between) never throttles a later window; it only stays in Redis.
+            client.expire(full_key, period + 1)
+        return count
     cache.add(key, 0, timeout=period + 1)
     try:
         return cache.incr(key)

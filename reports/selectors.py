@@ -451,8 +451,9 @@ def quality_page(filters: DashboardFilters) -> dict[str, Any]:
 def dashboard_cache_warm(
     presets: tuple[str, ...] = ("24h", "7d", "30d", "90d"), *, now: dt.datetime | None = None
 ) -> int:
-    """Read every page for the standard presets so their rollup parts are cached for the
-    current rollup state (the rollup task calls this after each fold). Returns reads done."""
+    """Read every page for the standard presets so their rollup parts, and the summary of the
+    raw tail, are cached for the current rollup state (the rollup task calls this after each
+    fold). Returns reads done."""
     reads = 0
     for preset in presets:
         filters = preset_filters(preset, now=now)
@@ -463,6 +464,8 @@ def dashboard_cache_warm(
             products(filters)
             audience(filters)
         reads += 5
+    with readers.read_snapshot():
+        readers.tail_summary_share()
     return reads
 
 

@@ -153,19 +153,43 @@ def _flush_at_exit() -> None:
 atexit.register(_flush_at_exit)
 
 
+# The counter key and description of each rule of the last rule set seen (rule sets change
+# only when rules do): formatting them for every rule on every single event cost more than
+# evaluating the rules.
+_rule_keys_cache: tuple[Any, dict[str, tuple[str, int, str, str]]] | None = None
+
+
+def _rule_keys(ruleset: Any) -> dict[str, tuple[str, int, str, str]]:
+    """counter key -> (counter key, rule id, name, severity), in key order (a later rule of
+    the same id wins, as one counter row per key is written)."""
+    global _rule_keys_cache
+    cached = _rule_keys_cache
+    if cached is not None and cached[0] is ruleset:
+        return cached[1]
+    by_key = {}
+    for rule in ruleset.rules:
+        key = f"rule:{rule.id}"
+        by_key[key] = (key, rule.id, rule.spec.name, rule.spec.severity)
+    keys = dict(sorted(by_key.items()))
+    _rule_keys_cache = (ruleset, keys)
+    return keys
+
+
 def _counter_rows(results: Sequence[Any], received_at: dt.datetime) -> list[tuple]:
     ruleset = getattr(results, "ruleset", None)
     evaluated = getattr(results, "evaluated", None) or {}
     bucket = received_at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
     rejected: dict[str, int] = defaultdict(int)
     warned: dict[str, int] = defaultdict(int)
-    meta: dict[str, tuple[int | None, str, str]] = {}
+    schema_names: dict[str, str] = {}
     for result in results:
+        if not result.errors and not result.warnings:
+            continue
         seen: set[str] = set()
         for error in result.errors:
             if error.rule_id is None:
                 key, name = _schema_key(error)
-                meta.setdefault(key, (None, name, "error"))
+                schema_names.setdefault(key, name)
             else:
                 key = f"rule:{error.rule_id}"
             if key not in seen:
@@ -176,20 +200,25 @@ def _counter_rows(results: Sequence[Any], received_at: dt.datetime) -> list[tupl
             if warning.rule_id is not None and key not in seen:
                 seen.add(key)
                 warned[key] += 1
-    counts: dict[str, int] = {}
-    if ruleset is not None:
-        for rule in ruleset.rules:
-            key = f"rule:{rule.id}"
-            meta[key] = (rule.id, rule.spec.name, rule.spec.severity)
-            counts[key] = evaluated.get(rule.id, 0)
-    total = len(results)
     rows = []
-    for key in sorted(set(meta) & (set(counts) | set(rejected) | set(warned))):
-        rule_id, name, severity = meta[key]
-        checked = counts.get(key, total)
-        if checked or rejected[key] or warned[key]:
-            rows.append((key, rule_id, name, severity, bucket, checked, rejected[key], warned[key]))
+    if ruleset is not None:
+        # A rule counts when it checked an event or (not in this rule set) failed one.
+        for key, rule_id, name, severity in _rule_keys(ruleset).values():
+            checked = evaluated.get(rule_id, 0)
+            if checked or key in rejected or key in warned:
+                rows.append(
+                    (key, rule_id, name, severity, bucket, checked, rejected[key], warned[key])
+                )
+    # Schema failures checked every event of the batch.
+    total = len(results)
+    for key, name in schema_names.items():
+        rows.append((key, None, name, "error", bucket, total, rejected[key], warned[key]))
+    rows.sort(key=_row_key)
     return rows
+
+
+def _row_key(row: tuple) -> str:
+    return row[0]
 
 
 def _counters_upsert(rows: list[tuple]) -> None:

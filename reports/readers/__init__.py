@@ -11,6 +11,7 @@ Everything of one read runs in one snapshot (`tail.read_snapshot`).
 from reports.readers.metrics import category_revenue, dimension_events, event_buckets, product_rows
 from reports.readers.sessions import session_steps
 from reports.readers.tail import read_snapshot
+from reports.readers.tail_summary import tail_summary_share
 from reports.readers.users import new_vs_returning, users
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "product_rows",
     "read_snapshot",
     "session_steps",
+    "tail_summary_share",
     "users",
 ]

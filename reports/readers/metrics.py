@@ -12,7 +12,8 @@ from django.db.models import Q, QuerySet, Sum
 
 from reports import raw, rollups
 from reports.filters import DashboardFilters
-from reports.readers.tail import in_period, memo, rollup_cached, tail, tail_events, tail_in
+from reports.readers.tail import in_period, memo, moment, rollup_cached, tail
+from reports.readers.tail_summary import HOUR_US, Period, tail_summary
 
 
 def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
@@ -29,20 +30,22 @@ def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
         return [{**row, "bucket": row["bucket"].astimezone(dt.UTC)} for row in rows]
 
     result = list(rollup_cached("event_buckets", filters, rolled))
-    events = tail_events()
-    if events is None:
+    summary = tail_summary()
+    if summary is None:
         return result + raw.event_bucket_rows(raw.events_in(filters, tail()), filters.bucket)
-    cells: dict[tuple[dt.datetime, str], dict[str, Any]] = {}
-    hourly = filters.bucket == "hour"
-    for event in tail_in(events, filters):
-        key = (event.hour if hourly else event.day, event.event_type)
+    cells: dict[tuple[int, str], dict[str, Any]] = {}
+    size = HOUR_US if filters.bucket == "hour" else 24 * HOUR_US
+    period = Period(filters)
+    for (hour, event_type, device, country), (n, warned, revenue) in summary.events.items():
+        if not period.matches(hour, device, country):
+            continue
+        key = (hour - hour % size, event_type)
         cell = cells.setdefault(key, {"events": 0, "revenue": Decimal(0), "warned": 0})
-        cell["events"] += 1
-        cell["warned"] += event.warned
-        if event.event_type == "purchase" and event.revenue is not None:
-            cell["revenue"] += event.revenue
+        cell["events"] += n
+        cell["warned"] += warned
+        cell["revenue"] += revenue
     tail_rows = [
-        {"bucket": bucket, "event_type": event_type, **cell}
+        {"bucket": moment(bucket), "event_type": event_type, **cell}
         for (bucket, event_type), cell in cells.items()
     ]
     return result + tail_rows
@@ -56,10 +59,13 @@ def dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
         return {row[field]: row["n"] for row in rows.order_by()}
 
     totals: dict[str, int] = defaultdict(int, rollup_cached(f"events_by_{field}", filters, rolled))
-    events = tail_events()
-    if events is not None:
-        for event in tail_in(events, filters):
-            totals[getattr(event, field)] += 1
+    summary = tail_summary()
+    if summary is not None:
+        position = 2 if field == "device_type" else 3
+        period = Period(filters)
+        for key, (n, _, _) in summary.events.items():
+            if period.matches(key[0], key[2], key[3]):
+                totals[key[position]] += n
         return dict(totals)
     for row in raw.dimension_rows(raw.events_in(filters, tail()), field):
         totals[row[field]] += row["events"]
@@ -110,17 +116,17 @@ def _rolled_product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
 
 def _product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
     rows = rollup_cached("products", filters, lambda: _rolled_product_rows(filters))
-    events = tail_events()
-    if events is None:
+    summary = tail_summary()
+    if summary is None:
         return list(rows) + raw.product_rows(raw.events_in(filters, tail()))
     cells: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for event in tail_in(events, filters):
-        if event.event_type not in raw.PRODUCT_EVENT_TYPES:
+    period = Period(filters)
+    for (hour, *key, device, country), (n, revenue) in summary.products.items():
+        if not period.matches(hour, device, country):
             continue
-        key = (event.product_id, event.category, event.event_type)
-        cell = cells.setdefault(key, {"events": 0, "revenue": Decimal(0)})
-        cell["events"] += 1
-        cell["revenue"] += event.revenue or 0
+        cell = cells.setdefault(tuple(key), {"events": 0, "revenue": Decimal(0)})
+        cell["events"] += n
+        cell["revenue"] += revenue
     tail_rows = [
         {"product_id": product, "category": category, "event_type": event_type, **cell}
         for (product, category, event_type), cell in cells.items()

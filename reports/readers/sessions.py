@@ -7,87 +7,55 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import Sum
 
+from events.models import Event
 from reports import raw, rollups
 from reports.filters import DashboardFilters
 from reports.models import SessionRollup
-from reports.readers.tail import (
-    TailEvent,
-    any_of,
-    datetimes_fast,
-    in_period,
-    memo,
-    rollup_cached,
-    tail,
-    tail_events,
-    tail_is_empty,
+from reports.readers.tail import in_period, memo, micros, rollup_cached, tail, tail_where
+from reports.readers.tail_summary import Period, Session, session_merge, tail_summary
+
+_STEP_CASE = (
+    "CASE event_type "
+    + " ".join(f"WHEN '{step}' THEN {index + 1}" for index, step in enumerate(raw.FUNNEL_STEPS))
+    + " ELSE 0 END"
 )
-
-STEP_INDEX = {step: index + 1 for index, step in enumerate(raw.FUNNEL_STEPS)}
-
-
-def _session_matches(state: dict[str, Any], filters: DashboardFilters) -> bool:
-    return (
-        filters.start <= state["started_at"] < filters.end
-        and (not filters.device or state["device_type"] == filters.device)
-        and (not filters.country or state["country"] == filters.country)
-    )
+_EPOCH_US = "(EXTRACT(EPOCH FROM {}) * 1000000)::bigint"
 
 
-def _session_merge(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """The same merge as the rollup's session upsert."""
-    if old is None:
-        return new
-    first = (
-        new
-        if (new["started_at"], new["first_event"]) < (old["started_at"], old["first_event"])
-        else old
-    )
-    return {
-        "started_at": first["started_at"],
-        "first_event": first["first_event"],
-        "device_type": first["device_type"],
-        "country": first["country"],
-        "reached_step": max(old["reached_step"], new["reached_step"]),
-        "revenue": old["revenue"] + new["revenue"],
-    }
+def _sql_tail_sessions() -> list[tuple[Session, Session | None]]:
+    """(tail state, rolled-up row) of every tail session, in one query on PostgreSQL: one sort
+    of the tail by session (first event, and the session's step and revenue over its window;
+    no join of two aggregates, which the planner nests when it expects a tiny tail), then one
+    index probe per session for its rolled-up row."""
+    where, params = tail_where()
+    sql = f"""
+        WITH t AS (
+            SELECT DISTINCT ON (session_id) session_id, {_EPOCH_US.format("timestamp")} AS start,
+                id, device_type, country,
+                MAX({_STEP_CASE}) OVER (PARTITION BY session_id) AS step,
+                COALESCE(SUM(revenue) FILTER (WHERE event_type = 'purchase')
+                    OVER (PARTITION BY session_id), 0) AS revenue
+            FROM {Event._meta.db_table} WHERE {where}
+            ORDER BY session_id, timestamp, id
+        )
+        SELECT t.start, t.id, t.device_type, t.country, t.step, t.revenue,
+            r.start, r.first_event_pk, r.device_type, r.country, r.reached_step, r.revenue
+        FROM t LEFT JOIN LATERAL (
+            SELECT {_EPOCH_US.format("started_at")} AS start, first_event_pk, device_type,
+                country, reached_step, revenue
+            FROM {SessionRollup._meta.db_table} WHERE session_id = t.session_id LIMIT 1
+        ) r ON TRUE
+    """  # noqa: S608 (identifiers from the models; values are parameters)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(row[:6], row[6:] if row[6] is not None else None) for row in cursor.fetchall()]
 
 
-def _session_states_of(events: list[TailEvent]) -> list[dict[str, Any]]:
-    """raw.session_states, in Python over loaded tail events."""
-    states: dict[str, dict[str, Any]] = {}
-    for event in sorted(events, key=lambda e: (e.timestamp, e.id)):
-        state = states.get(event.session_id)
-        if state is None:
-            state = states[event.session_id] = {
-                "session_id": event.session_id,
-                "started_at": event.timestamp,
-                "first_event": event.id,
-                "user_id": event.user_id,
-                "device_type": event.device_type,
-                "country": event.country,
-                "ended_at": event.timestamp,
-                "events": 0,
-                "pages": 0,
-                "reached_step": 0,
-                "revenue": Decimal(0),
-            }
-        state["ended_at"] = event.timestamp
-        state["events"] += 1
-        state["pages"] += event.event_type == "page_view"
-        state["reached_step"] = max(state["reached_step"], STEP_INDEX.get(event.event_type, 0))
-        if event.event_type == "purchase" and event.revenue is not None:
-            state["revenue"] += event.revenue
-    return list(states.values())
-
-
-def _tail_sessions() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Tail sessions (merged over tail events) and their rolled-up rows, if any."""
-    events = tail_events()
-    tail_states = raw.session_states(None, tail()) if events is None else _session_states_of(events)
-    if not tail_states:
-        return [], {}
+def _orm_tail_sessions() -> list[tuple[Session, Session | None]]:
+    tail_states = raw.session_states(None, tail())
     fields = (
         "session_id",
         "started_at",
@@ -97,14 +65,42 @@ def _tail_sessions() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
         "reached_step",
         "revenue",
     )
-    rolled = any_of(
-        SessionRollup.objects.all(), "session_id", [state["session_id"] for state in tail_states]
+    rolled = SessionRollup.objects.filter(
+        session_id__in=[state["session_id"] for state in tail_states]
     )
-    old_rows = {}
-    for values in datetimes_fast(rolled, *fields):
-        row = dict(zip(fields, values, strict=True))
-        old_rows[row["session_id"]] = {**row, "first_event": row["first_event_pk"]}
-    return tail_states, old_rows
+    old_rows = {row[0]: (micros(row[1]), *row[2:]) for row in rolled.values_list(*fields)}
+    return [
+        (
+            (
+                micros(state["started_at"]),
+                state["first_event"],
+                state["device_type"],
+                state["country"],
+                state["reached_step"],
+                state["revenue"],
+            ),
+            old_rows.get(state["session_id"]),
+        )
+        for state in tail_states
+    ]
+
+
+def _tail_session_deltas() -> dict[tuple, tuple[int, Decimal]]:
+    """Big tails (aggregated in SQL): {(start, device, country, step): (sessions, revenue)},
+    minus each tail session's rolled-up row, plus its row merged with the tail; starts in
+    integer microseconds, as in a summary."""
+    pairs = _sql_tail_sessions() if connection.vendor == "postgresql" else _orm_tail_sessions()
+    cells: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
+    for new, old in pairs:
+        if old is not None:
+            cell = cells[(old[0], *old[2:5])]
+            cell[0] -= 1
+            cell[1] -= old[5]
+        merged = session_merge(old, new)
+        cell = cells[(merged[0], *merged[2:5])]
+        cell[0] += 1
+        cell[1] += merged[5]
+    return {key: tuple(value) for key, value in cells.items()}
 
 
 def session_steps(
@@ -134,14 +130,16 @@ def session_steps(
     )
     for row in rows:
         add(row[field] if field else None, row["reached_step"], row["n"], row["revenue"])
-    tail_states, old_rows = ([], {}) if tail_is_empty() else memo("sessions", _tail_sessions)
-    for state in tail_states:
-        old = old_rows.get(state["session_id"])
-        if old is not None and _session_matches(old, filters):
-            add(old[field] if field else None, old["reached_step"], -1, -old["revenue"])
-        merged = _session_merge(old, state)
-        if _session_matches(merged, filters):
-            add(merged[field] if field else None, merged["reached_step"], 1, merged["revenue"])
+    summary = tail_summary()
+    if summary is None:
+        deltas = memo("session_deltas", _tail_session_deltas)
+    else:
+        deltas = summary.session_deltas()
+    period = Period(filters)
+    for (start, device, country, step), (sessions, revenue) in deltas.items():
+        if period.matches(start, device, country):
+            key = None if field is None else device if field == "device_type" else country
+            add(key, step, sessions, revenue)
     pruned = {
         key: {step: cell for step, cell in cells.items() if cell["sessions"]}
         for key, cells in result.items()

@@ -2,26 +2,28 @@
 
 The rollup part of a period is the union of its `UserBitmap*` rows (one per bucket x device x
 country, filtered by selecting rows); tail users add to it unless their key is already in that
-union. One key lookup per snapshot serves every tail correction of a read.
+union. A small tail's users and keys come from its summary (readers.tail_summary), so a tail
+correction is a few bitmap operations; a big tail's are looked up once per snapshot in SQL.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
+from django.db import connection
+from django.db.models.expressions import RawSQL
 from pyroaring import BitMap
 
+from reports import raw
 from reports.filters import DashboardFilters
-from reports.models import UserFirstSeen
-from reports.readers.tail import (
-    any_of,
-    datetimes_fast,
-    in_period,
-    memo,
-    tail_first_seen,
+from reports.readers.tail import in_period, memo, micros, tail
+from reports.readers.tail_summary import (
+    Period,
+    TailSummary,
     tail_is_empty,
-    tail_user_ids,
+    tail_summary,
+    user_keys_lookup,
 )
 from reports.user_bitmaps import FIRST_SEEN_BITMAP, USER_BITMAP, bitmap_load
 
@@ -73,64 +75,133 @@ def _first_seen_in(filters: DashboardFilters) -> BitMap:
     return memo(f"first_seen_in:{filters.bucket}:{filters.start}:{filters.end}", load)
 
 
-def _tail_user_keys() -> dict[str, tuple[int, dt.datetime]]:
-    """{user_id: (key, rolled-up first seen)} for the tail's users the rollup knows."""
+def _first_seen_from(filters: DashboardFilters) -> BitMap:
+    """Users whose rolled-up first event is at or after the period's start (a tail user's
+    late event may be in the period while its rolled-up first event is after it)."""
 
-    def load() -> dict[str, tuple[int, dt.datetime]]:
-        tail_users = memo("first_seen", tail_first_seen)
-        if not tail_users:
-            return {}
-        known = any_of(UserFirstSeen.objects.all(), "user_id", tail_users)
-        rows = datetimes_fast(known, "user_id", "id", "first_seen")
-        return {user_id: (key, first) for user_id, key, first in rows}
+    def load() -> BitMap:
+        rows = (
+            FIRST_SEEN_BITMAP[filters.bucket]
+            .objects.filter(bucket__gte=filters.start)
+            .values_list("users", flat=True)
+        )
+        return BitMap.union(*(bitmap_load(data) for data in rows)) if rows else BitMap()
 
-    return memo("tail_user_keys", load)
+    return memo(f"first_seen_from:{filters.bucket}:{filters.start}", load)
 
 
-def _unseen(user_ids: set[str], active: BitMap, keys: dict[str, tuple[int, dt.datetime]]) -> int:
-    """How many of the tail's users are not in the rolled-up active set."""
-    return sum(1 for user_id in user_ids if user_id not in keys or keys[user_id][0] not in active)
+class TailUsers(NamedTuple):
+    """The tail's users: earliest tail event (integer microseconds) and rolled-up key (None for
+    users the rollup does not know), and who is active in a read's period."""
+
+    first: dict[str, int]
+    keys: dict[str, int | None]
+    active_in: Callable[[DashboardFilters, str | None], dict[str | None, tuple[BitMap, set[str]]]]
+
+
+def _tail_users() -> TailUsers:
+    summary = tail_summary()
+    if summary is not None:
+        return TailUsers(
+            summary.user_first,
+            summary.user_keys(),
+            lambda filters, field: _summary_active(summary, filters, field),
+        )
+    return memo("tail_users", _sql_tail_users)
+
+
+def _summary_active(
+    summary: TailSummary, filters: DashboardFilters, field: str | None
+) -> dict[str | None, tuple[BitMap, set[str]]]:
+    """Tail users active in the period: {None or device/country: (keys, ids without a key)}."""
+    groups: dict[str | None, tuple[BitMap, set[str]]] = {}
+    period = Period(filters)
+    for (hour, device, country), (keys, unknown) in summary.user_cell_keys().items():
+        if not period.matches(hour, device, country):
+            continue
+        group = None if field is None else device if field == "device_type" else country
+        if group not in groups:
+            groups[group] = (BitMap(), set())
+        groups[group][0].update(keys)
+        groups[group][1].update(unknown)
+    return groups
+
+
+def _sql_tail_users() -> TailUsers:
+    """A tail too big to summarize: each user's earliest event and key once per snapshot (one
+    GROUP BY and one key lookup), and a read's active users from one DISTINCT query."""
+    if connection.vendor == "postgresql":  # times as integers: parsing them costs more
+        first_us = RawSQL('(EXTRACT(EPOCH FROM "events_event"."timestamp") * 1000000)::bigint', [])
+        rows = tail().values("user_id").annotate(first=raw.Min(first_us)).order_by()
+        first = dict(rows.values_list("user_id", "first"))
+    else:
+        rows = tail().values("user_id").annotate(first=raw.Min("timestamp")).order_by()
+        first = {
+            user_id: micros(moment) for user_id, moment in rows.values_list("user_id", "first")
+        }
+    keys: dict[str, int | None] = dict.fromkeys(first)
+    keys.update(user_keys_lookup(list(first)))
+
+    def active_in(
+        filters: DashboardFilters, field: str | None
+    ) -> dict[str | None, tuple[BitMap, set[str]]]:
+        ids = raw.user_ids(raw.events_in(filters, tail()), field)
+        grouped = {None: ids} if field is None else ids
+        return {
+            group: (
+                BitMap(keys[u] for u in user_ids if keys[u] is not None),
+                {u for u in user_ids if keys[u] is None},
+            )
+            for group, user_ids in grouped.items()
+            if user_ids
+        }
+
+    return TailUsers(first, keys, active_in)
 
 
 def users(filters: DashboardFilters, field: str | None = None) -> Any:
-    """Distinct users active in the period: a count, or {dimension value: count}."""
+    """Distinct users active in the period: a count, or {dimension value: count}. A tail user
+    counts unless its key is in the rolled-up set."""
     active = _active(filters, field)
-    tail_users = tail_user_ids(filters, field) if not tail_is_empty() else None
+    if tail_is_empty():
+        return len(active) if field is None else {k: len(b) for k, b in active.items()}
+    groups = _tail_users().active_in(filters, field)
     if field is None:
-        count = len(active)
-        if tail_users:
-            count += _unseen(tail_users, active, _tail_user_keys())
-        return count
+        keys, unknown = groups.get(None, (BitMap(), set()))
+        return len(active) + keys.difference_cardinality(active) + len(unknown)
     counts = {key: len(bitmap) for key, bitmap in active.items()}
-    if tail_users:
-        keys = _tail_user_keys()
-        for key, ids in tail_users.items():
-            counts[key] = counts.get(key, 0) + _unseen(ids, active.get(key, BitMap()), keys)
+    for key, (keys, unknown) in groups.items():
+        rolled = active.get(key, BitMap())
+        counts[key] = len(rolled) + keys.difference_cardinality(rolled) + len(unknown)
     return counts
 
 
 def new_vs_returning(filters: DashboardFilters) -> dict[str, int]:
     """Active users of the period whose first event ever is in it (new) or before (returning).
 
-    Rolled up: new = |active ∩ first seen in the period|. A tail user's rolled-up class is
-    undone and the merged one (earliest of rolled-up and tail first events) counted instead.
+    Rolled up: new = |active ∩ first seen in the period|. With a tail, a user is new when its
+    first event ever, min(rolled-up first, tail first), is at or after the start: rolled-up
+    users of the period with a tail event before the start become returning; tail users of the
+    period not in the rolled-up set are added, new when neither first event is before the
+    start; users without a key have only tail events.
     """
     active = _active(filters)
     total = len(active)
     new = active.intersection_cardinality(_first_seen_in(filters)) if total else 0
     if tail_is_empty():
         return {"new": new, "returning": total - new}
-    tail_first = memo("first_seen", tail_first_seen)
-    tail_active = tail_user_ids(filters, None)
-    keys = _tail_user_keys()
-    for user_id, first in tail_first.items():
-        key, rolled_first = keys.get(user_id, (None, None))
-        rolled_active = key is not None and key in active
-        if rolled_active:  # undo its rolled-up classification
-            total -= 1
-            new -= rolled_first >= filters.start
-        if rolled_active or user_id in tail_active:
-            merged = first if rolled_first is None else min(first, rolled_first)
-            total += 1
-            new += merged >= filters.start
+    tail_users = _tail_users()
+    from_start = _first_seen_from(filters)
+    start = micros(filters.start)
+    keys, unknown = tail_users.active_in(filters, None).get(None, (BitMap(), set()))
+    early = BitMap(
+        key
+        for user_id, first in tail_users.first.items()
+        if first < start and (key := tail_users.keys[user_id]) is not None
+    )
+    added = keys - active
+    total += len(added) + len(unknown)
+    new -= (active & from_start).intersection_cardinality(early)
+    new += (added & from_start).difference_cardinality(early)
+    new += sum(1 for user_id in unknown if tail_users.first[user_id] >= start)
     return {"new": int(new), "returning": int(total - new)}

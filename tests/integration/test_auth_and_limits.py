@@ -7,9 +7,12 @@ import hashlib
 import json
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from django.core.cache import cache
 from django.db import connection, connections
+from django.test import Client
 from rest_framework.test import APIClient
 
 from events import services
@@ -99,6 +102,37 @@ def test_throttling_counts_per_key(tiny_rates, keyed_client):
     other = APIClient()
     other.credentials(HTTP_X_API_KEY=services.ingestion_key_create(name="other").raw_key)
     assert other.post("/events", event_payload(), format="json").status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_requests_from_several_threads_count_in_one_window(tiny_rates, dev_mode):
+    """Each thread has its own Django cache object and keeps its own Redis client for it; the
+    requests of all threads still count in the same window."""
+
+    def post(_: int = 0) -> int:
+        try:
+            payload = event_payload()
+            return Client().post("/events", payload, content_type="application/json").status_code
+        finally:
+            connections.close_all()
+
+    codes = [post()]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        codes += sorted(pool.map(post, range(2)))
+    codes.append(post())
+    assert codes == [201, 201, 201, 429]
+    assert Event.objects.count() == 3
+
+
+def test_throttle_windows_expire_in_redis(tiny_rates, keyed_client):
+    """A window's counter is created with an expiry of about its period, and keeps it."""
+    for _ in range(2):
+        assert keyed_client.post("/events", event_payload(), format="json").status_code == 201
+    redis = cache._cache.get_client(write=True)
+    keys = list(redis.scan_iter(match="*throttle:ingest:*"))
+    assert len(keys) == 1
+    assert 3500 < redis.ttl(keys[0]) <= 3601
+    assert int(redis.get(keys[0])) == 2
 
 
 def test_reads_are_throttled_too(tiny_rates, keyed_client):
@@ -243,6 +277,24 @@ def test_browsable_api_renders_for_a_logged_in_user(client, django_user_model):
     assert response["Content-Type"].startswith("text/html")
     page = response.content.decode()
     assert "Event Stats" in page and "total_events" in page
+
+
+def test_an_event_posted_from_the_browsable_api_gets_its_html_page(client, django_user_model):
+    """A browser (Accept: text/html) that posts an event gets DRF's browsable page with the
+    outcome, while an API client gets the bare JSON; both store the event."""
+    client.force_login(django_user_model.objects.create_user("analyst"))
+    payload = event_payload()
+    page = client.post(
+        "/events", json.dumps(payload), content_type="application/json", HTTP_ACCEPT="text/html"
+    )
+    assert page.status_code == 201
+    assert page["Content-Type"].startswith("text/html")
+    assert payload["event_id"] in page.content.decode()
+    repeated = client.post("/events", payload, content_type="application/json")
+    assert repeated.status_code == 200
+    assert repeated["Content-Type"] == "application/json"
+    assert repeated.json()["duplicate"] is True
+    assert Event.objects.filter(event_id=payload["event_id"]).count() == 1
 
 
 def test_ingestion_answers_503_not_500_when_the_database_is_down(require_postgres, dev_mode):

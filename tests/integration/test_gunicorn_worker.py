@@ -14,7 +14,9 @@ import threading
 import time
 
 import pytest
+from gunicorn.config import Config
 
+from analytics_site.gunicorn_workers import config_settle
 from tests.conftest import ROOT
 
 WORKER = "analytics_site.gunicorn_workers.KeepAliveThreadWorker"
@@ -130,3 +132,19 @@ def test_the_worker_stops_on_sigterm(server):
     _get(connection)
     os.killpg(process.pid, signal.SIGTERM)
     assert process.wait(timeout=TIMEOUT) == 0
+
+
+def test_a_settled_configuration_reads_the_same_settings():
+    """The worker settles its copy of the configuration: every setting reads as before (now a
+    plain attribute), and Config's own properties still compute from them."""
+    cfg = Config()
+    cfg.set("threads", 3)
+    cfg.set("forwarded_allow_ips", "10.0.0.1,10.0.0.2")
+    cfg.set("worker_class", WORKER)
+    before = {name: getattr(cfg, name) for name in cfg.settings}
+    config_settle(cfg)
+    assert {name: getattr(cfg, name) for name in cfg.settings} == before
+    assert vars(cfg)["threads"] == 3
+    assert not cfg.is_ssl
+    assert cfg.worker_class.__name__ == "KeepAliveThreadWorker"
+    assert [str(net) for net in cfg.forwarded_allow_networks()] == ["10.0.0.1/32", "10.0.0.2/32"]

@@ -7,9 +7,11 @@ test Client would use Django's full middleware stack)."""
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import sys
+import uuid
 from dataclasses import dataclass
 
 import orjson
@@ -121,6 +123,9 @@ def test_anonymous_event_in_development_is_stored_and_a_repeat_is_a_duplicate(de
 
 def test_short_stack_responses_keep_the_security_headers_and_content_length(dev_mode):
     response = post_json("/events", event_payload())
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Allow"] == "POST, OPTIONS"
+    assert response.headers["Vary"] == "Accept"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Referrer-Policy"] == "same-origin"
@@ -269,3 +274,54 @@ def test_the_event_insert_is_prepared_outside_transactions_only_when_enabled(dev
     assert [result["status"] for result in batch.json()["results"]] == ["accepted", "duplicate"]
     assert len(_prepared_inserts()) == 1
     assert Event.objects.count() == 4
+
+
+def test_each_ingestion_path_keeps_its_own_view_on_the_short_stack(dev_mode):
+    """The short stack remembers URL matches per path: requests alternating between paths
+    are each counted under their own view, also on repeats."""
+    by_view = "django_http_requests_latency_seconds_by_view_method_count"
+    paths = {"/events": "events:ingest", "/api/v1/events/": "events-v1:ingest"}
+    batch_view = "events-v1:batch"
+    before = {view: _sample(by_view, view=view, method="POST") for view in paths.values()}
+    batch_before = _sample(by_view, view=batch_view, method="POST")
+    for _ in range(2):
+        for path in paths:
+            assert post_json(path, event_payload()).status_code == 201
+        batch = post_json("/api/v1/events/batch", {"events": [event_payload()]})
+        assert batch.status_code == 200
+    for view in paths.values():
+        assert _sample(by_view, view=view, method="POST") == before[view] + 2
+    assert _sample(by_view, view=batch_view, method="POST") == batch_before + 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("require_postgres")
+def test_single_events_are_stored_across_a_reconnect(dev_mode):
+    """The prepared insert's cursor belongs to one connection: after the connection is
+    replaced, events are stored (and deduplicated) through a new one."""
+    first = event_payload()
+    assert post_json("/events", first).status_code == 201
+    connection.close()
+    second = event_payload()
+    assert post_json("/events", second).status_code == 201
+    repeated = post_json("/events", first)
+    assert (repeated.status_code, repeated.json()["duplicate"]) == (200, True)
+    assert len(_prepared_inserts()) == 1
+    assert set(Event.objects.values_list("event_id", flat=True)) == {
+        uuid.UUID(first["event_id"]),
+        uuid.UUID(second["event_id"]),
+    }
+
+
+def test_a_single_event_leaves_no_reference_cycles(dev_mode):
+    """A stored event's request, view and response are freed when the request ends, not left
+    in reference cycles for the garbage collector (whose passes cost every ~20th event)."""
+    post_json("/events", event_payload())  # warm: first-use caches are not per request
+    gc.collect()
+    gc.disable()
+    try:
+        assert post_json("/events", event_payload()).status_code == 201
+        assert post_json("/events", event_payload(), HTTP_ACCEPT="*/*").status_code == 201
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

@@ -297,6 +297,40 @@ def test_evaluated_counts_per_rule_for_the_counters():
     assert results.evaluated == {3: 2, ORDER_RULE.id: 0}
 
 
+@pytest.mark.parametrize("batch_size", [1, 7])
+def test_evaluated_counts_match_each_rules_event_types(batch_size):
+    """Each rule's checked count is the number of events of its types, for single events and
+    batches alike, row and batch rules, typed and untyped; duplicate ids (unsaved specs) count
+    as the last rule of that id, as before."""
+    rules = [
+        spec("required", "category", event_types=frozenset({"page_view"}), id=3),
+        spec("max_length", "page_url", {"max": 500}, id=4),
+        spec("required", "product_id", event_types=frozenset({"product_view", "search"}), id=5),
+        ORDER_RULE,  # id 7
+        spec("session_exists", "session_id", {"lookback_days": 7}, id=8),
+    ]
+    kinds = ["page_view", "product_view", "search", "purchase"]
+    payloads = [
+        _fix_time(event_payload(event_type=kinds[n % len(kinds)], search_query="q"))
+        for n in range(batch_size)
+    ]
+    results = validate(rules, payloads, facts=MemoryFacts([]))
+    ruleset = ruleset_compile(rules)
+    types = [row["event_type"] for row in (result.row for result in results) if row is not None]
+    expected = {
+        rule.id: sum(1 for event_type in types if event_type in rule.types)
+        for rule in ruleset.rules
+    }
+    assert results.evaluated == expected
+    assert ruleset.rule_ids_by_type is not None  # ids are unique: counted by event type
+    twins = [
+        spec("max_length", "page_url", {"max": 500}, id=9),
+        spec("required", "category", event_types=frozenset({"page_view"}), id=9),
+    ]
+    page_views = sum(1 for event_type in types if event_type == "page_view")
+    assert validate(twins, payloads).evaluated == {9: page_views}
+
+
 # --- parameter validation ------------------------------------------------------------------------
 
 BAD_SPECS = [
