@@ -11,10 +11,12 @@ import gc
 import io
 import json
 import sys
+import time
 import uuid
 from dataclasses import dataclass
 
 import orjson
+import psycopg
 import pytest
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection
@@ -42,8 +44,12 @@ class WsgiResponse:
         return {(e["field"], e["rule"]) for e in self.json().get("errors", [])}
 
 
-def wsgi_request(method: str, path: str, body: bytes = b"", **headers: str) -> WsgiResponse:
-    """One request through the site's WSGI application, the way gunicorn calls it."""
+def wsgi_request(
+    method: str, path: str, body: bytes = b"", *, signals: bool = False, **headers: str
+) -> WsgiResponse:
+    """One request through the site's WSGI application, the way gunicorn calls it. With
+    signals=False (inside a test's transaction) close_old_connections is disconnected from
+    the request signals, as Django's test client does."""
     environ = {
         "REQUEST_METHOD": method,
         "PATH_INFO": path,
@@ -70,10 +76,11 @@ def wsgi_request(method: str, path: str, body: bytes = b"", **headers: str) -> W
         started["status"] = int(status.split()[0])
         started["headers"] = dict(response_headers)
 
-    # As Django's test client does: the request signals must not close the connection that
-    # holds the test's transaction.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
+    if not signals:
+        # As Django's test client does: the request signals must not close the connection that
+        # holds the test's transaction.
+        request_started.disconnect(close_old_connections)
+        request_finished.disconnect(close_old_connections)
     try:
         result = application(environ, start_response)
         try:
@@ -81,14 +88,20 @@ def wsgi_request(method: str, path: str, body: bytes = b"", **headers: str) -> W
         finally:
             result.close()
     finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
+        if not signals:
+            request_started.connect(close_old_connections)
+            request_finished.connect(close_old_connections)
     return WsgiResponse(started["status"], started["headers"], content)
 
 
-def post_json(path: str, payload, **headers: str) -> WsgiResponse:
+def post_json(path: str, payload, *, signals: bool = False, **headers: str) -> WsgiResponse:
     return wsgi_request(
-        "POST", path, orjson.dumps(payload), CONTENT_TYPE="application/json", **headers
+        "POST",
+        path,
+        orjson.dumps(payload),
+        signals=signals,
+        CONTENT_TYPE="application/json",
+        **headers,
     )
 
 
@@ -322,6 +335,122 @@ def test_a_single_event_leaves_no_reference_cycles(dev_mode):
     try:
         assert post_json("/events", event_payload()).status_code == 201
         assert post_json("/events", event_payload(), HTTP_ACCEPT="*/*").status_code == 201
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+
+
+# ----------------------------------------------------------------- request signals (the short
+# stack does the work of Django's own receivers itself while they are the only ones connected)
+
+
+def _backend_pid() -> int:
+    return connection.connection.info.backend_pid
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("require_postgres")
+def test_a_connection_past_its_max_age_is_replaced_before_the_next_request(dev_mode):
+    """close_old_connections semantics without the signals: a persistent connection that has
+    outlived CONN_MAX_AGE is closed when the next request starts, and that request stores
+    its event on a new one."""
+    assert post_json("/events", event_payload(), signals=True).status_code == 201
+    old_pid = _backend_pid()
+    assert post_json("/events", event_payload(), signals=True).status_code == 201
+    assert _backend_pid() == old_pid  # kept between requests (CONN_MAX_AGE)
+    connection.close_at = time.monotonic() - 1
+    assert post_json("/events", event_payload(), signals=True).status_code == 201
+    assert _backend_pid() != old_pid
+    assert Event.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("require_postgres")
+def test_a_connection_left_outside_autocommit_is_closed_when_the_request_finishes(
+    dev_mode, monkeypatch
+):
+    """As close_old_connections on request_finished: a connection whose autocommit was not
+    restored is dropped at the end of the request."""
+    insert = services.events_insert
+
+    def insert_and_leave_autocommit_off(rows):
+        stored = insert(rows)
+        connection.set_autocommit(False)
+        return stored
+
+    monkeypatch.setattr(services, "events_insert", insert_and_leave_autocommit_off)
+    assert post_json("/events", event_payload(), signals=True).status_code == 201
+    assert connection.connection is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("require_postgres")
+def test_a_terminated_backend_between_requests_is_replaced(dev_mode):
+    """A persistent connection whose backend was ended between requests (database restart,
+    pg_terminate_backend) is replaced: the event is stored, no 5xx."""
+    assert post_json("/events", event_payload(), signals=True).status_code == 201
+    stale_pid = _backend_pid()
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"] or "127.0.0.1",
+        port=db["PORT"] or 5432,
+        user=db["USER"] or "postgres",
+        password=db["PASSWORD"] or None,
+        dbname=db["NAME"],
+        autocommit=True,
+    ) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [stale_pid])
+    payload = event_payload()
+    response = post_json("/events", payload, signals=True)
+    assert response.status_code == 201, response.content
+    assert _backend_pid() != stale_pid
+    assert Event.objects.filter(event_id=payload["event_id"]).exists()
+    assert post_json("/events", event_payload(), signals=True).status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_query_logs_are_reset_when_a_request_starts(dev_mode):
+    """reset_queries semantics: queries logged before a request are gone from the log once
+    it has run (DEBUG keeps a per-connection log)."""
+    assert post_json("/events", event_payload(), signals=True).status_code == 201
+    connection.queries_log.append({"sql": "SELECT 'before'", "time": "0.000"})
+    assert post_json("/events", event_payload(), signals=True).status_code == 201
+    assert {"sql": "SELECT 'before'", "time": "0.000"} not in connection.queries_log
+
+
+@pytest.mark.django_db(transaction=True)
+def test_other_receivers_of_the_request_signals_are_still_called(dev_mode):
+    """Another app's receivers of request_started and request_finished get their signal for
+    each short-stack request (the handler sends the signals again as soon as the receivers
+    are not Django's own)."""
+    calls = []
+
+    def on_started(sender, environ, **kwargs):
+        calls.append(("started", environ["PATH_INFO"]))
+
+    def on_finished(sender, **kwargs):
+        calls.append(("finished", sender.__name__))
+
+    request_started.connect(on_started)
+    request_finished.connect(on_finished)
+    try:
+        assert post_json("/events", event_payload(), signals=True).status_code == 201
+    finally:
+        request_started.disconnect(on_started)
+        request_finished.disconnect(on_finished)
+    assert post_json("/events", event_payload(), signals=True).status_code == 201
+    assert calls == [("started", "/events"), ("finished", "ShortStackWSGIHandler")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_single_event_leaves_no_reference_cycles_with_the_request_signals(dev_mode):
+    """The same without disconnecting close_old_connections (as under gunicorn): the
+    response's close, done without the signal, frees the response too."""
+    post_json("/events", event_payload(), signals=True)
+    gc.collect()
+    gc.disable()
+    try:
+        assert post_json("/events", event_payload(), signals=True).status_code == 201
         assert gc.collect() == 0
     finally:
         gc.enable()
