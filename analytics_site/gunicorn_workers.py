@@ -12,7 +12,11 @@ queued, TLS, HTTP/2, shutdown) it hands the connection back exactly as gthread d
 client therefore cannot hold a thread while another waits for more than one request.
 
 It also settles its copy of the configuration when it starts (`config_settle`): gunicorn
-reads every setting through `Config.__getattr__`, about twenty times per request.
+reads every setting through `Config.__getattr__`, about twenty times per request. And after a
+connection's first request it remembers whether the peer is a trusted proxy (may set
+X-Forwarded-* and the secure-scheme headers, `forwarded_allow_ips`): gunicorn parses the
+peer's IP address and matches it against the allowed networks on every request
+(`PeerTrustedRequest`), though a connection's peer never changes.
 
     gunicorn analytics_site.wsgi --threads 2 \
         --worker-class analytics_site.gunicorn_workers.KeepAliveThreadWorker
@@ -22,8 +26,11 @@ from __future__ import annotations
 
 import select
 import threading
+from functools import partial
 
 from gunicorn.config import Config
+from gunicorn.http.message import Request
+from gunicorn.http.parser import RequestParser
 from gunicorn.workers.gthread import ThreadWorker
 
 KEEPALIVE_LINGER_SECONDS = 0.002
@@ -51,6 +58,30 @@ def config_settle(cfg: Config) -> None:
         object.__setattr__(cfg, name, setting.get())  # Config.__setattr__ refuses setting names
 
 
+class PeerTrustedRequest(Request):
+    """gunicorn's HTTP/1 request, for a connection whose peer's trust is already known.
+
+    `_peer_is_trusted_proxy()` depends only on the peer's address and the worker's settled
+    configuration, both fixed for the connection's life; gunicorn works it out on every
+    request (an ipaddress parse and a network match)."""
+
+    def __init__(self, cfg, unreader, peer_addr, req_number=1, *, peer_trusted: bool) -> None:
+        self._peer_trusted = peer_trusted  # read while super().__init__ parses the headers
+        super().__init__(cfg, unreader, peer_addr, req_number)
+
+    def _peer_is_trusted_proxy(self) -> bool:
+        return self._peer_trusted
+
+
+def peer_trust_remember(parser) -> None:
+    """After a connection's first HTTP/1 request: its next requests are PeerTrustedRequests
+    with the trust the first one worked out (HTTP/2 and uWSGI parsers are left alone)."""
+    if type(parser) is RequestParser and parser.mesg_class is Request and parser.mesg:
+        parser.mesg_class = partial(
+            PeerTrustedRequest, peer_trusted=parser.mesg._peer_is_trusted_proxy()
+        )
+
+
 class KeepAliveThreadWorker(ThreadWorker):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -70,6 +101,8 @@ class KeepAliveThreadWorker(ThreadWorker):
         with self._queue_lock:
             self._queued -= 1
         result = super().handle(conn)
+        if result is True:
+            peer_trust_remember(conn.parser)
         if self.cfg.is_ssl:  # decrypted bytes may wait in the TLS layer, invisible to select
             return result
         for _ in range(MAX_REQUESTS_PER_TURN):

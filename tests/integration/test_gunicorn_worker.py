@@ -32,11 +32,15 @@ def _free_port() -> int:
 @pytest.fixture
 def server():
     """gunicorn with one worker of ONE thread, so that fairness between clients shows."""
+    yield from _serve()
+
+
+def _serve(*options: str):
     port = _free_port()
     command = [
         sys.executable, "-m", "gunicorn", "tests.gunicorn_app:application",
         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1",
-        "--worker-class", WORKER, "--keep-alive", "30", "--log-level", "warning",
+        "--worker-class", WORKER, "--keep-alive", "30", "--log-level", "warning", *options,
     ]  # fmt: skip
     env = {**os.environ, "ENVIRONMENT": "testing"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
@@ -132,6 +136,32 @@ def test_the_worker_stops_on_sigterm(server):
     _get(connection)
     os.killpg(process.pid, signal.SIGTERM)
     assert process.wait(timeout=TIMEOUT) == 0
+
+
+@pytest.mark.parametrize(
+    ("allowed", "scheme"), [("127.0.0.1", "https"), ("10.9.9.9", "http"), ("*", "https")]
+)
+def test_forwarded_proto_counts_only_from_allowed_peers_on_every_kept_alive_request(
+    allowed, scheme
+):
+    """The worker remembers a connection's peer trust after its first request: every request
+    on the connection, the first and the kept-alive ones, and a new connection, get the URL
+    scheme from X-Forwarded-Proto exactly when the peer is in forwarded_allow_ips."""
+    serving = _serve("--forwarded-allow-ips", allowed)
+    port, _ = next(serving)
+    try:
+        seen = []
+        for _ in range(2):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+            for _ in range(4):
+                connection.request("GET", "/scheme", headers={"X-Forwarded-Proto": "https"})
+                seen.append(connection.getresponse().read().decode())
+            connection.request("GET", "/scheme")
+            seen.append(connection.getresponse().read().decode())
+            connection.close()
+        assert seen == [scheme] * 4 + ["http"] + [scheme] * 4 + ["http"]
+    finally:
+        next(serving, None)
 
 
 def test_a_settled_configuration_reads_the_same_settings():
