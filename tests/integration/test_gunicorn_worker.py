@@ -15,6 +15,7 @@ import time
 
 import pytest
 from gunicorn.config import Config
+from gunicorn.http import message
 
 from analytics_site.gunicorn_workers import config_settle
 from tests.conftest import ROOT
@@ -162,6 +163,14 @@ def test_forwarded_proto_counts_only_from_allowed_peers_on_every_kept_alive_requ
         assert seen == [scheme] * 4 + ["http"] + [scheme] * 4 + ["http"]
     finally:
         next(serving, None)
+
+
+def test_gunicorn_parses_requests_with_its_c_parser():
+    """gunicorn-h1c (requirements/base.txt) is installed and new enough for gunicorn to use
+    it: its 'auto' parser setting falls back to the Python parser silently otherwise."""
+    cfg = Config()
+    config_settle(cfg)
+    assert message._check_fast_parser(cfg)
 
 
 def test_a_settled_configuration_reads_the_same_settings():
