@@ -29,7 +29,6 @@ from django.core.handlers.exception import convert_exception_to_response, respon
 from django.core.handlers.wsgi import WSGIHandler, get_script_name
 from django.db import close_old_connections, connections, reset_queries
 from django.http import HttpRequest, HttpResponseBase
-from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import ResolverMatch, set_script_prefix
@@ -130,7 +129,6 @@ class IngestHeadersMiddleware:
     def _settings_read(self) -> None:
         self.security = SecurityMiddleware(self.get_response)  # reads its settings once too
         self.common = CommonMiddleware(self.get_response)
-        self.xframe = XFrameOptionsMiddleware(self.get_response)
         security = self.security
         self.hsts = None
         if security.sts_seconds:
