@@ -48,6 +48,7 @@ WORKER_CLASSES = {
     "sync": "sync",
 }
 MAX_REQUESTS_PER_CLIENT = 2_000_000  # hard bound on any request loop, besides the time bound
+SINGLES_PER_BLOCK = 256  # a single-event client builds this many requests at once
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
 
 COUNTRIES = ("US", "DE", "GB", "FR", "NL", "SE", "JP", "BR", "IN", "CA")
@@ -115,6 +116,14 @@ class BodyMaker:
 
     def single(self) -> bytes:
         return self.event(_now_iso().encode(), uuid.uuid4().hex.encode())
+
+    def singles(self, count: int) -> list[bytes]:
+        """`count` single events at once, each with its own new event_id (one random read for
+        all) and the same timestamp: a client builds its next requests in blocks, not one
+        clock read and one uuid4 per request."""
+        timestamp = _now_iso().encode()
+        ids = os.urandom(16 * count).hex().encode()
+        return [self.event(timestamp, ids[32 * n : 32 * n + 32]) for n in range(count)]
 
     def batch(self, size: int) -> bytes:
         """One random read for the whole batch's ids: the client shares the server's cores."""
@@ -187,6 +196,12 @@ class HttpClientPoster:
         self.connection = http.client.HTTPConnection(HOST, port, timeout=30)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
 
+    def request(self, path: str, body: bytes) -> tuple[str, bytes]:
+        return path, body
+
+    def send(self, request: tuple[str, bytes]) -> tuple[int, bytes]:
+        return self.post(*request)
+
     def post(self, path: str, body: bytes) -> tuple[int, bytes]:
         try:
             self.connection.request("POST", path, body=body, headers=self.headers)
@@ -211,15 +226,22 @@ class RawSocketPoster:
         self.sock = socket.create_connection((HOST, port), timeout=30)
         self.heads: dict[str, bytes] = {}
 
-    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+    def request(self, path: str, body: bytes) -> bytes:
+        """The whole request (head and body), to send with `send`."""
         head = self.heads.get(path)
         if head is None:
             head = self.heads[path] = (
                 f"POST {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
                 "Content-Type: application/json\r\nAccept: application/json\r\nContent-Length: "
             ).encode()
+        return b"%s%d\r\n\r\n%s" % (head, len(body), body)
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        return self.send(self.request(path, body))
+
+    def send(self, request: bytes) -> tuple[int, bytes]:
         try:
-            self.sock.sendall(b"%s%d\r\n\r\n%s" % (head, len(body), body))
+            self.sock.sendall(request)
             received = b""
             while b"\r\n\r\n" not in received:
                 chunk = self.sock.recv(65536)
@@ -269,10 +291,17 @@ def _client(
     measure_from = start + warmup
     deadline = measure_from + seconds
     cpu_from = None
+    ready: list = []  # single events: whole requests, built SINGLES_PER_BLOCK at a time
     for _ in range(MAX_REQUESTS_PER_CLIENT):
-        body = maker.batch(batch_size) if batch_size else maker.single()
+        if batch_size:
+            request = poster.request(path, maker.batch(batch_size))
+        else:
+            if not ready:
+                ready = [poster.request(path, body) for body in maker.singles(SINGLES_PER_BLOCK)]
+                ready.reverse()
+            request = ready.pop()
         began = time.perf_counter_ns()
-        code, payload = poster.post(path, body)
+        code, payload = poster.send(request)
         elapsed = time.perf_counter_ns() - began
         now = time.monotonic()
         if now >= deadline:
@@ -560,7 +589,8 @@ def report(single: PhaseResult, batch: PhaseResult, copy_rows_per_s: float, args
     print(
         f"single  POST /events        {single.requests_per_s:9,.0f} req/s   "
         f"p50 {single.p50_ms:6.2f} ms   p99 {single.p99_ms:6.2f} ms   "
-        f"({args.single_clients} clients, {args.duration:.0f} s, errors {single.errors})"
+        f"({args.single_clients} clients, {args.duration:.0f} s, errors {single.errors}, "
+        f"new {single.statuses.get(201, 0):,}, duplicates {single.statuses.get(200, 0):,})"
     )
     print(
         f"batch   POST /events/batch  {batch.events_per_s:9,.0f} events/s "
