@@ -135,6 +135,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 ROLLUP_INTERVAL_SECONDS = env.int("ROLLUP_INTERVAL_SECONDS", default=10)
 ROLLUP_SAFETY_LAG_SECONDS = env.int("ROLLUP_SAFETY_LAG_SECONDS", default=10)
 ROLLUP_BATCH_EVENTS = env.int("ROLLUP_BATCH_EVENTS", default=500_000)
+# Dashboard values computed from the rollups are cached per rollup state (generation, watermark).
+# Each fold starts a new state and the old keys only wait for this expiry, so the cache holds
+# about ROLLUP_CACHE_SECONDS / ROLLUP_INTERVAL_SECONDS states (a few MB each at 10M events).
+ROLLUP_CACHE_SECONDS = env.int("ROLLUP_CACHE_SECONDS", default=120)
 # Receipt rollups (Data quality and Live pages, quality.tasks) fold more often: they are cheap
 # (three GROUP BYs), and the Live page reads every event received since the last fold.
 RECEIPTS_INTERVAL_SECONDS = env.int("RECEIPTS_INTERVAL_SECONDS", default=10)

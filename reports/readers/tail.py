@@ -102,7 +102,7 @@ def rollup_cached(
     if value is None:
         value = compute()
         if seconds is None:
-            seconds = getattr(settings, "ROLLUP_CACHE_SECONDS", 600)
+            seconds = settings.ROLLUP_CACHE_SECONDS
         cache.set(key, value, seconds)
     return value
 

@@ -316,7 +316,7 @@ def tail_summary_share() -> None:
     summary.user_keys()
     summary.session_deltas()
     summary.user_cell_keys()
-    cache.set(key, summary, getattr(settings, "ROLLUP_CACHE_SECONDS", 600))
+    cache.set(key, summary, settings.ROLLUP_CACHE_SECONDS)
 
 
 def _shared(state: tuple) -> TailSummary | None:
