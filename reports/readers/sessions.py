@@ -15,7 +15,13 @@ from reports import raw, rollups
 from reports.filters import DashboardFilters
 from reports.models import SessionRollup
 from reports.readers.tail import in_period, memo, micros, rollup_cached, tail, tail_where
-from reports.readers.tail_summary import Period, Session, session_merge, tail_summary
+from reports.readers.tail_summary import (
+    Period,
+    Session,
+    rolled_sessions,
+    session_merge,
+    tail_summary,
+)
 
 _STEP_CASE = (
     "CASE event_type "
@@ -56,19 +62,7 @@ def _sql_tail_sessions() -> list[tuple[Session, Session | None]]:
 
 def _orm_tail_sessions() -> list[tuple[Session, Session | None]]:
     tail_states = raw.session_states(None, tail())
-    fields = (
-        "session_id",
-        "started_at",
-        "first_event_pk",
-        "device_type",
-        "country",
-        "reached_step",
-        "revenue",
-    )
-    rolled = SessionRollup.objects.filter(
-        session_id__in=[state["session_id"] for state in tail_states]
-    )
-    old_rows = {row[0]: (micros(row[1]), *row[2:]) for row in rolled.values_list(*fields)}
+    old_rows = rolled_sessions([state["session_id"] for state in tail_states])
     return [
         (
             (

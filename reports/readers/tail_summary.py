@@ -102,7 +102,7 @@ class TailSummary:
         """The rolled-up row of every tail session (None for sessions only in the tail)."""
         if "rolled_sessions" not in self.derived:
             missing = [s for s in self.sessions if s not in self.known_sessions]
-            found = _rolled_sessions(missing)
+            found = rolled_sessions(missing)
             self.derived["rolled_sessions"] = {
                 **self.known_sessions,
                 **{session_id: found.get(session_id) for session_id in missing},
@@ -175,7 +175,7 @@ def _wanted(ids: list[str]) -> str:
     return orjson.dumps(sorted(ids)).decode()
 
 
-def _rolled_sessions(session_ids: list[str]) -> dict[str, Session]:
+def rolled_sessions(session_ids: list[str]) -> dict[str, Session]:
     """Rolled-up rows of these sessions: one index probe each (a LATERAL ... LIMIT 1 the
     planner cannot turn into a scan of every session, whatever the table's statistics), in
     index order so neighbouring probes share pages (a quarter faster)."""
