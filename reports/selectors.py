@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import heapq
 from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
@@ -296,41 +297,42 @@ def funnel(filters: DashboardFilters, split_by: str | None = None) -> dict[str, 
     }
 
 
-def _top(rows: list[dict[str, Any]], event_type: str, limit: int, revenue: bool = False):
-    per_product: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if row["event_type"] != event_type or not row["product_id"]:
+def _top_products(rows: list[readers.ProductRow], limit: int) -> dict[str, list[dict[str, Any]]]:
+    """The `limit` products with the most events of each product event type (ties by product
+    id), in one pass over the period's product rows; a product's category is the greatest one
+    it was seen with."""
+    per_type: dict[str, dict[str, list]] = {event_type: {} for event_type in PRODUCT_EVENT_TYPES}
+    for product_id, category, event_type, events, cents in rows:
+        products = per_type.get(event_type)
+        if products is None or not product_id:
             continue
-        item = per_product.setdefault(
-            row["product_id"],
+        item = products.get(product_id)
+        if item is None:
+            products[product_id] = [category, events, cents]
+            continue
+        if category > item[0]:
+            item[0] = category
+        item[1] += events
+        item[2] += cents
+    top = {}
+    for event_type, products in per_type.items():
+        ordered = heapq.nsmallest(limit, products.items(), key=lambda kv: (-kv[1][1], kv[0]))
+        top[event_type] = [
             {
-                "product_id": row["product_id"],
-                "category": row["category"],
-                "count": 0,
-                "revenue": Decimal(0),
-            },
-        )
-        item["category"] = max(item["category"], row["category"])
-        item["count"] += row["events"]
-        item["revenue"] += row["revenue"]
-    ordered = sorted(per_product.values(), key=lambda item: (-item["count"], item["product_id"]))
-    result = []
-    for item in ordered[:limit]:
-        entry = {
-            "product_id": item["product_id"],
-            "category": item["category"],
-            "count": item["count"],
-        }
-        if revenue:
-            entry["revenue"] = _money(item["revenue"])
-        result.append(entry)
-    return result
+                "product_id": product_id,
+                "category": category,
+                "count": count,
+                **({"revenue": round(cents / 100, 2)} if event_type == "purchase" else {}),
+            }
+            for product_id, (category, count, cents) in ordered
+        ]
+    return top
 
 
 @_snapshot
 def products(filters: DashboardFilters, limit: int = 10) -> dict[str, Any]:
     """Top products by views, adds and purchases; cart abandonment; revenue by category."""
-    rows = _product_rows(filters)
+    top = _top_products(_product_rows(filters), limit)
     steps = _session_steps(filters).get(None, {})
     carts = sum(cell["sessions"] for step, cell in steps.items() if step >= 3)
     purchased = steps.get(len(FUNNEL_STEPS), {}).get("sessions", 0)
@@ -340,9 +342,9 @@ def products(filters: DashboardFilters, limit: int = 10) -> dict[str, Any]:
     quarantined = _quarantined_by_type(filters)
     q_products = sum(quarantined.get(event_type, 0) for event_type in PRODUCT_EVENT_TYPES)
     return {
-        "top_viewed": _top(rows, "product_view", limit),
-        "top_added": _top(rows, "add_to_cart", limit),
-        "top_purchased": _top(rows, "purchase", limit, revenue=True),
+        "top_viewed": top["product_view"],
+        "top_added": top["add_to_cart"],
+        "top_purchased": top["purchase"],
         "cart_abandonment": {
             "carts": carts,
             "purchased": purchased,

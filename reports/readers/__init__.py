@@ -8,13 +8,20 @@ adding the merged one, exactly as the rollup task will when it folds them in (`s
 Everything of one read runs in one snapshot (`tail.read_snapshot`).
 """
 
-from reports.readers.metrics import category_revenue, dimension_events, event_buckets, product_rows
+from reports.readers.metrics import (
+    ProductRow,
+    category_revenue,
+    dimension_events,
+    event_buckets,
+    product_rows,
+)
 from reports.readers.sessions import session_steps
 from reports.readers.tail import read_snapshot
 from reports.readers.tail_summary import tail_summary_share
 from reports.readers.users import new_vs_returning, users
 
 __all__ = [
+    "ProductRow",
     "category_revenue",
     "dimension_events",
     "event_buckets",

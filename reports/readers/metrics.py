@@ -8,7 +8,8 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import BigIntegerField, Q, QuerySet, Sum
+from django.db.models.functions import Cast, Round
 
 from reports import raw, rollups
 from reports.filters import DashboardFilters
@@ -51,38 +52,74 @@ def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
     return result + tail_rows
 
 
-def dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
+def _rolled_device_country_events(filters: DashboardFilters) -> dict[tuple[str, str], int]:
+    """{(device, country): events} of the rollup part, once per snapshot: the audience page
+    wants events per device and per country, and one pass over the period's rows (~31,000 at
+    90 days) grouped by both costs about what one grouped by either does."""
     model = rollups.EVENT_METRIC[filters.bucket]
 
-    def rolled() -> dict[str, int]:
-        rows = in_period(model.objects.all(), filters).values(field).annotate(n=Sum("events"))
-        return {row[field]: row["n"] for row in rows.order_by()}
+    def rolled() -> dict[tuple[str, str], int]:
+        rows = (
+            in_period(model.objects.all(), filters)
+            .values_list("device_type", "country")
+            .annotate(n=Sum("events"))
+            .order_by()
+        )
+        return {(device, country): n for device, country, n in rows}
 
-    totals: dict[str, int] = defaultdict(int, rollup_cached(f"events_by_{field}", filters, rolled))
+    key = f"events_by_device_country:{filters.bucket}:{filters.start}:{filters.end}"
+    return memo(
+        f"{key}:{filters.device}:{filters.country}",
+        lambda: rollup_cached("events_by_device_country", filters, rolled),
+    )
+
+
+def dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
+    """Events of the period per device or per country (rollup rows plus the raw tail)."""
+    position = 0 if field == "device_type" else 1
+    totals: dict[str, int] = defaultdict(int)
+    for key, n in _rolled_device_country_events(filters).items():
+        totals[key[position]] += n
     summary = tail_summary()
     if summary is not None:
-        position = 2 if field == "device_type" else 3
         period = Period(filters)
-        for key, (n, _, _) in summary.events.items():
+        for key, (n, _, _) in summary.events.items():  # (hour, type, device, country)
             if period.matches(key[0], key[2], key[3]):
-                totals[key[position]] += n
+                totals[key[2 + position]] += n
         return dict(totals)
     for row in raw.dimension_rows(raw.events_in(filters, tail()), field):
         totals[row[field]] += row["events"]
     return dict(totals)
 
 
-def product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
-    """Rows of (product_id, category, event_type, events, revenue); keys may repeat. Once per
-    read snapshot (top products and category revenue share it)."""
+# A product row: (product_id, category, event_type, events, revenue in integer cents); a key
+# may repeat (rollup rows, tail). Revenue has two decimals everywhere (events and rollups), so
+# cents are exact, and a 90-day read's ~4,300 rows pickle into the cache in ~1 ms as tuples of
+# ints instead of ~7 ms as dicts of Decimals (and load ~9x faster on a warm read).
+ProductRow = tuple[str, str, str, int, int]
+
+
+def cents(value: Decimal | None) -> int:
+    """Integer cents of a two-decimal amount."""
+    return int(value * 100) if value else 0
+
+
+def from_cents(value: int) -> Decimal:
+    return Decimal(value).scaleb(-2)
+
+
+def product_rows(filters: DashboardFilters) -> list[ProductRow]:
+    """The period's product rows. Once per read snapshot (top products and category revenue
+    share it)."""
     key = f"product_rows:{filters.bucket}:{filters.start}:{filters.end}"
     return memo(f"{key}:{filters.device}:{filters.country}", lambda: _product_rows(filters))
 
 
-def _product_sums(qs: QuerySet) -> list[dict[str, Any]]:
+def _product_sums(qs: QuerySet) -> list[ProductRow]:
+    revenue_cents = Cast(Round(Sum("revenue") * 100), BigIntegerField())
     return list(
-        qs.values("product_id", "category", "event_type")
-        .annotate(events=Sum("events"), revenue=Sum("revenue"))
+        qs.values_list("product_id", "category", "event_type")
+        .annotate(events=Sum("events"), cents=revenue_cents)
         .order_by()
     )
 
@@ -94,7 +131,7 @@ def _whole_weeks(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.
     return first, end - dt.timedelta(days=end.weekday())
 
 
-def _rolled_product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
+def _rolled_product_rows(filters: DashboardFilters) -> list[ProductRow]:
     """The rollup part of product_rows. A device or country filter reads the product metrics;
     an unfiltered view the totals without them, and a day-bucketed period its whole weeks
     from the weekly totals and only the days at either end from the daily ones."""
@@ -114,31 +151,37 @@ def _rolled_product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
     return _product_sums(days) + _product_sums(weeks)
 
 
-def _product_rows(filters: DashboardFilters) -> list[dict[str, Any]]:
-    rows = rollup_cached("products", filters, lambda: _rolled_product_rows(filters))
+def _product_rows(filters: DashboardFilters) -> list[ProductRow]:
+    rows = rollup_cached("product_rows", filters, lambda: _rolled_product_rows(filters))
     summary = tail_summary()
     if summary is None:
-        return list(rows) + raw.product_rows(raw.events_in(filters, tail()))
-    cells: dict[tuple[str, str, str], dict[str, Any]] = {}
+        tail_rows = raw.product_rows(raw.events_in(filters, tail()))
+        return list(rows) + [
+            (
+                row["product_id"],
+                row["category"],
+                row["event_type"],
+                row["events"],
+                cents(row["revenue"]),
+            )
+            for row in tail_rows
+        ]
+    cells: dict[tuple[str, str, str], list[int]] = {}
     period = Period(filters)
     for (hour, *key, device, country), (n, revenue) in summary.products.items():
         if not period.matches(hour, device, country):
             continue
-        cell = cells.setdefault(tuple(key), {"events": 0, "revenue": Decimal(0)})
-        cell["events"] += n
-        cell["revenue"] += revenue
-    tail_rows = [
-        {"product_id": product, "category": category, "event_type": event_type, **cell}
-        for (product, category, event_type), cell in cells.items()
-    ]
-    return list(rows) + tail_rows
+        cell = cells.setdefault(tuple(key), [0, 0])
+        cell[0] += n
+        cell[1] += cents(revenue)
+    return list(rows) + [(*key, n, revenue) for key, (n, revenue) in cells.items()]
 
 
 def category_revenue(filters: DashboardFilters) -> dict[str, Decimal]:
     """Purchase revenue per category, summed from the product rows of the same read (product
     rollups hold every purchase, with or without a product line): no second rollup query."""
-    totals: dict[str, Decimal] = defaultdict(Decimal)
-    for row in product_rows(filters):
-        if row["event_type"] == "purchase":
-            totals[row["category"]] += row["revenue"]
-    return dict(totals)
+    totals: dict[str, int] = defaultdict(int)
+    for _, category, event_type, _, revenue in product_rows(filters):
+        if event_type == "purchase":
+            totals[category] += revenue
+    return {category: from_cents(revenue) for category, revenue in totals.items()}
