@@ -304,19 +304,27 @@ def _shared_key(state: tuple) -> str | None:
     return f"reports:tail_summary:{generation}:{mark}:{event_pk}"
 
 
-def tail_summary_share() -> None:
+def tail_summary_share() -> TailSummary | None:
     """Put the snapshot's summary, lookups done, in the shared cache (the rollup task does it
     after each fold): the first read of another process under this rollup state then extends
-    it instead of summarizing the whole tail and probing every session and user again."""
+    it instead of summarizing the whole tail and probing every session and user again.
+    Returns the summary shared (None: none, the tail is too big or no rollup ran yet)."""
     summary = tail_summary()
-    key = _shared_key(rollup_state_of_snapshot())
-    if summary is None or key is None:
-        return
+    if summary is None or _shared_key(summary.state) is None:
+        return None
     summary.rolled_sessions()
     summary.user_keys()
     summary.session_deltas()
     summary.user_cell_keys()
-    cache.set(key, summary, settings.ROLLUP_CACHE_SECONDS)
+    summary_to_cache(summary)
+    return summary
+
+
+def summary_to_cache(summary: TailSummary) -> None:
+    """Share a summary under its rollup state (benchmarks put back the one a fold shared)."""
+    key = _shared_key(summary.state)
+    if key is not None:
+        cache.set(key, summary, settings.ROLLUP_CACHE_SECONDS)
 
 
 def _shared(state: tuple) -> TailSummary | None:

@@ -14,12 +14,13 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 
 from events.models import Event
 from reports import rollups, selectors
 from reports.filters import filters_from_query
 from reports.models import SessionRollup, UserFirstSeen
-from reports.readers import tail_summary
+from reports.readers import read_snapshot, tail_summary, tail_summary_share
 from reports.user_bitmaps import USER_BITMAP
 from tests.data_quality.test_dashboard_numbers import (
     NOW,
@@ -211,6 +212,23 @@ def test_a_summary_shared_after_a_fold_serves_another_process(partly_rolled_up, 
     loads_before = len(tail_loads)
     _assert_all_match()
     assert tail_loads[loads_before] > 0, "the shared summary should be extended"
+
+
+def test_a_shared_summary_put_back_after_a_cache_flush_is_extended(partly_rolled_up, tail_loads):
+    """`tail_summary_share` returns what it shared; `summary_to_cache` shares it again (the
+    dashboard benchmark's "after fold" reads), and a fresh process extends it exactly."""
+    with read_snapshot():
+        shared = tail_summary_share()
+    assert shared is not None and shared.count > 0
+    cache.clear()
+    tail_summary.tail_summaries_clear()
+    tail_summary.summary_to_cache(shared)
+    Event.objects.bulk_create(
+        [_event("s_put_back", "u_put_back", NOW - dt.timedelta(minutes=3), "add_to_cart")]
+    )
+    loads_before = len(tail_loads)
+    _assert_all_match()
+    assert tail_loads[loads_before] == shared.max_id, "the put-back summary should be extended"
 
 
 @pytest.fixture

@@ -265,3 +265,28 @@ def test_rebuild_since_keeps_keys_and_equals_a_full_rebuild(db):
     rollups.rollups_rebuild(now=LATER)
     assert {model: by_user(model) for model in models} == partial
     assert uuid.UUID(str(rollups.rollup_state()[0]))
+
+
+@pytest.mark.postgres
+def test_tail_user_key_probes_use_a_hash_index(require_postgres, db):
+    """Migration 0008: user keys of the raw tail are probed through a hash index on user_id
+    (cheaper than descending the unique B-tree), and the lookup returns each known key."""
+    from django.db import connection
+
+    from reports.readers.tail_summary import user_keys_lookup
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexname = %s",
+            [UserFirstSeen._meta.db_table, "reports_userfirstseen_user_id_hash"],
+        )
+        (definition,) = cursor.fetchone()
+    assert "USING hash (user_id)" in definition
+    known = [
+        UserFirstSeen.objects.create(
+            user_id=f"u_hash_{n}", first_seen=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        )
+        for n in range(3)
+    ]
+    found = user_keys_lookup([*(user.user_id for user in known), "u_hash_unknown"])
+    assert found == {user.user_id: user.id for user in known}
