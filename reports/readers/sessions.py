@@ -97,13 +97,34 @@ def _tail_session_deltas() -> dict[tuple, tuple[int, Decimal]]:
     return {key: tuple(value) for key, value in cells.items()}
 
 
+def _rolled_session_cells(filters: DashboardFilters) -> list[tuple[str, str, int, int, Decimal]]:
+    """(device, country, step, sessions, revenue) rows of the rollup part, once per snapshot:
+    the overview wants them unsplit and the funnel split by device and by country, and one
+    pass over the period's rows (~32,000 at 90 days) grouped by all three costs what one
+    grouped by either does."""
+    model = rollups.SESSION_METRIC[filters.bucket]
+
+    def rolled() -> list[tuple[str, str, int, int, Decimal]]:
+        return list(
+            in_period(model.objects.all(), filters)
+            .values_list("device_type", "country", "reached_step")
+            .annotate(n=Sum("sessions"), revenue=Sum("revenue"))
+            .order_by()
+        )
+
+    key = f"session_cells:{filters.bucket}:{filters.start}:{filters.end}"
+    return memo(
+        f"{key}:{filters.device}:{filters.country}",
+        lambda: rollup_cached("session_cells", filters, rolled),
+    )
+
+
 def session_steps(
     filters: DashboardFilters, split_by: str | None = None
 ) -> dict[str | None, dict[int, dict[str, Any]]]:
     """{split key: {reached_step: {"sessions", "revenue"}}} for sessions started in the period
     (key None when not split)."""
     field = {"device": "device_type", "country": "country"}.get(split_by or "")
-    model = rollups.SESSION_METRIC[filters.bucket]
     result: dict[str | None, dict[int, dict[str, Any]]] = defaultdict(dict)
 
     def add(key: str | None, step: int, sessions: int, revenue: Decimal) -> None:
@@ -111,19 +132,9 @@ def session_steps(
         cell["sessions"] += sessions
         cell["revenue"] += revenue
 
-    group = [field, "reached_step"] if field else ["reached_step"]
-    rows = rollup_cached(
-        f"sessions_by_{field or 'all'}",
-        filters,
-        lambda: list(
-            in_period(model.objects.all(), filters)
-            .values(*group)
-            .annotate(n=Sum("sessions"), revenue=Sum("revenue"))
-            .order_by()
-        ),
-    )
-    for row in rows:
-        add(row[field] if field else None, row["reached_step"], row["n"], row["revenue"])
+    for device, country, step, sessions, revenue in _rolled_session_cells(filters):
+        key = None if field is None else device if field == "device_type" else country
+        add(key, step, sessions, revenue)
     summary = tail_summary()
     if summary is None:
         deltas = memo("session_deltas", _tail_session_deltas)
