@@ -66,6 +66,43 @@ class EventMetricDaily(EventMetricBase):
         ]
 
 
+class EventTotalBase(models.Model):
+    """Event metrics without device and country: what views with neither filter read. A
+    90-day read of the per-device-and-country table sums ~70 times more rows (31,000 at 10M
+    events, against ~450 here). Kept by the same folds, so it always equals the event metrics
+    summed over device and country."""
+
+    bucket = models.DateTimeField()
+    event_type = models.CharField(max_length=32)
+    events = models.BigIntegerField(default=0)
+    warned = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
+
+
+class EventTotalHourly(EventTotalBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "event_type"], name="rollup_event_total_hour_key"
+            )
+        ]
+
+
+class EventTotalDaily(EventTotalBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "event_type"], name="rollup_event_total_day_key"
+            )
+        ]
+
+
 class ProductMetricBase(models.Model):
     """product_view / add_to_cart / purchase events and revenue per product (and category)."""
 

@@ -44,6 +44,8 @@ from events.models import Event
 from reports.models import (
     EventMetricDaily,
     EventMetricHourly,
+    EventTotalDaily,
+    EventTotalHourly,
     ProductMetricDaily,
     ProductMetricHourly,
     ProductTotalDaily,
@@ -66,11 +68,13 @@ GRAINS = ("hour", "day")
 EVENT_TABLE = Event._meta.db_table
 
 EVENT_METRIC = {"hour": EventMetricHourly, "day": EventMetricDaily}
+EVENT_TOTAL = {"hour": EventTotalHourly, "day": EventTotalDaily}
 PRODUCT_METRIC = {"hour": ProductMetricHourly, "day": ProductMetricDaily}
 PRODUCT_TOTAL = {"hour": ProductTotalHourly, "day": ProductTotalDaily, "week": ProductTotalWeekly}
 SESSION_METRIC = {"hour": SessionMetricHourly, "day": SessionMetricDaily}
 ALL_MODELS = (
     *EVENT_METRIC.values(),
+    *EVENT_TOTAL.values(),
     *PRODUCT_METRIC.values(),
     *PRODUCT_TOTAL.values(),
     *USER_BITMAP.values(),
@@ -135,7 +139,8 @@ def _drop_source(*names: str) -> None:
 
 
 def _fold_metrics(source: str) -> None:
-    """Additive tables: event and product metrics (user bitmaps: reports.user_bitmaps).
+    """Additive tables: event and product metrics and their totals without device and country
+    (user bitmaps: reports.user_bitmaps).
 
     The source is aggregated once per hour (with its day) into small temp tables; hourly rows
     come from those directly and daily rows from summing them, so the batch is scanned once
@@ -166,6 +171,16 @@ def _fold_metrics(source: str) -> None:
             "SUM(revenue) FROM rollup_agg_events WHERE 1 = 1 "
             f"GROUP BY {grain}, event_type, device_type, country "
             "ON CONFLICT (bucket, event_type, device_type, country) DO UPDATE SET "
+            f"events = {table}.events + excluded.events, "
+            f"warned = {table}.warned + excluded.warned, "
+            f"revenue = {table}.revenue + excluded.revenue"
+        )
+        table = _table(EVENT_TOTAL[grain])
+        sql_execute(
+            f"INSERT INTO {table} (bucket, event_type, events, warned, revenue) "
+            f"SELECT {grain}, event_type, SUM(events), SUM(warned), SUM(revenue) "
+            f"FROM rollup_agg_events WHERE 1 = 1 GROUP BY {grain}, event_type "
+            "ON CONFLICT (bucket, event_type) DO UPDATE SET "
             f"events = {table}.events + excluded.events, "
             f"warned = {table}.warned + excluded.warned, "
             f"revenue = {table}.revenue + excluded.revenue"
@@ -468,6 +483,7 @@ def rollups_rebuild(
         for grain in GRAINS:
             for model in (
                 EVENT_METRIC[grain],
+                EVENT_TOTAL[grain],
                 PRODUCT_METRIC[grain],
                 PRODUCT_TOTAL[grain],
                 USER_BITMAP[grain],

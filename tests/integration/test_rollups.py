@@ -207,7 +207,8 @@ def test_cached_rollup_reads_follow_every_fold_and_rebuild(pg):
     assert events() == 4  # from the raw tail
     advance(now=LATER)
     assert events() == 4  # now from the rollup, under a new watermark
-    EventMetricDaily.objects.update(events=100)  # damage the rollup at the same watermark
+    # damage the rollup an unfiltered view reads, at the same watermark
+    rollups.EVENT_TOTAL["day"].objects.update(events=100)
     cache.clear()
     assert events() == 200  # two damaged day rows are read, and cached
     rollups.rollups_rebuild(since=dt.date(2026, 3, 1), now=LATER)
@@ -392,6 +393,7 @@ def test_replayed_events_behind_the_watermark_are_folded_and_read():
         2,
     )
     assert rollups.rollups_advance(now=later).events == 0  # nothing left for the next advance
+    assert_event_totals_exact()
     folded = table_state()
     rollups.rollups_rebuild(now=later)
     assert table_state() == folded
@@ -506,3 +508,159 @@ def test_weekly_product_totals_are_the_daily_totals_summed_after_folds_and_a_par
     rollups.rollups_rebuild(since=dt.date(2026, 2, 26), now=LATER + dt.timedelta(minutes=1))
     assert weekly() == weekly_from_daily()
     assert sum(events for events, _ in weekly().values()) == 25
+
+
+def _event_totals(grain: str) -> dict:
+    rows = rollups.EVENT_TOTAL[grain].objects.values(
+        "bucket", "event_type", "events", "warned", "revenue"
+    )
+    return {
+        (row["bucket"], row["event_type"]): (row["events"], row["warned"], row["revenue"])
+        for row in rows
+    }
+
+
+def _event_metrics_summed(grain: str) -> dict:
+    from django.db.models import Sum
+
+    rows = (
+        rollups.EVENT_METRIC[grain]
+        .objects.values("bucket", "event_type")
+        .annotate(e=Sum("events"), w=Sum("warned"), r=Sum("revenue"))
+    )
+    return {(row["bucket"], row["event_type"]): (row["e"], row["w"], row["r"]) for row in rows}
+
+
+def _raw_event_totals(grain: str) -> dict:
+    """The totals computed in Python from the stored events under the watermark."""
+    received_at, event_pk = rollups.watermark_get()
+    totals: dict = {}
+    for event in Event.objects.all():
+        if received_at is None or (event.received_at, event.pk) > (received_at, event_pk):
+            continue
+        ts = event.timestamp.astimezone(dt.UTC)
+        bucket = ts.replace(minute=0, second=0, microsecond=0)
+        if grain == "day":
+            bucket = bucket.replace(hour=0)
+        cell = totals.setdefault((bucket, event.event_type), [0, 0, Decimal(0)])
+        cell[0] += 1
+        cell[1] += 1 if event.warnings else 0
+        if event.event_type == "purchase":
+            cell[2] += event.revenue or 0
+    return {key: tuple(cell) for key, cell in totals.items()}
+
+
+def assert_event_totals_exact() -> None:
+    """Event totals of both grains equal the event metrics summed over device and country,
+    and the raw events under the watermark."""
+    for grain in rollups.GRAINS:
+        totals = _event_totals(grain)
+        assert totals, grain
+        assert totals == _event_metrics_summed(grain), grain
+        assert totals == _raw_event_totals(grain), grain
+
+
+def _event_totals_dataset() -> None:
+    """Several devices and countries per bucket, purchases, warnings, ties on received_at."""
+    for index, (device, country) in enumerate(
+        [("mobile", "US"), ("desktop", "US"), ("mobile", "DE"), ("tablet", "FR")] * 6
+    ):
+        EventFactory(
+            event_type=("page_view", "product_view", "add_to_cart", "purchase")[index % 4],
+            revenue=Decimal("4.25") if index % 4 == 3 else None,
+            device_type=device,
+            country=country,
+            warnings=[{"field": "page_url", "rule": "w", "message": "w"}] if index % 5 == 0 else [],
+            timestamp=NOW - dt.timedelta(hours=5 * index, minutes=index),
+            received_at=NOW - dt.timedelta(seconds=index % 3),
+        )
+
+
+def test_event_totals_follow_folds_late_events_and_duplicates(pg):
+    """Unfiltered views read the event totals: after folds in small batches, a late event into
+    an old bucket and a resent duplicate, they hold exactly the event metrics summed over
+    device and country, and the raw events."""
+    _event_totals_dataset()
+    advance(batch=5)
+    assert_event_totals_exact()
+    late = EventFactory(
+        event_type="purchase",
+        revenue=Decimal("9.99"),
+        device_type="tablet",
+        country="BR",
+        timestamp=NOW - dt.timedelta(days=6, minutes=13),
+        received_at=NOW + dt.timedelta(minutes=2),
+    )
+    copy = Event(
+        **{
+            f.attname: getattr(late, f.attname)
+            for f in Event._meta.concrete_fields
+            if f.attname != "id"
+        }
+    )
+    Event.objects.bulk_create([copy], ignore_conflicts=True)
+    assert advance(now=LATER + dt.timedelta(minutes=5)) == 1
+    assert_event_totals_exact()
+    late_day = (late.timestamp.replace(hour=0, minute=0, second=0, microsecond=0), "purchase")
+    assert _event_totals("day")[late_day] == (1, 0, Decimal("9.99"))
+
+
+def test_event_totals_are_repaired_by_partial_and_full_rebuilds(pg):
+    """`rebuild_rollups --since` recomputes the totals' buckets from that day on, and a full
+    rebuild empties and refolds them: damaged totals are exact again."""
+    _event_totals_dataset()
+    advance()
+    since = (NOW - dt.timedelta(days=2)).date()
+    since_at = dt.datetime.combine(since, dt.time(), tzinfo=dt.UTC)
+    for model in rollups.EVENT_TOTAL.values():
+        assert model.objects.filter(bucket__lt=since_at).exists()
+        assert model.objects.filter(bucket__gte=since_at).update(events=999, warned=999)
+    rollups.rollups_rebuild(since=since, now=LATER)
+    assert_event_totals_exact()
+    for model in rollups.EVENT_TOTAL.values():
+        model.objects.update(events=999, revenue=Decimal("1.00"))
+        model.objects.create(bucket=NOW - dt.timedelta(days=400), event_type="page_view", events=7)
+    rollups.rollups_rebuild(now=LATER)
+    assert_event_totals_exact()
+
+
+def test_unfiltered_event_reads_come_from_the_totals(pg):
+    """An unfiltered overview reads the event totals (the cheap table); a device filter reads
+    the per-device-and-country metrics. Damaging the totals shows only in the unfiltered view,
+    so the routing is real and the two reads are cached apart."""
+    _event_totals_dataset()
+    advance()
+    everything = filters_from_query({"preset": "7d"}, now=NOW)
+    mobile = filters_from_query({"preset": "7d", "device": "mobile"}, now=NOW)
+
+    def events(f: DashboardFilters) -> int:
+        return selectors.overview(f)["kpis"]["events"]["value"]
+
+    assert (events(everything), events(mobile)) == (24, 12)
+    rollups.EVENT_TOTAL["day"].objects.update(events=100)
+    cache.clear()
+    days = (
+        rollups.EVENT_TOTAL["day"]
+        .objects.filter(bucket__gte=everything.start, bucket__lt=everything.end)
+        .count()
+    )
+    assert events(everything) == 100 * days
+    assert events(mobile) == 12
+
+
+def test_migration_fills_event_totals_from_existing_event_metrics(pg):
+    """Deploying migration 0008 fills the totals from the event metrics already folded, so the
+    unfiltered dashboards do not go empty until a rebuild."""
+    import importlib
+    from types import SimpleNamespace
+
+    migration = importlib.import_module("reports.migrations.0008_event_totals")
+    _event_totals_dataset()
+    advance()
+    expected = {grain: _event_totals(grain) for grain in rollups.GRAINS}
+    for model in rollups.EVENT_TOTAL.values():
+        model.objects.all().delete()
+    migration.event_totals_fill(None, SimpleNamespace(connection=connection))
+    for grain in rollups.GRAINS:
+        assert _event_totals(grain) == expected[grain] == _event_metrics_summed(grain)
+    assert_event_totals_exact()
