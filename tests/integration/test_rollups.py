@@ -649,12 +649,12 @@ def test_unfiltered_event_reads_come_from_the_totals(db):
 
 
 def test_migration_fills_event_totals_from_existing_event_metrics(db):
-    """Deploying migration 0008 fills the totals from the event metrics already folded, so the
+    """Deploying migration 0009 fills the totals from the event metrics already folded, so the
     unfiltered dashboards do not go empty until a rebuild."""
     import importlib
     from types import SimpleNamespace
 
-    migration = importlib.import_module("reports.migrations.0008_event_totals")
+    migration = importlib.import_module("reports.migrations.0009_event_totals")
     _event_totals_dataset()
     advance()
     expected = {grain: _event_totals(grain) for grain in rollups.GRAINS}

@@ -25,7 +25,7 @@ def event_totals_fill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reports', '0007_product_totals_weekly'),
+        ('reports', '0008_tail_lookup_hash_indexes'),
     ]
 
     operations = [
