@@ -140,12 +140,20 @@ def product_rows(filters: DashboardFilters) -> list[ProductRow]:
 
 
 def _product_sums(qs: QuerySet) -> list[ProductRow]:
-    revenue_cents = Cast(Round(Sum("revenue") * 100), BigIntegerField())
-    return list(
+    """Summed product rows as plain tuples: both sums are cast to bigint in SQL, so the rows
+    need none of the ORM's per-value converters (~4,300 rows at 90 days)."""
+    grouped = (
         qs.values_list("product_id", "category", "event_type")
-        .annotate(events=Sum("events"), cents=revenue_cents)
+        .annotate(
+            events=Cast(Sum("events"), BigIntegerField()),
+            cents=Cast(Round(Sum("revenue") * 100), BigIntegerField()),
+        )
         .order_by()
     )
+    sql, params = grouped.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _whole_weeks(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
