@@ -39,6 +39,19 @@ def floor_day(moment: dt.datetime) -> dt.datetime:
     return floor_hour(moment).replace(hour=0)
 
 
+def floor_week(moment: dt.datetime) -> dt.datetime:
+    """Monday 00:00 UTC of the moment's week (weekly rollups, like `time_bucket(..., "week")`)."""
+    day = floor_day(moment)
+    return day - dt.timedelta(days=day.weekday())
+
+
+def whole_weeks(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """[first Monday on or after start, last Monday on or before end): the UTC weeks wholly in
+    a day-aligned period (empty when first >= last)."""
+    first = start + dt.timedelta(days=(7 - start.weekday()) % 7)
+    return first, end - dt.timedelta(days=end.weekday())
+
+
 @dataclass(frozen=True)
 class DashboardFilters:
     """A period [start, end) in UTC plus optional device and country filters."""

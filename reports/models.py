@@ -238,6 +238,19 @@ class UserBitmapDaily(UserBitmapBase):
         ]
 
 
+class UserBitmapWeekly(UserBitmapBase):
+    """Users active per UTC week (bucket: Monday 00:00) x device x country: the union of the
+    week's daily rows. A day-bucketed period reads its whole weeks here and only the days at
+    either end from the daily rows (90 days: ~25 buckets x device x country, not 90)."""
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "device_type", "country"], name="rollup_user_bitmap_week_key"
+            )
+        ]
+
+
 class FirstSeenBitmapBase(models.Model):
     """Keys of the users whose first event ever is in the bucket (any device or country): new
     users of a period are its active users intersected with these. A late event that moves a

@@ -57,7 +57,12 @@ from reports.models import (
     SessionRollup,
     UserFirstSeen,
 )
-from reports.user_bitmaps import FIRST_SEEN_BITMAP, USER_BITMAP, first_seen_recompute
+from reports.user_bitmaps import (
+    FIRST_SEEN_BITMAP,
+    USER_BITMAP,
+    active_week_refill,
+    first_seen_recompute,
+)
 from reports.user_bitmaps import active_fold as _fold_active_users
 from reports.user_bitmaps import first_seen_fold as _fold_first_seen
 
@@ -491,9 +496,11 @@ def rollups_rebuild(
             ):
                 model.objects.filter(bucket__gte=since_at).delete()
         # The week of `since` is refolded whole: its days before `since` from the daily totals
-        # (kept), the rest from the events.
+        # and user bitmaps (kept), the rest from the events.
         week_at = since_at - dt.timedelta(days=since_at.weekday())
         PRODUCT_TOTAL["week"].objects.filter(bucket__gte=week_at).delete()
+        USER_BITMAP["week"].objects.filter(bucket__gte=week_at).delete()
+        active_week_refill(week_at, since_at)
         daily = _table(PRODUCT_TOTAL["day"])
         sql_execute(
             f"CREATE TEMPORARY TABLE rollup_rebuild_week AS SELECT bucket AS day, product_id, "

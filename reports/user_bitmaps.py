@@ -4,12 +4,14 @@
 
 Every user gets a key when the rollup first sees them: `UserFirstSeen.id`, inserted only for
 users not yet known (so PostgreSQL's sequence is not spent on known users and keys stay dense).
-Two bitmap families hold keys, hourly and daily:
-- `UserBitmap*`: users active per bucket x device x country. Distinct users of a period (with
-  any device/country filter) = size of the union of its rows; users per device or country =
-  unions per group.
-- `FirstSeenBitmap*`: users whose first event ever is in the bucket. New users of a period =
-  |active ∩ first seen in the period|.
+Two bitmap families hold keys:
+- `UserBitmap*`: users active per bucket x device x country, hourly, daily and weekly (UTC
+  weeks from Monday; a week's row is the union of its daily rows). Distinct users of a period
+  (with any device/country filter) = size of the union of its rows; users per device or
+  country = unions per group. A day-bucketed period reads its whole weeks from the weekly rows
+  and the days at either end from the daily ones.
+- `FirstSeenBitmap*`: users whose first event ever is in the bucket, hourly and daily. New
+  users of a period = |active ∩ first seen in the period|.
 
 The fold keeps both exact inside its transaction (the watermark row lock serializes folds):
 active keys are OR-ed into their rows; when a batch makes a user's first event earlier (a late
@@ -30,16 +32,17 @@ from django.db import connection
 from django.db.models import QuerySet
 from pyroaring import BitMap
 
-from reports.filters import floor_day, floor_hour
+from reports.filters import floor_day, floor_hour, floor_week
 from reports.models import (
     FirstSeenBitmapDaily,
     FirstSeenBitmapHourly,
     UserBitmapDaily,
     UserBitmapHourly,
+    UserBitmapWeekly,
     UserFirstSeen,
 )
 
-USER_BITMAP = {"hour": UserBitmapHourly, "day": UserBitmapDaily}
+USER_BITMAP = {"hour": UserBitmapHourly, "day": UserBitmapDaily, "week": UserBitmapWeekly}
 FIRST_SEEN_BITMAP = {"hour": FirstSeenBitmapHourly, "day": FirstSeenBitmapDaily}
 FLOOR = {"hour": floor_hour, "day": floor_day}
 FIRST_SEEN = UserFirstSeen._meta.db_table
@@ -230,8 +233,8 @@ def first_seen_recompute(source: str, since: dt.datetime) -> None:
 
 
 def active_fold(source: str) -> None:
-    """OR the batch's (hour, device, country, user key) into hourly and daily user bitmaps.
-    Every user of the source must have a key (first_seen_fold runs first)."""
+    """OR the batch's (hour, device, country, user key) into hourly, daily and weekly user
+    bitmaps. Every user of the source must have a key (first_seen_fold runs first)."""
     keys = "array_agg(f.id)" if connection.vendor == "postgresql" else "group_concat(f.id)"
     rows = _rows(
         f"SELECT s.hour, s.device_type, s.country, {keys} FROM {source} s "
@@ -246,5 +249,25 @@ def active_fold(source: str) -> None:
         hour = as_utc(hour)
         hours[(hour, device, country)] = (bitmap, BitMap())
         days[(floor_day(hour), device, country)][0].update(bitmap)
+    weeks: dict[tuple, tuple[BitMap, BitMap]] = defaultdict(lambda: (BitMap(), BitMap()))
+    for (day, device, country), (bitmap, _) in days.items():
+        weeks[(floor_week(day), device, country)][0].update(bitmap)
     _merge(USER_BITMAP["hour"], hours)
     _merge(USER_BITMAP["day"], days)
+    _merge(USER_BITMAP["week"], weeks)
+
+
+def active_week_refill(week: dt.datetime, since: dt.datetime) -> None:
+    """Partial rebuild from `since`, a day inside `week` (its Monday): the weekly rows from
+    `week` on were deleted and the daily rows from `since` on too. Put back the week's days
+    before `since` (kept daily rows, device x country unions); refolding the events from
+    `since` then ORs in the rest of the week."""
+    rows = bitmaps_read(
+        USER_BITMAP["day"]
+        .objects.filter(bucket__gte=week, bucket__lt=since)
+        .values_list("device_type", "country", "users")
+    )
+    changes: dict[tuple, tuple[BitMap, BitMap]] = defaultdict(lambda: (BitMap(), BitMap()))
+    for device, country, bitmap in rows:
+        changes[(week, device, country)][0].update(bitmap)
+    _merge(USER_BITMAP["week"], changes)
