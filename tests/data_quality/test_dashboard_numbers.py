@@ -332,8 +332,9 @@ def filter_sets() -> list[DashboardFilters]:
         {"preset": "30d"},
         {"preset": "7d", "device": "mobile"},
         {"preset": "30d", "country": "DE", "device": "desktop"},
+        {"preset": "90d", "device": "mobile"},  # edge days, 12 whole weeks, edge days
         {"start": "2026-03-01", "end": "2026-03-01"},  # one day, hourly buckets
-        # days, one whole week, days (unfiltered products read the week from weekly totals)
+        # days, one whole week, days (products and users read the week from weekly rollups)
         {"start": "2026-02-18", "end": "2026-03-07"},
         {"start": "2026-02-20", "end": "2026-03-05", "country": "BR"},
     ]
