@@ -463,7 +463,9 @@ def rollups_rebuild(
 
     A partial rebuild keeps the watermark: it deletes the buckets from `since`, refolds the
     events of those buckets that are under the watermark, and recomputes the sessions and
-    first-seen rows of the sessions and users those events touch.
+    first-seen rows of the sessions and users those events touch. Weekly buckets (product
+    totals, user bitmaps) are deleted from the week of `since`; that week's days before
+    `since` come back from the kept daily rows.
     """
     started = time.monotonic()
     received_at, _ = watermark_get()
