@@ -38,7 +38,7 @@ def weekly_fill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reports', '0007_product_totals_weekly'),
+        ('reports', '0008_tail_lookup_hash_indexes'),
     ]
 
     operations = [
