@@ -395,9 +395,9 @@ def test_migration_backfills_weekly_bitmaps_from_the_daily_rows(db):
     folded = [(*key, bytes(data)) for *key, data in folded]
     assert len(folded) > 30
     UserBitmapWeekly.objects.all().delete()
-    migration = importlib.import_module("reports.migrations.0009_user_bitmaps_weekly")
+    migration = importlib.import_module("reports.migrations.0010_user_bitmaps_weekly")
     state = MigrationExecutor(connection).loader.project_state(
-        ("reports", "0009_user_bitmaps_weekly")
+        ("reports", "0010_user_bitmaps_weekly")
     )
     migration.weekly_fill(state.apps, None)
     filled = sorted(

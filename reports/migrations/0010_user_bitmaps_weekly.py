@@ -38,7 +38,7 @@ def weekly_fill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reports', '0008_tail_lookup_hash_indexes'),
+        ('reports', '0009_event_totals'),
     ]
 
     operations = [
