@@ -14,7 +14,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Round
 
 from reports import raw, rollups
-from reports.filters import DashboardFilters
+from reports.filters import DashboardFilters, whole_weeks
 from reports.readers.tail import in_period, memo, moment, rollup_cached, tail
 from reports.readers.tail_summary import HOUR_US, Period, tail_summary
 
@@ -156,13 +156,6 @@ def _product_sums(qs: QuerySet) -> list[ProductRow]:
         return cursor.fetchall()
 
 
-def _whole_weeks(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """[first Monday on or after start, last Monday on or before end): the UTC weeks wholly in
-    a day-aligned period (empty when first >= last)."""
-    first = start + dt.timedelta(days=(7 - start.weekday()) % 7)
-    return first, end - dt.timedelta(days=end.weekday())
-
-
 def _rolled_product_rows(filters: DashboardFilters) -> list[ProductRow]:
     """The rollup part of product_rows. A device or country filter reads the product metrics;
     an unfiltered view the totals without them, and a day-bucketed period its whole weeks
@@ -173,7 +166,7 @@ def _rolled_product_rows(filters: DashboardFilters) -> list[ProductRow]:
         )
     if filters.bucket == "hour":
         return _product_sums(in_period(rollups.PRODUCT_TOTAL["hour"].objects.all(), filters))
-    first, last = _whole_weeks(filters.start, filters.end)
+    first, last = whole_weeks(filters.start, filters.end)
     if first >= last:
         return _product_sums(in_period(rollups.PRODUCT_TOTAL["day"].objects.all(), filters))
     days = rollups.PRODUCT_TOTAL["day"].objects.filter(
