@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import gc
 import os
 import statistics
 import subprocess
@@ -350,6 +351,11 @@ def main() -> None:
     from reports.filters import filters_from_query
     from reports.readers import read_snapshot, tail_summary_share
     from reports.readers.tail_summary import summary_to_cache, tail_summaries_clear
+
+    # As analytics_site.wsgi does in every gunicorn worker: what is loaded by now lives as long
+    # as the process, so full garbage collections skip it (without this, a collection during a
+    # timed read walks all of Django and adds 40-50 ms to that read; the servers never pay it).
+    gc.freeze()
 
     soon = timezone.now() + dt.timedelta(minutes=5)
     built = rollups.watermark_get()[0] is not None and receipts.receipt_marks().event_received_at
