@@ -307,7 +307,7 @@ def main() -> None:
     parser.add_argument("--tail", type=int, default=5_000)
     parser.add_argument(
         "--presets",
-        default="24h,7d,30d,30d&device=mobile",
+        default="24h,7d,30d,30d&device=mobile,90d,90d&device=mobile",
         help="comma-separated presets, each optionally with &device=...&country=... filters",
     )
     parser.add_argument("--ingest", type=int, default=400_000, help="events for the fold rate")

@@ -152,6 +152,33 @@ class ProductMetricDaily(ProductMetricBase):
         ]
 
 
+class ProductDeviceWeekly(models.Model):
+    """Product metrics per UTC week (Monday) and device, without country: a device-filtered
+    view of a day-bucketed period reads its whole weeks here and only the days at either end
+    from the daily product metrics. At 10M events, 90 days of one device were ~177,000 daily
+    rows (over 100 ms to sum); the weeks hold ~1,300 rows each."""
+
+    bucket = models.DateTimeField()
+    device_type = models.CharField(max_length=16)
+    product_id = models.CharField(max_length=128)
+    category = models.CharField(max_length=128)
+    event_type = models.CharField(max_length=32)
+    events = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                # device first: the key's index serves "this device, these weeks"
+                fields=["device_type", "bucket", "product_id", "category", "event_type"],
+                name="rollup_product_device_week_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.device_type} {self.bucket:%Y-%m-%d}"
+
+
 class ProductTotalBase(models.Model):
     """Product metrics without device and country: what views with neither filter read. A
     30-day read of the per-device-and-country table sums tens of times more rows."""

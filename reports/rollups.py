@@ -46,6 +46,7 @@ from reports.models import (
     EventMetricHourly,
     EventTotalDaily,
     EventTotalHourly,
+    ProductDeviceWeekly,
     ProductMetricDaily,
     ProductMetricHourly,
     ProductTotalDaily,
@@ -76,12 +77,14 @@ EVENT_METRIC = {"hour": EventMetricHourly, "day": EventMetricDaily}
 EVENT_TOTAL = {"hour": EventTotalHourly, "day": EventTotalDaily}
 PRODUCT_METRIC = {"hour": ProductMetricHourly, "day": ProductMetricDaily}
 PRODUCT_TOTAL = {"hour": ProductTotalHourly, "day": ProductTotalDaily, "week": ProductTotalWeekly}
+PRODUCT_DEVICE_WEEK = ProductDeviceWeekly
 SESSION_METRIC = {"hour": SessionMetricHourly, "day": SessionMetricDaily}
 ALL_MODELS = (
     *EVENT_METRIC.values(),
     *EVENT_TOTAL.values(),
     *PRODUCT_METRIC.values(),
     *PRODUCT_TOTAL.values(),
+    PRODUCT_DEVICE_WEEK,
     *USER_BITMAP.values(),
     *FIRST_SEEN_BITMAP.values(),
     *SESSION_METRIC.values(),
@@ -203,7 +206,24 @@ def _fold_metrics(source: str) -> None:
         )
     for grain in (*GRAINS, "week"):
         _product_totals_add(grain, "rollup_agg_products")
+    _product_device_weeks_add("rollup_agg_products")
     _drop_source("rollup_agg_events", "rollup_agg_products")
+
+
+def _product_device_weeks_add(source: str) -> None:
+    """Add the product rows of `source` (its `day`, per device and country) to the weekly
+    product metrics per device."""
+    table = _table(PRODUCT_DEVICE_WEEK)
+    week = time_bucket("day", "week")
+    sql_execute(
+        f"INSERT INTO {table} (bucket, device_type, product_id, category, event_type, events, "
+        f"revenue) SELECT {week}, device_type, product_id, category, event_type, SUM(events), "
+        f"SUM(revenue) FROM {source} WHERE 1 = 1 "
+        f"GROUP BY {week}, device_type, product_id, category, event_type "
+        "ON CONFLICT (device_type, bucket, product_id, category, event_type) "
+        f"DO UPDATE SET events = {table}.events + excluded.events, "
+        f"revenue = {table}.revenue + excluded.revenue"
+    )
 
 
 def _product_totals_add(grain: str, source: str) -> None:
@@ -497,8 +517,8 @@ def rollups_rebuild(
                 FIRST_SEEN_BITMAP[grain],
             ):
                 model.objects.filter(bucket__gte=since_at).delete()
-        # The week of `since` is refolded whole: its days before `since` from the daily totals
-        # and user bitmaps (kept), the rest from the events.
+        # The week of `since` is refolded whole: its days before `since` from the daily totals,
+        # product metrics and user bitmaps (kept), the rest from the events.
         week_at = since_at - dt.timedelta(days=since_at.weekday())
         PRODUCT_TOTAL["week"].objects.filter(bucket__gte=week_at).delete()
         USER_BITMAP["week"].objects.filter(bucket__gte=week_at).delete()
@@ -511,7 +531,15 @@ def rollups_rebuild(
             [sql_param(week_at), sql_param(since_at)],
         )
         _product_totals_add("week", "rollup_rebuild_week")
-        _drop_source("rollup_rebuild_week")
+        PRODUCT_DEVICE_WEEK.objects.filter(bucket__gte=week_at).delete()
+        sql_execute(
+            "CREATE TEMPORARY TABLE rollup_rebuild_device_week AS SELECT bucket AS day, "
+            "device_type, product_id, category, event_type, events, revenue "
+            f"FROM {_table(PRODUCT_METRIC['day'])} WHERE bucket >= %s AND bucket < %s",
+            [sql_param(week_at), sql_param(since_at)],
+        )
+        _product_device_weeks_add("rollup_rebuild_device_week")
+        _drop_source("rollup_rebuild_week", "rollup_rebuild_device_week")
         count = _create_source(
             "rollup_rebuild", f"{below} AND timestamp >= %s", [*params, since_at]
         )

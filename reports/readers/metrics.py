@@ -158,8 +158,21 @@ def _product_sums(qs: QuerySet) -> list[ProductRow]:
 
 def _rolled_product_rows(filters: DashboardFilters) -> list[ProductRow]:
     """The rollup part of product_rows. A device or country filter reads the product metrics;
-    an unfiltered view the totals without them, and a day-bucketed period its whole weeks
-    from the weekly totals and only the days at either end from the daily ones."""
+    an unfiltered view the totals without them. A day-bucketed period reads its whole weeks
+    from weekly rows (totals, or per device for a device filter) and only the days at either
+    end from the daily ones."""
+    if filters.device and not filters.country and filters.bucket == "day":
+        first, last = whole_weeks(filters.start, filters.end)
+        if first < last:  # whole weeks from the weekly rows of the device, edge days daily
+            days = rollups.PRODUCT_METRIC["day"].objects.filter(
+                Q(bucket__gte=filters.start, bucket__lt=first)
+                | Q(bucket__gte=last, bucket__lt=filters.end),
+                device_type=filters.device,
+            )
+            weeks = rollups.PRODUCT_DEVICE_WEEK.objects.filter(
+                device_type=filters.device, bucket__gte=first, bucket__lt=last
+            )
+            return _product_sums(days) + _product_sums(weeks)
     if filters.device or filters.country:
         return _product_sums(
             in_period(rollups.PRODUCT_METRIC[filters.bucket].objects.all(), filters)
