@@ -378,3 +378,39 @@ class SessionMetricDaily(SessionMetricBase):
                 name="rollup_session_day_key",
             )
         ]
+
+
+class SessionTotalBase(models.Model):
+    """Session metrics without device and country: what unsplit views with neither filter read.
+    A 90-day read of the per-device-and-country table groups ~60 times more rows (32,000 at
+    10M events, against ~540 here). Kept by the same session deltas, so it always equals the
+    session metrics summed over device and country."""
+
+    bucket = models.DateTimeField()
+    reached_step = models.SmallIntegerField()
+    sessions = models.BigIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
+
+
+class SessionTotalHourly(SessionTotalBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "reached_step"], name="rollup_session_total_hour_key"
+            )
+        ]
+
+
+class SessionTotalDaily(SessionTotalBase):
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["bucket", "reached_step"], name="rollup_session_total_day_key"
+            )
+        ]

@@ -10,7 +10,8 @@ concurrent one, starts from the new watermark, so no event is ever counted twice
 Late events: the watermark is in receive order (received_at, id), and buckets are computed from
 the event time, so an event received now with an old timestamp updates its old bucket.
 Sessions and first-seen rows are merged (min/max, first event by (timestamp, id)); session
-metrics are kept exact by subtracting a session's old row and adding its merged row.
+metrics (and their totals without device and country) are kept exact by subtracting a
+session's old row and adding its merged row.
 
 The same SQL runs on PostgreSQL and SQLite (`make demo`); only bucket truncation, the "has
 warnings" test and datetime parameters differ.
@@ -56,6 +57,8 @@ from reports.models import (
     SessionMetricDaily,
     SessionMetricHourly,
     SessionRollup,
+    SessionTotalDaily,
+    SessionTotalHourly,
     UserFirstSeen,
 )
 from reports.user_bitmaps import (
@@ -79,6 +82,7 @@ PRODUCT_METRIC = {"hour": ProductMetricHourly, "day": ProductMetricDaily}
 PRODUCT_TOTAL = {"hour": ProductTotalHourly, "day": ProductTotalDaily, "week": ProductTotalWeekly}
 PRODUCT_DEVICE_WEEK = ProductDeviceWeekly
 SESSION_METRIC = {"hour": SessionMetricHourly, "day": SessionMetricDaily}
+SESSION_TOTAL = {"hour": SessionTotalHourly, "day": SessionTotalDaily}
 ALL_MODELS = (
     *EVENT_METRIC.values(),
     *EVENT_TOTAL.values(),
@@ -88,6 +92,7 @@ ALL_MODELS = (
     *USER_BITMAP.values(),
     *FIRST_SEEN_BITMAP.values(),
     *SESSION_METRIC.values(),
+    *SESSION_TOTAL.values(),
     SessionRollup,
     UserFirstSeen,
 )
@@ -242,23 +247,44 @@ def _product_totals_add(grain: str, source: str) -> None:
 
 
 def _session_metric_delta(sign: str, where: str) -> None:
-    """Add (sign '+') or subtract ('-') the selected session rows from the session metrics."""
+    """Add (sign '+') or subtract ('-') the selected session rows from the session metrics and
+    their totals without device and country. The rows are grouped once (by hour, day, device,
+    country and step) into a small temp table that every grain of both tables is summed from."""
     sessions = _table(SessionRollup)
+    cells = "rollup_session_cells"
+    hour, day = time_bucket("started_at", "hour"), time_bucket("started_at", "day")
+    sql_execute(f"DROP TABLE IF EXISTS {cells}")
+    sql_execute(
+        f"CREATE TEMPORARY TABLE {cells} AS SELECT {hour} AS hour, {day} AS day, device_type, "
+        "country, reached_step, COUNT(*) AS sessions, COALESCE(SUM(revenue), 0) AS revenue "
+        f"FROM {sessions} WHERE {where} GROUP BY {hour}, {day}, device_type, country, "
+        "reached_step"
+    )
     for grain in GRAINS:
         table = _table(SESSION_METRIC[grain])
         sql_execute(
             f"INSERT INTO {table} (bucket, device_type, country, reached_step, sessions, revenue) "
-            f"SELECT {time_bucket('started_at', grain)}, device_type, country, reached_step, "
-            f"{sign}COUNT(*), {sign}COALESCE(SUM(revenue), 0) FROM {sessions} WHERE {where} "
-            f"GROUP BY {time_bucket('started_at', grain)}, device_type, country, reached_step "
+            f"SELECT {grain}, device_type, country, reached_step, "
+            f"{sign}SUM(sessions), {sign}SUM(revenue) FROM {cells} WHERE 1 = 1 "
+            f"GROUP BY {grain}, device_type, country, reached_step "
             "ON CONFLICT (bucket, device_type, country, reached_step) DO UPDATE SET "
             f"sessions = {table}.sessions + excluded.sessions, "
             f"revenue = {table}.revenue + excluded.revenue"
         )
+        table = _table(SESSION_TOTAL[grain])
+        sql_execute(
+            f"INSERT INTO {table} (bucket, reached_step, sessions, revenue) "
+            f"SELECT {grain}, reached_step, {sign}SUM(sessions), {sign}SUM(revenue) "
+            f"FROM {cells} WHERE 1 = 1 GROUP BY {grain}, reached_step "
+            "ON CONFLICT (bucket, reached_step) DO UPDATE SET "
+            f"sessions = {table}.sessions + excluded.sessions, "
+            f"revenue = {table}.revenue + excluded.revenue"
+        )
+    _drop_source(cells)
 
 
 def _fold_sessions(source: str) -> None:
-    """Merge the source's events into session rows, keeping session metrics exact."""
+    """Merge the source's events into session rows, keeping session metrics and totals exact."""
     delta = "rollup_session_delta"
     sql_execute(f"DROP TABLE IF EXISTS {delta}")
     sql_execute(

@@ -97,11 +97,32 @@ def _tail_session_deltas() -> dict[tuple, tuple[int, Decimal]]:
     return {key: tuple(value) for key, value in cells.items()}
 
 
-def _rolled_session_cells(filters: DashboardFilters) -> list[tuple[str, str, int, int, Decimal]]:
-    """(device, country, step, sessions, revenue) rows of the rollup part, once per snapshot:
-    the overview wants them unsplit and the funnel split by device and by country, and one
-    pass over the period's rows (~32,000 at 90 days) grouped by all three costs what one
-    grouped by either does."""
+def _rolled_session_cells(
+    filters: DashboardFilters, *, split: bool
+) -> list[tuple[str, str, int, int, Decimal]]:
+    """(device, country, step, sessions, revenue) rows of the rollup part, once per snapshot.
+
+    Split reads (the funnel, by device and by country) and filtered ones group the session
+    metrics by all three: one pass over the period's rows (~32,000 at 90 days on 10M events)
+    serves both splits. An unsplit read without a device or country filter (overview,
+    products) groups the session totals instead (~540 rows), under its own cache name; its
+    rows have device and country '' (the caller reads them only when splitting)."""
+    if not split and not (filters.device or filters.country):
+        totals = rollups.SESSION_TOTAL[filters.bucket]
+
+        def rolled_totals() -> list[tuple[str, str, int, int, Decimal]]:
+            rows = (
+                in_period(totals.objects.all(), filters)
+                .values_list("reached_step")
+                .annotate(n=Sum("sessions"), revenue=Sum("revenue"))
+                .order_by()
+            )
+            return [("", "", step, sessions, revenue) for step, sessions, revenue in rows]
+
+        return memo(
+            f"session_totals:{filters.bucket}:{filters.start}:{filters.end}",
+            lambda: rollup_cached("session_totals", filters, rolled_totals),
+        )
     model = rollups.SESSION_METRIC[filters.bucket]
 
     def rolled() -> list[tuple[str, str, int, int, Decimal]]:
@@ -132,7 +153,8 @@ def session_steps(
         cell["sessions"] += sessions
         cell["revenue"] += revenue
 
-    for device, country, step, sessions, revenue in _rolled_session_cells(filters):
+    rolled = _rolled_session_cells(filters, split=field is not None)
+    for device, country, step, sessions, revenue in rolled:
         key = None if field is None else device if field == "device_type" else country
         add(key, step, sessions, revenue)
     summary = tail_summary()
