@@ -152,14 +152,13 @@ class ProductMetricDaily(ProductMetricBase):
         ]
 
 
-class ProductDeviceWeekly(models.Model):
-    """Product metrics per UTC week (Monday) and device, without country: a device-filtered
-    view of a day-bucketed period reads its whole weeks here and only the days at either end
-    from the daily product metrics. At 10M events, 90 days of one device were ~177,000 daily
-    rows (over 100 ms to sum); the weeks hold ~1,300 rows each."""
+class ProductDimensionWeekBase(models.Model):
+    """Product metrics per UTC week (Monday) and one dimension (device or country): a view
+    filtered by that dimension alone over a day-bucketed period reads its whole weeks here and
+    only the days at either end from the daily product metrics. At 10M events, 90 days of
+    mobile were ~177,000 daily rows (over 100 ms to sum); a week of one device holds ~1,300."""
 
     bucket = models.DateTimeField()
-    device_type = models.CharField(max_length=16)
     product_id = models.CharField(max_length=128)
     category = models.CharField(max_length=128)
     event_type = models.CharField(max_length=32)
@@ -167,16 +166,35 @@ class ProductDeviceWeekly(models.Model):
     revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
 
     class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.bucket:%Y-%m-%d}"
+
+
+class ProductDeviceWeekly(ProductDimensionWeekBase):
+    device_type = models.CharField(max_length=16)
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
-                # device first: the key's index serves "this device, these weeks"
+                # the dimension first: the key's index serves "this device, these weeks"
                 fields=["device_type", "bucket", "product_id", "category", "event_type"],
                 name="rollup_product_device_week_key",
             )
         ]
 
-    def __str__(self) -> str:
-        return f"{type(self).__name__} {self.device_type} {self.bucket:%Y-%m-%d}"
+
+class ProductCountryWeekly(ProductDimensionWeekBase):
+    country = models.CharField(max_length=2)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["country", "bucket", "product_id", "category", "event_type"],
+                name="rollup_product_country_week_key",
+            )
+        ]
 
 
 class ProductTotalBase(models.Model):

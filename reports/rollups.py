@@ -47,6 +47,7 @@ from reports.models import (
     EventMetricHourly,
     EventTotalDaily,
     EventTotalHourly,
+    ProductCountryWeekly,
     ProductDeviceWeekly,
     ProductMetricDaily,
     ProductMetricHourly,
@@ -80,7 +81,8 @@ EVENT_METRIC = {"hour": EventMetricHourly, "day": EventMetricDaily}
 EVENT_TOTAL = {"hour": EventTotalHourly, "day": EventTotalDaily}
 PRODUCT_METRIC = {"hour": ProductMetricHourly, "day": ProductMetricDaily}
 PRODUCT_TOTAL = {"hour": ProductTotalHourly, "day": ProductTotalDaily, "week": ProductTotalWeekly}
-PRODUCT_DEVICE_WEEK = ProductDeviceWeekly
+# Weekly product metrics per filter dimension (the field a device or country filter matches).
+PRODUCT_WEEK_BY = {"device_type": ProductDeviceWeekly, "country": ProductCountryWeekly}
 SESSION_METRIC = {"hour": SessionMetricHourly, "day": SessionMetricDaily}
 SESSION_TOTAL = {"hour": SessionTotalHourly, "day": SessionTotalDaily}
 ALL_MODELS = (
@@ -88,7 +90,7 @@ ALL_MODELS = (
     *EVENT_TOTAL.values(),
     *PRODUCT_METRIC.values(),
     *PRODUCT_TOTAL.values(),
-    PRODUCT_DEVICE_WEEK,
+    *PRODUCT_WEEK_BY.values(),
     *USER_BITMAP.values(),
     *FIRST_SEEN_BITMAP.values(),
     *SESSION_METRIC.values(),
@@ -211,21 +213,22 @@ def _fold_metrics(source: str) -> None:
         )
     for grain in (*GRAINS, "week"):
         _product_totals_add(grain, "rollup_agg_products")
-    _product_device_weeks_add("rollup_agg_products")
+    for field in PRODUCT_WEEK_BY:
+        _product_dimension_weeks_add(field, "rollup_agg_products")
     _drop_source("rollup_agg_events", "rollup_agg_products")
 
 
-def _product_device_weeks_add(source: str) -> None:
+def _product_dimension_weeks_add(field: str, source: str) -> None:
     """Add the product rows of `source` (its `day`, per device and country) to the weekly
-    product metrics per device."""
-    table = _table(PRODUCT_DEVICE_WEEK)
+    product metrics per `field` (device_type or country)."""
+    table = _table(PRODUCT_WEEK_BY[field])
     week = time_bucket("day", "week")
     sql_execute(
-        f"INSERT INTO {table} (bucket, device_type, product_id, category, event_type, events, "
-        f"revenue) SELECT {week}, device_type, product_id, category, event_type, SUM(events), "
+        f"INSERT INTO {table} (bucket, {field}, product_id, category, event_type, events, "
+        f"revenue) SELECT {week}, {field}, product_id, category, event_type, SUM(events), "
         f"SUM(revenue) FROM {source} WHERE 1 = 1 "
-        f"GROUP BY {week}, device_type, product_id, category, event_type "
-        "ON CONFLICT (device_type, bucket, product_id, category, event_type) "
+        f"GROUP BY {week}, {field}, product_id, category, event_type "
+        f"ON CONFLICT ({field}, bucket, product_id, category, event_type) "
         f"DO UPDATE SET events = {table}.events + excluded.events, "
         f"revenue = {table}.revenue + excluded.revenue"
     )
@@ -557,15 +560,16 @@ def rollups_rebuild(
             [sql_param(week_at), sql_param(since_at)],
         )
         _product_totals_add("week", "rollup_rebuild_week")
-        PRODUCT_DEVICE_WEEK.objects.filter(bucket__gte=week_at).delete()
         sql_execute(
-            "CREATE TEMPORARY TABLE rollup_rebuild_device_week AS SELECT bucket AS day, "
-            "device_type, product_id, category, event_type, events, revenue "
+            "CREATE TEMPORARY TABLE rollup_rebuild_dimension_week AS SELECT bucket AS day, "
+            "device_type, country, product_id, category, event_type, events, revenue "
             f"FROM {_table(PRODUCT_METRIC['day'])} WHERE bucket >= %s AND bucket < %s",
             [sql_param(week_at), sql_param(since_at)],
         )
-        _product_device_weeks_add("rollup_rebuild_device_week")
-        _drop_source("rollup_rebuild_week", "rollup_rebuild_device_week")
+        for field, model in PRODUCT_WEEK_BY.items():
+            model.objects.filter(bucket__gte=week_at).delete()
+            _product_dimension_weeks_add(field, "rollup_rebuild_dimension_week")
+        _drop_source("rollup_rebuild_week", "rollup_rebuild_dimension_week")
         count = _create_source(
             "rollup_rebuild", f"{below} AND timestamp >= %s", [*params, since_at]
         )

@@ -159,18 +159,21 @@ def _product_sums(qs: QuerySet) -> list[ProductRow]:
 def _rolled_product_rows(filters: DashboardFilters) -> list[ProductRow]:
     """The rollup part of product_rows. A device or country filter reads the product metrics;
     an unfiltered view the totals without them. A day-bucketed period reads its whole weeks
-    from weekly rows (totals, or per device for a device filter) and only the days at either
-    end from the daily ones."""
-    if filters.device and not filters.country and filters.bucket == "day":
+    from weekly rows (totals; per device or per country for a filter on one of them) and only
+    the days at either end from the daily ones."""
+    filtered = {"device_type": filters.device, "country": filters.country}
+    one_dimension = {field: value for field, value in filtered.items() if value}
+    if len(one_dimension) == 1 and filters.bucket == "day":
         first, last = whole_weeks(filters.start, filters.end)
-        if first < last:  # whole weeks from the weekly rows of the device, edge days daily
+        if first < last:  # whole weeks from the weekly rows of the dimension, edge days daily
+            [(field, value)] = one_dimension.items()
             days = rollups.PRODUCT_METRIC["day"].objects.filter(
                 Q(bucket__gte=filters.start, bucket__lt=first)
                 | Q(bucket__gte=last, bucket__lt=filters.end),
-                device_type=filters.device,
+                **{field: value},
             )
-            weeks = rollups.PRODUCT_DEVICE_WEEK.objects.filter(
-                device_type=filters.device, bucket__gte=first, bucket__lt=last
+            weeks = rollups.PRODUCT_WEEK_BY[field].objects.filter(
+                bucket__gte=first, bucket__lt=last, **{field: value}
             )
             return _product_sums(days) + _product_sums(weeks)
     if filters.device or filters.country:

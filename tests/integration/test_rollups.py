@@ -668,35 +668,36 @@ def test_migration_fills_event_totals_from_existing_event_metrics(db):
 
 
 # ---------------------------------------------------------------------------------------------
-# Weekly product metrics per device (device-filtered product views over whole weeks).
+# Weekly product metrics per device and per country (views filtered by one of them).
 
-_DEVICE_WEEK_KEYS = ("device_type", "product_id", "category", "event_type")
+DIMENSIONS = list(rollups.PRODUCT_WEEK_BY)
 
 
-def _device_weeks() -> dict:
-    rows = rollups.PRODUCT_DEVICE_WEEK.objects.values(
-        "bucket", *_DEVICE_WEEK_KEYS, "events", "revenue"
-    )
+def _keys(field: str) -> tuple[str, ...]:
+    return (field, "product_id", "category", "event_type")
+
+
+def _dimension_weeks(field: str) -> dict:
+    keys = _keys(field)
+    rows = rollups.PRODUCT_WEEK_BY[field].objects.values("bucket", *keys, "events", "revenue")
     return {
-        (row["bucket"], *(row[k] for k in _DEVICE_WEEK_KEYS)): (row["events"], row["revenue"])
-        for row in rows
+        (row["bucket"], *(row[k] for k in keys)): (row["events"], row["revenue"]) for row in rows
     }
 
 
-def _device_weeks_from_daily() -> dict:
-    """The daily product metrics summed per UTC week (Monday) and device, over countries."""
+def _dimension_weeks_from_daily(field: str) -> dict:
+    """The daily product metrics summed per UTC week (Monday) and `field`, over the other."""
+    keys = _keys(field)
     summed: dict = {}
-    for row in rollups.PRODUCT_METRIC["day"].objects.values(
-        "bucket", *_DEVICE_WEEK_KEYS, "events", "revenue"
-    ):
+    for row in rollups.PRODUCT_METRIC["day"].objects.values("bucket", *keys, "events", "revenue"):
         monday = row["bucket"] - dt.timedelta(days=row["bucket"].weekday())
-        cell = summed.setdefault((monday, *(row[k] for k in _DEVICE_WEEK_KEYS)), [0, Decimal(0)])
+        cell = summed.setdefault((monday, *(row[k] for k in keys)), [0, Decimal(0)])
         cell[0] += row["events"]
         cell[1] += row["revenue"]
     return {key: tuple(cell) for key, cell in summed.items() if cell[0]}
 
 
-def _raw_device_weeks() -> dict:
+def _raw_dimension_weeks(field: str) -> dict:
     """The same from raw product events under the watermark (duplicates are stored once)."""
     received_at, event_pk = rollups.watermark_get()
     summed: dict = {}
@@ -705,14 +706,21 @@ def _raw_device_weeks() -> dict:
             continue
         day = event.timestamp.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         monday = day - dt.timedelta(days=day.weekday())
-        key = (monday, event.device_type, event.product_id, event.category, event.event_type)
+        key = (monday, *(getattr(event, k) for k in _keys(field)))
         cell = summed.setdefault(key, [0, Decimal(0)])
         cell[0] += 1
         cell[1] += event.revenue or 0
     return {key: tuple(cell) for key, cell in summed.items()}
 
 
-def _device_week_dataset() -> None:
+def _assert_dimension_weeks_exact() -> None:
+    for field in DIMENSIONS:
+        weeks = _dimension_weeks(field)
+        assert weeks, field
+        assert weeks == _dimension_weeks_from_daily(field) == _raw_dimension_weeks(field), field
+
+
+def _dimension_week_dataset() -> None:
     """2026-02-15 (Sunday) .. 2026-03-09 (Monday): several weeks, devices and countries."""
     for index in range(30):
         EventFactory(
@@ -721,18 +729,19 @@ def _device_week_dataset() -> None:
             category="books",
             revenue=Decimal("7.50") if index % 3 == 2 else None,
             device_type=("mobile", "desktop", "tablet")[index % 3 - index % 2],
-            country=("US", "DE", "FR")[index % 3],
+            country=("US", "DE", "FR")[(index // 2) % 3],
             timestamp=NOW - dt.timedelta(hours=18 * index + 5),
             received_at=NOW - dt.timedelta(hours=18 * index),
         )
 
 
-def test_device_weeks_are_the_daily_product_metrics_summed_after_folds_and_rebuilds(db):
-    """Device-filtered product views over days read whole weeks from the weekly rows per
-    device: each must hold exactly its days of that device (over every country) after folds in
-    small batches, a late event into an earlier week, a resent duplicate, a rebuild from a
-    mid-week date (its week keeps the days before it) and a full rebuild of damaged rows."""
-    _device_week_dataset()
+def test_dimension_weeks_are_the_daily_product_metrics_summed_after_folds_and_rebuilds(db):
+    """Device- or country-filtered product views over days read whole weeks from the weekly
+    rows of that dimension: each must hold exactly its days (summed over the other dimension)
+    after folds in small batches, a late event into an earlier week, a resent duplicate, a
+    rebuild from a mid-week date (its week keeps the days before it) and a full rebuild of
+    damaged rows."""
+    _dimension_week_dataset()
     advance(batch=7)
     late = EventFactory(
         event_type="purchase",
@@ -753,64 +762,82 @@ def test_device_weeks_are_the_daily_product_metrics_summed_after_folds_and_rebui
     )
     Event.objects.bulk_create([copy], ignore_conflicts=True)
     advance(now=LATER + dt.timedelta(minutes=1))
-    weeks = _device_weeks()
-    assert len({key[0] for key in weeks}) >= 4 and all(key[0].weekday() == 0 for key in weeks)
-    assert len({key[1] for key in weeks}) == 3
-    assert weeks == _device_weeks_from_daily() == _raw_device_weeks()
-    rollups.PRODUCT_DEVICE_WEEK.objects.filter(
-        bucket__gte=dt.datetime(2026, 2, 23, tzinfo=dt.UTC)
-    ).update(events=999)
+    for field in DIMENSIONS:
+        weeks = _dimension_weeks(field)
+        assert len({key[0] for key in weeks}) >= 4 and all(key[0].weekday() == 0 for key in weeks)
+        assert len({key[1] for key in weeks}) >= 3
+        assert sum(events for events, _ in weeks.values()) == 31
+    _assert_dimension_weeks_exact()
+    for model in rollups.PRODUCT_WEEK_BY.values():
+        model.objects.filter(bucket__gte=dt.datetime(2026, 2, 23, tzinfo=dt.UTC)).update(events=999)
     rollups.rollups_rebuild(since=dt.date(2026, 2, 26), now=LATER + dt.timedelta(minutes=1))
-    assert _device_weeks() == _device_weeks_from_daily() == _raw_device_weeks()
-    rollups.PRODUCT_DEVICE_WEEK.objects.update(events=5, revenue=Decimal("1.00"))
+    _assert_dimension_weeks_exact()
+    for model in rollups.PRODUCT_WEEK_BY.values():
+        model.objects.update(events=5, revenue=Decimal("1.00"))
     rollups.rollups_rebuild(now=LATER + dt.timedelta(minutes=1))
-    assert _device_weeks() == _raw_device_weeks()
-    assert sum(events for events, _ in _device_weeks().values()) == 31
+    _assert_dimension_weeks_exact()
 
 
-def test_device_filtered_product_reads_take_whole_weeks_from_the_device_weeks(db):
-    """A device filter over days with whole weeks reads them from the weekly rows of that
-    device: damaging those rows shows in that view only (not in the unfiltered view, not in
-    another device's, not with a country filter too, which reads the daily metrics)."""
-    _device_week_dataset()
+@pytest.mark.parametrize(
+    ("field", "value", "other"),
+    [("device_type", "mobile", {"device": "tablet"}), ("country", "DE", {"country": "US"})],
+)
+def test_filtered_product_reads_take_whole_weeks_from_their_dimension_weeks(
+    db, field, value, other
+):
+    """A device or a country filter alone over days with whole weeks reads them from the
+    weekly rows of that dimension: damaging those rows shows in that view only (not in the
+    unfiltered view, not in another value's, not with both filters, which read the daily
+    metrics)."""
+    _dimension_week_dataset()
     advance()
     query = {"start": "2026-02-13", "end": "2026-03-10"}  # Friday .. Tuesday: 3 whole weeks
+    name = "device" if field == "device_type" else "country"
+    both = {"device": "mobile", "country": "DE"}
 
     def viewed(**filters: str) -> int:
         f = filters_from_query({**query, **filters}, now=NOW)
         return sum(item["count"] for item in selectors.products(f)["top_viewed"])
 
     before = {
-        "mobile": viewed(device="mobile"),
-        "tablet": viewed(device="tablet"),
-        "mobile US": viewed(device="mobile", country="US"),
+        "this": viewed(**{name: value}),
+        "other": viewed(**other),
+        "both": viewed(**both),
         "all": viewed(),
     }
-    assert before["mobile"] > 0 and before["tablet"] > 0
-    damaged = rollups.PRODUCT_DEVICE_WEEK.objects.filter(
-        device_type="mobile", event_type="product_view"
+    assert before["this"] > 0 and before["other"] > 0
+    damaged = rollups.PRODUCT_WEEK_BY[field].objects.filter(
+        **{field: value}, event_type="product_view"
     )
     assert damaged.update(events=100)
     cache.clear()
-    assert viewed(device="mobile") > before["mobile"]
-    assert viewed(device="tablet") == before["tablet"]
-    assert viewed(device="mobile", country="US") == before["mobile US"]
+    assert viewed(**{name: value}) > before["this"]
+    assert viewed(**other) == before["other"]
+    assert viewed(**both) == before["both"]
     assert viewed() == before["all"]
 
 
-def test_migration_fills_device_weeks_from_existing_product_metrics(db):
-    """Deploying migration 0011 fills the weekly rows per device from the daily product
-    metrics already folded, so device-filtered views stay exact without a rebuild."""
+@pytest.mark.parametrize(
+    ("field", "module", "fill"),
+    [
+        ("device_type", "0011_product_device_weeks", "product_device_weeks_fill"),
+        ("country", "0013_product_country_weeks", "product_country_weeks_fill"),
+    ],
+)
+def test_migrations_fill_dimension_weeks_from_existing_product_metrics(db, field, module, fill):
+    """Deploying migrations 0011 (devices) and 0013 (countries) fills the weekly rows from the
+    daily product metrics already folded, so filtered views stay exact without a rebuild."""
     import importlib
     from types import SimpleNamespace
 
-    migration = importlib.import_module("reports.migrations.0011_product_device_weeks")
-    _device_week_dataset()
+    migration = importlib.import_module(f"reports.migrations.{module}")
+    _dimension_week_dataset()
     advance()
-    expected = _device_weeks()
-    rollups.PRODUCT_DEVICE_WEEK.objects.all().delete()
-    migration.product_device_weeks_fill(None, SimpleNamespace(connection=connection))
-    assert _device_weeks() == expected == _device_weeks_from_daily() == _raw_device_weeks()
+    expected = _dimension_weeks(field)
+    rollups.PRODUCT_WEEK_BY[field].objects.all().delete()
+    getattr(migration, fill)(None, SimpleNamespace(connection=connection))
+    assert _dimension_weeks(field) == expected == _dimension_weeks_from_daily(field)
+    assert expected == _raw_dimension_weeks(field)
 
 
 def _session_totals(grain: str) -> dict:
