@@ -11,7 +11,12 @@ from reports.user_bitmaps import bitmap_dump
 def weekly_fill(apps, schema_editor):
     """The daily user bitmaps hold every user active up to the watermark: each UTC week's rows
     (Monday 00:00, per device and country) are the unions of its days, so distinct users stay
-    exact without a rebuild. Rows come in bucket order, so only one week is in memory."""
+    exact without a rebuild. Rows come in bucket order, so only one week is in memory. On
+    PostgreSQL the watermark table is locked first, as in 0009: no fold commits daily rows
+    between this read and the migration's commit."""
+    if schema_editor.connection.vendor == "postgresql":
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("LOCK TABLE reports_rollupwatermark IN EXCLUSIVE MODE")
     daily = apps.get_model("reports", "UserBitmapDaily")
     weekly = apps.get_model("reports", "UserBitmapWeekly")
     week = None
