@@ -8,6 +8,7 @@ import datetime as dt
 import importlib
 import random
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -399,7 +400,7 @@ def test_migration_backfills_weekly_bitmaps_from_the_daily_rows(db):
     state = MigrationExecutor(connection).loader.project_state(
         ("reports", "0010_user_bitmaps_weekly")
     )
-    migration.weekly_fill(state.apps, None)
+    migration.weekly_fill(state.apps, SimpleNamespace(connection=connection))
     filled = sorted(
         UserBitmapWeekly.objects.values_list("bucket", "device_type", "country", "users")
     )
