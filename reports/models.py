@@ -28,7 +28,17 @@ class RollupWatermark(models.Model):
         return f"{self.name} @ {self.received_at} / {self.event_pk}"
 
 
-class EventMetricBase(models.Model):
+class RollupRow(models.Model):
+    """A row of a rollup table: its bucket (UTC) names it."""
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
+
+
+class EventMetricBase(RollupRow):
     """Events, warned events and purchase revenue per bucket, type, device and country."""
 
     bucket = models.DateTimeField()
@@ -41,9 +51,6 @@ class EventMetricBase(models.Model):
 
     class Meta:
         abstract = True
-
-    def __str__(self) -> str:
-        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
 
 
 class EventMetricHourly(EventMetricBase):
@@ -66,7 +73,7 @@ class EventMetricDaily(EventMetricBase):
         ]
 
 
-class EventTotalBase(models.Model):
+class EventTotalBase(RollupRow):
     """Event metrics without device and country: what views with neither filter read. A
     90-day read of the per-device-and-country table sums ~70 times more rows (31,000 at 10M
     events, against ~450 here). Kept by the same folds, so it always equals the event metrics
@@ -80,9 +87,6 @@ class EventTotalBase(models.Model):
 
     class Meta:
         abstract = True
-
-    def __str__(self) -> str:
-        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
 
 
 class EventTotalHourly(EventTotalBase):
@@ -103,7 +107,7 @@ class EventTotalDaily(EventTotalBase):
         ]
 
 
-class ProductMetricBase(models.Model):
+class ProductMetricBase(RollupRow):
     """product_view / add_to_cart / purchase events and revenue per product (and category)."""
 
     bucket = models.DateTimeField()
@@ -117,9 +121,6 @@ class ProductMetricBase(models.Model):
 
     class Meta:
         abstract = True
-
-    def __str__(self) -> str:
-        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
 
 
 class ProductMetricHourly(ProductMetricBase):
@@ -197,7 +198,7 @@ class ProductCountryWeekly(ProductDimensionWeekBase):
         ]
 
 
-class ProductTotalBase(models.Model):
+class ProductTotalBase(RollupRow):
     """Product metrics without device and country: what views with neither filter read. A
     30-day read of the per-device-and-country table sums tens of times more rows."""
 
@@ -210,9 +211,6 @@ class ProductTotalBase(models.Model):
 
     class Meta:
         abstract = True
-
-    def __str__(self) -> str:
-        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
 
 
 class ProductTotalHourly(ProductTotalBase):
@@ -248,7 +246,7 @@ class ProductTotalWeekly(ProductTotalBase):
         ]
 
 
-class UserBitmapBase(models.Model):
+class UserBitmapBase(RollupRow):
     """Users active in a bucket on a device in a country, as a serialized roaring bitmap of
     their keys (`UserFirstSeen.id`): distinct users over any set of buckets are exact (the size
     of the union) and cost one small row per bucket x device x country, not one per user."""
@@ -260,9 +258,6 @@ class UserBitmapBase(models.Model):
 
     class Meta:
         abstract = True
-
-    def __str__(self) -> str:
-        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
 
 
 class UserBitmapHourly(UserBitmapBase):
@@ -296,7 +291,7 @@ class UserBitmapWeekly(UserBitmapBase):
         ]
 
 
-class FirstSeenBitmapBase(models.Model):
+class FirstSeenBitmapBase(RollupRow):
     """Keys of the users whose first event ever is in the bucket (any device or country): new
     users of a period are its active users intersected with these. A late event that moves a
     user's first event earlier moves its key to the earlier bucket."""
@@ -306,9 +301,6 @@ class FirstSeenBitmapBase(models.Model):
 
     class Meta:
         abstract = True
-
-    def __str__(self) -> str:
-        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
 
 
 class FirstSeenBitmapHourly(FirstSeenBitmapBase):
@@ -361,7 +353,7 @@ class SessionRollup(models.Model):
         return self.reached_step == 5
 
 
-class SessionMetricBase(models.Model):
+class SessionMetricBase(RollupRow):
     """Sessions (by start bucket, first device and country, furthest step) and their revenue."""
 
     bucket = models.DateTimeField()
@@ -373,9 +365,6 @@ class SessionMetricBase(models.Model):
 
     class Meta:
         abstract = True
-
-    def __str__(self) -> str:
-        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
 
 
 class SessionMetricHourly(SessionMetricBase):
@@ -398,7 +387,7 @@ class SessionMetricDaily(SessionMetricBase):
         ]
 
 
-class SessionTotalBase(models.Model):
+class SessionTotalBase(RollupRow):
     """Session metrics without device and country: what unsplit views with neither filter read.
     A 90-day read of the per-device-and-country table groups ~60 times more rows (32,000 at
     10M events, against ~540 here). Kept by the same session deltas, so it always equals the
@@ -411,9 +400,6 @@ class SessionTotalBase(models.Model):
 
     class Meta:
         abstract = True
-
-    def __str__(self) -> str:
-        return f"{type(self).__name__} {self.bucket:%Y-%m-%d %H:00}"
 
 
 class SessionTotalHourly(SessionTotalBase):
