@@ -546,30 +546,25 @@ def rollups_rebuild(
                 FIRST_SEEN_BITMAP[grain],
             ):
                 model.objects.filter(bucket__gte=since_at).delete()
-        # The week of `since` is refolded whole: its days before `since` from the daily totals,
-        # product metrics and user bitmaps (kept), the rest from the events.
+        # The week of `since` is refolded whole: its days before `since` from the daily product
+        # metrics and user bitmaps (kept), the rest from the events.
         week_at = since_at - dt.timedelta(days=since_at.weekday())
         PRODUCT_TOTAL["week"].objects.filter(bucket__gte=week_at).delete()
         USER_BITMAP["week"].objects.filter(bucket__gte=week_at).delete()
         active_week_refill(week_at, since_at)
-        daily = _table(PRODUCT_TOTAL["day"])
+        # The kept days of that week per device and country: summed over both they are the
+        # daily totals, so one copy feeds the weekly totals and the weekly rows per dimension.
         sql_execute(
-            f"CREATE TEMPORARY TABLE rollup_rebuild_week AS SELECT bucket AS day, product_id, "
-            f"category, event_type, events, revenue FROM {daily} WHERE bucket >= %s "
-            "AND bucket < %s",
-            [sql_param(week_at), sql_param(since_at)],
-        )
-        _product_totals_add("week", "rollup_rebuild_week")
-        sql_execute(
-            "CREATE TEMPORARY TABLE rollup_rebuild_dimension_week AS SELECT bucket AS day, "
-            "device_type, country, product_id, category, event_type, events, revenue "
+            "CREATE TEMPORARY TABLE rollup_rebuild_week AS SELECT bucket AS day, device_type, "
+            "country, product_id, category, event_type, events, revenue "
             f"FROM {_table(PRODUCT_METRIC['day'])} WHERE bucket >= %s AND bucket < %s",
             [sql_param(week_at), sql_param(since_at)],
         )
+        _product_totals_add("week", "rollup_rebuild_week")
         for field, model in PRODUCT_WEEK_BY.items():
             model.objects.filter(bucket__gte=week_at).delete()
-            _product_dimension_weeks_add(field, "rollup_rebuild_dimension_week")
-        _drop_source("rollup_rebuild_week", "rollup_rebuild_dimension_week")
+            _product_dimension_weeks_add(field, "rollup_rebuild_week")
+        _drop_source("rollup_rebuild_week")
         count = _create_source(
             "rollup_rebuild", f"{below} AND timestamp >= %s", [*params, since_at]
         )

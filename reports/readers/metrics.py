@@ -156,6 +156,20 @@ def _product_sums(qs: QuerySet) -> list[ProductRow]:
         return cursor.fetchall()
 
 
+def _weeks_and_edge_days(
+    daily: QuerySet, weekly: QuerySet, filters: DashboardFilters
+) -> list[ProductRow] | None:
+    """A day-bucketed period's whole weeks from `weekly` and only the days at either end from
+    `daily` (None when the period holds no whole week)."""
+    first, last = whole_weeks(filters.start, filters.end)
+    if first >= last:
+        return None
+    days = daily.filter(
+        Q(bucket__gte=filters.start, bucket__lt=first) | Q(bucket__gte=last, bucket__lt=filters.end)
+    )
+    return _product_sums(days) + _product_sums(weekly.filter(bucket__gte=first, bucket__lt=last))
+
+
 def _rolled_product_rows(filters: DashboardFilters) -> list[ProductRow]:
     """The rollup part of product_rows. A device or country filter reads the product metrics;
     an unfiltered view the totals without them. A day-bucketed period reads its whole weeks
@@ -163,33 +177,28 @@ def _rolled_product_rows(filters: DashboardFilters) -> list[ProductRow]:
     the days at either end from the daily ones."""
     filtered = {"device_type": filters.device, "country": filters.country}
     one_dimension = {field: value for field, value in filtered.items() if value}
-    if len(one_dimension) == 1 and filters.bucket == "day":
-        first, last = whole_weeks(filters.start, filters.end)
-        if first < last:  # whole weeks from the weekly rows of the dimension, edge days daily
-            [(field, value)] = one_dimension.items()
-            days = rollups.PRODUCT_METRIC["day"].objects.filter(
-                Q(bucket__gte=filters.start, bucket__lt=first)
-                | Q(bucket__gte=last, bucket__lt=filters.end),
-                **{field: value},
-            )
-            weeks = rollups.PRODUCT_WEEK_BY[field].objects.filter(
-                bucket__gte=first, bucket__lt=last, **{field: value}
-            )
-            return _product_sums(days) + _product_sums(weeks)
-    if filters.device or filters.country:
+    if filters.bucket == "day" and len(one_dimension) == 1:
+        [(field, value)] = one_dimension.items()
+        rows = _weeks_and_edge_days(
+            rollups.PRODUCT_METRIC["day"].objects.filter(**{field: value}),
+            rollups.PRODUCT_WEEK_BY[field].objects.filter(**{field: value}),
+            filters,
+        )
+        if rows is not None:
+            return rows
+    if one_dimension:
         return _product_sums(
             in_period(rollups.PRODUCT_METRIC[filters.bucket].objects.all(), filters)
         )
-    if filters.bucket == "hour":
-        return _product_sums(in_period(rollups.PRODUCT_TOTAL["hour"].objects.all(), filters))
-    first, last = whole_weeks(filters.start, filters.end)
-    if first >= last:
-        return _product_sums(in_period(rollups.PRODUCT_TOTAL["day"].objects.all(), filters))
-    days = rollups.PRODUCT_TOTAL["day"].objects.filter(
-        Q(bucket__gte=filters.start, bucket__lt=first) | Q(bucket__gte=last, bucket__lt=filters.end)
-    )
-    weeks = rollups.PRODUCT_TOTAL["week"].objects.filter(bucket__gte=first, bucket__lt=last)
-    return _product_sums(days) + _product_sums(weeks)
+    if filters.bucket == "day":
+        rows = _weeks_and_edge_days(
+            rollups.PRODUCT_TOTAL["day"].objects.all(),
+            rollups.PRODUCT_TOTAL["week"].objects.all(),
+            filters,
+        )
+        if rows is not None:
+            return rows
+    return _product_sums(in_period(rollups.PRODUCT_TOTAL[filters.bucket].objects.all(), filters))
 
 
 def _product_rows(filters: DashboardFilters) -> list[ProductRow]:
