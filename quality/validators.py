@@ -8,19 +8,22 @@ Layers: the schema layer (events.schema) first; then the stored quality rules, c
 per process (`quality.rulesets`). A rule of severity `error` makes the event invalid; a
 `warning` is reported but the event is accepted (strict mode treats warnings as errors).
 Each failed rule is a FieldError whose `rule` is the rule's name and `rule_id` its id.
+
+Ingestion reaches this validator through `events.validation` (registered in
+`QualityConfig.ready()`), so the events app never imports quality.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
-from events.schema import FieldError, validate_event_schema
+from events.schema import FieldError
+from events.validation import ValidationResult, event_schema_results
 from quality.engine.rules import (
     CompiledRuleSet,
     RuleSpec,
@@ -28,19 +31,11 @@ from quality.engine.rules import (
     ruleset_compile,
     ruleset_evaluate,
 )
+from quality.rulesets import ruleset_current
+from quality.selectors import StoredEventFacts
+from quality.services.rules import validation_stats_record
 
-
-@dataclass(slots=True)
-class ValidationResult:
-    """Outcome for one event. `row` is the normalized event (None if the schema refused it)."""
-
-    row: dict[str, Any] | None
-    errors: list[FieldError] = field(default_factory=list)
-    warnings: list[FieldError] = field(default_factory=list)
-
-    @property
-    def is_valid(self) -> bool:
-        return not self.errors
+__all__ = ["EventValidator", "ValidationBatch", "ValidationResult"]
 
 
 class ValidationBatch(list):
@@ -82,29 +77,30 @@ class EventValidator:
         self, events: Sequence[Any], *, received_at: dt.datetime | None = None
     ) -> ValidationBatch:
         received_at = received_at or timezone.now()
-        results = ValidationBatch()
-        for event_data in events:
-            schema = validate_event_schema(
-                event_data, received_at=received_at, max_future_skew=self.max_future_skew
+        results = ValidationBatch(
+            event_schema_results(
+                events, received_at=received_at, max_future_skew=self.max_future_skew
             )
-            results.append(ValidationResult(schema.row, list(schema.errors)))
+        )
         ruleset = self.ruleset()
         results.ruleset, results.evaluated, results.received_at = ruleset, {}, received_at
         if ruleset.rules:
             self._apply_rules(ruleset, results, received_at)
         return results
 
+    def stats_record(
+        self, results: Sequence[ValidationResult], *, received_at: dt.datetime
+    ) -> None:
+        """Add a stored batch's outcomes to the per-rule counters (buffered; never raises)."""
+        validation_stats_record(results, received_at=received_at)
+
     def ruleset(self) -> CompiledRuleSet:
         if self._rules is not None:
             return self._rules
-        from quality.rulesets import ruleset_current
-
         return ruleset_current()
 
     def _facts_provider(self) -> StoredFacts:
         if self._facts is None:
-            from quality.selectors import StoredEventFacts
-
             self._facts = StoredEventFacts()
         return self._facts
 

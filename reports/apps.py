@@ -4,3 +4,13 @@ from django.apps import AppConfig
 class ReportsConfig(AppConfig):
     name = "reports"
     verbose_name = "Reports"
+
+    def ready(self) -> None:
+        # Imported here, not at the top: both import models, which must wait until the app
+        # registry is ready. Neither import dodges a cycle.
+        from events.services import stored_behind_listener_register
+        from reports.rollups import rollups_fold_stored_behind
+
+        # Events replayed from quarantine keep their old received_at, usually behind the
+        # rollups' watermark: they are folded in the transaction that stores them.
+        stored_behind_listener_register(rollups_fold_stored_behind)

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from analytics_site.sql import is_postgres
 from events import services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +46,7 @@ def redis_available() -> bool:
 
 @pytest.fixture
 def require_postgres() -> None:
-    if not settings.IS_POSTGRES:
+    if not is_postgres():
         service_missing(
             "needs PostgreSQL: run with DATABASE_URL=postgres://postgres@127.0.0.1:5432/analytics"
         )
@@ -96,7 +97,7 @@ def dev_mode(settings):
 def _worker_env(database_name: str, queue: str) -> dict[str, str]:
     env = dict(os.environ)
     db = settings.DATABASES["default"]
-    if settings.IS_POSTGRES:
+    if is_postgres():
         user = db.get("USER") or "postgres"
         password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
         host = db.get("HOST") or "127.0.0.1"

@@ -32,15 +32,16 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from django.conf import settings
 from django.db import connection, connections, transaction
 
+from analytics_site.sql import is_postgres
 from events.models import Event, RejectedEvent
-from events.sample_data.binary import _COPY_COLUMNS, chunk_copy_binary
+from events.sample_data.binary import COPY_COLUMNS, chunk_copy_binary
 from events.sample_data.catalog import BAD_KINDS
 from events.sample_data.chunks import EventChunk, chunk_generate
 from events.sample_data.payloads import bad_payload, event_payload, malformed_event_id, uuid_text
 from events.sample_data.plan import RunPlan, SampleConfig, run_plan
+from events.schema import validate_event_schema
 from events.services import (
     ACCEPTED,
     DUPLICATE,
@@ -138,7 +139,7 @@ _STAGE = "sample_event_stage"
 
 
 def _stage_sql() -> tuple[str, str, str]:
-    names = ", ".join(f'"{name}"' for name in _COPY_COLUMNS)
+    names = ", ".join(f'"{name}"' for name in COPY_COLUMNS)
     table = Event._meta.db_table
     # Identifiers come from the model and this module, never from input.
     create = (
@@ -180,8 +181,6 @@ def _chunk_work(plan: RunPlan, index: int, pg: psycopg.Connection | None) -> Chu
 
 def _insert_chunk_portable(chunk: EventChunk) -> tuple[int, int]:
     """SQLite: rows built by the schema layer itself, stored by the ingestion service."""
-    from events.schema import validate_event_schema
-
     end = dt.datetime.fromtimestamp(int(chunk.received_ms.max()) / 1000 + 1, tz=dt.UTC)
     rows = []
     for row in np.flatnonzero(chunk.bad_kind < 0).tolist():
@@ -241,7 +240,7 @@ def _chunk_results(
     chunks = config.chunk_count
     # Inside a caller's transaction, other processes could not see (nor commit) its rows.
     parallel = workers > 1 and chunks > 1 and not connection.in_atomic_block
-    if settings.IS_POSTGRES and parallel:
+    if is_postgres() and parallel:
         connections.close_all()  # never share a socket with forked children
         context = get_context("fork")
         with ProcessPoolExecutor(
@@ -256,7 +255,7 @@ def _chunk_results(
     plan = run_plan(config)
     with transaction.atomic():
         pg = None
-        if settings.IS_POSTGRES:
+        if is_postgres():
             connection.ensure_connection()
             pg = connection.connection
         for index in range(chunks):

@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
+from celery import current_app
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from quality.models import QualityIncident
@@ -212,8 +214,6 @@ def incident_update(incident: QualityIncident, *, previous_status: str, user: An
 
 
 def incident_admin_path(incident_id: int) -> str:
-    from django.urls import NoReverseMatch, reverse
-
     try:
         return reverse("admin:quality_qualityincident_change", args=[incident_id])
     except NoReverseMatch:  # admin not mounted (a worker-only URLconf)
@@ -250,10 +250,9 @@ def incident_alert_enqueue(incident_id: int, event: str) -> None:
     """Send the webhook after commit, from a worker; never let alerting break the caller."""
 
     def send() -> None:
-        from quality.tasks import incident_alert_send
-
         try:
-            incident_alert_send.delay(incident_id, event)
+            # By name: quality.tasks imports the services (tasks call services, not the reverse).
+            current_app.signature("quality.incident_alert_send", args=(incident_id, event)).delay()
         except Exception:  # broker down, or an eager run that gave up: log, never raise
             logger.exception("quality.alert_enqueue_failed", incident_id=incident_id, alert=event)
 

@@ -16,17 +16,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from celery import current_app
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from events.models import RejectedEvent
-from events.services import events_insert
+from events.services import (
+    events_insert,
+    events_stored_behind_notify,
+    rejected_events_lock_quarantined,
+    rejected_events_replay_record,
+)
+from events.validation import ValidationResult
 from quality.models import ReplayJob
 from quality.rulesets import ruleset_invalidate
 from quality.services.receipts import QuarantinedBefore, receipts_replay_adjust
 from quality.validators import EventValidator
-from reports.rollups import rollups_fold_stored_behind
 
 logger = structlog.get_logger(__name__)
 
@@ -53,19 +58,16 @@ def quarantine_replay(rejected_ids: Sequence[int], *, now: dt.datetime | None = 
     now = now or timezone.now()
     counts = ReplayCounts()
     with transaction.atomic():
-        rows = list(
-            RejectedEvent.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=rejected_ids, status=RejectedEvent.Status.QUARANTINED)
-            .order_by("pk")
-        )
+        rows = rejected_events_lock_quarantined(rejected_ids)
         counts.skipped = len(set(rejected_ids)) - len(rows)
         before = [QuarantinedBefore.of(row) for row in rows]
         stored_pks: list[int] = []
-        by_receipt: dict[dt.datetime, list[RejectedEvent]] = defaultdict(list)
+        by_receipt: dict[dt.datetime, list[Any]] = defaultdict(list)
         for row in rows:
             by_receipt[row.received_at].append(row)
         validator = EventValidator()
-        replayed, still = [], []
+        replayed: list[Any] = []
+        refused: list[tuple[Any, ValidationResult]] = []
         for received_at, group in sorted(by_receipt.items()):
             results = validator.validate_batch(
                 [_payload(r) for r in group], received_at=received_at
@@ -73,14 +75,8 @@ def quarantine_replay(rejected_ids: Sequence[int], *, now: dt.datetime | None = 
             to_insert: dict[str, dict[str, Any]] = {}
             accepted_rows = []
             for rejected, result in zip(group, results, strict=True):
-                rejected.replay_count += 1
-                rejected.replayed_at = now
                 if not result.is_valid:
-                    rejected.reasons = [e.as_dict() for e in result.errors + result.warnings]
-                    rejected.rule_ids = sorted(
-                        {e.rule_id for e in result.errors if e.rule_id is not None}
-                    )
-                    still.append(rejected)
+                    refused.append((rejected, result))
                     continue
                 row = result.row
                 row["warnings"] = [warning.as_dict() for warning in result.warnings]
@@ -88,7 +84,6 @@ def quarantine_replay(rejected_ids: Sequence[int], *, now: dt.datetime | None = 
                 accepted_rows.append((rejected, str(row["event_id"])))
             inserted = events_insert(list(to_insert.values()))
             for rejected, event_id in accepted_rows:
-                rejected.status = RejectedEvent.Status.REPLAYED
                 stored_pk = inserted.pop(event_id, None)
                 if stored_pk is not None:
                     stored_pks.append(stored_pk)
@@ -96,20 +91,15 @@ def quarantine_replay(rejected_ids: Sequence[int], *, now: dt.datetime | None = 
                 else:
                     counts.duplicates += 1  # already stored: it is in Event once, as wanted
                 replayed.append(rejected)
-        RejectedEvent.objects.bulk_update(
-            replayed, ["status", "replay_count", "replayed_at"], batch_size=500
-        )
-        RejectedEvent.objects.bulk_update(
-            still, ["reasons", "rule_ids", "replay_count", "replayed_at"], batch_size=500
-        )
-        counts.still_rejected = len(still)
+        rejected_events_replay_record(replayed, refused, now=now)
+        counts.still_rejected = len(refused)
         # Replayed events keep their old received_at, behind both rollups' watermarks.
-        receipts_replay_adjust(before, replayed + still, stored_pks)
-        rollups_fold_stored_behind(stored_pks)
+        receipts_replay_adjust(before, replayed + [row for row, _ in refused], stored_pks)
+        events_stored_behind_notify(stored_pks)
     return counts
 
 
-def _payload(rejected: RejectedEvent) -> Any:
+def _payload(rejected: Any) -> Any:
     payload = rejected.payload
     return payload if isinstance(payload, dict) else rejected.raw_payload
 
@@ -122,9 +112,9 @@ def replay_job_create(rejected_ids: Sequence[int], *, user: Any = None) -> Repla
         total=len(ids),
         created_by=user if getattr(user, "is_authenticated", False) else None,
     )
-    from quality.tasks import replay_job_run_task
-
-    transaction.on_commit(lambda: replay_job_run_task.delay(job.pk))
+    # By name: quality.tasks imports this module (tasks call services, never the reverse).
+    run = current_app.signature("quality.replay_job_run", args=(job.pk,))
+    transaction.on_commit(run.delay)
     return job
 
 

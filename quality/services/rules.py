@@ -20,9 +20,10 @@ import structlog
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
-from quality import rulesets
-from quality.engine.rules import RuleParamError, rule_compile, ruleset_evaluate
+from quality import rulesets, selectors
+from quality.engine.rules import RuleParamError, rule_compile, ruleset_compile, ruleset_evaluate
 from quality.models import QualityRule, RuleCounter, RuleSetVersion
 
 logger = structlog.get_logger(__name__)
@@ -51,8 +52,6 @@ def rule_save(rule: QualityRule, *, user: Any = None) -> QualityRule:
 
 
 def rules_set_enabled(rule_ids: Sequence[int], enabled: bool, *, user: Any = None) -> int:
-    from django.utils import timezone
-
     changes: dict[str, Any] = {"enabled": enabled, "updated_at": timezone.now()}
     if user is not None and getattr(user, "is_authenticated", False):
         changes["updated_by"] = user
@@ -288,8 +287,6 @@ class _StoredBefore:
 
 
 def _stored_before(compiled: Any, targets: list[dict[str, Any]]) -> _StoredBefore:
-    from quality import selectors
-
     facts = _StoredBefore()
     if not targets:
         return facts
@@ -315,14 +312,11 @@ def rule_try(rule: QualityRule, *, sample_size: int = 1000) -> RuleTrial:
     """Evaluate one rule (enabled or not, saved or not) on the newest stored events, as if
     each had just arrived: row rules as of its receipt time, batch rules against the events
     stored before it."""
-    from quality.engine.rules import ruleset_compile
-    from quality.selectors import events_sample
-
     try:
         compiled = rule_compile(rule.as_spec())
     except RuleParamError as exc:
         return RuleTrial(0, 0, 0, [], severity=rule.severity, error=str(exc))
-    rows = events_sample(sample_size)
+    rows = selectors.events_sample(sample_size)
     for row in rows:
         row["event_id"] = str(row["event_id"])
     ruleset = ruleset_compile([compiled.spec])

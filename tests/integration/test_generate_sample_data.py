@@ -14,9 +14,12 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from events import sample_data as gen
+from events.facade import EVENT_COLUMN_NAMES
 from events.models import Event, RejectedEvent
+from events.sample_data import load
 from events.sample_data.load import sample_data_load
 from events.schema import validate_event_schema
+from events.services import store
 
 END = "2026-01-15T12:00:00+00:00"
 END_DT = dt.datetime.fromisoformat(END)
@@ -130,26 +133,25 @@ def test_worker_processes_store_the_same_as_one_process(require_postgres):
     assert parallel.accepted == len(ids_parallel)
 
 
+def _stored_rows() -> dict[str, dict]:
+    return {str(row["event_id"]): row for row in Event.objects.values(*EVENT_COLUMN_NAMES)}
+
+
 @pytest.mark.django_db
-def test_portable_path_stores_the_same_rows_as_copy(require_postgres, settings):
-    """The SQLite path (rows by the schema layer, events_insert) matches the COPY path; run
-    here on PostgreSQL with IS_POSTGRES switched off, as the shared SQLite file is off-limits."""
+def test_portable_path_stores_the_same_rows_as_copy(require_postgres, monkeypatch):
+    """The SQLite path (rows by the schema layer, events_insert) stores the same rows, every
+    column, as the COPY path; run here on PostgreSQL with the PostgreSQL branches of the loader
+    and of the insert switched off, as the shared SQLite file is off-limits."""
     config = gen.SampleConfig(events=1500, end=END_DT, seed=4)
     copied = sample_data_load(config, workers=1)
-    by_copy = {
-        str(r["event_id"]): (r["timestamp"], r["received_at"], r["revenue"], r["properties"])
-        for r in Event.objects.values()
-    }
+    by_copy = _stored_rows()
     Event.objects.all().delete()
     RejectedEvent.objects.all().delete()
-    settings.IS_POSTGRES = False
+    for module in (load, store):
+        monkeypatch.setattr(module, "is_postgres", lambda: False)
     portable = sample_data_load(config, workers=1)
-    settings.IS_POSTGRES = True
-    by_portable = {
-        str(r["event_id"]): (r["timestamp"], r["received_at"], r["revenue"], r["properties"])
-        for r in Event.objects.values()
-    }
-    assert by_portable == by_copy
+    monkeypatch.undo()
+    assert _stored_rows() == by_copy
     assert portable.rejected == copied.rejected
 
 

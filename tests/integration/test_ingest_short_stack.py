@@ -25,6 +25,7 @@ from prometheus_client import REGISTRY
 from analytics_site.handlers import IngestAwareWSGIHandler
 from analytics_site.wsgi import application
 from events import services
+from events.services import ingest
 from events.models import Event, RejectedEvent
 from tests.factories import event_payload
 
@@ -371,14 +372,14 @@ def test_a_connection_left_outside_autocommit_is_closed_when_the_request_finishe
 ):
     """As close_old_connections on request_finished: a connection whose autocommit was not
     restored is dropped at the end of the request."""
-    insert = services.events_insert
+    insert = ingest.events_insert
 
     def insert_and_leave_autocommit_off(rows):
         stored = insert(rows)
         connection.set_autocommit(False)
         return stored
 
-    monkeypatch.setattr(services, "events_insert", insert_and_leave_autocommit_off)
+    monkeypatch.setattr(ingest, "events_insert", insert_and_leave_autocommit_off)
     assert post_json("/events", event_payload(), signals=True).status_code == 201
     assert connection.connection is None
 

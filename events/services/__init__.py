@@ -1,0 +1,53 @@
+"""Writes of the events app, one module per concern:
+
+- `ingest`: validate, dedupe and store a batch (`event_batch_ingest`, `event_ingest`);
+- `store`: the one insert into the events table (`events_insert`) and the listeners told of
+  events stored behind the rollups' watermarks (`stored_behind_listener_register`);
+- `quarantine`: refused events kept with their reasons, and the record of their replay;
+- `keys`: ingestion keys.
+
+The names other modules use are importable from `events.services` itself.
+"""
+
+from events.services.ingest import (
+    ACCEPTED,
+    DUPLICATE,
+    REJECTED,
+    EventOutcome,
+    event_batch_ingest,
+    event_ingest,
+)
+from events.services.keys import CreatedKey, ingestion_key_create
+from events.services.quarantine import (
+    IngestSource,
+    raw_payload_encode,
+    rejected_events_lock_quarantined,
+    rejected_events_replay_record,
+    rejected_events_store,
+    request_rejected_store,
+)
+from events.services.store import (
+    events_insert,
+    events_stored_behind_notify,
+    stored_behind_listener_register,
+)
+
+__all__ = [
+    "ACCEPTED",
+    "DUPLICATE",
+    "REJECTED",
+    "CreatedKey",
+    "EventOutcome",
+    "IngestSource",
+    "event_batch_ingest",
+    "event_ingest",
+    "events_insert",
+    "events_stored_behind_notify",
+    "ingestion_key_create",
+    "raw_payload_encode",
+    "rejected_events_lock_quarantined",
+    "rejected_events_replay_record",
+    "rejected_events_store",
+    "request_rejected_store",
+    "stored_behind_listener_register",
+]

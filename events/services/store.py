@@ -1,0 +1,212 @@
+"""Storing accepted events: one set-based insert per batch, idempotent by event_id.
+
+`events_insert` is the one way events enter the table (ingestion, replay, the portable path
+of the sample data). Events stored with a received_at in the past (a replay from quarantine)
+may sit behind the receive-order watermarks of the rollups built on this table: the apps that
+keep such rollups register a listener here, and whoever stores such events announces them
+with `events_stored_behind_notify`, inside the storing transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import psycopg
+from django.conf import settings
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    InterfaceError,
+    OperationalError,
+    connections,
+)
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.utils import timezone
+
+from analytics_site.sql import is_postgres
+from events.facade import EVENT_COLUMN_NAMES, EVENT_COLUMNS, EVENTS_TABLE
+from events.models import Event
+
+_COLUMN_DEFAULTS = {
+    **{
+        name: "''"
+        for name in (
+            "page_url",
+            "referrer",
+            "product_id",
+            "category",
+            "currency",
+            "order_id",
+            "search_query",
+        )
+    },
+    "properties": "'{}'::jsonb",
+    "warnings": "'[]'::jsonb",
+}
+
+
+def _recordset_insert_sql() -> str:
+    """INSERT … SELECT FROM json_to_recordset(one JSON parameter) … ON CONFLICT DO NOTHING.
+
+    One parameter for the whole batch: orjson writes it in C, and PostgreSQL parses it in C.
+    Binding one array per column instead cost more in Python than everything else together.
+    What a row leaves out costs PostgreSQL no parsing: a missing key takes the column default,
+    a missing client_timestamp is the timestamp, and a missing received_at is the batch's.
+    """
+    names = ", ".join(f'"{name}"' for name in EVENT_COLUMN_NAMES)
+    definitions = ", ".join(f'"{name}" {kind}' for name, kind in EVENT_COLUMNS)
+    values = []
+    for name in EVENT_COLUMN_NAMES:
+        if name == "received_at":
+            values.append('COALESCE("received_at", %(received_at)s::timestamptz)')
+        elif name == "client_timestamp":
+            values.append('COALESCE("client_timestamp", "timestamp")')
+        elif name in _COLUMN_DEFAULTS:
+            values.append(f'COALESCE("{name}", {_COLUMN_DEFAULTS[name]})')
+        else:
+            values.append(f'"{name}"')
+    # Identifiers come from the model; the values are bound parameters.
+    return (
+        f"INSERT INTO {EVENTS_TABLE} ({names}) "  # noqa: S608
+        f"SELECT {', '.join(values)} FROM json_to_recordset(%(rows)s::json) AS t({definitions}) "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id::text, id"
+    )
+
+
+_RECORDSET_INSERT_SQL = _recordset_insert_sql()
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def _rows_document(rows: list[dict[str, Any]], received_at: Any) -> str:
+    """The rows as one JSON array, without the values the statement fills in itself.
+
+    The rows are consumed: keys equal to what the statement would use anyway are dropped."""
+    for row in rows:
+        if row.get("received_at") == received_at:
+            del row["received_at"]
+        if "client_timestamp" in row and row["client_timestamp"] == row.get("timestamp"):
+            del row["client_timestamp"]
+        if not row.get("properties", True):
+            del row["properties"]
+        if not row.get("warnings", True):
+            del row["warnings"]
+    return orjson.dumps(rows, default=json_default).decode()
+
+
+# The prepared insert's cursor, kept per thread with the connection it belongs to (Django's
+# connections are per thread too): creating a psycopg cursor per event cost more than the rest
+# of psycopg's client-side work for it.
+_insert_cursors = threading.local()
+
+
+def _prepared_insert_cursor(raw: psycopg.Connection) -> psycopg.Cursor:
+    kept = getattr(_insert_cursors, "kept", None)
+    if kept is not None and kept[0] is raw and not kept[1].closed:
+        return kept[1]
+    cursor = psycopg.Cursor(raw)
+    _insert_cursors.kept = (raw, cursor)
+    return cursor
+
+
+def _recordset_insert(db: BaseDatabaseWrapper, params: dict[str, Any]) -> dict[str, int]:
+    """Run the insert on a server-side-binding cursor (the document travels as a parameter).
+
+    Outside a transaction the statement is a server-side prepared statement of this
+    connection: parsing, analysing and planning it was about 40 % of PostgreSQL's CPU for a
+    single event. Django turns psycopg's automatic preparation off (prepare_threshold None,
+    for connection poolers), so it is switched on around this one statement only. Inside a
+    transaction it is not prepared: a rollback there would drop the statement on the server
+    while psycopg still believed it prepared. INGEST_PREPARED_STATEMENTS=false turns it off
+    (a transaction-pooling PgBouncer older than 1.21 cannot keep prepared statements).
+    """
+    raw = db.connection
+    if db.in_atomic_block or not settings.INGEST_PREPARED_STATEMENTS:
+        with psycopg.Cursor(raw) as cursor:
+            cursor.execute(_RECORDSET_INSERT_SQL, params)
+            return dict(cursor.fetchall())
+    cursor = _prepared_insert_cursor(raw)
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = 0
+    try:
+        cursor.execute(_RECORDSET_INSERT_SQL, params, prepare=True)
+    finally:
+        raw.prepare_threshold = threshold
+    return dict(cursor.fetchall())
+
+
+def _insert_rows_postgres(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert in one statement; return {event_id: id} for the rows that were new.
+
+    A persistent connection that died since its last use (database restart) is replaced once:
+    the statement is idempotent (ON CONFLICT DO NOTHING), so running it again is safe.
+    """
+    received_at = rows[0].get("received_at") or timezone.now()
+    params = {"rows": _rows_document(rows, received_at), "received_at": received_at}
+    db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` looks the alias up again
+    for attempt in (1, 2):
+        db.ensure_connection()
+        try:
+            with db.wrap_database_errors:
+                return _recordset_insert(db, params)
+        except (OperationalError, InterfaceError):
+            if attempt == 2 or db.in_atomic_block:
+                raise
+            db.close()
+    raise AssertionError("unreachable")
+
+
+def _insert_rows_portable(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Fallback for SQLite: one existence query, one bulk insert."""
+    ids = [row["event_id"] for row in rows]
+    existing = set(Event.objects.filter(event_id__in=ids).values_list("event_id", flat=True))
+    new_rows = [row for row in rows if row["event_id"] not in existing]
+    fields = set(EVENT_COLUMN_NAMES)
+    Event.objects.bulk_create(
+        [Event(**{k: v for k, v in row.items() if k in fields}) for row in new_rows],
+        batch_size=500,
+    )
+    inserted = Event.objects.filter(event_id__in=[row["event_id"] for row in new_rows])
+    return {str(event_id): pk for event_id, pk in inserted.values_list("event_id", "id")}
+
+
+def events_insert(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Store validated rows, skipping event_ids already stored. Returns ids of new rows."""
+    if not rows:
+        return {}
+    if is_postgres():
+        return _insert_rows_postgres(rows)
+    return _insert_rows_portable(rows)
+
+
+# Called with the pks of events stored behind the rollups' watermarks, in the storing
+# transaction; registered once at start-up (`AppConfig.ready()`).
+StoredBehindListener = Callable[[Sequence[int]], object]
+_stored_behind_listeners: list[StoredBehindListener] = []
+
+
+def stored_behind_listener_register(listener: StoredBehindListener) -> None:
+    """Have `listener(event_pks)` called for every batch of events stored behind the rollups'
+    receive-order watermarks. Registering the same listener twice keeps one."""
+    if listener not in _stored_behind_listeners:
+        _stored_behind_listeners.append(listener)
+
+
+def events_stored_behind_notify(event_pks: Sequence[int]) -> None:
+    """Announce events just stored with their original received_at (a replay), which the
+    rollups' watermarks may already have passed: the next advance would never read them.
+
+    Call inside the transaction that stored them, so that each listener's fold commits or
+    rolls back with the events (exactly once). Listeners run in registration order.
+    """
+    if not event_pks:
+        return
+    for listener in _stored_behind_listeners:
+        listener(event_pks)

@@ -1,0 +1,103 @@
+"""How ingestion reaches the event validator without importing the app that provides it.
+
+Ingestion (`events.services`) is the bottom layer: it must not import quality. It validates
+through whatever validator was registered here at start-up. The quality app registers its
+`EventValidator` (the schema layer, then the stored rules) in `QualityConfig.ready()`.
+
+When nothing is registered (the events app used on its own), ingestion falls back to
+`SchemaValidator`: the schema layer alone, which records no counters. So an event is never
+stored unchecked, and adding the quality app only adds rules on top.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.utils import timezone
+
+from events.schema import FieldError, validate_event_schema
+
+
+@dataclass(slots=True)
+class ValidationResult:
+    """Outcome for one event. `row` is the normalized event (None if the schema refused it)."""
+
+    row: dict[str, Any] | None
+    errors: list[FieldError] = field(default_factory=list)
+    warnings: list[FieldError] = field(default_factory=list)
+
+    @property
+    def is_valid(self) -> bool:
+        return not self.errors
+
+
+class BatchValidator(Protocol):
+    """What ingestion needs of a validator: one verdict per event, then a place to count them."""
+
+    def validate_batch(
+        self, events: Sequence[Any], *, received_at: dt.datetime | None = None
+    ) -> Sequence[ValidationResult]:
+        """One result per event, in input order."""
+        ...
+
+    def stats_record(
+        self, results: Sequence[ValidationResult], *, received_at: dt.datetime
+    ) -> None:
+        """Count a batch's outcomes once it is stored; never raises (counters must not cost
+        an event)."""
+        ...
+
+
+def event_schema_results(
+    events: Sequence[Any], *, received_at: dt.datetime, max_future_skew: dt.timedelta
+) -> list[ValidationResult]:
+    """The schema layer's verdict on each event, in input order."""
+    results = []
+    for event_data in events:
+        schema = validate_event_schema(
+            event_data, received_at=received_at, max_future_skew=max_future_skew
+        )
+        results.append(ValidationResult(schema.row, list(schema.errors)))
+    return results
+
+
+class SchemaValidator:
+    """The schema layer alone: ingestion's validator when no other one is registered."""
+
+    def __init__(self) -> None:
+        self.max_future_skew = dt.timedelta(seconds=settings.INGEST_MAX_FUTURE_SKEW_SECONDS)
+
+    def validate_batch(
+        self, events: Sequence[Any], *, received_at: dt.datetime | None = None
+    ) -> list[ValidationResult]:
+        return event_schema_results(
+            events,
+            received_at=received_at or timezone.now(),
+            max_future_skew=self.max_future_skew,
+        )
+
+    def stats_record(
+        self, results: Sequence[ValidationResult], *, received_at: dt.datetime
+    ) -> None:
+        return None
+
+
+# Made once per batch: validators read settings when made (tests override them).
+ValidatorFactory = Callable[[], BatchValidator]
+_validator_factory: ValidatorFactory = SchemaValidator
+
+
+def validator_register(factory: ValidatorFactory) -> None:
+    """Make ingestion validate with `factory()` from now on (the last registration wins).
+    Called once at start-up, from an app's `ready()`."""
+    global _validator_factory
+    _validator_factory = factory
+
+
+def validator_get() -> BatchValidator:
+    """A validator for one batch: the registered one, or `SchemaValidator`."""
+    return _validator_factory()
