@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from quality.engine.rules import EVENT_TYPES, NUMBER_FIELDS, STRING_FIELDS
+from events.schema import EVENT_TYPES
+from quality.engine.rules import NUMBER_FIELDS, STRING_FIELDS
 
 CHECK_KINDS = (
     "freshness",
