@@ -1,5 +1,5 @@
-"""Raw SQL shared by the incremental rollups (`reports.rollups`, `reports.user_bitmaps`,
-`quality.services.receipts`).
+"""Raw SQL helpers shared by the incremental rollups of the quality and reports apps, and the
+one PostgreSQL check of the project (`is_postgres`).
 
 The same statements run on PostgreSQL and on SQLite (`make demo`): only time buckets and
 datetime parameters differ, and these helpers hide that.
@@ -23,6 +23,8 @@ _SQLITE_BUCKET = {
 
 
 def is_postgres() -> bool:
+    """The one PostgreSQL check: whether the default database is PostgreSQL (else SQLite, as
+    in `make demo`), for code that takes a faster PostgreSQL-only path."""
     return connection.vendor == "postgresql"
 
 
@@ -65,8 +67,9 @@ def sql_execute(sql: str, params: Sequence[Any] = ()) -> int:
 
 
 def rollup_safety_lag() -> dt.timedelta:
-    """Rows received within this lag stay in the raw tail: an ingestion transaction that started
-    earlier may still commit rows with an older received_at."""
+    """The one safety lag of every receive-order rollup: rows received within it stay in the
+    raw tail, as an ingestion transaction that started earlier may still commit rows with an
+    older received_at."""
     return dt.timedelta(seconds=getattr(settings, "ROLLUP_SAFETY_LAG_SECONDS", 10))
 
 

@@ -5,34 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from events.facade import EVENT_COLUMN_NAMES
 from events.models import Event, RejectedEvent
 
+# What /events/recent answers per event: the stored columns but the client's own clock and the
+# warnings (the API answers those at ingestion).
 RECENT_FIELDS = (
     "id",
-    "event_id",
-    "event_type",
-    "timestamp",
-    "received_at",
-    "user_id",
-    "session_id",
-    "device_type",
-    "country",
-    "page_url",
-    "referrer",
-    "product_id",
-    "category",
-    "price",
-    "quantity",
-    "currency",
-    "order_id",
-    "revenue",
-    "search_query",
-    "properties",
+    *(name for name in EVENT_COLUMN_NAMES if name not in ("client_timestamp", "warnings")),
 )
 
 
@@ -92,8 +78,6 @@ def _database_status() -> dict[str, Any]:
 def _broker_status() -> dict[str, Any]:
     if not settings.REDIS_URL:
         return {"status": "ok", "mode": "eager (no REDIS_URL set)"}
-    import redis
-
     try:
         client = redis.Redis.from_url(
             settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1

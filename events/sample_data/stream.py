@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import orjson
+import requests
 
 from events.sample_data.payloads import SampleEvent, sample_events
 from events.sample_data.plan import SampleConfig, default_end
@@ -66,8 +67,6 @@ def sample_data_stream(
     always stops by itself. Bad events are sent too (the API rejects them with 400 or in the
     batch results); duplicates re-send an earlier event unchanged.
     """
-    import requests
-
     session = requests.Session()
     session.headers["Content-Type"] = "application/json"
     if api_key:
