@@ -25,8 +25,8 @@ from prometheus_client import REGISTRY
 from analytics_site.handlers import IngestAwareWSGIHandler
 from analytics_site.wsgi import application
 from events import services
-from events.services import ingest
 from events.models import Event, RejectedEvent
+from events.services import ingest
 from tests.factories import event_payload
 
 pytestmark = pytest.mark.django_db
