@@ -1,5 +1,5 @@
 """Event POSTs from API clients through the site's real WSGI application (the short middleware
-stack of analytics_site/handlers.py), on PostgreSQL and Redis or on SQLite: the same auth,
+stack of analytics_site/fastpath/), on PostgreSQL and Redis or on SQLite: the same auth,
 throttling, errors, storage and metrics as through the full stack, and the prepared insert.
 
 These tests call `analytics_site.wsgi.application` with WSGI environs, as gunicorn does (the
@@ -22,7 +22,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection
 from prometheus_client import REGISTRY
 
-from analytics_site.handlers import IngestAwareWSGIHandler
+from analytics_site.fastpath.handler import IngestAwareWSGIHandler
 from analytics_site.wsgi import application
 from events import services
 from events.models import Event, RejectedEvent
