@@ -72,9 +72,8 @@ class ShortStackWSGIHandler(WSGIHandler):
     close_old_connections, close_caches and reset_urlconf), this handler does their work
     directly instead of sending the signals (`RequestSignals`): the same reset of query logs
     and the same close_if_unusable_or_obsolete() of this thread's connections, before the
-    request and when the response is closed. Signal dispatch and the connection look-ups
-    through asgiref's locals cost about a tenth of a single event's bytecodes (each look-up
-    raises and catches an exception). As soon as the receivers differ (another app's receiver,
+    request and when the response is closed (this skips signal dispatch and the connection
+    look-ups through asgiref's locals). As soon as the receivers differ (another app's receiver,
     or a test client that disconnects close_old_connections), the signals are sent as usual."""
 
     def __init__(self, middleware: list[str]) -> None:
@@ -118,8 +117,8 @@ class ShortStackWSGIHandler(WSGIHandler):
 
     def resolve_request(self, request: HttpRequest) -> ResolverMatch:
         """Django's URL resolution, once per URL conf and path: the ingestion paths are a
-        handful of fixed strings with no arguments, and walking the URL conf for them cost
-        about a tenth of a single event's application CPU. The match is only read after."""
+        handful of fixed strings with no arguments, so walking the URL conf again for each
+        request finds the same match. The match is only read after."""
         # get_response has just set settings.ROOT_URLCONF for this thread; no middleware of the
         # short stack sets request.urlconf (get_urlconf() would cost two failed lookups).
         key = (getattr(request, "urlconf", None) or settings.ROOT_URLCONF, request.path_info)
