@@ -1,4 +1,5 @@
-"""ASGI entry point."""
+"""ASGI entry point. Django's handler and the full MIDDLEWARE for every request: the ingestion
+fast path (analytics_site/fastpath/) is WSGI only."""
 
 import os
 

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "events",
     "quality",
     "reports",
+    "analytics_site.fastpath",  # system checks of the ingestion fast path (no models)
 ]
 
 MIDDLEWARE = [
@@ -200,6 +201,11 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# ---- Ingestion fast path (analytics_site/fastpath/): event POSTs from API clients take a short
+# middleware chain under WSGI. false: they take Django's handler and the full MIDDLEWARE.
+INGEST_FASTPATH = env.bool("INGEST_FASTPATH", default=True)
+# ---- end of the fast path's block
 
 # Ingestion limits (all configurable). The body limit is enforced before parsing.
 INGEST_MAX_BATCH_EVENTS = env.int("INGEST_MAX_BATCH_EVENTS", default=1000)

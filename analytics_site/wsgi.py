@@ -8,10 +8,11 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
 django.setup(set_prefix=False)  # what django.core.wsgi.get_wsgi_application() does first
 
-from analytics_site.handlers import IngestAwareWSGIHandler  # noqa: E402 - needs settings
+from analytics_site.fastpath.handler import wsgi_application  # noqa: E402 - needs settings
 
-# Django's WSGIHandler, with a short middleware stack for event POSTs from API clients.
-application = IngestAwareWSGIHandler()
+# Django's WSGIHandler, with a short middleware chain for event POSTs from API clients unless
+# INGEST_FASTPATH is off (analytics_site/fastpath/).
+application = wsgi_application()
 
 # Everything loaded so far (Django, the apps, compiled schemas) lives as long as the process:
 # move it out of the collector's sight, so that the garbage collections a 500-event batch

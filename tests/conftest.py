@@ -17,8 +17,10 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from analytics_site.fastpath.handler import wsgi_application
 from analytics_site.sql import is_postgres
 from events import services
+from tests.helpers import WsgiClient
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -195,3 +197,11 @@ def tiny_rates(require_redis, settings):
     cache.clear()
     yield settings
     cache.clear()
+
+
+@pytest.fixture(params=["fastpath", "django"])
+def ingest_client(request, settings) -> WsgiClient:
+    """A client of the site's WSGI application, as gunicorn calls it: once with the ingestion
+    fast path (INGEST_FASTPATH on) and once with Django's handler and the full MIDDLEWARE."""
+    settings.INGEST_FASTPATH = request.param == "fastpath"
+    return WsgiClient(wsgi_application(), fastpath=settings.INGEST_FASTPATH)

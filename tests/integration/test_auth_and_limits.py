@@ -18,14 +18,11 @@ from rest_framework.test import APIClient
 from events import services
 from events.models import Event, IngestionKey
 from tests.factories import EventFactory, event_payload
+from tests.helpers import error_pairs
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("require_postgres")]
 
 CLOSED_PORT = 1  # nothing listens there: a real refused connection, not a mock
-
-
-def error_pairs(response) -> set[tuple[str, str]]:
-    return {(e["field"], e["rule"]) for e in json.loads(response.content).get("errors", [])}
 
 
 # ----------------------------------------------------------------------------- health
@@ -88,7 +85,7 @@ def test_ingestion_over_the_rate_is_429_with_a_json_body(tiny_rates, keyed_clien
     refused = keyed_client.post("/events/batch", {"events": [event_payload()]}, format="json")
     assert refused.status_code == 429
     assert refused["Content-Type"].startswith("application/json")
-    assert ("request", "rate_limit") in error_pairs(refused)
+    assert ("request", "rate_limit") in error_pairs(refused.json())
     assert 0 < int(refused["Retry-After"]) <= 3600
     assert refused.json()["retry_after_seconds"] > 0
     assert Event.objects.count() == 3
@@ -206,7 +203,7 @@ def test_inactive_key_is_401(ingestion_key):
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {ingestion_key.raw_key}")
     response = client.post("/events", event_payload(), format="json")
     assert response.status_code == 401
-    assert ("Authorization", "valid_key") in error_pairs(response)
+    assert ("Authorization", "valid_key") in error_pairs(response.json())
     assert response["WWW-Authenticate"].startswith("Bearer")
     assert Event.objects.count() == 0
 
@@ -214,7 +211,7 @@ def test_inactive_key_is_401(ingestion_key):
 def test_unknown_key_and_no_key_are_refused(api_client):
     refused = api_client.post("/events", event_payload(), format="json")
     assert refused.status_code == 401
-    assert ("Authorization", "authentication_required") in error_pairs(refused)
+    assert ("Authorization", "authentication_required") in error_pairs(refused.json())
     api_client.credentials(HTTP_X_API_KEY="ek_not-a-real-key")
     assert api_client.post("/events/batch", {"events": []}, format="json").status_code == 401
     assert Event.objects.count() == 0
@@ -242,7 +239,7 @@ def test_a_write_only_key_cannot_read(path):
     assert client.post("/events", event_payload(), format="json").status_code == 201
     response = client.get(path)
     assert response.status_code == 403
-    assert ("Authorization", "permission") in error_pairs(response)
+    assert ("Authorization", "permission") in error_pairs(response.json())
 
 
 def test_development_mode_reads_and_writes_anonymously(dev_mode, api_client):
@@ -319,4 +316,4 @@ def test_ingestion_answers_503_not_500_when_the_database_is_down(require_postgre
     response = outcome["response"]
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
-    assert ("database", "available") in error_pairs(response)
+    assert ("database", "available") in error_pairs(response.json())

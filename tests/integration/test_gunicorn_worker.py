@@ -41,7 +41,9 @@ def _serve(*options: str):
     command = [
         sys.executable, "-m", "gunicorn", "tests.gunicorn_app:application",
         "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "1",
-        "--worker-class", WORKER, "--keep-alive", "30", "--log-level", "warning", *options,
+        "--worker-class", WORKER, "--keep-alive", "30", "--log-level", "warning",
+        "--no-control-socket",  # gunicorn 27's default socket is one per user: runs would share it
+        *options,
     ]  # fmt: skip
     env = {**os.environ, "ENVIRONMENT": "testing"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)

@@ -15,7 +15,7 @@ from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.test import RequestFactory
 
-from analytics_site.handlers import IngestHeadersMiddleware
+from analytics_site.fastpath.middleware import IngestHeadersMiddleware
 
 
 def _json(request):
