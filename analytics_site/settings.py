@@ -139,21 +139,24 @@ ROLLUP_BATCH_EVENTS = env.int("ROLLUP_BATCH_EVENTS", default=500_000)
 # Each fold starts a new state and the old keys only wait for this expiry, so the cache holds
 # about ROLLUP_CACHE_SECONDS / ROLLUP_INTERVAL_SECONDS states (a few MB each at 10M events).
 ROLLUP_CACHE_SECONDS = env.int("ROLLUP_CACHE_SECONDS", default=120)
-# Receipt rollups (Data quality and Live pages, quality.tasks) fold more often: they are cheap
+# Intake rollups (Data quality and Live pages, quality.tasks) fold more often: they are cheap
 # (three GROUP BYs), and the Live page reads every event received since the last fold.
-RECEIPTS_INTERVAL_SECONDS = env.int("RECEIPTS_INTERVAL_SECONDS", default=10)
+# RECEIPTS_INTERVAL_SECONDS is the variable's name before issue 10, still read.
+INTAKE_INTERVAL_SECONDS = env.int(
+    "INTAKE_INTERVAL_SECONDS", default=env.int("RECEIPTS_INTERVAL_SECONDS", default=10)
+)
 CELERY_BEAT_SCHEDULE = {
     "reports-rollups-advance": {
         "task": "reports.rollups_advance",
         "schedule": ROLLUP_INTERVAL_SECONDS,
         "options": {"expires": ROLLUP_INTERVAL_SECONDS},
     },
-    # Data quality page and Live page: fold received and rejected events into the receipt
+    # Data quality page and Live page: fold received and rejected events into the intake
     # rollups (quality.tasks), with the same safety lag as the dashboard rollups.
-    "quality-receipts-advance": {
-        "task": "quality.receipts_advance",
-        "schedule": RECEIPTS_INTERVAL_SECONDS,
-        "options": {"expires": RECEIPTS_INTERVAL_SECONDS},
+    "quality-intake-advance": {
+        "task": "quality.intake_advance",
+        "schedule": INTAKE_INTERVAL_SECONDS,
+        "options": {"expires": INTAKE_INTERVAL_SECONDS},
     },
     # Data quality: due dataset checks (each keeps its own interval) and the rule-rate watch.
     "quality-run-scheduled": {

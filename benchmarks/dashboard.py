@@ -346,7 +346,8 @@ def main() -> None:
     from django.urls import NoReverseMatch, reverse
     from django.utils import timezone
 
-    from quality.services import receipts
+    from quality import selectors as quality_selectors
+    from quality.services import intake
     from reports import rollups, selectors
     from reports.filters import filters_from_query
     from reports.readers import read_snapshot, tail_summary_share
@@ -358,13 +359,14 @@ def main() -> None:
     gc.freeze()
 
     soon = timezone.now() + dt.timedelta(minutes=5)
-    built = rollups.watermark_get()[0] is not None and receipts.receipt_marks().event_received_at
+    intake_built = quality_selectors.intake_marks().event_received_at
+    built = rollups.watermark_get()[0] is not None and intake_built
     if args.no_rebuild and built:
         # the rollups of a reused load are current up to their watermarks: fold what came after
         folded = 0
         if not args.receipts_only:
             folded = rollups.rollups_advance(now=soon, max_seconds=float("inf")).events
-        receipts_run = receipts.receipts_advance(now=soon, max_seconds=float("inf"))
+        receipts_run = intake.intake_advance(now=soon, max_seconds=float("inf"))
         print(
             f"no rebuild: folded {folded:,} events and {receipts_run.rows:,} receipt rows "
             "after the watermarks"
@@ -383,7 +385,7 @@ def main() -> None:
                 f"rollup rebuild: {run.events:,} events in {elapsed:.1f} s "
                 f"({run.events / elapsed:,.0f} events/s; bar: 40,000 events/s)"
             )
-        receipts_run = receipts.receipts_rebuild(now=soon)
+        receipts_run = intake.intake_rebuild(now=soon)
         print(
             f"receipt rollup rebuild: {receipts_run.rows:,} events and rejected events in "
             f"{receipts_run.seconds:.1f} s "
@@ -456,7 +458,7 @@ def main() -> None:
 
     def folds_run(now: dt.datetime, max_seconds: float = 25.0):
         """What the beat schedule runs: dashboard rollups, then receipt rollups (timed apart)."""
-        receipts_run = receipts.receipts_advance(now=now, max_seconds=max_seconds)
+        receipts_run = intake.intake_advance(now=now, max_seconds=max_seconds)
         print(
             f"  receipt rollups: folded {receipts_run.rows:,} rows in {receipts_run.seconds:.2f} s"
         )

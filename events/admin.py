@@ -1,9 +1,40 @@
-"""Admin for events, quarantine and ingestion keys."""
+"""Admin for events, quarantine and ingestion keys.
+
+The quarantine (RejectedEvent) admin is the events app's; apps above it add list filters and
+actions through `rejected_event_admin_extend`, which the admin reads on every request, so the
+result does not depend on which app's admin module is imported first, and this module imports
+nothing from them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib import admin, messages
+from django.utils.html import format_html, format_html_join
 
 from events import services
 from events.models import Event, IngestionKey, RejectedEvent
+
+_rejected_event_list_filters: list[Any] = []
+_rejected_event_actions: list[Callable[..., Any]] = []
+
+
+def rejected_event_admin_extend(
+    *, list_filters: tuple[Any, ...] = (), actions: tuple[Callable[..., Any], ...] = ()
+) -> None:
+    """Add list filters (field names or `SimpleListFilter` classes) and admin actions (functions
+    `(modeladmin, request, queryset)`, as `@admin.action` makes them) to the RejectedEvent admin.
+    Call it from your app's admin module. Idempotent: an item already added is not added twice.
+    """
+    for item in list_filters:
+        if item not in _rejected_event_list_filters:
+            _rejected_event_list_filters.append(item)
+    for action in actions:
+        if action not in _rejected_event_actions:
+            _rejected_event_actions.append(action)
 
 
 @admin.register(Event)
@@ -23,29 +54,58 @@ class EventAdmin(admin.ModelAdmin):
 @admin.register(RejectedEvent)
 class RejectedEventAdmin(admin.ModelAdmin):
     list_display = ("received_at", "event_type", "event_id", "short_reasons", "status", "source_ip")
-    list_filter = ("status", "event_type")
+    list_filter = ("status", "event_type", "received_at")
     search_fields = ("=event_id", "raw_payload")
     date_hierarchy = "received_at"
     ordering = ("-received_at",)
     show_full_result_count = False
-    readonly_fields = (
-        "event_id",
+    fields = (
+        "status",
         "event_type",
-        "raw_payload",
-        "raw_truncated",
-        "reasons",
+        "event_id",
+        "received_at",
+        "reason_list",
         "rule_ids",
+        "pretty_payload",
+        "raw_truncated",
         "source_key",
         "source_ip",
-        "received_at",
-        "status",
         "replay_count",
         "replayed_at",
     )
+    readonly_fields = fields
+
+    @property
+    def actions(self) -> tuple[Callable[..., Any], ...]:  # type: ignore[override]
+        """The actions added by other apps, read when Django lists the actions (per request)."""
+        return tuple(_rejected_event_actions)
+
+    def get_list_filter(self, request) -> tuple[Any, ...]:
+        return (*self.list_filter, *_rejected_event_list_filters)
 
     @admin.display(description="Reasons")
     def short_reasons(self, obj: RejectedEvent) -> str:
         return "; ".join(f"{r.get('field')}: {r.get('rule')}" for r in obj.reasons[:3])
+
+    @admin.display(description="Reasons")
+    def reason_list(self, obj: RejectedEvent) -> str:
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                "<li><b>{}</b> — {}: {}</li>",
+                (
+                    (r.get("rule", "?"), r.get("field", "?"), r.get("message", ""))
+                    for r in obj.reasons
+                ),
+            ),
+        )
+
+    @admin.display(description="Payload")
+    def pretty_payload(self, obj: RejectedEvent) -> str:
+        payload = obj.payload
+        text = json.dumps(payload, indent=2) if isinstance(payload, dict | list) else str(payload)
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
 
     def has_add_permission(self, request) -> bool:
         return False

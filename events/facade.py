@@ -49,3 +49,9 @@ def events_all() -> QuerySet[Event]:
 def rejected_events_all() -> QuerySet[RejectedEvent]:
     """Every quarantined event, to filter and aggregate; status changes go through services."""
     return RejectedEvent.objects.all()
+
+
+# --- Added for the quality app (arch-quality) ------------------------------------------------
+
+# The status of a rejected event still waiting in quarantine (filters and comparisons).
+REJECTED_STATUS_QUARANTINED: str = RejectedEvent.Status.QUARANTINED

@@ -294,12 +294,12 @@ class ReplayJob(models.Model):
         return self.processed / self.total if self.total else 1.0
 
 
-class ReceiptWatermark(models.Model):
+class IntakeWatermark(models.Model):
     """How far, in receive order (received_at, id), accepted and rejected events are folded into
-    the receipt rollups (`ReceiptHour`, `ReceiptRuleHour`, `EventMinute`). One row per name.
+    the intake rollups (`IntakeHour`, `IntakeRuleHour`, `EventMinute`). One row per name.
 
     Replays hold this row `FOR UPDATE` too: they adjust rolled-up counts of rows under the
-    watermark, and the row lock orders them with folds (quality.services.receipts)."""
+    watermark, and the row lock orders them with folds (quality.services.intake)."""
 
     name = models.CharField(max_length=32, unique=True)
     event_received_at = models.DateTimeField(null=True, blank=True)
@@ -314,9 +314,9 @@ class ReceiptWatermark(models.Model):
         return f"{self.name} @ {self.event_received_at} / {self.event_pk}"
 
 
-class ReceiptHour(models.Model):
-    """Per hour of receipt (UTC) and event type: events accepted, accepted with warnings, and
-    rejected events still in quarantine (replays move them out; see ReceiptWatermark).
+class IntakeHour(models.Model):
+    """Per hour of received_at (UTC) and event type: events accepted, accepted with warnings,
+    and rejected events still in quarantine (replays move them out; see IntakeWatermark).
 
     `event_type` is the stored event's type for accepted counts and the rejected payload's type
     (free text, "" when missing) for quarantined counts."""
@@ -329,23 +329,23 @@ class ReceiptHour(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["bucket", "event_type"], name="receipthour_key")
+            models.UniqueConstraint(fields=["bucket", "event_type"], name="intakehour_key")
         ]
 
     def __str__(self) -> str:
         return f"{self.event_type} @ {self.bucket:%Y-%m-%d %H:00}"
 
 
-class ReceiptRuleHour(models.Model):
-    """Per hour of receipt (UTC) and failed rule name: rejected events still in quarantine that
-    failed it (each event once per rule name, however many of its reasons name the rule)."""
+class IntakeRuleHour(models.Model):
+    """Per hour of received_at (UTC) and failed rule name: rejected events still in quarantine
+    that failed it (each event once per rule name, however many of its reasons name the rule)."""
 
     bucket = models.DateTimeField(help_text="Start of the hour of received_at (UTC).")
     rule = models.TextField()
     quarantined = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["bucket", "rule"], name="receiptrule_key")]
+        constraints = [models.UniqueConstraint(fields=["bucket", "rule"], name="intakerule_key")]
 
     def __str__(self) -> str:
         return f"{self.rule} @ {self.bucket:%Y-%m-%d %H:00}"
@@ -353,7 +353,7 @@ class ReceiptRuleHour(models.Model):
 
 class EventMinute(models.Model):
     """Accepted events and those with warnings per minute of event time (UTC): the Live page's
-    per-minute chart. Folded with the receipt rollups, from the same watermark."""
+    per-minute chart. Folded with the intake rollups, from the same watermark."""
 
     bucket = models.DateTimeField(unique=True, help_text="Start of the minute of timestamp.")
     events = models.BigIntegerField(default=0)

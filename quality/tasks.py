@@ -7,7 +7,7 @@ import structlog
 from celery import shared_task
 from django.conf import settings
 
-from quality.services import alerts, checks, receipts, replay
+from quality.services import alerts, checks, intake, replay
 
 logger = structlog.get_logger(__name__)
 
@@ -20,16 +20,16 @@ def run_scheduled() -> dict:
     return {"checks_run": [run.quality_check_id for run in runs], "rules_watched": len(rates)}
 
 
-@shared_task(name="quality.receipts_advance", acks_late=True)
-def receipts_advance_task() -> dict:
-    """Fold newly received and rejected events into the receipt rollups (periodic).
+@shared_task(name="quality.intake_advance", acks_late=True)
+def intake_advance_task() -> dict:
+    """Fold newly received and rejected events into the intake rollups (periodic).
 
     Idempotent: each batch moves the watermarks in the same transaction as its upserts, so a
     redelivered or overlapping run only picks up what is still pending. Time-boxed below the
     schedule interval so runs do not pile up.
     """
-    budget = 0.8 * getattr(settings, "RECEIPTS_INTERVAL_SECONDS", 10)
-    return receipts.receipts_advance(max_seconds=budget).as_dict()
+    budget = 0.8 * getattr(settings, "INTAKE_INTERVAL_SECONDS", 10)
+    return intake.intake_advance(max_seconds=budget).as_dict()
 
 
 @shared_task(name="quality.check_run", acks_late=True)

@@ -20,7 +20,8 @@ import pytest
 from django.db import connection
 
 from events.models import Event, RejectedEvent
-from quality.services import receipts
+from quality import selectors as quality_selectors
+from quality.services import intake
 from reports import rollups, selectors
 from reports.filters import DashboardFilters, filters_from_query
 
@@ -376,10 +377,10 @@ def test_numbers_equal_raw_with_partial_rollup_and_raw_tail(dataset, settings, t
 def test_numbers_equal_raw_after_full_rollup_in_small_batches(dataset):
     """Folding events in many small batches, late ones included, gives exact numbers; running
     the rollup again changes nothing. The quality notes' quarantine counts come from the
-    receipt rollups, folded here too (a replayed rejected event is not in quarantine)."""
+    intake rollups, folded here too (a replayed rejected event is not in quarantine)."""
     rollups.rollups_advance(now=NOW + dt.timedelta(minutes=5), batch=97, max_seconds=120)
-    receipts.receipts_advance(now=NOW + dt.timedelta(minutes=5), max_seconds=120)
-    assert receipts.receipt_marks().rejected_received_at is not None
+    intake.intake_advance(now=NOW + dt.timedelta(minutes=5), max_seconds=120)
+    assert quality_selectors.intake_marks().rejected_received_at is not None
     assert not rollups.events_after_watermark(*rollups.watermark_get()).exists()
     for f in filter_sets():
         assert_dashboard_matches_raw(f)

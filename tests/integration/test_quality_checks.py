@@ -16,7 +16,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from quality.models import CheckRun, QualityIncident
+from quality.models import CheckRun, QualityIncident, RuleCounter
 from quality.services import checks
 from quality.services.alerts import TransientWebhookError, incident_alert_deliver
 from quality.tasks import incident_alert_send
@@ -218,8 +218,6 @@ def test_two_workers_running_the_same_failing_check_open_one_incident(require_po
 
 @pytest.mark.django_db
 def test_rule_failure_rate_above_threshold_opens_and_then_resolves_an_incident():
-    from quality.models import RuleCounter
-
     rule = QualityRuleFactory(name="price-cap", field="price", alert_rate_threshold=0.05)
     hour = NOW.replace(minute=0, second=0, microsecond=0)
     counter = RuleCounter.objects.create(

@@ -15,9 +15,16 @@ from django.utils import timezone
 
 from events.services import IngestSource, event_batch_ingest
 from quality import selectors
+from quality.models import QualityIncident
 from quality.services import checks
 from quality.services.defaults import defaults_load
-from tests.factories import QualityCheckFactory, QualityRuleFactory, event_payload, purchase_payload
+from tests.factories import (
+    EventFactory,
+    QualityCheckFactory,
+    QualityRuleFactory,
+    event_payload,
+    purchase_payload,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -99,8 +106,6 @@ def test_incidents_open_and_check_runs_recent_with_metric_links():
         params={"field": "currency", "event_types": ["purchase"], "window_minutes": 1440},
     )
     fresh = QualityCheckFactory(name="fresh", kind="freshness", threshold=15)
-    from tests.factories import EventFactory
-
     EventFactory(purchase=True, currency="", timestamp=timezone.now() - dt.timedelta(hours=2))
     for check in (null_check, fresh):
         checks.check_run(check.pk)
@@ -153,7 +158,7 @@ def test_every_quality_admin_page_renders(client):
         assert response.status_code == 200, model
     response = client.get(reverse("admin:quality_qualityrule_add"))
     assert response.status_code == 200 and "revenue_matches" in response.content.decode()
-    rule = selectors.QualityIncident.objects.first()
+    rule = QualityIncident.objects.first()
     if rule is not None:
         assert (
             client.get(reverse("admin:quality_qualityincident_change", args=[rule.pk])).status_code
@@ -161,3 +166,17 @@ def test_every_quality_admin_page_renders(client):
         )
     response = client.get(reverse("admin:events_rejectedevent_changelist"), {"field": "country"})
     assert response.status_code == 200
+
+
+def test_the_quarantine_admin_has_the_quality_filters_and_replay(client):
+    """The events app's RejectedEvent admin lists the filters and the replay action that the
+    quality admin adds through `rejected_event_admin_extend` (no re-registration)."""
+    QualityRuleFactory(name="price-cap")  # the failed-rule filter offers stored rule names
+    user = get_user_model().objects.create_superuser("admin", "a@example.com", "pw-admin-1")
+    client.force_login(user)
+    response = client.get(reverse("admin:events_rejectedevent_changelist"))
+    assert response.status_code == 200
+    titles = {spec.title for spec in response.context["cl"].filter_specs}
+    assert {"failed rule", "failed field", "status"} <= titles
+    actions = {name for name, _ in response.context["action_form"].fields["action"].choices}
+    assert "replay_selected" in actions

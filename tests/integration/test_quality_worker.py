@@ -1,5 +1,6 @@
-"""A real Celery worker on Redis runs the scheduled quality task (the beat entry's task):
-it opens an incident for a failing check, alerts a webhook, and auto-resolves it later."""
+"""A real Celery worker on Redis runs the quality tasks: the scheduled checks (the beat entry's
+task) open an incident for a failing check, alert a webhook and auto-resolve it later; the
+intake fold (the other beat entry) folds what was received; replay jobs report progress."""
 
 from __future__ import annotations
 
@@ -9,8 +10,17 @@ import time
 import pytest
 from django.utils import timezone
 
-from quality.models import CheckRun, QualityCheck, QualityIncident
-from tests.factories import EventFactory, QualityCheckFactory
+from events.services import IngestSource, event_batch_ingest
+from quality.models import CheckRun, IntakeWatermark, QualityCheck, QualityIncident
+from quality.services.replay import replay_job_create
+from quality.services.rules import rules_set_enabled
+from tests.factories import (
+    EventFactory,
+    QualityCheckFactory,
+    QualityRuleFactory,
+    RejectedEventFactory,
+    purchase_payload,
+)
 from tests.webhook_receiver import webhook_receiver
 
 
@@ -54,11 +64,6 @@ def test_worker_runs_scheduled_checks_opens_and_auto_resolves_an_incident(celery
 @pytest.mark.celery_worker
 def test_worker_runs_a_replay_job_with_progress(celery_worker):
     """Replay of many events runs on the worker; the job row shows progress to done."""
-    from events.services import IngestSource, event_batch_ingest
-    from quality.services.replay import replay_job_create
-    from quality.services.rules import rules_set_enabled
-    from tests.factories import QualityRuleFactory, purchase_payload
-
     rule = QualityRuleFactory(name="price-cap", kind="range", field="price", params={"max": 1})
     outcomes = event_batch_ingest([purchase_payload() for _ in range(450)], source=IngestSource())
     rules_set_enabled([rule.pk], False)
@@ -66,3 +71,18 @@ def test_worker_runs_a_replay_job_with_progress(celery_worker):
     assert wait_until(lambda: type(job).objects.get(pk=job.pk).status == "done", timeout=30)
     job.refresh_from_db()
     assert (job.processed, job.accepted) == (450, 450)
+
+
+@pytest.mark.celery_worker
+def test_worker_runs_the_intake_fold_of_the_beat_schedule(celery_worker, settings):
+    """The intake beat entry's task runs on a real worker: events and rejected events received
+    before the safety lag are folded, and a redelivered run finds nothing left to fold."""
+    task = settings.CELERY_BEAT_SCHEDULE["quality-intake-advance"]["task"]
+    queue = celery_worker.conf.task_default_queue
+    received = timezone.now() - dt.timedelta(minutes=2)
+    EventFactory.create_batch(3, received_at=received, timestamp=received)
+    RejectedEventFactory(received_at=received)
+    assert celery_worker.send_task(task, queue=queue).get(timeout=30)["rows"] == 4
+    assert celery_worker.send_task(task, queue=queue).get(timeout=30)["rows"] == 0
+    mark = IntakeWatermark.objects.get()
+    assert (mark.events_folded, mark.rejected_folded) == (3, 1)

@@ -1,30 +1,8 @@
-"""Rebuild the receipt rollups (Data quality and Live pages) from raw events."""
+"""`rebuild_receipt_rollups`: the name `rebuild_intake_rollups` had before issue 10 (the README
+and runbooks used it); the same command."""
 
-from __future__ import annotations
-
-from django.core.management.base import BaseCommand
-from django.utils import timezone
-
-from quality.services import receipts
+from quality.management.commands.rebuild_intake_rollups import Command as RebuildIntakeRollups
 
 
-class Command(BaseCommand):
-    help = "Empty the receipt rollups and fold every stored and rejected event again."
-
-    def add_arguments(self, parser) -> None:
-        parser.add_argument(
-            "--no-safety-lag",
-            action="store_true",
-            help="Also fold rows received in the last seconds (only when nothing is ingesting)",
-        )
-
-    def handle(self, *args, no_safety_lag: bool, **options) -> None:
-        now = timezone.now()
-        if no_safety_lag:
-            now += receipts.safety_lag()
-        run = receipts.receipts_rebuild(now=now)
-        self.stdout.write(
-            self.style.SUCCESS(
-                f"Folded {run.rows} rows in {run.batches} batches, {run.seconds:.2f} s"
-            )
-        )
+class Command(RebuildIntakeRollups):
+    pass

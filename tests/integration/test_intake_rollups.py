@@ -1,4 +1,4 @@
-"""Receipt rollups (ADR 0005): the Data quality page's pass-rate series and quarantine summary
+"""Intake rollups (ADR 0005): the Data quality page's pass-rate series and quarantine summary
 and the Live page's per-minute counts equal the same numbers computed from raw rows, whatever
 is folded, in the raw tail, replayed from quarantine, late, or on a bucket boundary."""
 
@@ -20,8 +20,8 @@ from analytics_site.celery import app
 from events.models import Event, RejectedEvent
 from events.services import IngestSource, event_batch_ingest
 from quality import selectors
-from quality.models import EventMinute, ReceiptHour, ReceiptRuleHour, ReceiptWatermark
-from quality.services import receipts, replay
+from quality.models import EventMinute, IntakeHour, IntakeRuleHour, IntakeWatermark
+from quality.services import intake, replay
 from quality.services.rules import rules_set_enabled
 from reports import selectors as report_selectors
 from reports.filters import filters_from_query
@@ -187,10 +187,10 @@ def quarantine_purchases(received_at: dt.datetime, count: int, currency: str = "
 
 def rollup_rows() -> tuple:
     """Every non-zero rollup row (a replay can leave a row at zero; a rebuild has none)."""
-    hours = ReceiptHour.objects.values_list(
+    hours = IntakeHour.objects.values_list(
         "bucket", "event_type", "accepted", "warned", "quarantined"
     )
-    rules = ReceiptRuleHour.objects.values_list("bucket", "rule", "quarantined")
+    rules = IntakeRuleHour.objects.values_list("bucket", "rule", "quarantined")
     minutes = EventMinute.objects.values_list("bucket", "events", "warned")
     return tuple(
         sorted(row for row in rows if any(row[keys:]))
@@ -203,7 +203,7 @@ def rollup_rows() -> tuple:
 
 def test_empty_database_reads_zero_and_folds_nothing():
     """No rows: nothing to fold, a zero-filled series with no pass rate, empty summaries."""
-    assert receipts.receipts_advance_batch(now=LATER) == 0
+    assert intake.intake_advance_batch(now=LATER) == 0
     hour = _floor(NOW, "hour")
     series = selectors.validation_pass_rate_series(hour - 3 * HOUR, hour, "hour")
     assert len(series) == 3
@@ -222,26 +222,26 @@ def test_reads_equal_raw_unfolded_folded_with_a_tail_and_after_a_rebuild():
     and after a rebuild, every number equals the raw computation."""
     generated(seed=1, count=400, newest=NOW)
     assert_reads_equal_raw()
-    folded = receipts.receipts_advance(now=LATER, batch=37).rows
+    folded = intake.intake_advance(now=LATER, batch=37).rows
     assert folded == Event.objects.count() + RejectedEvent.objects.count()
-    assert ReceiptHour.objects.exists() and EventMinute.objects.exists()
+    assert IntakeHour.objects.exists() and EventMinute.objects.exists()
     assert_reads_equal_raw()
     # The tail: received after the watermark, some with old event times.
     generated(seed=2, count=60, newest=NOW + dt.timedelta(minutes=10), days=10 / 1440)
     assert_reads_equal_raw(NOW + dt.timedelta(minutes=10))
-    receipts.receipts_advance(now=NOW + dt.timedelta(minutes=30))
+    intake.intake_advance(now=NOW + dt.timedelta(minutes=30))
     assert_reads_equal_raw(NOW + dt.timedelta(minutes=10))
     incremental = rollup_rows()
-    receipts.receipts_rebuild(now=NOW + dt.timedelta(minutes=30))
+    intake.intake_rebuild(now=NOW + dt.timedelta(minutes=30))
     assert rollup_rows() == incremental  # folded in steps or at once: the same numbers
 
 
 def test_folding_twice_changes_nothing():
     """A second run (a redelivered task) finds nothing pending and leaves every row as it was."""
     generated(seed=3, count=120, newest=NOW)
-    receipts.receipts_advance(now=LATER)
+    intake.intake_advance(now=LATER)
     before = rollup_rows()
-    assert receipts.receipts_advance_batch(now=LATER) == 0
+    assert intake.intake_advance_batch(now=LATER) == 0
     assert rollup_rows() == before
 
 
@@ -249,7 +249,7 @@ def test_safety_lag_leaves_just_received_rows_to_the_tail():
     """Rows received within the safety lag are not folded yet, and are still counted."""
     EventFactory(received_at=NOW - dt.timedelta(seconds=3), timestamp=NOW - dt.timedelta(seconds=4))
     RejectedEventFactory(received_at=NOW - dt.timedelta(seconds=3))
-    assert receipts.receipts_advance_batch(now=NOW) == 0
+    assert intake.intake_advance_batch(now=NOW) == 0
     assert read_series(NOW - HOUR, NOW + HOUR, "hour") == {_floor(NOW, "hour"): (1, 1, 0)}
 
 
@@ -272,17 +272,17 @@ def test_replays_keep_reads_equal_raw(folded_before_replay):
     old = quarantine_purchases(NOW - dt.timedelta(hours=7, minutes=59, seconds=59), 3, "EUR")
     recent = quarantine_purchases(NOW - dt.timedelta(minutes=1), 2)
     if folded_before_replay:
-        receipts.receipts_advance(now=LATER)
+        intake.intake_advance(now=LATER)
     assert_reads_equal_raw()
     rules_set_enabled([rule.pk], False)
     counts = replay.quarantine_replay([*old, *recent])
     assert (counts.accepted, counts.still_rejected) == (5, 2)  # the schema failures stay
     assert Event.objects.filter(warnings=[]).count() < Event.objects.count()
     assert_reads_equal_raw()
-    receipts.receipts_advance(now=LATER)
+    intake.intake_advance(now=LATER)
     assert_reads_equal_raw()
     before = rollup_rows()
-    receipts.receipts_rebuild(now=LATER)
+    intake.intake_rebuild(now=LATER)
     assert rollup_rows() == before
 
 
@@ -292,7 +292,7 @@ def test_replay_with_changed_reasons_moves_rule_counts():
         name="price-cap", kind="range", field="price", params={"max": 100}, event_types=["purchase"]
     )
     ids = quarantine_purchases(NOW - 2 * HOUR, 2)
-    receipts.receipts_advance(now=LATER)
+    intake.intake_advance(now=LATER)
     rule.name, rule.params = "price-cap-120", {"max": 120}
     rule.save()
     replay.quarantine_replay(ids)
@@ -305,7 +305,7 @@ def test_replay_with_changed_reasons_moves_rule_counts():
 def test_quality_page_reads_the_rollups():
     """The Data quality page's 7-day series and quarantine equal raw counts over its period."""
     generated(seed=5, count=200, newest=NOW)
-    receipts.receipts_advance(now=LATER)
+    intake.intake_advance(now=LATER)
     f = filters_from_query({"preset": "7d"}, now=NOW)
     page = report_selectors.quality_page(f)
     assert {
@@ -327,16 +327,16 @@ def test_a_fold_that_runs_during_a_replay_counts_nothing_twice(require_postgres)
     ids = quarantine_purchases(NOW - 3 * HOUR, 4)
     generated(seed=6, count=40, newest=NOW)
     rules_set_enabled([rule.pk], False)
-    receipts.receipts_advance_batch(now=NOW - 10 * HOUR)  # the watermark row exists
+    intake.intake_advance_batch(now=NOW - 10 * HOUR)  # the watermark row exists
     locked, errors = threading.Event(), []
 
     def fold_holding_the_lock() -> None:
         try:
             with transaction.atomic():
-                receipts.receipts_advance_batch(now=NOW - 9 * HOUR)  # takes the lock
+                intake.intake_advance_batch(now=NOW - 9 * HOUR)  # takes the lock
                 locked.set()
                 _wait_for_a_lock_waiter()
-                receipts.receipts_advance_batch(now=LATER)
+                intake.intake_advance_batch(now=LATER)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -350,7 +350,7 @@ def test_a_fold_that_runs_during_a_replay_counts_nothing_twice(require_postgres)
     fold.join(30)
     assert not errors and not fold.is_alive()
     assert counts.accepted == 4
-    assert receipts.receipt_marks().holds_rejected(NOW - 3 * HOUR, max(ids))
+    assert selectors.intake_marks().holds_rejected(NOW - 3 * HOUR, max(ids))
     assert_reads_equal_raw()
 
 
@@ -366,10 +366,10 @@ def _wait_for_a_lock_waiter(timeout: float = 10.0) -> None:
     raise AssertionError("the replay never waited for the watermark lock")
 
 
-def test_the_beat_schedule_folds_receipt_rollups(settings):
-    """`run_scheduler` (the demo's beat) runs the registered receipt task, which folds rows."""
+def test_the_beat_schedule_folds_intake_rollups(settings):
+    """`run_scheduler` (the demo's beat) runs the registered intake task, which folds rows."""
     settings.ROLLUP_SAFETY_LAG_SECONDS = 0
-    entry = settings.CELERY_BEAT_SCHEDULE["quality-receipts-advance"]
+    entry = settings.CELERY_BEAT_SCHEDULE["quality-intake-advance"]
     app.loader.import_default_modules()
     assert entry["task"] in app.tasks
     received = timezone.now() - dt.timedelta(minutes=2)
@@ -377,18 +377,20 @@ def test_the_beat_schedule_folds_receipt_rollups(settings):
     RejectedEventFactory(received_at=received)
     out = StringIO()
     call_command("run_scheduler", "--once", stdout=out)
-    assert "quality-receipts-advance" in out.getvalue()
-    mark = ReceiptWatermark.objects.get()
+    assert "quality-intake-advance" in out.getvalue()
+    mark = IntakeWatermark.objects.get()
     assert (mark.events_folded, mark.rejected_folded) == (5, 1)
-    assert ReceiptHour.objects.get(event_type="page_view").accepted == 5
+    assert IntakeHour.objects.get(event_type="page_view").accepted == 5
 
 
-def test_rebuild_command_refolds_everything():
-    """`rebuild_receipt_rollups --no-safety-lag` folds every row, also the newest ones."""
+@pytest.mark.parametrize("command", ["rebuild_intake_rollups", "rebuild_receipt_rollups"])
+def test_rebuild_command_refolds_everything(command):
+    """`rebuild_intake_rollups --no-safety-lag` folds every row, also the newest ones; its old
+    name (in the README before issue 10) still works."""
     generated(seed=7, count=30, newest=timezone.now())
     out = StringIO()
-    call_command("rebuild_receipt_rollups", "--no-safety-lag", stdout=out)
-    mark = ReceiptWatermark.objects.get()
+    call_command(command, "--no-safety-lag", stdout=out)
+    mark = IntakeWatermark.objects.get()
     assert mark.events_folded == Event.objects.count()
     assert mark.rejected_folded == RejectedEvent.objects.count()
     assert "Folded" in out.getvalue()

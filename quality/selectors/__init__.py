@@ -1,0 +1,75 @@
+"""Reads of the quality app, one module per seam:
+
+- `summary`: validation outcomes per bucket of receipt time, the rules failing most;
+- `quarantine`: what waits in quarantine, by event type and failed rule; SQL for its filters;
+- `live`: stored events per minute (the Live page);
+- `incidents`: unresolved incidents and the charts they touch;
+- `checks`: the counts dataset checks judge, rule counters, recent check runs;
+- `stored_events`: stored-event lookups for batch rules and rule trials;
+- `intake` and `buckets`: what the others share (intake rollup watermarks and snapshot, time
+  buckets).
+
+Callers use `from quality import selectors` and `selectors.<name>`: every public read is
+re-exported here under its own name. Dashboard signatures are a contract with the reports app
+(the Data quality page); keep them.
+"""
+
+from quality.selectors.buckets import BUCKETS
+from quality.selectors.checks import (
+    category_counts,
+    check_runs_recent,
+    duplicate_counts,
+    event_counts_in_windows,
+    events_newest_timestamp,
+    events_oldest_timestamp,
+    field_null_counts,
+    purchases_without_checkout,
+    rule_counts_since,
+    validation_counts,
+)
+from quality.selectors.incidents import METRIC_TOUCHES, UNRESOLVED, incidents_open
+from quality.selectors.intake import IntakeMarks, intake_marks
+from quality.selectors.live import events_per_minute
+from quality.selectors.quarantine import (
+    quarantine_summary,
+    quarantined_by_type,
+    rejected_ids_failing_field_sql,
+    rejected_ids_failing_rule_sql,
+)
+from quality.selectors.stored_events import (
+    StoredEventFacts,
+    events_of_sessions,
+    events_sample,
+    events_with_values,
+)
+from quality.selectors.summary import rules_failing_top, validation_pass_rate_series
+
+__all__ = [
+    "BUCKETS",
+    "METRIC_TOUCHES",
+    "UNRESOLVED",
+    "IntakeMarks",
+    "StoredEventFacts",
+    "category_counts",
+    "check_runs_recent",
+    "duplicate_counts",
+    "event_counts_in_windows",
+    "events_newest_timestamp",
+    "events_of_sessions",
+    "events_oldest_timestamp",
+    "events_per_minute",
+    "events_sample",
+    "events_with_values",
+    "field_null_counts",
+    "incidents_open",
+    "intake_marks",
+    "purchases_without_checkout",
+    "quarantine_summary",
+    "quarantined_by_type",
+    "rejected_ids_failing_field_sql",
+    "rejected_ids_failing_rule_sql",
+    "rule_counts_since",
+    "rules_failing_top",
+    "validation_counts",
+    "validation_pass_rate_series",
+]

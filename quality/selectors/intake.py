@@ -1,0 +1,126 @@
+"""Reads of the intake rollups (events by time received, ADR 0005): where their watermarks
+stand, and how a period splits into rolled-up hours and raw rows.
+
+A count over [start, end) of received_at is: the rollup rows of the whole hours, plus the raw
+rows after the watermarks in those hours (the tail that the next fold takes), plus raw rows for
+the partial hours at the edges. All of it is read in one snapshot (`intake_snapshot`), so that
+a fold committing between two queries cannot count a row twice or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models import QuerySet
+
+from analytics_site.sql import is_postgres, sql_execute
+from events.facade import events_all, rejected_events_all
+from quality.models import IntakeWatermark
+from quality.selectors.buckets import BUCKETS, bucket_start
+
+# The one row of IntakeWatermark that the intake folds move (quality.services.intake).
+WATERMARK_NAME = "intake"
+
+Span = tuple[dt.datetime | None, dt.datetime | None]
+
+
+@dataclass(frozen=True)
+class IntakeMarks:
+    """Where the intake rollups end: (received_at, id) for events and for rejected events."""
+
+    event_received_at: dt.datetime | None = None
+    event_pk: int = 0
+    rejected_received_at: dt.datetime | None = None
+    rejected_pk: int = 0
+
+    def events_after(self) -> list[QuerySet]:
+        """Raw stored events not yet in the rollups (the tail that readers add on top), as
+        disjoint querysets: received after the watermark's time (a plain range, so PostgreSQL
+        can count it from the received_at index alone) and the few at that very time."""
+        return _after_parts(events_all(), self.event_received_at, self.event_pk)
+
+    def rejected_after(self) -> list[QuerySet]:
+        return _after_parts(rejected_events_all(), self.rejected_received_at, self.rejected_pk)
+
+    def holds_event(self, received_at: dt.datetime, pk: int) -> bool:
+        return self.event_received_at is not None and (received_at, pk) <= (
+            self.event_received_at,
+            self.event_pk,
+        )
+
+    def holds_rejected(self, received_at: dt.datetime, pk: int) -> bool:
+        return self.rejected_received_at is not None and (received_at, pk) <= (
+            self.rejected_received_at,
+            self.rejected_pk,
+        )
+
+
+def _after_parts(queryset: QuerySet, received_at: dt.datetime | None, pk: int) -> list[QuerySet]:
+    if received_at is None:
+        return [queryset]
+    return [
+        queryset.filter(received_at__gt=received_at),
+        queryset.filter(received_at=received_at, id__gt=pk),
+    ]
+
+
+def intake_marks() -> IntakeMarks:
+    """The current watermarks; read them in the same snapshot as the rollup rows."""
+    row = (
+        IntakeWatermark.objects.filter(name=WATERMARK_NAME)
+        .values_list("event_received_at", "event_pk", "rejected_received_at", "rejected_pk")
+        .first()
+    )
+    return IntakeMarks(*row) if row else IntakeMarks()
+
+
+@contextlib.contextmanager
+def intake_snapshot() -> Iterator[None]:
+    """Watermarks, rollup rows and the raw tail read in one snapshot. Reuses an outer
+    transaction (the dashboard pages open a REPEATABLE READ one)."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        if is_postgres():
+            sql_execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield
+
+
+@dataclass(frozen=True)
+class IntakeSplit:
+    """[start, end) of received_at cut into whole hours (rollup + tail) and raw edges."""
+
+    hours: Span | None
+    edges: list[Span]
+
+
+def intake_split(start: dt.datetime | None, end: dt.datetime | None) -> IntakeSplit:
+    first = None
+    if start is not None:
+        first = bucket_start(start, "hour")
+        if first < start:
+            first += BUCKETS["hour"]
+    last = None if end is None else bucket_start(end, "hour")
+    if first is not None and last is not None and first >= last:
+        return IntakeSplit(None, [(start, end)])
+    edges = []
+    if start is not None and first is not None and start < first:
+        edges.append((start, first))
+    if end is not None and last is not None and last < end:
+        edges.append((last, end))
+    return IntakeSplit((first, last), edges)
+
+
+def in_span(rows: QuerySet, span: Span, field: str = "received_at") -> QuerySet:
+    """Rows whose `field` lies in [low, high); an open end (None) is unbounded."""
+    low, high = span
+    if low is not None:
+        rows = rows.filter(**{f"{field}__gte": low})
+    if high is not None:
+        rows = rows.filter(**{f"{field}__lt": high})
+    return rows

@@ -1,0 +1,400 @@
+# SQL is built from our own table and column names only; values are always bound parameters.
+# ruff: noqa: S608
+"""Writes for the intake rollups (events by time received, ADR 0005): incremental folds,
+replay adjustments, rebuilds.
+
+What they hold, so that readers (`quality.selectors`) equal the raw counts:
+- `IntakeHour`: per hour of received_at and event type, stored events (`accepted`), those with
+  warnings (`warned`) and rejected events whose status is still quarantined (`quarantined`);
+- `IntakeRuleHour`: quarantined rejected events per hour of received_at and failed rule name;
+- `EventMinute`: stored events (and warned ones) per minute of event time, for the Live page.
+
+Folds: one run folds the events and rejected events in (watermark, upper bound], in receive
+order (received_at, id), with additive upserts, and moves both watermarks, in one transaction
+holding the watermark row `FOR UPDATE`. A second or concurrent run starts from the new
+watermarks, so nothing is counted twice. Rows received within the safety lag are left to the
+raw tail (an ingestion transaction that started earlier may still commit older rows).
+
+Replays are the one change behind the watermarks: a replayed event is stored with its original
+received_at (old), and its rejected row leaves quarantine (or changes its reasons). The replay
+transaction calls `intake_replay_adjust`, which takes the same row lock and adjusts exactly
+the rows the rollups already hold (under the watermarks); rows after them are still raw tail,
+and the next fold reads them as the replay left them. Whichever of a fold and a replay takes
+the lock first, the other sees its committed result.
+
+The same SQL runs on PostgreSQL and SQLite (`make demo`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from analytics_site.sql import (
+    fold_until_caught_up,
+    has_warnings_sql,
+    is_postgres,
+    rollup_batch_rows,
+    rollup_safety_lag,
+    set_local_utc,
+    sql_execute,
+    sql_param,
+    time_bucket,
+)
+from events.facade import (
+    EVENTS_TABLE,
+    REJECTED_EVENTS_TABLE,
+    REJECTED_STATUS_QUARANTINED,
+    events_all,
+    rejected_events_all,
+)
+from quality.models import EventMinute, IntakeHour, IntakeRuleHour, IntakeWatermark
+from quality.selectors.intake import WATERMARK_NAME, IntakeMarks
+
+HOUR_TABLE = IntakeHour._meta.db_table
+RULE_TABLE = IntakeRuleHour._meta.db_table
+MINUTE_TABLE = EventMinute._meta.db_table
+
+Position = tuple[dt.datetime, int]  # (received_at, id): a place in receive order
+
+
+# ---------------------------------------------------------------------------------------------
+# Receive order: ranges of (received_at, id) after a watermark, up to an upper bound taken at
+# now - safety lag and at most one batch ahead. The dashboard rollups (reports) do the same;
+# this private section is what the shared helper (events.receive_order) replaces at merge.
+
+
+def _after_sql(column_prefix: str, received_at: dt.datetime | None, pk: int):
+    """(SQL, params) for rows after (received_at, pk) in receive order."""
+    if received_at is None:
+        return "1 = 1", []
+    # The leading range condition lets PostgreSQL use the received_at index.
+    return (
+        f"{column_prefix}received_at >= %s AND ({column_prefix}received_at > %s "
+        f"OR {column_prefix}id > %s)",
+        [received_at, received_at, pk],
+    )
+
+
+def _until_sql(column_prefix: str, upper: Position):
+    return (
+        f"({column_prefix}received_at < %s OR ({column_prefix}received_at = %s "
+        f"AND {column_prefix}id <= %s))",
+        [upper[0], upper[0], upper[1]],
+    )
+
+
+def _range_sql(
+    prefix: str, received_at: dt.datetime | None, pk: int, upper: Position
+) -> tuple[str, list[Any]]:
+    """(SQL, params) for rows in (after, upper] in receive order."""
+    after, after_params = _after_sql(prefix, received_at, pk)
+    until, until_params = _until_sql(prefix, upper)
+    return f"{after} AND {until}", [*after_params, *until_params]
+
+
+def _after_queryset(queryset: QuerySet, received_at: dt.datetime | None, pk: int) -> QuerySet:
+    if received_at is None:
+        return queryset
+    later = Q(received_at__gt=received_at) | Q(received_at=received_at, id__gt=pk)
+    return queryset.filter(Q(received_at__gte=received_at) & later)
+
+
+def _horizon(now: dt.datetime | None) -> dt.datetime:
+    """Rows received after this stay in the raw tail for now."""
+    return (now or timezone.now()) - rollup_safety_lag()
+
+
+def _upper_bound(
+    queryset: QuerySet, received_at: dt.datetime | None, pk: int, horizon: dt.datetime, batch: int
+) -> Position | None:
+    """The last row of the next batch after (received_at, pk), received by the horizon."""
+    pending = _after_queryset(queryset, received_at, pk).filter(received_at__lte=horizon)
+    nth = pending.order_by("received_at", "id").values_list("received_at", "id")[batch - 1 : batch]
+    row = next(iter(nth), None)
+    if row is None:
+        row = pending.order_by("-received_at", "-id").values_list("received_at", "id").first()
+    return row
+
+
+# ---------------------------------------------------------------------------------------------
+# Watermark row and dialect helpers.
+
+
+def _lock_watermark() -> IntakeWatermark:
+    IntakeWatermark.objects.get_or_create(name=WATERMARK_NAME)
+    return IntakeWatermark.objects.select_for_update().get(name=WATERMARK_NAME)
+
+
+def _warned_expr() -> str:
+    return f"CASE WHEN {has_warnings_sql()} THEN 1 ELSE 0 END"
+
+
+def _rule_names_sql(where: str) -> str:
+    """(hour, rule name, distinct rejected events) for the rejected rows matching `where`."""
+    if is_postgres():
+        return (
+            f"SELECT {time_bucket('t.received_at', 'hour')}, reason->>'rule', COUNT(DISTINCT t.id) "
+            f"FROM {REJECTED_EVENTS_TABLE} t, jsonb_array_elements(t.reasons) AS reason "
+            f"WHERE {where} AND reason->>'rule' IS NOT NULL GROUP BY 1, 2"
+        )
+    return (
+        f"SELECT {time_bucket('t.received_at', 'hour')}, "
+        "CAST(json_extract(reason.value, '$.rule') AS TEXT), COUNT(DISTINCT t.id) "
+        f"FROM {REJECTED_EVENTS_TABLE} t, json_each(t.reasons) AS reason "
+        f"WHERE {where} AND json_extract(reason.value, '$.rule') IS NOT NULL GROUP BY 1, 2"
+    )
+
+
+def _additive(table: str, keys: Sequence[str], values: Sequence[str]) -> str:
+    """ON CONFLICT clause adding the new values to an existing row's."""
+    sets = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in values)
+    return f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {sets}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Folds.
+
+
+def _count(table: str, where: str, params: list[Any]) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {table} t WHERE {where}", [sql_param(p) for p in params]
+        )
+        return cursor.fetchone()[0]
+
+
+def _fold_events(where: str, params: list[Any]) -> None:
+    sql_execute(
+        f"INSERT INTO {HOUR_TABLE} (bucket, event_type, accepted, warned, quarantined) "
+        f"SELECT {time_bucket('t.received_at', 'hour')}, t.event_type, COUNT(*), "
+        f"SUM({_warned_expr()}), 0 FROM {EVENTS_TABLE} t WHERE {where} GROUP BY 1, 2 "
+        + _additive(HOUR_TABLE, ("bucket", "event_type"), ("accepted", "warned")),
+        params,
+    )
+    sql_execute(
+        f"INSERT INTO {MINUTE_TABLE} (bucket, events, warned) "
+        f"SELECT {time_bucket('t.timestamp', 'minute')}, COUNT(*), SUM({_warned_expr()}) "
+        f"FROM {EVENTS_TABLE} t WHERE {where} GROUP BY 1 "
+        + _additive(MINUTE_TABLE, ("bucket",), ("events", "warned")),
+        params,
+    )
+
+
+def _fold_rejected(where: str, params: list[Any]) -> None:
+    """Only rows still quarantined count: one replayed before its fold was never counted."""
+    where = f"{where} AND t.status = %s"
+    params = [*params, REJECTED_STATUS_QUARANTINED]
+    sql_execute(
+        f"INSERT INTO {HOUR_TABLE} (bucket, event_type, accepted, warned, quarantined) "
+        f"SELECT {time_bucket('t.received_at', 'hour')}, t.event_type, 0, 0, COUNT(*) "
+        f"FROM {REJECTED_EVENTS_TABLE} t WHERE {where} GROUP BY 1, 2 "
+        + _additive(HOUR_TABLE, ("bucket", "event_type"), ("quarantined",)),
+        params,
+    )
+    sql_execute(
+        f"INSERT INTO {RULE_TABLE} (bucket, rule, quarantined) {_rule_names_sql(where)} "
+        + _additive(RULE_TABLE, ("bucket", "rule"), ("quarantined",)),
+        params,
+    )
+
+
+def intake_advance_batch(*, now: dt.datetime | None = None, batch: int | None = None) -> int:
+    """Fold the next batch of events and of rejected events (in receive order) into the intake
+    rollups. Returns how many rows were folded. Safe to run concurrently and repeatedly."""
+    horizon = _horizon(now)
+    size = batch or rollup_batch_rows()
+    folded = 0
+    with transaction.atomic():
+        mark = _lock_watermark()
+        set_local_utc()
+        upper = _upper_bound(events_all(), mark.event_received_at, mark.event_pk, horizon, size)
+        if upper is not None:
+            where, params = _range_sql("t.", mark.event_received_at, mark.event_pk, upper)
+            _fold_events(where, params)
+            count = _count(EVENTS_TABLE, where, params)
+            mark.event_received_at, mark.event_pk = upper
+            mark.events_folded += count
+            folded += count
+        upper = _upper_bound(
+            rejected_events_all(), mark.rejected_received_at, mark.rejected_pk, horizon, size
+        )
+        if upper is not None:
+            where, params = _range_sql("t.", mark.rejected_received_at, mark.rejected_pk, upper)
+            _fold_rejected(where, params)
+            count = _count(REJECTED_EVENTS_TABLE, where, params)
+            mark.rejected_received_at, mark.rejected_pk = upper
+            mark.rejected_folded += count
+            folded += count
+        if folded:
+            mark.save()
+    return folded
+
+
+@dataclass(frozen=True)
+class IntakeRun:
+    rows: int
+    batches: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rows": self.rows, "batches": self.batches, "seconds": round(self.seconds, 3)}
+
+
+def intake_advance(
+    *, now: dt.datetime | None = None, batch: int | None = None, max_seconds: float = 25.0
+) -> IntakeRun:
+    """Catch up in batches until nothing is pending or the time budget is spent."""
+    started = time.monotonic()
+    total, batches = fold_until_caught_up(
+        lambda: intake_advance_batch(now=now, batch=batch), max_seconds
+    )
+    return IntakeRun(total, batches, time.monotonic() - started)
+
+
+def intake_rebuild(*, now: dt.datetime | None = None, batch: int | None = None) -> IntakeRun:
+    """Empty the intake rollups and fold every stored and rejected event again."""
+    started = time.monotonic()
+    with transaction.atomic():
+        _lock_watermark()
+        for model in (IntakeHour, IntakeRuleHour, EventMinute):
+            model.objects.all().delete()
+        IntakeWatermark.objects.filter(name=WATERMARK_NAME).update(
+            event_received_at=None,
+            event_pk=0,
+            rejected_received_at=None,
+            rejected_pk=0,
+            events_folded=0,
+            rejected_folded=0,
+        )
+    run = intake_advance(now=now, batch=batch, max_seconds=float("inf"))
+    return IntakeRun(run.rows, run.batches, time.monotonic() - started)
+
+
+# ---------------------------------------------------------------------------------------------
+# Replays.
+
+
+class RejectedRow(Protocol):
+    """What a replay adjustment reads of a rejected event (a `rejected_events_all()` row)."""
+
+    pk: Any
+    received_at: dt.datetime
+    event_type: str
+    reasons: Any
+    status: str
+
+
+def _rule_names(reasons: object) -> set[str]:
+    """The distinct failed rule names of a rejected row's reasons (as the fold's SQL reads them)."""
+    if not isinstance(reasons, list):
+        return set()
+    return {
+        str(reason["rule"])
+        for reason in reasons
+        if isinstance(reason, dict) and reason.get("rule") is not None
+    }
+
+
+@dataclass(frozen=True)
+class QuarantinedBefore:
+    """A rejected row as the rollups may have counted it, taken before a replay changes it."""
+
+    pk: int
+    received_at: dt.datetime
+    event_type: str
+    rules: frozenset[str]
+
+    @classmethod
+    def of(cls, row: RejectedRow) -> QuarantinedBefore:
+        return cls(row.pk, row.received_at, row.event_type, frozenset(_rule_names(row.reasons)))
+
+
+def _hour(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _upsert_values(
+    table: str, keys: Sequence[str], values: Sequence[str], rows: Iterable[tuple]
+) -> None:
+    rows = [row for row in rows if any(row[len(keys) :])]
+    if not rows:
+        return
+    columns = (*keys, *values)
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
+    sql_execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {placeholders} "
+        + _additive(table, keys, values),
+        [value for row in rows for value in row],
+    )
+
+
+def intake_replay_adjust(
+    before: Sequence[QuarantinedBefore],
+    after: Sequence[RejectedRow],
+    inserted_event_pks: Iterable[int],
+) -> None:
+    """Keep the rollups equal to the raw counts across a replay. Call inside its transaction.
+
+    `before`: the replayed rejected rows as they were; `after`: the same rows as saved (status
+    replayed, or still quarantined with new reasons); `inserted_event_pks`: events the replay
+    stored (at their original received_at). Only rows under the watermarks are adjusted: the
+    others are raw tail, and the next fold reads them as they are now.
+    """
+    mark = _lock_watermark()
+    marks = IntakeMarks(
+        mark.event_received_at, mark.event_pk, mark.rejected_received_at, mark.rejected_pk
+    )
+    # Deltas: [accepted, warned, quarantined] per (hour, type); [events, warned] per minute.
+    hours: defaultdict[tuple[dt.datetime, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    rules: Counter[tuple[dt.datetime, str]] = Counter()
+    minutes: defaultdict[dt.datetime, list[int]] = defaultdict(lambda: [0, 0])
+    now_by_pk = {row.pk: row for row in after}
+    for old in before:
+        if not marks.holds_rejected(old.received_at, old.pk):
+            continue
+        hour = _hour(old.received_at)
+        new = now_by_pk.get(old.pk)
+        still = new is not None and new.status == REJECTED_STATUS_QUARANTINED
+        new_rules = _rule_names(new.reasons) if still else set()
+        if not still:
+            hours[(hour, old.event_type)][2] -= 1
+        rules.subtract((hour, rule) for rule in old.rules - new_rules)
+        rules.update((hour, rule) for rule in new_rules - old.rules)
+    stored = events_all().filter(pk__in=list(inserted_event_pks))
+    for received_at, pk, event_type, timestamp, warnings in stored.values_list(
+        "received_at", "id", "event_type", "timestamp", "warnings"
+    ):
+        if not marks.holds_event(received_at, pk):
+            continue
+        warned = 1 if warnings else 0
+        counts = hours[(_hour(received_at), event_type)]
+        counts[0], counts[1] = counts[0] + 1, counts[1] + warned
+        counts = minutes[timestamp.astimezone(dt.UTC).replace(second=0, microsecond=0)]
+        counts[0], counts[1] = counts[0] + 1, counts[1] + warned
+    _upsert_values(
+        HOUR_TABLE,
+        ("bucket", "event_type"),
+        ("accepted", "warned", "quarantined"),
+        [(*key, *deltas) for key, deltas in sorted(hours.items())],
+    )
+    _upsert_values(
+        RULE_TABLE,
+        ("bucket", "rule"),
+        ("quarantined",),
+        [(*key, delta) for key, delta in sorted(rules.items())],
+    )
+    _upsert_values(
+        MINUTE_TABLE,
+        ("bucket",),
+        ("events", "warned"),
+        [(minute, *deltas) for minute, deltas in sorted(minutes.items())],
+    )
