@@ -30,7 +30,7 @@ from events.services import (
 from events.validation import ValidationResult
 from quality.models import ReplayJob
 from quality.rulesets import ruleset_invalidate
-from quality.services.receipts import QuarantinedBefore, receipts_replay_adjust
+from quality.services.intake import QuarantinedBefore, intake_replay_adjust
 from quality.validators import EventValidator
 
 logger = structlog.get_logger(__name__)
@@ -94,7 +94,7 @@ def quarantine_replay(rejected_ids: Sequence[int], *, now: dt.datetime | None = 
         rejected_events_replay_record(replayed, refused, now=now)
         counts.still_rejected = len(refused)
         # Replayed events keep their old received_at, behind both rollups' watermarks.
-        receipts_replay_adjust(before, replayed + [row for row, _ in refused], stored_pks)
+        intake_replay_adjust(before, replayed + [row for row, _ in refused], stored_pks)
         events_stored_behind_notify(stored_pks)
     return counts
 
