@@ -347,10 +347,15 @@ def main() -> None:
     from django.utils import timezone
 
     from quality.services import receipts
-    from reports import rollups, selectors
     from reports.filters import filters_from_query
-    from reports.readers import read_snapshot, tail_summary_share
-    from reports.readers.tail_summary import summary_to_cache, tail_summaries_clear
+    from reports.selectors import pages as selectors
+    from reports.selectors.tail import read_snapshot
+    from reports.selectors.tail_summary import (
+        summary_to_cache,
+        tail_summaries_clear,
+        tail_summary_share,
+    )
+    from reports.services import rollups
 
     # As analytics_site.wsgi does in every gunicorn worker: what is loaded by now lives as long
     # as the process, so full garbage collections skip it (without this, a collection during a

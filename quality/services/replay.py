@@ -26,7 +26,7 @@ from quality.models import ReplayJob
 from quality.rulesets import ruleset_invalidate
 from quality.services.receipts import QuarantinedBefore, receipts_replay_adjust
 from quality.validators import EventValidator
-from reports.rollups import rollups_fold_stored_behind
+from reports.services.rollups import rollups_fold_stored_behind
 
 logger = structlog.get_logger(__name__)
 

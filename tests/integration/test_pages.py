@@ -14,8 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from quality.models import QualityIncident
-from reports import csv_export, selectors
+from reports import csv_export
 from reports.filters import filters_from_query
+from reports.selectors import pages
 from tests.factories import EventFactory, RejectedEventFactory
 
 PAGES = {
@@ -192,7 +193,7 @@ def test_overview_numbers_match_seeded_events_and_selector(user_client, seeded):
     """KPIs are exactly what was seeded, and exactly what the selector returns."""
     response = user_client.get("/")
     data = response.context["data"]
-    assert data == selectors.overview(filters_from_query({}))
+    assert data == pages.overview(filters_from_query({}))
     kpis = {kpi["name"]: kpi["value"] for kpi in response.context["kpis"]}
     assert kpis["events"] == 8
     assert kpis["sessions"] == 3
@@ -210,10 +211,10 @@ def test_overview_numbers_match_seeded_events_and_selector(user_client, seeded):
 @pytest.mark.parametrize(
     ("page", "selector", "kwargs"),
     [
-        ("funnel", selectors.funnel, {}),
-        ("products", selectors.products, {}),
-        ("audience", selectors.audience, {}),
-        ("quality", selectors.quality_page, {}),
+        ("funnel", pages.funnel, {}),
+        ("products", pages.products, {}),
+        ("audience", pages.audience, {}),
+        ("quality", pages.quality_page, {}),
     ],
 )
 def test_page_context_is_the_selector_output(user_client, seeded, page, selector, kwargs):
@@ -242,7 +243,7 @@ def test_funnel_counts_and_split_by_device(user_client, seeded):
     assert set(splits) == {"desktop", "mobile"}
     assert splits["mobile"][0]["sessions"] == 2
     assert splits["mobile"][-1]["sessions"] == 0
-    assert response.context["data"] == selectors.funnel(filters_from_query({}), "device")
+    assert response.context["data"] == pages.funnel(filters_from_query({}), "device")
     assert "Conversion by device" in response.content.decode()
 
 

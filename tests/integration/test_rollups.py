@@ -14,7 +14,6 @@ from django.db import connection, connections
 from django.utils import timezone
 
 from events.models import Event
-from reports import rollups, selectors
 from reports.filters import DashboardFilters, filters_from_query
 from reports.models import (
     EventMetricDaily,
@@ -23,7 +22,22 @@ from reports.models import (
     SessionRollup,
     UserFirstSeen,
 )
-from reports.user_bitmaps import bitmap_load
+from reports.models.grains import (
+    ALL_MODELS,
+    EVENT_METRIC,
+    EVENT_TOTAL,
+    FUNNEL_STEPS,
+    GRAINS,
+    PRODUCT_EVENT_TYPES,
+    PRODUCT_METRIC,
+    PRODUCT_WEEK_BY,
+    SESSION_METRIC,
+    SESSION_TOTAL,
+)
+from reports.selectors import pages
+from reports.selectors.user_bitmaps import bitmap_load
+from reports.selectors.watermark import watermark_get
+from reports.services.rollups import rollups_advance, rollups_rebuild
 from tests.factories import EventFactory
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
@@ -31,7 +45,7 @@ LATER = NOW + dt.timedelta(hours=1)  # `now` for rollup runs: past the safety la
 
 
 def advance(now: dt.datetime = LATER, **kwargs) -> int:
-    return rollups.rollups_advance(now=now, **kwargs).events
+    return rollups_advance(now=now, **kwargs).events
 
 
 def daily(day: dt.date, **filters) -> int:
@@ -48,7 +62,7 @@ def table_state() -> dict:
     assigned in fold order, so two fold histories may number the same users differently."""
     user_ids = dict(UserFirstSeen.objects.values_list("id", "user_id"))
     state = {}
-    for model in rollups.ALL_MODELS:
+    for model in ALL_MODELS:
         fields = [f.attname for f in model._meta.concrete_fields if f.attname != "id"]
         rows = []
         for row in model.objects.values(*fields):
@@ -71,9 +85,9 @@ def pg(require_postgres, db):
 def test_empty_database_rolls_up_nothing_and_reads_zero(pg):
     """No events: no rollup rows, no watermark, zero KPIs and a zero-filled series."""
     assert advance() == 0
-    assert rollups.watermark_get() == (None, 0)
+    assert watermark_get() == (None, 0)
     f = filters_from_query({}, now=NOW)
-    overview = selectors.overview(f)
+    overview = pages.overview(f)
     assert {name: kpi["value"] for name, kpi in overview["kpis"].items()} == {
         "events": 0,
         "sessions": 0,
@@ -84,8 +98,8 @@ def test_empty_database_rolls_up_nothing_and_reads_zero(pg):
     }
     assert all(kpi["change_pct"] is None for kpi in overview["kpis"].values())
     assert overview["series"]["events"] == [0] * 7
-    assert selectors.funnel(f)["steps"][0]["step_conversion"] is None
-    assert selectors.products(f)["cart_abandonment"]["abandonment_rate"] is None
+    assert pages.funnel(f)["steps"][0]["step_conversion"] is None
+    assert pages.products(f)["cart_abandonment"]["abandonment_rate"] is None
 
 
 def test_late_event_updates_the_bucket_of_its_timestamp(pg):
@@ -138,7 +152,7 @@ def test_small_batches_equal_one_big_batch(pg):
         )
     advance(batch=3)
     in_batches = table_state()
-    rollups.rollups_rebuild(now=LATER)
+    rollups_rebuild(now=LATER)
     assert table_state() == in_batches
 
 
@@ -156,8 +170,8 @@ def test_utc_bucket_boundaries(pg):
     assert EventMetricHourly.objects.get(bucket=midnight - dt.timedelta(hours=1)).events == 2
     assert EventMetricHourly.objects.get(bucket=midnight).events == 1
     day = DashboardFilters(midnight, midnight + dt.timedelta(days=1), "custom")
-    assert selectors.overview(day)["kpis"]["events"]["value"] == 1
-    assert selectors.overview(day.previous())["kpis"]["events"]["value"] == 2
+    assert pages.overview(day)["kpis"]["events"]["value"] == 1
+    assert pages.overview(day.previous())["kpis"]["events"]["value"] == 2
 
 
 def test_session_merges_events_arriving_out_of_order(pg):
@@ -200,7 +214,7 @@ def test_cached_rollup_reads_follow_every_fold_and_rebuild(pg):
     f = filters_from_query({}, now=NOW)
 
     def events() -> int:
-        return selectors.overview(f)["kpis"]["events"]["value"]
+        return pages.overview(f)["kpis"]["events"]["value"]
 
     assert events() == 3
     EventFactory(timestamp=NOW - dt.timedelta(days=2), received_at=NOW + dt.timedelta(minutes=1))
@@ -208,10 +222,10 @@ def test_cached_rollup_reads_follow_every_fold_and_rebuild(pg):
     advance(now=LATER)
     assert events() == 4  # now from the rollup, under a new watermark
     # damage the rollup an unfiltered view reads, at the same watermark
-    rollups.EVENT_TOTAL["day"].objects.update(events=100)
+    EVENT_TOTAL["day"].objects.update(events=100)
     cache.clear()
     assert events() == 200  # two damaged day rows are read, and cached
-    rollups.rollups_rebuild(since=dt.date(2026, 3, 1), now=LATER)
+    rollups_rebuild(since=dt.date(2026, 3, 1), now=LATER)
     assert events() == 4  # the rebuild's new generation retires that cache entry
 
 
@@ -220,9 +234,9 @@ def test_events_inside_the_safety_lag_stay_in_the_tail_but_are_counted(pg):
     commit older received_at values), but the dashboard reads it from the raw tail."""
     now = timezone.now()
     EventFactory(timestamp=now - dt.timedelta(minutes=1), received_at=now)
-    assert rollups.rollups_advance(now=now).events == 0
+    assert rollups_advance(now=now).events == 0
     f = filters_from_query({"preset": "24h"}, now=now)
-    assert selectors.overview(f)["kpis"]["events"]["value"] == 1
+    assert pages.overview(f)["kpis"]["events"]["value"] == 1
 
 
 def test_rebuild_command_all_and_since(pg):
@@ -252,7 +266,7 @@ def test_concurrent_runs_never_count_an_event_twice(require_postgres):
 
     def run() -> None:
         try:
-            rollups.rollups_advance(now=LATER, batch=25)
+            rollups_advance(now=LATER, batch=25)
         except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
@@ -279,7 +293,7 @@ def test_periodic_task_folds_events_on_a_real_worker(celery_worker, require_post
         EventFactory(timestamp=received - dt.timedelta(hours=index), received_at=received)
     result = rollups_advance_task.delay().get(timeout=60)
     assert result["events"] == 12
-    assert rollups.watermark_get()[0] == received
+    assert watermark_get()[0] == received
     assert sum(EventMetricDaily.objects.values_list("events", flat=True)) == 12
 
 
@@ -328,16 +342,16 @@ def test_quality_blocks_count_quarantine_and_warnings_and_link_incidents(pg):
     revenue = incident("rule:1", ["revenue"], ["purchase"])
     country = incident("rule:2", ["country"], [])
     f = filters_from_query({}, now=NOW)
-    overview = selectors.overview(f)["quality"]
+    overview = pages.overview(f)["quality"]
     assert (overview["quarantined"], overview["warned"], overview["total"]) == (1, 1, 9)
     assert overview["quarantined_pct"] == pytest.approx(11.11)
     assert overview["note"].startswith("revenue excludes 20.0% of purchases")
     assert {i["id"] for i in overview["incidents"]} == {revenue.pk, country.pk}
-    products = selectors.products(f)["quality"]
+    products = pages.products(f)["quality"]
     assert revenue.pk in {i["id"] for i in products["incidents"]}
     assert (products["quarantined"], products["total"]) == (1, 5)
-    assert {i["id"] for i in selectors.funnel(f)["quality"]["incidents"]} == {revenue.pk}
-    assert country.pk in {i["id"] for i in selectors.audience(f)["quality"]["incidents"]}
+    assert {i["id"] for i in pages.funnel(f)["quality"]["incidents"]} == {revenue.pk}
+    assert country.pk in {i["id"] for i in pages.audience(f)["quality"]["incidents"]}
 
 
 def test_live_counts_per_minute_zero_filled_and_lists_newest(pg):
@@ -350,7 +364,7 @@ def test_live_counts_per_minute_zero_filled_and_lists_newest(pg):
     EventFactory(timestamp=dt.datetime(2026, 3, 10, 12, 0, 59, tzinfo=dt.UTC))  # outside
     for index in range(25):
         EventFactory(timestamp=now - dt.timedelta(hours=2, minutes=index))
-    live = selectors.live(now=now)
+    live = pages.live(now=now)
     minutes = live["per_minute"]
     assert len(minutes) == 30
     assert minutes[0] == {"minute": "2026-03-10T12:01:00+00:00", "count": 2}
@@ -379,24 +393,24 @@ def test_replayed_events_behind_the_watermark_are_folded_and_read():
     assert [o.status for o in outcomes] == ["rejected", "accepted"]
     event_batch_ingest([event_payload(session_id="s2")], source=IngestSource(ip="10.0.0.1"))
     later = timezone.now() + dt.timedelta(minutes=1)
-    assert rollups.rollups_advance(now=later).events == 2  # watermark past the rejected one
+    assert rollups_advance(now=later).events == 2  # watermark past the rejected one
     f = filters_from_query({"preset": "7d"})
-    kpis = selectors.overview(f)["kpis"]
+    kpis = pages.overview(f)["kpis"]
     assert (kpis["events"]["value"], kpis["revenue"]["value"], kpis["users"]["value"]) == (2, 0, 1)
 
     rules_set_enabled([rule.pk], False)
     assert replay.quarantine_replay([outcomes[0].rejected_id]).accepted == 1
-    kpis = selectors.overview(f)["kpis"]
+    kpis = pages.overview(f)["kpis"]
     assert (kpis["events"]["value"], kpis["revenue"]["value"], kpis["users"]["value"]) == (
         3,
         150,
         2,
     )
-    assert rollups.rollups_advance(now=later).events == 0  # nothing left for the next advance
+    assert rollups_advance(now=later).events == 0  # nothing left for the next advance
     assert_event_totals_exact()
     assert_session_totals_exact()
     folded = table_state()
-    rollups.rollups_rebuild(now=later)
+    rollups_rebuild(now=later)
     assert table_state() == folded
 
 
@@ -434,8 +448,8 @@ def test_product_totals_equal_product_metrics_summed_over_device_and_country(pg)
     }
     assert totals == summed and sum(e for e, _ in totals.values()) == 12
     f = filters_from_query({"preset": "7d"}, now=NOW)
-    everything = selectors.products(f)
-    mobile = selectors.products(filters_from_query({"preset": "7d", "device": "mobile"}, now=NOW))
+    everything = pages.products(f)
+    mobile = pages.products(filters_from_query({"preset": "7d", "device": "mobile"}, now=NOW))
     assert everything != mobile
     assert sum(row["count"] for row in everything["top_viewed"]) == 4
     assert sum(row["count"] for row in mobile["top_viewed"]) == 2
@@ -451,9 +465,9 @@ def test_rebuild_leaves_planner_statistics_on_every_rollup_table(pg):
             timestamp=NOW - dt.timedelta(days=index),
             received_at=NOW,
         )
-    rollups.rollups_rebuild(now=LATER)
+    rollups_rebuild(now=LATER)
     with connection.cursor() as cursor:
-        for model in rollups.ALL_MODELS:
+        for model in ALL_MODELS:
             table = model._meta.db_table
             cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [table])
             assert cursor.fetchone()[0] == model.objects.count(), table
@@ -506,15 +520,13 @@ def test_weekly_product_totals_are_the_daily_totals_summed_after_folds_and_a_par
     assert len({key[0] for key in weekly()}) >= 4
     assert all(key[0].weekday() == 0 for key in weekly())
     assert weekly() == weekly_from_daily()
-    rollups.rollups_rebuild(since=dt.date(2026, 2, 26), now=LATER + dt.timedelta(minutes=1))
+    rollups_rebuild(since=dt.date(2026, 2, 26), now=LATER + dt.timedelta(minutes=1))
     assert weekly() == weekly_from_daily()
     assert sum(events for events, _ in weekly().values()) == 25
 
 
 def _event_totals(grain: str) -> dict:
-    rows = rollups.EVENT_TOTAL[grain].objects.values(
-        "bucket", "event_type", "events", "warned", "revenue"
-    )
+    rows = EVENT_TOTAL[grain].objects.values("bucket", "event_type", "events", "warned", "revenue")
     return {
         (row["bucket"], row["event_type"]): (row["events"], row["warned"], row["revenue"])
         for row in rows
@@ -525,7 +537,7 @@ def _event_metrics_summed(grain: str) -> dict:
     from django.db.models import Sum
 
     rows = (
-        rollups.EVENT_METRIC[grain]
+        EVENT_METRIC[grain]
         .objects.values("bucket", "event_type")
         .annotate(e=Sum("events"), w=Sum("warned"), r=Sum("revenue"))
     )
@@ -534,7 +546,7 @@ def _event_metrics_summed(grain: str) -> dict:
 
 def _raw_event_totals(grain: str) -> dict:
     """The totals computed in Python from the stored events under the watermark."""
-    received_at, event_pk = rollups.watermark_get()
+    received_at, event_pk = watermark_get()
     totals: dict = {}
     for event in Event.objects.all():
         if received_at is None or (event.received_at, event.pk) > (received_at, event_pk):
@@ -554,7 +566,7 @@ def _raw_event_totals(grain: str) -> dict:
 def assert_event_totals_exact() -> None:
     """Event totals of both grains equal the event metrics summed over device and country,
     and the raw events under the watermark."""
-    for grain in rollups.GRAINS:
+    for grain in GRAINS:
         totals = _event_totals(grain)
         assert totals, grain
         assert totals == _event_metrics_summed(grain), grain
@@ -613,15 +625,15 @@ def test_event_totals_are_repaired_by_partial_and_full_rebuilds(db):
     advance()
     since = (NOW - dt.timedelta(days=2)).date()
     since_at = dt.datetime.combine(since, dt.time(), tzinfo=dt.UTC)
-    for model in rollups.EVENT_TOTAL.values():
+    for model in EVENT_TOTAL.values():
         assert model.objects.filter(bucket__lt=since_at).exists()
         assert model.objects.filter(bucket__gte=since_at).update(events=999, warned=999)
-    rollups.rollups_rebuild(since=since, now=LATER)
+    rollups_rebuild(since=since, now=LATER)
     assert_event_totals_exact()
-    for model in rollups.EVENT_TOTAL.values():
+    for model in EVENT_TOTAL.values():
         model.objects.update(events=999, revenue=Decimal("1.00"))
         model.objects.create(bucket=NOW - dt.timedelta(days=400), event_type="page_view", events=7)
-    rollups.rollups_rebuild(now=LATER)
+    rollups_rebuild(now=LATER)
     assert_event_totals_exact()
 
 
@@ -635,13 +647,13 @@ def test_unfiltered_event_reads_come_from_the_totals(db):
     mobile = filters_from_query({"preset": "7d", "device": "mobile"}, now=NOW)
 
     def events(f: DashboardFilters) -> int:
-        return selectors.overview(f)["kpis"]["events"]["value"]
+        return pages.overview(f)["kpis"]["events"]["value"]
 
     assert (events(everything), events(mobile)) == (24, 12)
-    rollups.EVENT_TOTAL["day"].objects.update(events=100)
+    EVENT_TOTAL["day"].objects.update(events=100)
     cache.clear()
     days = (
-        rollups.EVENT_TOTAL["day"]
+        EVENT_TOTAL["day"]
         .objects.filter(bucket__gte=everything.start, bucket__lt=everything.end)
         .count()
     )
@@ -658,11 +670,11 @@ def test_migration_fills_event_totals_from_existing_event_metrics(db):
     migration = importlib.import_module("reports.migrations.0009_event_totals")
     _event_totals_dataset()
     advance()
-    expected = {grain: _event_totals(grain) for grain in rollups.GRAINS}
-    for model in rollups.EVENT_TOTAL.values():
+    expected = {grain: _event_totals(grain) for grain in GRAINS}
+    for model in EVENT_TOTAL.values():
         model.objects.all().delete()
     migration.event_totals_fill(None, SimpleNamespace(connection=connection))
-    for grain in rollups.GRAINS:
+    for grain in GRAINS:
         assert _event_totals(grain) == expected[grain] == _event_metrics_summed(grain)
     assert_event_totals_exact()
 
@@ -670,7 +682,7 @@ def test_migration_fills_event_totals_from_existing_event_metrics(db):
 # ---------------------------------------------------------------------------------------------
 # Weekly product metrics per device and per country (views filtered by one of them).
 
-DIMENSIONS = list(rollups.PRODUCT_WEEK_BY)
+DIMENSIONS = list(PRODUCT_WEEK_BY)
 
 
 def _keys(field: str) -> tuple[str, ...]:
@@ -679,7 +691,7 @@ def _keys(field: str) -> tuple[str, ...]:
 
 def _dimension_weeks(field: str) -> dict:
     keys = _keys(field)
-    rows = rollups.PRODUCT_WEEK_BY[field].objects.values("bucket", *keys, "events", "revenue")
+    rows = PRODUCT_WEEK_BY[field].objects.values("bucket", *keys, "events", "revenue")
     return {
         (row["bucket"], *(row[k] for k in keys)): (row["events"], row["revenue"]) for row in rows
     }
@@ -689,7 +701,7 @@ def _dimension_weeks_from_daily(field: str) -> dict:
     """The daily product metrics summed per UTC week (Monday) and `field`, over the other."""
     keys = _keys(field)
     summed: dict = {}
-    for row in rollups.PRODUCT_METRIC["day"].objects.values("bucket", *keys, "events", "revenue"):
+    for row in PRODUCT_METRIC["day"].objects.values("bucket", *keys, "events", "revenue"):
         monday = row["bucket"] - dt.timedelta(days=row["bucket"].weekday())
         cell = summed.setdefault((monday, *(row[k] for k in keys)), [0, Decimal(0)])
         cell[0] += row["events"]
@@ -699,9 +711,9 @@ def _dimension_weeks_from_daily(field: str) -> dict:
 
 def _raw_dimension_weeks(field: str) -> dict:
     """The same from raw product events under the watermark (duplicates are stored once)."""
-    received_at, event_pk = rollups.watermark_get()
+    received_at, event_pk = watermark_get()
     summed: dict = {}
-    for event in Event.objects.filter(event_type__in=rollups.PRODUCT_EVENT_TYPES):
+    for event in Event.objects.filter(event_type__in=PRODUCT_EVENT_TYPES):
         if (event.received_at, event.id) > (received_at, event_pk):
             continue
         day = event.timestamp.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -768,13 +780,13 @@ def test_dimension_weeks_are_the_daily_product_metrics_summed_after_folds_and_re
         assert len({key[1] for key in weeks}) >= 3
         assert sum(events for events, _ in weeks.values()) == 31
     _assert_dimension_weeks_exact()
-    for model in rollups.PRODUCT_WEEK_BY.values():
+    for model in PRODUCT_WEEK_BY.values():
         model.objects.filter(bucket__gte=dt.datetime(2026, 2, 23, tzinfo=dt.UTC)).update(events=999)
-    rollups.rollups_rebuild(since=dt.date(2026, 2, 26), now=LATER + dt.timedelta(minutes=1))
+    rollups_rebuild(since=dt.date(2026, 2, 26), now=LATER + dt.timedelta(minutes=1))
     _assert_dimension_weeks_exact()
-    for model in rollups.PRODUCT_WEEK_BY.values():
+    for model in PRODUCT_WEEK_BY.values():
         model.objects.update(events=5, revenue=Decimal("1.00"))
-    rollups.rollups_rebuild(now=LATER + dt.timedelta(minutes=1))
+    rollups_rebuild(now=LATER + dt.timedelta(minutes=1))
     _assert_dimension_weeks_exact()
 
 
@@ -797,7 +809,7 @@ def test_filtered_product_reads_take_whole_weeks_from_their_dimension_weeks(
 
     def viewed(**filters: str) -> int:
         f = filters_from_query({**query, **filters}, now=NOW)
-        return sum(item["count"] for item in selectors.products(f)["top_viewed"])
+        return sum(item["count"] for item in pages.products(f)["top_viewed"])
 
     before = {
         "this": viewed(**{name: value}),
@@ -806,9 +818,7 @@ def test_filtered_product_reads_take_whole_weeks_from_their_dimension_weeks(
         "all": viewed(),
     }
     assert before["this"] > 0 and before["other"] > 0
-    damaged = rollups.PRODUCT_WEEK_BY[field].objects.filter(
-        **{field: value}, event_type="product_view"
-    )
+    damaged = PRODUCT_WEEK_BY[field].objects.filter(**{field: value}, event_type="product_view")
     assert damaged.update(events=100)
     cache.clear()
     assert viewed(**{name: value}) > before["this"]
@@ -834,7 +844,7 @@ def test_migrations_fill_dimension_weeks_from_existing_product_metrics(db, field
     _dimension_week_dataset()
     advance()
     expected = _dimension_weeks(field)
-    rollups.PRODUCT_WEEK_BY[field].objects.all().delete()
+    PRODUCT_WEEK_BY[field].objects.all().delete()
     getattr(migration, fill)(None, SimpleNamespace(connection=connection))
     assert _dimension_weeks(field) == expected == _dimension_weeks_from_daily(field)
     assert expected == _raw_dimension_weeks(field)
@@ -843,9 +853,7 @@ def test_migrations_fill_dimension_weeks_from_existing_product_metrics(db, field
 def _session_totals(grain: str) -> dict:
     """{(bucket, step): (sessions, revenue)} of the session totals; emptied rows (their sessions
     moved to another bucket or step) count as absent, and must hold no revenue either."""
-    rows = rollups.SESSION_TOTAL[grain].objects.values_list(
-        "bucket", "reached_step", "sessions", "revenue"
-    )
+    rows = SESSION_TOTAL[grain].objects.values_list("bucket", "reached_step", "sessions", "revenue")
     assert all(revenue == 0 for *_, sessions, revenue in rows if sessions == 0)
     return {(bucket, step): (n, revenue) for bucket, step, n, revenue in rows if n}
 
@@ -854,7 +862,7 @@ def _session_metrics_summed(grain: str) -> dict:
     from django.db.models import Sum
 
     rows = (
-        rollups.SESSION_METRIC[grain]
+        SESSION_METRIC[grain]
         .objects.values_list("bucket", "reached_step")
         .annotate(n=Sum("sessions"), r=Sum("revenue"))
     )
@@ -864,7 +872,7 @@ def _session_metrics_summed(grain: str) -> dict:
 def _raw_session_totals(grain: str) -> dict:
     """Sessions per (start bucket, furthest step) computed in Python from the stored events
     under the watermark: a session starts at its first event by (timestamp, id)."""
-    received_at, event_pk = rollups.watermark_get()
+    received_at, event_pk = watermark_get()
     sessions: dict = {}
     for event in Event.objects.all():
         if received_at is None or (event.received_at, event.pk) > (received_at, event_pk):
@@ -873,8 +881,8 @@ def _raw_session_totals(grain: str) -> dict:
         key = (event.timestamp, event.pk)
         if state["first"] is None or key < state["first"]:
             state["first"] = key
-        if event.event_type in rollups.FUNNEL_STEPS:
-            step = rollups.FUNNEL_STEPS.index(event.event_type) + 1
+        if event.event_type in FUNNEL_STEPS:
+            step = FUNNEL_STEPS.index(event.event_type) + 1
             state["step"] = max(state["step"], step)
         if event.event_type == "purchase":
             state["revenue"] += event.revenue or 0
@@ -892,7 +900,7 @@ def _raw_session_totals(grain: str) -> dict:
 def assert_session_totals_exact() -> None:
     """Session totals of both grains equal the session metrics summed over device and country,
     and the sessions computed from the raw events under the watermark."""
-    for grain in rollups.GRAINS:
+    for grain in GRAINS:
         totals = _session_totals(grain)
         assert totals, grain
         assert totals == _session_metrics_summed(grain), grain
@@ -905,7 +913,7 @@ def _session_totals_dataset() -> None:
     devices = [("mobile", "US"), ("desktop", "US"), ("mobile", "DE"), ("tablet", "FR")]
     for index in range(12):
         device, country = devices[index % 4]
-        for offset, event_type in enumerate(rollups.FUNNEL_STEPS[: index % 5 + 1]):
+        for offset, event_type in enumerate(FUNNEL_STEPS[: index % 5 + 1]):
             EventFactory(
                 session_id=f"s{index}",
                 user_id=f"u{index % 5}",
@@ -980,13 +988,13 @@ def test_session_totals_follow_a_partial_rebuild_and_are_repaired_by_a_full_one(
         revenue=Decimal("3.00"),
         timestamp=since_at + dt.timedelta(hours=1),
     )
-    rollups.rollups_rebuild(since=since, now=LATER + dt.timedelta(minutes=5))
+    rollups_rebuild(since=since, now=LATER + dt.timedelta(minutes=5))
     assert_session_totals_exact()
     assert SessionRollup.objects.get(session_id=spanning.session_id).reached_step == 5
-    for model in rollups.SESSION_TOTAL.values():
+    for model in SESSION_TOTAL.values():
         model.objects.update(sessions=999, revenue=Decimal("1.00"))
         model.objects.create(bucket=NOW - dt.timedelta(days=400), reached_step=1, sessions=7)
-    rollups.rollups_rebuild(now=LATER + dt.timedelta(minutes=5))
+    rollups_rebuild(now=LATER + dt.timedelta(minutes=5))
     assert_session_totals_exact()
 
 
@@ -1001,10 +1009,10 @@ def test_unsplit_unfiltered_session_reads_come_from_the_totals(db):
     mobile = filters_from_query({"preset": "7d", "device": "mobile"}, now=NOW)
 
     def sessions(f: DashboardFilters) -> int:
-        return selectors.overview(f)["kpis"]["sessions"]["value"]
+        return pages.overview(f)["kpis"]["sessions"]["value"]
 
     def funnel_reached(f: DashboardFilters, split_by: str | None = None) -> tuple:
-        funnel = selectors.funnel(f, split_by)
+        funnel = pages.funnel(f, split_by)
         steps = [step["sessions"] for step in funnel["steps"]]
         splits = {
             split["key"]: [step["sessions"] for step in split["steps"]]
@@ -1016,10 +1024,10 @@ def test_unsplit_unfiltered_session_reads_come_from_the_totals(db):
     steps, splits = funnel_reached(everything, "device")
     assert steps[0] == 12 and sum(values[0] for values in splits.values()) == 12
     mobile_steps, _ = funnel_reached(mobile)
-    rollups.SESSION_TOTAL["day"].objects.filter(reached_step=1).update(sessions=100)
+    SESSION_TOTAL["day"].objects.filter(reached_step=1).update(sessions=100)
     cache.clear()
     damaged = (
-        rollups.SESSION_TOTAL["day"]
+        SESSION_TOTAL["day"]
         .objects.filter(bucket__gte=everything.start, bucket__lt=everything.end, reached_step=1)
         .count()
     )
@@ -1044,11 +1052,11 @@ def test_migration_fills_session_totals_from_existing_session_metrics(db):
         "s2", event_type="page_view", timestamp=NOW - dt.timedelta(days=5), device_type="mobile"
     )
     advance(now=LATER + dt.timedelta(minutes=5))
-    assert rollups.SESSION_METRIC["day"].objects.filter(sessions=0).exists()
-    expected = {grain: _session_totals(grain) for grain in rollups.GRAINS}
-    for model in rollups.SESSION_TOTAL.values():
+    assert SESSION_METRIC["day"].objects.filter(sessions=0).exists()
+    expected = {grain: _session_totals(grain) for grain in GRAINS}
+    for model in SESSION_TOTAL.values():
         model.objects.all().delete()
     migration.session_totals_fill(None, SimpleNamespace(connection=connection))
-    for grain in rollups.GRAINS:
+    for grain in GRAINS:
         assert _session_totals(grain) == expected[grain] == _session_metrics_summed(grain)
     assert_session_totals_exact()
