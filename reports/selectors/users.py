@@ -3,7 +3,7 @@
 The rollup part of a period is the union of its `UserBitmap*` rows (one per bucket x device x
 country, filtered by selecting rows; a day-bucketed period's whole weeks from the weekly rows);
 tail users add to it unless their key is already in that union. A small tail's users and keys
-come from its summary (readers.tail_summary), so a tail correction is a few bitmap operations;
+come from its summary (selectors.tail_summary), so a tail correction is a few bitmap operations;
 a big tail's are looked up once per snapshot in SQL.
 """
 
