@@ -27,18 +27,13 @@ from reports.models import (
 from reports.selectors import pages
 from reports.selectors.user_bitmaps import bitmap_load
 from reports.selectors.watermark import events_after_watermark, rollup_state, watermark_get
-from reports.services.rollups import rollups_advance, rollups_rebuild
+from reports.services.rollups import rollups_rebuild
 from tests.factories import EventFactory
+from tests.rollup_scaffold import LATER, NOW, advance, event_resend
 
-NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
-LATER = NOW + dt.timedelta(hours=1)
 MIDNIGHT = dt.datetime(2026, 3, 9, tzinfo=dt.UTC)
 DEVICES = ("desktop", "mobile", "tablet")
 COUNTRIES = ("US", "DE", "FR")
-
-
-def advance(now: dt.datetime = LATER, **kwargs) -> int:
-    return rollups_advance(now=now, **kwargs).events
 
 
 def key_of(user_id: str) -> int:
@@ -121,11 +116,8 @@ def dataset(seed: int = 3, days: int = 12) -> None:
             )
         )
     Event.objects.bulk_create(events)
-    resent = [
-        Event(**{f.attname: getattr(e, f.attname) for f in Event._meta.concrete_fields[1:]})
-        for e in rng.sample(events, 15)
-    ]
-    Event.objects.bulk_create(resent, ignore_conflicts=True)
+    for event in rng.sample(events, 15):
+        event_resend(event)
 
 
 STATES = ("nothing rolled up", "partly rolled up", "rolled up in small batches", "rebuilt since")
