@@ -22,7 +22,14 @@ from django_htmx.http import push_url
 
 from events.schema import DEVICE_TYPES
 from reports import charts, csv_export
-from reports.filters import CUSTOM, DEFAULT_PRESET, PRESETS, DashboardFilters, filters_from_query
+from reports.filters import (
+    CUSTOM,
+    DEFAULT_PRESET,
+    PRESETS,
+    DashboardFilters,
+    filters_from_query,
+    filters_ignored,
+)
 from reports.selectors import pages
 
 SPLITS = ("device", "country")
@@ -217,6 +224,8 @@ def _dashboard(request: HttpRequest, page: str) -> HttpResponse:
         # a custom range that filters_from_query refused (end before start, too long, bad date)
         "range_refused": request.GET.getlist("preset")[-1:] == [CUSTOM]
         and filters.preset != CUSTOM,
+        # unknown device, country or preset values: dropped, and the page says so
+        "filters_ignored": filters_ignored(request.GET),
         **_filter_links(page, filters, split),
         **PAGE_CONTEXT[page](data, filters),
     }

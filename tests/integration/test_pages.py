@@ -279,6 +279,48 @@ def test_custom_range_and_invalid_values(user_client, seeded):
     assert bad.context["filters"].device is None
 
 
+def test_unknown_filter_values_are_ignored_and_the_page_says_so(user_client, seeded):
+    """An unknown device, country or preset falls back to the default, and the page names what
+    it ignored (escaped), on the full page and in the htmx partial; known values say nothing."""
+    response = user_client.get("/?device=toaster&country=ZZ&preset=bogus")
+    assert response.status_code == 200
+    filters = response.context["filters"]
+    assert (filters.preset, filters.device, filters.country) == ("7d", None, None)
+    assert response.context["filters_ignored"] == [
+        "Ignored unknown device 'toaster'",
+        "Ignored unknown country 'ZZ'",
+        "Ignored unknown preset 'bogus'",
+    ]
+    html = response.content.decode()
+    assert "Ignored unknown device &#x27;toaster&#x27;" in html
+    assert "Ignored unknown country &#x27;ZZ&#x27;" in html
+    assert "Ignored unknown preset &#x27;bogus&#x27;" in html
+    partial = user_client.get("/funnel/?device=<b>x</b>", HTTP_HX_REQUEST="true")
+    assert "Ignored unknown device &#x27;&lt;b&gt;x&lt;/b&gt;&#x27;" in partial.content.decode()
+    known = user_client.get("/?device=mobile&country=de&preset=30d")
+    assert known.context["filters_ignored"] == []
+    assert "Ignored unknown" not in known.content.decode()
+    custom = user_client.get("/?preset=custom&start=2026-01-01&end=2026-01-02")
+    assert custom.context["filters_ignored"] == []
+
+
+def test_overview_kpi_table_links_its_csv(user_client, seeded):
+    """The KPI cards have a CSV link like every other table, with the page's filters, and it
+    downloads the KPI table."""
+    response = user_client.get("/?preset=30d&device=mobile")
+    link = '/overview/csv/kpis/?preset=30d&amp;device=mobile"'
+    assert link in response.content.decode()
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                user_client.get("/overview/csv/kpis/?preset=30d&device=mobile").content.decode()
+            )
+        )
+    )
+    assert rows[0] == ["kpi", "value", "previous", "change_pct"]
+    assert {row[0] for row in rows[1:]} == set(response.context["data"]["kpis"])
+
+
 def test_live_page_shows_newest_events_and_polls(user_client, seeded):
     """Live lists the newest events and its partial re-requests itself every few seconds."""
     response = user_client.get("/live/")
