@@ -325,9 +325,10 @@ def main() -> None:
         "--burst", type=int, default=0, help="then time again after a burst of this many events"
     )
     parser.add_argument(
+        "--intake-only",
         "--receipts-only",
         action="store_true",
-        help="build and fold only the receipt rollups (enough for --reads live,quality_page)",
+        help="build and fold only the intake rollups (enough for --reads live,quality_page)",
     )
     args = parser.parse_args()
 
@@ -348,10 +349,17 @@ def main() -> None:
 
     from quality import selectors as quality_selectors
     from quality.services import intake
-    from reports import rollups, selectors
     from reports.filters import filters_from_query
-    from reports.readers import read_snapshot, tail_summary_share
-    from reports.readers.tail_summary import summary_to_cache, tail_summaries_clear
+    from reports.models.grains import ALL_MODELS
+    from reports.selectors import pages as selectors
+    from reports.selectors.tail import read_snapshot
+    from reports.selectors.tail_summary import (
+        summary_to_cache,
+        tail_summaries_clear,
+        tail_summary_share,
+    )
+    from reports.selectors.watermark import watermark_get
+    from reports.services import rollups
 
     # As analytics_site.wsgi does in every gunicorn worker: what is loaded by now lives as long
     # as the process, so full garbage collections skip it (without this, a collection during a
@@ -360,24 +368,24 @@ def main() -> None:
 
     soon = timezone.now() + dt.timedelta(minutes=5)
     intake_built = quality_selectors.intake_marks().event_received_at
-    built = rollups.watermark_get()[0] is not None and intake_built
+    built = watermark_get()[0] is not None and intake_built
     if args.no_rebuild and built:
         # the rollups of a reused load are current up to their watermarks: fold what came after
         folded = 0
-        if not args.receipts_only:
+        if not args.intake_only:
             folded = rollups.rollups_advance(now=soon, max_seconds=float("inf")).events
-        receipts_run = intake.intake_advance(now=soon, max_seconds=float("inf"))
+        intake_run = intake.intake_advance(now=soon, max_seconds=float("inf"))
         print(
-            f"no rebuild: folded {folded:,} events and {receipts_run.rows:,} receipt rows "
+            f"no rebuild: folded {folded:,} events and {intake_run.rows:,} intake rows "
             "after the watermarks"
         )
         # planner statistics, as autovacuum keeps them in a deployment (a rebuild analyzes;
         # a server with autovacuum off never would)
         with connection.cursor() as cursor:
-            tables = ", ".join(model._meta.db_table for model in rollups.ALL_MODELS)
+            tables = ", ".join(model._meta.db_table for model in ALL_MODELS)
             cursor.execute(f"ANALYZE {tables}")
     else:
-        if not args.receipts_only:
+        if not args.intake_only:
             started = time.perf_counter()
             run = rollups.rollups_rebuild(now=soon)
             elapsed = time.perf_counter() - started
@@ -385,11 +393,11 @@ def main() -> None:
                 f"rollup rebuild: {run.events:,} events in {elapsed:.1f} s "
                 f"({run.events / elapsed:,.0f} events/s; bar: 40,000 events/s)"
             )
-        receipts_run = intake.intake_rebuild(now=soon)
+        intake_run = intake.intake_rebuild(now=soon)
         print(
-            f"receipt rollup rebuild: {receipts_run.rows:,} events and rejected events in "
-            f"{receipts_run.seconds:.1f} s "
-            f"({receipts_run.rows / receipts_run.seconds:,.0f} rows/s)"
+            f"intake rollup rebuild: {intake_run.rows:,} events and rejected events in "
+            f"{intake_run.seconds:.1f} s "
+            f"({intake_run.rows / intake_run.seconds:,.0f} rows/s)"
         )
 
     client = Client()
@@ -457,12 +465,10 @@ def main() -> None:
         shared[:] = [summary] if summary is not None else []
 
     def folds_run(now: dt.datetime, max_seconds: float = 25.0):
-        """What the beat schedule runs: dashboard rollups, then receipt rollups (timed apart)."""
-        receipts_run = intake.intake_advance(now=now, max_seconds=max_seconds)
-        print(
-            f"  receipt rollups: folded {receipts_run.rows:,} rows in {receipts_run.seconds:.2f} s"
-        )
-        if args.receipts_only:
+        """What the beat schedule runs: dashboard rollups, then intake rollups (timed apart)."""
+        intake_run = intake.intake_advance(now=now, max_seconds=max_seconds)
+        print(f"  intake rollups: folded {intake_run.rows:,} rows in {intake_run.seconds:.2f} s")
+        if args.intake_only:
             return None
         return rollups.rollups_advance(now=now, max_seconds=max_seconds)
 

@@ -114,6 +114,23 @@ def _parse_date(value: str | None) -> dt.date | None:
         return None
 
 
+def filters_ignored(query: QueryDict | dict) -> list[str]:
+    """What `filters_from_query` drops of `query` as unknown, said for the page: a device,
+    country or preset that does not exist. (A refused custom range is told apart: the page
+    names the rule it broke.)"""
+    notices = []
+    device = query.get("device") or ""
+    if device and device not in DEVICE_TYPES:
+        notices.append(f"Ignored unknown device {device[:40]!r}")
+    country = query.get("country") or ""
+    if country and country.upper() not in COUNTRY_CODES:
+        notices.append(f"Ignored unknown country {country[:40]!r}")
+    preset = query.get("preset") or ""
+    if preset and preset != CUSTOM and preset not in PRESETS:
+        notices.append(f"Ignored unknown preset {preset[:40]!r}")
+    return notices
+
+
 def filters_from_query(
     query: QueryDict | dict, *, now: dt.datetime | None = None
 ) -> DashboardFilters:

@@ -1,4 +1,4 @@
-"""Celery tasks for rollups. Thin: the work and its idempotency live in `reports.rollups`."""
+"""Celery tasks for rollups. Thin: the work and its idempotency live in reports.services."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from reports import rollups, selectors
+from reports.selectors.pages import dashboard_cache_warm
+from reports.services.rollups import rollups_advance
 
 
 @shared_task(name="reports.rollups_advance", acks_late=True, ignore_result=False)
@@ -20,6 +21,6 @@ def rollups_advance_task() -> dict[str, Any]:
     standard presets, so page views after a fold do not pay for them.
     """
     budget = 0.7 * settings.ROLLUP_INTERVAL_SECONDS
-    result = rollups.rollups_advance(max_seconds=budget).as_dict()
-    result["cache_reads"] = selectors.dashboard_cache_warm()
+    result = rollups_advance(max_seconds=budget).as_dict()
+    result["cache_reads"] = dashboard_cache_warm()
     return result

@@ -21,8 +21,16 @@ from django.utils.cache import patch_vary_headers
 from django_htmx.http import push_url
 
 from events.schema import DEVICE_TYPES
-from reports import charts, csv_export, selectors
-from reports.filters import CUSTOM, DEFAULT_PRESET, PRESETS, DashboardFilters, filters_from_query
+from reports import charts, csv_export
+from reports.filters import (
+    CUSTOM,
+    DEFAULT_PRESET,
+    PRESETS,
+    DashboardFilters,
+    filters_from_query,
+    filters_ignored,
+)
+from reports.selectors import pages
 
 SPLITS = ("device", "country")
 SECOND = dt.timedelta(seconds=1)
@@ -46,12 +54,12 @@ def _split(request: HttpRequest) -> str | None:
 
 
 PAGE_DATA: dict[str, Callable[[HttpRequest, DashboardFilters], dict[str, Any]]] = {
-    "overview": lambda request, filters: selectors.overview(filters),
-    "funnel": lambda request, filters: selectors.funnel(filters, split_by=_split(request)),
-    "products": lambda request, filters: selectors.products(filters),
-    "audience": lambda request, filters: selectors.audience(filters),
-    "live": lambda request, filters: selectors.live(),
-    "quality": lambda request, filters: selectors.quality_page(filters),
+    "overview": lambda request, filters: pages.overview(filters),
+    "funnel": lambda request, filters: pages.funnel(filters, split_by=_split(request)),
+    "products": lambda request, filters: pages.products(filters),
+    "audience": lambda request, filters: pages.audience(filters),
+    "live": lambda request, filters: pages.live(),
+    "quality": lambda request, filters: pages.quality_page(filters),
 }
 
 
@@ -211,11 +219,13 @@ def _dashboard(request: HttpRequest, page: str) -> HttpResponse:
         "filters": filters,
         "data": data,
         "empty_hint": EMPTY_HINT,
-        "any_events": selectors.freshness()["newest_event"] is not None,
+        "any_events": pages.freshness()["newest_event"] is not None,
         "nav_query": _nav_query(page, filters),
         # a custom range that filters_from_query refused (end before start, too long, bad date)
         "range_refused": request.GET.getlist("preset")[-1:] == [CUSTOM]
         and filters.preset != CUSTOM,
+        # unknown device, country or preset values: dropped, and the page says so
+        "filters_ignored": filters_ignored(request.GET),
         **_filter_links(page, filters, split),
         **PAGE_CONTEXT[page](data, filters),
     }

@@ -5,7 +5,7 @@ import datetime as dt
 from django.db import migrations, models
 from pyroaring import BitMap
 
-from reports.user_bitmaps import bitmap_dump
+from reports.services.user_bitmaps import bitmap_dump
 
 
 def weekly_fill(apps, schema_editor):

@@ -19,11 +19,15 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from analytics_site.sql import rollup_safety_lag
 from events.models import Event, RejectedEvent
 from quality import selectors as quality_selectors
 from quality.services import intake
-from reports import rollups, selectors
 from reports.filters import DashboardFilters, filters_from_query
+from reports.models.grains import ALL_MODELS
+from reports.selectors import pages
+from reports.selectors.watermark import events_after_watermark, watermark_get
+from reports.services.rollups import rollups_advance, rollups_rebuild
 
 pytestmark = pytest.mark.postgres
 
@@ -259,7 +263,7 @@ def ref_new_vs_returning(f: DashboardFilters) -> dict[str, int]:
 
 
 def assert_dashboard_matches_raw(f: DashboardFilters) -> None:
-    overview = selectors.overview(f)
+    overview = pages.overview(f)
     for label, period in (("value", f), ("previous", f.previous())):
         totals = ref_totals(period)
         for name, kpi in overview["kpis"].items():
@@ -282,7 +286,7 @@ def assert_dashboard_matches_raw(f: DashboardFilters) -> None:
     assert overview["quality"]["total"] == totals["events"] + quarantined
 
     sessions = ref_sessions(f)
-    funnel = selectors.funnel(f, "country")
+    funnel = pages.funnel(f, "country")
     assert [s["sessions"] for s in funnel["steps"]] == ref_funnel_counts(sessions)
     splits = {split["key"]: [s["sessions"] for s in split["steps"]] for split in funnel["splits"]}
     expected = {
@@ -290,14 +294,14 @@ def assert_dashboard_matches_raw(f: DashboardFilters) -> None:
         for country in {s[2] for s in sessions}
     }
     assert splits == expected
-    by_device = selectors.funnel(f, "device")
+    by_device = pages.funnel(f, "device")
     splits = {s["key"]: [x["sessions"] for x in s["steps"]] for s in by_device["splits"]}
     assert splits == {
         device: ref_funnel_counts([s for s in sessions if s[1] == device])
         for device in {s[1] for s in sessions}
     }
 
-    products = selectors.products(f)
+    products = pages.products(f)
     for key, event_type in (("top_viewed", "product_view"), ("top_added", "add_to_cart")):
         assert products[key] == [
             {k: v for k, v in row.items() if k != "revenue"} for row in ref_top(f, event_type)
@@ -320,7 +324,7 @@ def assert_dashboard_matches_raw(f: DashboardFilters) -> None:
         f, ("product_view", "add_to_cart", "purchase")
     )
 
-    audience = selectors.audience(f)
+    audience = pages.audience(f)
     assert audience["devices"] == ref_group(f, "device_type")
     assert audience["countries"] == ref_group(f, "country")
     assert audience["new_vs_returning"] == ref_new_vs_returning(f)
@@ -363,8 +367,8 @@ def test_numbers_equal_raw_with_partial_rollup_and_raw_tail(dataset, settings, t
     including late events in the tail whose sessions and users are already rolled up. Both tail
     paths: loaded into Python (small tails) and aggregated in SQL (big tails)."""
     settings.ROLLUP_TAIL_IN_MEMORY_MAX = 50_000 if tail_in_memory else 0
-    rollups.rollups_advance(now=NOW - dt.timedelta(days=4), max_seconds=60)
-    received_at, _ = rollups.watermark_get()
+    rollups_advance(now=NOW - dt.timedelta(days=4), max_seconds=60)
+    received_at, _ = watermark_get()
     assert received_at is not None
     tail = Event.objects.filter(received_at__gt=received_at)
     assert tail.exists()
@@ -378,23 +382,23 @@ def test_numbers_equal_raw_after_full_rollup_in_small_batches(dataset):
     """Folding events in many small batches, late ones included, gives exact numbers; running
     the rollup again changes nothing. The quality notes' quarantine counts come from the
     intake rollups, folded here too (a replayed rejected event is not in quarantine)."""
-    rollups.rollups_advance(now=NOW + dt.timedelta(minutes=5), batch=97, max_seconds=120)
+    rollups_advance(now=NOW + dt.timedelta(minutes=5), batch=97, max_seconds=120)
     intake.intake_advance(now=NOW + dt.timedelta(minutes=5), max_seconds=120)
     assert quality_selectors.intake_marks().rejected_received_at is not None
-    assert not rollups.events_after_watermark(*rollups.watermark_get()).exists()
+    assert not events_after_watermark(*watermark_get()).exists()
     for f in filter_sets():
         assert_dashboard_matches_raw(f)
-    before = {model: sorted(model.objects.values_list()) for model in rollups.ALL_MODELS}
-    assert rollups.rollups_advance(now=NOW + dt.timedelta(minutes=5)).events == 0
-    after = {model: sorted(model.objects.values_list()) for model in rollups.ALL_MODELS}
+    before = {model: sorted(model.objects.values_list()) for model in ALL_MODELS}
+    assert rollups_advance(now=NOW + dt.timedelta(minutes=5)).events == 0
+    after = {model: sorted(model.objects.values_list()) for model in ALL_MODELS}
     assert before == after
 
 
 def test_numbers_equal_raw_after_rebuild_since_a_date(dataset):
     """A partial rebuild (from a date, keeping the watermark) recomputes those buckets and the
     sessions and users they touch, and the numbers still equal raw events."""
-    rollups.rollups_advance(now=NOW + dt.timedelta(minutes=5), max_seconds=60)
-    rollups.rollups_rebuild(since=dt.date(2026, 3, 3), now=NOW + dt.timedelta(minutes=5))
+    rollups_advance(now=NOW + dt.timedelta(minutes=5), max_seconds=60)
+    rollups_rebuild(since=dt.date(2026, 3, 3), now=NOW + dt.timedelta(minutes=5))
     for f in filter_sets():
         assert_dashboard_matches_raw(f)
 
@@ -421,7 +425,7 @@ def test_numbers_equal_raw_on_the_sample_data_generator(require_postgres, db):
     )
     assert list(late), "the generator should have produced late events"
     middle = Event.objects.order_by("received_at").values_list("received_at", flat=True)[2000]
-    rollups.rollups_advance(now=middle + rollups.safety_lag(), batch=700, max_seconds=60)
-    assert rollups.events_after_watermark(*rollups.watermark_get()).exists()
+    rollups_advance(now=middle + rollup_safety_lag(), batch=700, max_seconds=60)
+    assert events_after_watermark(*watermark_get()).exists()
     for f in filter_sets():
         assert_dashboard_matches_raw(f)

@@ -1,6 +1,6 @@
 """Dashboard numbers stay equal to raw events while the raw tail after the watermark changes
 between reads: the tail's summary is reused, extended with new events, rebuilt when an event
-commits out of id order, and started again when the watermark moves (reports.readers).
+commits out of id order, and started again when the watermark moves (reports.selectors).
 
 The reference is the raw-SQL comparison of test_dashboard_numbers.
 """
@@ -16,12 +16,16 @@ from decimal import Decimal
 import pytest
 from django.core.cache import cache
 
+from analytics_site.sql import rollup_safety_lag
 from events.models import Event
-from reports import rollups, selectors
 from reports.filters import filters_from_query
 from reports.models import SessionRollup, UserFirstSeen
-from reports.readers import read_snapshot, tail_summary, tail_summary_share
-from reports.user_bitmaps import USER_BITMAP
+from reports.models.grains import USER_BITMAP
+from reports.selectors import pages, tail_summary
+from reports.selectors.tail import read_snapshot
+from reports.selectors.tail_summary import tail_summary_share
+from reports.selectors.watermark import events_after_watermark, watermark_get
+from reports.services.rollups import rollups_advance
 from tests.data_quality.test_dashboard_numbers import (
     NOW,
     assert_dashboard_matches_raw,
@@ -75,8 +79,8 @@ def _event(session: str, user: str, ts: dt.datetime, event_type: str, **fields) 
 @pytest.fixture
 def partly_rolled_up(require_postgres, db):
     load(generate_events())
-    rollups.rollups_advance(now=NOW - dt.timedelta(days=4), max_seconds=60)
-    assert rollups.events_after_watermark(*rollups.watermark_get()).exists()
+    rollups_advance(now=NOW - dt.timedelta(days=4), max_seconds=60)
+    assert events_after_watermark(*watermark_get()).exists()
 
 
 @pytest.fixture
@@ -182,16 +186,16 @@ def test_numbers_stay_exact_when_the_watermark_moves_between_reads(partly_rolled
         ]
     )
     _assert_all_match()
-    rollups.rollups_advance(now=RECEIVED + rollups.safety_lag() + dt.timedelta(seconds=1))
+    rollups_advance(now=RECEIVED + rollup_safety_lag() + dt.timedelta(seconds=1))
     assert UserFirstSeen.objects.filter(user_id="u_fold").exists()
-    assert rollups.events_after_watermark(*rollups.watermark_get()).filter(user_id="u_fold")
+    assert events_after_watermark(*watermark_get()).filter(user_id="u_fold")
     _assert_all_match()
 
 
 def test_a_tail_too_big_to_hold_is_aggregated_in_sql(partly_rolled_up, settings):
     """Over ROLLUP_TAIL_IN_MEMORY_MAX events the tail is not summarized; numbers come from SQL
     over the tail and stay exact, and a summary is used again once the tail is small."""
-    tail_size = rollups.events_after_watermark(*rollups.watermark_get()).count()
+    tail_size = events_after_watermark(*watermark_get()).count()
     settings.ROLLUP_TAIL_IN_MEMORY_MAX = tail_size - 1
     _assert_all_match()
     settings.ROLLUP_TAIL_IN_MEMORY_MAX = tail_size
@@ -201,7 +205,7 @@ def test_a_tail_too_big_to_hold_is_aggregated_in_sql(partly_rolled_up, settings)
 def test_a_summary_shared_after_a_fold_serves_another_process(partly_rolled_up, tail_loads):
     """The rollup task's cache warm shares the tail summary: a process that never read the
     tail extends the shared one with the events received since, and numbers stay exact."""
-    selectors.dashboard_cache_warm(("7d",), now=NOW)
+    pages.dashboard_cache_warm(("7d",), now=NOW)
     tail_summary.tail_summaries_clear()  # another process: nothing of its own
     Event.objects.bulk_create(
         [
@@ -234,7 +238,7 @@ def test_a_shared_summary_put_back_after_a_cache_flush_is_extended(partly_rolled
 @pytest.fixture
 def bitmap_reads(monkeypatch):
     """The model of every user-bitmap read of the users reader."""
-    users_reader = importlib.import_module("reports.readers.users")
+    users_reader = importlib.import_module("reports.selectors.users")
     models: list[type] = []
     read = users_reader.bitmaps_read
 
@@ -259,6 +263,6 @@ def test_user_unions_are_cached_per_rollup_state(partly_rolled_up, bitmap_reads)
     Event.objects.bulk_create(
         [_event("s_union", "u_union", NOW - dt.timedelta(hours=5), "page_view")]
     )
-    rollups.rollups_advance(now=RECEIVED + rollups.safety_lag() + dt.timedelta(seconds=1))
+    rollups_advance(now=RECEIVED + rollup_safety_lag() + dt.timedelta(seconds=1))
     _assert_all_match()
     assert active_models & set(bitmap_reads), "a fold should retire the cached unions"

@@ -23,8 +23,8 @@ from quality import selectors
 from quality.models import EventMinute, IntakeHour, IntakeRuleHour, IntakeWatermark
 from quality.services import intake, replay
 from quality.services.rules import rules_set_enabled
-from reports import selectors as report_selectors
 from reports.filters import filters_from_query
+from reports.selectors import pages as report_selectors
 from tests.factories import (
     EventFactory,
     QualityRuleFactory,

@@ -14,8 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from quality.models import QualityIncident
-from reports import csv_export, selectors
+from reports import csv_export
 from reports.filters import filters_from_query
+from reports.selectors import pages
 from tests.factories import EventFactory, RejectedEventFactory
 
 PAGES = {
@@ -192,7 +193,7 @@ def test_overview_numbers_match_seeded_events_and_selector(user_client, seeded):
     """KPIs are exactly what was seeded, and exactly what the selector returns."""
     response = user_client.get("/")
     data = response.context["data"]
-    assert data == selectors.overview(filters_from_query({}))
+    assert data == pages.overview(filters_from_query({}))
     kpis = {kpi["name"]: kpi["value"] for kpi in response.context["kpis"]}
     assert kpis["events"] == 8
     assert kpis["sessions"] == 3
@@ -210,10 +211,10 @@ def test_overview_numbers_match_seeded_events_and_selector(user_client, seeded):
 @pytest.mark.parametrize(
     ("page", "selector", "kwargs"),
     [
-        ("funnel", selectors.funnel, {}),
-        ("products", selectors.products, {}),
-        ("audience", selectors.audience, {}),
-        ("quality", selectors.quality_page, {}),
+        ("funnel", pages.funnel, {}),
+        ("products", pages.products, {}),
+        ("audience", pages.audience, {}),
+        ("quality", pages.quality_page, {}),
     ],
 )
 def test_page_context_is_the_selector_output(user_client, seeded, page, selector, kwargs):
@@ -242,7 +243,7 @@ def test_funnel_counts_and_split_by_device(user_client, seeded):
     assert set(splits) == {"desktop", "mobile"}
     assert splits["mobile"][0]["sessions"] == 2
     assert splits["mobile"][-1]["sessions"] == 0
-    assert response.context["data"] == selectors.funnel(filters_from_query({}), "device")
+    assert response.context["data"] == pages.funnel(filters_from_query({}), "device")
     assert "Conversion by device" in response.content.decode()
 
 
@@ -276,6 +277,48 @@ def test_custom_range_and_invalid_values(user_client, seeded):
     assert bad.status_code == 200
     assert bad.context["filters"].preset == "7d"
     assert bad.context["filters"].device is None
+
+
+def test_unknown_filter_values_are_ignored_and_the_page_says_so(user_client, seeded):
+    """An unknown device, country or preset falls back to the default, and the page names what
+    it ignored (escaped), on the full page and in the htmx partial; known values say nothing."""
+    response = user_client.get("/?device=toaster&country=ZZ&preset=bogus")
+    assert response.status_code == 200
+    filters = response.context["filters"]
+    assert (filters.preset, filters.device, filters.country) == ("7d", None, None)
+    assert response.context["filters_ignored"] == [
+        "Ignored unknown device 'toaster'",
+        "Ignored unknown country 'ZZ'",
+        "Ignored unknown preset 'bogus'",
+    ]
+    html = response.content.decode()
+    assert "Ignored unknown device &#x27;toaster&#x27;" in html
+    assert "Ignored unknown country &#x27;ZZ&#x27;" in html
+    assert "Ignored unknown preset &#x27;bogus&#x27;" in html
+    partial = user_client.get("/funnel/?device=<b>x</b>", HTTP_HX_REQUEST="true")
+    assert "Ignored unknown device &#x27;&lt;b&gt;x&lt;/b&gt;&#x27;" in partial.content.decode()
+    known = user_client.get("/?device=mobile&country=de&preset=30d")
+    assert known.context["filters_ignored"] == []
+    assert "Ignored unknown" not in known.content.decode()
+    custom = user_client.get("/?preset=custom&start=2026-01-01&end=2026-01-02")
+    assert custom.context["filters_ignored"] == []
+
+
+def test_overview_kpi_table_links_its_csv(user_client, seeded):
+    """The KPI cards have a CSV link like every other table, with the page's filters, and it
+    downloads the KPI table."""
+    response = user_client.get("/?preset=30d&device=mobile")
+    link = '/overview/csv/kpis/?preset=30d&amp;device=mobile"'
+    assert link in response.content.decode()
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                user_client.get("/overview/csv/kpis/?preset=30d&device=mobile").content.decode()
+            )
+        )
+    )
+    assert rows[0] == ["kpi", "value", "previous", "change_pct"]
+    assert {row[0] for row in rows[1:]} == set(response.context["data"]["kpis"])
 
 
 def test_live_page_shows_newest_events_and_polls(user_client, seeded):

@@ -1,6 +1,6 @@
-"""User bitmaps (reports.user_bitmaps) on PostgreSQL and SQLite: distinct and new users equal a
-plain Python count over raw events in every rollup state, and the fold keeps keys and
-first-seen buckets right through late events, duplicates, refolds and rebuilds."""
+"""User bitmaps (reports.services.user_bitmaps) on PostgreSQL and SQLite: distinct and new
+users equal a plain Python count over raw events in every rollup state, and the fold keeps keys
+and first-seen buckets right through late events, duplicates, refolds and rebuilds."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from events.models import Event
-from reports import rollups, selectors
 from reports.filters import DashboardFilters, filters_from_query
 from reports.models import (
     FirstSeenBitmapDaily,
@@ -25,18 +24,16 @@ from reports.models import (
     UserBitmapWeekly,
     UserFirstSeen,
 )
-from reports.user_bitmaps import bitmap_load
+from reports.selectors import pages
+from reports.selectors.user_bitmaps import bitmap_load
+from reports.selectors.watermark import events_after_watermark, rollup_state, watermark_get
+from reports.services.rollups import rollups_rebuild
 from tests.factories import EventFactory
+from tests.rollup_scaffold import LATER, NOW, advance, event_resend
 
-NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
-LATER = NOW + dt.timedelta(hours=1)
 MIDNIGHT = dt.datetime(2026, 3, 9, tzinfo=dt.UTC)
 DEVICES = ("desktop", "mobile", "tablet")
 COUNTRIES = ("US", "DE", "FR")
-
-
-def advance(now: dt.datetime = LATER, **kwargs) -> int:
-    return rollups.rollups_advance(now=now, **kwargs).events
 
 
 def key_of(user_id: str) -> int:
@@ -67,11 +64,11 @@ def assert_users_match_raw(f: DashboardFilters) -> None:
     first: dict[str, dt.datetime] = {}
     for event in events:
         first[event.user_id] = min(first.get(event.user_id, event.timestamp), event.timestamp)
-    overview = selectors.overview(f)
+    overview = pages.overview(f)
     for label, period in (("value", f), ("previous", f.previous())):
         expected = len({e.user_id for e in events if _in(e, period)})
         assert overview["kpis"]["users"][label] == expected, (label, f)
-    audience = selectors.audience(f)
+    audience = pages.audience(f)
     for section, field in (("devices", "device_type"), ("countries", "country")):
         expected: dict[str, set[str]] = {}
         for event in events:
@@ -119,11 +116,8 @@ def dataset(seed: int = 3, days: int = 12) -> None:
             )
         )
     Event.objects.bulk_create(events)
-    resent = [
-        Event(**{f.attname: getattr(e, f.attname) for f in Event._meta.concrete_fields[1:]})
-        for e in rng.sample(events, 15)
-    ]
-    Event.objects.bulk_create(resent, ignore_conflicts=True)
+    for event in rng.sample(events, 15):
+        event_resend(event)
 
 
 STATES = ("nothing rolled up", "partly rolled up", "rolled up in small batches", "rebuilt since")
@@ -139,12 +133,12 @@ def test_users_equal_raw_in_every_rollup_state(db, settings, state, tail_in_memo
     dataset()
     if state == "partly rolled up":
         advance(now=NOW - dt.timedelta(days=3))
-        assert rollups.events_after_watermark(*rollups.watermark_get()).exists()
+        assert events_after_watermark(*watermark_get()).exists()
     elif state == "rolled up in small batches":
         advance(batch=17)
     elif state == "rebuilt since":
         advance()
-        rollups.rollups_rebuild(since=MIDNIGHT.date() - dt.timedelta(days=1), now=LATER)
+        rollups_rebuild(since=MIDNIGHT.date() - dt.timedelta(days=1), now=LATER)
     for f in filter_sets():
         assert_users_match_raw(f)
 
@@ -160,11 +154,11 @@ def test_late_event_moves_the_first_seen_key_to_its_earlier_bucket(db):
     assert keys_in(FirstSeenBitmapDaily, today) == {key}
     assert keys_in(FirstSeenBitmapHourly, hour) == {key}
     today_only = DashboardFilters(today, today + dt.timedelta(days=1), "custom")
-    assert selectors.audience(today_only)["new_vs_returning"] == {"new": 1, "returning": 0}
+    assert pages.audience(today_only)["new_vs_returning"] == {"new": 1, "returning": 0}
 
     late = NOW - dt.timedelta(days=3, minutes=10)
     EventFactory(user_id="u1", timestamp=late, received_at=NOW + dt.timedelta(minutes=1))
-    assert selectors.audience(today_only)["new_vs_returning"] == {"new": 0, "returning": 1}
+    assert pages.audience(today_only)["new_vs_returning"] == {"new": 0, "returning": 1}
     advance(now=LATER + dt.timedelta(minutes=1))
     assert key_of("u1") == key
     assert UserFirstSeen.objects.get(user_id="u1").first_seen == late
@@ -172,7 +166,7 @@ def test_late_event_moves_the_first_seen_key_to_its_earlier_bucket(db):
     assert keys_in(FirstSeenBitmapHourly, hour) == set()
     assert keys_in(FirstSeenBitmapDaily, late.replace(hour=0, minute=0)) == {key}
     assert keys_in(FirstSeenBitmapHourly, late.replace(minute=0)) == {key}
-    assert selectors.audience(today_only)["new_vs_returning"] == {"new": 0, "returning": 1}
+    assert pages.audience(today_only)["new_vs_returning"] == {"new": 0, "returning": 1}
 
 
 def test_keys_are_given_once_per_user_and_stay_dense(db):
@@ -236,10 +230,10 @@ def test_tail_user_on_a_new_device_counts_there_once(db):
         device_type="mobile",
     )
     f = filters_from_query({"preset": "24h"}, now=NOW)
-    assert selectors.overview(f)["kpis"]["users"]["value"] == 2
-    devices = {row["device_type"]: row["users"] for row in selectors.audience(f)["devices"]}
+    assert pages.overview(f)["kpis"]["users"]["value"] == 2
+    devices = {row["device_type"]: row["users"] for row in pages.audience(f)["devices"]}
     assert devices == {"desktop": 1, "mobile": 2}
-    assert selectors.audience(f)["new_vs_returning"] == {"new": 2, "returning": 0}
+    assert pages.audience(f)["new_vs_returning"] == {"new": 2, "returning": 0}
     assert_users_match_raw(f)
 
 
@@ -250,7 +244,7 @@ def test_rebuild_since_keeps_keys_and_equals_a_full_rebuild(db):
     keys = dict(UserFirstSeen.objects.values_list("user_id", "id"))
     UserBitmapDaily.objects.all().delete()  # damage, then repair from a date on
     FirstSeenBitmapHourly.objects.filter(bucket__gte=MIDNIGHT).delete()
-    rollups.rollups_rebuild(since=dt.date(2026, 2, 1), now=LATER)
+    rollups_rebuild(since=dt.date(2026, 2, 1), now=LATER)
     assert dict(UserFirstSeen.objects.values_list("user_id", "id")) == keys
 
     def by_user(model) -> list[tuple]:
@@ -267,9 +261,9 @@ def test_rebuild_since_keeps_keys_and_equals_a_full_rebuild(db):
 
     models = (UserBitmapHourly, UserBitmapDaily, FirstSeenBitmapHourly, FirstSeenBitmapDaily)
     partial = {model: by_user(model) for model in models}
-    rollups.rollups_rebuild(now=LATER)
+    rollups_rebuild(now=LATER)
     assert {model: by_user(model) for model in models} == partial
-    assert uuid.UUID(str(rollups.rollup_state()[0]))
+    assert uuid.UUID(str(rollup_state()[0]))
 
 
 @pytest.mark.postgres
@@ -278,7 +272,7 @@ def test_tail_user_key_probes_use_a_hash_index(require_postgres, db):
     (cheaper than descending the unique B-tree), and the lookup returns each known key."""
     from django.db import connection
 
-    from reports.readers.tail_summary import user_keys_lookup
+    from reports.selectors.tail_summary import user_keys_lookup
 
     with connection.cursor() as cursor:
         cursor.execute(
@@ -350,10 +344,10 @@ def test_weekly_bitmaps_hold_each_weeks_users_per_device_and_country(db, state):
         before_since = Event.objects.filter(timestamp__gte=monday, timestamp__lt=since_at)
         assert before_since.exists(), "the rebuilt week should have users before `since`"
         UserBitmapWeekly.objects.filter(bucket=monday).delete()  # stale rows are replaced
-        rollups.rollups_rebuild(since=since, now=LATER + dt.timedelta(minutes=1))
+        rollups_rebuild(since=since, now=LATER + dt.timedelta(minutes=1))
     elif state == "fully rebuilt":
         UserBitmapWeekly.objects.update(users=UserBitmapWeekly.objects.first().users)
-        rollups.rollups_rebuild(now=LATER + dt.timedelta(minutes=1))
+        rollups_rebuild(now=LATER + dt.timedelta(minutes=1))
     assert weekly_users() == raw_weekly_users(LATER)
 
 
@@ -361,7 +355,7 @@ def test_a_day_bucketed_read_takes_whole_weeks_from_the_weekly_rows(db, monkeypa
     """A 30-day read reads its three whole weeks from the weekly rows and only its edge days
     (a Sunday before them, and the Monday and Tuesday after them) from the daily rows, and
     counts the same users as raw events, filtered or not."""
-    users_reader = importlib.import_module("reports.readers.users")
+    users_reader = importlib.import_module("reports.selectors.users")
     read = users_reader.bitmaps_read
     buckets: dict[type, set[dt.datetime]] = {}
 
@@ -373,7 +367,7 @@ def test_a_day_bucketed_read_takes_whole_weeks_from_the_weekly_rows(db, monkeypa
     dataset(seed=11, days=24)
     advance()
     f = filters_from_query({"start": "2026-02-15", "end": "2026-03-10"}, now=NOW)
-    selectors.audience(f)  # the first read of this rollup state: unions not cached yet
+    pages.audience(f)  # the first read of this rollup state: unions not cached yet
     mondays = {dt.datetime(2026, 2, day, tzinfo=dt.UTC) for day in (16, 23)}
     assert buckets[UserBitmapWeekly] == mondays | {dt.datetime(2026, 3, 2, tzinfo=dt.UTC)}
     edge_days = {dt.datetime(2026, 2, 15, tzinfo=dt.UTC)} | {

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.http import QueryDict
 
-from reports.filters import DashboardFilters, filters_from_query
+from reports.filters import DashboardFilters, filters_from_query, filters_ignored
 
 NOW = dt.datetime(2026, 3, 10, 14, 37, 12, tzinfo=dt.UTC)
 
@@ -73,6 +73,23 @@ def test_invalid_periods_fall_back_to_the_default(query):
 def test_invalid_device_or_country_is_ignored(query):
     f = parse(query)
     assert (f.device, f.country) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("query", "ignored"),
+    [
+        ("device=phone", ["Ignored unknown device 'phone'"]),
+        ("country=XX", ["Ignored unknown country 'XX'"]),
+        ("country=usa", ["Ignored unknown country 'usa'"]),
+        ("preset=5y", ["Ignored unknown preset '5y'"]),
+        ("device=&country=&preset=", []),
+        ("device=mobile&country=de&preset=24h", []),
+        ("preset=custom&start=2026-02-05&end=2026-02-01", []),  # a refused range says why
+    ],
+)
+def test_ignored_values_are_named(query, ignored):
+    """Every unknown device, country or preset that parsing drops is named for the page."""
+    assert filters_ignored(QueryDict(query)) == ignored
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from reports import rollups
+from analytics_site.sql import rollup_safety_lag
+from reports.services.rollups import rollups_rebuild
 
 
 class Command(BaseCommand):
@@ -32,8 +33,8 @@ class Command(BaseCommand):
                 ) from exc
         now = timezone.now()
         if no_safety_lag:
-            now += rollups.safety_lag()
-        run = rollups.rollups_rebuild(since=since_date, now=now)
+            now += rollup_safety_lag()
+        run = rollups_rebuild(since=since_date, now=now)
         received_at, event_pk = run.watermark
         self.stdout.write(
             self.style.SUCCESS(

@@ -13,10 +13,17 @@ from django.db.models import BigIntegerField, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Round
 
-from reports import raw, rollups
 from reports.filters import DashboardFilters, whole_weeks
-from reports.readers.tail import in_period, memo, moment, rollup_cached, tail
-from reports.readers.tail_summary import HOUR_US, Period, tail_summary
+from reports.models.grains import (
+    EVENT_METRIC,
+    EVENT_TOTAL,
+    PRODUCT_METRIC,
+    PRODUCT_TOTAL,
+    PRODUCT_WEEK_BY,
+)
+from reports.selectors import raw_events
+from reports.selectors.tail import in_period, memo, moment, rollup_cached, tail
+from reports.selectors.tail_summary import HOUR_US, Period, tail_summary
 
 
 def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
@@ -25,7 +32,7 @@ def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
     A device or country filter reads the event metrics; an unfiltered view the totals without
     them (90 days at 10M events: ~450 rows instead of ~31,000 to group)."""
     unfiltered = not (filters.device or filters.country)
-    tables = rollups.EVENT_TOTAL if unfiltered else rollups.EVENT_METRIC
+    tables = EVENT_TOTAL if unfiltered else EVENT_METRIC
     model = tables[filters.bucket]
 
     def rolled() -> list[dict[str, Any]]:
@@ -35,7 +42,9 @@ def event_buckets(filters: DashboardFilters) -> list[dict[str, Any]]:
     result = list(rollup_cached(name, filters, rolled))
     summary = tail_summary()
     if summary is None:
-        return result + raw.event_bucket_rows(raw.events_in(filters, tail()), filters.bucket)
+        return result + raw_events.event_bucket_rows(
+            raw_events.events_in(filters, tail()), filters.bucket
+        )
     cells: dict[tuple[int, str], dict[str, Any]] = {}
     size = HOUR_US if filters.bucket == "hour" else 24 * HOUR_US
     period = Period(filters)
@@ -80,7 +89,7 @@ def _rolled_device_country_events(filters: DashboardFilters) -> dict[tuple[str, 
     """{(device, country): events} of the rollup part, once per snapshot: the audience page
     wants events per device and per country, and one pass over the period's rows (~31,000 at
     90 days) grouped by both costs about what one grouped by either does."""
-    model = rollups.EVENT_METRIC[filters.bucket]
+    model = EVENT_METRIC[filters.bucket]
 
     def rolled() -> dict[tuple[str, str], int]:
         rows = (
@@ -111,7 +120,7 @@ def dimension_events(filters: DashboardFilters, field: str) -> dict[str, int]:
             if period.matches(key[0], key[2], key[3]):
                 totals[key[2 + position]] += n
         return dict(totals)
-    for row in raw.dimension_rows(raw.events_in(filters, tail()), field):
+    for row in raw_events.dimension_rows(raw_events.events_in(filters, tail()), field):
         totals[row[field]] += row["events"]
     return dict(totals)
 
@@ -180,32 +189,30 @@ def _rolled_product_rows(filters: DashboardFilters) -> list[ProductRow]:
     if filters.bucket == "day" and len(one_dimension) == 1:
         [(field, value)] = one_dimension.items()
         rows = _weeks_and_edge_days(
-            rollups.PRODUCT_METRIC["day"].objects.filter(**{field: value}),
-            rollups.PRODUCT_WEEK_BY[field].objects.filter(**{field: value}),
+            PRODUCT_METRIC["day"].objects.filter(**{field: value}),
+            PRODUCT_WEEK_BY[field].objects.filter(**{field: value}),
             filters,
         )
         if rows is not None:
             return rows
     if one_dimension:
-        return _product_sums(
-            in_period(rollups.PRODUCT_METRIC[filters.bucket].objects.all(), filters)
-        )
+        return _product_sums(in_period(PRODUCT_METRIC[filters.bucket].objects.all(), filters))
     if filters.bucket == "day":
         rows = _weeks_and_edge_days(
-            rollups.PRODUCT_TOTAL["day"].objects.all(),
-            rollups.PRODUCT_TOTAL["week"].objects.all(),
+            PRODUCT_TOTAL["day"].objects.all(),
+            PRODUCT_TOTAL["week"].objects.all(),
             filters,
         )
         if rows is not None:
             return rows
-    return _product_sums(in_period(rollups.PRODUCT_TOTAL[filters.bucket].objects.all(), filters))
+    return _product_sums(in_period(PRODUCT_TOTAL[filters.bucket].objects.all(), filters))
 
 
 def _product_rows(filters: DashboardFilters) -> list[ProductRow]:
     rows = rollup_cached("product_rows", filters, lambda: _rolled_product_rows(filters))
     summary = tail_summary()
     if summary is None:
-        tail_rows = raw.product_rows(raw.events_in(filters, tail()))
+        tail_rows = raw_events.product_rows(raw_events.events_in(filters, tail()))
         return list(rows) + [
             (
                 row["product_id"],

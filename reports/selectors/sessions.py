@@ -10,12 +10,13 @@ from typing import Any
 from django.db import connection
 from django.db.models import Sum
 
-from events.models import Event
-from reports import raw, rollups
+from events.facade import EVENTS_TABLE
 from reports.filters import DashboardFilters
 from reports.models import SessionRollup
-from reports.readers.tail import in_period, memo, micros, rollup_cached, tail, tail_where
-from reports.readers.tail_summary import (
+from reports.models.grains import FUNNEL_STEPS, SESSION_METRIC, SESSION_TOTAL
+from reports.selectors import raw_events
+from reports.selectors.tail import in_period, memo, micros, rollup_cached, tail, tail_where
+from reports.selectors.tail_summary import (
     Period,
     Session,
     rolled_sessions,
@@ -25,7 +26,7 @@ from reports.readers.tail_summary import (
 
 _STEP_CASE = (
     "CASE event_type "
-    + " ".join(f"WHEN '{step}' THEN {index + 1}" for index, step in enumerate(raw.FUNNEL_STEPS))
+    + " ".join(f"WHEN '{step}' THEN {index + 1}" for index, step in enumerate(FUNNEL_STEPS))
     + " ELSE 0 END"
 )
 _EPOCH_US = "(EXTRACT(EPOCH FROM {}) * 1000000)::bigint"
@@ -44,7 +45,7 @@ def _sql_tail_sessions() -> list[tuple[Session, Session | None]]:
                 MAX({_STEP_CASE}) OVER (PARTITION BY session_id) AS step,
                 COALESCE(SUM(revenue) FILTER (WHERE event_type = 'purchase')
                     OVER (PARTITION BY session_id), 0) AS revenue
-            FROM {Event._meta.db_table} WHERE {where}
+            FROM {EVENTS_TABLE} WHERE {where}
             ORDER BY session_id, timestamp, id
         )
         SELECT t.start, t.id, t.device_type, t.country, t.step, t.revenue,
@@ -61,7 +62,7 @@ def _sql_tail_sessions() -> list[tuple[Session, Session | None]]:
 
 
 def _orm_tail_sessions() -> list[tuple[Session, Session | None]]:
-    tail_states = raw.session_states(None, tail())
+    tail_states = raw_events.session_states(None, tail())
     old_rows = rolled_sessions([state["session_id"] for state in tail_states])
     return [
         (
@@ -108,7 +109,7 @@ def _rolled_session_cells(
     products) groups the session totals instead (~540 rows), under its own cache name; its
     rows have device and country '' (the caller reads them only when splitting)."""
     if not split and not (filters.device or filters.country):
-        totals = rollups.SESSION_TOTAL[filters.bucket]
+        totals = SESSION_TOTAL[filters.bucket]
 
         def rolled_totals() -> list[tuple[str, str, int, int, Decimal]]:
             rows = (
@@ -123,7 +124,7 @@ def _rolled_session_cells(
             f"session_totals:{filters.bucket}:{filters.start}:{filters.end}",
             lambda: rollup_cached("session_totals", filters, rolled_totals),
         )
-    model = rollups.SESSION_METRIC[filters.bucket]
+    model = SESSION_METRIC[filters.bucket]
 
     def rolled() -> list[tuple[str, str, int, int, Decimal]]:
         return list(

@@ -29,11 +29,9 @@ from django.db.models import (
 )
 from django.db.models.functions import RowNumber, TruncDay, TruncHour
 
-from events.models import Event
+from events.facade import events_all
 from reports.filters import DashboardFilters
-
-FUNNEL_STEPS = ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
-PRODUCT_EVENT_TYPES = ("product_view", "add_to_cart", "purchase")
+from reports.models.grains import FUNNEL_STEPS, PRODUCT_EVENT_TYPES
 
 # Furthest funnel step an event proves (0 when it is not a funnel event).
 STEP_OF_EVENT = Case(
@@ -44,9 +42,9 @@ STEP_OF_EVENT = Case(
 WARNED = Q(warnings__isnull=False) & ~Q(warnings=[])
 
 
-def events_in(filters: DashboardFilters, base: QuerySet[Event] | None = None) -> QuerySet[Event]:
+def events_in(filters: DashboardFilters, base: QuerySet | None = None) -> QuerySet:
     """Events whose event time is in the period and that match the device/country filters."""
-    qs = Event.objects.all() if base is None else base
+    qs = events_all() if base is None else base
     qs = qs.filter(timestamp__gte=filters.start, timestamp__lt=filters.end)
     if filters.device:
         qs = qs.filter(device_type=filters.device)
@@ -55,7 +53,7 @@ def events_in(filters: DashboardFilters, base: QuerySet[Event] | None = None) ->
     return qs
 
 
-def event_bucket_rows(qs: QuerySet[Event], bucket: str) -> list[dict[str, Any]]:
+def event_bucket_rows(qs: QuerySet, bucket: str) -> list[dict[str, Any]]:
     """Per (bucket start, event type): events, revenue, warned events."""
     trunc = TruncHour if bucket == "hour" else TruncDay
     rows = (
@@ -74,12 +72,12 @@ def event_bucket_rows(qs: QuerySet[Event], bucket: str) -> list[dict[str, Any]]:
     ]
 
 
-def dimension_rows(qs: QuerySet[Event], field: str) -> list[dict[str, Any]]:
+def dimension_rows(qs: QuerySet, field: str) -> list[dict[str, Any]]:
     """Per value of `field` (device_type or country): events."""
     return list(qs.values(field).annotate(events=Count("id")).order_by())
 
 
-def product_rows(qs: QuerySet[Event]) -> list[dict[str, Any]]:
+def product_rows(qs: QuerySet) -> list[dict[str, Any]]:
     """Per (product, category, event type) for product events: events, revenue."""
     rows = (
         qs.filter(event_type__in=PRODUCT_EVENT_TYPES)
@@ -90,7 +88,7 @@ def product_rows(qs: QuerySet[Event]) -> list[dict[str, Any]]:
     return [{**row, "revenue": row["revenue"] or Decimal(0)} for row in rows]
 
 
-def category_revenue_rows(qs: QuerySet[Event]) -> list[dict[str, Any]]:
+def category_revenue_rows(qs: QuerySet) -> list[dict[str, Any]]:
     rows = (
         qs.filter(event_type="purchase")
         .values("category")
@@ -100,7 +98,7 @@ def category_revenue_rows(qs: QuerySet[Event]) -> list[dict[str, Any]]:
     return [{**row, "revenue": row["revenue"] or Decimal(0)} for row in rows]
 
 
-def user_ids(qs: QuerySet[Event], field: str | None = None) -> dict[str, set[str]] | set[str]:
+def user_ids(qs: QuerySet, field: str | None = None) -> dict[str, set[str]] | set[str]:
     """Distinct user ids, optionally per value of a dimension field."""
     if field is None:
         return set(qs.values_list("user_id", flat=True).distinct())
@@ -110,9 +108,7 @@ def user_ids(qs: QuerySet[Event], field: str | None = None) -> dict[str, set[str
     return grouped
 
 
-def session_states(
-    session_ids: Iterable[str] | None, base: QuerySet[Event]
-) -> list[dict[str, Any]]:
+def session_states(session_ids: Iterable[str] | None, base: QuerySet) -> list[dict[str, Any]]:
     """Whole-session state (over all events of each session in `base`).
 
     A session starts at its first event (by timestamp, then id); its user, device and country are
@@ -159,7 +155,7 @@ def session_states(
     return states
 
 
-def user_first_seen(user_ids_: Iterable[str], base: QuerySet[Event]) -> dict[str, dt.datetime]:
+def user_first_seen(user_ids_: Iterable[str], base: QuerySet) -> dict[str, dt.datetime]:
     rows = (
         base.filter(user_id__in=list(user_ids_)).values("user_id").annotate(first=Min("timestamp"))
     )

@@ -19,15 +19,17 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import BooleanField, Case, QuerySet, When
 
-from events.models import Event
-from reports import raw, rollups
+from events.facade import EVENTS_TABLE
+from events.receive_order import ReceivePosition, after_sql
 from reports.filters import DashboardFilters
+from reports.selectors import raw_events
+from reports.selectors.watermark import events_after_watermark, rollup_state, watermark_get
 
 # A read groups tens of thousands of rollup rows by text keys: with the default 4 MB the planner
 # sorts them instead (slow under a non-C collation) or spills to disk.
 READ_WORK_MEM = "64MB"
 
-_tail_var: contextvars.ContextVar[QuerySet[Event] | None] = contextvars.ContextVar(
+_tail_var: contextvars.ContextVar[QuerySet | None] = contextvars.ContextVar(
     "rollup_tail", default=None
 )
 _memo_var: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
@@ -51,8 +53,8 @@ def read_snapshot() -> Iterator[None]:
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     cursor.execute(f"SET LOCAL work_mem = '{READ_WORK_MEM}'")
-        generation, received_at, event_pk = rollups.rollup_state()
-        token = _tail_var.set(rollups.events_after_watermark(received_at, event_pk))
+        generation, received_at, event_pk = rollup_state()
+        token = _tail_var.set(events_after_watermark(received_at, event_pk))
         state_token = _state_var.set((generation, received_at, event_pk))
         memo_token = _memo_var.set(
             {
@@ -110,25 +112,19 @@ def rollup_cached(
 def rollup_state_of_snapshot() -> tuple:
     """(generation, watermark received_at, watermark id) of the read's snapshot."""
     state = _state_var.get()
-    return rollups.rollup_state() if state is None else state
+    return rollup_state() if state is None else state
 
 
 def tail_where() -> tuple[str, list[Any]]:
     """SQL condition (and parameters) for the events after the snapshot's watermark."""
     _, received_at, event_pk = rollup_state_of_snapshot()
-    if received_at is None:
-        return "TRUE", []
-    return "received_at >= %s AND (received_at > %s OR id > %s)", [
-        received_at,
-        received_at,
-        event_pk,
-    ]
+    return after_sql(ReceivePosition(received_at, event_pk))
 
 
-def tail() -> QuerySet[Event]:
+def tail() -> QuerySet:
     tail = _tail_var.get()
     if tail is None:
-        tail = rollups.events_after_watermark(*rollups.watermark_get())
+        tail = events_after_watermark(*watermark_get())
     return tail
 
 
@@ -153,7 +149,7 @@ def _tail_rows_postgres(limit: int, after_id: int) -> list[TailRow]:
         params.append(after_id)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT {_TAIL_COLUMNS} FROM {Event._meta.db_table} WHERE {where} LIMIT %s",  # noqa: S608
+            f"SELECT {_TAIL_COLUMNS} FROM {EVENTS_TABLE} WHERE {where} LIMIT %s",  # noqa: S608
             [*params, limit + 1],
         )
         return cursor.fetchall()
@@ -174,7 +170,9 @@ def _tail_rows_orm(limit: int, after_id: int) -> list[TailRow]:
         tail()
         .filter(id__gt=after_id)
         .annotate(
-            warned=Case(When(raw.WARNED, then=True), default=False, output_field=BooleanField())
+            warned=Case(
+                When(raw_events.WARNED, then=True), default=False, output_field=BooleanField()
+            )
         )
         .values_list(
             "id",

@@ -27,51 +27,20 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-import psycopg
 from django.db import connection
-from django.db.models import QuerySet
 from pyroaring import BitMap
 
 from reports.filters import floor_day, floor_hour, floor_week
-from reports.models import (
-    FirstSeenBitmapDaily,
-    FirstSeenBitmapHourly,
-    UserBitmapDaily,
-    UserBitmapHourly,
-    UserBitmapWeekly,
-    UserFirstSeen,
-)
+from reports.models import UserFirstSeen
+from reports.models.grains import FIRST_SEEN_BITMAP, USER_BITMAP
+from reports.selectors.user_bitmaps import bitmap_load, bitmaps_read
 
-USER_BITMAP = {"hour": UserBitmapHourly, "day": UserBitmapDaily, "week": UserBitmapWeekly}
-FIRST_SEEN_BITMAP = {"hour": FirstSeenBitmapHourly, "day": FirstSeenBitmapDaily}
 FLOOR = {"hour": floor_hour, "day": floor_day}
 FIRST_SEEN = UserFirstSeen._meta.db_table
 BATCH_USERS = "rollup_batch_users"
 
 # A first-seen change: (user key, old first event time or None, new first event time).
 Move = tuple[int, dt.datetime | None, dt.datetime]
-
-
-def bitmap_load(data: bytes | memoryview) -> BitMap:
-    return BitMap.deserialize(bytes(data))
-
-
-def bitmaps_read(rows: QuerySet) -> list[tuple]:
-    """The rows of a `values_list` query whose last field is a serialized bitmap, with that
-    field deserialized. On PostgreSQL the rows come in the binary format: the text format sends
-    bytea hex-escaped, and for 90 days of user bitmaps (5,400 rows, 3.5 MB at 10M events)
-    escaping, sending and decoding them took ~15 ms more than the query (ORM rows ~10 ms more).
-    Django's cursors bind parameters client-side, which allows no binary results, so this is a
-    psycopg cursor with server-side binding on Django's connection: same transaction and
-    snapshot, but not in Django's query log."""
-    if connection.vendor != "postgresql":
-        return [(*row[:-1], bitmap_load(row[-1])) for row in rows]
-    sql, params = rows.query.sql_with_params()
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, binary=True)
-        rows = cursor.fetchall()
-    return [(*row[:-1], BitMap.deserialize(row[-1])) for row in rows]
 
 
 def bitmap_dump(bitmap: BitMap) -> bytes:
@@ -101,7 +70,7 @@ def _execute(sql: str, params: list[Any] | None = None) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Writes (called by reports.rollups inside the fold's transaction).
+# Writes (called by reports.services.rollups inside the fold's transaction).
 
 
 def _bitmaps_read(model, fields: list[str], buckets: list[dt.datetime]) -> dict[tuple, bytes]:

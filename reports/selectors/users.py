@@ -3,7 +3,7 @@
 The rollup part of a period is the union of its `UserBitmap*` rows (one per bucket x device x
 country, filtered by selecting rows; a day-bucketed period's whole weeks from the weekly rows);
 tail users add to it unless their key is already in that union. A small tail's users and keys
-come from its summary (readers.tail_summary), so a tail correction is a few bitmap operations;
+come from its summary (selectors.tail_summary), so a tail correction is a few bitmap operations;
 a big tail's are looked up once per snapshot in SQL.
 """
 
@@ -15,21 +15,23 @@ from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Min, QuerySet
 from django.db.models.expressions import RawSQL
 from pyroaring import BitMap
 
-from reports import raw
+from events.facade import EVENTS_TABLE
 from reports.filters import DashboardFilters, whole_weeks
-from reports.readers.tail import in_period, memo, micros, rollup_cached, tail
-from reports.readers.tail_summary import (
+from reports.models.grains import FIRST_SEEN_BITMAP, USER_BITMAP
+from reports.selectors import raw_events
+from reports.selectors.tail import in_period, memo, micros, rollup_cached, tail
+from reports.selectors.tail_summary import (
     Period,
     TailSummary,
     tail_is_empty,
     tail_summary,
     user_keys_lookup,
 )
-from reports.user_bitmaps import FIRST_SEEN_BITMAP, USER_BITMAP, bitmaps_read
+from reports.selectors.user_bitmaps import bitmaps_read
 
 _FIELD_POSITION = {"device_type": 0, "country": 1}
 
@@ -166,11 +168,13 @@ def _sql_tail_users() -> TailUsers:
     """A tail too big to summarize: each user's earliest event and key once per snapshot (one
     GROUP BY and one key lookup), and a read's active users from one DISTINCT query."""
     if connection.vendor == "postgresql":  # times as integers: parsing them costs more
-        first_us = RawSQL('(EXTRACT(EPOCH FROM "events_event"."timestamp") * 1000000)::bigint', [])
-        rows = tail().values("user_id").annotate(first=raw.Min(first_us)).order_by()
+        # The table name is the events app's own constant, not input.
+        epoch_us = f'(EXTRACT(EPOCH FROM "{EVENTS_TABLE}"."timestamp") * 1000000)::bigint'
+        first_us = RawSQL(epoch_us, [])  # noqa: S611
+        rows = tail().values("user_id").annotate(first=Min(first_us)).order_by()
         first = dict(rows.values_list("user_id", "first"))
     else:
-        rows = tail().values("user_id").annotate(first=raw.Min("timestamp")).order_by()
+        rows = tail().values("user_id").annotate(first=Min("timestamp")).order_by()
         first = {
             user_id: micros(moment) for user_id, moment in rows.values_list("user_id", "first")
         }
@@ -180,7 +184,7 @@ def _sql_tail_users() -> TailUsers:
     def active_in(
         filters: DashboardFilters, field: str | None
     ) -> dict[str | None, tuple[BitMap, set[str]]]:
-        ids = raw.user_ids(raw.events_in(filters, tail()), field)
+        ids = raw_events.user_ids(raw_events.events_in(filters, tail()), field)
         grouped = {None: ids} if field is None else ids
         return {
             group: (

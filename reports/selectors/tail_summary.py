@@ -40,11 +40,11 @@ from django.core.cache import cache
 from django.db import connection
 from pyroaring import BitMap
 
-from events.models import Event
-from reports import raw
+from events.facade import EVENTS_TABLE
 from reports.filters import DashboardFilters
 from reports.models import SessionRollup, UserFirstSeen
-from reports.readers.tail import (
+from reports.models.grains import FUNNEL_STEPS, PRODUCT_EVENT_TYPES
+from reports.selectors.tail import (
     TailRow,
     memo,
     micros,
@@ -53,9 +53,9 @@ from reports.readers.tail import (
     tail_where,
 )
 
-STEP_INDEX = {step: index + 1 for index, step in enumerate(raw.FUNNEL_STEPS)}
+STEP_INDEX = {step: index + 1 for index, step in enumerate(FUNNEL_STEPS)}
 HOUR_US = 3_600_000_000
-_PRODUCT_TYPES = frozenset(raw.PRODUCT_EVENT_TYPES)
+_PRODUCT_TYPES = frozenset(PRODUCT_EVENT_TYPES)
 _SESSION_FIELDS = (
     "session_id",
     "started_at",
@@ -338,7 +338,7 @@ def _tail_size(limit: int) -> tuple[int, int]:
     where, params = tail_where()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COUNT(*), COALESCE(MAX(id), 0) FROM (SELECT id FROM {Event._meta.db_table} "  # noqa: S608
+            f"SELECT COUNT(*), COALESCE(MAX(id), 0) FROM (SELECT id FROM {EVENTS_TABLE} "  # noqa: S608
             f"WHERE {where} LIMIT %s) AS tail",
             [*params, limit + 1],
         )

@@ -15,7 +15,8 @@ Definitions (the data-quality test recomputes each one from raw events):
   that carry warnings.
 
 Numbers come from rollups (events up to the rollup watermark) plus the raw tail after it, so
-they are exact and fresh even while the rollup worker lags (reports/readers.py, ADR 0003).
+they are exact and fresh even while the rollup worker lags (the other modules of
+reports.selectors, ADR 0003).
 
 Contract notes (additions only, no renames): DashboardFilters also has `bucket` ("hour" for
 periods up to two days, else "day") and `bucket_size`; presets are aligned to whole buckets
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import heapq
 from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
@@ -36,159 +36,49 @@ from typing import Any, ParamSpec, TypeVar
 
 from django.utils import timezone
 
-from events.models import Event
+from events.facade import events_all
 from quality import selectors as quality_selectors
-from reports import raw, readers
-from reports.filters import DAY, HOUR, DashboardFilters, floor_hour, preset_filters
+from reports.filters import DashboardFilters, preset_filters
+from reports.models.grains import FUNNEL_STEPS, PRODUCT_EVENT_TYPES
+from reports.selectors.metrics import (
+    category_revenue,
+    dimension_events,
+    event_buckets,
+    product_rows,
+)
+from reports.selectors.page_blocks import (
+    bucket_starts,
+    change_pct,
+    funnel_steps,
+    kpi_values,
+    money,
+    pct,
+    period_totals,
+    quality_block,
+    quarantined_by_type_of_period,
+    top_products,
+)
+from reports.selectors.sessions import session_steps
+from reports.selectors.tail import read_snapshot
+from reports.selectors.tail_summary import tail_summary_share
+from reports.selectors.users import new_vs_returning, users
 
-FUNNEL_STEPS = raw.FUNNEL_STEPS
-PRODUCT_EVENT_TYPES = raw.PRODUCT_EVENT_TYPES
 QUALITY_TARGET = 0.995
 LIVE_MINUTES = 30
 LIVE_NEWEST = 20
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# ---------------------------------------------------------------------------------------------
-# Data access (rollups + raw tail) lives in reports.readers.
-
-_event_buckets = readers.event_buckets
-_dimension_events = readers.dimension_events
-_users = readers.users
-_new_vs_returning = readers.new_vs_returning
-_session_steps = readers.session_steps
-_product_rows = readers.product_rows
-
 
 def _snapshot(function: Callable[P, R]) -> Callable[P, R]:
-    """Run a public selector on one consistent snapshot (see readers.read_snapshot)."""
+    """Run a public selector on one consistent snapshot (see tail.read_snapshot)."""
 
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with readers.read_snapshot():
+        with read_snapshot():
             return function(*args, **kwargs)
 
     return wrapper
-
-
-def _quarantined_by_type(filters: DashboardFilters) -> dict[str, int]:
-    """From the receipt rollups (quality app), not by counting rejected events."""
-    return dict(quality_selectors.quarantined_by_type(filters.start, filters.end))
-
-
-# ---------------------------------------------------------------------------------------------
-# Incidents come from the quality app (quality.selectors).
-
-INCIDENT_METRICS: dict[str, tuple[str, ...]] = {
-    "overview": ("events",),  # every open incident touches the totals
-    "funnel": ("funnel",),
-    "products": ("products", "revenue"),
-    "audience": ("devices", "countries", "sessions"),
-    "live": ("events",),
-}
-INCIDENTS_PER_BLOCK = 10
-
-
-def _incidents(block: str | None = None) -> list[dict[str, Any]]:
-    """Open incidents touching a dashboard block, newest first, without repeats."""
-    if block is None:
-        return quality_selectors.incidents_open(limit=INCIDENTS_PER_BLOCK)
-    seen: dict[int, dict[str, Any]] = {}
-    for metric in INCIDENT_METRICS[block]:
-        for incident in quality_selectors.incidents_open(limit=INCIDENTS_PER_BLOCK, metric=metric):
-            seen.setdefault(incident["id"], incident)
-    ordered = sorted(seen.values(), key=lambda incident: incident["last_seen_at"], reverse=True)
-    return ordered[:INCIDENTS_PER_BLOCK]
-
-
-# ---------------------------------------------------------------------------------------------
-# Shaping helpers.
-
-
-def _pct(part: float, whole: float) -> float:
-    return round(100.0 * part / whole, 2) if whole else 0.0
-
-
-def _ratio(part: float, whole: float) -> float | None:
-    return part / whole if whole else None
-
-
-def _change_pct(value: float, previous: float) -> float | None:
-    return round(100.0 * (value - previous) / previous, 2) if previous else None
-
-
-def _money(value: Decimal | float | None) -> float:
-    return round(float(value or 0), 2)
-
-
-def _quality_block(
-    *,
-    events: int,
-    warned: int,
-    quarantined: int,
-    metric: str | None,
-    note: str = "",
-) -> dict[str, Any]:
-    total = events + quarantined
-    if not note:
-        note = (
-            f"{_pct(quarantined, total)}% of this period's events are held in quarantine; "
-            f"{_pct(warned, total)}% carried warnings"
-            if total
-            else "no events in this period"
-        )
-    return {
-        "quarantined": quarantined,
-        "warned": warned,
-        "total": total,
-        "quarantined_pct": _pct(quarantined, total),
-        "warned_pct": _pct(warned, total),
-        "note": note,
-        "incidents": _incidents(metric),
-    }
-
-
-def _bucket_starts(filters: DashboardFilters) -> list[dt.datetime]:
-    step = HOUR if filters.bucket == "hour" else DAY
-    starts, moment = [], filters.start
-    while moment < filters.end:
-        starts.append(moment)
-        moment += step
-    return starts
-
-
-def _totals(filters: DashboardFilters) -> dict[str, Any]:
-    """Every additive total of a period, plus users and sessions."""
-    buckets = _event_buckets(filters)
-    events = sum(row["events"] for row in buckets)
-    purchases = sum(row["events"] for row in buckets if row["event_type"] == "purchase")
-    revenue = sum((row["revenue"] for row in buckets), Decimal(0))
-    steps = _session_steps(filters).get(None, {})
-    sessions = sum(cell["sessions"] for cell in steps.values())
-    converted = steps.get(len(FUNNEL_STEPS), {}).get("sessions", 0)
-    return {
-        "buckets": buckets,
-        "events": events,
-        "purchases": purchases,
-        "revenue": revenue,
-        "warned": sum(row["warned"] for row in buckets),
-        "users": _users(filters),
-        "sessions": sessions,
-        "converted": converted,
-    }
-
-
-def _kpi_values(totals: dict[str, Any]) -> dict[str, float]:
-    return {
-        "events": totals["events"],
-        "sessions": totals["sessions"],
-        "users": totals["users"],
-        "conversion_rate": round(_ratio(totals["converted"], totals["sessions"]) or 0.0, 6),
-        "revenue": _money(totals["revenue"]),
-        "average_order_value": _money(
-            totals["revenue"] / totals["purchases"] if totals["purchases"] else 0
-        ),
-    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,19 +88,19 @@ def _kpi_values(totals: dict[str, Any]) -> dict[str, float]:
 @_snapshot
 def overview(filters: DashboardFilters) -> dict[str, Any]:
     """KPIs with change against the previous period, series, event mix, quality."""
-    current = _totals(filters)
-    previous = _totals(filters.previous())
-    values, previous_values = _kpi_values(current), _kpi_values(previous)
+    current = period_totals(filters)
+    previous = period_totals(filters.previous())
+    values, previous_values = kpi_values(current), kpi_values(previous)
     kpis = {
         name: {
             "value": value,
             "previous": previous_values[name],
-            "change_pct": _change_pct(value, previous_values[name]),
+            "change_pct": change_pct(value, previous_values[name]),
         }
         for name, value in values.items()
     }
     per_bucket: dict[dt.datetime, list] = {
-        start: [0, Decimal(0)] for start in _bucket_starts(filters)
+        start: [0, Decimal(0)] for start in bucket_starts(filters)
     }
     mix: dict[str, int] = defaultdict(int)
     for row in current["buckets"]:
@@ -219,13 +109,13 @@ def overview(filters: DashboardFilters) -> dict[str, Any]:
         cell[1] += row["revenue"]
         mix[row["event_type"]] += row["events"]
     ordered = sorted(per_bucket)
-    quarantined = _quarantined_by_type(filters)
+    quarantined = quarantined_by_type_of_period(filters)
     q_total = sum(quarantined.values())
     q_purchases = quarantined.get("purchase", 0)
-    purchase_share = _pct(q_purchases, q_purchases + current["purchases"])
+    purchase_share = pct(q_purchases, q_purchases + current["purchases"])
     note = (
         f"revenue excludes {purchase_share}% of purchases, held in quarantine; "
-        f"{_pct(q_total, q_total + current['events'])}% of all events are quarantined"
+        f"{pct(q_total, q_total + current['events'])}% of all events are quarantined"
     )
     return {
         "kpis": kpis,
@@ -233,13 +123,13 @@ def overview(filters: DashboardFilters) -> dict[str, Any]:
             "bucket": filters.bucket,
             "labels": [start.isoformat() for start in ordered],
             "events": [per_bucket[start][0] for start in ordered],
-            "revenue": [_money(per_bucket[start][1]) for start in ordered],
+            "revenue": [money(per_bucket[start][1]) for start in ordered],
         },
         "event_mix": [
             {"event_type": event_type, "count": count}
             for event_type, count in sorted(mix.items(), key=lambda item: (-item[1], item[0]))
         ],
-        "quality": _quality_block(
+        "quality": quality_block(
             events=current["events"],
             warned=current["warned"],
             quarantined=q_total,
@@ -249,46 +139,26 @@ def overview(filters: DashboardFilters) -> dict[str, Any]:
     }
 
 
-def _funnel_steps(cells: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
-    steps = []
-    reached = [
-        sum(cell["sessions"] for step, cell in cells.items() if step >= index + 1)
-        for index in range(len(FUNNEL_STEPS))
-    ]
-    for index, name in enumerate(FUNNEL_STEPS):
-        previous = reached[index - 1] if index else reached[0]
-        steps.append(
-            {
-                "step": name,
-                "sessions": reached[index],
-                "step_conversion": _ratio(reached[index], previous),
-                "overall_conversion": _ratio(reached[index], reached[0]),
-                "drop_off": previous - reached[index],
-            }
-        )
-    return steps
-
-
 @_snapshot
 def funnel(filters: DashboardFilters, split_by: str | None = None) -> dict[str, Any]:
     """Sessions started in the period by furthest funnel step, optionally split."""
     if split_by not in (None, "device", "country"):
         split_by = None
-    total = _session_steps(filters).get(None, {})
+    total = session_steps(filters).get(None, {})
     splits = []
     if split_by:
-        by_key = _session_steps(filters, split_by)
+        by_key = session_steps(filters, split_by)
         for key in sorted(
             by_key, key=lambda k: (-sum(c["sessions"] for c in by_key[k].values()), k)
         ):
-            splits.append({"key": key, "steps": _funnel_steps(by_key[key])})
-    buckets = _event_buckets(filters)
+            splits.append({"key": key, "steps": funnel_steps(by_key[key])})
+    buckets = event_buckets(filters)
     events = sum(row["events"] for row in buckets)
-    quarantined = _quarantined_by_type(filters)
+    quarantined = quarantined_by_type_of_period(filters)
     return {
-        "steps": _funnel_steps(total),
+        "steps": funnel_steps(total),
         "splits": splits,
-        "quality": _quality_block(
+        "quality": quality_block(
             events=events,
             warned=sum(row["warned"] for row in buckets),
             quarantined=sum(quarantined.values()),
@@ -297,49 +167,17 @@ def funnel(filters: DashboardFilters, split_by: str | None = None) -> dict[str, 
     }
 
 
-def _top_products(rows: list[readers.ProductRow], limit: int) -> dict[str, list[dict[str, Any]]]:
-    """The `limit` products with the most events of each product event type (ties by product
-    id), in one pass over the period's product rows; a product's category is the greatest one
-    it was seen with."""
-    per_type: dict[str, dict[str, list]] = {event_type: {} for event_type in PRODUCT_EVENT_TYPES}
-    for product_id, category, event_type, events, cents in rows:
-        products = per_type.get(event_type)
-        if products is None or not product_id:
-            continue
-        item = products.get(product_id)
-        if item is None:
-            products[product_id] = [category, events, cents]
-            continue
-        if category > item[0]:
-            item[0] = category
-        item[1] += events
-        item[2] += cents
-    top = {}
-    for event_type, products in per_type.items():
-        ordered = heapq.nsmallest(limit, products.items(), key=lambda kv: (-kv[1][1], kv[0]))
-        top[event_type] = [
-            {
-                "product_id": product_id,
-                "category": category,
-                "count": count,
-                **({"revenue": round(cents / 100, 2)} if event_type == "purchase" else {}),
-            }
-            for product_id, (category, count, cents) in ordered
-        ]
-    return top
-
-
 @_snapshot
 def products(filters: DashboardFilters, limit: int = 10) -> dict[str, Any]:
     """Top products by views, adds and purchases; cart abandonment; revenue by category."""
-    top = _top_products(_product_rows(filters), limit)
-    steps = _session_steps(filters).get(None, {})
+    top = top_products(product_rows(filters), limit)
+    steps = session_steps(filters).get(None, {})
     carts = sum(cell["sessions"] for step, cell in steps.items() if step >= 3)
     purchased = steps.get(len(FUNNEL_STEPS), {}).get("sessions", 0)
-    categories = readers.category_revenue(filters)
-    buckets = _event_buckets(filters)
+    categories = category_revenue(filters)
+    buckets = event_buckets(filters)
     product_buckets = [row for row in buckets if row["event_type"] in PRODUCT_EVENT_TYPES]
-    quarantined = _quarantined_by_type(filters)
+    quarantined = quarantined_by_type_of_period(filters)
     q_products = sum(quarantined.get(event_type, 0) for event_type in PRODUCT_EVENT_TYPES)
     return {
         "top_viewed": top["product_view"],
@@ -351,12 +189,12 @@ def products(filters: DashboardFilters, limit: int = 10) -> dict[str, Any]:
             "abandonment_rate": (round(1 - purchased / carts, 6) if carts else None),
         },
         "revenue_by_category": [
-            {"category": category, "revenue": _money(revenue)}
+            {"category": category, "revenue": money(revenue)}
             for category, revenue in sorted(
                 categories.items(), key=lambda item: (-item[1], item[0])
             )
         ],
-        "quality": _quality_block(
+        "quality": quality_block(
             events=sum(row["events"] for row in product_buckets),
             warned=sum(row["warned"] for row in product_buckets),
             quarantined=q_products,
@@ -370,18 +208,18 @@ def audience(filters: DashboardFilters) -> dict[str, Any]:
     """Events and users per device and per country; new vs returning users."""
     sections = {}
     for name, field in (("devices", "device_type"), ("countries", "country")):
-        events = _dimension_events(filters, field)
-        users = _users(filters, field)
+        events = dimension_events(filters, field)
+        users_by_key = users(filters, field)
         sections[name] = [
-            {field: key, "events": count, "users": users.get(key, 0)}
+            {field: key, "events": count, "users": users_by_key.get(key, 0)}
             for key, count in sorted(events.items(), key=lambda item: (-item[1], item[0]))
         ]
-    buckets = _event_buckets(filters)
-    quarantined = _quarantined_by_type(filters)
+    buckets = event_buckets(filters)
+    quarantined = quarantined_by_type_of_period(filters)
     return {
         **sections,
-        "new_vs_returning": _new_vs_returning(filters),
-        "quality": _quality_block(
+        "new_vs_returning": new_vs_returning(filters),
+        "quality": quality_block(
             events=sum(row["events"] for row in buckets),
             warned=sum(row["warned"] for row in buckets),
             quarantined=sum(quarantined.values()),
@@ -404,14 +242,14 @@ def live(now: dt.datetime | None = None) -> dict[str, Any]:
     counts = quality_selectors.events_per_minute(first_minute, end)
     minutes = [first_minute + dt.timedelta(minutes=i) for i in range(LIVE_MINUTES)]
     newest = list(
-        Event.objects.order_by("-timestamp", "-id").values(
-            "event_type", "timestamp", "user_id", "country", "device_type"
-        )[:LIVE_NEWEST]
+        events_all()
+        .order_by("-timestamp", "-id")
+        .values("event_type", "timestamp", "user_id", "country", "device_type")[:LIVE_NEWEST]
     )
     total = sum(entry["events"] for entry in counts.values())
     warned = sum(entry["warned"] for entry in counts.values())
     window = DashboardFilters(first_minute, end, "live")
-    quarantined = sum(_quarantined_by_type(window).values())
+    quarantined = sum(quarantined_by_type_of_period(window).values())
     empty = {"events": 0}
     return {
         "per_minute": [
@@ -419,7 +257,7 @@ def live(now: dt.datetime | None = None) -> dict[str, Any]:
             for minute in minutes
         ],
         "newest": newest,
-        "quality": _quality_block(
+        "quality": quality_block(
             events=total, warned=warned, quarantined=quarantined, metric="live"
         ),
     }
@@ -427,7 +265,7 @@ def live(now: dt.datetime | None = None) -> dict[str, Any]:
 
 def freshness(now: dt.datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
-    newest = Event.objects.order_by("-timestamp").values_list("timestamp", flat=True).first()
+    newest = events_all().order_by("-timestamp").values_list("timestamp", flat=True).first()
     return {
         "newest_event": newest,
         "lag_seconds": (now - newest).total_seconds() if newest else None,
@@ -459,22 +297,21 @@ def dashboard_cache_warm(
     reads = 0
     for preset in presets:
         filters = preset_filters(preset, now=now)
-        with readers.read_snapshot():
+        with read_snapshot():
             overview(filters)
             funnel(filters, "device")
             funnel(filters, "country")
             products(filters)
             audience(filters)
         reads += 5
-    with readers.read_snapshot():
-        readers.tail_summary_share()
+    with read_snapshot():
+        tail_summary_share()
     return reads
 
 
 __all__ = [
     "audience",
     "dashboard_cache_warm",
-    "floor_hour",
     "freshness",
     "funnel",
     "live",

@@ -1,0 +1,1 @@
+"""Writes: the rollup folds and rebuilds, and the user bitmaps they maintain."""
