@@ -9,7 +9,7 @@ class ReportsConfig(AppConfig):
         # Imported here, not at the top: both import models, which must wait until the app
         # registry is ready. Neither import dodges a cycle.
         from events.services import stored_behind_listener_register
-        from reports.rollups import rollups_fold_stored_behind
+        from reports.services.rollups import rollups_fold_stored_behind
 
         # Events replayed from quarantine keep their old received_at, usually behind the
         # rollups' watermark: they are folded in the transaction that stores them.

@@ -1,7 +1,7 @@
 """A hash index for the raw tail's lookups of rolled-up user keys (PostgreSQL only).
 
 A read with a raw tail looks up every tail user's key, one index probe each
-(reports.readers.tail_summary). An equality probe on a hash index touches a bucket page instead
+(reports.selectors.tail_summary). An equality probe on a hash index touches a bucket page instead
 of descending a B-tree of text keys: at 10M events (500k users), 5,000 probes took 8.9 ms
 instead of 14.9 ms. Folds pay one more index entry per new user only (a user's row is
 inserted once; moving its first_seen changes no indexed column). Sessions keep their B-tree:
