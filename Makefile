@@ -18,7 +18,7 @@ TEST_REDIS_URL := $(or $(REDIS_URL),$(shell (redis-cli -h 127.0.0.1 -p 6379 ping
 help:
 	@echo "make demo   - install, migrate, demo login, sample data, serve on :$(PORT)"
 	@echo "make test   - run the whole test suite"
-	@echo "make lint   - ruff check and format check"
+	@echo "make lint   - ruff check, format check, import contracts (lint-imports)"
 	@echo "make bench  - ingestion benchmark (needs PostgreSQL)"
 
 $(BIN)/activate:
@@ -64,6 +64,7 @@ quality-check: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff check --fix .
