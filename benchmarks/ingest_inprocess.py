@@ -55,7 +55,7 @@ def main() -> int:
         os.environ["INGEST_ALLOW_ANONYMOUS"] = "false"
 
     from analytics_site.wsgi import application  # after the environment
-    from benchmarks.ingest import BodyMaker
+    from benchmarks._ingest_clients import BodyMaker
 
     headers = {}
     if args.key:
