@@ -30,272 +30,42 @@ import argparse
 import contextlib
 import datetime as dt
 import gc
-import os
-import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-import psycopg
-
 ROOT = Path(__file__).resolve().parent.parent
-DB_NAME = os.environ.get("BENCH_DASH_DB", "analytics_bench_dash")
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-TARGET_MS = 100.0
-CHUNK = 1_000_000
-REJECTED_EVERY = 200  # 0.5% of the load is rejected events
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-STEP_SQL = (
-    "CASE event_type WHEN 'page_view' THEN 1 WHEN 'product_view' THEN 2 WHEN 'add_to_cart' "
-    "THEN 3 WHEN 'checkout_start' THEN 4 WHEN 'purchase' THEN 5 ELSE 0 END"
+# First: this import points Django at the scratch database and sets it up.
+from benchmarks._dashboard_load import database_prepare, tail_add  # noqa: E402
+
+# isort: split
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.cache import cache  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.urls import NoReverseMatch, reverse  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from benchmarks._dashboard_raw import raw_queries  # noqa: E402
+from benchmarks._dashboard_report import results_print, timed  # noqa: E402
+from quality import selectors as quality_selectors  # noqa: E402
+from quality.services import intake  # noqa: E402
+from reports.filters import filters_from_query  # noqa: E402
+from reports.models.grains import ALL_MODELS  # noqa: E402
+from reports.selectors import pages as selectors  # noqa: E402
+from reports.selectors.tail import read_snapshot  # noqa: E402
+from reports.selectors.tail_summary import (  # noqa: E402
+    summary_to_cache,
+    tail_summaries_clear,
+    tail_summary_share,
 )
-
-
-def _admin_sql(sql: str) -> None:
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
-
-
-def _migrate(url: str) -> None:
-    env = {**os.environ, "DATABASE_URL": url, "ENVIRONMENT": "testing"}
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-    )
-
-
-def database_prepare(events: int, days: int, reuse: bool) -> None:
-    url = f"{PG}/{DB_NAME}"
-    if reuse:
-        try:
-            with psycopg.connect(url) as conn:
-                count = conn.execute("SELECT COUNT(*) FROM events_event").fetchone()[0]
-            if count >= events:  # earlier runs add tail and ingest events on top
-                print(f"reusing {DB_NAME} with {count:,} events")
-                _migrate(url)  # new rollup tables of this checkout
-                return
-        except psycopg.Error:
-            pass
-    _admin_sql(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    _admin_sql(f'CREATE DATABASE "{DB_NAME}"')
-    _migrate(url)
-    started = time.perf_counter()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET synchronous_commit = off")
-        for low in range(0, events, CHUNK):
-            high = min(low + CHUNK, events) - 1
-            conn.execute(
-                _load_sql(),
-                {"low": low, "high": high, "days": days, "users": max(events // 20, 1000)},
-            )
-            conn.execute(
-                _load_rejected_sql(),
-                {
-                    "low": low // REJECTED_EVERY,
-                    "high": (high + 1) // REJECTED_EVERY - 1,
-                    "days": days,
-                },
-            )
-            print(f"  loaded {high + 1:,} events ({time.perf_counter() - started:.0f} s)")
-        conn.execute("VACUUM ANALYZE events_event")
-        conn.execute("VACUUM ANALYZE events_rejectedevent")
-    elapsed = time.perf_counter() - started
-    print(f"load: {events:,} events in {elapsed:.1f} s ({events / elapsed:,.0f} events/s)")
-
-
-def _load_sql() -> str:
-    """Sessions of six event slots; session depth sets how far down the funnel it goes."""
-    sql = """
-    INSERT INTO events_event (event_id, event_type, timestamp, client_timestamp, received_at,
-        user_id, session_id, device_type, country, page_url, referrer, product_id, category,
-        price, quantity, currency, order_id, revenue, search_query, properties, warnings)
-    SELECT gen_random_uuid(), et, ts, ts,
-        LEAST(ts + CASE WHEN h % 50 = 0 THEN make_interval(hours => (1 + h % 48)::int)
-                        ELSE make_interval(secs => (1 + h % 5)::float) END,
-              now() - interval '1 minute'),
-        'user_' || (s * 7919 % %(users)s), 'session_' || s,
-        (ARRAY['desktop','mobile','tablet','other'])[1 + (s * 13 % 100) / 34 + (s % 97 = 0)::int],
-        (ARRAY['US','DE','GB','FR','NL','SE','JP','BR','IN','CA','ES','IT','PL','MX','AU'])
-            [1 + s * 7 % 15],
-        '/p/' || pid, '',
-        CASE WHEN et IN ('product_view','add_to_cart','purchase') THEN 'sku_' || pid ELSE '' END,
-        CASE WHEN et IN ('product_view','add_to_cart','purchase') THEN 'cat_' || pid % 25
-             ELSE '' END,
-        NULL, NULL, CASE WHEN et = 'purchase' THEN 'USD' ELSE '' END,
-        CASE WHEN et = 'purchase' THEN 'o_' || s ELSE '' END,
-        CASE WHEN et = 'purchase' THEN (h % 20000) / 100.0 + 5 END,
-        CASE WHEN et = 'search' THEN 'shoes' ELSE '' END, '{}'::jsonb,
-        CASE WHEN h % 100 = 7 THEN '[{"field":"page_url","rule":"w","message":"w"}]'::jsonb
-             ELSE '[]'::jsonb END
-    FROM (
-        SELECT i, s, pos, h, pid, ts,
-            CASE WHEN pos = 5 THEN 'search'
-                 WHEN pos < depth THEN (ARRAY['page_view','product_view','add_to_cart',
-                                              'checkout_start','purchase'])[pos + 1]
-                 ELSE 'product_view' END AS et
-        FROM (
-            SELECT i, i / 6 AS s, i % 6 AS pos, (i * 2654435761) % 1000003 AS h,
-                (i / 6 * 40503) % 1000 AS pid,
-                CASE WHEN (i / 6 * 2654435761) % 100 < 40 THEN 2
-                     WHEN (i / 6 * 2654435761) % 100 < 70 THEN 3
-                     WHEN (i / 6 * 2654435761) % 100 < 85 THEN 4 ELSE 5 END AS depth,
-                now() - interval '5 minutes'
-                    - make_interval(secs => ((i / 6 * 2246822519) % (%(days)s * 86400))::float)
-                    + make_interval(secs => ((i % 6) * 41)::float) AS ts
-            FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS i
-        ) AS slots
-    ) AS events
-    """
-    return sql.replace(" % ", " %% ")
-
-
-def _load_rejected_sql() -> str:
-    """One rejected event per REJECTED_EVERY events, received over the same days: a tenth
-    of them already replayed, the rest in quarantine, failing one or two of three rules."""
-    sql = """
-    INSERT INTO events_rejectedevent (event_id, event_type, raw_payload, raw_truncated, reasons,
-        rule_ids, received_at, status, replay_count, replayed_at)
-    SELECT gen_random_uuid()::text,
-        (ARRAY['purchase','page_view','add_to_cart','product_view','bogus'])[1 + i % 5], '{}',
-        false,
-        CASE WHEN i % 3 = 0
-             THEN '[{"field":"revenue","rule":"revenue-positive","message":"m"}]'
-             WHEN i % 3 = 1
-             THEN '[{"field":"country","rule":"required (schema)","message":"m"},
-                    {"field":"price","rule":"price-range","message":"m"}]'
-             ELSE '[{"field":"price","rule":"price-range","message":"m"}]' END::jsonb,
-        '[]'::jsonb,
-        now() - interval '5 minutes'
-            - make_interval(secs => ((i * 2246822519) % (%(days)s * 86400))::float),
-        CASE WHEN i % 10 = 0 THEN 'replayed' ELSE 'quarantined' END, (i % 10 = 0)::int,
-        CASE WHEN i % 10 = 0 THEN now() - interval '1 hour' END
-    FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS i
-    """
-    return sql.replace(" % ", " %% ")
-
-
-def timed(function: Callable[[], object], runs: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        function()
-        samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
-    p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
-    return statistics.median(samples), p95
-
-
-# ---------------------------------------------------------------------------------------------
-# Raw GROUP BY equivalents (what a dashboard without rollups would run).
-
-
-def raw_queries(f) -> dict[str, Callable[[], object]]:
-    from django.db import connection
-
-    def run(sql: str, params: list) -> list:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-
-    def where(period) -> tuple[str, list]:
-        clauses, params = ["timestamp >= %s", "timestamp < %s"], [period.start, period.end]
-        if period.device:
-            clauses.append("device_type = %s")
-            params.append(period.device)
-        if period.country:
-            clauses.append("country = %s")
-            params.append(period.country)
-        return " AND ".join(clauses), params
-
-    def totals(period) -> None:
-        w, p = where(period)
-        run(
-            "SELECT date_trunc(%s, timestamp, 'UTC'), event_type, COUNT(*), SUM(revenue), "
-            f"COUNT(*) FILTER (WHERE warnings <> '[]'::jsonb) FROM events_event WHERE {w} "
-            "GROUP BY 1, 2",
-            [period.bucket, *p],
-        )
-        run(f"SELECT COUNT(DISTINCT user_id) FROM events_event WHERE {w}", p)
-
-    def sessions(period) -> None:
-        w, p = where(period)
-        run(
-            "WITH firsts AS (SELECT DISTINCT ON (session_id) session_id, timestamp, device_type, "
-            "country FROM events_event ORDER BY session_id, timestamp, id), steps AS ("
-            f"SELECT session_id, MAX({STEP_SQL}) AS step FROM events_event GROUP BY session_id) "
-            "SELECT step, COUNT(*) FROM firsts JOIN steps USING (session_id) "
-            f"WHERE {w} GROUP BY step",
-            p,
-        )
-
-    def products() -> None:
-        w, p = where(f)
-        run(
-            "SELECT product_id, event_type, COUNT(*), SUM(revenue) FROM events_event "
-            f"WHERE {w} AND event_type IN ('product_view','add_to_cart','purchase') GROUP BY 1, 2",
-            p,
-        )
-        run(
-            "SELECT category, SUM(revenue) FROM events_event "
-            f"WHERE {w} AND event_type = 'purchase' GROUP BY 1",
-            p,
-        )
-        sessions(f)
-
-    def audience() -> None:
-        w, p = where(f)
-        for field in ("device_type", "country"):
-            run(
-                f"SELECT {field}, COUNT(*), COUNT(DISTINCT user_id) FROM events_event "
-                f"WHERE {w} GROUP BY 1",
-                p,
-            )
-        run(
-            f"WITH active AS (SELECT DISTINCT user_id FROM events_event WHERE {w}), firsts AS ("
-            "SELECT user_id, MIN(timestamp) AS first FROM events_event GROUP BY user_id) "
-            "SELECT COUNT(*) FILTER (WHERE first >= %s), COUNT(*) FROM active "
-            "JOIN firsts USING (user_id)",
-            [*p, f.start],
-        )
-
-    return {
-        "overview": lambda: (totals(f), totals(f.previous()), sessions(f), sessions(f.previous())),
-        "funnel": lambda: sessions(f),
-        "products": products,
-        "audience": audience,
-    }
-
-
-def tail_add(count: int) -> None:
-    """Freshly received events (after the watermark), like live traffic: timestamps in the last
-    ten minutes, 2% of them late by hours, across devices, countries and products, in sessions
-    of five events, each session of one user on one device in one country (until 2026-11-26
-    every event had its own user: 5,000 users in 1,000 sessions, which no tracker sends, and
-    5,000 user-key probes per cold read instead of 1,000)."""
-    from django.db import connection
-
-    prefix = f"t{time.monotonic_ns() % 1_000_000}_"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "INSERT INTO events_event (event_id, event_type, timestamp, client_timestamp, "
-            "received_at, user_id, session_id, device_type, country, page_url, referrer, "
-            "product_id, category, currency, order_id, revenue, search_query, properties, "
-            "warnings) SELECT gen_random_uuid(), (ARRAY['page_view','product_view','add_to_cart',"
-            "'checkout_start','purchase'])[1 + i %% 5], "
-            "now() - make_interval(secs => (i %% 600)::float) "
-            "- CASE WHEN i %% 50 = 0 THEN make_interval(hours => (i %% 30)::int) "
-            "ELSE interval '0' END, "
-            "now(), clock_timestamp(), 'user_' || (i / 5) * 7 %% 40000, %s || (i / 5), "
-            "(ARRAY['desktop','mobile','tablet','other'])[1 + (i / 5) * 7 %% 40000 %% 4], "
-            "(ARRAY['US','DE','GB','FR','NL','SE','JP','BR','IN','CA','ES','IT','PL','MX','AU'])"
-            "[1 + (i / 5) * 7 %% 40000 %% 15], '/', '', 'sku_' || i * 31 %% 1000, "
-            "'cat_' || i * 31 %% 1000 %% 25, "
-            "'', '', CASE WHEN i %% 5 = 4 THEN 42.5 END, '', '{}'::jsonb, '[]'::jsonb "
-            "FROM generate_series(1, %s) AS i",
-            [prefix, count],
-        )
+from reports.selectors.watermark import watermark_get  # noqa: E402
+from reports.services import rollups  # noqa: E402
 
 
 def main() -> None:
@@ -333,34 +103,6 @@ def main() -> None:
     args = parser.parse_args()
 
     database_prepare(args.events, args.days, args.reuse)
-    os.environ["DATABASE_URL"] = f"{PG}/{DB_NAME}"
-    os.environ["ENVIRONMENT"] = "testing"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.contrib.auth import get_user_model
-    from django.core.cache import cache
-    from django.db import connection
-    from django.test import Client
-    from django.urls import NoReverseMatch, reverse
-    from django.utils import timezone
-
-    from quality import selectors as quality_selectors
-    from quality.services import intake
-    from reports.filters import filters_from_query
-    from reports.models.grains import ALL_MODELS
-    from reports.selectors import pages as selectors
-    from reports.selectors.tail import read_snapshot
-    from reports.selectors.tail_summary import (
-        summary_to_cache,
-        tail_summaries_clear,
-        tail_summary_share,
-    )
-    from reports.selectors.watermark import watermark_get
-    from reports.services import rollups
-
     # As analytics_site.wsgi does in every gunicorn worker: what is loaded by now lives as long
     # as the process, so full garbage collections skip it (without this, a collection during a
     # timed read walks all of Django and adds 40-50 ms to that read; the servers never pay it).
@@ -506,39 +248,7 @@ def main() -> None:
                 for name, call in raw_queries(f).items():
                     raw_results[(preset, name)] = timed(call, args.raw_runs)
 
-    print(
-        f"\n{args.events:,} events over {args.days} days; ms over {args.runs} runs. cold = nothing "
-        "cached (Django cache cleared, no tail summary: a flushed cache or a restarted worker); "
-        "after fold = a view not read since the last fold (rollup reads not cached; the tail "
-        "summary the fold task shared, extended by the events that came after it); warm = the "
-        "same read again"
-    )
-    print(
-        f"{'state':<14}{'preset':<20}{'read':<18}{'cold p50':>9}{'p95':>8}{'fold p50':>9}"
-        f"{'p95':>8}{'warm p50':>9}{'p95':>8}{'raw p50':>10}{'raw/cold':>9}"
-    )
-    over = {"cold": 0, "after fold": 0, "warm": 0}
-    for tail_label, preset, name, (c50, c95), (f50, f95), (w50, w95) in results:
-        raw = raw_results.get((preset, name))
-        raw_text = (
-            f"{raw[0]:>10.0f}{raw[0] / c50:>8.0f}x" if raw and tail_label == "rolled up" else ""
-        )
-        late = [
-            label
-            for label, p95 in (("cold", c95), ("after fold", f95), ("warm", w95))
-            if p95 >= TARGET_MS
-        ]
-        for label in late:
-            over[label] += 1
-        flag = f"  (p95 over 100 ms: {', '.join(late)})" if late else ""
-        print(
-            f"{tail_label:<14}{preset:<20}{name:<18}{c50:>9.1f}{c95:>8.1f}{f50:>9.1f}{f95:>8.1f}"
-            f"{w50:>9.1f}{w95:>8.1f}{raw_text}{flag}"
-        )
-    print(
-        f"reads with p95 over {TARGET_MS:.0f} ms, of {len(results)}: "
-        + ", ".join(f"{label} {count}" for label, count in over.items())
-    )
+    results_print(args, results, raw_results)
     rollups_run = folds_run(timezone.now() + dt.timedelta(minutes=5))
     if rollups_run is None:
         return
