@@ -2,7 +2,7 @@
 between reads: the tail's summary is reused, extended with new events, rebuilt when an event
 commits out of id order, and started again when the watermark moves (reports.selectors).
 
-The reference is the raw-SQL comparison of test_dashboard_numbers.
+The reference is the raw-SQL comparison of tests/dashboard_reference.py.
 """
 
 from __future__ import annotations
@@ -26,12 +26,7 @@ from reports.selectors.tail import read_snapshot
 from reports.selectors.tail_summary import tail_summary_share
 from reports.selectors.watermark import events_after_watermark, watermark_get
 from reports.services.rollups import rollups_advance
-from tests.data_quality.test_dashboard_numbers import (
-    NOW,
-    assert_dashboard_matches_raw,
-    generate_events,
-    load,
-)
+from tests.dashboard_reference import NOW, assert_dashboard_matches_raw, generate_events, load
 
 pytestmark = pytest.mark.postgres
 
