@@ -1,23 +1,21 @@
 """Dashboard pages through the Django test client: login, full pages and htmx partials, the
-numbers they show for seeded events, CSV downloads, filters and empty states."""
+numbers they show for seeded events (the `seeded` fixture, tests/integration/conftest.py),
+filters and empty states. CSV downloads: test_page_csv.py."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import re
-from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from events.services import IngestSource, event_batch_ingest
 from quality.models import QualityIncident
-from reports import csv_export
 from reports.filters import filters_from_query
 from reports.selectors import pages
-from tests.factories import EventFactory, RejectedEventFactory
+from tests.factories import EventFactory, QualityRuleFactory, purchase_payload
 
 PAGES = {
     "overview": "/",
@@ -27,73 +25,6 @@ PAGES = {
     "live": "/live/",
     "quality": "/quality/",
 }
-CSV_TABLES = [
-    ("overview", "kpis"),
-    ("overview", "series"),
-    ("overview", "event_mix"),
-    ("funnel", "steps"),
-    ("products", "top_viewed"),
-    ("products", "top_added"),
-    ("products", "top_purchased"),
-    ("products", "revenue_by_category"),
-    ("audience", "devices"),
-    ("audience", "countries"),
-    ("live", "per_minute"),
-    ("live", "newest"),
-    ("quality", "pass_rate"),
-    ("quality", "failing_rules"),
-    ("quality", "quarantine"),
-    ("quality", "incidents"),
-    ("quality", "check_runs"),
-]
-
-
-@pytest.fixture
-def user_client(client, django_user_model):
-    user = django_user_model.objects.create_user(username="analyst", password="pw-analyst-123")
-    client.force_login(user)
-    return client
-
-
-def _event(session: str, user: str, event_type: str, minutes_ago: int, **fields):
-    return EventFactory(
-        session_id=session,
-        user_id=user,
-        event_type=event_type,
-        timestamp=timezone.now() - dt.timedelta(minutes=minutes_ago),
-        **fields,
-    )
-
-
-@pytest.fixture
-def seeded(db):
-    """Three sessions in the last hours: one buys (desktop, US), one views a product (mobile,
-    DE), one only lands (mobile, US); plus two events held in quarantine.
-
-    8 events, 3 sessions, 3 users, 1 purchase of 20.00: conversion 1/3.
-    """
-    laptop = {"product_id": "sku_1", "category": "laptops"}
-    _event("s1", "user_a", "page_view", 50)
-    _event("s1", "user_a", "product_view", 49, **laptop)
-    _event("s1", "user_a", "add_to_cart", 48, **laptop)
-    _event("s1", "user_a", "checkout_start", 47)
-    _event(
-        "s1",
-        "user_a",
-        "purchase",
-        46,
-        order_id="order_1",
-        price=Decimal("10.00"),
-        quantity=2,
-        revenue=Decimal("20.00"),
-        currency="USD",
-        **laptop,
-    )
-    mobile_de = {"device_type": "mobile", "country": "DE"}
-    _event("s2", "user_b", "page_view", 30, **mobile_de)
-    _event("s2", "user_b", "product_view", 29, product_id="sku_2", category="books", **mobile_de)
-    _event("s3", "user_c", "page_view", 10, device_type="mobile", country="US")
-    RejectedEventFactory.create_batch(2)
 
 
 @pytest.mark.parametrize("path", [*PAGES.values(), "/funnel/csv/steps/"])
@@ -304,23 +235,6 @@ def test_unknown_filter_values_are_ignored_and_the_page_says_so(user_client, see
     assert custom.context["filters_ignored"] == []
 
 
-def test_overview_kpi_table_links_its_csv(user_client, seeded):
-    """The KPI cards have a CSV link like every other table, with the page's filters, and it
-    downloads the KPI table."""
-    response = user_client.get("/?preset=30d&device=mobile")
-    link = '/overview/csv/kpis/?preset=30d&amp;device=mobile"'
-    assert link in response.content.decode()
-    rows = list(
-        csv.reader(
-            io.StringIO(
-                user_client.get("/overview/csv/kpis/?preset=30d&device=mobile").content.decode()
-            )
-        )
-    )
-    assert rows[0] == ["kpi", "value", "previous", "change_pct"]
-    assert {row[0] for row in rows[1:]} == set(response.context["data"]["kpis"])
-
-
 def test_live_page_shows_newest_events_and_polls(user_client, seeded):
     """Live lists the newest events and its partial re-requests itself every few seconds."""
     response = user_client.get("/live/")
@@ -331,56 +245,6 @@ def test_live_page_shows_newest_events_and_polls(user_client, seeded):
     assert len(newest) == 8
     # the last 30 minutes hold the events seeded 29 and 10 minutes ago
     assert sum(row["count"] for row in response.context["data"]["per_minute"]) == 2
-
-
-@pytest.mark.parametrize(("page", "table"), CSV_TABLES)
-def test_csv_download_of_every_table(user_client, seeded, page, table):
-    """Every table downloads as a parseable CSV attachment with a descriptive file name."""
-    response = user_client.get(f"/{page}/csv/{table}/?preset=30d")
-    assert response.status_code == 200
-    assert response["Content-Type"] == "text/csv; charset=utf-8"
-    disposition = response["Content-Disposition"]
-    assert disposition.startswith(f'attachment; filename="{page}-{table}-')
-    assert disposition.endswith('.csv"')
-    rows = list(csv.reader(io.StringIO(response.content.decode())))
-    assert rows[0] == csv_export.TABLES[page][table][0]
-    assert all(len(row) == len(rows[0]) for row in rows)
-
-
-def test_csv_contents_match_the_page(user_client, seeded):
-    """Downloads carry the same numbers as the page, with the same filters applied."""
-    series = list(
-        csv.DictReader(io.StringIO(user_client.get("/overview/csv/series/").content.decode()))
-    )
-    assert sum(int(row["events"]) for row in series) == 8
-    assert sum(Decimal(row["revenue"]) for row in series) == Decimal("20")
-    steps = list(
-        csv.DictReader(io.StringIO(user_client.get("/funnel/csv/steps/").content.decode()))
-    )
-    assert [(row["step"], row["sessions"]) for row in steps][:2] == [
-        ("page_view", "3"),
-        ("product_view", "2"),
-    ]
-    purchased = list(
-        csv.DictReader(
-            io.StringIO(user_client.get("/products/csv/top_purchased/").content.decode())
-        )
-    )
-    assert purchased == [
-        {"product_id": "sku_1", "category": "laptops", "count": "1", "revenue": "20.0"}
-    ]
-    devices = list(
-        csv.DictReader(
-            io.StringIO(user_client.get("/audience/csv/devices/?country=DE").content.decode())
-        )
-    )
-    assert devices == [{"device_type": "mobile", "events": "2", "users": "1"}]
-
-
-def test_csv_unknown_table_is_404(user_client, seeded):
-    """A table name that does not exist is a 404, not a 500."""
-    assert user_client.get("/overview/csv/nope/").status_code == 404
-    assert user_client.get("/nope/csv/series/").status_code == 404
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -425,9 +289,6 @@ def test_quality_notes_link_open_incidents_that_touch_the_chart(user_client, see
 
 def test_quality_page_says_how_many_events_each_stored_rule_checked(user_client, db):
     """A failure rate reads right only next to what it is a rate of: 1 of 4 checked."""
-    from events.services import IngestSource, event_batch_ingest
-    from tests.factories import QualityRuleFactory, purchase_payload
-
     QualityRuleFactory(
         name="price-cap", kind="range", field="price", params={"max": 100}, event_types=["purchase"]
     )
