@@ -88,16 +88,6 @@ def product_rows(qs: QuerySet) -> list[dict[str, Any]]:
     return [{**row, "revenue": row["revenue"] or Decimal(0)} for row in rows]
 
 
-def category_revenue_rows(qs: QuerySet) -> list[dict[str, Any]]:
-    rows = (
-        qs.filter(event_type="purchase")
-        .values("category")
-        .annotate(revenue=Sum("revenue"))
-        .order_by()
-    )
-    return [{**row, "revenue": row["revenue"] or Decimal(0)} for row in rows]
-
-
 def user_ids(qs: QuerySet, field: str | None = None) -> dict[str, set[str]] | set[str]:
     """Distinct user ids, optionally per value of a dimension field."""
     if field is None:
@@ -153,10 +143,3 @@ def session_states(session_ids: Iterable[str] | None, base: QuerySet) -> list[di
             }
         )
     return states
-
-
-def user_first_seen(user_ids_: Iterable[str], base: QuerySet) -> dict[str, dt.datetime]:
-    rows = (
-        base.filter(user_id__in=list(user_ids_)).values("user_id").annotate(first=Min("timestamp"))
-    )
-    return {row["user_id"]: row["first"] for row in rows.order_by()}
