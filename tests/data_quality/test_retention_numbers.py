@@ -35,7 +35,7 @@ CUTOFF = NOW - dt.timedelta(days=KEEP_DAYS)
 
 def page_numbers() -> list:
     """Every page's data for every filter set (the selectors the views render), but what is
-    read from raw rows on purpose (the list of recent check runs, freshness)."""
+    read from raw rows on purpose (recent check runs, freshness, oldest rows)."""
     numbers = []
     for f in filter_sets():
         numbers.append(
@@ -49,7 +49,7 @@ def page_numbers() -> list:
                 {
                     k: v
                     for k, v in pages.quality_page(f).items()
-                    if k not in ("freshness", "check_runs")
+                    if k not in ("freshness", "check_runs", "retention")
                 },
             )
         )
