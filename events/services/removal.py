@@ -77,9 +77,11 @@ def rejected_pks_of_users(
 
 
 def event_pks_of_users(user_ids: Sequence[str], *, limit: int = 1000) -> list[int]:
-    """Ids of stored events of `user_ids` (index `event_user_idx`), oldest id first."""
+    """Ids of stored events of `user_ids` (index `event_user_idx`), oldest id first, locked
+    until the caller's transaction ends (a concurrent retention delete waits for it)."""
     return list(
-        Event.objects.filter(user_id__in=list(user_ids))
+        Event.objects.select_for_update()
+        .filter(user_id__in=list(user_ids))
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )
