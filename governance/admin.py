@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from governance.models import ErasureRequest
 from governance.services.erasure import (
     ErasureInputError,
+    erasure_ids_clean,
     erasure_request_create,
     erasure_request_enqueue,
 )
@@ -47,6 +48,14 @@ class ErasureRequestForm(forms.ModelForm):
         lines = self.cleaned_data.get("anonymous_ids", "").splitlines()
         return [line.strip() for line in lines if line.strip()]
 
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        try:
+            erasure_ids_clean(cleaned.get("user_id", ""), cleaned.get("anonymous_ids", []))
+        except ErasureInputError as exc:
+            raise forms.ValidationError({exc.field: exc.message}) from exc
+        return cleaned
+
 
 @admin.register(ErasureRequest)
 class ErasureRequestAdmin(admin.ModelAdmin):
@@ -79,17 +88,14 @@ class ErasureRequestAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj, form, change) -> None:
-        """Through the service, so the id is hashed and the task enqueued."""
-        try:
-            created = erasure_request_create(
-                user_id=form.cleaned_data["user_id"],
-                anonymous_ids=form.cleaned_data["anonymous_ids"],
-                via="admin",
-                requested_by=request.user,
-            )
-        except ErasureInputError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return
+        """Through the service, so the id is hashed and the task enqueued (the form validated the
+        ids with the service's own rules)."""
+        created = erasure_request_create(
+            user_id=form.cleaned_data["user_id"],
+            anonymous_ids=form.cleaned_data["anonymous_ids"],
+            via="admin",
+            requested_by=request.user,
+        )
         obj.pk = created.pk
 
     @admin.action(description="Run the selected requests again (failed or stuck ones)")

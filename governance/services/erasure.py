@@ -48,7 +48,8 @@ def subject_hash(user_id: str) -> str:
     return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()
 
 
-def _ids_clean(user_id: Any, anonymous_ids: Any) -> list[str]:
+def erasure_ids_clean(user_id: Any, anonymous_ids: Any) -> list[str]:
+    """The ids to erase, user id first, without repeats; ErasureInputError when one is bad."""
     if not isinstance(user_id, str) or not user_id.strip():
         raise ErasureInputError("user_id", "required", "A non-empty user id is required.")
     if not isinstance(anonymous_ids, list | tuple) or not all(
@@ -79,7 +80,7 @@ def erasure_request_create(
     """Store a pending request and (after commit) hand it to the Celery task.
 
     Raises ErasureInputError for a missing, mistyped or too long id."""
-    ids = _ids_clean(user_id, anonymous_ids)
+    ids = erasure_ids_clean(user_id, anonymous_ids)
     label = requested_by_label or (requested_by.get_username() if requested_by else via)
     request = ErasureRequest.objects.create(
         subject_hash=subject_hash(ids[0]),

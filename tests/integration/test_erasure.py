@@ -149,6 +149,15 @@ def test_admin_form_creates_a_request_and_the_audit_view_hides_the_id(
     assert _left(person, "anon-7") == 0
 
 
+def test_admin_form_refuses_a_too_long_anonymous_id(admin_client, db):
+    response = admin_client.post(
+        reverse("admin:governance_erasurerequest_add"),
+        {"user_id": "u", "anonymous_ids": "x" * 129},
+    )
+    assert response.status_code == 200 and "at most 128" in response.content.decode()
+    assert not ErasureRequest.objects.exists()
+
+
 def test_events_arriving_after_an_erasure_are_new_data(person, keyed_client, on_commit):
     """ADR 0007: an erased id sending again is a new person, stored and counted from scratch;
     their old events stay gone."""
