@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "events",
     "quality",
     "reports",
+    "governance",  # erasure and retention (issue 13): the top layer
     "analytics_site.fastpath",  # system checks of the ingestion fast path (no models)
 ]
 
@@ -166,6 +167,25 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Data governance (issue 13): erasure requests and retention (governance app) -------------
+# Erasure audit records keep HMAC-SHA256(ERASURE_HASH_KEY, id), never the id.
+ERASURE_HASH_KEY = env.str("ERASURE_HASH_KEY", default=SECRET_KEY)
+ERASURE_BATCH_EVENTS = env.int("ERASURE_BATCH_EVENTS", default=2000)
+# Days each kind of row is kept; 0 keeps it forever (the default: nothing is deleted on upgrade).
+RETENTION_EVENTS_DAYS = env.int("RETENTION_EVENTS_DAYS", default=0)
+RETENTION_QUARANTINE_DAYS = env.int("RETENTION_QUARANTINE_DAYS", default=0)
+RETENTION_CHECK_RUNS_DAYS = env.int("RETENTION_CHECK_RUNS_DAYS", default=0)
+RETENTION_EVENT_MINUTES_DAYS = env.int("RETENTION_EVENT_MINUTES_DAYS", default=0)
+RETENTION_RESOLVED_INCIDENTS_DAYS = env.int("RETENTION_RESOLVED_INCIDENTS_DAYS", default=0)
+# Each delete is one short transaction of at most this many rows.
+RETENTION_BATCH_ROWS = env.int("RETENTION_BATCH_ROWS", default=5000)
+RETENTION_INTERVAL_SECONDS = env.int("RETENTION_INTERVAL_SECONDS", default=3600)
+CELERY_BEAT_SCHEDULE["governance-retention-enforce"] = {
+    "task": "governance.retention_enforce",
+    "schedule": RETENTION_INTERVAL_SECONDS,
+    "options": {"expires": RETENTION_INTERVAL_SECONDS},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

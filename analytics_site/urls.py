@@ -13,6 +13,7 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema")),
     path("redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/v1/", include(("events.urls", "events"), namespace="events-v1")),
+    path("api/v1/", include(("governance.urls", "governance"), namespace="governance")),
     path("", include(("events.urls", "events"), namespace="events")),
     path("", include("reports.urls")),
 ]

@@ -58,6 +58,8 @@ class Event(models.Model):
             models.Index(fields=["event_type", "timestamp"], name="event_type_ts_idx"),
             models.Index(fields=["session_id", "timestamp"], name="event_session_ts_idx"),
             models.Index(fields=["received_at"], name="event_received_idx"),
+            # Erasure finds a person's events by user id (governance.services.erasure).
+            models.Index(fields=["user_id"], name="event_user_idx"),
             # Quality rule order-id-unique-per-day looks orders up per batch; only purchases
             # carry an order id, so the partial index costs nothing for other events.
             models.Index(

@@ -4,7 +4,8 @@
 - `store`: the one insert into the events table (`events_insert`) and the listeners told of
   events stored behind the rollups' watermarks (`stored_behind_listener_register`);
 - `quarantine`: refused events kept with their reasons, and the record of their replay;
-- `keys`: ingestion keys.
+- `keys`: ingestion keys;
+- `removal`: deleting a person's rows (erasure) and old rows (retention).
 
 The names other modules use are importable from `events.services` itself.
 """
@@ -26,6 +27,14 @@ from events.services.quarantine import (
     rejected_events_store,
     request_rejected_store,
 )
+from events.services.removal import (
+    event_pks_of_users,
+    events_delete,
+    events_delete_received_before,
+    rejected_events_delete,
+    rejected_events_delete_received_before,
+    rejected_pks_of_users,
+)
 from events.services.store import (
     events_insert,
     events_stored_behind_notify,
@@ -41,13 +50,19 @@ __all__ = [
     "IngestSource",
     "event_batch_ingest",
     "event_ingest",
+    "event_pks_of_users",
+    "events_delete",
+    "events_delete_received_before",
     "events_insert",
     "events_stored_behind_notify",
     "ingestion_key_create",
     "raw_payload_encode",
+    "rejected_events_delete",
+    "rejected_events_delete_received_before",
     "rejected_events_lock_quarantined",
     "rejected_events_replay_record",
     "rejected_events_store",
+    "rejected_pks_of_users",
     "request_rejected_store",
     "stored_behind_listener_register",
 ]

@@ -5,6 +5,7 @@
 - `live`: stored events per minute (the Live page);
 - `incidents`: unresolved incidents and the charts they touch;
 - `checks`: the counts dataset checks judge, rule counters, recent check runs;
+- `retention`: days kept per kind and the oldest row of each (the Data quality page);
 - `stored_events`: stored-event lookups for batch rules and rule trials;
 - `intake` and `buckets`: what the others share (intake rollup watermarks and snapshot, time
   buckets).
@@ -36,6 +37,7 @@ from quality.selectors.quarantine import (
     rejected_ids_failing_field_sql,
     rejected_ids_failing_rule_sql,
 )
+from quality.selectors.retention import RETENTION_KINDS, retention_days, retention_summary
 from quality.selectors.stored_events import (
     StoredEventFacts,
     events_of_sessions,
@@ -47,6 +49,7 @@ from quality.selectors.summary import rules_failing_top, validation_pass_rate_se
 __all__ = [
     "BUCKETS",
     "METRIC_TOUCHES",
+    "RETENTION_KINDS",
     "UNRESOLVED",
     "IntakeMarks",
     "StoredEventFacts",
@@ -68,6 +71,8 @@ __all__ = [
     "quarantined_by_type",
     "rejected_ids_failing_field_sql",
     "rejected_ids_failing_rule_sql",
+    "retention_days",
+    "retention_summary",
     "rule_counts_since",
     "rules_failing_top",
     "validation_counts",

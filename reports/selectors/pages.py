@@ -285,6 +285,7 @@ def quality_page(filters: DashboardFilters) -> dict[str, Any]:
         "incidents": quality_selectors.incidents_open(limit=20),
         "freshness": freshness(),
         "check_runs": quality_selectors.check_runs_recent(10),
+        "retention": quality_selectors.retention_summary(),
     }
 
 

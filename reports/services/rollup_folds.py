@@ -89,9 +89,10 @@ def sources_drop(*names: str) -> None:
         sql_execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def metrics_fold(source: str) -> None:
+def metrics_fold(source: str, sign: str = "") -> None:
     """Additive tables: event and product metrics and their totals without device and country
-    (user bitmaps: reports.services.user_bitmaps).
+    (user bitmaps: reports.services.user_bitmaps). `sign` "-" subtracts the source instead
+    (an erasure takes a person's events out).
 
     The source is aggregated once per hour (with its day) into small temp tables; hourly rows
     come from those directly and daily rows from summing them, so the batch is scanned once
@@ -100,16 +101,16 @@ def metrics_fold(source: str) -> None:
     sql_execute("DROP TABLE IF EXISTS rollup_agg_events")
     sql_execute(
         "CREATE TEMPORARY TABLE rollup_agg_events AS "
-        "SELECT hour, day, event_type, device_type, country, COUNT(*) AS events, "
-        "SUM(warned) AS warned, "
-        "COALESCE(SUM(CASE WHEN event_type = 'purchase' THEN revenue END), 0) AS revenue "
+        f"SELECT hour, day, event_type, device_type, country, {sign}COUNT(*) AS events, "
+        f"{sign}SUM(warned) AS warned, "
+        f"{sign}COALESCE(SUM(CASE WHEN event_type = 'purchase' THEN revenue END), 0) AS revenue "
         f"FROM {source} GROUP BY hour, day, event_type, device_type, country"
     )
     sql_execute("DROP TABLE IF EXISTS rollup_agg_products")
     sql_execute(
         "CREATE TEMPORARY TABLE rollup_agg_products AS "
         "SELECT hour, day, product_id, category, event_type, device_type, country, "
-        "COUNT(*) AS events, COALESCE(SUM(revenue), 0) AS revenue "
+        f"{sign}COUNT(*) AS events, {sign}COALESCE(SUM(revenue), 0) AS revenue "
         f"FROM {source} WHERE event_type IN ({_PRODUCT_TYPES_SQL}) "
         "GROUP BY hour, day, product_id, category, event_type, device_type, country"
     )

@@ -103,7 +103,7 @@ def _bitmaps_write(model, fields: list[str], rows: list[tuple]) -> None:
     )
 
 
-def _merge(model, changes: dict[tuple, tuple[BitMap, BitMap]]) -> None:
+def bitmaps_merge(model, changes: dict[tuple, tuple[BitMap, BitMap]]) -> None:
     """Apply {row key: (keys to add, keys to remove)} to a bitmap table in one read and one
     upsert. The row key is (bucket,) or (bucket, device_type, country)."""
     if not changes:
@@ -138,7 +138,7 @@ def _first_seen_bitmaps_move(moves: Iterable[Move]) -> None:
                     continue
                 changes[(old_bucket,)][1].add(key)
             changes[(new_bucket,)][0].add(key)
-        _merge(model, changes)
+        bitmaps_merge(model, changes)
 
 
 def _batch_users(source: str) -> None:
@@ -221,9 +221,9 @@ def active_fold(source: str) -> None:
     weeks: dict[tuple, tuple[BitMap, BitMap]] = defaultdict(lambda: (BitMap(), BitMap()))
     for (day, device, country), (bitmap, _) in days.items():
         weeks[(floor_week(day), device, country)][0].update(bitmap)
-    _merge(USER_BITMAP["hour"], hours)
-    _merge(USER_BITMAP["day"], days)
-    _merge(USER_BITMAP["week"], weeks)
+    bitmaps_merge(USER_BITMAP["hour"], hours)
+    bitmaps_merge(USER_BITMAP["day"], days)
+    bitmaps_merge(USER_BITMAP["week"], weeks)
 
 
 def active_week_refill(week: dt.datetime, since: dt.datetime) -> None:
@@ -239,4 +239,4 @@ def active_week_refill(week: dt.datetime, since: dt.datetime) -> None:
     changes: dict[tuple, tuple[BitMap, BitMap]] = defaultdict(lambda: (BitMap(), BitMap()))
     for device, country, bitmap in rows:
         changes[(week, device, country)][0].update(bitmap)
-    _merge(USER_BITMAP["week"], changes)
+    bitmaps_merge(USER_BITMAP["week"], changes)

@@ -1,0 +1,107 @@
+# SQL is built from our own table names only; values are always bound parameters.
+# ruff: noqa: S608
+"""Removing stored and rejected events: a person's rows (erasure) and old rows (retention).
+
+These only delete raw rows. Whoever calls them keeps the rollups right: `governance` corrects
+the rollups for an erasure in the same transaction, and retention deletes only rows that every
+rollup already holds (under the watermarks), so dashboards keep their history.
+Every delete is bounded (a batch of ids), so no transaction holds many row locks for long.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+
+from django.db import connection
+
+from events.models import Event, RejectedEvent
+
+
+def _delete_ids(table: str, pks: Sequence[int]) -> int:
+    if not pks:
+        return 0
+    placeholders = ", ".join(["%s"] * len(pks))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE id IN ({placeholders})", list(pks))
+        return cursor.rowcount
+
+
+def events_delete(pks: Sequence[int]) -> int:
+    """Delete stored events by id. Returns how many went (ids already gone count 0)."""
+    return _delete_ids(Event._meta.db_table, pks)
+
+
+def rejected_events_delete(pks: Sequence[int]) -> int:
+    """Delete rejected (quarantined or replayed) events by id. Returns how many went."""
+    return _delete_ids(RejectedEvent._meta.db_table, pks)
+
+
+def _payload_names_user(raw: str, truncated: bool, ids: set[str]) -> bool:
+    """Whether a rejected payload belongs to one of `ids`: its user_id (or anonymous_id) when it
+    parses as an object; otherwise (truncated or not JSON) any JSON string equal to an id."""
+    if not truncated:
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            payload = None
+        if isinstance(payload, dict):
+            return any(payload.get(name) in ids for name in ("user_id", "anonymous_id"))
+        if isinstance(payload, list):
+            return any(isinstance(item, dict) and item.get("user_id") in ids for item in payload)
+    return any(json.dumps(user_id) in raw for user_id in ids)
+
+
+def rejected_pks_of_users(
+    user_ids: Sequence[str], *, after_pk: int = 0, limit: int = 1000
+) -> tuple[list[int], int | None]:
+    """Rejected rows whose payload names one of `user_ids`, scanning ids after `after_pk`.
+
+    Returns (matching ids, last id scanned, or None when the scan is done). The payload is text
+    (it may not be JSON), so candidates are found by substring and confirmed in Python.
+    """
+    ids = set(user_ids)
+    matches = RejectedEvent.objects.none()
+    for user_id in ids:
+        matches = matches | RejectedEvent.objects.filter(raw_payload__contains=user_id)
+    rows = list(
+        matches.filter(pk__gt=after_pk)
+        .order_by("pk")
+        .values_list("pk", "raw_payload", "raw_truncated")[:limit]
+    )
+    if not rows:
+        return [], None
+    found = [pk for pk, raw, truncated in rows if _payload_names_user(raw, truncated, ids)]
+    return found, rows[-1][0]
+
+
+def event_pks_of_users(user_ids: Sequence[str], *, limit: int = 1000) -> list[int]:
+    """Ids of stored events of `user_ids` (index `event_user_idx`), oldest id first, locked
+    until the caller's transaction ends (a concurrent retention delete waits for it)."""
+    return list(
+        Event.objects.select_for_update()
+        .filter(user_id__in=list(user_ids))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def events_delete_received_before(before: dt.datetime, *, limit: int) -> int:
+    """Delete up to `limit` events received before `before`, oldest first. Returns how many."""
+    pks = list(
+        Event.objects.filter(received_at__lt=before)
+        .order_by("received_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return events_delete(pks)
+
+
+def rejected_events_delete_received_before(before: dt.datetime, *, limit: int) -> int:
+    """Delete up to `limit` rejected events received before `before`. Returns how many."""
+    pks = list(
+        RejectedEvent.objects.filter(received_at__lt=before)
+        .order_by("received_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    return rejected_events_delete(pks)

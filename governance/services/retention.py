@@ -1,0 +1,80 @@
+"""Retention: remove rows older than their kind's RETENTION_*_DAYS, in bounded batches.
+
+Every batch is its own short transaction of at most `RETENTION_BATCH_ROWS` rows (no long
+locks; ingestion and folds go on between batches). Raw and rejected events are removed only
+when every rollup family already holds them (received before both the dashboard and the intake
+watermarks), so the rollups keep the dashboards' history and the raw tail after the watermarks,
+which readers add on top, is never touched. Idempotent: a pass that stops half-way (time
+budget, crash) is simply continued by the next.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from events.services import events_delete_received_before, rejected_events_delete_received_before
+from quality import selectors as quality_selectors
+from quality.services.retention import (
+    check_runs_delete_before,
+    event_minutes_delete_before,
+    incidents_resolved_delete_before,
+)
+from reports.selectors.watermark import watermark_get
+
+Deleter = Callable[..., int]
+
+
+def _earliest(*moments: dt.datetime | None) -> dt.datetime | None:
+    """The earliest bound, or None when any is None (a rollup that holds nothing yet)."""
+    if any(moment is None for moment in moments):
+        return None
+    return min(moments)  # type: ignore[type-var]
+
+
+def _bounds(now: dt.datetime) -> dict[str, tuple[dt.datetime | None, Deleter]]:
+    days = quality_selectors.retention_days()
+    marks = quality_selectors.intake_marks()
+    rollup_received_at, _ = watermark_get()
+
+    def cutoff(kind: str) -> dt.datetime | None:
+        return None if days[kind] is None else now - dt.timedelta(days=days[kind])
+
+    events_cutoff, quarantine_cutoff = cutoff("events"), cutoff("quarantine")
+    return {
+        "events": (
+            events_cutoff and _earliest(events_cutoff, rollup_received_at, marks.event_received_at),
+            events_delete_received_before,
+        ),
+        "quarantine": (
+            quarantine_cutoff and _earliest(quarantine_cutoff, marks.rejected_received_at),
+            rejected_events_delete_received_before,
+        ),
+        "check_runs": (cutoff("check_runs"), check_runs_delete_before),
+        "event_minutes": (cutoff("event_minutes"), event_minutes_delete_before),
+        "resolved_incidents": (cutoff("resolved_incidents"), incidents_resolved_delete_before),
+    }
+
+
+def retention_enforce(
+    *, now: dt.datetime | None = None, batch: int | None = None, max_seconds: float = 300.0
+) -> dict[str, int]:
+    """One retention pass over every kind. Returns rows removed per kind (kinds kept forever,
+    or with nothing old enough, remove 0). Stops starting batches after `max_seconds`."""
+    started = time.monotonic()
+    size = batch or settings.RETENTION_BATCH_ROWS
+    removed: dict[str, int] = {}
+    for kind, (before, delete) in _bounds(now or timezone.now()).items():
+        removed[kind] = 0
+        while before is not None and time.monotonic() - started < max_seconds:
+            with transaction.atomic():
+                count = delete(before, limit=size)
+            removed[kind] += count
+            if count < size:
+                break
+    return removed
