@@ -20,3 +20,9 @@ def sleep_task(seconds: float, started_key: str) -> str:
     redis.Redis.from_url(settings.REDIS_URL).set(started_key, "1")
     time.sleep(seconds)
     return "slept"
+
+
+@app.task(name="tests.faults.count_run")
+def count_run(key: str) -> None:
+    """Beat-scheduled in the two-beats test: appends this run's time to the list `key`."""
+    redis.Redis.from_url(settings.REDIS_URL).rpush(key, f"{time.time():.3f}")
