@@ -182,12 +182,17 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
         {
             "connect_timeout": DB_CONNECT_TIMEOUT_SECONDS,
             "options": f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+            # A server gone silent (network partition) is noticed in about a minute.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
         }
     )
 # Health probes answer within HEALTH_TIMEOUT_SECONDS whatever a dependency does (black holes).
 HEALTH_TIMEOUT_SECONDS = env.float("HEALTH_TIMEOUT_SECONDS", default=0.8)
 # Redis (cache and broker clients) gives up instead of hanging on a black-holed socket.
-REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=5.0)
+REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=1.0)
 if REDIS_URL:
     CACHES["default"]["OPTIONS"] = {
         "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
