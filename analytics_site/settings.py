@@ -190,7 +190,7 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
         }
     )
 # Health probes answer within HEALTH_TIMEOUT_SECONDS whatever a dependency does (black holes).
-HEALTH_TIMEOUT_SECONDS = env.float("HEALTH_TIMEOUT_SECONDS", default=0.8)
+HEALTH_TIMEOUT_SECONDS = env.float("HEALTH_TIMEOUT_SECONDS", default=0.7)
 # Redis (cache and broker clients) gives up instead of hanging on a black-holed socket.
 REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=1.0)
 if REDIS_URL:

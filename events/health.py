@@ -10,6 +10,7 @@ driver errors go to the log.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -46,16 +47,23 @@ def _broker_probe() -> None:
         client.close()
 
 
-def _bounded(name: str, probe: Callable[[], None]) -> dict[str, str]:
-    try:
-        _probes.submit(probe).result(timeout=settings.HEALTH_TIMEOUT_SECONDS)
-    except FutureTimeout:
-        logger.warning("health.timeout", component=name)
-        return {"status": "down"}
-    except Exception as exc:  # any failure is "down"; the reason goes to the log only
-        logger.warning("health.down", component=name, error=str(exc)[:200])
-        return {"status": "down"}
-    return {"status": "ok"}
+def _bounded(probes: dict[str, Callable[[], None]]) -> dict[str, dict[str, str]]:
+    """Run the probes at once and wait for all of them together at most HEALTH_TIMEOUT_SECONDS."""
+    deadline = time.monotonic() + settings.HEALTH_TIMEOUT_SECONDS
+    futures = {name: _probes.submit(probe) for name, probe in probes.items()}
+    results = {}
+    for name, future in futures.items():
+        try:
+            future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            logger.warning("health.timeout", component=name)
+            results[name] = {"status": "down"}
+        except Exception as exc:  # any failure is "down"; the reason goes to the log only
+            logger.warning("health.down", component=name, error=str(exc)[:200])
+            results[name] = {"status": "down"}
+        else:
+            results[name] = {"status": "ok"}
+    return results
 
 
 def health_live() -> dict[str, Any]:
@@ -65,18 +73,19 @@ def health_live() -> dict[str, Any]:
 
 def health_ready() -> dict[str, Any]:
     """What the web process needs to serve: the database (ingestion works without Redis)."""
-    database = _bounded("database", _database_probe)
+    database = _bounded({"database": _database_probe})["database"]
     return {"status": database["status"], "components": {"database": database}}
 
 
 def health_full() -> dict[str, Any]:
     """Everything, for people: "ok", "degraded" (only Redis down: web still serves) or
     "down" (the database is down)."""
-    components = {"database": _bounded("database", _database_probe)}
-    if settings.REDIS_URL:
-        components["broker"] = _bounded("broker", _broker_probe) | {"mode": "redis"}
-    else:
+    if not settings.REDIS_URL:
+        components = _bounded({"database": _database_probe})
         components["broker"] = {"status": "ok", "mode": "eager"}
+    else:
+        components = _bounded({"database": _database_probe, "broker": _broker_probe})
+        components["broker"]["mode"] = "redis"
     if components["database"]["status"] != "ok":
         overall = "down"
     elif components["broker"]["status"] != "ok":
