@@ -31,4 +31,4 @@ def ping() -> str:
 @app.task(name="analytics_site.worker_heartbeat", bind=True, ignore_result=True)
 def worker_heartbeat(self) -> None:
     """Beat-scheduled: records that this worker consumes tasks (analytics_site.liveness)."""
-    heartbeat_record(self.request.hostname or "unknown")
+    heartbeat_record(self.request.hostname or "in-process")  # run_scheduler applies it here

@@ -49,7 +49,8 @@ def _ping(app: Celery, queue: str, within: float) -> bool:
 
 
 def _kill_redis_under_a_running_task(own_redis, worker, queue: str, log: Path) -> Celery:
-    app = Celery(broker=own_redis.url, backend=own_redis.url)
+    # Not the current app: later tests send through the project app, not to this dead Redis.
+    app = Celery(broker=own_redis.url, backend=own_redis.url, set_as_current=False)
     assert _ping(app, queue, 30), log.read_text(errors="replace")[-3000:]
     started_key = f"started-{uuid.uuid4().hex[:8]}"
     app.send_task("tests.faults.sleep", args=[4, started_key], queue=queue)
