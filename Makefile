@@ -13,7 +13,7 @@ LOCAL_REDIS := redis://127.0.0.1:6379/0
 TEST_DATABASE_URL := $(or $(DATABASE_URL),$(shell pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo $(LOCAL_PG)))
 TEST_REDIS_URL := $(or $(REDIS_URL),$(shell (redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG) && echo $(LOCAL_REDIS)))
 
-.PHONY: help demo up test test-unit test-integration test-browser quality-check lint format bench bench-dashboard worker beat clean
+.PHONY: help demo up test test-unit test-integration test-browser test-faults quality-check lint format bench bench-dashboard worker beat clean
 
 help:
 	@echo "make demo   - install, migrate, demo login, sample data, serve on :$(PORT)"
@@ -57,6 +57,11 @@ test-integration: install
 
 test-browser: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest tests/browser $(PYTEST_ARGS)
+
+# The fault suite (tests/faults/): black-holed PostgreSQL and Redis behind a proxy, Redis killed
+# under a running task, two beats, rebuilds against folds. Part of `make test` too.
+test-faults: install
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest tests/faults $(PYTEST_ARGS)
 
 quality-check: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest tests/data_quality $(PYTEST_ARGS)

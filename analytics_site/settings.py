@@ -187,6 +187,59 @@ CELERY_BEAT_SCHEDULE["governance-retention-enforce"] = {
     "options": {"expires": RETENTION_INTERVAL_SECONDS},
 }
 
+# ---- Operations under faults (issue 14; docs/adr/0008-operations-under-faults.md).
+# Timeouts: web requests give up sooner than tasks. DB_ROLE (web | worker, set by the Procfile and
+# compose; web by default) picks which pair applies to this process.
+DB_ROLE = env.str("DB_ROLE", default="web")
+DB_CONNECT_TIMEOUT_SECONDS = env.int(
+    "DB_CONNECT_TIMEOUT_SECONDS", default=3 if DB_ROLE == "web" else 10
+)
+DB_STATEMENT_TIMEOUT_MS = env.int(
+    "DB_STATEMENT_TIMEOUT_MS", default=15_000 if DB_ROLE == "web" else 600_000
+)
+if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "connect_timeout": DB_CONNECT_TIMEOUT_SECONDS,
+            "options": f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
+            # A server gone silent (network partition) is noticed in about a minute.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+    )
+# Health probes answer within HEALTH_TIMEOUT_SECONDS whatever a dependency does (black holes).
+HEALTH_TIMEOUT_SECONDS = env.float("HEALTH_TIMEOUT_SECONDS", default=0.7)
+# Redis (cache and broker clients) gives up instead of hanging on a black-holed socket.
+REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=1.0)
+if REDIS_URL:
+    CACHES["default"]["OPTIONS"] = {
+        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+    }
+# Unacknowledged (acks_late) messages of a dead worker come back after this many seconds.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=3600),
+    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # keep retrying: the supervisor is the last resort
+# kombu's restore of unacked messages crashes the worker when Redis drops (celery_restore_guard).
+CELERY_REDIS_RESTORE_GUARD = env.bool("CELERY_REDIS_RESTORE_GUARD", default=True)
+# One beat at a time: a Redis lease around the scheduler tick (analytics_site.beat).
+CELERY_BEAT_SCHEDULER = "analytics_site.beat:LeaderDatabaseScheduler"
+BEAT_LEADER_LEASE_SECONDS = env.int("BEAT_LEADER_LEASE_SECONDS", default=30)
+CELERY_BEAT_SYNC_EVERY = 1  # save last run times at once: a new leader starts from them
+# Worker liveness in /metrics: beat sends a ping every WORKER_HEARTBEAT_SECONDS.
+WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=30)
+CELERY_BEAT_SCHEDULE["ops-worker-heartbeat"] = {
+    "task": "analytics_site.worker_heartbeat",
+    "schedule": WORKER_HEARTBEAT_SECONDS,
+    "options": {"expires": WORKER_HEARTBEAT_SECONDS},
+}
+# ---- end of the operations block
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

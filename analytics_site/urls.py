@@ -4,6 +4,10 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from analytics_site.liveness import collector_register
+
+collector_register()  # worker heartbeat ages in /metrics
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),  # /metrics for Prometheus

@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events import selectors, services
+from events import health, selectors, services
 from events.authentication import KeyPrincipal
 from events.parsers import BoundedJSONParser, MalformedJson, PayloadTooLarge, kept_body_bytes
 from events.permissions import CanIngest, CanReadEvents
@@ -294,13 +294,31 @@ class EventRecentApi(_EventApi):
 
 
 class HealthApi(_EventApi):
-    """Component status; 503 when the database or the broker is down (for load balancers)."""
+    """Everything, for people: 200 "ok" or "degraded" (Redis down: the web still ingests, so a
+    load balancer must keep this host), 503 "down" when the database is down."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes: list = []
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
-        health = selectors.system_health()
-        code = status.HTTP_200_OK if health["status"] == "ok" else 503
-        return Response(health, status=code)
+        body = health.health_full()
+        return Response(body, status=503 if body["status"] == "down" else 200)
+
+
+class HealthReadyApi(HealthApi):
+    """Readiness for load balancers: 200 when the database answers within a second, else 503."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        body = health.health_ready()
+        return Response(body, status=200 if body["status"] == "ok" else 503)
+
+
+class HealthLiveApi(HealthApi):
+    """Liveness for supervisors: the process answers; no dependency is asked."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        return Response(health.health_live())

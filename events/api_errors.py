@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
+
+logger = structlog.get_logger(__name__)
 
 # (field, rule) for refusals that concern the request as a whole rather than one input field.
 _REQUEST_LEVEL: tuple[tuple[type[Exception], str, str], ...] = (
@@ -52,14 +55,20 @@ def _request_level_error(exc: Exception, message: str) -> list[dict[str, str]]:
     return []
 
 
+# The same words whatever the driver said: host, port and driver errors go to the log, not to
+# clients (issue 14).
+_DATABASE_DOWN = "The database did not answer."
+
+
 def api_exception_handler(exc, context):
     if isinstance(exc, OperationalError | InterfaceError):
+        logger.warning("api.database_unavailable", error=str(exc)[:200])
         set_rollback()
         return Response(
             {
                 "error": "service_unavailable",
                 "detail": "The database is unavailable; retry later (resending events is safe).",
-                "errors": [{"field": "database", "rule": "available", "message": str(exc)[:200]}],
+                "errors": [{"field": "database", "rule": "available", "message": _DATABASE_DOWN}],
             },
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},

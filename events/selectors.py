@@ -1,13 +1,10 @@
-"""Reads over stored events: stats, the newest events, and health of the moving parts."""
+"""Reads over stored events: stats and the newest events (health probes: events.health)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-import redis
-from django.conf import settings
-from django.db import connection
 from django.db.models import Count, Max
 from django.utils import timezone
 
@@ -63,32 +60,3 @@ def events_recent(*, limit: int) -> list[dict[str, Any]]:
                 row[key] = float(row[key])
         events.append(row)
     return events
-
-
-def _database_status() -> dict[str, Any]:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception as exc:  # any failure means "down"; the reason goes in the body
-        return {"status": "down", "error": str(exc)[:200]}
-    return {"status": "ok", "vendor": connection.vendor}
-
-
-def _broker_status() -> dict[str, Any]:
-    if not settings.REDIS_URL:
-        return {"status": "ok", "mode": "eager (no REDIS_URL set)"}
-    try:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1
-        )
-        client.ping()
-    except redis.RedisError as exc:
-        return {"status": "down", "error": str(exc)[:200]}
-    return {"status": "ok", "mode": "redis"}
-
-
-def system_health() -> dict[str, Any]:
-    components = {"database": _database_status(), "broker": _broker_status()}
-    healthy = all(component["status"] == "ok" for component in components.values())
-    return {"status": "ok" if healthy else "degraded", "components": components}

@@ -12,4 +12,6 @@ urlpatterns = [
     re_path(r"^events/stats/?$", api.EventStatsApi.as_view(), name="stats"),
     re_path(r"^events/recent/?$", api.EventRecentApi.as_view(), name="recent"),
     re_path(r"^health/?$", api.HealthApi.as_view(), name="health"),
+    re_path(r"^health/live/?$", api.HealthLiveApi.as_view(), name="health-live"),
+    re_path(r"^health/ready/?$", api.HealthReadyApi.as_view(), name="health-ready"),
 ]

@@ -22,6 +22,7 @@ from django.db.models import BooleanField, Case, QuerySet, When
 from events.facade import EVENTS_TABLE
 from events.receive_order import ReceivePosition, after_sql
 from reports.filters import DashboardFilters
+from reports.locks import rollup_tables_lock
 from reports.selectors import raw_events
 from reports.selectors.watermark import events_after_watermark, rollup_state, watermark_get
 
@@ -53,6 +54,7 @@ def read_snapshot() -> Iterator[None]:
                 with connection.cursor() as cursor:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     cursor.execute(f"SET LOCAL work_mem = '{READ_WORK_MEM}'")
+        rollup_tables_lock(shared=True)  # not while a rebuild truncates (reports.locks)
         generation, received_at, event_pk = rollup_state()
         token = _tail_var.set(events_after_watermark(received_at, event_pk))
         state_token = _state_var.set((generation, received_at, event_pk))

@@ -35,6 +35,7 @@ from analytics_site.sql import (
 )
 from events.facade import events_all
 from events.receive_order import START, ReceivePosition, range_sql, upper_bound
+from reports.locks import rollup_tables_lock, rollup_write_lock
 from reports.models import RollupWatermark, SessionRollup
 from reports.models.grains import (
     ALL_MODELS,
@@ -71,6 +72,8 @@ def _table(model) -> str:
 
 
 def _lock_watermark() -> RollupWatermark:
+    """The rollup write lock, then the watermark row: the one order of every rollup writer."""
+    rollup_write_lock()
     RollupWatermark.objects.get_or_create(name=WATERMARK_NAME)
     return RollupWatermark.objects.select_for_update().get(name=WATERMARK_NAME)
 
@@ -198,6 +201,7 @@ def rollups_rebuild(
     if since is None or received_at is None:
         with transaction.atomic():
             _lock_watermark()
+            rollup_tables_lock(shared=False)  # no dashboard snapshot holds a table TRUNCATE needs
             _rollups_empty()
             RollupWatermark.objects.filter(name=WATERMARK_NAME).update(
                 received_at=None, event_pk=0, events_rolled_up=0, generation=uuid.uuid4()
