@@ -18,6 +18,7 @@ from reports import csv_export
 from reports.filters import filters_from_query
 from reports.selectors import pages
 from tests.factories import EventFactory, RejectedEventFactory
+from tests.helpers import user_with_role
 
 PAGES = {
     "overview": "/",
@@ -50,8 +51,7 @@ CSV_TABLES = [
 
 @pytest.fixture
 def user_client(client, django_user_model):
-    user = django_user_model.objects.create_user(username="analyst", password="pw-analyst-123")
-    client.force_login(user)
+    client.force_login(user_with_role("Viewer", username="analyst", password="pw-analyst-123"))
     return client
 
 
@@ -106,7 +106,7 @@ def test_pages_redirect_anonymous_users_to_login(client, db, path):
 
 def test_login_form_signs_in_and_lands_on_overview(client, django_user_model):
     """The styled sign-in page works with Django auth and returns to the dashboards."""
-    django_user_model.objects.create_user(username="analyst", password="pw-analyst-123")
+    user_with_role("Viewer", username="analyst", password="pw-analyst-123")
     page = client.get(reverse("login"))
     assert page.status_code == 200
     assert b'name="username"' in page.content
