@@ -34,7 +34,7 @@ ALLOWED_HOSTS = env.list(
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "analytics_site.apps.RoleAdminConfig",  # django.contrib.admin, open to the roles
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "template_partials",
     "django_celery_beat",
     "django_prometheus",
+    "simple_history",  # the audit trail of admin changes (rules, checks, keys, groups, replays)
     "events",
     "quality",
     "reports",
@@ -338,6 +339,18 @@ QUALITY_RULES_CACHE_SECONDS = env.float(
 QUALITY_COUNTERS_FLUSH_SECONDS = env.float(
     "QUALITY_COUNTERS_FLUSH_SECONDS", default=0.0 if ENVIRONMENT == "testing" else 2.0
 )
+
+# --- Roles, keys and /metrics (README "Roles and keys") -------------------------------------
+# Groups Viewer, Analyst, Admin; Admin holds every permission through this backend.
+AUTHENTICATION_BACKENDS = ["analytics_site.access.RoleBackend"]
+# /metrics in production: a bearer token, or a client address in one of these networks
+# (CIDRs). Both empty: /metrics answers 403. Outside production it is open.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+METRICS_OPEN = env.bool("METRICS_OPEN", default=not IS_PRODUCTION)
+# A key (and its revocation or expiry) is re-read from the database at most this often.
+INGESTION_KEY_CACHE_SECONDS = env.float("INGESTION_KEY_CACHE_SECONDS", default=0.5)
+# --- end roles, keys and /metrics -----------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {

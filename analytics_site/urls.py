@@ -5,12 +5,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from analytics_site.liveness import collector_register
+from analytics_site.metrics import metrics_view
 
 collector_register()  # worker heartbeat ages in /metrics
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", include("django_prometheus.urls")),  # /metrics for Prometheus
+    # /metrics for Prometheus: behind a token or an allowed network in production
+    path("metrics", metrics_view, name="prometheus-django-metrics"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

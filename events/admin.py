@@ -12,11 +12,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.utils.html import format_html, format_html_join
+from simple_history.admin import SimpleHistoryAdmin
 
 from events import services
-from events.models import Event, IngestionKey, RejectedEvent
+from events.models import Event, IngestionKey, KeyScope, RejectedEvent
 
 _rejected_event_list_filters: list[Any] = []
 _rejected_event_actions: list[Callable[..., Any]] = []
@@ -111,19 +116,60 @@ class RejectedEventAdmin(admin.ModelAdmin):
         return False
 
 
+class IngestionKeyForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=KeyScope.choices,
+        required=False,
+        initial=[KeyScope.WRITE, KeyScope.READ],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="write: send events; read: stats and recent; export: raw exports; "
+        "admin: administrative endpoints (erasure).",
+    )
+
+    class Meta:
+        model = IngestionKey
+        fields = ("name", "is_active", "scopes", "expires_at")
+
+
 @admin.register(IngestionKey)
-class IngestionKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "prefix", "is_active", "can_read", "created_at", "last_used_at")
-    list_filter = ("is_active", "can_read")
-    fields = ("name", "is_active", "can_read", "prefix", "created_at", "last_used_at")
-    readonly_fields = ("prefix", "created_at", "last_used_at")
+class IngestionKeyAdmin(SimpleHistoryAdmin):
+    form = IngestionKeyForm
+    list_display = (
+        "name",
+        "prefix",
+        "is_active",
+        "scope_list",
+        "expires_at",
+        "created_at",
+        "last_used_at",
+    )
+    list_filter = ("is_active",)
+    fields = (
+        "name",
+        "is_active",
+        "scopes",
+        "expires_at",
+        "prefix",
+        "replaced_by",
+        "created_at",
+        "last_used_at",
+    )
+    readonly_fields = ("prefix", "replaced_by", "created_at", "last_used_at")
+
+    @admin.display(description="Scopes")
+    def scope_list(self, key: IngestionKey) -> str:
+        return ", ".join(key.scopes) or "-"
 
     def save_model(self, request, obj, form, change) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            super().save_model(request, obj, form, change)  # records request.user in history
             return
         created = services.ingestion_key_create(
-            name=obj.name, can_read=obj.can_read, is_active=obj.is_active
+            name=obj.name,
+            scopes=obj.scopes,
+            expires_at=obj.expires_at,
+            is_active=obj.is_active,
+            user=request.user,
         )
         obj.pk = created.key.pk
         obj.prefix = created.key.prefix
@@ -134,3 +180,19 @@ class IngestionKeyAdmin(admin.ModelAdmin):
             f"Ingestion key for {obj.name!r}: {created.raw_key} "
             "— copy it now, it is shown only once.",
         )
+
+
+# Users and groups with their history (the audit trail of roles): Django's admins plus the
+# simple-history views.
+admin.site.unregister(get_user_model())
+admin.site.unregister(Group)
+
+
+@admin.register(get_user_model())
+class AuditedUserAdmin(SimpleHistoryAdmin, UserAdmin):
+    pass
+
+
+@admin.register(Group)
+class AuditedGroupAdmin(SimpleHistoryAdmin, GroupAdmin):
+    pass

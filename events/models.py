@@ -3,7 +3,13 @@
 import hashlib
 import json
 
+import simple_history
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 
 class EventType(models.TextChoices):
@@ -74,24 +80,64 @@ class Event(models.Model):
                 condition=~models.Q(warnings=[]),
             ),
         ]
+        # Checked for logged-in users (roles are groups holding these; keys have scopes).
+        permissions = [
+            ("read_events", "Can read events through the API (stats, recent)"),
+            ("export_events", "Can export raw events"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
 
 
+class KeyScope(models.TextChoices):
+    """What a key may do. `write` sends events; `read` reads stats and recent events; `export`
+    downloads raw events; `admin` calls administrative endpoints (erasure)."""
+
+    WRITE = "write"
+    READ = "read"
+    EXPORT = "export"
+    ADMIN = "admin"
+
+
+def _validate_scopes(value: object) -> None:
+    if not isinstance(value, list) or not set(value) <= set(KeyScope.values):
+        raise ValidationError(f"Scopes are a list of: {', '.join(KeyScope.values)}.")
+
+
 class IngestionKey(models.Model):
-    """An API key for sending events. Only a SHA-256 hash is stored; the key is shown once."""
+    """An API key. Only a SHA-256 hash is stored; the key is shown once.
+
+    A rotated key points to its successor (`replaced_by`) and stays valid until its expiry.
+    """
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=12, editable=False, db_index=True)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    is_active = models.BooleanField(default=True)
-    can_read = models.BooleanField(default=True, help_text="May also call stats and recent.")
+    is_active = models.BooleanField(default=True, help_text="Untick to revoke (within a second).")
+    scopes = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[_validate_scopes],
+        help_text="write, read, export, admin",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    replaced_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords(excluded_fields=["last_used_at"])
+
+    class Meta:
+        permissions = [("use_admin_api", "Can call administrative API endpoints (erasure)")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
     @staticmethod
     def hash_key(raw_key: str) -> str:
@@ -141,3 +187,18 @@ class RejectedEvent(models.Model):
             return json.loads(self.raw_payload)
         except ValueError:
             return self.raw_payload
+
+
+# The audit trail of who may do what: users (their groups, i.e. roles) and groups (their
+# permissions), recorded by django-simple-history like keys, rules and checks. Secrets and
+# login times are not recorded.
+simple_history.register(
+    get_user_model(),
+    app="events",
+    m2m_fields=["groups"],
+    excluded_fields=["password", "last_login"],
+    table_name="events_historicaluser",
+)
+simple_history.register(
+    Group, app="events", m2m_fields=["permissions"], table_name="events_historicalgroup"
+)

@@ -9,7 +9,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from events.facade import EVENT_COLUMN_NAMES
-from events.models import Event, RejectedEvent
+from events.models import Event, IngestionKey, RejectedEvent
 
 # What /events/recent answers per event: the stored columns but the client's own clock and the
 # warnings (the API answers those at ingestion).
@@ -60,3 +60,32 @@ def events_recent(*, limit: int) -> list[dict[str, Any]]:
                 row[key] = float(row[key])
         events.append(row)
     return events
+
+
+def ingestion_keys_list(*, include_revoked: bool = False) -> list[dict[str, Any]]:
+    """Keys as operators list them: never the hash, only the shown prefix."""
+    keys = IngestionKey.objects.order_by("name", "created_at")
+    if not include_revoked:
+        keys = keys.filter(is_active=True)
+    return list(
+        keys.values(
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "is_active",
+            "expires_at",
+            "replaced_by_id",
+            "created_at",
+            "last_used_at",
+        )
+    )
+
+
+def ingestion_key_find(ref: str) -> int | None:
+    """The id of the one key with this id or shown prefix; None when none or several match."""
+    keys = IngestionKey.objects.filter(prefix=ref)
+    if ref.isdigit():
+        keys = IngestionKey.objects.filter(pk=int(ref))
+    found = list(keys.values_list("pk", flat=True)[:2])
+    return found[0] if len(found) == 1 else None

@@ -7,10 +7,13 @@ min > max is a form error and never a runtime crash.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 from events.schema import EVENT_TYPES
 from quality.engine import checks as check_engine
@@ -69,6 +72,7 @@ class QualityRule(models.Model):
         related_name="+",
         editable=False,
     )
+    history = HistoricalRecords()  # the audit trail: who changed what, and revert in admin
 
     class Meta:
         ordering = ("name",)
@@ -154,6 +158,8 @@ class QualityCheck(models.Model):
     last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The audit trail: who changed what, and revert in admin (not the scheduler's claims).
+    history = HistoricalRecords(excluded_fields=["last_run_at"])
 
     class Meta:
         ordering = ("name",)
@@ -256,6 +262,11 @@ class QualityIncident(models.Model):
         return f"#{self.pk} {self.title}"
 
 
+def _replay_job_user(instance: Any = None, **kwargs: Any) -> Any:
+    """The audit trail's "who" of a replay is whoever started it, also for the worker's saves."""
+    return getattr(instance, "created_by", None)
+
+
 class ReplayJob(models.Model):
     """Replay of quarantined events through the current rules, run by a Celery task."""
 
@@ -282,6 +293,8 @@ class ReplayJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Audit trail: who started the replay, and its state changes (not the id list, kept above).
+    history = HistoricalRecords(excluded_fields=["rejected_ids"], get_user=_replay_job_user)
 
     class Meta:
         ordering = ("-created_at",)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
@@ -242,13 +242,17 @@ def _dashboard(request: HttpRequest, page: str) -> HttpResponse:
     return response
 
 
+# Anonymous visitors go to the login page; a signed-in user whose role lacks the permission gets
+# 403 (redirecting them to the login page again would loop).
 @login_required
+@permission_required("reports.view_dashboards", raise_exception=True)
 def dashboard_page(request: HttpRequest, page: str) -> HttpResponse:
     """One dashboard page; `page` comes from the URL conf, never from the request."""
     return _dashboard(request, page)
 
 
 @login_required
+@permission_required(["reports.view_dashboards", "reports.download_csv"], raise_exception=True)
 def table_csv(request: HttpRequest, page: str, table: str) -> HttpResponse:
     """One table of a page as CSV, with the same filters as the page."""
     if not csv_export.table_exists(page, table):

@@ -13,9 +13,12 @@ from typing import Any
 
 import orjson
 import psycopg
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection
 
+from analytics_site.access import roles_sync
 from events.models import RejectedEvent
 from tests.factories import event_payload
 
@@ -174,3 +177,19 @@ def postgres_admin_connection() -> psycopg.Connection:
         dbname=db["NAME"],
         autocommit=True,
     )
+
+
+ROLE_TEST_PASSWORD = "pw-role-123"
+
+
+def user_with_role(role: str | None, username: str | None = None, password: str = ""):
+    """A user in one of the role groups (Viewer, Analyst, Admin) or in none. The groups come
+    from a data migration; a transactional test's flush removes them, so they are re-made."""
+    roles_sync(Group, Permission)
+    user = get_user_model().objects.create_user(
+        username=username or f"{(role or 'norole').lower()}-user",
+        password=password or ROLE_TEST_PASSWORD,
+    )
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    return user

@@ -18,7 +18,12 @@ from events.services.ingest import (
     event_batch_ingest,
     event_ingest,
 )
-from events.services.keys import CreatedKey, ingestion_key_create
+from events.services.keys import (
+    CreatedKey,
+    ingestion_key_create,
+    ingestion_key_revoke,
+    ingestion_key_rotate,
+)
 from events.services.quarantine import (
     IngestSource,
     raw_payload_encode,
@@ -56,6 +61,8 @@ __all__ = [
     "events_insert",
     "events_stored_behind_notify",
     "ingestion_key_create",
+    "ingestion_key_revoke",
+    "ingestion_key_rotate",
     "raw_payload_encode",
     "rejected_events_delete",
     "rejected_events_delete_received_before",

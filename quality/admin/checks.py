@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from simple_history.admin import SimpleHistoryAdmin
 
 from quality.admin.help_text import kinds_help
 from quality.engine import checks as check_engine
@@ -35,7 +36,7 @@ class QualityCheckForm(forms.ModelForm):
 
 
 @admin.register(QualityCheck)
-class QualityCheckAdmin(admin.ModelAdmin):
+class QualityCheckAdmin(SimpleHistoryAdmin):
     form = QualityCheckForm
     list_display = (
         "name",

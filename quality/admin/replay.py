@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
 
 from quality.models import ReplayJob
 
 
 @admin.register(ReplayJob)
-class ReplayJobAdmin(admin.ModelAdmin):
+class ReplayJobAdmin(SimpleHistoryAdmin):
     list_display = (
         "id",
         "status",

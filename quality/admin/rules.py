@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
 
 from quality.admin.help_text import kinds_help
 from quality.engine import rules as rule_engine
@@ -44,7 +45,7 @@ class QualityRuleForm(forms.ModelForm):
 
 
 @admin.register(QualityRule)
-class QualityRuleAdmin(admin.ModelAdmin):
+class QualityRuleAdmin(SimpleHistoryAdmin):
     form = QualityRuleForm
     list_display = (
         "name",

@@ -20,7 +20,6 @@ import structlog
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import F
-from django.utils import timezone
 
 from quality import rulesets, selectors
 from quality.engine.rules import RuleParamError, rule_compile, ruleset_compile, ruleset_evaluate
@@ -45,6 +44,7 @@ def rule_save(rule: QualityRule, *, user: Any = None) -> QualityRule:
     rule.full_clean()
     if user is not None and getattr(user, "is_authenticated", False):
         rule.updated_by = user
+        rule._history_user = user  # the audit trail's "who"
     rule.save()
     rule_set_bump()
     logger.info("quality.rule_saved", rule_id=rule.pk, rule=rule.name, enabled=rule.enabled)
@@ -52,10 +52,20 @@ def rule_save(rule: QualityRule, *, user: Any = None) -> QualityRule:
 
 
 def rules_set_enabled(rule_ids: Sequence[int], enabled: bool, *, user: Any = None) -> int:
-    changes: dict[str, Any] = {"enabled": enabled, "updated_at": timezone.now()}
-    if user is not None and getattr(user, "is_authenticated", False):
-        changes["updated_by"] = user
-    count = QualityRule.objects.filter(pk__in=rule_ids).update(**changes)
+    """Enable or disable rules, one save each so that the audit trail records every change
+    (rules are few; this is an admin action, not a hot path)."""
+    signed_in = user is not None and getattr(user, "is_authenticated", False)
+    count = 0
+    with transaction.atomic():
+        for rule in QualityRule.objects.select_for_update().filter(pk__in=rule_ids):
+            rule.enabled = enabled
+            fields = ["enabled", "updated_at"]
+            if signed_in:
+                rule.updated_by = user
+                rule._history_user = user
+                fields.append("updated_by")
+            rule.save(update_fields=fields)
+            count += 1
     rule_set_bump()
     return count
 

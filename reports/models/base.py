@@ -19,6 +19,13 @@ class RollupWatermark(models.Model):
     )
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        # The dashboards' permissions hang here (roles: analytics_site.access).
+        permissions = [
+            ("view_dashboards", "Can view the dashboards"),
+            ("download_csv", "Can download dashboard tables as CSV"),
+        ]
+
     def __str__(self) -> str:
         return f"{self.name} @ {self.received_at} / {self.event_pk}"
 

@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.helpers import user_with_role
+
 # Playwright's sync API keeps an asyncio loop in the main thread; the ORM calls made by tests
 # (seeding rows) run outside it, in plain sync code, which is safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -130,7 +132,7 @@ def open_page(browser, live_server):
 
 @pytest.fixture
 def analyst(transactional_db, django_user_model):
-    return django_user_model.objects.create_user(username="analyst", password=PASSWORD)
+    return user_with_role("Analyst", username="analyst", password=PASSWORD)
 
 
 def sign_in(session: BrowserPage, user) -> None:

@@ -10,12 +10,12 @@ import pytest
 from django.utils import timezone
 
 from tests.factories import EventFactory, RejectedEventFactory
+from tests.helpers import user_with_role
 
 
 @pytest.fixture
 def user_client(client, django_user_model):
-    user = django_user_model.objects.create_user(username="analyst", password="pw-analyst-123")
-    client.force_login(user)
+    client.force_login(user_with_role("Viewer", username="analyst", password="pw-analyst-123"))
     return client
 
 

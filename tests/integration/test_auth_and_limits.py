@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from events import services
 from events.models import Event, IngestionKey
 from tests.factories import EventFactory, event_payload
-from tests.helpers import error_pairs
+from tests.helpers import error_pairs, user_with_role
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("require_postgres")]
 
@@ -142,7 +142,7 @@ def test_admin_shows_a_new_key_once_and_stores_only_its_hash(client, django_user
     client.force_login(admin)
     response = client.post(
         "/admin/events/ingestionkey/add/",
-        {"name": "shop frontend", "is_active": "on", "can_read": "on", "_save": "Save"},
+        {"name": "shop frontend", "is_active": "on", "scopes": ["write", "read"], "_save": "Save"},
         follow=True,
     )
     assert response.status_code == 200
@@ -171,7 +171,7 @@ def test_a_key_added_inactive_in_admin_does_not_work(client, django_user_model):
     messages = " ".join(str(message) for message in response.context["messages"])
     raw_key = re.search(r"ek_[A-Za-z0-9_\-]{20,}", messages).group(0)
     key = IngestionKey.objects.get(name="later")
-    assert (key.is_active, key.can_read) == (False, False)
+    assert (key.is_active, key.scopes) == (False, [])
     sender = APIClient()
     sender.credentials(HTTP_X_API_KEY=raw_key)
     assert sender.post("/events", event_payload(), format="json").status_code == 401
@@ -217,7 +217,7 @@ def test_key_use_is_recorded(ingestion_key, keyed_client):
 @pytest.mark.parametrize("path", ["/events/stats", "/events/recent?limit=5"])
 def test_reads_need_a_login_or_a_key_outside_development(api_client, path, django_user_model):
     assert api_client.get(path).status_code == 401
-    api_client.force_authenticate(user=django_user_model.objects.create_user("analyst"))
+    api_client.force_authenticate(user=user_with_role("Analyst"))
     assert api_client.get(path).status_code == 200
 
 
@@ -257,7 +257,7 @@ def test_docs_pages_answer(api_client, path):
 
 def test_browsable_api_renders_for_a_logged_in_user(client, django_user_model):
     """DRF's browsable API: the stats endpoint as an HTML page."""
-    client.force_login(django_user_model.objects.create_user("analyst"))
+    client.force_login(user_with_role("Analyst"))
     EventFactory()
     response = client.get("/events/stats", HTTP_ACCEPT="text/html")
     assert response.status_code == 200
@@ -269,7 +269,7 @@ def test_browsable_api_renders_for_a_logged_in_user(client, django_user_model):
 def test_an_event_posted_from_the_browsable_api_gets_its_html_page(client, django_user_model):
     """A browser (Accept: text/html) that posts an event gets DRF's browsable page with the
     outcome, while an API client gets the bare JSON; both store the event."""
-    client.force_login(django_user_model.objects.create_user("analyst"))
+    client.force_login(user_with_role("Analyst"))
     payload = event_payload()
     page = client.post(
         "/events", json.dumps(payload), content_type="application/json", HTTP_ACCEPT="text/html"

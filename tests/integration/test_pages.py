@@ -16,6 +16,7 @@ from quality.models import QualityIncident
 from reports.filters import filters_from_query
 from reports.selectors import pages
 from tests.factories import EventFactory, QualityRuleFactory, purchase_payload
+from tests.helpers import user_with_role
 
 PAGES = {
     "overview": "/",
@@ -37,7 +38,7 @@ def test_pages_redirect_anonymous_users_to_login(client, db, path):
 
 def test_login_form_signs_in_and_lands_on_overview(client, django_user_model):
     """The styled sign-in page works with Django auth and returns to the dashboards."""
-    django_user_model.objects.create_user(username="analyst", password="pw-analyst-123")
+    user_with_role("Viewer", username="analyst", password="pw-analyst-123")
     page = client.get(reverse("login"))
     assert page.status_code == 200
     assert b'name="username"' in page.content

@@ -1,6 +1,7 @@
 """Prepare the demo: a login printed on screen and sample data (only when there is none)."""
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
@@ -27,6 +28,8 @@ class Command(BaseCommand):
         user.is_superuser = True
         user.set_password(DEMO_PASSWORD)
         user.save()
+        # The Admin role too (groups made by a migration), so the demo shows a role-based login.
+        user.groups.add(*Group.objects.filter(name="Admin"))
         call_command("load_default_rules")  # before the data, so bad events meet the rules
         if not Event.objects.exists():
             call_command("generate_sample_data", events=events, seed=seed)
