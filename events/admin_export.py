@@ -8,6 +8,7 @@ written as they are read, so a download of any size runs in bounded memory.
 
 from __future__ import annotations
 
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.urls import path
@@ -47,7 +48,10 @@ class ExportAdminMixin:
             return _refused("format", "invalid_choice", f"format must be one of {FORMATS}.")
         request.GET = request.GET.copy()
         request.GET.pop("format", None)
-        queryset = self.get_changelist_instance(request).get_queryset(request)
+        try:
+            queryset = self.get_changelist_instance(request).get_queryset(request)
+        except IncorrectLookupParameters as exc:
+            return _refused("filters", "valid_lookup", f"Not a filter of this list: {exc}")
         batches = keyset_batches(queryset, self.export_kind.columns, order_field="received_at")
         try:
             chunks = export_chunks(self.export_kind, batches, fmt)

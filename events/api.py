@@ -232,6 +232,10 @@ class EventIngestApi(_IngestView):
             {"events": events, "count": len(events), "order": data["order"], "next_cursor": cursor}
         )
 
+    # Django's View.setup() sets `self.head = self.get` on each instance of a view that has get
+    # and no head: a bound method on its own instance, a reference cycle per ingested event.
+    head = get
+
     @extend_schema(
         request=EventInSerializer,
         responses={

@@ -55,6 +55,9 @@ class ExportCommand(BaseCommand):
         name only when complete (written as NAME.partial, then renamed)."""
         if options["batch_rows"] < 1:
             raise CommandError("--batch-rows must be at least 1")
+        since, until = options["since"], options["until"]
+        if since and until and until <= since:
+            raise CommandError("--until must be after --since")
         total = queryset.count()
         batches = keyset_batches(
             queryset, self.kind.columns, order_field=order_field, batch_rows=options["batch_rows"]

@@ -10,7 +10,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 
 from events.models import RejectedEvent
@@ -156,6 +156,17 @@ def test_admin_quarantine_download_and_bad_format(admin_client, dev_mode, api_cl
     refused = admin_client.get("/admin/events/rejectedevent/export/?format=xlsx")
     assert refused.status_code == 400
     assert refused.json()["errors"][0]["field"] == "format"
+
+
+def test_admin_download_refuses_a_filter_the_list_does_not_have(admin_client):
+    response = admin_client.get("/admin/events/event/export/?no_such_field=1&format=csv")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "filters"
+
+
+def test_export_refuses_an_empty_time_range():
+    with pytest.raises(CommandError, match="--until must be after --since"):
+        call_command("export_events", "--since=2024-02-01", "--until=2024-01-01", "--out=-")
 
 
 def test_admin_download_needs_admin_login(client):
