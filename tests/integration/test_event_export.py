@@ -13,6 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from events import export_formats
 from events.models import RejectedEvent
 from tests.factories import EventFactory, event_payload
 
@@ -167,6 +168,14 @@ def test_admin_download_refuses_a_filter_the_list_does_not_have(admin_client):
 def test_export_refuses_an_empty_time_range():
     with pytest.raises(CommandError, match="--until must be after --since"):
         call_command("export_events", "--since=2024-02-01", "--until=2024-01-01", "--out=-")
+
+
+def test_without_pyarrow_parquet_says_how_to_install_it(monkeypatch, tmp_path):
+    """pyarrow is optional: the command fails with the install line and leaves no file."""
+    monkeypatch.setattr(export_formats, "pa", None)
+    with pytest.raises(CommandError, match=r"pip install -r requirements/export\.txt"):
+        call_command("export_events", "--format=parquet", f"--out={tmp_path / 'x.parquet'}")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_admin_download_needs_admin_login(client):
