@@ -25,7 +25,7 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/activate requirements/base.txt requirements/dev.txt
+$(VENV)/.installed: $(BIN)/activate requirements/base.txt requirements/dev.txt requirements/export.txt
 	$(PY) -m pip install --quiet -r requirements/dev.txt
 	@touch $@
 

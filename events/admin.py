@@ -21,6 +21,8 @@ from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from events import services
+from events.admin_export import ExportAdminMixin
+from events.export_formats import EVENTS, QUARANTINE
 from events.models import Event, IngestionKey, KeyScope, RejectedEvent
 
 _rejected_event_list_filters: list[Any] = []
@@ -43,7 +45,8 @@ def rejected_event_admin_extend(
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ExportAdminMixin, admin.ModelAdmin):
+    export_kind = EVENTS
     list_display = ("timestamp", "event_type", "user_id", "session_id", "device_type", "country")
     list_filter = ("event_type", "device_type", "country")
     search_fields = ("=event_id", "user_id", "session_id", "order_id", "product_id")
@@ -57,7 +60,8 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(RejectedEvent)
-class RejectedEventAdmin(admin.ModelAdmin):
+class RejectedEventAdmin(ExportAdminMixin, admin.ModelAdmin):
+    export_kind = QUARANTINE
     list_display = ("received_at", "event_type", "event_id", "short_reasons", "status", "source_ip")
     list_filter = ("status", "event_type", "received_at")
     search_fields = ("=event_id", "raw_payload")

@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, UnsupportedMediaType, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -18,7 +18,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events import health, selectors, services
+from events.api_read import EventListQuery, EventRecentQuery
 from events.authentication import KeyPrincipal
+from events.export_selectors import EVENT_EXPORT_COLUMNS, events_page
 from events.parsers import BoundedJSONParser, MalformedJson, PayloadTooLarge, kept_body_bytes
 from events.permissions import CanIngest, CanReadEvents
 from events.renderers import OrjsonRenderer
@@ -186,10 +188,53 @@ class _IngestView(_EventApi):
 
 
 class EventIngestApi(_IngestView):
-    """Ingest one event. Idempotent by event_id: a repeat returns 200 with duplicate: true."""
+    """Ingest one event (POST). Idempotent by event_id: a repeat returns 200 with duplicate:
+    true. GET on the same path lists stored events (read permission, read throttle)."""
 
     def body_limit(self) -> int:
         return settings.INGEST_MAX_EVENT_BYTES
+
+    def get_permissions(self):
+        if self.request.method == "GET":
+            return [CanReadEvents()]
+        return super().get_permissions()
+
+    def get_throttles(self):
+        if self.request.method == "GET":
+            return [ReadThrottle()]
+        return super().get_throttles()
+
+    @extend_schema(
+        parameters=[EventListQuery],
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+        summary="List stored events, filtered, in pages",
+        description=(
+            "Pages in (order, id) ascending order, order being received_at (default) or "
+            "timestamp. Pass next_cursor back as cursor for the next page, with the same "
+            "filters; next_cursor is null when no further event exists. Each event stored "
+            "before the first page is returned exactly once however many arrive while paging; "
+            "those arriving meanwhile are returned at most once. Needs read permission."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        query = EventListQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        data = query.validated_data
+        events, following = events_page(
+            query.filters(),
+            EVENT_EXPORT_COLUMNS,
+            order_field=data["order"],
+            after=data.get("after"),
+            limit=data["limit"],
+        )
+        cursor = query.cursor_after(following) if following else None
+        return Response(
+            {"events": events, "count": len(events), "order": data["order"], "next_cursor": cursor}
+        )
+
+    # Django's View.setup() sets `self.head = self.get` on each instance of a view that has get
+    # and no head: a bound method on its own instance, a reference cycle per ingested event.
+    head = get
 
     @extend_schema(
         request=EventInSerializer,
@@ -273,23 +318,22 @@ class EventStatsApi(_EventApi):
         return Response(selectors.event_stats())
 
 
-class EventRecentQuery(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=1000, default=10)
-
-
 class EventRecentApi(_EventApi):
     permission_classes = [CanReadEvents]
     throttle_classes = [ReadThrottle]
 
     @extend_schema(
-        parameters=[OpenApiParameter("limit", int, description="1..1000, default 10")],
-        responses={200: OpenApiTypes.OBJECT},
+        parameters=[EventRecentQuery],
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
         summary="Newest events first",
     )
     def get(self, request: Request) -> Response:
         query = EventRecentQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        events = selectors.events_recent(limit=query.validated_data["limit"])
+        data = query.validated_data
+        events = selectors.events_recent(
+            limit=data["limit"], offset=data["offset"], filters=query.filters()
+        )
         return Response({"events": events, "count": len(events)})
 
 

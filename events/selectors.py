@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from events.export_selectors import EventFilters, events_recent_filtered
 from events.facade import EVENT_COLUMN_NAMES
 from events.models import Event, IngestionKey, RejectedEvent
 
@@ -47,19 +48,13 @@ def event_stats(*, now: dt.datetime | None = None) -> dict[str, Any]:
     }
 
 
-def events_recent(*, limit: int) -> list[dict[str, Any]]:
-    """The newest events by event time, newest first."""
-    rows = Event.objects.order_by("-timestamp", "-id").values(*RECENT_FIELDS)[:limit]
-    events = []
-    for row in rows:
-        row["event_id"] = str(row["event_id"])
-        for key in ("timestamp", "received_at"):
-            row[key] = row[key].isoformat()
-        for key in ("price", "revenue"):
-            if row[key] is not None:
-                row[key] = float(row[key])
-        events.append(row)
-    return events
+def events_recent(
+    *, limit: int, offset: int = 0, filters: EventFilters | None = None
+) -> list[dict[str, Any]]:
+    """The newest events by event time, newest first, optionally filtered."""
+    return events_recent_filtered(
+        filters or EventFilters(), RECENT_FIELDS, limit=limit, offset=offset
+    )
 
 
 def ingestion_keys_list(*, include_revoked: bool = False) -> list[dict[str, Any]]:

@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 from rest_framework import serializers, status
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events.authentication import KeyPrincipal
+from events.permissions import HasScope
 from governance.services.erasure import ErasureInputError, erasure_request_create
 
 
-class IsGovernanceAdmin(BasePermission):
-    """An ingestion key with the "admin" scope, or a staff user's session.
-
-    Keys have no scopes yet (issue 13 part 4 adds them): until then `scopes` is absent and no
-    key may erase. At merge this reads the key's real scopes."""
-
-    message = "Erasure needs an ingestion key with the admin scope or a staff user."
-
-    def has_permission(self, request, view) -> bool:
-        user = request.user
-        if isinstance(user, KeyPrincipal):
-            return "admin" in (getattr(user, "scopes", None) or ())
-        return bool(user and user.is_authenticated and (user.is_staff or user.is_superuser))
-
-
 class ErasureRequestCreateApi(APIView):
-    permission_classes = [IsGovernanceAdmin]
+    permission_classes = [HasScope("admin")]
 
     class InputSerializer(serializers.Serializer):
         user_id = serializers.CharField(max_length=128)

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from events.authentication import KeyPrincipal
+from events import services
 from events.models import Event, RejectedEvent
 from governance.models import ErasureRequest
 from governance.services.erasure import erasure_request_create, subject_hash
@@ -20,7 +20,7 @@ from reports.filters import filters_from_query
 from reports.selectors import pages
 from reports.services.rollups import rollups_advance
 from tests.factories import EventFactory, RejectedEventFactory, event_payload
-from tests.helpers import assert_refused
+from tests.helpers import assert_refused, user_with_role
 
 pytestmark = pytest.mark.postgres
 ERASURE = "/api/v1/erasure"
@@ -51,7 +51,7 @@ def on_commit(django_capture_on_commit_callbacks):
 
 @pytest.fixture
 def staff_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("dpo", is_staff=True))
+    client.force_login(user_with_role("Admin", username="dpo"))
     return client
 
 
@@ -75,15 +75,15 @@ def test_api_staff_session_erases_a_person_and_their_anonymous_ids(person, staff
 def test_api_refuses_keys_without_the_admin_scope_and_plain_users(
     person, keyed_client, client, django_user_model
 ):
-    """A key needs the admin scope (keys have no scopes yet: none may erase); a logged-in user
-    who is not staff may not either; nobody's rows are touched."""
+    """A key needs the admin scope; a logged-in user whose role lacks it may not either;
+    nobody's rows are touched."""
     assert_refused(
         keyed_client.post(ERASURE, {"user_id": person}, format="json"),
         403,
         "Authorization",
         "permission",
     )
-    client.force_login(django_user_model.objects.create_user("viewer"))
+    client.force_login(user_with_role("Analyst", username="viewer"))
     assert (
         client.post(ERASURE, {"user_id": person}, content_type="application/json").status_code
         == 403
@@ -97,9 +97,11 @@ def test_api_refuses_keys_without_the_admin_scope_and_plain_users(
     assert _left(person) == 4 and not ErasureRequest.objects.exists()
 
 
-def test_api_accepts_a_key_with_the_admin_scope(person, keyed_client, monkeypatch, on_commit):
-    """The permission reads the key's scopes (added by the scoped-keys work; stood in here)."""
-    monkeypatch.setattr(KeyPrincipal, "scopes", ("write", "admin"), raising=False)
+def test_api_accepts_a_key_with_the_admin_scope(person, api_client, on_commit):
+    """A key with the admin scope may erase."""
+    raw = services.ingestion_key_create(name="test key", scopes=("write", "admin")).raw_key
+    keyed_client = api_client
+    keyed_client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     with on_commit(execute=True):
         response = keyed_client.post(ERASURE, {"user_id": person}, format="json")
     assert response.status_code == 202

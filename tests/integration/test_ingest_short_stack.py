@@ -77,7 +77,7 @@ def test_short_stack_responses_keep_the_security_headers_and_content_length(
 ):
     response = ingest_client.post_json("/events", event_payload())
     assert response.headers["Content-Type"] == "application/json"
-    assert response.headers["Allow"] == "POST, OPTIONS"
+    assert response.headers["Allow"] == "GET, POST, HEAD, OPTIONS"  # GET lists events
     # the full chain's SessionMiddleware adds Cookie (DRF's session auth looked at the session)
     assert response.headers["Vary"] == ("Accept" if ingest_client.fastpath else "Accept, Cookie")
     assert response.headers["X-Content-Type-Options"] == "nosniff"

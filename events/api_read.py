@@ -1,0 +1,131 @@
+"""Query parameters of the event reads (`GET /api/v1/events`, `/events/recent`) and the
+opaque page cursor. Each bad parameter is a 400 naming it and the rule it broke; a parameter
+the endpoint does not know is refused too (rule `unknown_parameter`), since a misspelt filter
+silently ignored would answer with unfiltered rows."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+from typing import Any
+
+import orjson
+from rest_framework import serializers
+
+from events.export_selectors import ORDER_FIELDS, EventFilters, KeysetPosition
+from events.schema import DEVICE_TYPES, EVENT_TYPES
+
+LIST_MAX_LIMIT = 1000
+RECENT_MAX_OFFSET = 10_000
+# Parameters DRF itself reads (the browsable API's ?format=).
+_FRAMEWORK_PARAMETERS = frozenset({"format"})
+_FILTER_NAMES = tuple(EventFilters.__dataclass_fields__)
+
+
+class EventFilterQuery(serializers.Serializer):
+    """The filters both reads share. Time ranges are half-open: since <= t < until."""
+
+    since = serializers.DateTimeField(required=False, help_text="Event time at or after.")
+    until = serializers.DateTimeField(required=False, help_text="Event time before.")
+    received_since = serializers.DateTimeField(
+        required=False, help_text="Receipt time at or after."
+    )
+    received_until = serializers.DateTimeField(required=False, help_text="Receipt time before.")
+    event_type = serializers.ChoiceField(choices=list(EVENT_TYPES), required=False)
+    user_id = serializers.CharField(max_length=128, required=False)
+    session_id = serializers.CharField(max_length=128, required=False)
+    country = serializers.RegexField(
+        r"^[A-Za-z]{2}$", required=False, help_text="ISO 3166-1 alpha-2, e.g. US"
+    )
+    device_type = serializers.ChoiceField(choices=list(DEVICE_TYPES), required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(self.initial_data) - set(self.fields) - _FRAMEWORK_PARAMETERS)
+        if unknown:
+            raise serializers.ValidationError(
+                {name: ["Unknown query parameter."] for name in unknown}, "unknown_parameter"
+            )
+        for low, high in (("since", "until"), ("received_since", "received_until")):
+            if low in attrs and high in attrs and attrs[high] <= attrs[low]:
+                raise serializers.ValidationError({high: [f"Must be after {low}."]}, "after_since")
+        if "country" in attrs:
+            attrs["country"] = attrs["country"].upper()
+        return attrs
+
+    def filters(self) -> EventFilters:
+        data = self.validated_data
+        return EventFilters(**{name: data.get(name) for name in _FILTER_NAMES})
+
+
+class EventRecentQuery(EventFilterQuery):
+    limit = serializers.IntegerField(min_value=1, max_value=LIST_MAX_LIMIT, default=10)
+    offset = serializers.IntegerField(
+        min_value=0,
+        max_value=RECENT_MAX_OFFSET,
+        default=0,
+        help_text="Rows to skip; for deeper reads page GET /api/v1/events with its cursor.",
+    )
+
+
+class EventListQuery(EventFilterQuery):
+    order = serializers.ChoiceField(
+        choices=list(ORDER_FIELDS),
+        default="received_at",
+        help_text="Order of the pages: (order, id) ascending.",
+    )
+    limit = serializers.IntegerField(min_value=1, max_value=LIST_MAX_LIMIT, default=100)
+    cursor = serializers.CharField(
+        required=False, max_length=512, help_text="next_cursor of the previous page."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        if "cursor" in attrs:
+            attrs["after"] = cursor_decode(
+                attrs["cursor"], attrs["order"], self._fingerprint(attrs)
+            )
+        return attrs
+
+    def _fingerprint(self, attrs: dict[str, Any]) -> str:
+        """A short digest of the filters and order, so that a cursor is refused with others."""
+        items = [(name, str(attrs.get(name))) for name in (*_FILTER_NAMES, "order")]
+        return hashlib.sha256(orjson.dumps(items)).hexdigest()[:16]
+
+    def cursor_after(self, position: KeysetPosition) -> str:
+        return cursor_encode(
+            position, self.validated_data["order"], self._fingerprint(self.validated_data)
+        )
+
+
+def cursor_encode(position: KeysetPosition, order: str, fingerprint: str) -> str:
+    """An opaque, URL-safe token for the place after `position` in `order`."""
+    data = {"o": order, "t": position.value.isoformat(), "i": position.pk, "f": fingerprint}
+    return base64.urlsafe_b64encode(orjson.dumps(data)).decode().rstrip("=")
+
+
+_NOT_OURS = "Not a cursor from this API; pass next_cursor as given."
+
+
+def _cursor_error(message: str, rule: str) -> serializers.ValidationError:
+    return serializers.ValidationError({"cursor": [message]}, rule)
+
+
+def cursor_decode(token: str, order: str, fingerprint: str) -> KeysetPosition:
+    """The position a cursor names; 400 (field cursor) when it is not one of ours, or was made
+    for another order or other filters."""
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        position = KeysetPosition(dt.datetime.fromisoformat(data["t"]), int(data["i"]))
+        made_for = (data["o"], data["f"])
+    except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):
+        raise _cursor_error(_NOT_OURS, "invalid") from None
+    if position.value.tzinfo is None:
+        raise _cursor_error(_NOT_OURS, "invalid")
+    if made_for != (order, fingerprint):
+        raise _cursor_error(
+            "This cursor belongs to other filters or another order; keep them while paging.",
+            "filters_mismatch",
+        )
+    return position
