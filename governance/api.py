@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from events.authentication import KeyPrincipal
 from events.permissions import HasScope
 from governance.services.erasure import ErasureInputError, erasure_request_create
 
