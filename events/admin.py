@@ -53,7 +53,15 @@ class EventAdmin(admin.ModelAdmin):
 
 @admin.register(RejectedEvent)
 class RejectedEventAdmin(admin.ModelAdmin):
-    list_display = ("received_at", "event_type", "event_id", "short_reasons", "status", "source_ip")
+    list_display = (
+        "received_at",
+        "event_type",
+        "event_id",
+        "short_reasons",
+        "status",
+        "attempts",
+        "source_ip",
+    )
     list_filter = ("status", "event_type", "received_at")
     search_fields = ("=event_id", "raw_payload")
     date_hierarchy = "received_at"
@@ -64,6 +72,9 @@ class RejectedEventAdmin(admin.ModelAdmin):
         "event_type",
         "event_id",
         "received_at",
+        "attempts",
+        "last_seen_at",
+        "dedupe_key",
         "reason_list",
         "rule_ids",
         "pretty_payload",

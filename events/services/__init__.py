@@ -20,10 +20,12 @@ from events.services.ingest import (
 from events.services.keys import CreatedKey, ingestion_key_create
 from events.services.quarantine import (
     IngestSource,
+    QuarantineWrite,
     raw_payload_encode,
     rejected_events_lock_quarantined,
     rejected_events_replay_record,
     rejected_events_store,
+    rejected_events_upsert,
     request_rejected_store,
 )
 from events.services.store import (
@@ -39,6 +41,7 @@ __all__ = [
     "CreatedKey",
     "EventOutcome",
     "IngestSource",
+    "QuarantineWrite",
     "event_batch_ingest",
     "event_ingest",
     "events_insert",
@@ -48,6 +51,7 @@ __all__ = [
     "rejected_events_lock_quarantined",
     "rejected_events_replay_record",
     "rejected_events_store",
+    "rejected_events_upsert",
     "request_rejected_store",
     "stored_behind_listener_register",
 ]
