@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from analytics_site.sql import is_postgres
+from analytics_site.sql import is_postgres, sql_param
 from events.models import RejectedEvent
 from events.schema import FieldError, text_safe
 from events.services.store import json_default
@@ -194,7 +194,8 @@ def rejected_events_upsert(
     with connection.cursor() as cursor:
         for start in range(0, len(ordered), _CHUNK):
             chunk = ordered[start : start + _CHUNK]
-            cursor.execute(_upsert_sql(len(chunk)), [value for row in chunk for value in row])
+            params = [sql_param(value) for row in chunk for value in row]
+            cursor.execute(_upsert_sql(len(chunk)), params)
             for pk, key, attempts in cursor.fetchall():
                 written[key] = QuarantineWrite(pk, attempts == rows[key][1])
     return [written[key] for key in keys]

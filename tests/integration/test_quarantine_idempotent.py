@@ -1,7 +1,8 @@
 """Idempotent quarantine (ADR 0007): a batch resent after a timeout or a 503 keeps one
 quarantine row per bad event (its attempts count the resends), and every number built on the
 quarantine (rule counters, intake rollups, the Data quality page) counts distinct events, as
-raw SQL over the quarantine does. Through the HTTP API on both request paths, on PostgreSQL."""
+raw SQL over the quarantine does. Through the HTTP API on both request paths, on PostgreSQL;
+the service-level cases on SQLite too (`make demo`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from quality.models import RuleCounter
 from quality.services import intake
 from tests.factories import QualityRuleFactory, event_payload, purchase_payload
 
-pytestmark = pytest.mark.usefixtures("require_postgres", "dev_mode")
+pytestmark = pytest.mark.usefixtures("dev_mode")
 
 BATCH = "/events/batch"
 SENDS = 3
@@ -58,6 +59,7 @@ def _raw_rule_rejections() -> dict[str, int]:
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("require_postgres")
 def test_a_batch_sent_three_times_keeps_one_row_per_bad_event(ingest_client, admin_client):
     """Each bad event has one row with attempts=3 and last_seen_at at the latest send; the
     responses name the same rows; rule counters, the intake rollups and the Data quality page
@@ -130,6 +132,7 @@ def test_same_payload_without_event_id_from_two_senders_is_two_rows():
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("require_postgres")
 def test_concurrent_resends_keep_one_row_and_count_every_attempt():
     """Four clients resending the same bad batch at once: one row per bad event, every
     attempt counted, no unique-violation error."""
