@@ -6,6 +6,7 @@ broker returns. The broker here is a redis-server of the test's own, so it can b
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -16,6 +17,7 @@ import pytest
 from analytics_site.celery import app
 from quality.models import AlertOutbox
 from quality.services import checks
+from tests.conftest import service_missing
 from tests.factories import QualityCheckFactory
 from tests.webhook_receiver import webhook_receiver
 
@@ -84,6 +86,8 @@ class RedisServer:
 @pytest.fixture
 def own_broker(require_redis, settings) -> Iterator[RedisServer]:
     """A redis-server of this test's own as broker and result backend (for the worker too)."""
+    if shutil.which("redis-server") is None:
+        service_missing("the redis-server program (a broker this test can stop)")
     server = RedisServer(_free_port())
     try:
         server.start()
