@@ -167,6 +167,21 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 60},
     },
 }
+# --- Alert outbox (issue 14, ADR 0010) ---------------------------------------------------------
+# Incident alerts are retried with backoff (base doubling up to the max) for the horizon, then
+# dead-lettered (admin: Alert outbox, "resend"). The beat's flush delivers what is due.
+ALERT_OUTBOX_HORIZON_HOURS = env.float("ALERT_OUTBOX_HORIZON_HOURS", default=24.0)
+ALERT_OUTBOX_BACKOFF_BASE_SECONDS = env.float("ALERT_OUTBOX_BACKOFF_BASE_SECONDS", default=5.0)
+ALERT_OUTBOX_BACKOFF_MAX_SECONDS = env.float("ALERT_OUTBOX_BACKOFF_MAX_SECONDS", default=600.0)
+ALERT_OUTBOX_INTERVAL_SECONDS = env.int("ALERT_OUTBOX_INTERVAL_SECONDS", default=15)
+# A delivery in flight holds its alert this long (more than the webhook timeout).
+ALERT_OUTBOX_LEASE_SECONDS = env.float("ALERT_OUTBOX_LEASE_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE["quality-alert-outbox-flush"] = {
+    "task": "quality.alert_outbox_flush",
+    "schedule": ALERT_OUTBOX_INTERVAL_SECONDS,
+    "options": {"expires": ALERT_OUTBOX_INTERVAL_SECONDS},
+}
+# --- end alert outbox ----------------------------------------------------------------------------
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Data governance (issue 13): erasure requests and retention (governance app) -------------

@@ -62,7 +62,15 @@ class EventAdmin(ExportAdminMixin, admin.ModelAdmin):
 @admin.register(RejectedEvent)
 class RejectedEventAdmin(ExportAdminMixin, admin.ModelAdmin):
     export_kind = QUARANTINE
-    list_display = ("received_at", "event_type", "event_id", "short_reasons", "status", "source_ip")
+    list_display = (
+        "received_at",
+        "event_type",
+        "event_id",
+        "short_reasons",
+        "status",
+        "attempts",
+        "source_ip",
+    )
     list_filter = ("status", "event_type", "received_at")
     search_fields = ("=event_id", "raw_payload")
     date_hierarchy = "received_at"
@@ -73,6 +81,9 @@ class RejectedEventAdmin(ExportAdminMixin, admin.ModelAdmin):
         "event_type",
         "event_id",
         "received_at",
+        "attempts",
+        "last_seen_at",
+        "dedupe_key",
         "reason_list",
         "rule_ids",
         "pretty_payload",

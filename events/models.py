@@ -171,6 +171,12 @@ class RejectedEvent(models.Model):
     )
     replay_count = models.PositiveIntegerField(default=0)
     replayed_at = models.DateTimeField(null=True, blank=True)
+    # One row per bad event, however often it is resent (ADR 0009): `received_at` stays the
+    # first time seen (the intake rollups count it there, once); a resend adds to `attempts`
+    # and moves `last_seen_at`.
+    dedupe_key = models.CharField(max_length=80, unique=True, editable=False)
+    attempts = models.PositiveIntegerField(default=1)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["status", "received_at"], name="rejected_status_recv_idx")]

@@ -45,10 +45,15 @@ class BatchValidator(Protocol):
         ...
 
     def stats_record(
-        self, results: Sequence[ValidationResult], *, received_at: dt.datetime
+        self,
+        results: Sequence[ValidationResult],
+        *,
+        received_at: dt.datetime,
+        resent: frozenset[int] = frozenset(),
     ) -> None:
         """Count a batch's outcomes once it is stored; never raises (counters must not cost
-        an event)."""
+        an event). `resent`: positions of results whose event was already stored or
+        quarantined (a duplicate or a resent bad event), which counters count once (ADR 0009)."""
         ...
 
 
@@ -81,7 +86,11 @@ class SchemaValidator:
         )
 
     def stats_record(
-        self, results: Sequence[ValidationResult], *, received_at: dt.datetime
+        self,
+        results: Sequence[ValidationResult],
+        *,
+        received_at: dt.datetime,
+        resent: frozenset[int] = frozenset(),
     ) -> None:
         return None
 

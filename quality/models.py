@@ -374,3 +374,35 @@ class EventMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bucket:%Y-%m-%d %H:%M}: {self.events}"
+
+
+class AlertOutbox(models.Model):
+    """An incident alert to deliver, written in the incident change's transaction, so that no
+    alert is lost to a broker or webhook outage (ADR 0010). Retried with backoff until
+    `retry_until`, then dead-lettered; the admin's "resend" makes it pending again."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        DEAD = "dead", "dead letter"
+        UNROUTED = "unrouted", "no webhook configured"
+
+    incident = models.ForeignKey(
+        QualityIncident, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    event = models.CharField(max_length=16)
+    delivery_id = models.CharField(max_length=96, unique=True)
+    payload = models.JSONField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    next_attempt_at = models.DateTimeField(help_text="Also the lease of a delivery in flight.")
+    retry_until = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbox_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} ({self.status})"

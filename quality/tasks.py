@@ -7,7 +7,7 @@ import structlog
 from celery import shared_task
 from django.conf import settings
 
-from quality.services import alerts, checks, intake, replay
+from quality.services import checks, intake, outbox, replay
 
 logger = structlog.get_logger(__name__)
 
@@ -37,18 +37,26 @@ def check_run_task(check_id: int) -> str:
     return checks.check_run(check_id).outcome
 
 
-@shared_task(
-    name="quality.incident_alert_send",
-    autoretry_for=(alerts.TransientWebhookError,),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=6,
-    acks_late=True,
-)
+@shared_task(name="quality.alert_outbox_deliver", acks_late=True)
+def alert_outbox_deliver_task(outbox_id: int) -> str:
+    """Deliver one outbox alert if pending and due. Idempotent: the claim lets one delivery
+    through; a failure is recorded on the row (the beat's flush retries it), never raised."""
+    return outbox.alert_outbox_deliver(outbox_id)
+
+
+@shared_task(name="quality.alert_outbox_flush", acks_late=True)
+def alert_outbox_flush_task() -> dict:
+    """The beat entry: deliver pending alerts that are due (new ones whose enqueue was lost to
+    a broker outage, and retries), time-boxed below the schedule interval."""
+    budget = 0.8 * settings.ALERT_OUTBOX_INTERVAL_SECONDS
+    return outbox.alert_outbox_deliver_due(max_seconds=budget)
+
+
+@shared_task(name="quality.incident_alert_send", acks_late=True)
 def incident_alert_send(incident_id: int, event: str) -> str:
-    """POST the incident alert; transient failures are retried with exponential backoff."""
-    return alerts.incident_alert_deliver(incident_id, event)
+    """Messages enqueued before the outbox: the alert goes to the outbox (idempotent by
+    delivery id) and is delivered from there."""
+    return outbox.alert_outbox_add_by_id(incident_id, event)
 
 
 @shared_task(name="quality.replay_job_run", bind=True, acks_late=True)

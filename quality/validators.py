@@ -30,6 +30,7 @@ from quality.engine.rules import (
     StoredFacts,
     ruleset_compile,
     ruleset_evaluate,
+    ruleset_evaluated_counts,
 )
 from quality.rulesets import ruleset_current
 from quality.selectors import StoredEventFacts
@@ -45,6 +46,16 @@ class ValidationBatch(list):
     ruleset: CompiledRuleSet | None = None
     evaluated: dict[int, int] | None = None
     received_at: dt.datetime | None = None
+
+
+def _without_resent(results: Sequence[ValidationResult], resent: frozenset[int]) -> ValidationBatch:
+    kept = ValidationBatch(r for position, r in enumerate(results) if position not in resent)
+    kept.ruleset = ruleset = getattr(results, "ruleset", None)
+    kept.received_at = getattr(results, "received_at", None)
+    kept.evaluated = {}
+    if ruleset is not None and ruleset.rules:
+        kept.evaluated = ruleset_evaluated_counts(ruleset, [result.row for result in kept])
+    return kept
 
 
 class EventValidator:
@@ -89,9 +100,16 @@ class EventValidator:
         return results
 
     def stats_record(
-        self, results: Sequence[ValidationResult], *, received_at: dt.datetime
+        self,
+        results: Sequence[ValidationResult],
+        *,
+        received_at: dt.datetime,
+        resent: frozenset[int] = frozenset(),
     ) -> None:
-        """Add a stored batch's outcomes to the per-rule counters (buffered; never raises)."""
+        """Add a stored batch's outcomes to the per-rule counters (buffered; never raises).
+        Resent events were counted when first seen: they are left out, checks included."""
+        if resent:
+            results = _without_resent(results, resent)
         validation_stats_record(results, received_at=received_at)
 
     def ruleset(self) -> CompiledRuleSet:

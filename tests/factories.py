@@ -80,6 +80,7 @@ class RejectedEventFactory(factory.django.DjangoModelFactory):
     event_id = factory.LazyFunction(lambda: str(uuid.uuid4()))
     event_type = "page_view"
     raw_payload = '{"event_type": "page_view"}'
+    dedupe_key = factory.LazyAttribute(lambda row: f"id:{row.event_id or uuid.uuid4()}")
     reasons = factory.LazyFunction(
         lambda: [{"field": "country", "rule": "required", "message": "Field required"}]
     )

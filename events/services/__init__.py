@@ -26,10 +26,12 @@ from events.services.keys import (
 )
 from events.services.quarantine import (
     IngestSource,
+    QuarantineWrite,
     raw_payload_encode,
     rejected_events_lock_quarantined,
     rejected_events_replay_record,
     rejected_events_store,
+    rejected_events_upsert,
     request_rejected_store,
 )
 from events.services.removal import (
@@ -53,6 +55,7 @@ __all__ = [
     "CreatedKey",
     "EventOutcome",
     "IngestSource",
+    "QuarantineWrite",
     "event_batch_ingest",
     "event_ingest",
     "event_pks_of_users",
@@ -69,6 +72,7 @@ __all__ = [
     "rejected_events_lock_quarantined",
     "rejected_events_replay_record",
     "rejected_events_store",
+    "rejected_events_upsert",
     "rejected_pks_of_users",
     "request_rejected_store",
     "stored_behind_listener_register",

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from events.models import Event
 from events.schema import FieldError
-from events.services.quarantine import IngestSource, payload_text_field, rejected_events_store
+from events.services.quarantine import IngestSource, payload_text_field, rejected_events_upsert
 from events.services.store import events_insert
 from events.validation import BatchValidator, validator_get
 
@@ -77,6 +77,12 @@ def event_batch_ingest(
     rows_to_insert: list[dict[str, Any]] = []
     rejected_items: list[tuple[Any, list[FieldError]]] = []
     rejected_outcomes: list[EventOutcome] = []
+    # Positions in `results` of each rejected item (None: refused before validation) and of
+    # each pending row; `resent` collects those whose event was already stored or quarantined,
+    # so that the rule counters count distinct events (ADR 0009).
+    rejected_positions: list[int | None] = []
+    pending_positions: list[int] = []
+    resent: set[int] = set()
 
     if sizes_checked:
         sized = list(enumerate(payloads))
@@ -93,10 +99,11 @@ def event_batch_ingest(
             outcomes.append(outcome)
             rejected_items.append((payload, [size_error]))
             rejected_outcomes.append(outcome)
+            rejected_positions.append(None)
 
     results = validator.validate_batch([payload for _, payload in sized], received_at=received_at)
     seen_ids: set[str] = set()
-    for (index, payload), result in zip(sized, results, strict=True):
+    for position, ((index, payload), result) in enumerate(zip(sized, results, strict=True)):
         if result.errors:
             outcome = EventOutcome(
                 index,
@@ -107,12 +114,14 @@ def event_batch_ingest(
             )
             rejected_items.append((payload, result.errors + result.warnings))
             rejected_outcomes.append(outcome)
+            rejected_positions.append(position)
             outcomes.append(outcome)
             continue
         row = result.row
         event_id = str(row["event_id"])
         if event_id in seen_ids:
             outcomes.append(EventOutcome(index, DUPLICATE, event_id=event_id))
+            resent.add(position)
             continue
         seen_ids.add(event_id)
         warnings = result.warnings
@@ -120,27 +129,31 @@ def event_batch_ingest(
         outcome = EventOutcome(index, ACCEPTED, event_id=event_id, warnings=warnings)
         rows_to_insert.append(row)
         pending.append(outcome)
+        pending_positions.append(position)
         outcomes.append(outcome)
 
     if rejected_items:
         with transaction.atomic():
             inserted = events_insert(rows_to_insert)
-            rejected_ids = rejected_events_store(
-                rejected_items, source=source, received_at=received_at
-            )
-        for outcome, rejected_id in zip(rejected_outcomes, rejected_ids, strict=True):
-            outcome.rejected_id = rejected_id
+            written = rejected_events_upsert(rejected_items, source=source, received_at=received_at)
+        for outcome, position, write in zip(
+            rejected_outcomes, rejected_positions, written, strict=True
+        ):
+            outcome.rejected_id = write.id
+            if not write.new and position is not None:
+                resent.add(position)
     else:
         # One statement commits on its own: no BEGIN/COMMIT round trips.
         inserted = events_insert(rows_to_insert)
-    validator.stats_record(results, received_at=received_at)
-    for outcome in pending:
+    for outcome, position in zip(pending, pending_positions, strict=True):
         new_id = inserted.get(outcome.event_id)
         if new_id is None:
             outcome.status = DUPLICATE
             outcome.warnings = []
+            resent.add(position)
         else:
             outcome.id = new_id
+    validator.stats_record(results, received_at=received_at, resent=frozenset(resent))
     if rejected_outcomes and not sizes_checked:
         outcomes.sort(key=lambda outcome: outcome.index)
     return outcomes

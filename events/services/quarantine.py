@@ -1,22 +1,27 @@
 """Quarantine: events refused at ingestion, kept with their reasons, and replayed later.
 
 Nothing sent is silently dropped: a refused event (or a request refused as a whole) is kept,
-bounded, with the reasons, the rules that refused it and where it came from. A replay (the
-quality app, after a rule is fixed) locks the rows it judges and records the outcome here.
+bounded, with the reasons, the rules that refused it and where it came from. A resent bad event
+is kept once (ADR 0009): its row counts the attempts. A replay (the quality app, after a rule
+is fixed) locks the rows it judges and records the outcome here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
+from analytics_site.sql import is_postgres, sql_param
 from events.models import RejectedEvent
 from events.schema import FieldError, text_safe
 from events.services.store import json_default
@@ -52,24 +57,32 @@ def _json_safe(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def _raw_encode(payload: Any) -> bytes:
+    """The whole JSON text of a payload (or the raw body), before any bound."""
+    if isinstance(payload, bytes):  # a raw request body that was not (acceptable) JSON
+        encoded = payload.decode("utf-8", "backslashreplace").encode()
+    else:
+        try:
+            encoded = orjson.dumps(payload, default=json_default)
+        except (TypeError, orjson.JSONEncodeError):
+            encoded = orjson.dumps(_json_safe(payload), default=str)
+    return encoded.replace(b"\x00", b"\\u0000")
+
+
+def _raw_bound(encoded: bytes) -> tuple[str, bool]:
+    limit = settings.INGEST_REJECTED_PAYLOAD_MAX_BYTES
+    if len(encoded) > limit:
+        return encoded[:limit].decode("utf-8", "ignore"), True
+    return encoded.decode(), False
+
+
 def raw_payload_encode(payload: Any) -> tuple[str, bool]:
     """JSON text of a payload (or the raw body), cut to the configured bound in bytes.
 
     NUL bytes become `\\u0000` escapes and lone surrogates backslash escapes, which any
     database stores; the bound keeps a flood of huge bad events from filling the disk.
     """
-    limit = settings.INGEST_REJECTED_PAYLOAD_MAX_BYTES
-    if isinstance(payload, bytes):  # a raw request body that was not (acceptable) JSON
-        encoded = payload[: limit + 4].decode("utf-8", "backslashreplace").encode()
-    else:
-        try:
-            encoded = orjson.dumps(payload, default=json_default)
-        except (TypeError, orjson.JSONEncodeError):
-            encoded = orjson.dumps(_json_safe(payload), default=str)
-    encoded = encoded.replace(b"\x00", b"\\u0000")
-    if len(encoded) > limit:
-        return encoded[:limit].decode("utf-8", "ignore"), True
-    return encoded.decode(), False
+    return _raw_bound(_raw_encode(payload))
 
 
 def payload_text_field(payload: Any, name: str, limit: int) -> str:
@@ -81,36 +94,124 @@ def payload_text_field(payload: Any, name: str, limit: int) -> str:
     return text_safe(value, limit - 1)[:limit]
 
 
+def rejected_dedupe_key(payload: Any, encoded: bytes, source: IngestSource) -> str:
+    """What makes two refused payloads "the same bad event" (ADR 0009): the event_id when it
+    parses as a UUID (the client's idempotency key, as for stored events); otherwise a hash of
+    the whole raw payload and of who sent it (the key, or the IP without one)."""
+    value = payload.get("event_id") if isinstance(payload, dict) else None
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return f"id:{uuid.UUID(value)}"
+        except ValueError:
+            pass
+    sender = f"key:{source.key_id}" if source.key_id is not None else f"ip:{source.ip or ''}"
+    return "sha256:" + hashlib.sha256(sender.encode() + b"\n" + encoded).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineWrite:
+    """The quarantine row of one refused payload; `new` is False for a resend."""
+
+    id: int
+    new: bool
+
+
+_COLUMNS = (
+    "dedupe_key",
+    "attempts",
+    "event_id",
+    "event_type",
+    "raw_payload",
+    "raw_truncated",
+    "reasons",
+    "rule_ids",
+    "source_key_id",
+    "source_ip",
+    "received_at",
+    "last_seen_at",
+    "status",
+    "replay_count",
+)
+_JSON_COLUMNS = frozenset({"reasons", "rule_ids"})
+_CHUNK = 500
+
+
+def _upsert_sql(rows: int) -> str:
+    """INSERT … ON CONFLICT (dedupe_key): a resend adds its attempts and moves last_seen_at;
+    everything else (received_at above all: the intake rollups counted the row there) stays
+    as first seen."""
+    table = RejectedEvent._meta.db_table
+    json_param = "CAST(%s AS jsonb)" if is_postgres() else "%s"
+    one = ", ".join(json_param if name in _JSON_COLUMNS else "%s" for name in _COLUMNS)
+    values = ", ".join([f"({one})"] * rows)
+    return (
+        f"INSERT INTO {table} ({', '.join(_COLUMNS)}) VALUES {values} "  # noqa: S608
+        f"ON CONFLICT (dedupe_key) DO UPDATE SET attempts = {table}.attempts + "
+        "excluded.attempts, last_seen_at = excluded.last_seen_at "
+        "RETURNING id, dedupe_key, attempts"
+    )
+
+
+def rejected_events_upsert(
+    items: Sequence[tuple[Any, list[FieldError]]],
+    *,
+    source: IngestSource,
+    received_at: dt.datetime,
+) -> list[QuarantineWrite]:
+    """Keep refused payloads with their reasons, once per bad event: a payload already in
+    quarantine (or twice in `items`) adds to the attempts of its row. One result per item, in
+    order. Rows are written in key order, so concurrent resends cannot deadlock."""
+    if not items:
+        return []
+    keys: list[str] = []
+    rows: dict[str, list[Any]] = {}
+    for payload, errors in items:
+        encoded = _raw_encode(payload)
+        key = rejected_dedupe_key(payload, encoded, source)
+        keys.append(key)
+        if key in rows:
+            rows[key][1] += 1
+            continue
+        raw_text, truncated = _raw_bound(encoded)
+        rows[key] = [
+            key,
+            1,
+            payload_text_field(payload, "event_id", 64),
+            payload_text_field(payload, "event_type", 64),
+            raw_text,
+            truncated,
+            orjson.dumps([error.as_dict() for error in errors]).decode(),
+            orjson.dumps(sorted({e.rule_id for e in errors if e.rule_id is not None})).decode(),
+            source.key_id,
+            source.ip,
+            received_at,
+            received_at,
+            RejectedEvent.Status.QUARANTINED,
+            0,
+        ]
+    written: dict[str, QuarantineWrite] = {}
+    ordered = [rows[key] for key in sorted(rows)]
+    with connection.cursor() as cursor:
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            params = [sql_param(value) for row in chunk for value in row]
+            cursor.execute(_upsert_sql(len(chunk)), params)
+            for pk, key, attempts in cursor.fetchall():
+                written[key] = QuarantineWrite(pk, attempts == rows[key][1])
+    return [written[key] for key in keys]
+
+
 def rejected_events_store(
     items: Sequence[tuple[Any, list[FieldError]]],
     *,
     source: IngestSource,
     received_at: dt.datetime,
 ) -> list[int]:
-    """Keep refused payloads with their reasons. Returns the new rows' ids in order."""
-    if not items:
-        return []
-    rejected = []
-    for payload, errors in items:
-        raw_text, truncated = raw_payload_encode(payload)
-        rejected.append(
-            RejectedEvent(
-                event_id=payload_text_field(payload, "event_id", 64),
-                event_type=payload_text_field(payload, "event_type", 64),
-                raw_payload=raw_text,
-                raw_truncated=truncated,
-                reasons=[error.as_dict() for error in errors],
-                rule_ids=sorted({e.rule_id for e in errors if e.rule_id is not None}),
-                source_key_id=source.key_id,
-                source_ip=source.ip,
-                received_at=received_at,
-            )
-        )
-    created = RejectedEvent.objects.bulk_create(rejected)
-    if created and created[0].pk is None:  # backends without RETURNING
-        newest = RejectedEvent.objects.order_by("-pk").values_list("pk", flat=True)[: len(created)]
-        return sorted(newest)
-    return [row.pk for row in created]
+    """Keep refused payloads with their reasons (once per bad event). Returns their rows' ids
+    in order."""
+    return [
+        write.id for write in rejected_events_upsert(items, source=source, received_at=received_at)
+    ]
 
 
 def request_rejected_store(body: bytes | Any, error: FieldError, *, source: IngestSource) -> int:

@@ -1,17 +1,17 @@
-"""Delivering incident alerts to a webhook (JSON POST). Called by a Celery task, which retries
-transient failures (network errors, timeouts, 429 and 5xx) with backoff; other 4xx answers are
-logged and dropped, since sending the same body again cannot succeed."""
+"""Incident alerts: what they say (the JSON body) and one POST to a webhook. Delivery, retries
+and dead letters are the outbox's (`quality.services.outbox`, ADR 0010). A POST fails either
+transiently (network errors, timeouts, 429 and 5xx: the receiver may accept the same body
+later) or for good (other 4xx: sending the same body again cannot succeed)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
-import structlog
 from django.conf import settings
+from django.urls import NoReverseMatch, reverse
 
 from quality.models import QualityIncident
-from quality.services.incidents import incident_alert_payload
-
-logger = structlog.get_logger(__name__)
 
 WEBHOOK_TIMEOUT_SECONDS = 5
 
@@ -20,27 +20,54 @@ class TransientWebhookError(Exception):
     """The receiver may accept the same alert later."""
 
 
-def alert_webhook_url(incident: QualityIncident) -> str:
-    check = incident.quality_check
+class WebhookRefusedError(Exception):
+    """The receiver refused the alert (a 4xx other than 429): resending cannot help."""
+
+
+def alert_webhook_url(incident: QualityIncident | None) -> str:
+    check = incident.quality_check if incident is not None else None
     if check is not None and check.webhook_url:
         return check.webhook_url
     return settings.QUALITY_ALERT_WEBHOOK_URL
 
 
-def incident_alert_deliver(incident_id: int, event: str) -> str:
-    """POST the alert; returns what happened ("sent", "no_webhook", "gone", "refused")."""
-    incident = (
-        QualityIncident.objects.select_related("quality_check").filter(pk=incident_id).first()
-    )
-    if incident is None:
-        return "gone"
-    payload = incident_alert_payload(incident, event)
-    logger.info(
-        "quality.alert", alert=event, delivery_id=payload["delivery_id"], **payload["incident"]
-    )
-    url = alert_webhook_url(incident)
-    if not url:
-        return "no_webhook"
+def incident_admin_path(incident_id: int) -> str:
+    try:
+        return reverse("admin:quality_qualityincident_change", args=[incident_id])
+    except NoReverseMatch:  # admin not mounted (a worker-only URLconf)
+        return ""
+
+
+def incident_alert_payload(incident: QualityIncident, event: str) -> dict[str, Any]:
+    """The alert's body as of the incident change; `delivery_id` lets receivers dedupe, since
+    delivery is at least once."""
+    return {
+        "event": event,
+        "delivery_id": f"incident-{incident.pk}-{event}-{incident.occurrences}",
+        "incident": {
+            "id": incident.pk,
+            "title": incident.title,
+            "source": incident.source_key,
+            "source_type": incident.source_type,
+            "severity": incident.severity,
+            "status": incident.status,
+            "opened_at": incident.opened_at.isoformat(),
+            "last_seen_at": incident.last_seen_at.isoformat(),
+            "resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None,
+            "auto_resolved": incident.auto_resolved,
+            "occurrences": incident.occurrences,
+            "metric_value": incident.last_metric_value,
+            "threshold": incident.threshold,
+            "message": incident.last_message,
+            "fields": incident.fields,
+            "event_types": incident.event_types,
+            "admin_path": incident_admin_path(incident.pk),
+        },
+    }
+
+
+def alert_post(url: str, payload: dict[str, Any]) -> None:
+    """POST one alert; raises TransientWebhookError or WebhookRefusedError."""
     try:
         response = requests.post(
             url,
@@ -49,10 +76,8 @@ def incident_alert_deliver(incident_id: int, event: str) -> str:
             headers={"User-Agent": "dataops-quality-alerts/1"},
         )
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise TransientWebhookError(str(exc)) from exc
+        raise TransientWebhookError(f"{type(exc).__name__}: {exc}") from exc
     if response.status_code == 429 or response.status_code >= 500:
         raise TransientWebhookError(f"webhook answered {response.status_code}")
     if response.status_code >= 400:
-        logger.error("quality.alert_refused", incident_id=incident_id, status=response.status_code)
-        return "refused"
-    return "sent"
+        raise WebhookRefusedError(f"webhook answered {response.status_code}")

@@ -1,5 +1,5 @@
 """Writes for incidents: open-or-update on failure, auto-resolve on pass, manual transitions,
-and alerts (a structured log line always; a webhook sent by a Celery task after commit).
+and alerts (written to the alert outbox in the same transaction; ADR 0010).
 
 Safe under concurrency: the unresolved incident of a source is locked with select_for_update,
 and a partial unique constraint (one unresolved incident per source_key) turns a race between
@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from celery import current_app
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from quality.models import QualityIncident
+from quality.services.outbox import alert_outbox_add
 
 logger = structlog.get_logger(__name__)
 
@@ -110,7 +109,7 @@ def incident_record_failure(
             metric=metric,
             threshold=threshold,
         )
-        incident_alert_enqueue(incident.pk, OPENED)
+        incident_alert_enqueue(incident, OPENED)
     return incident, True
 
 
@@ -130,7 +129,7 @@ def incident_resolve_auto(
         incident.notes = f"{incident.notes}\n{note}".strip()
         incident.save(update_fields=["status", "resolved_at", "auto_resolved", "notes"])
         _log_resolved(incident, auto=True)
-        incident_alert_enqueue(incident.pk, RESOLVED)
+        incident_alert_enqueue(incident, RESOLVED)
     return incident
 
 
@@ -186,7 +185,7 @@ def _apply_resolution(incident: QualityIncident, *, user: Any, now: dt.datetime,
     incident.notes = f"{incident.notes}\n{line}".strip()
     incident.save(update_fields=["status", "resolved_at", "auto_resolved", "notes"])
     _log_resolved(incident, auto=False)
-    incident_alert_enqueue(incident.pk, RESOLVED)
+    incident_alert_enqueue(incident, RESOLVED)
 
 
 def incident_update(incident: QualityIncident, *, previous_status: str, user: Any) -> None:
@@ -213,47 +212,7 @@ def incident_update(incident: QualityIncident, *, previous_status: str, user: An
     )
 
 
-def incident_admin_path(incident_id: int) -> str:
-    try:
-        return reverse("admin:quality_qualityincident_change", args=[incident_id])
-    except NoReverseMatch:  # admin not mounted (a worker-only URLconf)
-        return ""
-
-
-def incident_alert_payload(incident: QualityIncident, event: str) -> dict[str, Any]:
-    return {
-        "event": event,
-        "delivery_id": f"incident-{incident.pk}-{event}-{incident.occurrences}",
-        "incident": {
-            "id": incident.pk,
-            "title": incident.title,
-            "source": incident.source_key,
-            "source_type": incident.source_type,
-            "severity": incident.severity,
-            "status": incident.status,
-            "opened_at": incident.opened_at.isoformat(),
-            "last_seen_at": incident.last_seen_at.isoformat(),
-            "resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None,
-            "auto_resolved": incident.auto_resolved,
-            "occurrences": incident.occurrences,
-            "metric_value": incident.last_metric_value,
-            "threshold": incident.threshold,
-            "message": incident.last_message,
-            "fields": incident.fields,
-            "event_types": incident.event_types,
-            "admin_path": incident_admin_path(incident.pk),
-        },
-    }
-
-
-def incident_alert_enqueue(incident_id: int, event: str) -> None:
-    """Send the webhook after commit, from a worker; never let alerting break the caller."""
-
-    def send() -> None:
-        try:
-            # By name: quality.tasks imports the services (tasks call services, not the reverse).
-            current_app.signature("quality.incident_alert_send", args=(incident_id, event)).delay()
-        except Exception:  # broker down, or an eager run that gave up: log, never raise
-            logger.exception("quality.alert_enqueue_failed", incident_id=incident_id, alert=event)
-
-    transaction.on_commit(send)
+def incident_alert_enqueue(incident: QualityIncident, event: str) -> None:
+    """Record the alert in the outbox, in the caller's transaction (the incident change's):
+    it is delivered after commit, or by the beat's retries, whatever the broker does."""
+    alert_outbox_add(incident, event)

@@ -43,6 +43,7 @@ def _quarantine_of(users: list[str]) -> None:
         RejectedEvent.objects.create(
             event_type="purchase",
             raw_payload=json.dumps({"user_id": user, "event_type": "purchase"}),
+            dedupe_key=f"test:{user}",
             reasons=[{"field": "country", "rule": "required", "message": "Field required"}],
             received_at=NOW - dt.timedelta(days=index % 5, hours=3),
         )
@@ -50,6 +51,7 @@ def _quarantine_of(users: list[str]) -> None:
         event_type="",
         raw_payload=f'{{"user_id": {json.dumps(users[0])}, "properties": {{"x": "',
         raw_truncated=True,
+        dedupe_key="test:cut-short",
         reasons=[{"field": "body", "rule": "max_bytes", "message": "too big"}],
         received_at=NOW - dt.timedelta(days=2),
     )

@@ -22,6 +22,7 @@ from quality.engine.rules.batch import (
     NoStoredFacts,
     StoredFacts,
     ruleset_evaluate,
+    ruleset_evaluated_counts,
 )
 from quality.engine.rules.compilers import rule_compile
 from quality.engine.rules.evaluator import ruleset_compile
@@ -69,4 +70,5 @@ __all__ = [
     "rule_compile",
     "ruleset_compile",
     "ruleset_evaluate",
+    "ruleset_evaluated_counts",
 ]

@@ -91,7 +91,7 @@ def ruleset_evaluate(
     # Lists only for rows that fail: most rows pass, and allocation is what the hot path pays.
     failing: defaultdict[int, list[Failure]] = defaultdict(list)
     ruleset.evaluate_rows(rows, failing, received_at)
-    evaluated = _evaluated_counts(ruleset, rows)
+    evaluated = ruleset_evaluated_counts(ruleset, rows)
     for rule in ruleset.batch_rules:
         if rule.spec.kind == "session_exists":
             _session_exists(rule, rows, failing, received_at, facts)
@@ -101,7 +101,7 @@ def ruleset_evaluate(
     return BatchEvaluation(failures=failures, evaluated=evaluated)
 
 
-def _evaluated_counts(
+def ruleset_evaluated_counts(
     ruleset: CompiledRuleSet, rows: Sequence[dict[str, Any] | None]
 ) -> dict[int, int]:
     """How many rows each rule checked. Counted per event type present rather than per rule
