@@ -20,7 +20,7 @@ import pytest
 from django.db import connection
 
 from events.models import Event, RejectedEvent
-from reports.filters import DashboardFilters
+from reports.filters import DashboardFilters, filters_from_query
 from reports.selectors import pages
 
 NOW = dt.datetime(2026, 3, 10, 14, 37, tzinfo=dt.UTC)
@@ -321,3 +321,19 @@ def assert_dashboard_matches_raw(f: DashboardFilters) -> None:
     assert audience["devices"] == ref_group(f, "device_type")
     assert audience["countries"] == ref_group(f, "country")
     assert audience["new_vs_returning"] == ref_new_vs_returning(f)
+
+
+def filter_sets() -> list[DashboardFilters]:
+    queries = [
+        {},
+        {"preset": "24h"},
+        {"preset": "30d"},
+        {"preset": "7d", "device": "mobile"},
+        {"preset": "30d", "country": "DE", "device": "desktop"},
+        {"preset": "90d", "device": "mobile"},  # edge days, 12 whole weeks, edge days
+        {"start": "2026-03-01", "end": "2026-03-01"},  # one day, hourly buckets
+        # days, one whole week, days (products and users read the week from weekly rollups)
+        {"start": "2026-02-18", "end": "2026-03-07"},
+        {"start": "2026-02-20", "end": "2026-03-05", "country": "BR"},
+    ]
+    return [filters_from_query(query, now=NOW) for query in queries]

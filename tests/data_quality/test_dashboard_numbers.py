@@ -17,29 +17,18 @@ from analytics_site.sql import rollup_safety_lag
 from events.models import Event
 from quality import selectors as quality_selectors
 from quality.services import intake
-from reports.filters import DashboardFilters, filters_from_query
 from reports.models.grains import ALL_MODELS
 from reports.selectors.watermark import events_after_watermark, watermark_get
 from reports.services.rollups import rollups_advance, rollups_rebuild
-from tests.dashboard_reference import NOW, assert_dashboard_matches_raw, generate_events, load
+from tests.dashboard_reference import (
+    NOW,
+    assert_dashboard_matches_raw,
+    filter_sets,
+    generate_events,
+    load,
+)
 
 pytestmark = pytest.mark.postgres
-
-
-def filter_sets() -> list[DashboardFilters]:
-    queries = [
-        {},
-        {"preset": "24h"},
-        {"preset": "30d"},
-        {"preset": "7d", "device": "mobile"},
-        {"preset": "30d", "country": "DE", "device": "desktop"},
-        {"preset": "90d", "device": "mobile"},  # edge days, 12 whole weeks, edge days
-        {"start": "2026-03-01", "end": "2026-03-01"},  # one day, hourly buckets
-        # days, one whole week, days (products and users read the week from weekly rollups)
-        {"start": "2026-02-18", "end": "2026-03-07"},
-        {"start": "2026-02-20", "end": "2026-03-05", "country": "BR"},
-    ]
-    return [filters_from_query(query, now=NOW) for query in queries]
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from quality.models import EventMinute, IntakeHour, IntakeRuleHour
 from quality.services import intake
 from reports.filters import filters_from_query
 from reports.services.rollups import rollups_advance, rollups_rebuild
-from tests.data_quality.test_dashboard_numbers import (
+from tests.dashboard_reference import (
     NOW,
     assert_dashboard_matches_raw,
     filter_sets,

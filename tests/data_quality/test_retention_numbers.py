@@ -17,7 +17,7 @@ from reports.filters import filters_from_query
 from reports.selectors import pages
 from reports.selectors.watermark import watermark_get
 from reports.services.rollups import rollups_advance
-from tests.data_quality.test_dashboard_numbers import (
+from tests.dashboard_reference import (
     NOW,
     filter_sets,
     generate_events,
