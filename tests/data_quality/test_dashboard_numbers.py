@@ -384,7 +384,7 @@ def test_numbers_equal_raw_after_full_rollup_in_small_batches(dataset):
     intake rollups, folded here too (a replayed rejected event is not in quarantine)."""
     rollups_advance(now=NOW + dt.timedelta(minutes=5), batch=97, max_seconds=120)
     intake.intake_advance(now=NOW + dt.timedelta(minutes=5), max_seconds=120)
-    assert quality_selectors.intake_marks().rejected_received_at is not None
+    assert quality_selectors.intake_marks().rejected.received_at is not None
     assert not events_after_watermark(*watermark_get()).exists()
     for f in filter_sets():
         assert_dashboard_matches_raw(f)
