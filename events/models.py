@@ -5,6 +5,8 @@ import json
 
 from django.db import models
 
+from events.receive_order import CurrentTransactionId
+
 
 class EventType(models.TextChoices):
     PAGE_VIEW = "page_view"
@@ -51,6 +53,11 @@ class Event(models.Model):
     warnings = models.JSONField(
         default=list, blank=True, help_text="Quality warnings recorded when the event was accepted."
     )
+    txid = models.BigIntegerField(
+        db_default=CurrentTransactionId(),
+        editable=False,
+        help_text="Id of the inserting transaction: the rollups' fold order (ADR 0007).",
+    )
 
     class Meta:
         indexes = [
@@ -58,6 +65,8 @@ class Event(models.Model):
             models.Index(fields=["event_type", "timestamp"], name="event_type_ts_idx"),
             models.Index(fields=["session_id", "timestamp"], name="event_session_ts_idx"),
             models.Index(fields=["received_at"], name="event_received_idx"),
+            # Fold order of the rollups and their raw tail (events.receive_order).
+            models.Index(fields=["txid", "id"], name="event_txid_idx"),
             # Quality rule order-id-unique-per-day looks orders up per batch; only purchases
             # carry an order id, so the partial index costs nothing for other events.
             models.Index(
@@ -123,9 +132,17 @@ class RejectedEvent(models.Model):
     )
     replay_count = models.PositiveIntegerField(default=0)
     replayed_at = models.DateTimeField(null=True, blank=True)
+    txid = models.BigIntegerField(
+        db_default=CurrentTransactionId(),
+        editable=False,
+        help_text="Id of the inserting transaction: the intake rollups' fold order (ADR 0007).",
+    )
 
     class Meta:
-        indexes = [models.Index(fields=["status", "received_at"], name="rejected_status_recv_idx")]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="rejected_status_recv_idx"),
+            models.Index(fields=["txid", "id"], name="rejected_txid_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"rejected {self.event_type or '?'} {self.event_id or self.pk}"

@@ -31,7 +31,7 @@ Span = tuple[dt.datetime | None, dt.datetime | None]
 
 @dataclass(frozen=True)
 class IntakeMarks:
-    """Where the intake rollups end, in receive order: for events and for rejected events."""
+    """Where the intake rollups end, in fold order (ADR 0007): events and rejected events."""
 
     events: ReceivePosition = START
     rejected: ReceivePosition = START
@@ -49,12 +49,19 @@ def intake_marks() -> IntakeMarks:
     """The current watermarks; read them in the same snapshot as the rollup rows."""
     row = (
         IntakeWatermark.objects.filter(name=WATERMARK_NAME)
-        .values_list("event_received_at", "event_pk", "rejected_received_at", "rejected_pk")
+        .values_list(
+            "event_txid",
+            "event_pk",
+            "event_received_at",
+            "rejected_txid",
+            "rejected_pk",
+            "rejected_received_at",
+        )
         .first()
     )
     if not row:
         return IntakeMarks()
-    return IntakeMarks(ReceivePosition(*row[:2]), ReceivePosition(*row[2:]))
+    return IntakeMarks(ReceivePosition(*row[:3]), ReceivePosition(*row[3:]))
 
 
 @contextlib.contextmanager

@@ -9,14 +9,15 @@ What they hold, so that readers (`quality.selectors`) equal the raw counts:
 - `IntakeRuleHour`: quarantined rejected events per hour of received_at and failed rule name;
 - `EventMinute`: stored events (and warned ones) per minute of event time, for the Live page.
 
-Folds: one run folds the events and rejected events in (watermark, upper bound], in receive
-order (received_at, id), with additive upserts, and moves both watermarks, in one transaction
-holding the watermark row `FOR UPDATE`. A second or concurrent run starts from the new
-watermarks, so nothing is counted twice. Rows received within the safety lag are left to the
-raw tail (an ingestion transaction that started earlier may still commit older rows).
+Folds: one run folds the events and rejected events in (watermark, upper bound], in fold order
+(txid, id; `events.receive_order`, ADR 0007), with additive upserts, and moves both watermarks,
+in one transaction holding the watermark row `FOR UPDATE`. A second or concurrent run starts
+from the new watermarks, so nothing is counted twice. Rows of transactions still in progress
+are after the bound, so a late commit (or a bulk load of past data) is folded when it commits.
 
 Replays are the one change behind the watermarks: a replayed event is stored with its original
-received_at (old), and its rejected row leaves quarantine (or changes its reasons). The replay
+received_at but a new txid (so in the raw tail), and its rejected row, which the rollups may
+hold, leaves quarantine (or changes its reasons). The replay
 transaction calls `intake_replay_adjust`, which takes the same row lock and adjusts exactly
 the rows the rollups already hold (under the watermarks); rows after them are still raw tail,
 and the next fold reads them as the replay left them. Whichever of a fold and a replay takes
@@ -71,8 +72,8 @@ def _lock_watermark() -> IntakeWatermark:
 
 def _marks_of(mark: IntakeWatermark) -> IntakeMarks:
     return IntakeMarks(
-        ReceivePosition(mark.event_received_at, mark.event_pk),
-        ReceivePosition(mark.rejected_received_at, mark.rejected_pk),
+        ReceivePosition(mark.event_txid, mark.event_pk, mark.event_received_at),
+        ReceivePosition(mark.rejected_txid, mark.rejected_pk, mark.rejected_received_at),
     )
 
 
@@ -150,7 +151,7 @@ def _fold_rejected(where: str, params: list[Any]) -> None:
 
 
 def intake_advance_batch(*, now: dt.datetime | None = None, batch: int | None = None) -> int:
-    """Fold the next batch of events and of rejected events (in receive order) into the intake
+    """Fold the next batch of events and of rejected events (in fold order) into the intake
     rollups. Returns how many rows were folded. Safe to run concurrently and repeatedly."""
     folded = 0
     with transaction.atomic():
@@ -162,7 +163,8 @@ def intake_advance_batch(*, now: dt.datetime | None = None, batch: int | None = 
             where, params = range_sql(marks.events, upper, "t.")
             _fold_events(where, params)
             count = _count(EVENTS_TABLE, where, params)
-            mark.event_received_at, mark.event_pk = upper.as_tuple()
+            mark.event_txid, mark.event_pk = upper.txid, upper.pk
+            mark.event_received_at = upper.received_at
             mark.events_folded += count
             folded += count
         upper = upper_bound(rejected_events_all(), marks.rejected, now=now, batch=batch)
@@ -170,7 +172,8 @@ def intake_advance_batch(*, now: dt.datetime | None = None, batch: int | None = 
             where, params = range_sql(marks.rejected, upper, "t.")
             _fold_rejected(where, params)
             count = _count(REJECTED_EVENTS_TABLE, where, params)
-            mark.rejected_received_at, mark.rejected_pk = upper.as_tuple()
+            mark.rejected_txid, mark.rejected_pk = upper.txid, upper.pk
+            mark.rejected_received_at = upper.received_at
             mark.rejected_folded += count
             folded += count
         if folded:
@@ -207,8 +210,10 @@ def intake_rebuild(*, now: dt.datetime | None = None, batch: int | None = None) 
         for model in (IntakeHour, IntakeRuleHour, EventMinute):
             model.objects.all().delete()
         IntakeWatermark.objects.filter(name=WATERMARK_NAME).update(
+            event_txid=None,
             event_received_at=None,
             event_pk=0,
+            rejected_txid=None,
             rejected_received_at=None,
             rejected_pk=0,
             events_folded=0,
@@ -226,6 +231,7 @@ class RejectedRow(Protocol):
     """What a replay adjustment reads of a rejected event (a `rejected_events_all()` row)."""
 
     pk: Any
+    txid: int
     received_at: dt.datetime
     event_type: str
     reasons: Any
@@ -248,13 +254,15 @@ class QuarantinedBefore:
     """A rejected row as the rollups may have counted it, taken before a replay changes it."""
 
     pk: int
+    txid: int
     received_at: dt.datetime
     event_type: str
     rules: frozenset[str]
 
     @classmethod
     def of(cls, row: RejectedRow) -> QuarantinedBefore:
-        return cls(row.pk, row.received_at, row.event_type, frozenset(_rule_names(row.reasons)))
+        rules = frozenset(_rule_names(row.reasons))
+        return cls(row.pk, row.txid, row.received_at, row.event_type, rules)
 
 
 def _hour(value: dt.datetime) -> dt.datetime:
@@ -296,7 +304,7 @@ def intake_replay_adjust(
     minutes: defaultdict[dt.datetime, list[int]] = defaultdict(lambda: [0, 0])
     now_by_pk = {row.pk: row for row in after}
     for old in before:
-        if not marks.rejected.holds(old.received_at, old.pk):
+        if not marks.rejected.holds(old.txid, old.pk):
             continue
         hour = _hour(old.received_at)
         new = now_by_pk.get(old.pk)
@@ -307,10 +315,10 @@ def intake_replay_adjust(
         rules.subtract((hour, rule) for rule in old.rules - new_rules)
         rules.update((hour, rule) for rule in new_rules - old.rules)
     stored = events_all().filter(pk__in=list(inserted_event_pks))
-    for received_at, pk, event_type, timestamp, warnings in stored.values_list(
-        "received_at", "id", "event_type", "timestamp", "warnings"
+    for txid, received_at, pk, event_type, timestamp, warnings in stored.values_list(
+        "txid", "received_at", "id", "event_type", "timestamp", "warnings"
     ):
-        if not marks.events.holds(received_at, pk):
+        if not marks.events.holds(txid, pk):
             continue
         warned = 1 if warnings else 0
         counts = hours[(_hour(received_at), event_type)]
