@@ -109,8 +109,8 @@ def main() -> None:
     gc.freeze()
 
     soon = timezone.now() + dt.timedelta(minutes=5)
-    intake_built = quality_selectors.intake_marks().event_received_at
-    built = watermark_get()[0] is not None and intake_built
+    intake_built = quality_selectors.intake_marks().events.received_at
+    built = not watermark_get().is_start and intake_built
     if args.no_rebuild and built:
         # the rollups of a reused load are current up to their watermarks: fold what came after
         folded = 0

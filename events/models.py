@@ -11,6 +11,8 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from events.receive_order import CurrentTransactionId
+
 
 class EventType(models.TextChoices):
     PAGE_VIEW = "page_view"
@@ -57,6 +59,11 @@ class Event(models.Model):
     warnings = models.JSONField(
         default=list, blank=True, help_text="Quality warnings recorded when the event was accepted."
     )
+    txid = models.BigIntegerField(
+        db_default=CurrentTransactionId(),
+        editable=False,
+        help_text="Id of the inserting transaction: the rollups' fold order (ADR 0011).",
+    )
 
     class Meta:
         indexes = [
@@ -66,6 +73,8 @@ class Event(models.Model):
             models.Index(fields=["received_at"], name="event_received_idx"),
             # Erasure finds a person's events by user id (governance.services.erasure).
             models.Index(fields=["user_id"], name="event_user_idx"),
+            # Fold order of the rollups and their raw tail (events.receive_order).
+            models.Index(fields=["txid", "id"], name="event_txid_idx"),
             # Quality rule order-id-unique-per-day looks orders up per batch; only purchases
             # carry an order id, so the partial index costs nothing for other events.
             models.Index(
@@ -177,9 +186,17 @@ class RejectedEvent(models.Model):
     dedupe_key = models.CharField(max_length=80, unique=True, editable=False)
     attempts = models.PositiveIntegerField(default=1)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    txid = models.BigIntegerField(
+        db_default=CurrentTransactionId(),
+        editable=False,
+        help_text="Id of the inserting transaction: the intake rollups' fold order (ADR 0011).",
+    )
 
     class Meta:
-        indexes = [models.Index(fields=["status", "received_at"], name="rejected_status_recv_idx")]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="rejected_status_recv_idx"),
+            models.Index(fields=["txid", "id"], name="rejected_txid_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"rejected {self.event_type or '?'} {self.event_id or self.pk}"

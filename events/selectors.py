@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Count, Max
@@ -20,15 +21,41 @@ RECENT_FIELDS = (
 )
 
 
-def _counts_by(field: str) -> dict[str, int]:
-    rows = Event.objects.values_list(field).annotate(n=Count("id")).order_by("-n")
-    return {key: n for key, n in rows}
+# Stored events counted by type, by device and by country: {"event_type": {...},
+# "device_type": {...}, "country": {...}}.
+EventCounts = dict[str, dict[str, int]]
+EVENT_COUNT_FIELDS = ("event_type", "device_type", "country")
+
+# Who answers the counts: the app that keeps rollups of the events registers its reader at
+# start-up (reports, in ReportsConfig.ready(): rollups plus the raw tail, ADR 0011); events
+# cannot import it (layers, ADR 0006). Without one, three GROUP BYs over the table.
+_event_counts_reader: Callable[[], EventCounts] | None = None
+
+
+def event_counts_reader_register(reader: Callable[[], EventCounts] | None) -> None:
+    """Have `reader()` answer the event counts of /events/stats (None: the raw GROUP BYs)."""
+    global _event_counts_reader
+    _event_counts_reader = reader
+
+
+def by_count(counts: dict[str, int]) -> dict[str, int]:
+    """Largest first (ties by key), without zero counts: the order /events/stats answers in."""
+    return dict(sorted(((k, n) for k, n in counts.items() if n), key=lambda kn: (-kn[1], kn[0])))
+
+
+def _counts_raw() -> EventCounts:
+    return {
+        field: by_count(dict(Event.objects.values_list(field).annotate(n=Count("id")).order_by()))
+        for field in EVENT_COUNT_FIELDS
+    }
 
 
 def event_stats(*, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Totals over all stored events, plus how many events the validator refused."""
+    """Totals over all stored events, plus how many events the validator refused. The counts
+    come from the registered reader (rollups plus raw tail), not a scan of the table."""
     now = now or timezone.now()
-    by_type = _counts_by("event_type")
+    counts = (_event_counts_reader or _counts_raw)()
+    by_type = counts["event_type"]
     total = sum(by_type.values())
     rejected = RejectedEvent.objects.filter(status=RejectedEvent.Status.QUARANTINED).count()
     seen = total + rejected
@@ -36,8 +63,8 @@ def event_stats(*, now: dt.datetime | None = None) -> dict[str, Any]:
     return {
         "total_events": total,
         "events_by_type": by_type,
-        "events_by_device": _counts_by("device_type"),
-        "events_by_country": _counts_by("country"),
+        "events_by_device": counts["device_type"],
+        "events_by_country": counts["country"],
         "events_last_hour": Event.objects.filter(
             timestamp__gte=now - dt.timedelta(hours=1), timestamp__lte=now
         ).count(),

@@ -308,15 +308,19 @@ class ReplayJob(models.Model):
 
 
 class IntakeWatermark(models.Model):
-    """How far, in receive order (received_at, id), accepted and rejected events are folded into
+    """How far, in fold order (txid, id; ADR 0011), accepted and rejected events are folded into
     the intake rollups (`IntakeHour`, `IntakeRuleHour`, `EventMinute`). One row per name.
 
     Replays hold this row `FOR UPDATE` too: they adjust rolled-up counts of rows under the
     watermark, and the row lock orders them with folds (quality.services.intake)."""
 
     name = models.CharField(max_length=32, unique=True)
+    # Positions (txid, pk) in fold order (events.receive_order, ADR 0011); the received_at
+    # fields are the last folded rows', for display.
+    event_txid = models.BigIntegerField(null=True, blank=True)
     event_received_at = models.DateTimeField(null=True, blank=True)
     event_pk = models.BigIntegerField(default=0)
+    rejected_txid = models.BigIntegerField(null=True, blank=True)
     rejected_received_at = models.DateTimeField(null=True, blank=True)
     rejected_pk = models.BigIntegerField(default=0)
     events_folded = models.BigIntegerField(default=0)

@@ -8,9 +8,13 @@ class ReportsConfig(AppConfig):
     def ready(self) -> None:
         # Imported here, not at the top: both import models, which must wait until the app
         # registry is ready. Neither import dodges a cycle.
+        from events.selectors import event_counts_reader_register
         from events.services import stored_behind_listener_register
+        from reports.selectors.event_counts import event_counts
         from reports.services.rollups import rollups_fold_stored_behind
 
         # Events replayed from quarantine keep their old received_at, usually behind the
         # rollups' watermark: they are folded in the transaction that stores them.
         stored_behind_listener_register(rollups_fold_stored_behind)
+        # /events/stats counts from the rollups plus the raw tail, not scans of the table.
+        event_counts_reader_register(event_counts)

@@ -65,12 +65,13 @@ def utc_bucket(moment: dt.datetime, grain: str) -> dt.datetime:
 
 
 def events_under_watermark(events: Iterable[Event] | None = None) -> list[Event]:
-    """The stored events the rollups hold: (received_at, id) up to the watermark."""
-    received_at, event_pk = watermark_get()
-    if received_at is None:
+    """The stored events the rollups hold: (txid, id) up to the watermark (ADR 0011)."""
+    mark = watermark_get()
+    if mark.is_start:
         return []
     events = Event.objects.all() if events is None else events
-    return [event for event in events if (event.received_at, event.pk) <= (received_at, event_pk)]
+    txids = dict(Event.objects.values_list("id", "txid"))
+    return [event for event in events if mark.holds(txids[event.pk], event.pk)]
 
 
 def assert_rollup_exact(

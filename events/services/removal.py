@@ -15,8 +15,10 @@ import json
 from collections.abc import Sequence
 
 from django.db import connection
+from django.db.models import Q
 
 from events.models import Event, RejectedEvent
+from events.receive_order import ReceivePosition, after_q
 
 
 def _delete_ids(table: str, pks: Sequence[int]) -> int:
@@ -87,20 +89,42 @@ def event_pks_of_users(user_ids: Sequence[str], *, limit: int = 1000) -> list[in
     )
 
 
-def events_delete_received_before(before: dt.datetime, *, limit: int) -> int:
-    """Delete up to `limit` events received before `before`, oldest first. Returns how many."""
+def _held_by_all(held_by: Sequence[ReceivePosition]) -> Q | None:
+    """Rows at or before every position (None when some position holds nothing yet)."""
+    if any(position.is_start for position in held_by):
+        return None
+    held = Q()
+    for position in held_by:
+        held &= ~after_q(position)
+    return held
+
+
+def events_delete_received_before(
+    before: dt.datetime, *, limit: int, held_by: Sequence[ReceivePosition] = ()
+) -> int:
+    """Delete up to `limit` events received before `before` and held by every fold position in
+    `held_by` (the rollups keep what is deleted), oldest first. Returns how many."""
+    held = _held_by_all(held_by)
+    if held is None:
+        return 0
     pks = list(
-        Event.objects.filter(received_at__lt=before)
+        Event.objects.filter(held, received_at__lt=before)
         .order_by("received_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
     return events_delete(pks)
 
 
-def rejected_events_delete_received_before(before: dt.datetime, *, limit: int) -> int:
-    """Delete up to `limit` rejected events received before `before`. Returns how many."""
+def rejected_events_delete_received_before(
+    before: dt.datetime, *, limit: int, held_by: Sequence[ReceivePosition] = ()
+) -> int:
+    """Delete up to `limit` rejected events received before `before` and held by every fold
+    position in `held_by`. Returns how many."""
+    held = _held_by_all(held_by)
+    if held is None:
+        return 0
     pks = list(
-        RejectedEvent.objects.filter(received_at__lt=before)
+        RejectedEvent.objects.filter(held, received_at__lt=before)
         .order_by("received_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )

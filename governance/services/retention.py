@@ -2,10 +2,10 @@
 
 Every batch is its own short transaction of at most `RETENTION_BATCH_ROWS` rows (no long
 locks; ingestion and folds go on between batches). Raw and rejected events are removed only
-when every rollup family already holds them (received before both the dashboard and the intake
-watermarks), so the rollups keep the dashboards' history and the raw tail after the watermarks,
-which readers add on top, is never touched. Idempotent: a pass that stops half-way (time
-budget, crash) is simply continued by the next.
+when every rollup family already holds them (at or before both the dashboard and the intake
+fold positions, ADR 0011), so the rollups keep the dashboards' history and the raw tail after
+the watermarks, which readers add on top, is never touched. Idempotent: a pass that stops
+half-way (time budget, crash) is simply continued by the next.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -30,30 +31,22 @@ from reports.selectors.watermark import watermark_get
 Deleter = Callable[..., int]
 
 
-def _earliest(*moments: dt.datetime | None) -> dt.datetime | None:
-    """The earliest bound, or None when any is None (a rollup that holds nothing yet)."""
-    if any(moment is None for moment in moments):
-        return None
-    return min(moments)  # type: ignore[type-var]
-
-
 def _bounds(now: dt.datetime) -> dict[str, tuple[dt.datetime | None, Deleter]]:
     days = quality_selectors.retention_days()
     marks = quality_selectors.intake_marks()
-    rollup_received_at, _ = watermark_get()
+    rollups = watermark_get()
 
     def cutoff(kind: str) -> dt.datetime | None:
         return None if days[kind] is None else now - dt.timedelta(days=days[kind])
 
-    events_cutoff, quarantine_cutoff = cutoff("events"), cutoff("quarantine")
     return {
         "events": (
-            events_cutoff and _earliest(events_cutoff, rollup_received_at, marks.event_received_at),
-            events_delete_received_before,
+            cutoff("events"),
+            partial(events_delete_received_before, held_by=(rollups, marks.events)),
         ),
         "quarantine": (
-            quarantine_cutoff and _earliest(quarantine_cutoff, marks.rejected_received_at),
-            rejected_events_delete_received_before,
+            cutoff("quarantine"),
+            partial(rejected_events_delete_received_before, held_by=(marks.rejected,)),
         ),
         "check_runs": (cutoff("check_runs"), check_runs_delete_before),
         "event_minutes": (cutoff("event_minutes"), event_minutes_delete_before),

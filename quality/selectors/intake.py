@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 
 from analytics_site.sql import is_postgres, sql_execute
 from events.facade import events_all, rejected_events_all
+from events.receive_order import START, ReceivePosition, after_parts
 from quality.models import IntakeWatermark
 from quality.selectors.buckets import BUCKETS, bucket_start
 
@@ -30,52 +31,37 @@ Span = tuple[dt.datetime | None, dt.datetime | None]
 
 @dataclass(frozen=True)
 class IntakeMarks:
-    """Where the intake rollups end: (received_at, id) for events and for rejected events."""
+    """Where the intake rollups end, in fold order (ADR 0011): events and rejected events."""
 
-    event_received_at: dt.datetime | None = None
-    event_pk: int = 0
-    rejected_received_at: dt.datetime | None = None
-    rejected_pk: int = 0
+    events: ReceivePosition = START
+    rejected: ReceivePosition = START
 
     def events_after(self) -> list[QuerySet]:
         """Raw stored events not yet in the rollups (the tail that readers add on top), as
-        disjoint querysets: received after the watermark's time (a plain range, so PostgreSQL
-        can count it from the received_at index alone) and the few at that very time."""
-        return _after_parts(events_all(), self.event_received_at, self.event_pk)
+        disjoint querysets (`events.receive_order.after_parts`)."""
+        return after_parts(events_all(), self.events)
 
     def rejected_after(self) -> list[QuerySet]:
-        return _after_parts(rejected_events_all(), self.rejected_received_at, self.rejected_pk)
-
-    def holds_event(self, received_at: dt.datetime, pk: int) -> bool:
-        return self.event_received_at is not None and (received_at, pk) <= (
-            self.event_received_at,
-            self.event_pk,
-        )
-
-    def holds_rejected(self, received_at: dt.datetime, pk: int) -> bool:
-        return self.rejected_received_at is not None and (received_at, pk) <= (
-            self.rejected_received_at,
-            self.rejected_pk,
-        )
-
-
-def _after_parts(queryset: QuerySet, received_at: dt.datetime | None, pk: int) -> list[QuerySet]:
-    if received_at is None:
-        return [queryset]
-    return [
-        queryset.filter(received_at__gt=received_at),
-        queryset.filter(received_at=received_at, id__gt=pk),
-    ]
+        return after_parts(rejected_events_all(), self.rejected)
 
 
 def intake_marks() -> IntakeMarks:
     """The current watermarks; read them in the same snapshot as the rollup rows."""
     row = (
         IntakeWatermark.objects.filter(name=WATERMARK_NAME)
-        .values_list("event_received_at", "event_pk", "rejected_received_at", "rejected_pk")
+        .values_list(
+            "event_txid",
+            "event_pk",
+            "event_received_at",
+            "rejected_txid",
+            "rejected_pk",
+            "rejected_received_at",
+        )
         .first()
     )
-    return IntakeMarks(*row) if row else IntakeMarks()
+    if not row:
+        return IntakeMarks()
+    return IntakeMarks(ReceivePosition(*row[:3]), ReceivePosition(*row[3:]))
 
 
 @contextlib.contextmanager

@@ -16,6 +16,7 @@ from django.db.models import Count, QuerySet, Sum
 
 from analytics_site.sql import is_postgres
 from events.facade import REJECTED_EVENTS_TABLE, REJECTED_STATUS_QUARANTINED, rejected_events_all
+from events.receive_order import START, ReceivePosition, after_sql
 from quality.models import IntakeHour, IntakeRuleHour
 from quality.selectors.intake import in_span, intake_marks, intake_snapshot, intake_split
 
@@ -23,10 +24,10 @@ from quality.selectors.intake import in_span, intake_marks, intake_snapshot, int
 def _reason_rule_counts(
     start: dt.datetime | None,
     end: dt.datetime | None,
-    after: tuple[dt.datetime | None, int] = (None, 0),
+    after: ReceivePosition = START,
 ) -> dict[str, int]:
     """Count quarantined events per failed rule name, in SQL (reasons is a JSON list); only
-    rows after `after` (received_at, id) in receive order when it is given."""
+    rows after `after` in receive order."""
     where, params = ["t.status = %s"], [REJECTED_STATUS_QUARANTINED]
     if start is not None:
         where.append("t.received_at >= %s")
@@ -34,9 +35,9 @@ def _reason_rule_counts(
     if end is not None:
         where.append("t.received_at < %s")
         params.append(end)
-    if after[0] is not None:
-        where.append("t.received_at >= %s AND (t.received_at > %s OR t.id > %s)")
-        params += [after[0], after[0], after[1]]
+    after_where, after_params = after_sql(after, "t.")
+    where.append(after_where)
+    params += after_params
     if is_postgres():
         sql = (
             "SELECT reason->>'rule', COUNT(DISTINCT t.id) "
@@ -116,11 +117,7 @@ def quarantine_summary(
                 .order_by()
             )
             by_rule.update(dict(rolled))
-            by_rule.update(
-                _reason_rule_counts(
-                    *split.hours, after=(marks.rejected_received_at, marks.rejected_pk)
-                )
-            )
+            by_rule.update(_reason_rule_counts(*split.hours, after=marks.rejected))
     named: Counter[str] = Counter()
     for event_type, n in by_type.items():
         named[event_type or "unknown"] += n

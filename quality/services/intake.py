@@ -9,14 +9,15 @@ What they hold, so that readers (`quality.selectors`) equal the raw counts:
 - `IntakeRuleHour`: quarantined rejected events per hour of received_at and failed rule name;
 - `EventMinute`: stored events (and warned ones) per minute of event time, for the Live page.
 
-Folds: one run folds the events and rejected events in (watermark, upper bound], in receive
-order (received_at, id), with additive upserts, and moves both watermarks, in one transaction
-holding the watermark row `FOR UPDATE`. A second or concurrent run starts from the new
-watermarks, so nothing is counted twice. Rows received within the safety lag are left to the
-raw tail (an ingestion transaction that started earlier may still commit older rows).
+Folds: one run folds the events and rejected events in (watermark, upper bound], in fold order
+(txid, id; `events.receive_order`, ADR 0011), with additive upserts, and moves both watermarks,
+in one transaction holding the watermark row `FOR UPDATE`. A second or concurrent run starts
+from the new watermarks, so nothing is counted twice. Rows of transactions still in progress
+are after the bound, so a late commit (or a bulk load of past data) is folded when it commits.
 
 Replays are the one change behind the watermarks: a replayed event is stored with its original
-received_at (old), and its rejected row leaves quarantine (or changes its reasons). The replay
+received_at but a new txid (so in the raw tail), and its rejected row, which the rollups may
+hold, leaves quarantine (or changes its reasons). The replay
 transaction calls `intake_replay_adjust`, which takes the same row lock and adjusts exactly
 the rows the rollups already hold (under the watermarks); rows after them are still raw tail,
 and the next fold reads them as the replay left them. Whichever of a fold and a replay takes
@@ -35,15 +36,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from django.db import connection, transaction
-from django.db.models import Q, QuerySet
-from django.utils import timezone
 
 from analytics_site.sql import (
     fold_until_caught_up,
     has_warnings_sql,
     is_postgres,
-    rollup_batch_rows,
-    rollup_safety_lag,
     set_local_utc,
     sql_execute,
     sql_param,
@@ -56,74 +53,13 @@ from events.facade import (
     events_all,
     rejected_events_all,
 )
+from events.receive_order import ReceivePosition, range_sql, upper_bound
 from quality.models import EventMinute, IntakeHour, IntakeRuleHour, IntakeWatermark
 from quality.selectors.intake import WATERMARK_NAME, IntakeMarks
 
 HOUR_TABLE = IntakeHour._meta.db_table
 RULE_TABLE = IntakeRuleHour._meta.db_table
 MINUTE_TABLE = EventMinute._meta.db_table
-
-Position = tuple[dt.datetime, int]  # (received_at, id): a place in receive order
-
-
-# ---------------------------------------------------------------------------------------------
-# Receive order: ranges of (received_at, id) after a watermark, up to an upper bound taken at
-# now - safety lag and at most one batch ahead. The dashboard rollups (reports) do the same;
-# this private section is what the shared helper (events.receive_order) replaces at merge.
-
-
-def _after_sql(column_prefix: str, received_at: dt.datetime | None, pk: int):
-    """(SQL, params) for rows after (received_at, pk) in receive order."""
-    if received_at is None:
-        return "1 = 1", []
-    # The leading range condition lets PostgreSQL use the received_at index.
-    return (
-        f"{column_prefix}received_at >= %s AND ({column_prefix}received_at > %s "
-        f"OR {column_prefix}id > %s)",
-        [received_at, received_at, pk],
-    )
-
-
-def _until_sql(column_prefix: str, upper: Position):
-    return (
-        f"({column_prefix}received_at < %s OR ({column_prefix}received_at = %s "
-        f"AND {column_prefix}id <= %s))",
-        [upper[0], upper[0], upper[1]],
-    )
-
-
-def _range_sql(
-    prefix: str, received_at: dt.datetime | None, pk: int, upper: Position
-) -> tuple[str, list[Any]]:
-    """(SQL, params) for rows in (after, upper] in receive order."""
-    after, after_params = _after_sql(prefix, received_at, pk)
-    until, until_params = _until_sql(prefix, upper)
-    return f"{after} AND {until}", [*after_params, *until_params]
-
-
-def _after_queryset(queryset: QuerySet, received_at: dt.datetime | None, pk: int) -> QuerySet:
-    if received_at is None:
-        return queryset
-    later = Q(received_at__gt=received_at) | Q(received_at=received_at, id__gt=pk)
-    return queryset.filter(Q(received_at__gte=received_at) & later)
-
-
-def _horizon(now: dt.datetime | None) -> dt.datetime:
-    """Rows received after this stay in the raw tail for now."""
-    return (now or timezone.now()) - rollup_safety_lag()
-
-
-def _upper_bound(
-    queryset: QuerySet, received_at: dt.datetime | None, pk: int, horizon: dt.datetime, batch: int
-) -> Position | None:
-    """The last row of the next batch after (received_at, pk), received by the horizon."""
-    pending = _after_queryset(queryset, received_at, pk).filter(received_at__lte=horizon)
-    nth = pending.order_by("received_at", "id").values_list("received_at", "id")[batch - 1 : batch]
-    row = next(iter(nth), None)
-    if row is None:
-        row = pending.order_by("-received_at", "-id").values_list("received_at", "id").first()
-    return row
-
 
 # ---------------------------------------------------------------------------------------------
 # Watermark row and dialect helpers.
@@ -132,6 +68,13 @@ def _upper_bound(
 def _lock_watermark() -> IntakeWatermark:
     IntakeWatermark.objects.get_or_create(name=WATERMARK_NAME)
     return IntakeWatermark.objects.select_for_update().get(name=WATERMARK_NAME)
+
+
+def _marks_of(mark: IntakeWatermark) -> IntakeMarks:
+    return IntakeMarks(
+        ReceivePosition(mark.event_txid, mark.event_pk, mark.event_received_at),
+        ReceivePosition(mark.rejected_txid, mark.rejected_pk, mark.rejected_received_at),
+    )
 
 
 def _warned_expr() -> str:
@@ -208,30 +151,29 @@ def _fold_rejected(where: str, params: list[Any]) -> None:
 
 
 def intake_advance_batch(*, now: dt.datetime | None = None, batch: int | None = None) -> int:
-    """Fold the next batch of events and of rejected events (in receive order) into the intake
+    """Fold the next batch of events and of rejected events (in fold order) into the intake
     rollups. Returns how many rows were folded. Safe to run concurrently and repeatedly."""
-    horizon = _horizon(now)
-    size = batch or rollup_batch_rows()
     folded = 0
     with transaction.atomic():
         mark = _lock_watermark()
         set_local_utc()
-        upper = _upper_bound(events_all(), mark.event_received_at, mark.event_pk, horizon, size)
+        marks = _marks_of(mark)
+        upper = upper_bound(events_all(), marks.events, now=now, batch=batch)
         if upper is not None:
-            where, params = _range_sql("t.", mark.event_received_at, mark.event_pk, upper)
+            where, params = range_sql(marks.events, upper, "t.")
             _fold_events(where, params)
             count = _count(EVENTS_TABLE, where, params)
-            mark.event_received_at, mark.event_pk = upper
+            mark.event_txid, mark.event_pk = upper.txid, upper.pk
+            mark.event_received_at = upper.received_at
             mark.events_folded += count
             folded += count
-        upper = _upper_bound(
-            rejected_events_all(), mark.rejected_received_at, mark.rejected_pk, horizon, size
-        )
+        upper = upper_bound(rejected_events_all(), marks.rejected, now=now, batch=batch)
         if upper is not None:
-            where, params = _range_sql("t.", mark.rejected_received_at, mark.rejected_pk, upper)
+            where, params = range_sql(marks.rejected, upper, "t.")
             _fold_rejected(where, params)
             count = _count(REJECTED_EVENTS_TABLE, where, params)
-            mark.rejected_received_at, mark.rejected_pk = upper
+            mark.rejected_txid, mark.rejected_pk = upper.txid, upper.pk
+            mark.rejected_received_at = upper.received_at
             mark.rejected_folded += count
             folded += count
         if folded:
@@ -268,8 +210,10 @@ def intake_rebuild(*, now: dt.datetime | None = None, batch: int | None = None) 
         for model in (IntakeHour, IntakeRuleHour, EventMinute):
             model.objects.all().delete()
         IntakeWatermark.objects.filter(name=WATERMARK_NAME).update(
+            event_txid=None,
             event_received_at=None,
             event_pk=0,
+            rejected_txid=None,
             rejected_received_at=None,
             rejected_pk=0,
             events_folded=0,
@@ -287,6 +231,7 @@ class RejectedRow(Protocol):
     """What a replay adjustment reads of a rejected event (a `rejected_events_all()` row)."""
 
     pk: Any
+    txid: int
     received_at: dt.datetime
     event_type: str
     reasons: Any
@@ -309,13 +254,15 @@ class QuarantinedBefore:
     """A rejected row as the rollups may have counted it, taken before a replay changes it."""
 
     pk: int
+    txid: int
     received_at: dt.datetime
     event_type: str
     rules: frozenset[str]
 
     @classmethod
     def of(cls, row: RejectedRow) -> QuarantinedBefore:
-        return cls(row.pk, row.received_at, row.event_type, frozenset(_rule_names(row.reasons)))
+        rules = frozenset(_rule_names(row.reasons))
+        return cls(row.pk, row.txid, row.received_at, row.event_type, rules)
 
 
 def _hour(value: dt.datetime) -> dt.datetime:
@@ -350,16 +297,14 @@ def intake_replay_adjust(
     others are raw tail, and the next fold reads them as they are now.
     """
     mark = _lock_watermark()
-    marks = IntakeMarks(
-        mark.event_received_at, mark.event_pk, mark.rejected_received_at, mark.rejected_pk
-    )
+    marks = _marks_of(mark)
     # Deltas: [accepted, warned, quarantined] per (hour, type); [events, warned] per minute.
     hours: defaultdict[tuple[dt.datetime, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     rules: Counter[tuple[dt.datetime, str]] = Counter()
     minutes: defaultdict[dt.datetime, list[int]] = defaultdict(lambda: [0, 0])
     now_by_pk = {row.pk: row for row in after}
     for old in before:
-        if not marks.holds_rejected(old.received_at, old.pk):
+        if not marks.rejected.holds(old.txid, old.pk):
             continue
         hour = _hour(old.received_at)
         new = now_by_pk.get(old.pk)
@@ -370,10 +315,10 @@ def intake_replay_adjust(
         rules.subtract((hour, rule) for rule in old.rules - new_rules)
         rules.update((hour, rule) for rule in new_rules - old.rules)
     stored = events_all().filter(pk__in=list(inserted_event_pks))
-    for received_at, pk, event_type, timestamp, warnings in stored.values_list(
-        "received_at", "id", "event_type", "timestamp", "warnings"
+    for txid, received_at, pk, event_type, timestamp, warnings in stored.values_list(
+        "txid", "received_at", "id", "event_type", "timestamp", "warnings"
     ):
-        if not marks.holds_event(received_at, pk):
+        if not marks.events.holds(txid, pk):
             continue
         warned = 1 if warnings else 0
         counts = hours[(_hour(received_at), event_type)]

@@ -1,4 +1,4 @@
-"""Keeping the intake rollups equal to the raw counts when rows are erased (ADR 0007).
+"""Keeping the intake rollups equal to the raw counts when rows are erased (ADR 0007, 0011).
 
 An erasure deletes a person's stored and rejected events; rows the intake rollups already hold
 (under their watermarks) are subtracted here, in the erasure's transaction and under the intake
@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from events.facade import REJECTED_STATUS_QUARANTINED, events_all, rejected_events_all
+from events.receive_order import ReceivePosition
 from quality.selectors.intake import IntakeMarks
 from quality.services.intake import (
     HOUR_TABLE,
@@ -35,15 +36,16 @@ def intake_rows_forget(event_pks: Sequence[int], rejected_pks: Sequence[int]) ->
     Call inside the erasure batch's transaction, before the rows are deleted."""
     mark = _lock_watermark()
     marks = IntakeMarks(
-        mark.event_received_at, mark.event_pk, mark.rejected_received_at, mark.rejected_pk
+        ReceivePosition(mark.event_txid, mark.event_pk),
+        ReceivePosition(mark.rejected_txid, mark.rejected_pk),
     )
     hours: defaultdict[tuple[dt.datetime, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     minutes: defaultdict[dt.datetime, list[int]] = defaultdict(lambda: [0, 0])
     rows = events_all().filter(pk__in=list(event_pks))
-    for received_at, pk, event_type, timestamp, warnings in rows.values_list(
-        "received_at", "id", "event_type", "timestamp", "warnings"
+    for received_at, txid, pk, event_type, timestamp, warnings in rows.values_list(
+        "received_at", "txid", "id", "event_type", "timestamp", "warnings"
     ):
-        if not marks.holds_event(received_at, pk):
+        if not marks.events.holds(txid, pk):
             continue
         warned = 1 if warnings else 0
         counts = hours[(_floor(received_at, "hour"), event_type)]

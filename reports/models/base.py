@@ -6,9 +6,12 @@ from django.db import models
 
 
 class RollupWatermark(models.Model):
-    """How far (in receive order) raw events are folded into the rollups. One row per name."""
+    """How far (in fold order, ADR 0011) raw events are folded into the rollups. One row a name."""
 
     name = models.CharField(max_length=32, unique=True)
+    # The position (txid, event_pk) in fold order (events.receive_order, ADR 0011); received_at
+    # is the last folded event's, for display.
+    txid = models.BigIntegerField(null=True, blank=True)
     received_at = models.DateTimeField(null=True, blank=True)
     event_pk = models.BigIntegerField(default=0)
     events_rolled_up = models.BigIntegerField(default=0)
@@ -27,7 +30,7 @@ class RollupWatermark(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} @ {self.received_at} / {self.event_pk}"
+        return f"{self.name} @ {self.txid} / {self.event_pk} ({self.received_at})"
 
 
 class RollupRow(models.Model):

@@ -55,15 +55,10 @@ def read_snapshot() -> Iterator[None]:
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     cursor.execute(f"SET LOCAL work_mem = '{READ_WORK_MEM}'")
         rollup_tables_lock(shared=True)  # not while a rebuild truncates (reports.locks)
-        generation, received_at, event_pk = rollup_state()
-        token = _tail_var.set(events_after_watermark(received_at, event_pk))
-        state_token = _state_var.set((generation, received_at, event_pk))
-        memo_token = _memo_var.set(
-            {
-                "rollup_key": f"{generation}:{received_at.isoformat() if received_at else '-'}"
-                f":{event_pk}"
-            }
-        )
+        generation, txid, event_pk = rollup_state()
+        token = _tail_var.set(events_after_watermark(ReceivePosition(txid, event_pk)))
+        state_token = _state_var.set((generation, txid, event_pk))
+        memo_token = _memo_var.set({"rollup_key": f"{generation}:{txid}:{event_pk}"})
         try:
             yield
         finally:
@@ -112,21 +107,21 @@ def rollup_cached(
 
 
 def rollup_state_of_snapshot() -> tuple:
-    """(generation, watermark received_at, watermark id) of the read's snapshot."""
+    """(generation, watermark txid, watermark id) of the read's snapshot."""
     state = _state_var.get()
     return rollup_state() if state is None else state
 
 
 def tail_where() -> tuple[str, list[Any]]:
     """SQL condition (and parameters) for the events after the snapshot's watermark."""
-    _, received_at, event_pk = rollup_state_of_snapshot()
-    return after_sql(ReceivePosition(received_at, event_pk))
+    _, txid, event_pk = rollup_state_of_snapshot()
+    return after_sql(ReceivePosition(txid, event_pk))
 
 
 def tail() -> QuerySet:
     tail = _tail_var.get()
     if tail is None:
-        tail = events_after_watermark(*watermark_get())
+        tail = events_after_watermark(watermark_get())
     return tail
 
 

@@ -297,11 +297,10 @@ def _publish(summary: TailSummary) -> None:
 
 
 def _shared_key(state: tuple) -> str | None:
-    generation, received_at, event_pk = state
+    generation, txid, event_pk = state
     if generation is None:  # no rollup run yet: nothing identifies the database's state
         return None
-    mark = received_at.isoformat() if received_at else "-"
-    return f"reports:tail_summary:{generation}:{mark}:{event_pk}"
+    return f"reports:tail_summary:{generation}:{txid}:{event_pk}"
 
 
 def tail_summary_share() -> TailSummary | None:

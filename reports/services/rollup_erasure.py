@@ -106,7 +106,7 @@ def rollups_forget_begin(event_pks: Sequence[int]) -> RollupForget:
     the erasure batch's transaction before deleting the events; it locks the watermark row."""
     RollupWatermark.objects.get_or_create(name=WATERMARK_NAME)
     mark = RollupWatermark.objects.select_for_update().get(name=WATERMARK_NAME)
-    position = ReceivePosition(mark.received_at, mark.event_pk)
+    position = ReceivePosition(mark.txid, mark.event_pk)
     if position.is_start or not event_pks:
         return RollupForget(0, position)
     set_local_utc()

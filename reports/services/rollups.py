@@ -7,9 +7,10 @@ additive upserts (`INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`) an
 watermark, all in one transaction that holds the watermark row `FOR UPDATE`. A second run, or a
 concurrent one, starts from the new watermark, so no event is ever counted twice.
 
-Late events: the watermark is in receive order (received_at, id; `events.receive_order`), and
-buckets are computed from the event time, so an event received now with an old timestamp
-updates its old bucket. The fold SQL itself is in `reports.services.rollup_folds`.
+Late events: the watermark is in fold order (txid, id; `events.receive_order`, ADR 0011): a
+transaction that commits late, or a bulk load of past data, lands after it and is folded. Buckets
+are computed from the event time, so an event received now with an old timestamp updates its
+old bucket. The fold SQL itself is in `reports.services.rollup_folds`.
 
 The same SQL runs on PostgreSQL and SQLite (`make demo`); only bucket truncation, the "has
 warnings" test and datetime parameters differ.
@@ -79,7 +80,7 @@ def _lock_watermark() -> RollupWatermark:
 
 
 def _position(mark: RollupWatermark) -> ReceivePosition:
-    return ReceivePosition(mark.received_at, mark.event_pk)
+    return ReceivePosition(mark.txid, mark.event_pk, mark.received_at)
 
 
 def _rollups_empty() -> None:
@@ -106,15 +107,19 @@ class RollupRun:
     events: int
     batches: int
     seconds: float
-    watermark: tuple[dt.datetime | None, int]
+    watermark: ReceivePosition
 
     def as_dict(self) -> dict[str, Any]:
-        received_at, event_pk = self.watermark
+        received_at = self.watermark.received_at
         return {
             "events": self.events,
             "batches": self.batches,
             "seconds": round(self.seconds, 3),
-            "watermark": [received_at.isoformat() if received_at else None, event_pk],
+            "watermark": {
+                "txid": self.watermark.txid,
+                "id": self.watermark.pk,
+                "received_at": received_at.isoformat() if received_at else None,
+            },
         }
 
 
@@ -137,26 +142,29 @@ def rollups_advance_batch(*, now: dt.datetime | None = None, batch: int | None =
         active_fold("rollup_delta")
         sessions_fold("rollup_delta")
         sources_drop("rollup_delta")
-        mark.received_at, mark.event_pk = upper.as_tuple()
+        mark.txid, mark.event_pk, mark.received_at = upper.txid, upper.pk, upper.received_at
         mark.events_rolled_up += count
-        mark.save(update_fields=["received_at", "event_pk", "events_rolled_up", "updated_at"])
+        mark.save(
+            update_fields=["txid", "received_at", "event_pk", "events_rolled_up", "updated_at"]
+        )
     return count
 
 
 def rollups_fold_stored_behind(event_pks: Sequence[int]) -> int:
     """Fold events stored behind the watermark, in the caller's transaction. Returns how many.
 
-    A replay from quarantine stores events with their original receipt time, which the
-    watermark (in receive order) has usually passed: the next advance would never see them.
-    Those behind it are folded here, under the watermark's lock; the rest are left to the next
-    advance. The generation changes, because rollup contents change under the same watermark
-    and cached rollup reads are keyed by both.
+    Events stored now get this transaction's txid, which is after the watermark (ADR 0011), so
+    today this folds nothing: replays land in the raw tail and the next advance takes them. Kept
+    as the listener of `events_stored_behind_notify` for a store that would write under an older
+    position; only events the watermark holds are folded here, so nothing counts twice. The
+    generation changes, because rollup contents change under the same watermark and cached
+    rollup reads are keyed by both.
     """
     if not event_pks:
         return 0
     with transaction.atomic():
         mark = _lock_watermark()
-        if mark.received_at is None:  # nothing folded yet: the next advance takes everything
+        if mark.txid is None:  # nothing folded yet: the next advance takes everything
             return 0
         set_local_utc()  # not fold_transaction_tune(): the caller's commit must stay synchronous
         below, params = range_sql(START, _position(mark))
@@ -197,14 +205,17 @@ def rollups_rebuild(
     `since` come back from the kept daily rows.
     """
     started = time.monotonic()
-    received_at, _ = watermark_get()
-    if since is None or received_at is None:
+    if since is None or watermark_get().is_start:
         with transaction.atomic():
             _lock_watermark()
             rollup_tables_lock(shared=False)  # no dashboard snapshot holds a table TRUNCATE needs
             _rollups_empty()
             RollupWatermark.objects.filter(name=WATERMARK_NAME).update(
-                received_at=None, event_pk=0, events_rolled_up=0, generation=uuid.uuid4()
+                txid=None,
+                received_at=None,
+                event_pk=0,
+                events_rolled_up=0,
+                generation=uuid.uuid4(),
             )
         run = rollups_advance(now=now, batch=batch, max_seconds=float("inf"))
         _rollups_analyze()

@@ -25,7 +25,7 @@ from reports.selectors import pages, tail_summary
 from reports.selectors.tail import read_snapshot
 from reports.selectors.tail_summary import tail_summary_share
 from reports.selectors.watermark import events_after_watermark, watermark_get
-from reports.services.rollups import rollups_advance
+from reports.services.rollups import rollups_advance, rollups_advance_batch
 from tests.dashboard_reference import NOW, assert_dashboard_matches_raw, generate_events, load
 
 pytestmark = pytest.mark.postgres
@@ -74,8 +74,9 @@ def _event(session: str, user: str, ts: dt.datetime, event_type: str, **fields) 
 @pytest.fixture
 def partly_rolled_up(require_postgres, db):
     load(generate_events())
-    rollups_advance(now=NOW - dt.timedelta(days=4), max_seconds=60)
-    assert events_after_watermark(*watermark_get()).exists()
+    # One batch of 60% of the events in fold order (ADR 0011): the rest is the raw tail.
+    rollups_advance_batch(now=NOW + dt.timedelta(minutes=5), batch=Event.objects.count() * 3 // 5)
+    assert events_after_watermark(watermark_get()).exists()
 
 
 @pytest.fixture
@@ -176,21 +177,22 @@ def test_numbers_stay_exact_when_the_watermark_moves_between_reads(partly_rolled
                 "u_fold",
                 NOW - dt.timedelta(minutes=20),
                 "purchase",
-                received_at=RECEIVED + dt.timedelta(seconds=20),
+                received_at=NOW + dt.timedelta(seconds=20),
             ),
         ]
     )
     _assert_all_match()
-    rollups_advance(now=RECEIVED + rollup_safety_lag() + dt.timedelta(seconds=1))
+    # Folds everything stored before the purchase (fold order: ADR 0011), not the purchase.
+    rollups_advance(now=NOW + rollup_safety_lag() + dt.timedelta(seconds=1))
     assert UserFirstSeen.objects.filter(user_id="u_fold").exists()
-    assert events_after_watermark(*watermark_get()).filter(user_id="u_fold")
+    assert events_after_watermark(watermark_get()).filter(user_id="u_fold")
     _assert_all_match()
 
 
 def test_a_tail_too_big_to_hold_is_aggregated_in_sql(partly_rolled_up, settings):
     """Over ROLLUP_TAIL_IN_MEMORY_MAX events the tail is not summarized; numbers come from SQL
     over the tail and stay exact, and a summary is used again once the tail is small."""
-    tail_size = events_after_watermark(*watermark_get()).count()
+    tail_size = events_after_watermark(watermark_get()).count()
     settings.ROLLUP_TAIL_IN_MEMORY_MAX = tail_size - 1
     _assert_all_match()
     settings.ROLLUP_TAIL_IN_MEMORY_MAX = tail_size

@@ -30,6 +30,7 @@ from tests.dashboard_reference import (
     load,
     ref_top,
 )
+from tests.helpers import user_with_role
 from tests.rollup_scaffold import table_state
 
 pytestmark = pytest.mark.postgres
@@ -59,7 +60,7 @@ def _quarantine_of(users: list[str]) -> None:
 
 @pytest.fixture
 def user_client(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("analyst"))
+    client.force_login(user_with_role("Viewer", username="analyst"))
     return client
 
 

@@ -9,6 +9,7 @@ import datetime as dt
 import pytest
 
 from events.models import Event, RejectedEvent
+from events.receive_order import after_q
 from governance.services.retention import retention_enforce
 from quality import selectors as quality_selectors
 from quality.models import CheckRun, EventMinute, QualityIncident
@@ -16,7 +17,7 @@ from quality.services import intake
 from reports.filters import filters_from_query
 from reports.selectors import pages
 from reports.selectors.watermark import watermark_get
-from reports.services.rollups import rollups_advance
+from reports.services.rollups import rollups_advance, rollups_advance_batch
 from tests.dashboard_reference import (
     NOW,
     filter_sets,
@@ -115,17 +116,20 @@ def test_dashboards_keep_their_history_after_a_retention_pass(dataset):
 
 
 def test_retention_never_removes_what_the_rollups_do_not_hold(dataset):
-    """With the rollups behind (a raw tail after their watermarks), only rows both rollup
-    families hold go: the tails the dashboards read on top stay whole, and numbers are kept."""
-    rollups_advance(now=NOW - dt.timedelta(days=12), max_seconds=60)
-    intake.intake_advance(now=NOW - dt.timedelta(days=15), max_seconds=60)
-    held_until = quality_selectors.intake_marks().event_received_at  # the earlier watermark
-    assert held_until < watermark_get()[0]
-    kept = Event.objects.filter(received_at__gte=held_until).count()
+    """With the rollups behind (a raw tail after their fold positions), only old rows both
+    rollup families hold go: the tails the dashboards read on top stay whole, numbers are kept."""
+    after = NOW + dt.timedelta(minutes=5)
+    rollups_advance_batch(now=after, batch=600)  # each folds part of the rows, in fold order
+    intake.intake_advance_batch(now=after, batch=400)
+    rollups, intake_events = watermark_get(), quality_selectors.intake_marks().events
+    assert not rollups.is_start and not intake_events.is_start
+    tail = after_q(rollups) | after_q(intake_events)
+    kept_tail = Event.objects.filter(tail).count()
+    assert kept_tail and Event.objects.exclude(tail).filter(received_at__lt=CUTOFF).exists()
     before = page_numbers()
     removed = retention_enforce(now=NOW, batch=50)
     assert removed["events"] > 0
-    assert not Event.objects.filter(received_at__lt=held_until).exists()
-    assert Event.objects.filter(received_at__gte=held_until).count() == kept
-    assert Event.objects.filter(received_at__lt=CUTOFF).exists()  # not held yet: kept
+    assert not Event.objects.exclude(tail).filter(received_at__lt=CUTOFF).exists()
+    assert Event.objects.filter(tail).count() == kept_tail
+    assert Event.objects.filter(tail, received_at__lt=CUTOFF).exists()  # not held yet: kept
     assert page_numbers() == before

@@ -56,7 +56,7 @@ def test_users_equal_raw_in_every_rollup_state(db, settings, state, tail_in_memo
     dataset()
     if state == "partly rolled up":
         advance(now=NOW - dt.timedelta(days=3))
-        assert events_after_watermark(*watermark_get()).exists()
+        assert events_after_watermark(watermark_get()).exists()
     elif state == "rolled up in small batches":
         advance(batch=17)
     elif state == "rebuilt since":

@@ -35,10 +35,11 @@ class Command(BaseCommand):
         if no_safety_lag:
             now += rollup_safety_lag()
         run = rollups_rebuild(since=since_date, now=now)
-        received_at, event_pk = run.watermark
+        mark = run.watermark
+        received_at = mark.received_at.isoformat() if mark.received_at else "-"
         self.stdout.write(
             self.style.SUCCESS(
                 f"Rolled up {run.events} events in {run.seconds:.2f} s "
-                f"(watermark {received_at.isoformat() if received_at else '-'} / {event_pk})"
+                f"(watermark txid {mark.txid} / {mark.pk}, received {received_at})"
             )
         )
