@@ -1,17 +1,21 @@
 """One error shape for the whole API: {"error": code, "detail": text, "errors": [...]}.
 
 Each entry of "errors" names the field and the rule it broke, so a client can fix its input
-without reading our source. A database that is down answers 503 (retry later), not 500.
+without reading our source. A database that is down answers 503 (retry later), not 500; the
+driver's message (host, port, user) goes to the log, never to the client.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
+
+logger = logging.getLogger(__name__)
 
 # (field, rule) for refusals that concern the request as a whole rather than one input field.
 _REQUEST_LEVEL: tuple[tuple[type[Exception], str, str], ...] = (
@@ -55,11 +59,14 @@ def _request_level_error(exc: Exception, message: str) -> list[dict[str, str]]:
 def api_exception_handler(exc, context):
     if isinstance(exc, OperationalError | InterfaceError):
         set_rollback()
+        logger.warning("database unavailable: %s", exc)
         return Response(
             {
                 "error": "service_unavailable",
                 "detail": "The database is unavailable; retry later (resending events is safe).",
-                "errors": [{"field": "database", "rule": "available", "message": str(exc)[:200]}],
+                "errors": [
+                    {"field": "database", "rule": "available", "message": "database unavailable"}
+                ],
             },
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "5"},
