@@ -312,6 +312,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The ingestion and read operations' real shapes, from the validator's constants (issue 14)
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "events.openapi.api_document_complete",
+    ],
 }
 
 # Alerts (quality incidents): an optional webhook that receives JSON on open and resolve.

@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, UnsupportedMediaType, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -282,7 +282,7 @@ class EventRecentApi(_EventApi):
     throttle_classes = [ReadThrottle]
 
     @extend_schema(
-        parameters=[OpenApiParameter("limit", int, description="1..1000, default 10")],
+        parameters=[EventRecentQuery],
         responses={200: OpenApiTypes.OBJECT},
         summary="Newest events first",
     )
