@@ -19,12 +19,18 @@ PRODUCTION_ENV = {
 }
 
 
+# Set by the test run itself (pytest, the browser tests' conftest), never in a deployment.
+TEST_ONLY_VARIABLES = {
+    "DEBUG",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "PYTEST_VERSION",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+}
+
+
 def _deploy_check(**overrides: str) -> subprocess.CompletedProcess:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"DEBUG", "SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "PYTEST_VERSION"}
-    }
+    env = {key: value for key, value in os.environ.items() if key not in TEST_ONLY_VARIABLES}
     env.update(PRODUCTION_ENV, **overrides)
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
