@@ -6,6 +6,7 @@ With no DATABASE_URL the app runs on SQLite in the project folder; with no REDIS
 runs tasks eagerly in-process, so the product starts with nothing else installed.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -50,6 +51,8 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "django_prometheus",
     "simple_history",  # the audit trail of admin changes (rules, checks, keys, groups, replays)
+    "axes",  # login throttling (security block below)
+    "csp",  # Content-Security-Policy (security block below)
     "events",
     "quality",
     "reports",
@@ -59,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "analytics_site.proxy.TrustedProxyMiddleware",  # before anything reads is_secure() or the IP
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -68,6 +72,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last but the metrics: turns a lockout into its answer
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -285,14 +291,68 @@ STORAGES = {
     },
 }
 
-# Security: strict in production, relaxed only where a developer needs it.
+# ---- Security hardening (issue 14; docs/runbooks/security-settings.md) ----
+# Strict in production, relaxed only where a developer needs it.
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=IS_PRODUCTION)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=IS_PRODUCTION)
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# TLS: set TLS_ENABLED=true when clients reach the site over HTTPS (directly or through a TLS
+# proxy). It turns on the HTTPS redirect and HSTS; each can still be set on its own.
+TLS_ENABLED = env.bool("TLS_ENABLED", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=TLS_ENABLED)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if TLS_ENABLED else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=TLS_ENABLED)
+# Preload is a commitment (a submission to the browsers' list), so it is opt-in; its deploy
+# check warning (W021) is silenced only while it is deliberately off.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# The proxy's X-Forwarded-Proto (and X-Forwarded-For, for the client IP) is believed only from
+# these peers (IPs or CIDR networks): analytics_site.proxy strips them from anyone else.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Login throttling (django-axes) on both login pages (/accounts/login/ and the admin's):
+# after AXES_FAILURE_LIMIT wrong passwords from one client IP, every attempt from it, right
+# password included, is refused for AXES_COOLOFF_MINUTES, before any password hashing.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
+# Content-Security-Policy (django-csp): same-origin scripts, styles, images and connections
+# only; no inline script or style (templates pass data with json_script, code lives in static/).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+
+# Password reset needs mail: its pages are served only when EMAIL_BACKEND is set to a backend
+# that really sends (analytics_site/urls.py).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="")
+PASSWORD_RESET_ENABLED = bool(EMAIL_BACKEND) and "dummy" not in EMAIL_BACKEND
+if not EMAIL_BACKEND:
+    EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
+# ---- end of the security block
 
 # ---- Ingestion fast path (analytics_site/fastpath/): event POSTs from API clients take a short
 # middleware chain under WSGI. false: they take Django's handler and the full MIDDLEWARE.
@@ -341,6 +401,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The ingestion and read operations' real shapes, from the validator's constants (issue 14)
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "events.openapi.api_document_complete",
+    ],
 }
 
 # Alerts (quality incidents): an optional webhook that receives JSON on open and resolve.
@@ -379,6 +444,7 @@ LOGGING = {
     "loggers": {
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # lockouts and failures only, not every attempt
     },
 }
 

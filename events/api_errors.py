@@ -1,7 +1,8 @@
 """One error shape for the whole API: {"error": code, "detail": text, "errors": [...]}.
 
 Each entry of "errors" names the field and the rule it broke, so a client can fix its input
-without reading our source. A database that is down answers 503 (retry later), not 500.
+without reading our source. A database that is down answers 503 (retry later), not 500; the
+driver's message (host, port, user) goes to the log, never to the client.
 """
 
 from __future__ import annotations

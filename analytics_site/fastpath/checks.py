@@ -20,6 +20,7 @@ VERIFIED_DJANGO_SERIES = (5, 2)
 # settings.MIDDLEWARE entry -> the short chain's middleware that does its work
 MIRRORED = {
     "django_prometheus.middleware.PrometheusBeforeMiddleware": "IngestMetricsMiddleware",
+    "analytics_site.proxy.TrustedProxyMiddleware": "TrustedProxyMiddleware (the same class)",
     "django.middleware.security.SecurityMiddleware": "IngestHeadersMiddleware",
     "django.middleware.common.CommonMiddleware": "IngestHeadersMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware": "IngestHeadersMiddleware",
@@ -33,6 +34,8 @@ NOT_NEEDED = {
     "django.contrib.auth.middleware.AuthenticationMiddleware": "DRF authenticates by key",
     "django.contrib.messages.middleware.MessageMiddleware": "no pages, no messages",
     "django_htmx.middleware.HtmxMiddleware": "no pages, no htmx",
+    "csp.middleware.CSPMiddleware": "JSON answers to API clients, no documents to protect",
+    "axes.middleware.AxesMiddleware": "answers lockouts of the login pages only",
 }
 
 

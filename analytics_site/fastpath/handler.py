@@ -24,6 +24,7 @@ INGEST_PATH = re.compile(r"^/(?:api/v1/)?events(?:/batch)?/?$")
 
 INGEST_MIDDLEWARE = [
     "analytics_site.fastpath.middleware.IngestMetricsMiddleware",
+    "analytics_site.proxy.TrustedProxyMiddleware",
     "analytics_site.fastpath.middleware.IngestHeadersMiddleware",
 ]
 

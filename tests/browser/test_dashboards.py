@@ -122,6 +122,7 @@ def test_filters_update_charts_in_place_and_keep_the_url(shop_events, signed_in)
     page.click(".chips a:text-is('30d')")
     page.wait_for_url("**/?preset=30d")
     page.wait_for_function(
+        "() => "
         "Chart.getChart(document.querySelector('[data-chart=chart-events]'))"
         "?.data.labels.length === 30"
     )
@@ -132,7 +133,7 @@ def test_filters_update_charts_in_place_and_keep_the_url(shop_events, signed_in)
     page.select_option("select[name=device]", "mobile")
     page.wait_for_url("**/?preset=30d&device=mobile")
     page.wait_for_function(
-        f"document.querySelector('[data-kpi=events] .kpi-value').innerText !== '{events_all}'"
+        f"() => document.querySelector('[data-kpi=events] .kpi-value').innerText !== '{events_all}'"
     )
     assert page.locator("[data-kpi=events] .kpi-value").inner_text() == "8"
     assert page.evaluate("window.__marker") == 1
@@ -146,6 +147,7 @@ def test_filters_update_charts_in_place_and_keep_the_url(shop_events, signed_in)
     page.click(".chips.split a:text-is('By device')")
     page.wait_for_url("**/funnel/?preset=30d&split=device")
     page.wait_for_function(
+        "() => "
         "Chart.getChart(document.querySelector('[data-chart=chart-funnel]'))"
         "?.data.datasets.length === 2"
     )
@@ -157,6 +159,7 @@ def test_filters_update_charts_in_place_and_keep_the_url(shop_events, signed_in)
     page.wait_for_url("**/funnel/?preset=30d")
     page.wait_for_selector(".chips.split a.active:text-is('All sessions')")
     page.wait_for_function(
+        "() => "
         "Chart.getChart(document.querySelector('[data-chart=chart-funnel]'))"
         "?.data.datasets.length === 1"
     )
@@ -175,6 +178,7 @@ def test_custom_date_range_applies(shop_events, signed_in):
     page.click("button:text-is('Apply dates')")
     page.wait_for_url(f"**/?preset=custom&start={start}&end={today.isoformat()}")
     page.wait_for_function(
+        "() => "
         "Chart.getChart(document.querySelector('[data-chart=chart-events]'))"
         "?.data.labels.length === 3"
     )
@@ -197,6 +201,7 @@ def test_live_page_refreshes_by_polling(shop_events, signed_in, settings):
     page.locator("#newest-events").get_by_text("user_live_new").wait_for(timeout=8_000)
     assert page.evaluate("window.__marker") == 1
     page.wait_for_function(
+        "() => "
         "Chart.getChart(document.querySelector('[data-chart=chart-per-minute]'))"
         "?.data.datasets[0].data.reduce((a, b) => a + b, 0) >= 1"
     )

@@ -1,0 +1,322 @@
+"""The OpenAPI document of the event API, made to say what the API does (issue 14, item 9).
+
+drf-spectacular builds the paths from the views; `api_document_complete` (a postprocessing
+hook in SPECTACULAR_SETTINGS) then gives the ingestion and read operations their real request
+and answer shapes, built from the constants the validator itself uses (events.schema), so the
+two cannot drift: country an ISO code (so "" is invalid, as the validator says), price,
+revenue, quantity and sent_at nullable (as it accepts), per-type required fields, the bounds
+of `limit`, every error answer with its JSON shape, and the per-item results of a batch.
+tests/integration/test_openapi_conformance.py runs schemathesis against a live server to
+keep it so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from events.schema import (
+    COUNTRY_CODES,
+    CURRENCY_CODES,
+    DEVICE_TYPES,
+    EVENT_TYPES,
+    MAX_MONEY,
+    MAX_QUANTITY,
+    POSITIVE_QUANTITY_TYPES,
+    PROPERTIES_MAX_KEYS,
+    REQUIRED_BY_TYPE,
+)
+
+REF = "#/components/schemas/"
+NO_NUL = "^[^\\x00]*$"
+COMMON_REQUIRED = [
+    "event_id",
+    "event_type",
+    "timestamp",
+    "user_id",
+    "session_id",
+    "device_type",
+    "country",
+]
+
+
+def _text(max_length: int, min_length: int = 0) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_length, "pattern": NO_NUL}
+    if min_length:
+        schema["minLength"] = min_length
+    return schema
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    return {**schema, "nullable": True}
+
+
+MONEY = {
+    "description": f"0 to {MAX_MONEY}, at most 2 decimal places; a JSON number or a decimal "
+    'string such as "19.99".',
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": float(MAX_MONEY), "multipleOf": 0.01},
+        {"type": "string", "pattern": "^[0-9]{1,10}(\\.[0-9]{1,2})?$"},
+    ],
+}
+DATETIME = {
+    "type": "string",
+    "format": "date-time",
+    "description": "ISO-8601; an offset is converted to UTC, none means UTC.",
+}
+
+
+def _event_properties() -> dict[str, Any]:
+    return {
+        "event_id": {"type": "string", "format": "uuid"},
+        "event_type": {"type": "string", "enum": list(EVENT_TYPES)},
+        "timestamp": {
+            **DATETIME,
+            "description": "Event time (ISO-8601); at most INGEST_MAX_FUTURE_SKEW_SECONDS "
+            "(default 300) in the future, after the sent_at correction.",
+        },
+        "sent_at": _nullable(
+            {**DATETIME, "description": "Client clock when sent; corrects clock skew."}
+        ),
+        "user_id": _text(128, 1),
+        "session_id": _text(128, 1),
+        "device_type": {"type": "string", "enum": list(DEVICE_TYPES)},
+        "country": {
+            "type": "string",
+            "enum": sorted(COUNTRY_CODES),
+            "description": 'ISO 3166-1 alpha-2 in upper case ("" is refused).',
+        },
+        "page_url": _text(2048),
+        "referrer": _text(2048),
+        "product_id": _text(128),
+        "category": _text(128),
+        "price": _nullable(MONEY),
+        "quantity": _nullable(
+            {"type": "integer", "minimum": -MAX_QUANTITY, "maximum": MAX_QUANTITY}
+        ),
+        "currency": {
+            "type": "string",
+            "enum": ["", *sorted(CURRENCY_CODES)],
+            "description": "ISO 4217 in upper case, or empty.",
+        },
+        "order_id": _text(128),
+        "revenue": _nullable(MONEY),
+        "search_query": _text(512),
+        "properties": {
+            "type": "object",
+            "maxProperties": PROPERTIES_MAX_KEYS,
+            "additionalProperties": True,
+            "description": "Free-form: at most 5 levels deep and 8 KB as JSON; finite numbers "
+            "within ±2^64; no NUL in strings.",
+        },
+    }
+
+
+def _event_variant(event_type: str) -> dict[str, Any]:
+    """One event type: its own required fields, which may then be neither empty nor null."""
+    properties = _event_properties()
+    properties["event_type"] = {"type": "string", "enum": [event_type]}
+    required_here = REQUIRED_BY_TYPE.get(event_type, ())
+    for name in required_here:
+        schema = {key: value for key, value in properties[name].items() if key != "nullable"}
+        if schema.get("type") == "string":
+            schema["minLength"] = 1
+        properties[name] = schema
+    if event_type in POSITIVE_QUANTITY_TYPES:
+        properties["quantity"] = {**properties["quantity"], "minimum": 1}
+    return {
+        "type": "object",
+        "title": event_type,
+        "properties": properties,
+        "required": COMMON_REQUIRED + list(required_here),
+        "additionalProperties": False,
+    }
+
+
+FIELD_ERROR = {
+    "type": "object",
+    "properties": {
+        "field": {"type": "string", "description": "The field (dotted path) or request part."},
+        "rule": {"type": "string", "description": "The rule it broke, e.g. required, range."},
+        "message": {"type": "string"},
+        "rule_id": {"type": "integer", "description": "The stored quality rule, if one."},
+    },
+    "required": ["field", "rule", "message"],
+}
+ERROR = {
+    "type": "object",
+    "description": "Every error answer: a code, a sentence, and the fields and rules at fault.",
+    "properties": {
+        "error": {"type": "string", "description": "invalid, validation_failed, ..."},
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {"$ref": REF + "FieldError"}},
+        "rejected_id": {
+            "type": "integer",
+            "description": "The quarantine row that keeps a refused body.",
+        },
+        "status": {"type": "string", "enum": ["rejected"]},
+        "event_id": {"type": "string"},
+        "retry_after_seconds": {"type": "number"},
+    },
+    "required": ["error", "detail"],
+}
+ITEM_RESULT = {
+    "type": "object",
+    "description": "What happened to one event: accepted (stored), duplicate (its event_id was "
+    "stored before; nothing stored) or rejected (kept in quarantine, with the reasons).",
+    "properties": {
+        "index": {"type": "integer", "minimum": 0, "description": "Position in the batch."},
+        "status": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]},
+        "event_id": {"type": "string"},
+        "id": {"type": "integer", "description": "The stored event's id."},
+        "errors": {"type": "array", "items": {"$ref": REF + "FieldError"}},
+        "warnings": {"type": "array", "items": {"$ref": REF + "FieldError"}},
+        "rejected_id": {"type": "integer"},
+    },
+    "required": ["index", "status"],
+}
+INGEST_RESULT = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["accepted", "duplicate"]},
+        "event_id": {"type": "string"},
+        "id": {"type": "integer"},
+        "duplicate": {"type": "boolean"},
+        "warnings": {"type": "array", "items": {"$ref": REF + "FieldError"}},
+    },
+    "required": ["status", "duplicate"],
+}
+BATCH_RESULT = {
+    "type": "object",
+    "properties": {
+        "accepted": {"type": "integer", "minimum": 0},
+        "duplicates": {"type": "integer", "minimum": 0},
+        "rejected": {"type": "integer", "minimum": 0},
+        "results": {"type": "array", "items": {"$ref": REF + "EventResult"}},
+    },
+    "required": ["accepted", "duplicates", "rejected", "results"],
+}
+COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
+STATS = {
+    "type": "object",
+    "properties": {
+        "total_events": {"type": "integer"},
+        "events_by_type": COUNTS,
+        "events_by_device": COUNTS,
+        "events_by_country": COUNTS,
+        "events_last_hour": {"type": "integer"},
+        "newest_event_timestamp": {"type": "string", "format": "date-time", "nullable": True},
+        "rejected_events": {"type": "integer"},
+        "validation_pass_rate": {"type": "number", "nullable": True},
+        "generated_at": {"type": "string", "format": "date-time"},
+    },
+    "required": ["total_events", "rejected_events"],
+}
+RECENT = {
+    "type": "object",
+    "properties": {
+        "events": {"type": "array", "items": {"type": "object"}},
+        "count": {"type": "integer", "minimum": 0},
+    },
+    "required": ["events", "count"],
+}
+
+
+def _components() -> dict[str, Any]:
+    return {
+        "Event": {
+            "description": "One event. Which fields are required depends on event_type.",
+            "oneOf": [{"$ref": f"{REF}Event_{event_type}"} for event_type in EVENT_TYPES],
+        },
+        **{f"Event_{event_type}": _event_variant(event_type) for event_type in EVENT_TYPES},
+        "EventBatch": {
+            "type": "object",
+            "properties": {
+                "events": {
+                    "type": "array",
+                    "maxItems": settings.INGEST_MAX_BATCH_EVENTS,
+                    "items": {
+                        "description": "An Event. Each item is validated on its own: one that "
+                        "is not a valid Event is rejected in its result, not the batch."
+                    },
+                }
+            },
+            "required": ["events"],
+        },
+        "FieldError": FIELD_ERROR,
+        "Error": ERROR,
+        "EventResult": ITEM_RESULT,
+        "EventIngestResult": INGEST_RESULT,
+        "EventBatchResult": BATCH_RESULT,
+        "EventStats": STATS,
+        "EventRecent": RECENT,
+    }
+
+
+def _json(schema_name: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": REF + schema_name}}},
+    }
+
+
+AUTH_ERRORS = {
+    "401": _json("Error", "No or an unknown ingestion key (field Authorization)."),
+    "403": _json("Error", "The key may not do this (field Authorization, rule permission)."),
+    "429": _json("Error", "Rate limit; retry_after_seconds says when to retry."),
+}
+INGEST_ERRORS = {
+    **AUTH_ERRORS,
+    "413": _json("Error", "Body or batch too large (rule max_size or max_items)."),
+    "415": _json("Error", "Content-Type is not application/json."),
+    "503": _json("Error", "The database is unavailable; resending is safe."),
+}
+OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
+    ("/events/", "post"): {
+        "requestBody": {"required": True, **_json("Event", "One event.")},
+        "responses": {
+            "201": _json("EventIngestResult", "Stored."),
+            "200": _json("EventIngestResult", "Already stored (same event_id): duplicate."),
+            "400": _json(
+                "Error",
+                "Malformed JSON, or the event was rejected (validation_failed: kept in "
+                "quarantine, errors name each field and rule).",
+            ),
+            **INGEST_ERRORS,
+        },
+    },
+    ("/events/batch/", "post"): {
+        "requestBody": {"required": True, **_json("EventBatch", "Events to ingest.")},
+        "responses": {
+            "200": _json(
+                "EventBatchResult",
+                "One result per event, by index; rejected events do not fail the batch.",
+            ),
+            "400": _json("Error", "Malformed JSON, not an object, or no events list."),
+            **INGEST_ERRORS,
+        },
+    },
+    ("/events/stats/", "get"): {
+        "responses": {"200": _json("EventStats", "Totals over stored events."), **AUTH_ERRORS}
+    },
+    ("/events/recent/", "get"): {
+        "responses": {
+            "200": _json("EventRecent", "Newest events first."),
+            "400": _json("Error", "limit is not an integer from 1 to 1000."),
+            **AUTH_ERRORS,
+        }
+    },
+}
+
+
+def api_document_complete(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the shapes above, on both URL prefixes."""
+    result.setdefault("components", {}).setdefault("schemas", {}).update(_components())
+    for path, operations in result.get("paths", {}).items():
+        key_path = path.removeprefix("/api/v1")
+        for method, operation in operations.items():
+            override = OPERATIONS.get((key_path, method))
+            if override:
+                operation.update(override)
+    return result
