@@ -13,6 +13,8 @@ from drf_spectacular.views import (
 )
 
 from analytics_site.errors import password_reset_enabled_only
+from analytics_site.liveness import collector_register
+from analytics_site.metrics import metrics_view
 
 # django.contrib.auth.urls, with password reset served only when mail can be sent.
 auth_urlpatterns = [
@@ -40,9 +42,6 @@ auth_urlpatterns = [
 ]
 
 handler500 = "analytics_site.errors.server_error"
-
-from analytics_site.liveness import collector_register
-from analytics_site.metrics import metrics_view
 
 collector_register()  # worker heartbeat ages in /metrics
 

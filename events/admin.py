@@ -56,7 +56,8 @@ class EventAdmin(ExportAdminMixin, admin.ModelAdmin):
     list_per_page = 50
 
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in Event._meta.fields]
+        # An unsaved event has no txid yet (a database default): the add form cannot show it.
+        return [f.name for f in Event._meta.fields if obj is not None or f.name != "txid"]
 
 
 @admin.register(RejectedEvent)

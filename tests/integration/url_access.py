@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -22,7 +23,8 @@ from django_celery_beat.models import (
 )
 
 from events import services as event_services
-from quality.models import CheckRun, QualityIncident, RuleCounter
+from governance.services.erasure import erasure_request_create
+from quality.models import AlertOutbox, CheckRun, QualityIncident, RuleCounter
 from quality.services import replay
 from tests.factories import (
     EventFactory,
@@ -108,6 +110,26 @@ def objects_create() -> dict[str, object]:
         "quality.replayjob": replay.replay_job_create([], user=None),
         "quality.rulecounter": RuleCounter.objects.create(
             rule_key="k", name="n", bucket=now.replace(minute=0, second=0, microsecond=0)
+        ),
+        "quality.alertoutbox": AlertOutbox.objects.create(
+            event="opened",
+            delivery_id="table",
+            payload={},
+            created_at=now,
+            next_attempt_at=now,
+            retry_until=now,
+        ),
+        "governance.erasurerequest": erasure_request_create(
+            user_id="table-user", via="admin", enqueue=False
+        ),
+        "axes.accessattempt": AccessAttempt.objects.create(
+            ip_address="10.0.0.1", username="x", attempt_time=now, failures_since_start=1
+        ),
+        "axes.accesslog": AccessLog.objects.create(
+            ip_address="10.0.0.1", username="x", attempt_time=now
+        ),
+        "axes.accessfailurelog": AccessFailureLog.objects.create(
+            ip_address="10.0.0.1", username="x", attempt_time=now
         ),
         "django_celery_beat.intervalschedule": interval,
         "django_celery_beat.crontabschedule": CrontabSchedule.objects.create(),
