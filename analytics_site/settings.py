@@ -422,7 +422,11 @@ QUALITY_COUNTERS_FLUSH_SECONDS = env.float(
 
 # --- Roles, keys and /metrics (README "Roles and keys") -------------------------------------
 # Groups Viewer, Analyst, Admin; Admin holds every permission through this backend.
-AUTHENTICATION_BACKENDS = ["analytics_site.access.RoleBackend"]
+# Axes first (login throttling, security block above), then roles.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "analytics_site.access.RoleBackend",
+]
 # /metrics in production: a bearer token, or a client address in one of these networks
 # (CIDRs). Both empty: /metrics answers 403. Outside production it is open.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

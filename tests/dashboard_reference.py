@@ -110,7 +110,7 @@ def load(events: list[Event], seed: int = 7) -> None:
         RejectedEvent.objects.create(
             event_type=rng.choice(("purchase", "page_view", "add_to_cart", "")),
             raw_payload="{}",
-            dedupe_key=f"test:{index}",
+            dedupe_key=f"test:{seed}:{index}",
             reasons=[{"field": "country", "rule": "required", "message": "Field required"}],
             received_at=NOW - dt.timedelta(hours=rng.randint(0, 24 * 20)),
             status="replayed" if index % 7 == 0 else "quarantined",

@@ -19,7 +19,7 @@ from quality import selectors as quality_selectors
 from quality.services import intake
 from reports.selectors.watermark import events_after_watermark, watermark_get
 from reports.services.rollups import rollups_advance
-from tests.data_quality.test_dashboard_numbers import (
+from tests.dashboard_reference import (
     NOW,
     assert_dashboard_matches_raw,
     filter_sets,

@@ -14,7 +14,7 @@ from django.db import connection
 from events.facade import EVENTS_TABLE
 from reports.selectors.tail import read_snapshot, tail_where
 from reports.services.rollups import rollups_advance
-from tests.data_quality.test_dashboard_numbers import NOW, generate_events, load
+from tests.dashboard_reference import NOW, generate_events, load
 
 
 def _raw_counts(field: str) -> dict[str, int]:
