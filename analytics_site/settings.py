@@ -345,6 +345,8 @@ SPECTACULAR_SETTINGS = {
 
 # Alerts (quality incidents): an optional webhook that receives JSON on open and resolve.
 QUALITY_ALERT_WEBHOOK_URL = env.str("QUALITY_ALERT_WEBHOOK_URL", default="")
+# --- Custom SQL checks (issue 12): each query's statement timeout, in its read-only transaction.
+QUALITY_CUSTOM_SQL_TIMEOUT_MS = env.int("QUALITY_CUSTOM_SQL_TIMEOUT_MS", default=5_000)
 # How often each process checks the rule-set version (an admin edit applies within this).
 # 0 in tests: every batch re-checks, so no test sees another test's rules.
 QUALITY_RULES_CACHE_SECONDS = env.float(

@@ -191,6 +191,9 @@ class CheckRun(models.Model):
     outcome = models.CharField(max_length=8, choices=Outcome.choices)
     message = models.TextField(blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
+    # Failing-row evidence of a failed run: {"kind": "event" | "quarantine", "ids": [...]} with
+    # up to 20 event ids (events.event_id) or quarantine ids (rejected event pk); {} otherwise.
+    samples = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ("-ran_at",)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from quality.admin.help_text import kinds_help
@@ -70,7 +72,16 @@ class QualityCheckAdmin(SimpleHistoryAdmin):
 
 @admin.register(CheckRun)
 class CheckRunAdmin(admin.ModelAdmin):
-    list_display = ("ran_at", "quality_check", "outcome", "metric_value", "threshold", "duration")
+    list_display = (
+        "ran_at",
+        "quality_check",
+        "outcome",
+        "metric_value",
+        "threshold",
+        "duration",
+        "sample_count",
+    )
+    readonly_fields = ("failing_rows",)
     list_filter = ("outcome", "quality_check")
     date_hierarchy = "ran_at"
     list_select_related = ("quality_check",)
@@ -78,6 +89,26 @@ class CheckRunAdmin(admin.ModelAdmin):
     @admin.display(description="Duration (ms)")
     def duration(self, run: CheckRun) -> str:
         return f"{run.duration_ms:.1f}"
+
+    @admin.display(description="Samples")
+    def sample_count(self, run: CheckRun) -> int:
+        return len((run.samples or {}).get("ids") or [])
+
+    @admin.display(description="Failing-row samples")
+    def failing_rows(self, run: CheckRun) -> str:
+        """Each sampled id links to the event (searched by event_id) or the quarantined row."""
+        samples = run.samples or {}
+        ids = samples.get("ids") or []
+        if not ids:
+            return "—"
+        if samples.get("kind") == "quarantine":
+            links = [(reverse("admin:events_rejectedevent_change", args=[pk]), pk) for pk in ids]
+        else:
+            changelist = reverse("admin:events_event_changelist")
+            links = [(f"{changelist}?q={event_id}", event_id) for event_id in ids]
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", '<li><a href="{}">{}</a></li>', links)
+        )
 
     def has_add_permission(self, request) -> bool:
         return False

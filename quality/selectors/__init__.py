@@ -5,6 +5,7 @@
 - `live`: stored events per minute (the Live page);
 - `incidents`: unresolved incidents and the charts they touch;
 - `checks`: the counts dataset checks judge, rule counters, recent check runs;
+- `evidence`: custom SQL check values, failing-row samples of failed runs;
 - `retention`: days kept per kind and the oldest row of each (the Data quality page);
 - `stored_events`: stored-event lookups for batch rules and rule trials;
 - `intake` and `buckets`: what the others share (intake rollup watermarks and snapshot, time
@@ -27,6 +28,13 @@ from quality.selectors.checks import (
     purchases_without_checkout,
     rule_counts_since,
     validation_counts,
+)
+from quality.selectors.evidence import (
+    custom_sql_value,
+    duplicate_rows_sample,
+    null_rows_sample,
+    orphan_purchases_sample,
+    quarantined_sample,
 )
 from quality.selectors.incidents import METRIC_TOUCHES, UNRESOLVED, incidents_open
 from quality.selectors.intake import IntakeMarks, intake_marks
@@ -55,7 +63,9 @@ __all__ = [
     "StoredEventFacts",
     "category_counts",
     "check_runs_recent",
+    "custom_sql_value",
     "duplicate_counts",
+    "duplicate_rows_sample",
     "event_counts_in_windows",
     "events_newest_timestamp",
     "events_of_sessions",
@@ -66,9 +76,12 @@ __all__ = [
     "field_null_counts",
     "incidents_open",
     "intake_marks",
+    "null_rows_sample",
+    "orphan_purchases_sample",
     "purchases_without_checkout",
     "quarantine_summary",
     "quarantined_by_type",
+    "quarantined_sample",
     "rejected_ids_failing_field_sql",
     "rejected_ids_failing_rule_sql",
     "retention_days",
