@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
-from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
+from quality import selectors
 from quality.admin.help_text import kinds_help
 from quality.engine import checks as check_engine
 from quality.models import CheckRun, QualityCheck
@@ -97,15 +97,9 @@ class CheckRunAdmin(admin.ModelAdmin):
     @admin.display(description="Failing-row samples")
     def failing_rows(self, run: CheckRun) -> str:
         """Each sampled id links to the event (searched by event_id) or the quarantined row."""
-        samples = run.samples or {}
-        ids = samples.get("ids") or []
-        if not ids:
+        links = [(link["url"], link["label"]) for link in selectors.sample_links(run.samples)]
+        if not links:
             return "—"
-        if samples.get("kind") == "quarantine":
-            links = [(reverse("admin:events_rejectedevent_change", args=[pk]), pk) for pk in ids]
-        else:
-            changelist = reverse("admin:events_event_changelist")
-            links = [(f"{changelist}?q={event_id}", event_id) for event_id in ids]
         return format_html(
             "<ul>{}</ul>", format_html_join("", '<li><a href="{}">{}</a></li>', links)
         )

@@ -5,6 +5,7 @@
 - `live`: stored events per minute (the Live page);
 - `incidents`: unresolved incidents and the charts they touch;
 - `checks`: the counts dataset checks judge, rule counters, recent check runs;
+- `check_history`: one check's runs, samples and incidents (its page);
 - `evidence`: custom SQL check values, failing-row samples of failed runs;
 - `retention`: days kept per kind and the oldest row of each (the Data quality page);
 - `stored_events`: stored-event lookups for batch rules and rule trials;
@@ -17,6 +18,7 @@ re-exported here under its own name. Dashboard signatures are a contract with th
 """
 
 from quality.selectors.buckets import BUCKETS
+from quality.selectors.check_history import check_history, sample_links
 from quality.selectors.checks import (
     category_counts,
     check_runs_recent,
@@ -62,6 +64,7 @@ __all__ = [
     "IntakeMarks",
     "StoredEventFacts",
     "category_counts",
+    "check_history",
     "check_runs_recent",
     "custom_sql_value",
     "duplicate_counts",
@@ -88,6 +91,7 @@ __all__ = [
     "retention_summary",
     "rule_counts_since",
     "rules_failing_top",
+    "sample_links",
     "validation_counts",
     "validation_pass_rate_series",
 ]

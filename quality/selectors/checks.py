@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
+from django.urls import reverse
 
 from events.facade import (
     REJECTED_STATUS_QUARANTINED,
@@ -125,6 +126,7 @@ def check_runs_recent(limit: int = 20) -> list[dict[str, Any]]:
     return [
         {
             "check": run.quality_check.name,
+            "check_id": run.quality_check_id,
             "kind": run.quality_check.kind,
             "outcome": run.outcome,
             "metric_value": run.metric_value,
@@ -132,6 +134,8 @@ def check_runs_recent(limit: int = 20) -> list[dict[str, Any]]:
             "ran_at": run.ran_at,
             "duration_ms": round(run.duration_ms, 2),
             "message": run.message,
+            "sample_count": len((run.samples or {}).get("ids") or []),
+            "admin_url": reverse("admin:quality_checkrun_change", args=[run.pk]),
         }
         for run in runs
     ]
