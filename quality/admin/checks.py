@@ -33,6 +33,7 @@ class QualityCheckForm(forms.ModelForm):
             "interval_minutes",
             "severity",
             "webhook_url",
+            "alert_channels",
         )
         help_texts = {"params": kinds_help(check_engine.KIND_HELP)}
 
