@@ -410,6 +410,19 @@ SPECTACULAR_SETTINGS = {
 
 # Alerts (quality incidents): an optional webhook that receives JSON on open and resolve.
 QUALITY_ALERT_WEBHOOK_URL = env.str("QUALITY_ALERT_WEBHOOK_URL", default="")
+# --- Custom SQL checks (issue 12): each query's statement timeout, in its read-only transaction.
+QUALITY_CUSTOM_SQL_TIMEOUT_MS = env.int("QUALITY_CUSTOM_SQL_TIMEOUT_MS", default=5_000)
+# --- Alert channels (issue 12): the default for checks and rules without their own, as
+# comma-separated specs: webhook:<url>, slack:<url>, email:<address>. Empty: the single
+# QUALITY_ALERT_WEBHOOK_URL above. E-mail goes through Django's EMAIL_* settings.
+QUALITY_ALERT_CHANNELS = env.list("QUALITY_ALERT_CHANNELS", default=[])
+# Prefix that turns an incident's admin path into a link in Slack and e-mail alerts.
+QUALITY_ALERT_LINK_BASE = env.str("QUALITY_ALERT_LINK_BASE", default="")
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="dataops-alerts@localhost")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 # How often each process checks the rule-set version (an admin edit applies within this).
 # 0 in tests: every batch re-checks, so no test sees another test's rules.
 QUALITY_RULES_CACHE_SECONDS = env.float(

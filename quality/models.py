@@ -16,8 +16,27 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from events.schema import EVENT_TYPES
+from quality.engine import channels as channel_engine
 from quality.engine import checks as check_engine
 from quality.engine import rules as rule_engine
+
+
+def _validate_channels(value: object) -> None:
+    try:
+        channel_engine.channels_parse(value)
+    except channel_engine.ChannelSpecError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+def _channels_field() -> models.JSONField:
+    return models.JSONField(
+        default=list,
+        blank=True,
+        validators=[_validate_channels],
+        help_text='Alert channels, e.g. ["slack:https://hooks.slack.com/...", '
+        '"email:oncall@example.com", "webhook:https://..."]; empty = the global default '
+        "(QUALITY_ALERT_CHANNELS).",
+    )
 
 
 class Severity(models.TextChoices):
@@ -62,6 +81,7 @@ class QualityRule(models.Model):
         help_text="Open an incident when this rule fails more than this share of the events "
         "it checks over the last hour (0.05 = 5%).",
     )
+    alert_channels = _channels_field()
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     updated_by = models.ForeignKey(
@@ -155,6 +175,7 @@ class QualityCheck(models.Model):
     webhook_url = models.URLField(
         blank=True, default="", help_text="Overrides QUALITY_ALERT_WEBHOOK_URL for this check."
     )
+    alert_channels = _channels_field()
     last_run_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -191,6 +212,9 @@ class CheckRun(models.Model):
     outcome = models.CharField(max_length=8, choices=Outcome.choices)
     message = models.TextField(blank=True, default="")
     details = models.JSONField(default=dict, blank=True)
+    # Failing-row evidence of a failed run: {"kind": "event" | "quarantine", "ids": [...]} with
+    # up to 20 event ids (events.event_id) or quarantine ids (rejected event pk); {} otherwise.
+    samples = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ("-ran_at",)
@@ -403,6 +427,8 @@ class AlertOutbox(models.Model):
     next_attempt_at = models.DateTimeField(help_text="Also the lease of a delivery in flight.")
     retry_until = models.DateTimeField()
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Channel specs that already took this alert: a retry sends only to the others.
+    delivered_channels = models.JSONField(default=list, blank=True)
     last_error = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:

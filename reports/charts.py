@@ -132,3 +132,22 @@ def quarantine_by_rule(by_rule: dict[str, int]) -> dict[str, Any]:
         "labels": [name for name, _ in items],
         "datasets": [{"label": "Quarantined events", "data": [count for _, count in items]}],
     }
+
+
+RATE_CHECK_KINDS = frozenset(
+    {"null_rate", "duplicate_rate", "funnel_sanity", "validation_pass_rate"}
+)
+
+
+def check_metric(series: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    """One check's metric per run against its threshold (a gap where a run had no value:
+    skipped or errored). Rates are shown as percentages, other metrics as plain decimals."""
+    return {
+        "type": "line",
+        "format": "percent" if kind in RATE_CHECK_KINDS else "decimal",
+        "labels": [row["ran_at"].astimezone(dt.UTC).strftime("%d %b %H:%M") for row in series],
+        "datasets": [
+            {"label": "Metric", "data": [row["metric_value"] for row in series]},
+            {"label": "Threshold", "data": [row["threshold"] for row in series], "role": "target"},
+        ],
+    }

@@ -12,6 +12,7 @@ urlpatterns = [
         path(f"{page}/", views.dashboard_page, {"page": page}, name=page)
         for page in ("funnel", "products", "audience", "live", "quality")
     ),
+    path("quality/checks/<int:check_id>/", views.check_detail, name="check_detail"),
     path(
         "<slug:page>/csv/<slug:table>/",
         views.table_csv,

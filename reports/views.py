@@ -265,3 +265,25 @@ def table_csv(request: HttpRequest, page: str, table: str) -> HttpResponse:
     period = f"{filters.start:%Y%m%d}-{filters.end - SECOND:%Y%m%d}"
     response["Content-Disposition"] = f'attachment; filename="{page}-{table}-{period}.csv"'
     return response
+
+
+@login_required
+@permission_required("reports.view_dashboards", raise_exception=True)
+def check_detail(request: HttpRequest, check_id: int) -> HttpResponse:
+    """One dataset check: its metric over time against its threshold, runs with their
+    failing-row samples, and incidents. htmx requests get only the `check` partial."""
+    data = pages.check_page(check_id)
+    if data is None:
+        raise Http404(f"no check {check_id}")
+    context = {
+        "page": "quality",
+        "title": f"Check {data['check']['name']}",
+        "data": data,
+        "nav_query": "",
+        "chart": charts.check_metric(data["series"], data["check"]["kind"]),
+    }
+    partial = bool(request.htmx) and not request.htmx.history_restore_request
+    template = "reports/check.html"
+    response = render(request, f"{template}#check" if partial else template, context)
+    patch_vary_headers(response, ("HX-Request",))
+    return response

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
+from quality import selectors
 from quality.admin.help_text import kinds_help
 from quality.engine import checks as check_engine
 from quality.models import CheckRun, QualityCheck
@@ -31,6 +33,7 @@ class QualityCheckForm(forms.ModelForm):
             "interval_minutes",
             "severity",
             "webhook_url",
+            "alert_channels",
         )
         help_texts = {"params": kinds_help(check_engine.KIND_HELP)}
 
@@ -70,7 +73,16 @@ class QualityCheckAdmin(SimpleHistoryAdmin):
 
 @admin.register(CheckRun)
 class CheckRunAdmin(admin.ModelAdmin):
-    list_display = ("ran_at", "quality_check", "outcome", "metric_value", "threshold", "duration")
+    list_display = (
+        "ran_at",
+        "quality_check",
+        "outcome",
+        "metric_value",
+        "threshold",
+        "duration",
+        "sample_count",
+    )
+    readonly_fields = ("failing_rows",)
     list_filter = ("outcome", "quality_check")
     date_hierarchy = "ran_at"
     list_select_related = ("quality_check",)
@@ -78,6 +90,20 @@ class CheckRunAdmin(admin.ModelAdmin):
     @admin.display(description="Duration (ms)")
     def duration(self, run: CheckRun) -> str:
         return f"{run.duration_ms:.1f}"
+
+    @admin.display(description="Samples")
+    def sample_count(self, run: CheckRun) -> int:
+        return len((run.samples or {}).get("ids") or [])
+
+    @admin.display(description="Failing-row samples")
+    def failing_rows(self, run: CheckRun) -> str:
+        """Each sampled id links to the event (searched by event_id) or the quarantined row."""
+        links = [(link["url"], link["label"]) for link in selectors.sample_links(run.samples)]
+        if not links:
+            return "—"
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", '<li><a href="{}">{}</a></li>', links)
+        )
 
     def has_add_permission(self, request) -> bool:
         return False

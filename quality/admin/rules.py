@@ -40,6 +40,7 @@ class QualityRuleForm(forms.ModelForm):
             "params",
             "event_types",
             "alert_rate_threshold",
+            "alert_channels",
         )
         help_texts = {"params": kinds_help(rule_engine.KIND_HELP)}
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import sqlparse
 
 from events.schema import EVENT_TYPES
 from quality.engine.rules import NUMBER_FIELDS, STRING_FIELDS
@@ -25,10 +28,14 @@ CHECK_KINDS = (
     "distribution_drift",
     "funnel_sanity",
     "validation_pass_rate",
+    "custom_sql",
 )
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 DRIFT_FIELDS = frozenset({"event_type", "device_type", "country", "currency", "category"})
 NULLABLE_FIELDS = (STRING_FIELDS | NUMBER_FIELDS) - {"event_type"}
+# `properties.<key>` (nested: `properties.a.b`) names a custom property in null_rate and drift.
+PROPERTY_PATH = re.compile(r"^properties(\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,4}$")
+SAMPLE_LIMIT = 20  # failing-row ids kept per failed run
 
 KIND_HELP = {
     "freshness": "minutes since the newest event; fails above the threshold. params: {}",
@@ -47,6 +54,10 @@ KIND_HELP = {
     'params: {"window_minutes": 1440}',
     "validation_pass_rate": "accepted / (accepted + quarantined) in the window; fails BELOW "
     'the threshold (e.g. 0.995). params: {"window_minutes": 60}',
+    "custom_sql": "one read-only SELECT returning one number (first column of the first row), "
+    "run in a read-only transaction with a statement timeout; fails above the threshold, or "
+    'below it with "fail_when": "below". params: {"sql": "SELECT count(*) FROM events_event '
+    'WHERE ...", "fail_when": "above|below"}',
 }
 
 _COMMON = {"window_minutes"}
@@ -58,6 +69,7 @@ _ALLOWED_PARAMS = {
     "distribution_drift": _COMMON | {"field", "method", "baseline_days", "min_events"},
     "funnel_sanity": _COMMON,
     "validation_pass_rate": _COMMON | {"min_events"},
+    "custom_sql": {"sql", "fail_when"},
 }
 
 
@@ -96,11 +108,15 @@ def check_params_validate(kind: str, params: Mapping[str, Any]) -> None:
     event_types = params.get("event_types", [])
     if not isinstance(event_types, list) or set(event_types) - set(EVENT_TYPES):
         raise CheckParamError(f"'event_types' must be a list of: {', '.join(EVENT_TYPES)}.")
-    if kind == "null_rate" and params.get("field") not in NULLABLE_FIELDS:
-        raise CheckParamError(f"'field' must be one of: {', '.join(sorted(NULLABLE_FIELDS))}.")
+    if kind == "null_rate" and not _field_ok(params.get("field"), NULLABLE_FIELDS):
+        raise CheckParamError(
+            f"'field' must be one of: {', '.join(sorted(NULLABLE_FIELDS))}, or properties.<key>."
+        )
     if kind == "distribution_drift":
-        if params.get("field") not in DRIFT_FIELDS:
-            raise CheckParamError(f"'field' must be one of: {', '.join(sorted(DRIFT_FIELDS))}.")
+        if not _field_ok(params.get("field"), DRIFT_FIELDS):
+            raise CheckParamError(
+                f"'field' must be one of: {', '.join(sorted(DRIFT_FIELDS))}, or properties.<key>."
+            )
         if params.get("method", "tvd") not in ("tvd", "psi"):
             raise CheckParamError("'method' must be tvd or psi.")
     if kind == "volume_anomaly" and params.get("direction", "both") not in (
@@ -109,15 +125,60 @@ def check_params_validate(kind: str, params: Mapping[str, Any]) -> None:
         "spike",
     ):
         raise CheckParamError("'direction' must be both, drop or spike.")
+    if kind == "custom_sql":
+        custom_sql_validate(params.get("sql"))
+        if params.get("fail_when", "above") not in ("above", "below"):
+            raise CheckParamError("'fail_when' must be above or below.")
+
+
+def is_property_path(name: object) -> bool:
+    return isinstance(name, str) and bool(PROPERTY_PATH.match(name))
+
+
+def _field_ok(name: object, columns: frozenset[str]) -> bool:
+    return name in columns or is_property_path(name)
+
+
+def custom_sql_validate(sql: object) -> str:
+    """Return the query without a trailing semicolon, or raise: it must be one SELECT (a WITH
+    ... SELECT counts). This is a guard for clear form errors; the read-only transaction it runs
+    in is what actually refuses writes (e.g. a data-modifying CTE)."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise CheckParamError("'sql' must be a non-empty SELECT query.")
+    statements = [stmt for stmt in sqlparse.parse(sql) if str(stmt).strip().strip(";").strip()]
+    if len(statements) != 1:
+        raise CheckParamError("'sql' must be exactly one statement (no ';' between queries).")
+    if statements[0].get_type() != "SELECT":
+        raise CheckParamError("'sql' must be a SELECT query (read-only).")
+    return str(statements[0]).strip().rstrip(";").strip()
+
+
+def custom_sql_evaluate(
+    value: object, *, threshold: float, fail_when: str = "above"
+) -> CheckResult:
+    """Judge the number a custom query returned; NULL (no row) is skipped, not failed."""
+    if value is None:
+        return CheckResult(SKIPPED, None, "the query returned no value (NULL or no row)")
+    try:
+        metric = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise CheckParamError(f"the query returned {value!r}, not a number") from None
+    if fail_when == "above":
+        return _fail_above(metric, threshold, "custom query value")
+    outcome = FAIL if metric < threshold else PASS
+    relation = "below" if outcome == FAIL else "at or above"
+    return CheckResult(
+        outcome, metric, f"custom query value {metric:.4g} is {relation} threshold {threshold:g}"
+    )
 
 
 def check_touches(kind: str, params: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """(fields, event types) a check is about, so dashboards can link incidents to charts.
     Empty lists mean every field / every event type."""
     if kind == "null_rate":
-        return [params["field"]], list(params.get("event_types") or [])
+        return [params["field"].split(".", 1)[0]], list(params.get("event_types") or [])
     if kind == "distribution_drift":
-        return [params["field"]], []
+        return [params["field"].split(".", 1)[0]], []
     if kind == "funnel_sanity":
         return ["session_id"], ["checkout_start", "purchase"]
     if kind == "freshness":

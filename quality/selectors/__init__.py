@@ -5,6 +5,8 @@
 - `live`: stored events per minute (the Live page);
 - `incidents`: unresolved incidents and the charts they touch;
 - `checks`: the counts dataset checks judge, rule counters, recent check runs;
+- `check_history`: one check's runs, samples and incidents (its page);
+- `evidence`: custom SQL check values, failing-row samples of failed runs;
 - `retention`: days kept per kind and the oldest row of each (the Data quality page);
 - `stored_events`: stored-event lookups for batch rules and rule trials;
 - `intake` and `buckets`: what the others share (intake rollup watermarks and snapshot, time
@@ -16,6 +18,7 @@ re-exported here under its own name. Dashboard signatures are a contract with th
 """
 
 from quality.selectors.buckets import BUCKETS
+from quality.selectors.check_history import check_history, sample_links
 from quality.selectors.checks import (
     category_counts,
     check_runs_recent,
@@ -27,6 +30,13 @@ from quality.selectors.checks import (
     purchases_without_checkout,
     rule_counts_since,
     validation_counts,
+)
+from quality.selectors.evidence import (
+    custom_sql_value,
+    duplicate_rows_sample,
+    null_rows_sample,
+    orphan_purchases_sample,
+    quarantined_sample,
 )
 from quality.selectors.incidents import METRIC_TOUCHES, UNRESOLVED, incidents_open
 from quality.selectors.intake import IntakeMarks, intake_marks
@@ -54,8 +64,11 @@ __all__ = [
     "IntakeMarks",
     "StoredEventFacts",
     "category_counts",
+    "check_history",
     "check_runs_recent",
+    "custom_sql_value",
     "duplicate_counts",
+    "duplicate_rows_sample",
     "event_counts_in_windows",
     "events_newest_timestamp",
     "events_of_sessions",
@@ -66,15 +79,19 @@ __all__ = [
     "field_null_counts",
     "incidents_open",
     "intake_marks",
+    "null_rows_sample",
+    "orphan_purchases_sample",
     "purchases_without_checkout",
     "quarantine_summary",
     "quarantined_by_type",
+    "quarantined_sample",
     "rejected_ids_failing_field_sql",
     "rejected_ids_failing_rule_sql",
     "retention_days",
     "retention_summary",
     "rule_counts_since",
     "rules_failing_top",
+    "sample_links",
     "validation_counts",
     "validation_pass_rate_series",
 ]

@@ -8,18 +8,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Count, Exists, Max, OuterRef, Q, Sum
+from django.urls import reverse
 
 from events.facade import (
-    EVENT_COLUMNS,
     REJECTED_STATUS_QUARANTINED,
     events_all,
     rejected_events_all,
 )
+from quality.engine.checks import is_property_path
 from quality.models import CheckRun, RuleCounter
 from quality.selectors.buckets import bucket_start
-
-# Text columns count "" as empty as well as NULL.
-_TEXT_COLUMNS = frozenset(name for name, sql_type in EVENT_COLUMNS if sql_type == "text")
+from quality.selectors.evidence import TEXT_COLUMNS, field_expression
 
 
 def events_newest_timestamp(event_types: Sequence[str] = ()) -> dt.datetime | None:
@@ -50,13 +49,14 @@ def event_counts_in_windows(windows: Sequence[tuple[dt.datetime, dt.datetime]]) 
 def field_null_counts(
     field: str, event_types: Sequence[str], start: dt.datetime, end: dt.datetime
 ) -> tuple[int, int]:
-    """(null or empty, total) for a field over events in the window."""
+    """(null or empty, total) for a field (or `properties.<path>`) over events in the window."""
     rows = events_all().filter(timestamp__gte=start, timestamp__lt=end)
     if event_types:
         rows = rows.filter(event_type__in=event_types)
-    empty = Q(**{f"{field}__isnull": True})
-    if field in _TEXT_COLUMNS:
-        empty |= Q(**{field: ""})
+    rows = rows.annotate(value=field_expression(field))
+    empty = Q(value__isnull=True)
+    if field in TEXT_COLUMNS or is_property_path(field):
+        empty |= Q(value="")
     result = rows.aggregate(total=Count("id"), empty=Count("id", filter=empty))
     return result["empty"], result["total"]
 
@@ -76,9 +76,11 @@ def duplicate_counts(start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
 
 
 def category_counts(field: str, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
+    """Events per value of a field (or `properties.<path>`, missing counted as "None")."""
     rows = events_all().filter(timestamp__gte=start, timestamp__lt=end)
+    rows = rows.annotate(value=field_expression(field))
     return {
-        str(value): n for value, n in rows.values_list(field).annotate(n=Count("id")).order_by()
+        str(value): n for value, n in rows.values_list("value").annotate(n=Count("id")).order_by()
     }
 
 
@@ -124,6 +126,7 @@ def check_runs_recent(limit: int = 20) -> list[dict[str, Any]]:
     return [
         {
             "check": run.quality_check.name,
+            "check_id": run.quality_check_id,
             "kind": run.quality_check.kind,
             "outcome": run.outcome,
             "metric_value": run.metric_value,
@@ -131,6 +134,8 @@ def check_runs_recent(limit: int = 20) -> list[dict[str, Any]]:
             "ran_at": run.ran_at,
             "duration_ms": round(run.duration_ms, 2),
             "message": run.message,
+            "sample_count": len((run.samples or {}).get("ids") or []),
+            "admin_url": reverse("admin:quality_checkrun_change", args=[run.pk]),
         }
         for run in runs
     ]

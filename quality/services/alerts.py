@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 import requests
-from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
 from quality.models import QualityIncident
@@ -22,13 +21,6 @@ class TransientWebhookError(Exception):
 
 class WebhookRefusedError(Exception):
     """The receiver refused the alert (a 4xx other than 429): resending cannot help."""
-
-
-def alert_webhook_url(incident: QualityIncident | None) -> str:
-    check = incident.quality_check if incident is not None else None
-    if check is not None and check.webhook_url:
-        return check.webhook_url
-    return settings.QUALITY_ALERT_WEBHOOK_URL
 
 
 def incident_admin_path(incident_id: int) -> str:

@@ -108,6 +108,13 @@ def _pass_rate(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
     )
 
 
+def _custom_sql(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
+    value = selectors.custom_sql_value(check.params["sql"])
+    return engine.custom_sql_evaluate(
+        value, threshold=check.threshold, fail_when=check.params.get("fail_when", "above")
+    )
+
+
 _EVALUATORS: dict[str, Callable[[QualityCheck, dt.datetime], engine.CheckResult]] = {
     "freshness": _freshness,
     "volume_anomaly": _volume,
@@ -116,7 +123,26 @@ _EVALUATORS: dict[str, Callable[[QualityCheck, dt.datetime], engine.CheckResult]
     "distribution_drift": _drift,
     "funnel_sanity": _funnel,
     "validation_pass_rate": _pass_rate,
+    "custom_sql": _custom_sql,
 }
+
+
+def check_samples(check: QualityCheck, now: dt.datetime) -> dict:
+    """Up to SAMPLE_LIMIT ids of the rows behind a failure, from the window the check counted;
+    {} for kinds without rows to point at (volume, drift, freshness, custom SQL)."""
+    if check.kind == "validation_pass_rate":
+        return {"kind": "quarantine", "ids": selectors.quarantined_sample(*_window(check, now))}
+    if check.kind == "null_rate":
+        event_types = check.params.get("event_types") or ()
+        start, end = _window(check, now)
+        ids = selectors.null_rows_sample(check.params["field"], event_types, start, end)
+    elif check.kind == "duplicate_rate":
+        ids = selectors.duplicate_rows_sample(*_window(check, now))
+    elif check.kind == "funnel_sanity":
+        ids = selectors.orphan_purchases_sample(*_window(check, now, default=1440))
+    else:
+        return {}
+    return {"kind": "event", "ids": ids}
 
 
 def check_source(check: QualityCheck) -> IncidentSource:
@@ -143,6 +169,7 @@ def check_run(check_id: int, *, now: dt.datetime | None = None) -> CheckRun:
         logger.exception("quality.check_error", check=check.name)
         result = engine.CheckResult("error", None, f"{type(exc).__name__}: {exc}"[:500])
     duration_ms = (time.perf_counter() - started) * 1000
+    samples = check_samples(check, now) if result.outcome == engine.FAIL else {}
     run = CheckRun.objects.create(
         quality_check=check,
         ran_at=now,
@@ -152,6 +179,7 @@ def check_run(check_id: int, *, now: dt.datetime | None = None) -> CheckRun:
         outcome=result.outcome,
         message=result.message,
         details=_jsonable(result.details),
+        samples=samples,
     )
     QualityCheck.objects.filter(pk=check.pk).filter(
         Q(last_run_at__isnull=True) | Q(last_run_at__lt=now)

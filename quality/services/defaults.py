@@ -257,8 +257,20 @@ class DefaultsLoaded:
 
 # What a shipped definition leaves out, so that --reset restores every field.
 _BASE = {
-    QualityRule: {"description": "", "event_types": [], "severity": "error", "enabled": True},
-    QualityCheck: {"description": "", "severity": "error", "enabled": True, "webhook_url": ""},
+    QualityRule: {
+        "description": "",
+        "event_types": [],
+        "severity": "error",
+        "enabled": True,
+        "alert_channels": [],
+    },
+    QualityCheck: {
+        "description": "",
+        "severity": "error",
+        "enabled": True,
+        "webhook_url": "",
+        "alert_channels": [],
+    },
 }
 
 

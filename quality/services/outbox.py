@@ -31,10 +31,9 @@ from quality.models import AlertOutbox, QualityIncident
 from quality.services.alerts import (
     TransientWebhookError,
     WebhookRefusedError,
-    alert_post,
-    alert_webhook_url,
     incident_alert_payload,
 )
+from quality.services.channels import alert_channel_send, alert_channels_for
 
 logger = structlog.get_logger(__name__)
 
@@ -110,7 +109,9 @@ def _claim(outbox_id: int, now: dt.datetime) -> AlertOutbox | None:
     ).update(next_attempt_at=now + _lease(), attempts=F("attempts") + 1)
     if not claimed:
         return None
-    return AlertOutbox.objects.select_related("incident__quality_check").get(pk=outbox_id)
+    return AlertOutbox.objects.select_related("incident__quality_check", "incident__rule").get(
+        pk=outbox_id
+    )
 
 
 def _finish(row: AlertOutbox, status: str, error: str = "", **fields) -> None:
@@ -121,26 +122,38 @@ def _finish(row: AlertOutbox, status: str, error: str = "", **fields) -> None:
 
 
 def alert_outbox_deliver(outbox_id: int) -> str:
-    """Deliver one alert if it is pending and due. Returns "delivered", "retry", "dead",
-    "unrouted" (no webhook configured: the log line is the alert) or "skipped" (not due, or
-    another worker holds it)."""
+    """Deliver one alert to each of its channels (webhook, Slack, e-mail) if it is pending and
+    due. Returns "delivered" (every channel has it), "retry", "dead", "unrouted" (no channel
+    configured: the log line is the alert) or "skipped" (not due, or another worker holds it).
+    Each channel that took the alert is recorded at once, so a retry sends only to the rest."""
     row = _claim(outbox_id, timezone.now())
     if row is None:
         return "skipped"
-    url = alert_webhook_url(row.incident)
-    if not url:
+    channels = alert_channels_for(row.incident)
+    if not channels:
         _finish(row, AlertOutbox.Status.UNROUTED)
         return "unrouted"
-    try:
-        alert_post(url, row.payload)
-    except TransientWebhookError as exc:
-        return _retry_or_dead_letter(row, str(exc))
-    except WebhookRefusedError as exc:
-        logger.error("quality.alert_refused", outbox_id=row.pk, error=str(exc))
-        _finish(row, AlertOutbox.Status.DEAD, str(exc))
-        return "dead"
+    done = list(row.delivered_channels or [])
+    for channel in channels:
+        if channel.spec in done:
+            continue
+        try:
+            alert_channel_send(channel, row.payload)
+        except TransientWebhookError as exc:
+            return _retry_or_dead_letter(row, _channel_error(channel.kind, exc))
+        except WebhookRefusedError as exc:
+            logger.error("quality.alert_refused", outbox_id=row.pk, error=str(exc))
+            _finish(row, AlertOutbox.Status.DEAD, _channel_error(channel.kind, exc))
+            return "dead"
+        done.append(channel.spec)
+        AlertOutbox.objects.filter(pk=row.pk).update(delivered_channels=done)
     _finish(row, AlertOutbox.Status.DELIVERED, delivered_at=timezone.now())
     return "delivered"
+
+
+def _channel_error(kind: str, exc: Exception) -> str:
+    """The generic webhook's errors read as before; other channels name themselves."""
+    return str(exc) if kind == "webhook" else f"{kind}: {exc}"
 
 
 def _retry_or_dead_letter(row: AlertOutbox, error: str) -> str:

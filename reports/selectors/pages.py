@@ -289,6 +289,11 @@ def quality_page(filters: DashboardFilters) -> dict[str, Any]:
     }
 
 
+def check_page(check_id: int) -> dict[str, Any] | None:
+    """One dataset check's page: its history from the quality app (None: no such check)."""
+    return quality_selectors.check_history(check_id)
+
+
 def dashboard_cache_warm(
     presets: tuple[str, ...] = ("24h", "7d", "30d", "90d"), *, now: dt.datetime | None = None
 ) -> int:

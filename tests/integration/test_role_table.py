@@ -42,6 +42,7 @@ ROUTES: dict[str, tuple[int, ...]] = {
     "audience/": PAGE,
     "live/": PAGE,
     "quality/": PAGE,
+    "quality/checks/<int:check_id>/": PAGE,
     "<slug:page>/csv/<slug:table>/": PAGE,
     "metrics": OPEN,  # open outside production; test_metrics_access covers production
     "accounts/login/": OPEN,

@@ -157,6 +157,7 @@ def concrete_url(route: Route, objects: dict[str, object]) -> str:
             path = path.replace("^([^/]+)/history/([^/]+)/$", item)
         path = re.sub(r"<(path:object_id|int:rule_id|id)>", str(obj.pk), path)
     path = path.replace("<slug:page>/csv/<slug:table>", "overview/csv/kpis")
+    path = path.replace("<int:check_id>", str(objects["quality.qualitycheck"].pk))
     path = path.replace("<uidb64>/<token>", "MQ/not-a-token")
     path = path.replace("r/<path:content_type_id>/<path:object_id>", "r/1/999999")
     path = path.replace("(?P<app_label>", "").replace("(?P<url>.*)", "nowhere/")
