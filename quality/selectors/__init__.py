@@ -5,6 +5,7 @@
 - `live`: stored events per minute (the Live page);
 - `incidents`: unresolved incidents and the charts they touch;
 - `checks`: the counts dataset checks judge, rule counters, recent check runs;
+- `freshness`: the README's KPI, share of events received within 5 minutes of their time;
 - `retention`: days kept per kind and the oldest row of each (the Data quality page);
 - `stored_events`: stored-event lookups for batch rules and rule trials;
 - `intake` and `buckets`: what the others share (intake rollup watermarks and snapshot, time
@@ -28,6 +29,7 @@ from quality.selectors.checks import (
     rule_counts_since,
     validation_counts,
 )
+from quality.selectors.freshness import data_freshness
 from quality.selectors.incidents import METRIC_TOUCHES, UNRESOLVED, incidents_open
 from quality.selectors.intake import IntakeMarks, intake_marks
 from quality.selectors.live import events_per_minute
@@ -55,6 +57,7 @@ __all__ = [
     "StoredEventFacts",
     "category_counts",
     "check_runs_recent",
+    "data_freshness",
     "duplicate_counts",
     "event_counts_in_windows",
     "events_newest_timestamp",
