@@ -270,6 +270,7 @@ def freshness(now: dt.datetime | None = None) -> dict[str, Any]:
     return {
         "newest_event": newest,
         "lag_seconds": (now - newest).total_seconds() if newest else None,
+        "rollups": rollup_lag(now),  # how far the dashboards' rollups are behind
     }
 
 
@@ -286,7 +287,6 @@ def quality_page(filters: DashboardFilters) -> dict[str, Any]:
         "incidents": quality_selectors.incidents_open(limit=20),
         "freshness": freshness(),
         "data_freshness": quality_selectors.data_freshness(filters.start, filters.end),
-        "rollup_lag": rollup_lag(timezone.now()),
         "check_runs": quality_selectors.check_runs_recent(10),
         "retention": quality_selectors.retention_summary(),
     }

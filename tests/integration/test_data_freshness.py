@@ -116,7 +116,7 @@ def test_quality_page_shows_fresh_share_and_rollup_lag(require_postgres):
         accepted,
         fresh,
     )
-    lag = page["rollup_lag"]
+    lag = page["freshness"]["rollups"]
     with connection.cursor() as cursor:
         # Nothing folded yet: the first event waiting is the first in fold order (ADR 0011).
         cursor.execute("SELECT received_at FROM events_event ORDER BY txid, id LIMIT 1")
@@ -126,5 +126,5 @@ def test_quality_page_shows_fresh_share_and_rollup_lag(require_postgres):
         (dt.datetime.now(dt.UTC) - oldest).total_seconds(), abs=60
     )
     rollups_advance(now=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))
-    lag = report_selectors.quality_page(filters)["rollup_lag"]
+    lag = report_selectors.quality_page(filters)["freshness"]["rollups"]
     assert lag["lag_seconds"] == 0 and lag["last_folded_received_at"] is not None
