@@ -367,6 +367,9 @@ class IntakeHour(models.Model):
     accepted = models.BigIntegerField(default=0)
     warned = models.BigIntegerField(default=0)
     quarantined = models.BigIntegerField(default=0)
+    # Accepted events received within FRESH_WITHIN of their own timestamp (the README's KPI
+    # "95% of data < 5 minutes old"); one received before its timestamp counts as fresh.
+    fresh = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [

@@ -7,6 +7,7 @@
 - `checks`: the counts dataset checks judge, rule counters, recent check runs;
 - `check_history`: one check's runs, samples and incidents (its page);
 - `evidence`: custom SQL check values, failing-row samples of failed runs;
+- `freshness`: the README's KPI, share of events received within 5 minutes of their time;
 - `retention`: days kept per kind and the oldest row of each (the Data quality page);
 - `stored_events`: stored-event lookups for batch rules and rule trials;
 - `intake` and `buckets`: what the others share (intake rollup watermarks and snapshot, time
@@ -38,6 +39,7 @@ from quality.selectors.evidence import (
     orphan_purchases_sample,
     quarantined_sample,
 )
+from quality.selectors.freshness import data_freshness
 from quality.selectors.incidents import METRIC_TOUCHES, UNRESOLVED, incidents_open
 from quality.selectors.intake import IntakeMarks, intake_marks
 from quality.selectors.live import events_per_minute
@@ -67,6 +69,7 @@ __all__ = [
     "check_history",
     "check_runs_recent",
     "custom_sql_value",
+    "data_freshness",
     "duplicate_counts",
     "duplicate_rows_sample",
     "event_counts_in_windows",

@@ -25,6 +25,26 @@ from quality.selectors.buckets import BUCKETS, bucket_start
 
 # The one row of IntakeWatermark that the intake folds move (quality.services.intake).
 WATERMARK_NAME = "intake"
+# The README's freshness KPI: "95% of data < 5 minutes old" (IntakeHour.fresh).
+FRESH_WITHIN = dt.timedelta(minutes=5)
+FRESH_TARGET = 0.95
+
+
+def fresh_sql(prefix: str = "") -> str:
+    """SQL: 1 when an event row was received within FRESH_WITHIN of its timestamp, else 0 (the
+    fold's `IntakeHour.fresh` and the raw reads share it, so they agree to the microsecond)."""
+    seconds = int(FRESH_WITHIN.total_seconds())
+    received, timestamp = f"{prefix}received_at", f"{prefix}timestamp"
+    if is_postgres():
+        within = f"{timestamp} + interval '{seconds} seconds'"
+    else:  # SQLite keeps 'YYYY-MM-DD HH:MM:SS[.ffffff]' text: shift the whole seconds (its
+        # date functions round to milliseconds), then put the microseconds back
+        within = (
+            f"strftime('%Y-%m-%d %H:%M:%S', substr({timestamp}, 1, 19), '+{seconds} seconds') "
+            f"|| substr({timestamp}, 20)"
+        )
+    return f"CASE WHEN {received} <= {within} THEN 1 ELSE 0 END"
+
 
 Span = tuple[dt.datetime | None, dt.datetime | None]
 

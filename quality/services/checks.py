@@ -158,17 +158,26 @@ def check_source(check: QualityCheck) -> IncidentSource:
     )
 
 
+def check_evaluate(check: QualityCheck, now: dt.datetime) -> tuple[engine.CheckResult, float]:
+    """Judge one check as of `now` and write nothing: (result, duration in ms). A check that
+    raises comes back as an "error" result, so one broken check does not stop the others."""
+    started = time.perf_counter()
+    try:
+        result = _EVALUATORS[check.kind](check, now)
+    except Exception as exc:
+        logger.exception("quality.check_error", check=check.name)
+        result = engine.CheckResult("error", None, f"{type(exc).__name__}: {exc}"[:500])
+    result = engine.CheckResult(
+        result.outcome, result.metric, result.message, _jsonable(result.details)
+    )
+    return result, (time.perf_counter() - started) * 1000
+
+
 def check_run(check_id: int, *, now: dt.datetime | None = None) -> CheckRun:
     """Run one check now: store a CheckRun; open/update the incident on fail, resolve on pass."""
     now = now or timezone.now()
     check = QualityCheck.objects.get(pk=check_id)
-    started = time.perf_counter()
-    try:
-        result = _EVALUATORS[check.kind](check, now)
-    except Exception as exc:  # a broken check must not stop the others; recorded as error
-        logger.exception("quality.check_error", check=check.name)
-        result = engine.CheckResult("error", None, f"{type(exc).__name__}: {exc}"[:500])
-    duration_ms = (time.perf_counter() - started) * 1000
+    result, duration_ms = check_evaluate(check, now)
     samples = check_samples(check, now) if result.outcome == engine.FAIL else {}
     run = CheckRun.objects.create(
         quality_check=check,
@@ -178,7 +187,7 @@ def check_run(check_id: int, *, now: dt.datetime | None = None) -> CheckRun:
         threshold=check.threshold,
         outcome=result.outcome,
         message=result.message,
-        details=_jsonable(result.details),
+        details=result.details,
         samples=samples,
     )
     QualityCheck.objects.filter(pk=check.pk).filter(
@@ -240,12 +249,25 @@ def checks_run_due(now: dt.datetime | None = None) -> list[CheckRun]:
     return [check_run(check.pk, now=now) for check in checks_due(now) if check_claim(check, now)]
 
 
-def checks_run(names: list[str] | None = None) -> list[CheckRun]:
-    """Run checks on demand (all enabled ones, or the named ones even if disabled)."""
+def checks_selected(names: list[str] | None = None) -> list[QualityCheck]:
+    """All enabled checks, or the named ones even if disabled, by name."""
     rows = QualityCheck.objects.order_by("name")
-    rows = rows.filter(name__in=names) if names else rows.filter(enabled=True)
-    now = timezone.now()
-    return [check_run(check.pk, now=now) for check in rows]
+    return list(rows.filter(name__in=names) if names else rows.filter(enabled=True))
+
+
+def checks_run(names: list[str] | None = None, *, now: dt.datetime | None = None) -> list[CheckRun]:
+    """Run checks on demand (all enabled ones, or the named ones even if disabled)."""
+    now = now or timezone.now()
+    return [check_run(check.pk, now=now) for check in checks_selected(names)]
+
+
+def checks_evaluate(
+    names: list[str] | None = None, *, now: dt.datetime | None = None
+) -> list[tuple[QualityCheck, engine.CheckResult, float]]:
+    """Judge checks as of `now` without storing runs, opening incidents or alerting: the
+    CI / code-review mode of `run_quality_checks --no-incidents`."""
+    now = now or timezone.now()
+    return [(check, *check_evaluate(check, now)) for check in checks_selected(names)]
 
 
 def rule_rates_evaluate(now: dt.datetime | None = None) -> list[dict]:

@@ -5,7 +5,8 @@ replay adjustments, rebuilds.
 
 What they hold, so that readers (`quality.selectors`) equal the raw counts:
 - `IntakeHour`: per hour of received_at and event type, stored events (`accepted`), those with
-  warnings (`warned`) and rejected events whose status is still quarantined (`quarantined`);
+  warnings (`warned`), those received within 5 minutes of their timestamp (`fresh`) and
+  rejected events whose status is still quarantined (`quarantined`);
 - `IntakeRuleHour`: quarantined rejected events per hour of received_at and failed rule name;
 - `EventMinute`: stored events (and warned ones) per minute of event time, for the Live page.
 
@@ -55,7 +56,7 @@ from events.facade import (
 )
 from events.receive_order import ReceivePosition, range_sql, upper_bound
 from quality.models import EventMinute, IntakeHour, IntakeRuleHour, IntakeWatermark
-from quality.selectors.intake import WATERMARK_NAME, IntakeMarks
+from quality.selectors.intake import FRESH_WITHIN, WATERMARK_NAME, IntakeMarks, fresh_sql
 
 HOUR_TABLE = IntakeHour._meta.db_table
 RULE_TABLE = IntakeRuleHour._meta.db_table
@@ -79,6 +80,10 @@ def _marks_of(mark: IntakeWatermark) -> IntakeMarks:
 
 def _warned_expr() -> str:
     return f"CASE WHEN {has_warnings_sql()} THEN 1 ELSE 0 END"
+
+
+def _is_fresh(received_at: dt.datetime, timestamp: dt.datetime) -> int:
+    return 1 if received_at - timestamp <= FRESH_WITHIN else 0
 
 
 def _rule_names_sql(where: str) -> str:
@@ -117,10 +122,11 @@ def _count(table: str, where: str, params: list[Any]) -> int:
 
 def _fold_events(where: str, params: list[Any]) -> None:
     sql_execute(
-        f"INSERT INTO {HOUR_TABLE} (bucket, event_type, accepted, warned, quarantined) "
+        f"INSERT INTO {HOUR_TABLE} (bucket, event_type, accepted, warned, quarantined, fresh) "
         f"SELECT {time_bucket('t.received_at', 'hour')}, t.event_type, COUNT(*), "
-        f"SUM({_warned_expr()}), 0 FROM {EVENTS_TABLE} t WHERE {where} GROUP BY 1, 2 "
-        + _additive(HOUR_TABLE, ("bucket", "event_type"), ("accepted", "warned")),
+        f"SUM({_warned_expr()}), 0, SUM({fresh_sql('t.')}) FROM {EVENTS_TABLE} t WHERE {where} "
+        "GROUP BY 1, 2 "
+        + _additive(HOUR_TABLE, ("bucket", "event_type"), ("accepted", "warned", "fresh")),
         params,
     )
     sql_execute(
@@ -298,8 +304,9 @@ def intake_replay_adjust(
     """
     mark = _lock_watermark()
     marks = _marks_of(mark)
-    # Deltas: [accepted, warned, quarantined] per (hour, type); [events, warned] per minute.
-    hours: defaultdict[tuple[dt.datetime, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    # Deltas: [accepted, warned, quarantined, fresh] per (hour, type); [events, warned] per
+    # minute.
+    hours: defaultdict[tuple[dt.datetime, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     rules: Counter[tuple[dt.datetime, str]] = Counter()
     minutes: defaultdict[dt.datetime, list[int]] = defaultdict(lambda: [0, 0])
     now_by_pk = {row.pk: row for row in after}
@@ -323,12 +330,13 @@ def intake_replay_adjust(
         warned = 1 if warnings else 0
         counts = hours[(_hour(received_at), event_type)]
         counts[0], counts[1] = counts[0] + 1, counts[1] + warned
+        counts[3] += _is_fresh(received_at, timestamp)
         counts = minutes[timestamp.astimezone(dt.UTC).replace(second=0, microsecond=0)]
         counts[0], counts[1] = counts[0] + 1, counts[1] + warned
     _upsert_values(
         HOUR_TABLE,
         ("bucket", "event_type"),
-        ("accepted", "warned", "quarantined"),
+        ("accepted", "warned", "quarantined", "fresh"),
         [(*key, *deltas) for key, deltas in sorted(hours.items())],
     )
     _upsert_values(

@@ -20,6 +20,7 @@ from quality.services.intake import (
     HOUR_TABLE,
     MINUTE_TABLE,
     QuarantinedBefore,
+    _is_fresh,
     _lock_watermark,
     _upsert_values,
     intake_replay_adjust,
@@ -39,7 +40,7 @@ def intake_rows_forget(event_pks: Sequence[int], rejected_pks: Sequence[int]) ->
         ReceivePosition(mark.event_txid, mark.event_pk),
         ReceivePosition(mark.rejected_txid, mark.rejected_pk),
     )
-    hours: defaultdict[tuple[dt.datetime, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    hours: defaultdict[tuple[dt.datetime, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     minutes: defaultdict[dt.datetime, list[int]] = defaultdict(lambda: [0, 0])
     rows = events_all().filter(pk__in=list(event_pks))
     for received_at, txid, pk, event_type, timestamp, warnings in rows.values_list(
@@ -50,12 +51,13 @@ def intake_rows_forget(event_pks: Sequence[int], rejected_pks: Sequence[int]) ->
         warned = 1 if warnings else 0
         counts = hours[(_floor(received_at, "hour"), event_type)]
         counts[0], counts[1] = counts[0] - 1, counts[1] - warned
+        counts[3] -= _is_fresh(received_at, timestamp)
         counts = minutes[_floor(timestamp, "minute")]
         counts[0], counts[1] = counts[0] - 1, counts[1] - warned
     _upsert_values(
         HOUR_TABLE,
         ("bucket", "event_type"),
-        ("accepted", "warned", "quarantined"),
+        ("accepted", "warned", "quarantined", "fresh"),
         [(*key, *deltas) for key, deltas in sorted(hours.items())],
     )
     _upsert_values(

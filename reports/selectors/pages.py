@@ -62,6 +62,7 @@ from reports.selectors.sessions import session_steps
 from reports.selectors.tail import read_snapshot
 from reports.selectors.tail_summary import tail_summary_share
 from reports.selectors.users import new_vs_returning, users
+from reports.selectors.watermark import rollup_lag
 
 QUALITY_TARGET = 0.995
 LIVE_MINUTES = 30
@@ -269,6 +270,7 @@ def freshness(now: dt.datetime | None = None) -> dict[str, Any]:
     return {
         "newest_event": newest,
         "lag_seconds": (now - newest).total_seconds() if newest else None,
+        "rollups": rollup_lag(now),  # how far the dashboards' rollups are behind
     }
 
 
@@ -284,6 +286,7 @@ def quality_page(filters: DashboardFilters) -> dict[str, Any]:
         "quarantine": quality_selectors.quarantine_summary(filters.start, filters.end),
         "incidents": quality_selectors.incidents_open(limit=20),
         "freshness": freshness(),
+        "data_freshness": quality_selectors.data_freshness(filters.start, filters.end),
         "check_runs": quality_selectors.check_runs_recent(10),
         "retention": quality_selectors.retention_summary(),
     }

@@ -3,7 +3,9 @@ after it (the tail that the other selectors add on top of the rollup tables)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from typing import Any
 
 from django.db.models import QuerySet
 
@@ -37,3 +39,18 @@ def rollup_state() -> tuple[uuid.UUID | None, int | None, int]:
 def events_after_watermark(position: ReceivePosition) -> QuerySet:
     """Raw events not yet in the rollups (the tail that readers add on top)."""
     return events_all().filter(after_q(position))
+
+
+def rollup_lag(now: dt.datetime) -> dict[str, Any]:
+    """How far the dashboards' rollups are behind: the age of the first event waiting to be
+    folded (0 when nothing waits), and when the last folded event was received. Two index
+    reads: the watermark row and the first tail row in fold order (txid, id)."""
+    position = watermark_get()
+    waiting = (
+        events_after_watermark(position)
+        .order_by("txid", "id")
+        .values_list("received_at", flat=True)
+        .first()
+    )
+    lag = max((now - waiting).total_seconds(), 0.0) if waiting else 0.0
+    return {"lag_seconds": lag, "last_folded_received_at": position.received_at}

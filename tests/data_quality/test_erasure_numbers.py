@@ -106,7 +106,7 @@ def intake_state() -> dict:
     them)."""
     rows = {}
     for model, values in (
-        (IntakeHour, ("accepted", "warned", "quarantined")),
+        (IntakeHour, ("accepted", "warned", "quarantined", "fresh")),
         (IntakeRuleHour, ("quarantined",)),
         (EventMinute, ("events", "warned")),
     ):

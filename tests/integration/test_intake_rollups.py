@@ -188,7 +188,7 @@ def quarantine_purchases(received_at: dt.datetime, count: int, currency: str = "
 def rollup_rows() -> tuple:
     """Every non-zero rollup row (a replay can leave a row at zero; a rebuild has none)."""
     hours = IntakeHour.objects.values_list(
-        "bucket", "event_type", "accepted", "warned", "quarantined"
+        "bucket", "event_type", "accepted", "warned", "quarantined", "fresh"
     )
     rules = IntakeRuleHour.objects.values_list("bucket", "rule", "quarantined")
     minutes = EventMinute.objects.values_list("bucket", "events", "warned")
