@@ -50,7 +50,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
                 ('name', models.SlugField(help_text="Shown to API clients as the failed rule's name.", max_length=80)),
                 ('description', models.TextField(blank=True, default='')),
-                ('event_types', models.JSONField(blank=True, default=list, help_text='Event types it applies to, e.g. ["purchase"]; empty = all types.', validators=[quality.models._validate_event_types])),
+                ('event_types', models.JSONField(blank=True, default=list, help_text='Event types it applies to, e.g. ["purchase"]; empty = all types.', validators=[quality.models.base.validate_event_types])),
                 ('field', models.CharField(help_text='Event field, or properties.<key> for a custom property.', max_length=128)),
                 ('kind', models.CharField(choices=[('required', 'Required'), ('regex', 'Regex'), ('range', 'Range'), ('allowed_values', 'Allowed Values'), ('max_length', 'Max Length'), ('max_age', 'Max Age'), ('future_skew', 'Future Skew'), ('revenue_matches', 'Revenue Matches'), ('required_if', 'Required If'), ('session_exists', 'Session Exists'), ('unique_per_day', 'Unique Per Day')], max_length=32)),
                 ('params', models.JSONField(blank=True, default=dict, help_text="Kind-specific parameters; see the kind's help.")),

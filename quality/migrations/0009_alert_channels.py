@@ -19,21 +19,21 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='historicalqualitycheck',
             name='alert_channels',
-            field=models.JSONField(blank=True, default=list, help_text='Alert channels, e.g. ["slack:https://hooks.slack.com/...", "email:oncall@example.com", "webhook:https://..."]; empty = the global default (QUALITY_ALERT_CHANNELS).', validators=[quality.models._validate_channels]),
+            field=models.JSONField(blank=True, default=list, help_text='Alert channels, e.g. ["slack:https://hooks.slack.com/...", "email:oncall@example.com", "webhook:https://..."]; empty = the global default (QUALITY_ALERT_CHANNELS).', validators=[quality.models.base.validate_channels]),
         ),
         migrations.AddField(
             model_name='historicalqualityrule',
             name='alert_channels',
-            field=models.JSONField(blank=True, default=list, help_text='Alert channels, e.g. ["slack:https://hooks.slack.com/...", "email:oncall@example.com", "webhook:https://..."]; empty = the global default (QUALITY_ALERT_CHANNELS).', validators=[quality.models._validate_channels]),
+            field=models.JSONField(blank=True, default=list, help_text='Alert channels, e.g. ["slack:https://hooks.slack.com/...", "email:oncall@example.com", "webhook:https://..."]; empty = the global default (QUALITY_ALERT_CHANNELS).', validators=[quality.models.base.validate_channels]),
         ),
         migrations.AddField(
             model_name='qualitycheck',
             name='alert_channels',
-            field=models.JSONField(blank=True, default=list, help_text='Alert channels, e.g. ["slack:https://hooks.slack.com/...", "email:oncall@example.com", "webhook:https://..."]; empty = the global default (QUALITY_ALERT_CHANNELS).', validators=[quality.models._validate_channels]),
+            field=models.JSONField(blank=True, default=list, help_text='Alert channels, e.g. ["slack:https://hooks.slack.com/...", "email:oncall@example.com", "webhook:https://..."]; empty = the global default (QUALITY_ALERT_CHANNELS).', validators=[quality.models.base.validate_channels]),
         ),
         migrations.AddField(
             model_name='qualityrule',
             name='alert_channels',
-            field=models.JSONField(blank=True, default=list, help_text='Alert channels, e.g. ["slack:https://hooks.slack.com/...", "email:oncall@example.com", "webhook:https://..."]; empty = the global default (QUALITY_ALERT_CHANNELS).', validators=[quality.models._validate_channels]),
+            field=models.JSONField(blank=True, default=list, help_text='Alert channels, e.g. ["slack:https://hooks.slack.com/...", "email:oncall@example.com", "webhook:https://..."]; empty = the global default (QUALITY_ALERT_CHANNELS).', validators=[quality.models.base.validate_channels]),
         ),
     ]
