@@ -6,10 +6,16 @@ With no DATABASE_URL the app runs on SQLite in the project folder; with no REDIS
 runs tasks eagerly in-process, so the product starts with nothing else installed.
 """
 
-from datetime import timedelta
 from pathlib import Path
 
 import environ
+
+from analytics_site.settings_operations import (
+    alert_outbox_settings,
+    governance_settings,
+    operations_settings,
+)
+from analytics_site.settings_security import security_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -173,94 +179,26 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 60},
     },
 }
-# --- Alert outbox (issue 14, ADR 0010) ---------------------------------------------------------
-# Incident alerts are retried with backoff (base doubling up to the max) for the horizon, then
-# dead-lettered (admin: Alert outbox, "resend"). The beat's flush delivers what is due.
-ALERT_OUTBOX_HORIZON_HOURS = env.float("ALERT_OUTBOX_HORIZON_HOURS", default=24.0)
-ALERT_OUTBOX_BACKOFF_BASE_SECONDS = env.float("ALERT_OUTBOX_BACKOFF_BASE_SECONDS", default=5.0)
-ALERT_OUTBOX_BACKOFF_MAX_SECONDS = env.float("ALERT_OUTBOX_BACKOFF_MAX_SECONDS", default=600.0)
-ALERT_OUTBOX_INTERVAL_SECONDS = env.int("ALERT_OUTBOX_INTERVAL_SECONDS", default=15)
-# A delivery in flight holds its alert this long (more than the webhook timeout).
-ALERT_OUTBOX_LEASE_SECONDS = env.float("ALERT_OUTBOX_LEASE_SECONDS", default=60.0)
-CELERY_BEAT_SCHEDULE["quality-alert-outbox-flush"] = {
-    "task": "quality.alert_outbox_flush",
-    "schedule": ALERT_OUTBOX_INTERVAL_SECONDS,
-    "options": {"expires": ALERT_OUTBOX_INTERVAL_SECONDS},
-}
-# --- end alert outbox ----------------------------------------------------------------------------
+# --- Alert outbox (issue 14, ADR 0010): retries with backoff, then dead letters.
+globals().update(alert_outbox_settings(env, beat_schedule=CELERY_BEAT_SCHEDULE))
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# --- Data governance (issue 13): erasure requests and retention (governance app) -------------
-# Erasure audit records keep HMAC-SHA256(ERASURE_HASH_KEY, id), never the id.
-ERASURE_HASH_KEY = env.str("ERASURE_HASH_KEY", default=SECRET_KEY)
-ERASURE_BATCH_EVENTS = env.int("ERASURE_BATCH_EVENTS", default=2000)
-# Days each kind of row is kept; 0 keeps it forever (the default: nothing is deleted on upgrade).
-RETENTION_EVENTS_DAYS = env.int("RETENTION_EVENTS_DAYS", default=0)
-RETENTION_QUARANTINE_DAYS = env.int("RETENTION_QUARANTINE_DAYS", default=0)
-RETENTION_CHECK_RUNS_DAYS = env.int("RETENTION_CHECK_RUNS_DAYS", default=0)
-RETENTION_EVENT_MINUTES_DAYS = env.int("RETENTION_EVENT_MINUTES_DAYS", default=0)
-RETENTION_RESOLVED_INCIDENTS_DAYS = env.int("RETENTION_RESOLVED_INCIDENTS_DAYS", default=0)
-# Each delete is one short transaction of at most this many rows.
-RETENTION_BATCH_ROWS = env.int("RETENTION_BATCH_ROWS", default=5000)
-RETENTION_INTERVAL_SECONDS = env.int("RETENTION_INTERVAL_SECONDS", default=3600)
-CELERY_BEAT_SCHEDULE["governance-retention-enforce"] = {
-    "task": "governance.retention_enforce",
-    "schedule": RETENTION_INTERVAL_SECONDS,
-    "options": {"expires": RETENTION_INTERVAL_SECONDS},
-}
+# --- Data governance (issue 13): erasure requests and retention (governance app).
+globals().update(
+    governance_settings(env, secret_key=SECRET_KEY, beat_schedule=CELERY_BEAT_SCHEDULE)
+)
 
-# ---- Operations under faults (issue 14; docs/adr/0008-operations-under-faults.md).
-# Timeouts: web requests give up sooner than tasks. DB_ROLE (web | worker, set by the Procfile and
-# compose; web by default) picks which pair applies to this process.
-DB_ROLE = env.str("DB_ROLE", default="web")
-DB_CONNECT_TIMEOUT_SECONDS = env.int(
-    "DB_CONNECT_TIMEOUT_SECONDS", default=3 if DB_ROLE == "web" else 10
-)
-DB_STATEMENT_TIMEOUT_MS = env.int(
-    "DB_STATEMENT_TIMEOUT_MS", default=15_000 if DB_ROLE == "web" else 600_000
-)
-if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "connect_timeout": DB_CONNECT_TIMEOUT_SECONDS,
-            "options": f"-c statement_timeout={DB_STATEMENT_TIMEOUT_MS}",
-            # A server gone silent (network partition) is noticed in about a minute.
-            "keepalives": 1,
-            "keepalives_idle": 30,
-            "keepalives_interval": 10,
-            "keepalives_count": 3,
-        }
+# ---- Operations under faults (issue 14; docs/adr/0008-operations-under-faults.md): timeouts
+# (DB_ROLE web | worker), Redis and broker resilience, the beat leader lease, worker heartbeat.
+globals().update(
+    operations_settings(
+        env,
+        databases=DATABASES,
+        caches=CACHES,
+        redis_url=REDIS_URL,
+        beat_schedule=CELERY_BEAT_SCHEDULE,
     )
-# Health probes answer within HEALTH_TIMEOUT_SECONDS whatever a dependency does (black holes).
-HEALTH_TIMEOUT_SECONDS = env.float("HEALTH_TIMEOUT_SECONDS", default=0.7)
-# Redis (cache and broker clients) gives up instead of hanging on a black-holed socket.
-REDIS_SOCKET_TIMEOUT_SECONDS = env.float("REDIS_SOCKET_TIMEOUT_SECONDS", default=1.0)
-if REDIS_URL:
-    CACHES["default"]["OPTIONS"] = {
-        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
-        "socket_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
-    }
-# Unacknowledged (acks_late) messages of a dead worker come back after this many seconds.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=3600),
-    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT_SECONDS,
-}
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # keep retrying: the supervisor is the last resort
-# kombu's restore of unacked messages crashes the worker when Redis drops (celery_restore_guard).
-CELERY_REDIS_RESTORE_GUARD = env.bool("CELERY_REDIS_RESTORE_GUARD", default=True)
-# One beat at a time: a Redis lease around the scheduler tick (analytics_site.beat).
-CELERY_BEAT_SCHEDULER = "analytics_site.beat:LeaderDatabaseScheduler"
-BEAT_LEADER_LEASE_SECONDS = env.int("BEAT_LEADER_LEASE_SECONDS", default=30)
-CELERY_BEAT_SYNC_EVERY = 1  # save last run times at once: a new leader starts from them
-# Worker liveness in /metrics: beat sends a ping every WORKER_HEARTBEAT_SECONDS.
-WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=30)
-CELERY_BEAT_SCHEDULE["ops-worker-heartbeat"] = {
-    "task": "analytics_site.worker_heartbeat",
-    "schedule": WORKER_HEARTBEAT_SECONDS,
-    "options": {"expires": WORKER_HEARTBEAT_SECONDS},
-}
-# ---- end of the operations block
+)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -291,68 +229,10 @@ STORAGES = {
     },
 }
 
-# ---- Security hardening (issue 14; docs/runbooks/security-settings.md) ----
-# Strict in production, relaxed only where a developer needs it.
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=IS_PRODUCTION)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=IS_PRODUCTION)
-SECURE_CONTENT_TYPE_NOSNIFF = True
-X_FRAME_OPTIONS = "DENY"
-# TLS: set TLS_ENABLED=true when clients reach the site over HTTPS (directly or through a TLS
-# proxy). It turns on the HTTPS redirect and HSTS; each can still be set on its own.
-TLS_ENABLED = env.bool("TLS_ENABLED", default=False)
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=TLS_ENABLED)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if TLS_ENABLED else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=TLS_ENABLED)
-# Preload is a commitment (a submission to the browsers' list), so it is opt-in; its deploy
-# check warning (W021) is silenced only while it is deliberately off.
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
-SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
-# The proxy's X-Forwarded-Proto (and X-Forwarded-For, for the client IP) is believed only from
-# these peers (IPs or CIDR networks): analytics_site.proxy strips them from anyone else.
-TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-
-# Login throttling (django-axes) on both login pages (/accounts/login/ and the admin's):
-# after AXES_FAILURE_LIMIT wrong passwords from one client IP, every attempt from it, right
-# password included, is refused for AXES_COOLOFF_MINUTES, before any password hashing.
-AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
-]
-AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
-AXES_LOCKOUT_PARAMETERS = ["ip_address"]
-AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_VERBOSE = False
-
-# Content-Security-Policy (django-csp): same-origin scripts, styles, images and connections
-# only; no inline script or style (templates pass data with json_script, code lives in static/).
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
-        "font-src": ["'self'", "data:"],
-        "connect-src": ["'self'"],
-        "worker-src": ["'self'", "blob:"],
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-    },
-}
-
-# Password reset needs mail: its pages are served only when EMAIL_BACKEND is set to a backend
-# that really sends (analytics_site/urls.py).
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="")
-PASSWORD_RESET_ENABLED = bool(EMAIL_BACKEND) and "dummy" not in EMAIL_BACKEND
-if not EMAIL_BACKEND:
-    EMAIL_BACKEND = "django.core.mail.backends.dummy.EmailBackend"
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="webmaster@localhost")
-# ---- end of the security block
+# ---- Security hardening (issue 14; docs/runbooks/security-settings.md): cookies, TLS/HSTS,
+# trusted proxies, login throttling (axes), CSP, and EMAIL_BACKEND (dummy unless set, which
+# gates password reset) with DEFAULT_FROM_EMAIL.
+globals().update(security_settings(env, is_production=IS_PRODUCTION))
 
 # ---- Ingestion fast path (analytics_site/fastpath/): event POSTs from API clients take a short
 # middleware chain under WSGI. false: they take Django's handler and the full MIDDLEWARE.
@@ -418,8 +298,7 @@ QUALITY_CUSTOM_SQL_TIMEOUT_MS = env.int("QUALITY_CUSTOM_SQL_TIMEOUT_MS", default
 QUALITY_ALERT_CHANNELS = env.list("QUALITY_ALERT_CHANNELS", default=[])
 # Prefix that turns an incident's admin path into a link in Slack and e-mail alerts.
 QUALITY_ALERT_LINK_BASE = env.str("QUALITY_ALERT_LINK_BASE", default="")
-EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="dataops-alerts@localhost")
+# EMAIL_BACKEND and DEFAULT_FROM_EMAIL: security block above (no mail until EMAIL_BACKEND is set).
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
