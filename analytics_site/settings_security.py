@@ -64,10 +64,7 @@ def security_settings(env: environ.Env, *, is_production: bool) -> dict[str, Any
         # Login throttling (django-axes) on both login pages (/accounts/login/ and the admin's):
         # after AXES_FAILURE_LIMIT wrong passwords from one client IP, every attempt from it,
         # right password included, is refused for AXES_COOLOFF_MINUTES, before any hashing.
-        "AUTHENTICATION_BACKENDS": [
-            "axes.backends.AxesStandaloneBackend",
-            "django.contrib.auth.backends.ModelBackend",
-        ],
+        # AUTHENTICATION_BACKENDS (axes first, then roles) is set with the roles in settings.py.
         "AXES_ENABLED": env.bool("AXES_ENABLED", default=True),
         "AXES_FAILURE_LIMIT": env.int("AXES_FAILURE_LIMIT", default=5),
         "AXES_COOLOFF_TIME": timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15)),
