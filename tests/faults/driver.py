@@ -38,8 +38,12 @@ def event_new(rng: random.Random, *, bad: bool = False) -> dict:
     }
     if event_type != "page_view":
         event.update(product_id=f"sku_{rng.randint(1, 20)}", category="books")
+    if event_type == "add_to_cart":
+        event.update(quantity=rng.randint(1, 3), price=19.5, currency="USD")
     if event_type == "purchase":
-        event.update(revenue=round(rng.uniform(5, 300), 2), currency="USD")
+        event.update(
+            revenue=round(rng.uniform(5, 300), 2), currency="USD", order_id=f"o_{uuid.uuid4().hex}"
+        )
     return event
 
 
@@ -52,6 +56,7 @@ class Record:
     server_errors: list[tuple[int, str]] = field(default_factory=list)  # 5xx other than 503
     hangs: int = 0  # requests not answered within REQUEST_TIMEOUT_SECONDS
     given_up: int = 0
+    rejected_good: int = 0  # valid events the server rejected: a bug in the driver or server
     latencies: list[float] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -124,6 +129,8 @@ class Driver:
                 self._acknowledge(events, answer, batch)
                 return True
             if status == 400 and not batch:
+                with self.record.lock:
+                    self.record.rejected_good += bool(events[0]["country"])
                 return True  # a bad single event: rejected and quarantined, nothing to ack
             if status not in (0, 503) and status < 500:
                 return False
@@ -136,9 +143,11 @@ class Driver:
         body = json.loads(answer)
         results = body["results"] if batch else [body]
         with self.record.lock:
-            for result in results:
+            for event, result in zip(events, results, strict=True):
                 if result.get("status") in ("accepted", "duplicate"):
                     self.record.acked.add(str(result["event_id"]))
+                elif event["country"]:
+                    self.record.rejected_good += 1
 
     def _post(self, path: str, payload: bytes) -> tuple[int, bytes]:
         """(status, body); status 0 when the connection failed or timed out."""

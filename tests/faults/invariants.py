@@ -89,6 +89,7 @@ def assert_no_loss(record: Record, *, quarantine: bool = False) -> Tally:
     assert counts.duplicated == 0, f"events stored twice: {counts}"
     assert counts.unexpected == 0, f"events stored that were never sent: {counts}"
     assert not record.server_errors, f"5xx other than 503: {record.server_errors[:5]}"
+    assert record.rejected_good == 0, f"{record.rejected_good} valid events rejected"
     assert record.hangs == 0, f"{record.hangs} requests not answered in time (hangs)"
     if quarantine:
         assert counts.quarantine_repeats == 0, f"bad events quarantined again on resend: {counts}"

@@ -123,8 +123,9 @@ def test_webhook_hanging_alert_delivered_later(stack):  # noqa: F811
         receiver.hanging.set()
         broker = Celery(broker=stack.redis_url)
         broker.send_task("quality.run_scheduled", queue="faults")
+        # No traffic yet: fresh events would make the freshness check pass.
+        assert wait_until(lambda: receiver.attempts > 0, timeout=60), "no alert attempted"
         with Driver(stack.web_port) as driver:
-            assert wait_until(lambda: receiver.attempts > 0), "no alert attempted"
             time.sleep(20)
             receiver.hanging.clear()
             delivered = receiver.wait_for(1, timeout=120)
