@@ -3,6 +3,7 @@ watermark on: once it commits it must reach every dashboard (issue 14, item 1)."
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import threading
 import time
@@ -10,8 +11,10 @@ import time
 import psycopg
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from events.facade import EVENTS_TABLE
+from events.models import Event
 from tests.faults.driver import Driver, event_new
 from tests.faults.stack import FOLD_INTERVAL_SECONDS, SAFETY_LAG_SECONDS
 from tests.faults.stack_fixture import recovered, stack  # noqa: F401 (the fixture)
@@ -56,9 +59,15 @@ def test_commit_delayed_past_the_safety_lag(stack):  # noqa: F811
             held = threading.Thread(target=driver.send, args=(batch, True))
             held.start()
             time.sleep(SAFETY_LAG_SECONDS + 3 * FOLD_INTERVAL_SECONDS)
+            released = timezone.now()
             holder.rollback()
         held.join(timeout=30)
         time.sleep(2 * FOLD_INTERVAL_SECONDS)
     missing = {event["event_id"] for event in batch} - driver.record.acked
     assert not missing, f"the held batch not acked: {held.is_alive()=} {driver.record.statuses}"
+    received = Event.objects.filter(event_id=batch[1]["event_id"]).values_list(
+        "received_at", flat=True
+    )
+    late = dt.timedelta(seconds=SAFETY_LAG_SECONDS)
+    assert received and received[0] < released - late, "the batch was not held past the lag"
     recovered(stack, driver)
