@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
 
 from events.facade import EVENTS_TABLE, REJECTED_EVENTS_TABLE
 from reports.filters import filters_from_query
-from reports.selectors.watermark import watermark_get
+from reports.models import EventMetricDaily
 from tests.dashboard_reference import assert_dashboard_matches_raw
 from tests.faults.driver import Record
 
@@ -61,17 +62,17 @@ def tally(record: Record) -> Tally:
 
 
 def wait_folded(timeout: float = 60.0) -> None:
-    """Until the dashboard watermark is past the last stored event (traffic has stopped)."""
+    """Until the daily rollups hold every stored event (traffic has stopped). Counted from the
+    rollup table, not the watermark, so it holds whatever the fold order is."""
     deadline = time.monotonic() + timeout
-    last = _rows(f"SELECT received_at, id FROM {EVENTS_TABLE} ORDER BY received_at DESC, id DESC")
-    target = last[0] if last else None
-    while target is not None and time.monotonic() < deadline:
-        received_at, pk = watermark_get()
-        if received_at is not None and (received_at, pk) >= target:
+    stored = folded = 0
+    while time.monotonic() < deadline:
+        stored = _rows(f"SELECT COUNT(*) FROM {EVENTS_TABLE}")[0][0]
+        folded = EventMetricDaily.objects.aggregate(n=Sum("events"))["n"] or 0
+        if folded == stored:
             return
         time.sleep(0.5)
-    if target is not None:
-        raise AssertionError(f"the folds did not reach {target} in {timeout} s: {watermark_get()}")
+    raise AssertionError(f"the rollups hold {folded} of {stored} stored events after {timeout} s")
 
 
 def assert_dashboards_match_raw() -> None:

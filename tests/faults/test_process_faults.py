@@ -16,7 +16,6 @@ from django.db import connection
 from django.utils import timezone
 
 from reports.models import RollupWatermark
-from reports.selectors.watermark import watermark_get
 from tests.factories import EventFactory, QualityCheckFactory
 from tests.faults.driver import Driver
 from tests.faults.stack import FOLD_INTERVAL_SECONDS
@@ -48,7 +47,7 @@ def _lock_waiters(database: str) -> int:
 def fold_in_flight() -> Iterator[None]:
     """Hold the watermark row locked until a fold task is blocked on it, so the worker has a
     task received and not acknowledged (acks_late) while the fault strikes; release on exit."""
-    assert wait_until(lambda: watermark_get()[0] is not None), "no fold ran yet"
+    assert wait_until(RollupWatermark.objects.exists), "no fold ran yet"
     settings = connection.settings_dict
     database = settings["NAME"]
     with psycopg.connect(
