@@ -231,6 +231,12 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
             "keepalives_count": 3,
         }
     )
+# A client-side deadline on each wait for PostgreSQL (analytics_site/db_deadline.py), installed by
+# the web entry point only: bounds a request stuck on a stalled or black-holed server, which
+# statement_timeout and keepalives cannot. 0 turns it off; worker and beat do not install it.
+DB_CLIENT_TIMEOUT_SECONDS = env.float(
+    "DB_CLIENT_TIMEOUT_SECONDS", default=5.0 if DB_ROLE == "web" else 0.0
+)
 # Health probes answer within HEALTH_TIMEOUT_SECONDS whatever a dependency does (black holes).
 HEALTH_TIMEOUT_SECONDS = env.float("HEALTH_TIMEOUT_SECONDS", default=0.7)
 # Redis (cache and broker clients) gives up instead of hanging on a black-holed socket.
