@@ -237,6 +237,8 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3":
 DB_CLIENT_TIMEOUT_SECONDS = env.float(
     "DB_CLIENT_TIMEOUT_SECONDS", default=5.0 if DB_ROLE == "web" else 0.0
 )
+# ...and a page that hits it (or a dropped connection) answers 503 with Retry-After, not 500.
+MIDDLEWARE += ["analytics_site.errors.DatabaseUnavailableMiddleware"]
 # Health probes answer within HEALTH_TIMEOUT_SECONDS whatever a dependency does (black holes).
 HEALTH_TIMEOUT_SECONDS = env.float("HEALTH_TIMEOUT_SECONDS", default=0.7)
 # Redis (cache and broker clients) gives up instead of hanging on a black-holed socket.

@@ -7,9 +7,11 @@ from __future__ import annotations
 import psycopg
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import OperationalError, connection
+from django.http import HttpResponse
 
 from analytics_site.db_deadline import db_deadline_install, db_deadline_uninstall
+from analytics_site.errors import DatabaseUnavailableMiddleware
 
 pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("require_postgres")]
 
@@ -56,3 +58,16 @@ def test_only_the_web_role_gets_a_deadline():
     """Tests run as the web role (5 s); worker and beat keep statement_timeout alone (0: off)."""
     assert settings.DB_ROLE == "web" and settings.DB_CLIENT_TIMEOUT_SECONDS == 5.0
     assert db_deadline_install(0) is False
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"), [("/reports/", "text/plain"), ("/api/x", "json")]
+)
+def test_a_page_whose_database_gave_up_answers_503_with_retry_after(rf, path, kind):
+    middleware = DatabaseUnavailableMiddleware(lambda request: HttpResponse())
+    error = OperationalError("the database did not answer within 5.0 s (client deadline)")
+    response = middleware.process_exception(rf.get(path), error)
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert kind in response["Content-Type"]
+    assert b"5.0 s" not in response.content  # no driver text in the body
+    assert middleware.process_exception(rf.get(path), ValueError("a bug")) is None
