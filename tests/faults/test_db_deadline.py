@@ -60,9 +60,7 @@ def test_only_the_web_role_gets_a_deadline():
     assert db_deadline_install(0) is False
 
 
-@pytest.mark.parametrize(
-    ("path", "content_type"), [("/reports/", "text/plain"), ("/api/x", "json")]
-)
+@pytest.mark.parametrize(("path", "kind"), [("/reports/", "text/plain"), ("/api/x", "json")])
 def test_a_page_whose_database_gave_up_answers_503_with_retry_after(rf, path, kind):
     middleware = DatabaseUnavailableMiddleware(lambda request: HttpResponse())
     error = OperationalError("the database did not answer within 5.0 s (client deadline)")
