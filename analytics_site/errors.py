@@ -10,6 +10,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import server_error as html_server_error
 
@@ -37,3 +38,32 @@ def password_reset_enabled_only(view: Callable[..., HttpResponse]) -> Callable[.
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+class DatabaseUnavailableMiddleware:
+    """A page whose database gave up (a connect or client deadline, a dropped connection)
+    answers 503 with Retry-After, like the API (events/api_errors.py), instead of a 500: the
+    fault is transient and says nothing about the request."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not isinstance(exception, OperationalError | InterfaceError):
+            return None
+        if request.path.startswith(API_PREFIXES):
+            response: HttpResponse = JsonResponse(
+                {"error": "service_unavailable", "detail": "The database is unavailable."},
+                status=503,
+            )
+        else:
+            response = HttpResponse(
+                "The database is unavailable; retry in a few seconds.",
+                status=503,
+                content_type="text/plain",
+            )
+        response["Retry-After"] = "5"
+        return response

@@ -18,6 +18,12 @@ X-Forwarded-* and the secure-scheme headers, `forwarded_allow_ips`): gunicorn pa
 peer's IP address and matches it against the allowed networks on every request
 (`PeerTrustedRequest`), though a connection's peer never changes.
 
+And the health probes do not queue behind stuck requests (ADR 0008): a new request whose first
+bytes are `GET /health` (peeked, not read; when every thread is taken, after waiting up to
+PROBE_PEEK_SECONDS for them) runs on PROBE_THREADS threads of their own, so `/health/live` and
+`/health/ready` (each bounded by HEALTH_TIMEOUT_SECONDS) answer while all request threads wait
+on a stalled database.
+
     gunicorn analytics_site.wsgi --threads 2 \
         --worker-class analytics_site.gunicorn_workers.KeepAliveThreadWorker
 """
@@ -25,7 +31,9 @@ peer's IP address and matches it against the allowed networks on every request
 from __future__ import annotations
 
 import select
+import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from gunicorn.config import Config
@@ -35,6 +43,9 @@ from gunicorn.workers.gthread import ThreadWorker
 
 KEEPALIVE_LINGER_SECONDS = 0.002
 MAX_REQUESTS_PER_TURN = 1000  # then the connection goes back through the poller once
+PROBE_PREFIX = b"GET /health"  # /health, /health/live, /health/ready
+PROBE_THREADS = 2
+PROBE_PEEK_SECONDS = 0.05
 
 
 def _readable_soon(sock) -> bool:
@@ -43,6 +54,19 @@ def _readable_soon(sock) -> bool:
     poller = select.poll()
     poller.register(sock, select.POLLIN)
     return bool(poller.poll(KEEPALIVE_LINGER_SECONDS * 1000))
+
+
+def is_health_probe(sock, *, wait: bool) -> bool:
+    """Whether the request waiting on `sock` is a health probe (MSG_PEEK: nothing read)."""
+    if wait:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        poller.poll(PROBE_PEEK_SECONDS * 1000)
+    try:
+        head = sock.recv(len(PROBE_PREFIX), socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except OSError:  # nothing yet (EAGAIN) or a broken peer: the ordinary path deals with it
+        return False
+    return head == PROBE_PREFIX
 
 
 def config_settle(cfg: Config) -> None:
@@ -87,12 +111,21 @@ class KeepAliveThreadWorker(ThreadWorker):
         super().__init__(*args, **kwargs)
         self._queue_lock = threading.Lock()
         self._queued = 0  # connections submitted to the pool and not yet picked up
+        self._active = 0  # requests being handled by the pool's threads
+        self._probe_pool = ThreadPoolExecutor(PROBE_THREADS, thread_name_prefix="probe")
 
     def init_process(self) -> None:
         config_settle(self.cfg)  # runs in the worker process, after the fork
         super().init_process()
 
     def enqueue_req(self, conn) -> None:
+        saturated = self._queued + self._active >= self.cfg.threads
+        if is_health_probe(conn.sock, wait=saturated):
+            future = self._probe_pool.submit(super().handle, conn)
+            future.add_done_callback(
+                lambda fut: self.method_queue.defer(self.finish_request, conn, fut)
+            )
+            return
         with self._queue_lock:
             self._queued += 1
         super().enqueue_req(conn)
@@ -100,6 +133,14 @@ class KeepAliveThreadWorker(ThreadWorker):
     def handle(self, conn):
         with self._queue_lock:
             self._queued -= 1
+            self._active += 1
+        try:
+            return self._handle_turns(conn)
+        finally:
+            with self._queue_lock:
+                self._active -= 1
+
+    def _handle_turns(self, conn):
         result = super().handle(conn)
         if result is True:
             peer_trust_remember(conn.parser)

@@ -199,6 +199,9 @@ globals().update(
         beat_schedule=CELERY_BEAT_SCHEDULE,
     )
 )
+# ...and a page whose database gave up (DB_CLIENT_TIMEOUT_SECONDS, or a dropped connection)
+# answers 503 with Retry-After, not 500.
+MIDDLEWARE += ["analytics_site.errors.DatabaseUnavailableMiddleware"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -116,6 +116,12 @@ def operations_settings(
         "DB_ROLE": db_role,
         "DB_CONNECT_TIMEOUT_SECONDS": connect_timeout,
         "DB_STATEMENT_TIMEOUT_MS": statement_timeout,
+        # A client-side deadline on each wait for PostgreSQL (analytics_site/db_deadline.py),
+        # installed by the web entry point only: bounds a request stuck on a stalled or
+        # black-holed server, which statement_timeout and keepalives cannot. 0 turns it off.
+        "DB_CLIENT_TIMEOUT_SECONDS": env.float(
+            "DB_CLIENT_TIMEOUT_SECONDS", default=5.0 if db_role == "web" else 0.0
+        ),
         "DATABASES": databases,
         "HEALTH_TIMEOUT_SECONDS": env.float("HEALTH_TIMEOUT_SECONDS", default=0.7),
         "REDIS_SOCKET_TIMEOUT_SECONDS": redis_timeout,

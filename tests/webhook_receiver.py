@@ -16,12 +16,20 @@ class WebhookReceiver:
         self.received: list[dict] = []
         self.attempts = 0
         self._statuses = list(statuses or [])
+        # While set, a POST is held unanswered (a hanging receiver), then its connection is
+        # closed without an answer: the sender has timed out, so nothing is recorded.
+        self.hanging = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.attempts += 1
+                if receiver.hanging.is_set():
+                    while receiver.hanging.is_set():
+                        time.sleep(0.1)
+                    self.close_connection = True
+                    return
                 status = receiver._statuses.pop(0) if receiver._statuses else 200
                 if status < 300:
                     receiver.received.append(json.loads(body))

@@ -36,6 +36,7 @@ NOT_NEEDED = {
     "django_htmx.middleware.HtmxMiddleware": "no pages, no htmx",
     "csp.middleware.CSPMiddleware": "JSON answers to API clients, no documents to protect",
     "axes.middleware.AxesMiddleware": "answers lockouts of the login pages only",
+    "analytics_site.errors.DatabaseUnavailableMiddleware": "DRF's handler answers the 503 itself",
 }
 
 

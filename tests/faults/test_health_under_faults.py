@@ -9,7 +9,11 @@ import time
 import pytest
 from django.test import Client
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("require_postgres")]
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("require_postgres"),
+]
 
 ANSWER_WITHIN_SECONDS = 1.0  # probes are cut at HEALTH_TIMEOUT_SECONDS (0.7 s)
 

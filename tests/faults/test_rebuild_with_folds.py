@@ -16,7 +16,7 @@ from reports.services.rollups import rollups_advance, rollups_rebuild
 from tests.factories import EventFactory
 from tests.rollup_scaffold import assert_event_totals_exact
 
-pytestmark = pytest.mark.usefixtures("require_postgres")
+pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("require_postgres")]
 
 ROUNDS = 8  # without reports.locks this deadlocked (AccessExclusive vs AccessShare) within 12
 

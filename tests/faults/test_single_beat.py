@@ -18,7 +18,11 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from tests.conftest import ROOT, _worker_env
 
-pytestmark = [pytest.mark.celery_worker, pytest.mark.usefixtures("require_postgres")]
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.celery_worker,
+    pytest.mark.usefixtures("require_postgres"),
+]
 
 LEASE_SECONDS = 3
 

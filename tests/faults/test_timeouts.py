@@ -14,7 +14,7 @@ from events.facade import events_all
 from tests.conftest import ROOT, _worker_env
 from tests.factories import event_payload
 
-pytestmark = pytest.mark.usefixtures("require_postgres")
+pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("require_postgres")]
 
 
 def _statement_timeout(role: str | None) -> str:

@@ -21,7 +21,11 @@ from celery import Celery
 
 from tests.conftest import ROOT, _worker_env
 
-pytestmark = [pytest.mark.celery_worker, pytest.mark.usefixtures("require_postgres")]
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.celery_worker,
+    pytest.mark.usefixtures("require_postgres"),
+]
 
 CRASH = "'NoneType' object has no attribute 'hostname'"
 
