@@ -12,10 +12,18 @@ import hashlib
 from typing import Any
 
 import orjson
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from events.export_selectors import ORDER_FIELDS, EventFilters, KeysetPosition
-from events.schema import DEVICE_TYPES, EVENT_TYPES
+from events.schema import (
+    DEVICE_TYPES,
+    EVENT_TYPES,
+    TIMESTAMP_MAX_YEAR,
+    TIMESTAMP_MIN_YEAR,
+    TIMESTAMP_RANGE_MESSAGE,
+    TIMESTAMP_YEAR_PATTERN,
+)
 
 LIST_MAX_LIMIT = 1000
 RECENT_MAX_OFFSET = 10_000
@@ -24,18 +32,34 @@ _FRAMEWORK_PARAMETERS = frozenset({"format"})
 _FILTER_NAMES = tuple(EventFilters.__dataclass_fields__)
 
 
+@extend_schema_field({"type": "string", "format": "date-time", "pattern": TIMESTAMP_YEAR_PATTERN})
+class BoundedDateTimeField(serializers.DateTimeField):
+    """A date-time in the years the event schema accepts (so no UTC offset overflows)."""
+
+    default_error_messages = {"date_range": TIMESTAMP_RANGE_MESSAGE}
+
+    def enforce_timezone(self, value: dt.datetime) -> dt.datetime:
+        # The year as written, before its offset applies: what the document's pattern bounds.
+        if not TIMESTAMP_MIN_YEAR <= value.year <= TIMESTAMP_MAX_YEAR:
+            self.fail("date_range")
+        return super().enforce_timezone(value)
+
+
 class EventFilterQuery(serializers.Serializer):
     """The filters both reads share. Time ranges are half-open: since <= t < until."""
 
-    since = serializers.DateTimeField(required=False, help_text="Event time at or after.")
-    until = serializers.DateTimeField(required=False, help_text="Event time before.")
-    received_since = serializers.DateTimeField(
-        required=False, help_text="Receipt time at or after."
-    )
-    received_until = serializers.DateTimeField(required=False, help_text="Receipt time before.")
+    since = BoundedDateTimeField(required=False, help_text="Event time at or after.")
+    until = BoundedDateTimeField(required=False, help_text="Event time before.")
+    received_since = BoundedDateTimeField(required=False, help_text="Receipt time at or after.")
+    received_until = BoundedDateTimeField(required=False, help_text="Receipt time before.")
     event_type = serializers.ChoiceField(choices=list(EVENT_TYPES), required=False)
-    user_id = serializers.CharField(max_length=128, required=False)
-    session_id = serializers.CharField(max_length=128, required=False)
+    # As stored: untrimmed, and never with NUL (the document's pattern says so).
+    user_id = serializers.RegexField(
+        r"^[^\x00]*$", max_length=128, required=False, trim_whitespace=False
+    )
+    session_id = serializers.RegexField(
+        r"^[^\x00]*$", max_length=128, required=False, trim_whitespace=False
+    )
     country = serializers.RegexField(
         r"^[A-Za-z]{2}$", required=False, help_text="ISO 3166-1 alpha-2, e.g. US"
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import OpenApiResponse
 
 from events.schema import (
     COUNTRY_CODES,
@@ -26,6 +27,7 @@ from events.schema import (
     POSITIVE_QUANTITY_TYPES,
     PROPERTIES_MAX_KEYS,
     REQUIRED_BY_TYPE,
+    TIMESTAMP_YEAR_PATTERN,
 )
 
 REF = "#/components/schemas/"
@@ -63,7 +65,9 @@ MONEY = {
 DATETIME = {
     "type": "string",
     "format": "date-time",
-    "description": "ISO-8601; an offset is converted to UTC, none means UTC.",
+    "pattern": TIMESTAMP_YEAR_PATTERN,
+    "description": "ISO-8601, in the years 0002 to 9998; an offset is converted to UTC, none "
+    "means UTC.",
 }
 
 
@@ -73,8 +77,9 @@ def _event_properties() -> dict[str, Any]:
         "event_type": {"type": "string", "enum": list(EVENT_TYPES)},
         "timestamp": {
             **DATETIME,
-            "description": "Event time (ISO-8601); at most INGEST_MAX_FUTURE_SKEW_SECONDS "
-            "(default 300) in the future, after the sent_at correction.",
+            "description": "Event time (ISO-8601, years 0002 to 9998); at most "
+            "INGEST_MAX_FUTURE_SKEW_SECONDS (default 300) in the future, and within the years "
+            "Python holds (rule date_range), after the sent_at correction.",
         },
         "sent_at": _nullable(
             {**DATETIME, "description": "Client clock when sent; corrects clock skew."}
@@ -221,6 +226,33 @@ RECENT = {
     },
     "required": ["events", "count"],
 }
+PAGE = {
+    "type": "object",
+    "properties": {
+        **RECENT["properties"],
+        "order": {"type": "string", "enum": ["received_at", "timestamp"]},
+        "next_cursor": {
+            "type": "string",
+            "nullable": True,
+            "description": "Pass as cursor for the next page; null after the last.",
+        },
+    },
+    "required": ["events", "count", "order", "next_cursor"],
+}
+COMPONENT_STATUS = {
+    "type": "object",
+    "properties": {"status": {"type": "string"}},
+    "required": ["status"],
+    "additionalProperties": True,
+}
+HEALTH = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
+        "components": {"type": "object", "additionalProperties": COMPONENT_STATUS},
+    },
+    "required": ["status"],
+}
 
 
 def _components() -> dict[str, Any]:
@@ -251,6 +283,8 @@ def _components() -> dict[str, Any]:
         "EventBatchResult": BATCH_RESULT,
         "EventStats": STATS,
         "EventRecent": RECENT,
+        "EventPage": PAGE,
+        "Health": HEALTH,
     }
 
 
@@ -261,11 +295,17 @@ def _json(schema_name: str, description: str) -> dict[str, Any]:
     }
 
 
-AUTH_ERRORS = {
-    "401": _json("Error", "No or an unknown ingestion key (field Authorization)."),
-    "403": _json("Error", "The key may not do this (field Authorization, rule permission)."),
-    "429": _json("Error", "Rate limit; retry_after_seconds says when to retry."),
+AUTH_ERROR_TEXTS = {
+    401: "No or an unknown ingestion key (field Authorization).",
+    403: "The key may not do this (field Authorization, rule permission).",
+    429: "Rate limit; retry_after_seconds says when to retry.",
 }
+AUTH_ERRORS = {str(code): _json("Error", text) for code, text in AUTH_ERROR_TEXTS.items()}
+READ_400 = (
+    "A parameter breaks its rule (field and rule in errors): a value of the wrong type or "
+    "out of range, an unknown parameter (rule unknown_parameter), or an until not after its "
+    "since (rule after_since)."
+)
 INGEST_ERRORS = {
     **AUTH_ERRORS,
     "413": _json("Error", "Body or batch too large (rule max_size or max_items)."),
@@ -303,11 +343,44 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     ("/events/recent/", "get"): {
         "responses": {
             "200": _json("EventRecent", "Newest events first."),
-            "400": _json("Error", "limit is not an integer from 1 to 1000."),
+            "400": _json("Error", READ_400),
             **AUTH_ERRORS,
         }
     },
+    ("/events/", "get"): {
+        "responses": {
+            "200": _json("EventPage", "One page of events, in (order, id) order."),
+            "400": _json(
+                "Error",
+                READ_400 + " A cursor not from this API (rule invalid) or made for other "
+                "filters or another order (rule filters_mismatch).",
+            ),
+            **AUTH_ERRORS,
+        }
+    },
+    ("/health/", "get"): {
+        "responses": {
+            "200": _json("Health", "ok, or degraded (only Redis down: the web still serves)."),
+            "503": _json("Health", "down: the database does not answer."),
+        }
+    },
+    ("/health/ready/", "get"): {
+        "responses": {
+            "200": _json("Health", "The database answers: send traffic."),
+            "503": _json("Health", "The database does not answer within a second."),
+        }
+    },
+    ("/health/live/", "get"): {
+        "responses": {"200": _json("Health", "The process answers; nothing else is asked.")}
+    },
 }
+# The reads' query parameters: an empty value counts as absent (DRF's form handling).
+READ_OPERATIONS = {("/events/recent/", "get"), ("/events/", "get")}
+
+
+def error_response(description: str) -> OpenApiResponse:
+    """An error answer in the shared shape, for a view's extend_schema."""
+    return OpenApiResponse(response={"$ref": REF + "Error"}, description=description)
 
 
 def api_document_complete(result: dict[str, Any], generator, request, public) -> dict[str, Any]:
@@ -319,4 +392,8 @@ def api_document_complete(result: dict[str, Any], generator, request, public) ->
             override = OPERATIONS.get((key_path, method))
             if override:
                 operation.update(override)
+            if (key_path, method) in READ_OPERATIONS:
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "query" and not parameter.get("required"):
+                        parameter["allowEmptyValue"] = True
     return result

@@ -50,6 +50,17 @@ PROPERTIES_MAX_KEYS = 100
 MAX_MONEY = Decimal("9999999999.99")
 MAX_QUANTITY = 100_000
 MAX_ERRORS_PER_EVENT = 20
+# Years a date-time may be written in (before its UTC offset applies): any offset then stays
+# within the years Python's datetime holds (1 to 9999). events.openapi states it as a pattern.
+TIMESTAMP_MIN_YEAR = 2
+TIMESTAMP_MAX_YEAR = 9998
+# The same bound for JSON Schema: a date-time whose year is 0002 to 9998.
+TIMESTAMP_YEAR_PATTERN = (
+    "^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+)
+TIMESTAMP_RANGE_MESSAGE = (
+    f"is out of the supported date range (years {TIMESTAMP_MIN_YEAR} to {TIMESTAMP_MAX_YEAR})"
+)
 _BIG = float(2**64)  # beyond this a JSON number in properties lost digits
 FIELD_NAME_MAX_CHARS = 64
 
@@ -356,14 +367,26 @@ def validate_event_schema(
         errors.extend(_properties_errors(row["properties"]))
 
     sent_at = row.pop("sent_at", None)
-    try:
-        client_timestamp = _as_utc(row["timestamp"])
-        timestamp = client_timestamp
-        if sent_at is not None:
+    date_errors = [
+        FieldError(name, "iso8601", TIMESTAMP_RANGE_MESSAGE)
+        for name, value in (("timestamp", row["timestamp"]), ("sent_at", sent_at))
+        if value is not None and not TIMESTAMP_MIN_YEAR <= value.year <= TIMESTAMP_MAX_YEAR
+    ]
+    if date_errors:
+        return SchemaResult(None, errors + date_errors)
+    client_timestamp = _as_utc(row["timestamp"])
+    timestamp = client_timestamp
+    if sent_at is not None:
+        try:
             timestamp = received_at - (_as_utc(sent_at) - client_timestamp)
-    except OverflowError:
-        errors.append(FieldError("timestamp", "iso8601", "is out of the supported date range"))
-        return SchemaResult(None, errors)
+        except OverflowError:
+            # Each date is in range, but the correction moves the time out of the calendar:
+            # far ahead is refused as in the future, far behind by this runtime rule.
+            if client_timestamp > _as_utc(sent_at):
+                timestamp = dt.datetime.max.replace(tzinfo=dt.UTC)
+            else:
+                message = "is out of the supported date range after the sent_at correction"
+                return SchemaResult(None, [*errors, FieldError("timestamp", "date_range", message)])
     if timestamp - received_at > max_future_skew:
         errors.append(
             FieldError(

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events.authentication import KeyPrincipal
+from events.openapi import AUTH_ERROR_TEXTS, error_response
 from events.permissions import HasScope
 from governance.services.erasure import ErasureInputError, erasure_request_create
+
+# An id with something besides white space (the service refuses blank ids) and no NUL. Ids are
+# kept as sent, spaces included: events store them untrimmed, so erasure must match them so.
+ID_PATTERN = (
+    r"^[^\x00]*[^\x00\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
+    r"\u205f\u3000][^\x00]*$"
+)
+
+
+def _id_field(**kwargs) -> serializers.RegexField:
+    return serializers.RegexField(ID_PATTERN, max_length=128, trim_whitespace=False, **kwargs)
 
 
 class ErasureRequestCreateApi(APIView):
     permission_classes = [HasScope("admin")]
 
     class InputSerializer(serializers.Serializer):
-        user_id = serializers.CharField(max_length=128)
+        user_id = _id_field()
         anonymous_ids = serializers.ListField(
-            child=serializers.CharField(max_length=128), required=False, default=list, max_length=99
+            child=_id_field(), required=False, default=list, max_length=99
         )
 
     class OutputSerializer(serializers.Serializer):
@@ -26,6 +39,16 @@ class ErasureRequestCreateApi(APIView):
         status = serializers.CharField()
         created_at = serializers.DateTimeField()
 
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            202: OutputSerializer,
+            400: error_response("A missing, blank, too long or mistyped id (field, rule)."),
+            **{code: error_response(text) for code, text in AUTH_ERROR_TEXTS.items()},
+            415: error_response("Content-Type is not application/json."),
+        },
+        summary="Ask for a person's events to be erased",
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

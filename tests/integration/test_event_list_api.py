@@ -151,6 +151,8 @@ BAD = [
     ("order=user_id", "order", "invalid_choice"),
     ("since=yesterday", "since", "invalid"),
     ("received_until=2024-13-01", "received_until", "invalid"),
+    ("since=0001-01-01T00:00:00%2B01:00", "since", "date_range"),  # years 0002 to 9998
+    ("until=9999-12-31T00:00:00Z", "until", "date_range"),
     ("since=2024-03-02T00:00:00Z&until=2024-03-01T00:00:00Z", "until", "after_since"),
     ("received_since=2024-03-02&received_until=2024-03-02", "received_until", "after_since"),
     ("event_type=click", "event_type", "invalid_choice"),

@@ -110,6 +110,21 @@ def test_dates_at_the_edge_of_the_calendar_are_refused_not_crashing():
     assert pairs(result) == {("timestamp", "iso8601")}
 
 
+@pytest.mark.parametrize("year", ["0001", "9999"])
+def test_years_outside_the_documented_range_are_refused_whatever_the_offset(year):
+    """The OpenAPI pattern allows years 0002 to 9998: the validator refuses the same."""
+    assert pairs(validate(event(timestamp=f"{year}-06-01T00:00:00Z"))) == {("timestamp", "iso8601")}
+    assert pairs(validate(event(sent_at=f"{year}-06-01T00:00:00Z"))) == {("sent_at", "iso8601")}
+    assert validate(event(timestamp="0002-01-01T00:00:00+23:59")).errors == []
+
+
+def test_a_sent_at_correction_out_of_the_calendar_is_refused_by_a_runtime_rule():
+    behind = validate(event(timestamp="0002-01-01T00:00:00Z", sent_at="9998-01-01T00:00:00Z"))
+    assert pairs(behind) == {("timestamp", "date_range")}
+    ahead = validate(event(timestamp="9998-01-01T00:00:00Z", sent_at="0002-01-01T00:00:00Z"))
+    assert pairs(ahead) == {("timestamp", "not_in_future")}
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
