@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from simple_history.admin import SimpleHistoryAdmin
 
 from governance.models import ErasureRequest
 from governance.services.erasure import (
@@ -58,7 +59,7 @@ class ErasureRequestForm(forms.ModelForm):
 
 
 @admin.register(ErasureRequest)
-class ErasureRequestAdmin(admin.ModelAdmin):
+class ErasureRequestAdmin(SimpleHistoryAdmin):
     list_display = (
         "id",
         "status",

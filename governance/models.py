@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 
 class ErasureRequest(models.Model):
@@ -50,6 +51,9 @@ class ErasureRequest(models.Model):
     )
     batches = models.IntegerField(default=0)
     error = models.TextField(blank=True, default="")
+    # The audit trail of admin changes (who, when, what), without the ids themselves: history
+    # rows outlive the request, and only the keyed hashes may.
+    history = HistoricalRecords(excluded_fields=["subject_ids"])
 
     class Meta:
         ordering = ("-created_at",)

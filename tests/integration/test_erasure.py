@@ -195,3 +195,13 @@ def test_the_data_quality_page_says_how_long_each_kind_is_kept(staff_client, set
     html = staff_client.get("/quality/").content.decode()
     assert f"Raw events kept for 90 days; oldest: {oldest:%-d %b %Y %H:%M} UTC" in html
     assert "Check runs kept forever; oldest: none" in html
+
+
+def test_an_erasure_request_changed_in_admin_is_in_the_audit_trail_without_the_ids(person):
+    """The request's history records who changed it and when, never the erased ids themselves
+    (only the keyed hashes outlive the request)."""
+    request = erasure_request_create(user_id=person, via="admin", enqueue=False)
+    history = request.history.all()
+    assert history.count() == 1
+    assert not hasattr(history.first(), "subject_ids")
+    assert history.first().subject_hash == subject_hash(person)
