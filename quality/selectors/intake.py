@@ -38,9 +38,11 @@ def fresh_sql(prefix: str = "") -> str:
     if is_postgres():
         within = f"{timestamp} + interval '{seconds} seconds'"
     else:  # SQLite keeps 'YYYY-MM-DD HH:MM:SS[.ffffff]' text: shift the whole seconds (its
-        # date functions round to milliseconds), then put the microseconds back
+        # date functions round to milliseconds), then put the microseconds back. '%%': Django
+        # formats the query with its parameters (raw SQL and the ORM alike), as time_bucket does
         within = (
-            f"strftime('%Y-%m-%d %H:%M:%S', substr({timestamp}, 1, 19), '+{seconds} seconds') "
+            f"strftime('%%Y-%%m-%%d %%H:%%M:%%S', substr({timestamp}, 1, 19), "
+            f"'+{seconds} seconds') "
             f"|| substr({timestamp}, 20)"
         )
     return f"CASE WHEN {received} <= {within} THEN 1 ELSE 0 END"
