@@ -3,7 +3,6 @@ a follower takes over when the leader dies, and the worker heartbeat reaches /me
 
 from __future__ import annotations
 
-import itertools
 import json
 import subprocess
 import sys
@@ -74,11 +73,13 @@ def _runs(client: redis.Redis, key: str) -> list[float]:
 
 
 def _assert_once_per_second(runs: list[float], logs: Path) -> None:
-    gaps = [later - earlier for earlier, later in itertools.pairwise(runs)]
+    """At most one run per second of the span: one beat sends the 1-second task once a tick
+    (a loaded machine may delay a tick, and the next comes sooner: a short gap, not a double);
+    two beats would each send it, about twice as many runs as seconds."""
     detail = "".join(p.read_text(errors="replace")[-1500:] for p in logs.glob("beat-*.log"))
     assert len(runs) >= 4, detail
-    # One beat sends once a second; two beats would each send it, so runs would come in pairs.
-    assert min(gaps) > 0.5, (gaps, detail)
+    span = runs[-1] - runs[0]
+    assert len(runs) - 1 <= span * 1.25 + 1, (len(runs), span, detail)
 
 
 def test_two_beats_schedule_each_run_once_and_the_follower_takes_over(stack):
