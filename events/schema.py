@@ -20,14 +20,7 @@ from uuid import UUID
 
 import orjson
 import pycountry
-from pydantic import (
-    AfterValidator,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    with_config,
-)
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
 COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
