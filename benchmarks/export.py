@@ -30,33 +30,17 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# The scratch database and its environment, as generate.py makes them.
+from benchmarks.generate import (  # noqa: E402
+    admin_url,
+    database_create,
+    database_drop,
+    scratch_env,
+)
+
 ORDER = "ORDER BY timestamp, id"
-
-
-def _url(args: argparse.Namespace, dbname: str) -> str:
-    return f"postgresql://{args.user}@{args.host}:{args.port}/{dbname}"
-
-
-def database_create(args: argparse.Namespace) -> None:
-    with psycopg.connect(_url(args, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{args.db}"')
-
-
-def database_drop(args: argparse.Namespace) -> None:
-    with psycopg.connect(_url(args, "postgres"), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
-
-
-def _env(args: argparse.Namespace) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=f"postgres://{args.user}@{args.host}:{args.port}/{args.db}",
-        ENVIRONMENT="development",
-        LOG_LEVEL="WARNING",
-    )
-    env.pop("REDIS_URL", None)
-    return env
 
 
 def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -86,7 +70,7 @@ def _manage(env: dict[str, str], *arguments: str) -> None:
 
 
 def stored_events(args: argparse.Namespace) -> int:
-    with psycopg.connect(_url(args, args.db), autocommit=True) as conn:
+    with psycopg.connect(admin_url(args, args.db), autocommit=True) as conn:
         return conn.execute("SELECT count(*) FROM events_event").fetchone()[0]
 
 
@@ -111,7 +95,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
 
-    env = _env(args)
+    env = scratch_env(args)
     print(f"database {args.db}: create, migrate, generate {args.events:,} events")
     database_create(args)
     try:
@@ -125,7 +109,7 @@ def main() -> None:
         )
         with tempfile.TemporaryDirectory(prefix="bench_export_") as scratch:
             folder = Path(scratch)
-            psql = ["psql", "-X", "-q", _url(args, args.db), "-c"]
+            psql = ["psql", "-X", "-q", admin_url(args, args.db), "-c"]
             copy_path = folder / "copy.txt"
             sql = f"\\copy (SELECT * FROM events_event {ORDER}) TO '{copy_path}'"
             seconds, rss = run_measured([*psql, sql], env)

@@ -32,22 +32,22 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET_10M_SECONDS = 180.0
 
 
-def _admin_url(args: argparse.Namespace, dbname: str) -> str:
+def admin_url(args: argparse.Namespace, dbname: str) -> str:
     return f"postgresql://{args.user}@{args.host}:{args.port}/{dbname}"
 
 
 def database_create(args: argparse.Namespace) -> None:
-    with psycopg.connect(_admin_url(args, "postgres"), autocommit=True) as conn:
+    with psycopg.connect(admin_url(args, "postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{args.db}"')
 
 
 def database_drop(args: argparse.Namespace) -> None:
-    with psycopg.connect(_admin_url(args, "postgres"), autocommit=True) as conn:
+    with psycopg.connect(admin_url(args, "postgres"), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{args.db}" WITH (FORCE)')
 
 
-def _env(args: argparse.Namespace) -> dict[str, str]:
+def scratch_env(args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DATABASE_URL=f"postgres://{args.user}@{args.host}:{args.port}/{args.db}",
@@ -73,12 +73,12 @@ def _manage(env: dict[str, str], *arguments: str) -> str:
 
 
 def tables_empty(args: argparse.Namespace) -> None:
-    with psycopg.connect(_admin_url(args, args.db), autocommit=True) as conn:
+    with psycopg.connect(admin_url(args, args.db), autocommit=True) as conn:
         conn.execute("TRUNCATE events_event, events_rejectedevent")
 
 
 def table_facts(args: argparse.Namespace) -> tuple[int, str]:
-    with psycopg.connect(_admin_url(args, args.db), autocommit=True) as conn:
+    with psycopg.connect(admin_url(args, args.db), autocommit=True) as conn:
         rows, size = conn.execute(
             "SELECT count(*), pg_size_pretty(pg_total_relation_size('events_event')) "
             "FROM events_event"
@@ -119,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sizes = [100_000, 1_000_000] + ([10_000_000] if args.full else [])
-    env = _env(args)
+    env = scratch_env(args)
     print(f"database {args.db}: create and migrate")
     database_create(args)
     try:

@@ -1,6 +1,6 @@
 """Rollup tables for the dashboards, maintained incrementally by `reports.services.rollups`.
 
-Every table holds exactly the events up to the watermark (received_at, id) in `RollupWatermark`;
+Every table holds exactly the events up to the fold position (txid, id) in `RollupWatermark`;
 readers add the raw events after it. Buckets are UTC hour, day or week (Monday) starts of the
 event time, so a late event (old timestamp, new received_at) lands in the bucket it belongs to.
 """
