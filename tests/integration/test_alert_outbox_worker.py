@@ -6,9 +6,6 @@ broker returns. The broker here is a redis-server of the test's own, so it can b
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -17,8 +14,8 @@ import pytest
 from analytics_site.celery import app
 from quality.models import AlertOutbox
 from quality.services import checks
-from tests.conftest import service_missing
 from tests.factories import QualityCheckFactory
+from tests.own_redis import OwnRedis
 from tests.webhook_receiver import webhook_receiver
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.usefixtures("require_postgres")]
@@ -35,60 +32,12 @@ def fast_backoff(monkeypatch, settings):
         setattr(settings, name, float(value))
 
 
-def _free_port() -> int:
-    configured = os.environ.get("TEST_REDIS_PORT")
-    if configured:
-        return int(configured)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RedisServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"redis-server could not start on port {self.port}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 @pytest.fixture
-def own_broker(require_redis, settings) -> Iterator[RedisServer]:
-    """A redis-server of this test's own as broker and result backend (for the worker too)."""
-    if shutil.which("redis-server") is None:
-        service_missing("the redis-server program (a broker this test can stop)")
-    server = RedisServer(_free_port())
+def own_broker(require_redis, settings) -> Iterator[OwnRedis]:
+    """A redis-server of this test's own as broker and result backend (for the worker too);
+    TEST_REDIS_PORT pins its port."""
+    port = os.environ.get("TEST_REDIS_PORT")
+    server = OwnRedis(int(port) if port else None)
     try:
         server.start()
         settings.REDIS_URL = f"redis://127.0.0.1:{server.port}/0"
