@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "events",
     "quality",
     "reports",
+    "trackers",  # Segment/RudderStack, PostHog, Snowplow protocols and tracker.js (issue 11)
     "governance",  # erasure and retention (issue 13): the top layer
     "analytics_site.fastpath",  # system checks of the ingestion fast path (no models)
 ]

@@ -67,5 +67,7 @@ urlpatterns = [
     path("api/v1/", include(("events.urls", "events"), namespace="events-v1")),
     path("api/v1/", include(("governance.urls", "governance"), namespace="governance")),
     path("", include(("events.urls", "events"), namespace="events")),
+    # Other trackers' protocols at their own paths (/v1/batch, /batch/, /i, ...): issue 11
+    path("", include(("trackers.urls", "trackers"), namespace="trackers")),
     path("", include("reports.urls")),
 ]
