@@ -121,7 +121,7 @@ def test_concurrent_requests_for_one_person_agree_on_the_session():
         try:
             barrier.wait(timeout=30)
             ingest(payload)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
         finally:
             connection.close()
@@ -147,7 +147,7 @@ def test_concurrent_out_of_order_batches_agree_on_the_session():
         try:
             barrier.wait(timeout=30)
             ingest(*batch)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
         finally:
             connection.close()
