@@ -12,11 +12,11 @@ import pytest
 
 from events.derivation import ClientContext
 from events.models import Event
-from events.services import IngestSource, event_batch_ingest
+from events.services import IngestSource, event_batch_ingest, event_pks_of_users
 from quality.models import QualityRule
 from quality.services.defaults import defaults_load
 from quality.services.rules import rule_set_bump
-from tests.factories import event_payload
+from tests.factories import EventFactory, event_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -217,3 +217,23 @@ def test_the_service_stores_source_original_and_per_event_context():
         "desktop",
         "US",
     )
+
+
+def test_unknown_country_is_shown_as_unknown_and_can_be_filtered(user_client):
+    """Events whose country could not be derived are stored as ZZ and read "Unknown"."""
+    EventFactory(country="ZZ")
+    EventFactory(country="US")
+    page = user_client.get("/audience/").content.decode()
+    assert "<td>Unknown</td>" in page and '<option value="ZZ">Unknown</option>' in page
+    filtered = user_client.get("/audience/?country=ZZ").content.decode()
+    assert "Ignored unknown country" not in filtered and "<td>US</td>" not in filtered
+
+
+def test_erasure_finds_events_by_anonymous_id_and_never_by_an_empty_id():
+    """A person's anonymous events are theirs too; events without a user id are not anyone's."""
+    mine = EventFactory(user_id="", anonymous_id="anon-erase")
+    linked = EventFactory(user_id="u-erase", anonymous_id="anon-other")
+    stranger = EventFactory(user_id="", anonymous_id="anon-stranger")
+    found = event_pks_of_users(["u-erase", "anon-erase"])
+    assert sorted(found) == sorted([mine.pk, linked.pk])
+    assert stranger.pk not in event_pks_of_users(["", "nobody"])
