@@ -42,7 +42,7 @@ from django.utils import timezone
 from events.facade import events_all
 from quality import selectors as quality_selectors
 from reports.filters import DashboardFilters, preset_filters
-from reports.models.grains import FUNNEL_STEPS, PRODUCT_EVENT_TYPES
+from reports.models.grains import CART_STEP, FUNNEL_STEPS, PRODUCT_EVENT_TYPES
 from reports.selectors.custom_events import custom_events
 from reports.selectors.metrics import (
     category_revenue,
@@ -178,7 +178,7 @@ def products(filters: DashboardFilters, limit: int = 10) -> dict[str, Any]:
     """Top products by views, adds and purchases; cart abandonment; revenue by category."""
     top = top_products(product_rows(filters), limit)
     steps = session_steps(filters).get(None, {})
-    carts = sum(cell["sessions"] for step, cell in steps.items() if step >= 3)
+    carts = sum(cell["sessions"] for step, cell in steps.items() if step >= CART_STEP)
     purchased = steps.get(len(FUNNEL_STEPS), {}).get("sessions", 0)
     categories = category_revenue(filters)
     buckets = event_buckets(filters)
