@@ -70,12 +70,25 @@ READ_RUNTIME_RULES = {
     ("cursor", "filters_mismatch"),
 }
 
+# The identify call's traits are bounded like an event's properties; "user_id or anonymous_id"
+# is a rule between fields.
+IDENTIFY_RUNTIME_RULES = {
+    ("traits", "max_depth"),
+    ("traits", "max_size"),
+    ("traits", "max_keys"),
+    ("traits", "no_nul_bytes"),
+    ("traits", "json_value"),
+    ("user_id", "required"),
+}
+
 
 def runtime_rules(method: str, path: str) -> set[tuple[str, str]] | None:
     """The rules a valid request may still break on this operation, if any."""
     key = (method, path.removeprefix("/api/v1"))
     if key == ("POST", "/events/"):
         return RUNTIME_RULES
+    if key == ("POST", "/identify/"):
+        return IDENTIFY_RUNTIME_RULES
     if key in {("GET", "/events/"), ("GET", "/events/recent/")}:
         return READ_RUNTIME_RULES
     return None
@@ -92,6 +105,8 @@ OPERATIONS = [
             ("POST", "/events/batch/"),
             ("GET", "/events/stats/"),
             ("GET", "/events/recent/"),
+            ("POST", "/identify/"),
+            ("POST", "/alias/"),
             *(("GET", path) for path in sorted(HEALTH)),
         )
     ),
