@@ -1,0 +1,239 @@
+"""What every tracker protocol shares, so that a protocol module is only its mapping (ADR 0016).
+
+A protocol view (Segment's /v1/batch, PostHog's /batch/, Snowplow's /i ...) does four things,
+each with one helper here:
+
+1. find the ingestion key: `TrackerKeyAuthentication` (HTTP Basic user name, `Authorization:
+   Bearer`, `X-API-Key`, or a body field / query parameter the view names in `key_body_fields`
+   / `key_query_params`);
+2. translate each foreign message into our wire format, as a `Translated` (our payload, or the
+   reason it cannot be translated; always the original message), giving it an `event_id` from
+   `event_id_for` (a UUID derived from the protocol's own message id, so a re-send dedupes);
+3. hand all of them to `translated_ingest`, which goes through `events.services` (validation,
+   stored rules, quarantine, dedupe, metrics: the same as /events);
+4. answer in the protocol's own shape from `outcome_counts`.
+
+Clock skew: a translation puts the client's event time in `timestamp` and the client's send time
+in `sent_at`; the ingestion service corrects (timestamp = received_at - (sent_at - timestamp)),
+as for our own API. `iso_from_epoch_millis` turns epoch milliseconds (Snowplow) into such text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from events import services
+from events.authentication import IngestionKeyAuthentication, KeyPrincipal, key_principal_lookup
+from events.schema import FieldError, text_safe
+
+# The root of every tracker event id. Never change it: stored ids were derived from it, and a
+# re-send is recognised only if it maps to the same id.
+_EVENT_ID_ROOT = uuid.UUID("7d0c5a1e-6a52-4c1b-9a0e-3f2f3c6b8e11")
+MESSAGE_ID_MAX_CHARS = 256
+
+
+def event_id_for(*, source: str, key_id: int | None, message_id: Any, message: Any) -> str:
+    """Our event_id (a UUID string) for a foreign message: uuid5 of the protocol's message id in
+    a namespace per source and key, so the same message re-sent gets the same id (and is a
+    duplicate), while two sources or two keys never collide even on equal message ids.
+
+    A message without a usable id (absent, not a string or number, too long) is named by a hash
+    of its canonical JSON: an exact re-send still dedupes."""
+    namespace = uuid.uuid5(_EVENT_ID_ROOT, f"{source}:{key_id if key_id is not None else '-'}")
+    if isinstance(message_id, bool) or not isinstance(message_id, str | int):
+        message_id = None
+    elif isinstance(message_id, int):
+        message_id = str(message_id)
+    if not message_id or len(message_id) > MESSAGE_ID_MAX_CHARS:
+        digest = hashlib.sha256(_canonical_json(message)).hexdigest()
+        return str(uuid.uuid5(namespace, f"sha256:{digest}"))
+    return str(uuid.uuid5(namespace, f"id:{message_id}"))
+
+
+def _canonical_json(message: Any) -> bytes:
+    try:
+        return orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return repr(message).encode("utf-8", "backslashreplace")
+
+
+def iso_from_epoch_millis(value: Any) -> str | None:
+    """ISO-8601 UTC text of epoch milliseconds (int or digit string); None when not one."""
+    if isinstance(value, str) and value.isdigit() and len(value) <= 15:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    try:
+        moment = dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+# --- 1. the key -----------------------------------------------------------------------------
+
+
+def basic_user_name(request: Any) -> str | None:
+    """The user name of `Authorization: Basic base64(user:password)` (Segment's write key);
+    None when the header is absent, not Basic, or not decodable."""
+    meta = getattr(request, "_request", request).META
+    header = meta.get("HTTP_AUTHORIZATION", "")
+    if header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, _, _password = decoded.partition(":")
+    return user.strip() or None
+
+
+def principal_for_key(raw_key: str) -> KeyPrincipal:
+    """The principal of a raw key, or AuthenticationFailed (401) naming why."""
+    principal = key_principal_lookup(raw_key)
+    if principal is None:
+        raise exceptions.AuthenticationFailed("Invalid or inactive ingestion key.")
+    if principal.is_expired(timezone.now()):
+        raise exceptions.AuthenticationFailed("This ingestion key has expired.")
+    return principal
+
+
+def _body_key(request: Any, fields: Sequence[str]) -> str | None:
+    """A key in the parsed body (a JSON object's top-level field). Reading request.data parses
+    the body once (DRF caches it); a parse error surfaces as the view's 400/413/415."""
+    data = request.data
+    if not isinstance(data, dict):
+        return None
+    for name in fields:
+        value = data.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+class TrackerKeyAuthentication(authentication.BaseAuthentication):
+    """Our ingestion keys, wherever a tracker SDK puts them: the HTTP Basic user name, our own
+    headers (Bearer, X-API-Key), then the view's `key_query_params` and `key_body_fields`."""
+
+    def authenticate(self, request):
+        raw_key = basic_user_name(request)
+        if raw_key is None:
+            found = IngestionKeyAuthentication().authenticate(request)
+            if found is not None:
+                return found
+            view = request.parser_context.get("view") if request.parser_context else None
+            raw_key = _query_key(request, getattr(view, "key_query_params", ()))
+            if raw_key is None and getattr(view, "key_body_fields", ()):
+                raw_key = _body_key(request, view.key_body_fields)
+        if raw_key is None:
+            return None
+        principal = principal_for_key(raw_key)
+        return principal, principal
+
+    def authenticate_header(self, request) -> str:
+        return 'Basic realm="ingestion"'
+
+
+def _query_key(request: Any, params: Iterable[str]) -> str | None:
+    query = request.query_params
+    for name in params:
+        value = query.get(name)
+        if value and value.strip():
+            return value.strip()
+    return None
+
+
+# --- 2. a translated message ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Translated:
+    """One foreign message after translation: our wire-format `payload`, or the `error` that
+    kept it from being translated (it is then quarantined as is). `original` is the message as
+    received, kept with the stored event or its quarantine row."""
+
+    original: Any
+    payload: dict[str, Any] | None = None
+    error: FieldError | None = None
+
+
+def untranslatable(original: Any, field: str, rule: str, message: str) -> Translated:
+    """A message refused by the translation itself (not an object, unknown type ...)."""
+    return Translated(original=original, error=FieldError(field, rule, text_safe(message, 300)))
+
+
+# --- 3. into the ingestion service ----------------------------------------------------------
+
+
+def ingest_source(request: Any) -> services.IngestSource:
+    """Who sent the request: the key and the client IP (proxy headers already applied)."""
+    user = request.user
+    key_id = user.key_id if isinstance(user, KeyPrincipal) else None
+    ip = getattr(request, "_request", request).META.get("REMOTE_ADDR") or None
+    return services.IngestSource(key_id=key_id, ip=ip)
+
+
+def translated_ingest(
+    items: Sequence[Translated], *, request: Any, source: str
+) -> list[services.EventOutcome]:
+    """Store a request's translated messages through the ingestion service; one outcome per
+    item, in order (`index` is the item's position). Translatable messages go through
+    `events.services.event_batch_ingest` (validation, rules, dedupe, quarantine); the others
+    are quarantined with their original message and the translation's reason."""
+    del source  # named by the caller for the stored event's origin (open event model)
+    ingest_from = ingest_source(request)
+    received_at = timezone.now()
+    payloads = [item.payload for item in items if item.error is None]
+    refused = [(item.original, [item.error]) for item in items if item.error is not None]
+    if not refused:
+        stored = services.event_batch_ingest(payloads, source=ingest_from, received_at=received_at)
+        written = []
+    else:  # both or neither: a failure leaves nothing half stored for the client's re-send
+        with transaction.atomic():
+            stored = (
+                services.event_batch_ingest(payloads, source=ingest_from, received_at=received_at)
+                if payloads
+                else []
+            )
+            written = services.rejected_events_upsert(
+                refused, source=ingest_from, received_at=received_at
+            )
+    stored_left, written_left = iter(stored), iter(written)
+    outcomes = []
+    for index, item in enumerate(items):
+        if item.error is None:
+            outcome = next(stored_left)
+            outcome.index = index
+        else:
+            outcome = services.EventOutcome(
+                index, services.REJECTED, errors=[item.error], rejected_id=next(written_left).id
+            )
+        outcomes.append(outcome)
+    return outcomes
+
+
+# --- 4. the answer --------------------------------------------------------------------------
+
+
+def outcome_counts(outcomes: Iterable[services.EventOutcome]) -> dict[str, int]:
+    """accepted / duplicates / rejected, as /events/batch counts them."""
+    counts = {services.ACCEPTED: 0, services.DUPLICATE: 0, services.REJECTED: 0}
+    for outcome in outcomes:
+        counts[outcome.status] += 1
+    return {
+        "accepted": counts[services.ACCEPTED],
+        "duplicates": counts[services.DUPLICATE],
+        "rejected": counts[services.REJECTED],
+    }
