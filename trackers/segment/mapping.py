@@ -1,0 +1,305 @@
+"""Segment's message format (RudderStack speaks it too) into our wire format: pure functions.
+
+One message in, one `Translated` (an event for track, page, screen and group) or one
+`IdentityCall` (identify, alias) out; nothing here touches the database, so every mapping is
+unit-tested on plain dicts (tests/unit/test_segment_mapping.py). ADR 0016 gives the reasons:
+- `messageId` becomes our event_id through `trackers.common.event_id_for` (re-sends dedupe);
+- the client's event time is `originalTimestamp`, else `timestamp`; `sentAt` (the message's, else
+  the batch's) goes to `sent_at`, so the ingestion service corrects clock skew as Segment does;
+- Segment's e-commerce spec v2 names become our seven types with their fields; any other name
+  is a custom event under its own name; page and screen are page views;
+- what has no column of ours (campaign, locale, the e-commerce `products[]`, other properties)
+  stays in `properties`; the message itself is kept whole as the original.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from trackers.common import Translated, event_id_for, untranslatable
+
+SOURCE = "segment"
+MESSAGE_MAX_BYTES = 32 * 1024
+BATCH_MAX_BYTES = 500 * 1024
+EVENT_CALLS = frozenset({"track", "page", "screen", "group"})
+IDENTITY_CALLS = frozenset({"identify", "alias"})
+CALLS = EVENT_CALLS | IDENTITY_CALLS
+
+# Segment e-commerce spec v2 event names -> our types.
+ECOMMERCE_TYPES = {
+    "Products Searched": "search",
+    "Product Viewed": "product_view",
+    "Product Added": "add_to_cart",
+    "Product Removed": "remove_from_cart",
+    "Checkout Started": "checkout_start",
+    "Order Completed": "purchase",
+}
+# Which spec property feeds which column; the first present wins.
+_PRODUCT_ID = ("product_id", "sku", "id")
+_REVENUE = ("revenue", "total", "value")
+_CAMPAIGN = {"name": "utm_campaign", "source": "utm_source", "medium": "utm_medium"}
+_CAMPAIGN |= {"term": "utm_term", "content": "utm_content"}
+# Segment's context.device.type -> our device types (the User-Agent decides otherwise).
+_DEVICE_TYPES = {
+    "ios": "mobile",
+    "android": "mobile",
+    "mobile": "mobile",
+    "tablet": "tablet",
+    "ipados": "tablet",
+    "desktop": "desktop",
+    "macos": "desktop",
+    "windows": "desktop",
+    "linux": "desktop",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityCall:
+    """An identify (traits for a person) or an alias (two ids of one person): not an event."""
+
+    kind: str
+    original: Any
+    user_id: str
+    anonymous_id: str = ""
+    previous_id: str = ""
+    traits: dict[str, Any] | None = None
+    timestamp: str | None = None
+
+
+def _text(value: Any) -> str:
+    """Ids may come as numbers; anything else that is not text is absent."""
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, int | float):
+        return str(value)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _first(data: dict[str, Any], names: tuple[str, ...]) -> Any:
+    for name in names:
+        value = data.get(name)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _money(value: Any) -> Any:
+    """Money as text with at most two decimals; anything else is left for validation to name."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return value
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return value
+    if not amount.is_finite():
+        return value
+    return str(amount.quantize(Decimal("0.01")))
+
+
+def _quantity(value: Any) -> Any:
+    """A whole float (2.0) is the integer it means; other values are validation's to judge."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def message_size_error(message: Any) -> Translated | None:
+    """Segment's limit of 32 KB per message, on the message as sent."""
+    try:
+        size = len(orjson.dumps(message))
+    except (TypeError, orjson.JSONEncodeError):
+        return None  # the schema layer names what cannot be encoded
+    if size <= MESSAGE_MAX_BYTES:
+        return None
+    return untranslatable(
+        message, "message", "max_size", f"must be at most {MESSAGE_MAX_BYTES} bytes of JSON"
+    )
+
+
+def _times(message: dict[str, Any], batch_sent_at: Any, received_at: dt.datetime) -> dict:
+    timestamp = _first(message, ("originalTimestamp", "timestamp"))
+    sent_at = _first(message, ("sentAt",)) or batch_sent_at
+    if timestamp is None:
+        # No event time: it happened when it was sent (corrected), or when it arrived.
+        timestamp = sent_at or received_at.isoformat()
+    times = {"timestamp": timestamp}
+    if sent_at is not None:
+        times["sent_at"] = sent_at
+    return times
+
+
+def _context_fields(context: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    """Columns and properties from context: page, device, campaign, locale, session."""
+    fields: dict[str, Any] = {}
+    page = _dict(context.get("page"))
+    url = _first(properties, ("url",)) or _first(page, ("url",))
+    if url is not None:
+        fields["page_url"] = url
+    referrer = _first(properties, ("referrer",)) or _first(page, ("referrer",))
+    if referrer is not None:
+        fields["referrer"] = referrer
+    device = _DEVICE_TYPES.get(_text(_dict(context.get("device")).get("type")).lower())
+    if device is not None:
+        fields["device_type"] = device
+    session = _text(_first(context, ("sessionId", "session_id")))
+    if session:
+        fields["session_id"] = session
+    return fields
+
+
+def _context_properties(context: dict[str, Any]) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    for name, key in _CAMPAIGN.items():
+        value = _dict(context.get("campaign")).get(name)
+        if value is not None:
+            kept[key] = value
+    locale = context.get("locale")
+    if locale is not None:
+        kept["locale"] = locale
+    return kept
+
+
+def _ecommerce_fields(event_type: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """Our columns for one of the seven types from the spec's properties."""
+    fields: dict[str, Any] = {}
+    if event_type == "search":
+        query = _first(properties, ("query",))
+        if query is not None:
+            fields["search_query"] = query
+        return fields
+    if event_type in ("product_view", "add_to_cart", "remove_from_cart"):
+        product_id = _first(properties, _PRODUCT_ID)
+        if product_id is not None:
+            fields["product_id"] = _text(product_id) or product_id
+        for name in ("category",):
+            if properties.get(name) is not None:
+                fields[name] = properties[name]
+        if properties.get("price") is not None:
+            fields["price"] = _money(properties["price"])
+        if event_type != "product_view":
+            quantity = properties.get("quantity")
+            fields["quantity"] = 1 if quantity is None else _quantity(quantity)
+    else:  # checkout_start, purchase
+        order_id = _first(properties, ("order_id", "checkout_id"))
+        if order_id is not None:
+            fields["order_id"] = _text(order_id) or order_id
+        revenue = _first(properties, _REVENUE)
+        if revenue is not None:
+            fields["revenue"] = _money(revenue)
+    currency = properties.get("currency")
+    if isinstance(currency, str) and currency:
+        fields["currency"] = currency.upper()
+    return fields
+
+
+def _event_name(call: str, message: dict[str, Any]) -> Any:
+    if call in ("page", "screen"):
+        return "page_view"
+    if call == "group":
+        return "group"
+    name = message.get("event")
+    return ECOMMERCE_TYPES.get(name, name) if isinstance(name, str) else name
+
+
+def _ids(message: dict[str, Any]) -> dict[str, str]:
+    ids = {}
+    user_id = _text(message.get("userId"))
+    if user_id:
+        ids["user_id"] = user_id
+    anonymous_id = _text(message.get("anonymousId"))
+    if anonymous_id:
+        ids["anonymous_id"] = anonymous_id
+    return ids
+
+
+def event_translate(
+    message: Any, *, call: str, key_id: int | None, batch_sent_at: Any, received_at: dt.datetime
+) -> Translated:
+    """A track, page, screen or group message as one of our events."""
+    properties = dict(_dict(message.get("properties")))
+    if call == "group":
+        properties = {"group_id": _text(message.get("groupId")), **_dict(message.get("traits"))}
+    elif call in ("page", "screen") and message.get("name") is not None:
+        properties.setdefault("name", message.get("name"))
+    context = _dict(message.get("context"))
+    event_type = _event_name(call, message)
+    if not isinstance(event_type, str) or not event_type.strip():
+        return untranslatable(message, "event", "required", "a track call needs an event name")
+    ids = _ids(message)
+    if not ids:
+        return untranslatable(message, "userId", "required", "userId or anonymousId is required")
+    payload: dict[str, Any] = {
+        "event_id": event_id_for(
+            source=SOURCE, key_id=key_id, message_id=message.get("messageId"), message=message
+        ),
+        "event_type": event_type,
+        **ids,
+        **_times(message, batch_sent_at, received_at),
+        **_context_fields(context, properties),
+    }
+    if event_type in ECOMMERCE_TYPES.values():
+        payload |= _ecommerce_fields(event_type, properties)
+    kept = {**properties, **_context_properties(context)}
+    for name in ("url", "referrer"):
+        kept.pop(name, None)
+    if kept:
+        payload["properties"] = kept
+    return Translated(original=message, payload=payload)
+
+
+def identity_translate(message: Any, *, call: str, batch_sent_at: Any) -> IdentityCall | Translated:
+    """An identify (user and/or anonymous id with traits) or an alias (previousId -> userId)."""
+    user_id = _text(message.get("userId"))
+    timestamp = _first(message, ("originalTimestamp", "timestamp")) or batch_sent_at
+    timestamp = timestamp if isinstance(timestamp, str) else None
+    if call == "alias":
+        previous_id = _text(message.get("previousId"))
+        if not user_id or not previous_id:
+            return untranslatable(
+                message, "previousId", "required", "an alias needs previousId and userId"
+            )
+        return IdentityCall("alias", message, user_id, previous_id=previous_id, timestamp=timestamp)
+    anonymous_id = _text(message.get("anonymousId"))
+    if not user_id and not anonymous_id:
+        return untranslatable(message, "userId", "required", "userId or anonymousId is required")
+    traits = message.get("traits", _dict(message.get("context")).get("traits"))
+    if traits is not None and not isinstance(traits, dict):
+        return untranslatable(message, "traits", "object", "traits must be a JSON object")
+    return IdentityCall(
+        "identify", message, user_id, anonymous_id, traits=traits or {}, timestamp=timestamp
+    )
+
+
+def message_translate(
+    message: Any,
+    *,
+    call: str | None,
+    key_id: int | None,
+    batch_sent_at: Any = None,
+    received_at: dt.datetime,
+) -> Translated | IdentityCall:
+    """One Segment message; `call` is the path's (/v1/track) or None for a batch item, whose
+    own `type` names it."""
+    if not isinstance(message, dict):
+        return untranslatable(message, "message", "object", "each message must be a JSON object")
+    too_large = message_size_error(message)
+    if too_large is not None:
+        return too_large
+    call = call or message.get("type")
+    if not isinstance(call, str) or call not in CALLS:
+        allowed = ", ".join(sorted(CALLS))
+        return untranslatable(message, "type", "allowed_values", f"must be one of {allowed}")
+    if call in IDENTITY_CALLS:
+        return identity_translate(message, call=call, batch_sent_at=batch_sent_at)
+    return event_translate(
+        message, call=call, key_id=key_id, batch_sent_at=batch_sent_at, received_at=received_at
+    )
