@@ -27,7 +27,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from django.db import transaction
@@ -36,6 +36,12 @@ from rest_framework import authentication, exceptions
 
 from events import services
 from events.authentication import IngestionKeyAuthentication, KeyPrincipal, key_principal_lookup
+from events.parsers import (
+    BoundedJSONParser,
+    MalformedJson,
+    PayloadTooLarge,
+    UnsupportedContentEncoding,
+)
 from events.schema import FieldError, text_safe
 
 # The root of every tracker event id. Never change it: stored ids were derived from it, and a
@@ -112,8 +118,14 @@ def principal_for_key(raw_key: str) -> KeyPrincipal:
 
 def _body_key(request: Any, fields: Sequence[str]) -> str | None:
     """A key in the parsed body (a JSON object's top-level field). Reading request.data parses
-    the body once (DRF caches it); a parse error surfaces as the view's 400/413/415."""
-    data = request.data
+    the body once (DRF caches it); a parse error is kept for `parsed_body`, so that a request
+    allowed without a key is refused (and kept) by the view as /events does."""
+    try:
+        data = request.data
+    except (MalformedJson, PayloadTooLarge, UnsupportedContentEncoding) as exc:
+        # DRF answers {} to later reads of request.data: the view refuses the body with this.
+        request._tracker_body_error = exc
+        return None
     if not isinstance(data, dict):
         return None
     for name in fields:
@@ -155,6 +167,48 @@ def _query_key(request: Any, params: Iterable[str]) -> str | None:
     return None
 
 
+# --- the body -------------------------------------------------------------------------------
+
+
+class AnyJSONParser(BoundedJSONParser):
+    """Our bounded JSON parser (gzip inflated with a cap) for any declared Content-Type: SDKs
+    post JSON as text/plain (browser beacons) or with no type at all."""
+
+    media_type = "*/*"
+
+
+def parsed_body(request: Any) -> Any:
+    """request.data of an authenticated request; a body that is empty, not JSON (or not gzip
+    as declared) or too large is kept as one rejected request, then refused (400, 413, 415),
+    as /events does."""
+    body_error = getattr(request, "_tracker_body_error", None)
+    if body_error is not None:
+        _request_refuse(request, body_error, body_error.raw_body)
+    try:
+        data = request.data
+    except (MalformedJson, PayloadTooLarge, UnsupportedContentEncoding) as exc:
+        _request_refuse(request, exc, exc.raw_body)
+    if request.stream is None:  # no body at all: DRF does not even call the parser
+        _request_refuse(request, MalformedJson("Request body is empty; send JSON.", b""), b"")
+    return data
+
+
+def request_refuse(request: Any, field: str, rule: str, message: str, body: Any) -> NoReturn:
+    """Refuse a request whose JSON is not the protocol's shape (400), keeping it as one
+    rejected event."""
+    exc = exceptions.ValidationError({field: [message]}, rule)
+    exc.field, exc.rule = field, rule
+    _request_refuse(request, exc, body)
+
+
+def _request_refuse(request: Any, exc: exceptions.APIException, body: Any) -> NoReturn:
+    detail = exc.detail
+    message = str(next(iter(detail.values()))[0]) if isinstance(detail, dict) else str(detail)
+    error = FieldError(getattr(exc, "field", "body"), getattr(exc, "rule", "json"), message)
+    exc.rejected_id = services.request_rejected_store(body, error, source=ingest_source(request))
+    raise exc
+
+
 # --- 2. a translated message ----------------------------------------------------------------
 
 
@@ -177,10 +231,15 @@ def untranslatable(original: Any, field: str, rule: str, message: str) -> Transl
 # --- 3. into the ingestion service ----------------------------------------------------------
 
 
+def key_id_of(request: Any) -> int | None:
+    """The id of the request's ingestion key (None for a signed-in user or anonymous)."""
+    user = request.user
+    return user.key_id if isinstance(user, KeyPrincipal) else None
+
+
 def ingest_source(request: Any) -> services.IngestSource:
     """Who sent the request: the key and the client IP (proxy headers already applied)."""
-    user = request.user
-    key_id = user.key_id if isinstance(user, KeyPrincipal) else None
+    key_id = key_id_of(request)
     ip = getattr(request, "_request", request).META.get("REMOTE_ADDR") or None
     return services.IngestSource(key_id=key_id, ip=ip)
 
@@ -227,11 +286,12 @@ def translated_ingest(
 # --- 4. the answer --------------------------------------------------------------------------
 
 
-def outcome_counts(outcomes: Iterable[services.EventOutcome]) -> dict[str, int]:
-    """accepted / duplicates / rejected, as /events/batch counts them."""
+def outcome_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """accepted / duplicates / rejected (from each outcome's `status`), as /events/batch
+    counts them."""
     counts = {services.ACCEPTED: 0, services.DUPLICATE: 0, services.REJECTED: 0}
-    for outcome in outcomes:
-        counts[outcome.status] += 1
+    for status in statuses:
+        counts[status] += 1
     return {
         "accepted": counts[services.ACCEPTED],
         "duplicates": counts[services.DUPLICATE],
