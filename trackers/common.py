@@ -221,6 +221,10 @@ class Translated:
     original: Any
     payload: dict[str, Any] | None = None
     error: FieldError | None = None
+    # The client's User-Agent and IP as the message states them (a server-side SDK sends the
+    # browser's); empty: the request's own. Device type and country are derived from them.
+    user_agent: str = ""
+    ip: str = ""
 
 
 def untranslatable(original: Any, field: str, rule: str, message: str) -> Translated:

@@ -226,3 +226,21 @@ def test_alias_links_previous_id_to_user_id():
     call = translate(message, batch_sent_at="2026-01-02T03:00:00Z")
     assert (call.kind, call.user_id, call.previous_id) == ("alias", "u1", "a1")
     assert call.timestamp == "2026-01-02T03:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("country", "expected"),
+    [("United States", "US"), ("de", "DE"), ("Germany", "DE"), ("Atlantis", None), (5, None)],
+)
+def test_location_country_by_code_or_name(country, expected):
+    """A country the message names is kept; otherwise it is derived from the IP."""
+    message = {**track("X"), "context": {"location": {"country": country}}}
+    assert translate(message).payload.get("country") == expected
+
+
+def test_user_agent_and_ip_of_the_message_travel_with_it():
+    """A server-side SDK forwards the browser's User-Agent and IP: derivation reads those."""
+    message = {**track("X"), "context": {"userAgent": "Mozilla/5.0", "ip": "203.0.113.9"}}
+    result = translate(message)
+    assert (result.user_agent, result.ip) == ("Mozilla/5.0", "203.0.113.9")
+    assert "userAgent" not in result.payload.get("properties", {})

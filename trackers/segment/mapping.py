@@ -20,6 +20,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import orjson
+import pycountry
 
 from trackers.common import Translated, event_id_for, untranslatable
 
@@ -56,6 +57,17 @@ _DEVICE_TYPES = {
     "windows": "desktop",
     "linux": "desktop",
 }
+
+
+# context.location.country is a name in Segment's examples ("United States") or a code.
+_COUNTRY_BY_NAME = {country.name.lower(): country.alpha_2 for country in pycountry.countries}
+_COUNTRY_BY_NAME |= {
+    name.lower(): country.alpha_2
+    for country in pycountry.countries
+    for name in (getattr(country, "common_name", None), getattr(country, "official_name", None))
+    if name
+}
+_COUNTRY_CODES = frozenset(_COUNTRY_BY_NAME.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +165,21 @@ def _context_fields(context: dict[str, Any], properties: dict[str, Any]) -> dict
     session = _text(_first(context, ("sessionId", "session_id")))
     if session:
         fields["session_id"] = session
+    country = _country(_dict(context.get("location")).get("country"))
+    if country:
+        fields["country"] = country
     return fields
+
+
+def _country(value: Any) -> str:
+    """An ISO code from context.location.country (a code or a country's name); "" when it is
+    neither, so the country is derived from the IP instead."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    if text.upper() in _COUNTRY_CODES:
+        return text.upper()
+    return _COUNTRY_BY_NAME.get(text.lower(), "")
 
 
 def _context_properties(context: dict[str, Any]) -> dict[str, Any]:
@@ -253,7 +279,12 @@ def event_translate(
         kept.pop(name, None)
     if kept:
         payload["properties"] = kept
-    return Translated(original=message, payload=payload)
+    return Translated(
+        original=message,
+        payload=payload,
+        user_agent=_text(context.get("userAgent")),
+        ip=_text(context.get("ip")),
+    )
 
 
 def identity_translate(message: Any, *, call: str, batch_sent_at: Any) -> IdentityCall | Translated:
