@@ -43,6 +43,9 @@ from events.parsers import (
     UnsupportedContentEncoding,
 )
 from events.schema import FieldError, text_safe
+from trackers.openapi import TrackerAutoSchema
+
+__all__ = ["TrackerAutoSchema"]  # protocol views use it (and importing it registers the scheme)
 
 # The root of every tracker event id. Never change it: stored ids were derived from it, and a
 # re-send is recognised only if it maps to the same id.

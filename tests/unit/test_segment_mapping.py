@@ -183,7 +183,8 @@ def test_unexpected_fields_are_ignored_but_kept_in_the_original():
         ({"type": "track", "userId": "u"}, "event", "required"),
         ({"type": "track", "userId": "u", "event": 5}, "event", "required"),
         ({"type": "track", "event": "X"}, "userId", "required"),
-        ({"type": "track", "event": "X", "userId": {"a": 1}}, "userId", "required"),
+        ({"type": "track", "event": "X", "userId": {"a": 1}}, "userId", "string"),
+        ({"type": "track", "event": "X", "userId": "  "}, "userId", "required"),
         (
             {"type": "track", "event": "X", "userId": "u", "p": "x" * MESSAGE_MAX_BYTES},
             "message",
@@ -192,6 +193,14 @@ def test_unexpected_fields_are_ignored_but_kept_in_the_original():
         ({"type": "alias", "userId": "u"}, "previousId", "required"),
         ({"type": "identify"}, "userId", "required"),
         ({"type": "identify", "userId": "u", "traits": [1]}, "traits", "object"),
+        ({"type": "identify", "userId": "u", "context": {"traits": "x"}}, "traits", "object"),
+        ({"type": "track", "userId": "u", "event": "X", "properties": [1]}, "properties", "object"),
+        ({"type": "track", "userId": "u", "event": "X", "context": "c"}, "context", "object"),
+        ({"type": "track", "userId": "u", "event": "X", "timestamp": 1}, "timestamp", "iso8601"),
+        ({"type": "track", "userId": "u", "event": "X", "sentAt": {}}, "sentAt", "iso8601"),
+        ({"type": "track", "userId": 1.5, "event": "X"}, "userId", "string"),
+        ({"type": "track", "userId": True, "event": "X"}, "userId", "string"),
+        ({"type": "group", "userId": "u"}, "groupId", "required"),
     ],
 )
 def test_untranslatable_messages_name_field_and_rule(message, field, rule):
@@ -217,15 +226,43 @@ def test_identify_is_an_identity_call_with_traits():
         "42",
         "a1",
         traits={"email": "x@example.com"},
-        timestamp="2026-01-02T03:00:00Z",
+        timestamp=dt.datetime(2026, 1, 2, 3, 0, tzinfo=dt.UTC),
     )
 
 
-def test_alias_links_previous_id_to_user_id():
+def test_alias_links_previous_id_to_user_id_at_receipt_without_a_time():
     message = {"type": "alias", "userId": "u1", "previousId": "a1"}
     call = translate(message, batch_sent_at="2026-01-02T03:00:00Z")
-    assert (call.kind, call.user_id, call.previous_id) == ("alias", "u1", "a1")
-    assert call.timestamp == "2026-01-02T03:00:00Z"
+    assert (call.kind, call.user_id, call.previous_id, call.timestamp) == ("alias", "u1", "a1", NOW)
+
+
+def test_identity_time_is_skew_corrected_like_an_event():
+    """Sent 10 s after it happened by the client's clock: 10 s before it was received."""
+    message = {"type": "identify", "userId": "u", "timestamp": "2030-01-01T00:00:00Z"}
+    call = translate(message, batch_sent_at="2030-01-01T00:00:10Z")
+    assert call.timestamp == NOW - dt.timedelta(seconds=10)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "rule"),
+    [
+        ({"userId": "x" * 129}, "userId", "max_length"),
+        ({"userId": "a\x00b"}, "userId", "no_nul_bytes"),
+        ({"userId": "\ud800"}, "userId", "no_nul_bytes"),
+        ({"userId": "u", "anonymousId": "\udfff"}, "anonymousId", "no_nul_bytes"),
+        ({"userId": "u", "timestamp": "yesterday"}, "timestamp", "iso8601"),
+        ({"userId": "u", "timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp", "iso8601"),
+        ({"userId": "u", "timestamp": "2099-01-01T00:00:00Z"}, "timestamp", "not_in_future"),
+        ({"userId": "u", "traits": {"k": "\ud800"}}, "traits", "valid_unicode"),
+        ({"userId": "u", "traits": {"k": "x" * 9000}}, "traits", "max_size"),
+        ({"userId": "u", "traits": {"k": "a\x00"}}, "traits", "max_size"),
+    ],
+)
+def test_identity_calls_are_bounded_like_events(fields, field, rule):
+    """Identify skips the event validator: its ids, traits and time have their own bounds."""
+    result = translate({"type": "identify", **fields})
+    assert isinstance(result, Translated)
+    assert (result.error.field, result.error.rule) == (field, rule)
 
 
 @pytest.mark.parametrize(

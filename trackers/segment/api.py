@@ -26,6 +26,7 @@ from events.renderers import OrjsonRenderer
 from events.throttling import IngestThrottle
 from trackers.common import (
     AnyJSONParser,
+    TrackerAutoSchema,
     TrackerKeyAuthentication,
     Translated,
     key_id_of,
@@ -34,6 +35,7 @@ from trackers.common import (
     request_refuse,
     translated_ingest,
 )
+from trackers.segment import openapi
 from trackers.segment.mapping import (
     BATCH_MAX_BYTES,
     MESSAGE_MAX_BYTES,
@@ -42,22 +44,12 @@ from trackers.segment.mapping import (
     message_translate,
 )
 
+_REFUSALS = {code: OpenApiTypes.OBJECT for code in (401, 403, 413, 415, 429)}
 BATCH_MAX_MESSAGES = 2500  # 500 KB of the smallest useful messages; Segment names no count
 
 
-def _when(value: str | None, received_at: dt.datetime) -> dt.datetime:
-    """An identity call's time; the receipt time when it has none or it does not parse."""
-    if value:
-        try:
-            moment = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return received_at
-        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return received_at
-
-
 def _identity_apply(call: IdentityCall, received_at: dt.datetime) -> None:
-    when = _when(call.timestamp, received_at)
+    when = call.timestamp or received_at
     if call.kind == "alias":
         services.person_alias(
             previous_id=call.previous_id, user_id=call.user_id, timestamp=when, source=SOURCE
@@ -114,6 +106,7 @@ class _SegmentApi(APIView):
     parser_classes = [AnyJSONParser]
     renderer_classes = [OrjsonRenderer]
     key_body_fields = ("writeKey",)
+    schema = TrackerAutoSchema()
 
 
 class SegmentBatchApi(_SegmentApi):
@@ -123,8 +116,8 @@ class SegmentBatchApi(_SegmentApi):
         return BATCH_MAX_BYTES
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT,
-        responses={code: OpenApiTypes.OBJECT for code in (200, 400, 401, 413, 415, 429)},
+        request={"application/json": openapi.batch_request(BATCH_MAX_MESSAGES)},
+        responses={200: openapi.ANSWER, 400: OpenApiTypes.OBJECT, **_REFUSALS},
         summary="Segment / RudderStack batch (messages of any call type)",
     )
     def post(self, request: Request) -> Response:
@@ -150,10 +143,6 @@ class _SegmentCallApi(_SegmentApi):
     def body_limit(self) -> int:
         return MESSAGE_MAX_BYTES
 
-    @extend_schema(
-        request=OpenApiTypes.OBJECT,
-        responses={code: OpenApiTypes.OBJECT for code in (200, 400, 401, 413, 415, 429)},
-    )
     def post(self, request: Request) -> Response:
         payload = parsed_body(request)
         if not isinstance(payload, dict):
@@ -162,30 +151,26 @@ class _SegmentCallApi(_SegmentApi):
         body = _answer(results)
         if results[0]["status"] == services.REJECTED:
             body |= {"success": False, "error": "validation_failed"}
+            body["errors"] = results[0].get("errors", [])
             body["detail"] = "The message was rejected and kept in quarantine."
             return Response(body, status=400)
         return Response(body)
 
 
-class SegmentTrackApi(_SegmentCallApi):
-    call = "track"
+def _call_api(call: str, doc: str) -> type[_SegmentCallApi]:
+    """The view of one call type, documented with that call's message shape."""
+    post = extend_schema(
+        request={"application/json": openapi.call_request(call)},
+        responses={200: openapi.ANSWER, 400: OpenApiTypes.OBJECT, **_REFUSALS},
+        summary=f"Segment / RudderStack {call} call",
+    )(_SegmentCallApi.post)
+    name = f"Segment{call.title()}Api"
+    return type(name, (_SegmentCallApi,), {"call": call, "post": post, "__doc__": doc})
 
 
-class SegmentPageApi(_SegmentCallApi):
-    call = "page"
-
-
-class SegmentScreenApi(_SegmentCallApi):
-    call = "screen"
-
-
-class SegmentIdentifyApi(_SegmentCallApi):
-    call = "identify"
-
-
-class SegmentGroupApi(_SegmentCallApi):
-    call = "group"
-
-
-class SegmentAliasApi(_SegmentCallApi):
-    call = "alias"
+SegmentTrackApi = _call_api("track", "An event by name (e-commerce spec v2 names mapped).")
+SegmentPageApi = _call_api("page", "A page view.")
+SegmentScreenApi = _call_api("screen", "A mobile screen view, stored as a page view.")
+SegmentIdentifyApi = _call_api("identify", "Traits for a person; links an anonymous id.")
+SegmentGroupApi = _call_api("group", "A person's group, stored as a custom event `group`.")
+SegmentAliasApi = _call_api("alias", "Two ids of one person (previousId becomes userId's).")

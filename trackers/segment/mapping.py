@@ -30,6 +30,11 @@ BATCH_MAX_BYTES = 500 * 1024
 EVENT_CALLS = frozenset({"track", "page", "screen", "group"})
 IDENTITY_CALLS = frozenset({"identify", "alias"})
 CALLS = EVENT_CALLS | IDENTITY_CALLS
+# Identity calls skip the event validator: their own bounds (as an event's would be).
+IDENTITY_ID_MAX_CHARS = 128
+IDENTITY_TRAITS_MAX_BYTES = 8192
+IDENTITY_MIN_YEAR, IDENTITY_MAX_YEAR = 2, 9998
+IDENTITY_MAX_FUTURE = dt.timedelta(minutes=5)
 
 # Segment e-commerce spec v2 event names -> our types.
 ECOMMERCE_TYPES = {
@@ -80,16 +85,39 @@ class IdentityCall:
     anonymous_id: str = ""
     previous_id: str = ""
     traits: dict[str, Any] | None = None
-    timestamp: str | None = None
+    timestamp: dt.datetime | None = None
 
 
 def _text(value: Any) -> str:
-    """Ids may come as numbers; anything else that is not text is absent."""
+    """Ids may come as whole numbers; anything else that is not text is absent."""
     if isinstance(value, bool) or value is None:
         return ""
-    if isinstance(value, int | float):
+    if isinstance(value, int):
         return str(value)
     return value.strip() if isinstance(value, str) else ""
+
+
+# The fields a mapping reads, by the JSON type they must have when present: a message that
+# breaks one is quarantined naming it (a wrong type is not silently dropped).
+_OBJECT_FIELDS = ("properties", "context", "traits")
+_TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
+_ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
+
+
+def _shape_error(message: dict[str, Any]) -> Translated | None:
+    for name in _OBJECT_FIELDS:
+        value = message.get(name)
+        if value is not None and not isinstance(value, dict):
+            return untranslatable(message, name, "object", f"{name} must be a JSON object")
+    for name in _TIME_FIELDS:
+        value = message.get(name)
+        if value is not None and not isinstance(value, str):
+            return untranslatable(message, name, "iso8601", f"{name} must be an ISO-8601 string")
+    for name in _ID_FIELDS:
+        value = message.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+            return untranslatable(message, name, "string", f"{name} must be a string")
+    return None
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -253,7 +281,10 @@ def event_translate(
     """A track, page, screen or group message as one of our events."""
     properties = dict(_dict(message.get("properties")))
     if call == "group":
-        properties = {"group_id": _text(message.get("groupId")), **_dict(message.get("traits"))}
+        group_id = _text(message.get("groupId"))
+        if not group_id:
+            return untranslatable(message, "groupId", "required", "a group call needs groupId")
+        properties = {"group_id": group_id, **_dict(message.get("traits"))}
     elif call in ("page", "screen") and message.get("name") is not None:
         properties.setdefault("name", message.get("name"))
     context = _dict(message.get("context"))
@@ -287,26 +318,77 @@ def event_translate(
     )
 
 
-def identity_translate(message: Any, *, call: str, batch_sent_at: Any) -> IdentityCall | Translated:
-    """An identify (user and/or anonymous id with traits) or an alias (previousId -> userId)."""
-    user_id = _text(message.get("userId"))
-    timestamp = _first(message, ("originalTimestamp", "timestamp")) or batch_sent_at
-    timestamp = timestamp if isinstance(timestamp, str) else None
+def _storable(text: str) -> bool:
+    """Text PostgreSQL can store: no NUL, no lone surrogate."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _identity_time(
+    message: dict[str, Any], batch_sent_at: Any, received_at: dt.datetime
+) -> dt.datetime | str:
+    """The call's time, skew-corrected like an event's; an error message when it is unusable."""
+    text = _first(message, ("originalTimestamp", "timestamp"))
+    sent_text = _first(message, ("sentAt",)) or batch_sent_at
+    if text is None:
+        return received_at
+    try:
+        moment = dt.datetime.fromisoformat(text)
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        if isinstance(sent_text, str):
+            sent = dt.datetime.fromisoformat(sent_text)
+            moment = received_at - ((sent if sent.tzinfo else sent.replace(tzinfo=dt.UTC)) - moment)
+        moment = moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return "must be an ISO-8601 date-time within the supported years"
+    if not IDENTITY_MIN_YEAR <= moment.year <= IDENTITY_MAX_YEAR:
+        return "must be an ISO-8601 date-time within the supported years"
+    if moment - received_at > IDENTITY_MAX_FUTURE:
+        return f"is more than {int(IDENTITY_MAX_FUTURE.total_seconds())} s in the future"
+    return moment
+
+
+def identity_translate(
+    message: Any, *, call: str, batch_sent_at: Any, received_at: dt.datetime
+) -> IdentityCall | Translated:
+    """An identify (user and/or anonymous id with traits) or an alias (previousId -> userId).
+    Ids are bounded storable text, traits bounded JSON, the time skew-corrected."""
+    ids = {name: _text(message.get(name)) for name in ("userId", "anonymousId", "previousId")}
+    for name, value in ids.items():
+        if len(value) > IDENTITY_ID_MAX_CHARS or not _storable(value):
+            rule = "max_length" if len(value) > IDENTITY_ID_MAX_CHARS else "no_nul_bytes"
+            limit = IDENTITY_ID_MAX_CHARS
+            return untranslatable(message, name, rule, f"must be at most {limit} storable chars")
+    user_id, anonymous_id, previous_id = ids["userId"], ids["anonymousId"], ids["previousId"]
+    when = _identity_time(message, batch_sent_at, received_at)
+    if isinstance(when, str):
+        rule = "not_in_future" if "future" in when else "iso8601"
+        return untranslatable(message, "timestamp", rule, when)
     if call == "alias":
-        previous_id = _text(message.get("previousId"))
         if not user_id or not previous_id:
             return untranslatable(
                 message, "previousId", "required", "an alias needs previousId and userId"
             )
-        return IdentityCall("alias", message, user_id, previous_id=previous_id, timestamp=timestamp)
-    anonymous_id = _text(message.get("anonymousId"))
+        return IdentityCall("alias", message, user_id, previous_id=previous_id, timestamp=when)
     if not user_id and not anonymous_id:
         return untranslatable(message, "userId", "required", "userId or anonymousId is required")
-    traits = message.get("traits", _dict(message.get("context")).get("traits"))
+    traits = message.get("traits") or _dict(message.get("context")).get("traits")
     if traits is not None and not isinstance(traits, dict):
         return untranslatable(message, "traits", "object", "traits must be a JSON object")
+    try:
+        size = len(orjson.dumps(traits or {}))
+    except (TypeError, orjson.JSONEncodeError):
+        return untranslatable(message, "traits", "valid_unicode", "traits must be storable JSON")
+    if size > IDENTITY_TRAITS_MAX_BYTES or "\\u0000" in orjson.dumps(traits or {}).decode():
+        limit = IDENTITY_TRAITS_MAX_BYTES
+        return untranslatable(message, "traits", "max_size", f"at most {limit} bytes, no NUL")
     return IdentityCall(
-        "identify", message, user_id, anonymous_id, traits=traits or {}, timestamp=timestamp
+        "identify", message, user_id, anonymous_id, traits=traits or {}, timestamp=when
     )
 
 
@@ -329,8 +411,13 @@ def message_translate(
     if not isinstance(call, str) or call not in CALLS:
         allowed = ", ".join(sorted(CALLS))
         return untranslatable(message, "type", "allowed_values", f"must be one of {allowed}")
+    wrong_type = _shape_error(message)
+    if wrong_type is not None:
+        return wrong_type
     if call in IDENTITY_CALLS:
-        return identity_translate(message, call=call, batch_sent_at=batch_sent_at)
+        return identity_translate(
+            message, call=call, batch_sent_at=batch_sent_at, received_at=received_at
+        )
     return event_translate(
         message, call=call, key_id=key_id, batch_sent_at=batch_sent_at, received_at=received_at
     )
