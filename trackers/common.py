@@ -36,6 +36,7 @@ from rest_framework import authentication, exceptions
 
 from events import services
 from events.authentication import IngestionKeyAuthentication, KeyPrincipal, key_principal_lookup
+from events.derivation import ClientContext
 from events.parsers import (
     BoundedJSONParser,
     MalformedJson,
@@ -244,11 +245,29 @@ def key_id_of(request: Any) -> int | None:
     return user.key_id if isinstance(user, KeyPrincipal) else None
 
 
-def ingest_source(request: Any) -> services.IngestSource:
-    """Who sent the request: the key and the client IP (proxy headers already applied)."""
-    key_id = key_id_of(request)
-    ip = getattr(request, "_request", request).META.get("REMOTE_ADDR") or None
-    return services.IngestSource(key_id=key_id, ip=ip)
+def ingest_source(request: Any, protocol: str = "api") -> services.IngestSource:
+    """Who sent the request: the key, the client IP (proxy headers already applied) and
+    User-Agent, and the protocol stored as each event's `source`."""
+    meta = getattr(request, "_request", request).META
+    return services.IngestSource(
+        key_id=key_id_of(request),
+        ip=meta.get("REMOTE_ADDR") or None,
+        protocol=protocol,
+        user_agent=meta.get("HTTP_USER_AGENT", ""),
+    )
+
+
+def _client_contexts(
+    items: Sequence[Translated], source: services.IngestSource
+) -> list[ClientContext | None]:
+    """Per event, the message's own User-Agent and IP where it states them (else None: the
+    request's, from `source`)."""
+    return [
+        ClientContext(item.user_agent or source.user_agent, item.ip or source.ip)
+        if item.user_agent or item.ip
+        else None
+        for item in items
+    ]
 
 
 def translated_ingest(
@@ -256,23 +275,30 @@ def translated_ingest(
 ) -> list[services.EventOutcome]:
     """Store a request's translated messages through the ingestion service; one outcome per
     item, in order (`index` is the item's position). Translatable messages go through
-    `events.services.event_batch_ingest` (validation, rules, dedupe, quarantine); the others
-    are quarantined with their original message and the translation's reason."""
-    del source  # named by the caller for the stored event's origin (open event model)
-    ingest_from = ingest_source(request)
+    `events.services.event_batch_ingest` (validation, rules, dedupe, derivation, quarantine),
+    each stored with `source` and its original message; the others are quarantined as sent
+    with the translation's reason, in the same transaction."""
+    ingest_from = ingest_source(request, source)
     received_at = timezone.now()
-    payloads = [item.payload for item in items if item.error is None]
+    translated = [item for item in items if item.error is None]
     refused = [(item.original, [item.error]) for item in items if item.error is not None]
+
+    def store() -> list[services.EventOutcome]:
+        if not translated:
+            return []
+        return services.event_batch_ingest(
+            [item.payload for item in translated],
+            source=ingest_from,
+            received_at=received_at,
+            context=_client_contexts(translated, ingest_from),
+            originals=[item.original for item in translated],
+        )
+
     if not refused:
-        stored = services.event_batch_ingest(payloads, source=ingest_from, received_at=received_at)
-        written = []
+        stored, written = store(), []
     else:  # both or neither: a failure leaves nothing half stored for the client's re-send
         with transaction.atomic():
-            stored = (
-                services.event_batch_ingest(payloads, source=ingest_from, received_at=received_at)
-                if payloads
-                else []
-            )
+            stored = store()
             written = services.rejected_events_upsert(
                 refused, source=ingest_from, received_at=received_at
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from events.schema import EVENT_NAME_MAX_CHARS, PRINTABLE_NAME
 from trackers.segment.mapping import CALLS
 
 _TEXT_ID = {
@@ -22,9 +23,8 @@ ID = {"anyOf": [_TEXT_ID, {"type": "integer", "minimum": 0, "maximum": 10**15}]}
 NAME = {
     "type": "string",
     "minLength": 1,
-    "maxLength": 128,
-    "pattern": "^[^\\x00-\\x20\\x7f-\\x9f]"
-    "(?:[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\x9f])?$",
+    "maxLength": EVENT_NAME_MAX_CHARS,
+    "pattern": PRINTABLE_NAME,
 }
 ANY = {"description": "Any JSON value; a message that is not usable is quarantined."}
 
