@@ -23,11 +23,11 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import orjson
 from django.db import transaction
@@ -61,15 +61,35 @@ def event_id_for(*, source: str, key_id: int | None, message_id: Any, message: A
 
     A message without a usable id (absent, not a string or number, too long) is named by a hash
     of its canonical JSON: an exact re-send still dedupes."""
-    namespace = uuid.uuid5(_EVENT_ID_ROOT, f"{source}:{key_id if key_id is not None else '-'}")
-    if isinstance(message_id, bool) or not isinstance(message_id, str | int):
-        message_id = None
-    elif isinstance(message_id, int):
+    namespace = _namespace(source, key_id)
+    kind = type(message_id)
+    if kind is int:
         message_id = str(message_id)
+    elif kind is not str:
+        message_id = None
     if not message_id or len(message_id) > MESSAGE_ID_MAX_CHARS:
         digest = hashlib.sha256(_canonical_json(message)).hexdigest()
-        return str(uuid.uuid5(namespace, f"sha256:{digest}"))
-    return str(uuid.uuid5(namespace, f"id:{message_id}"))
+        return _uuid5_text(namespace, f"sha256:{digest}")
+    return _uuid5_text(namespace, "id:" + message_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _namespace(source: str, key_id: int | None) -> bytes:
+    return uuid.uuid5(_EVENT_ID_ROOT, f"{source}:{key_id if key_id is not None else '-'}").bytes
+
+
+def _uuid5_text(namespace: bytes, name: str) -> str:
+    """str(uuid.uuid5(UUID(bytes=namespace), name)), without building UUID objects (it runs for
+    every message; tests/unit/test_tracker_common.py holds it equal to the standard library)."""
+    digest = bytearray(
+        hashlib.sha1(
+            namespace + name.encode("utf-8", "surrogatepass"), usedforsecurity=False
+        ).digest()
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest[:16].hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _canonical_json(message: Any) -> bytes:
@@ -216,11 +236,11 @@ def _request_refuse(request: Any, exc: exceptions.APIException, body: Any) -> No
 # --- 2. a translated message ----------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Translated:
+class Translated(NamedTuple):
     """One foreign message after translation: our wire-format `payload`, or the `error` that
     kept it from being translated (it is then quarantined as is). `original` is the message as
-    received, kept with the stored event or its quarantine row."""
+    received, kept with the stored event or its quarantine row. (A named tuple: one is made for
+    every message, and a frozen dataclass costs several times more to build.)"""
 
     original: Any
     payload: dict[str, Any] | None = None
@@ -295,7 +315,7 @@ def translated_ingest(
         )
 
     if not refused:
-        stored, written = store(), []
+        return store()  # every item translated: outcome i is item i's
     else:  # both or neither: a failure leaves nothing half stored for the client's re-send
         with transaction.atomic():
             stored = store()

@@ -9,10 +9,10 @@ import datetime as dt
 import uuid
 
 import pytest
+import rudderstack.analytics as rudder_analytics
 import rudderstack.analytics.request as rudder_request
+import segment.analytics as segment_analytics
 import segment.analytics.request as segment_request
-from rudderstack.analytics import Client as RudderClient
-from segment.analytics import Client as SegmentClient
 
 from events import services
 from events.models import Event, Person, PersonLink, RejectedEvent
@@ -35,11 +35,21 @@ def write_key(settings) -> services.CreatedKey:
 SDKS = ["segment", "rudderstack"]
 
 
-def sdk_client(sdk: str, live_server, key: services.CreatedKey):
-    """The SDK's client as its README configures it: a write key and the data plane's host."""
-    if sdk == "segment":
-        return SegmentClient(write_key=key.raw_key, host=live_server.url)
-    return RudderClient(write_key=key.raw_key, host=live_server.url)
+@pytest.fixture
+def sdk_client(request, live_server, write_key):
+    """The SDK's module, configured as its README says (a write key and this server), with a
+    fresh default client; shut down (flushed, its thread joined) after the test."""
+    if request.param == "segment":
+        module = segment_analytics
+        module.host = live_server.url
+    else:
+        module = rudder_analytics
+        module.dataPlaneUrl = live_server.url
+    module.write_key = write_key.raw_key
+    module.default_client = None
+    yield module
+    module.shutdown()
+    module.default_client = None
 
 
 def stored(message_id: str, key: services.CreatedKey, source: str = "segment") -> Event:
@@ -47,9 +57,9 @@ def stored(message_id: str, key: services.CreatedKey, source: str = "segment") -
     return Event.objects.get(event_id=event_id)
 
 
-@pytest.mark.parametrize("sdk", SDKS)
-def test_track_page_and_ecommerce_are_stored_with_mapped_fields(sdk, live_server, write_key):
-    client = sdk_client(sdk, live_server, write_key)
+@pytest.mark.parametrize("sdk_client", SDKS, indirect=True)
+def test_track_page_and_ecommerce_are_stored_with_mapped_fields(sdk_client, write_key):
+    client = sdk_client
     client.track(
         user_id="u-1",
         event="Newsletter Signup",
@@ -100,20 +110,20 @@ def test_track_page_and_ecommerce_are_stored_with_mapped_fields(sdk, live_server
     assert order.properties["products"][0]["product_id"] == "p-1"
 
 
-@pytest.mark.parametrize("sdk", SDKS)
-def test_resending_a_message_id_stores_it_once(sdk, live_server, write_key):
-    client = sdk_client(sdk, live_server, write_key)
+@pytest.mark.parametrize("sdk_client", SDKS, indirect=True)
+def test_resending_a_message_id_stores_it_once(sdk_client, write_key):
+    client = sdk_client
     for _ in range(2):
         client.track(user_id="u-2", event="Clicked", message_id="m-twice")
         client.flush()
     assert Event.objects.filter(user_id="u-2").count() == 1
 
 
-@pytest.mark.parametrize("sdk", SDKS)
-def test_client_clock_skew_is_corrected(sdk, live_server, write_key, monkeypatch):
+@pytest.mark.parametrize("sdk_client", SDKS, indirect=True)
+def test_client_clock_skew_is_corrected(sdk_client, write_key, monkeypatch):
     """A client whose clock is an hour fast: the event, 10 s before it was sent by that clock,
     is stored 10 s before it was received."""
-    module = segment_request if sdk == "segment" else rudder_request
+    module = segment_request if sdk_client is segment_analytics else rudder_request
     skewed_now = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=1)
 
     class FastClock(dt.datetime):
@@ -122,7 +132,7 @@ def test_client_clock_skew_is_corrected(sdk, live_server, write_key, monkeypatch
             return skewed_now
 
     monkeypatch.setattr(module, "datetime", FastClock)
-    client = sdk_client(sdk, live_server, write_key)
+    client = sdk_client
     happened = skewed_now - dt.timedelta(seconds=10)
     client.track(user_id="u-3", event="Skewed", timestamp=happened, message_id="m-skew")
     client.flush()
@@ -131,9 +141,9 @@ def test_client_clock_skew_is_corrected(sdk, live_server, write_key, monkeypatch
     assert event.timestamp == event.received_at - dt.timedelta(seconds=10)
 
 
-@pytest.mark.parametrize("sdk", SDKS)
-def test_identify_and_alias_reach_people(sdk, live_server, write_key):
-    client = sdk_client(sdk, live_server, write_key)
+@pytest.mark.parametrize("sdk_client", SDKS, indirect=True)
+def test_identify_and_alias_reach_people(sdk_client, write_key):
+    client = sdk_client
     client.identify(user_id="u-4", anonymous_id="anon-4", traits={"email": "x@example.com"})
     client.alias(previous_id="anon-older", user_id="u-4")
     client.flush()
@@ -143,11 +153,11 @@ def test_identify_and_alias_reach_people(sdk, live_server, write_key):
     assert linked == {"anon-4", "anon-older"}
 
 
-@pytest.mark.parametrize("sdk", SDKS)
-def test_a_bad_message_is_quarantined_with_its_original(sdk, live_server, write_key):
+@pytest.mark.parametrize("sdk_client", SDKS, indirect=True)
+def test_a_bad_message_is_quarantined_with_its_original(sdk_client, write_key):
     """An Order Completed without order_id or revenue is refused by our purchase rules; the
     quarantine row keeps the message as the SDK sent it. The good message beside it is stored."""
-    client = sdk_client(sdk, live_server, write_key)
+    client = sdk_client
     bad_id = str(uuid.uuid4())
     client.track(user_id="u-5", event="Order Completed", properties={"x": 1}, message_id=bad_id)
     client.track(user_id="u-5", event="Fine", message_id="m-fine")

@@ -90,3 +90,13 @@ def test_basic_user_name(header, expected):
 )
 def test_iso_from_epoch_millis(value, expected):
     assert iso_from_epoch_millis(value) == expected
+
+
+@pytest.mark.parametrize("message_id", ["abc", "ü-ñ", "x" * 256, 12345])
+def test_event_id_is_the_standard_uuid5(message_id):
+    """The fast uuid5 equals the standard library's, so ids never change with the code."""
+    namespace = uuid.uuid5(uuid.UUID("7d0c5a1e-6a52-4c1b-9a0e-3f2f3c6b8e11"), "segment:3")
+    expected = uuid.uuid5(namespace, f"id:{message_id}")
+    assert event_id_for(source="segment", key_id=3, message_id=message_id, message={}) == str(
+        expected
+    )

@@ -46,6 +46,7 @@ ECOMMERCE_TYPES = {
     "Order Completed": "purchase",
 }
 # Which spec property feeds which column; the first present wins.
+_OUR_ECOMMERCE_TYPES = frozenset(ECOMMERCE_TYPES.values())
 _PRODUCT_ID = ("product_id", "sku", "id")
 _REVENUE = ("revenue", "total", "value")
 _CAMPAIGN = {"name": "utm_campaign", "source": "utm_source", "medium": "utm_medium"}
@@ -99,24 +100,40 @@ def _text(value: Any) -> str:
 
 # The fields a mapping reads, by the JSON type they must have when present: a message that
 # breaks one is quarantined naming it (a wrong type is not silently dropped).
-_OBJECT_FIELDS = ("properties", "context", "traits")
-_TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
-_ID_FIELDS = ("userId", "anonymousId", "previousId", "groupId")
+_OBJECT, _TIME, _ID = "object", "iso8601", "string"
+_TYPED_FIELDS = {
+    "properties": _OBJECT,
+    "context": _OBJECT,
+    "traits": _OBJECT,
+    "timestamp": _TIME,
+    "originalTimestamp": _TIME,
+    "sentAt": _TIME,
+    "userId": _ID,
+    "anonymousId": _ID,
+    "previousId": _ID,
+    "groupId": _ID,
+}
+_TYPED_MESSAGES = {
+    _OBJECT: "must be a JSON object",
+    _TIME: "must be an ISO-8601 string",
+    _ID: "must be a string",
+}
+
+
+_NONE = type(None)
+_ALLOWED_TYPES = {
+    _OBJECT: frozenset({dict, _NONE}),
+    _TIME: frozenset({str, _NONE}),
+    _ID: frozenset({str, int, _NONE}),
+}
+_FIELD_TYPES = {name: _ALLOWED_TYPES[kind] for name, kind in _TYPED_FIELDS.items()}
 
 
 def _shape_error(message: dict[str, Any]) -> Translated | None:
-    for name in _OBJECT_FIELDS:
-        value = message.get(name)
-        if value is not None and not isinstance(value, dict):
-            return untranslatable(message, name, "object", f"{name} must be a JSON object")
-    for name in _TIME_FIELDS:
-        value = message.get(name)
-        if value is not None and not isinstance(value, str):
-            return untranslatable(message, name, "iso8601", f"{name} must be an ISO-8601 string")
-    for name in _ID_FIELDS:
-        value = message.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
-            return untranslatable(message, name, "string", f"{name} must be a string")
+    for name in _FIELD_TYPES.keys() & message.keys():  # the typed fields present (C sets)
+        if type(message[name]) not in _FIELD_TYPES[name]:
+            rule = _TYPED_FIELDS[name]
+            return untranslatable(message, name, rule, f"{name} {_TYPED_MESSAGES[rule]}")
     return None
 
 
@@ -165,38 +182,12 @@ def message_size_error(message: Any) -> Translated | None:
     )
 
 
-def _times(message: dict[str, Any], batch_sent_at: Any, received_at: dt.datetime) -> dict:
-    timestamp = _first(message, ("originalTimestamp", "timestamp"))
-    sent_at = _first(message, ("sentAt",)) or batch_sent_at
-    if timestamp is None:
-        # No event time: it happened when it was sent (corrected), or when it arrived.
-        timestamp = sent_at or received_at.isoformat()
-    times = {"timestamp": timestamp}
-    if sent_at is not None:
-        times["sent_at"] = sent_at
-    return times
+_EMPTY: dict[str, Any] = {}
 
 
-def _context_fields(context: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
-    """Columns and properties from context: page, device, campaign, locale, session."""
-    fields: dict[str, Any] = {}
-    page = _dict(context.get("page"))
-    url = _first(properties, ("url",)) or _first(page, ("url",))
-    if url is not None:
-        fields["page_url"] = url
-    referrer = _first(properties, ("referrer",)) or _first(page, ("referrer",))
-    if referrer is not None:
-        fields["referrer"] = referrer
-    device = _DEVICE_TYPES.get(_text(_dict(context.get("device")).get("type")).lower())
-    if device is not None:
-        fields["device_type"] = device
-    session = _text(_first(context, ("sessionId", "session_id")))
-    if session:
-        fields["session_id"] = session
-    country = _country(_dict(context.get("location")).get("country"))
-    if country:
-        fields["country"] = country
-    return fields
+def _inner(container: dict[str, Any], name: str) -> dict[str, Any]:
+    value = container.get(name)
+    return value if type(value) is dict else _EMPTY
 
 
 def _country(value: Any) -> str:
@@ -208,18 +199,6 @@ def _country(value: Any) -> str:
     if text.upper() in _COUNTRY_CODES:
         return text.upper()
     return _COUNTRY_BY_NAME.get(text.lower(), "")
-
-
-def _context_properties(context: dict[str, Any]) -> dict[str, Any]:
-    kept: dict[str, Any] = {}
-    for name, key in _CAMPAIGN.items():
-        value = _dict(context.get("campaign")).get(name)
-        if value is not None:
-            kept[key] = value
-    locale = context.get("locale")
-    if locale is not None:
-        kept["locale"] = locale
-    return kept
 
 
 def _ecommerce_fields(event_type: str, properties: dict[str, Any]) -> dict[str, Any]:
@@ -255,67 +234,104 @@ def _ecommerce_fields(event_type: str, properties: dict[str, Any]) -> dict[str, 
     return fields
 
 
-def _event_name(call: str, message: dict[str, Any]) -> Any:
-    if call in ("page", "screen"):
-        return "page_view"
-    if call == "group":
-        return "group"
-    name = message.get("event")
-    return ECOMMERCE_TYPES.get(name, name) if isinstance(name, str) else name
-
-
-def _ids(message: dict[str, Any]) -> dict[str, str]:
-    ids = {}
-    user_id = _text(message.get("userId"))
-    if user_id:
-        ids["user_id"] = user_id
-    anonymous_id = _text(message.get("anonymousId"))
-    if anonymous_id:
-        ids["anonymous_id"] = anonymous_id
-    return ids
-
-
 def event_translate(
-    message: Any, *, call: str, key_id: int | None, batch_sent_at: Any, received_at: dt.datetime
+    message: dict[str, Any],
+    *,
+    call: str,
+    key_id: int | None,
+    batch_sent_at: Any,
+    received_at: dt.datetime,
 ) -> Translated:
-    """A track, page, screen or group message as one of our events."""
-    properties = dict(_dict(message.get("properties")))
-    if call == "group":
-        group_id = _text(message.get("groupId"))
+    """A track, page, screen or group message as one of our events. One flat pass: this runs
+    for every message of every batch (benchmarks/segment_opcount.py counts it)."""
+    get = message.get
+    properties = get("properties")
+    properties = dict(properties) if properties else {}
+    if call == "track":
+        name = get("event")
+        if type(name) is not str or not name.strip():
+            return untranslatable(message, "event", "required", "a track call needs an event name")
+        event_type = ECOMMERCE_TYPES.get(name, name)
+    elif call == "group":
+        group_id = _text(get("groupId"))
         if not group_id:
             return untranslatable(message, "groupId", "required", "a group call needs groupId")
-        properties = {"group_id": group_id, **_dict(message.get("traits"))}
-    elif call in ("page", "screen") and message.get("name") is not None:
-        properties.setdefault("name", message.get("name"))
-    context = _dict(message.get("context"))
-    event_type = _event_name(call, message)
-    if not isinstance(event_type, str) or not event_type.strip():
-        return untranslatable(message, "event", "required", "a track call needs an event name")
-    ids = _ids(message)
-    if not ids:
+        event_type = "group"
+        properties = {"group_id": group_id, **(get("traits") or _EMPTY)}
+    else:  # page, screen
+        event_type = "page_view"
+        if get("name") is not None:
+            properties.setdefault("name", get("name"))
+    user_id = get("userId")
+    user_id = user_id.strip() if type(user_id) is str else _text(user_id)
+    anonymous_id = get("anonymousId")
+    anonymous_id = anonymous_id.strip() if type(anonymous_id) is str else _text(anonymous_id)
+    if not user_id and not anonymous_id:
         return untranslatable(message, "userId", "required", "userId or anonymousId is required")
+    timestamp = get("originalTimestamp") or get("timestamp")
+    sent_at = get("sentAt") or batch_sent_at
+    if not timestamp:  # no event time: it happened when it was sent (corrected), or on arrival
+        timestamp = sent_at or received_at.isoformat()
     payload: dict[str, Any] = {
         "event_id": event_id_for(
-            source=SOURCE, key_id=key_id, message_id=message.get("messageId"), message=message
+            source=SOURCE, key_id=key_id, message_id=get("messageId"), message=message
         ),
         "event_type": event_type,
-        **ids,
-        **_times(message, batch_sent_at, received_at),
-        **_context_fields(context, properties),
+        "timestamp": timestamp,
     }
-    if event_type in ECOMMERCE_TYPES.values():
+    if sent_at:
+        payload["sent_at"] = sent_at
+    if user_id:
+        payload["user_id"] = user_id
+    if anonymous_id:
+        payload["anonymous_id"] = anonymous_id
+    context = get("context") or _EMPTY
+    page = _inner(context, "page")
+    url = properties.pop("url", None) or page.get("url")
+    if url:
+        payload["page_url"] = url
+    referrer = properties.pop("referrer", None) or page.get("referrer")
+    if referrer:
+        payload["referrer"] = referrer
+    if context:
+        _context_map(context, payload, properties)
+    if event_type in _OUR_ECOMMERCE_TYPES:
         payload |= _ecommerce_fields(event_type, properties)
-    kept = {**properties, **_context_properties(context)}
-    for name in ("url", "referrer"):
-        kept.pop(name, None)
-    if kept:
-        payload["properties"] = kept
+    if properties:
+        payload["properties"] = properties
+    if not context:
+        return Translated(message, payload)
     return Translated(
-        original=message,
-        payload=payload,
-        user_agent=_text(context.get("userAgent")),
-        ip=_text(context.get("ip")),
+        message, payload, None, _text(context.get("userAgent")), _text(context.get("ip"))
     )
+
+
+def _context_map(
+    context: dict[str, Any], payload: dict[str, Any], properties: dict[str, Any]
+) -> None:
+    """Device, session and country columns; campaign (as utm_*) and locale properties."""
+    device_type = _inner(context, "device").get("type")
+    if type(device_type) is str:
+        device = _DEVICE_TYPES.get(device_type.lower())
+        if device is not None:
+            payload["device_type"] = device
+    session = _text(context.get("sessionId") or context.get("session_id"))
+    if session:
+        payload["session_id"] = session
+    location = context.get("location")
+    if location:
+        country = _country(_inner(context, "location").get("country"))
+        if country:
+            payload["country"] = country
+    campaign = context.get("campaign")
+    if campaign and type(campaign) is dict:
+        for name, key in _CAMPAIGN.items():
+            value = campaign.get(name)
+            if value is not None:
+                properties[key] = value
+    locale = context.get("locale")
+    if locale is not None:
+        properties["locale"] = locale
 
 
 def _storable(text: str) -> bool:
