@@ -1,17 +1,20 @@
 """What every tracker protocol shares, so that a protocol module is only its mapping (ADR 0016).
 
-A protocol view (Segment's /v1/batch, PostHog's /batch/, Snowplow's /i ...) does four things,
-each with one helper here:
+A protocol view (Segment's /v1/batch, PostHog's /batch/, Snowplow's /i ...) is a DRF view with
+`TrackerKeyAuthentication`, `events.permissions.CanIngest`, `events.throttling.IngestThrottle`,
+`AnyJSONParser` and `schema = TrackerAutoSchema()`, and does four things, each with one helper:
 
-1. find the ingestion key: `TrackerKeyAuthentication` (HTTP Basic user name, `Authorization:
-   Bearer`, `X-API-Key`, or a body field / query parameter the view names in `key_body_fields`
-   / `key_query_params`);
-2. translate each foreign message into our wire format, as a `Translated` (our payload, or the
-   reason it cannot be translated; always the original message), giving it an `event_id` from
-   `event_id_for` (a UUID derived from the protocol's own message id, so a re-send dedupes);
-3. hand all of them to `translated_ingest`, which goes through `events.services` (validation,
-   stored rules, quarantine, dedupe, metrics: the same as /events);
-4. answer in the protocol's own shape from `outcome_counts`.
+1. the key: `TrackerKeyAuthentication` finds it in the HTTP Basic user name, `Authorization:
+   Bearer`, `X-API-Key`, or a query parameter / body field the view names in
+   `key_query_params` / `key_body_fields`; `key_id_of(request)` is its id;
+2. the body: `parsed_body(request)` (gzip inflated with a cap; a body refused as a whole is
+   kept as one rejected row, as /events does; `request_refuse` for a wrong shape);
+3. each foreign message becomes a `Translated` (our wire-format payload, or the reason it
+   cannot be; always the original, and the User-Agent/IP it states), its `event_id` from
+   `event_id_for` (uuid5 of the protocol's message id per source and key: re-sends dedupe);
+   `translated_ingest` stores them all through `events.services.event_batch_ingest`
+   (validation, rules, dedupe, derivation, quarantine, metrics: the same as /events);
+4. the answer, in the protocol's own shape, from the outcomes (`outcome_counts`).
 
 Clock skew: a translation puts the client's event time in `timestamp` and the client's send time
 in `sent_at`; the ingestion service corrects (timestamp = received_at - (sent_at - timestamp)),

@@ -6,7 +6,9 @@ import datetime as dt
 import pytest
 
 from trackers.common import Translated, event_id_for
-from trackers.segment.mapping import MESSAGE_MAX_BYTES, IdentityCall, message_translate
+from trackers.segment.identity import IdentityCall
+from trackers.segment.mapping import MESSAGE_MAX_BYTES
+from trackers.segment.messages import message_translate
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 

@@ -36,13 +36,9 @@ from trackers.common import (
     translated_ingest,
 )
 from trackers.segment import openapi
-from trackers.segment.mapping import (
-    BATCH_MAX_BYTES,
-    MESSAGE_MAX_BYTES,
-    SOURCE,
-    IdentityCall,
-    message_translate,
-)
+from trackers.segment.identity import IdentityCall
+from trackers.segment.mapping import BATCH_MAX_BYTES, MESSAGE_MAX_BYTES, SOURCE
+from trackers.segment.messages import message_translate
 
 _REFUSALS = {code: OpenApiTypes.OBJECT for code in (401, 403, 413, 415, 429)}
 BATCH_MAX_MESSAGES = 2500  # 500 KB of the smallest useful messages; Segment names no count

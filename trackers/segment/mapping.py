@@ -1,8 +1,9 @@
 """Segment's message format (RudderStack speaks it too) into our wire format: pure functions.
 
-One message in, one `Translated` (an event for track, page, screen and group) or one
-`IdentityCall` (identify, alias) out; nothing here touches the database, so every mapping is
-unit-tested on plain dicts (tests/unit/test_segment_mapping.py). ADR 0016 gives the reasons:
+A track, page, screen or group message in (already checked by `messages.message_translate`,
+which also sends identify and alias to `identity`), one `Translated` event out; nothing here
+touches the database, so every mapping is unit-tested on plain dicts
+(tests/unit/test_segment_mapping.py). ADR 0016 gives the reasons:
 - `messageId` becomes our event_id through `trackers.common.event_id_for` (re-sends dedupe);
 - the client's event time is `originalTimestamp`, else `timestamp`; `sentAt` (the message's, else
   the batch's) goes to `sent_at`, so the ingestion service corrects clock skew as Segment does;
@@ -15,11 +16,9 @@ unit-tested on plain dicts (tests/unit/test_segment_mapping.py). ADR 0016 gives 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import orjson
 import pycountry
 
 from trackers.common import Translated, event_id_for, untranslatable
@@ -30,11 +29,6 @@ BATCH_MAX_BYTES = 500 * 1024
 EVENT_CALLS = frozenset({"track", "page", "screen", "group"})
 IDENTITY_CALLS = frozenset({"identify", "alias"})
 CALLS = EVENT_CALLS | IDENTITY_CALLS
-# Identity calls skip the event validator: their own bounds (as an event's would be).
-IDENTITY_ID_MAX_CHARS = 128
-IDENTITY_TRAITS_MAX_BYTES = 8192
-IDENTITY_MIN_YEAR, IDENTITY_MAX_YEAR = 2, 9998
-IDENTITY_MAX_FUTURE = dt.timedelta(minutes=5)
 
 # Segment e-commerce spec v2 event names -> our types.
 ECOMMERCE_TYPES = {
@@ -76,19 +70,6 @@ _COUNTRY_BY_NAME |= {
 _COUNTRY_CODES = frozenset(_COUNTRY_BY_NAME.values())
 
 
-@dataclass(frozen=True, slots=True)
-class IdentityCall:
-    """An identify (traits for a person) or an alias (two ids of one person): not an event."""
-
-    kind: str
-    original: Any
-    user_id: str
-    anonymous_id: str = ""
-    previous_id: str = ""
-    traits: dict[str, Any] | None = None
-    timestamp: dt.datetime | None = None
-
-
 def _text(value: Any) -> str:
     """Ids may come as whole numbers; anything else that is not text is absent."""
     if isinstance(value, bool) or value is None:
@@ -96,45 +77,6 @@ def _text(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     return value.strip() if isinstance(value, str) else ""
-
-
-# The fields a mapping reads, by the JSON type they must have when present: a message that
-# breaks one is quarantined naming it (a wrong type is not silently dropped).
-_OBJECT, _TIME, _ID = "object", "iso8601", "string"
-_TYPED_FIELDS = {
-    "properties": _OBJECT,
-    "context": _OBJECT,
-    "traits": _OBJECT,
-    "timestamp": _TIME,
-    "originalTimestamp": _TIME,
-    "sentAt": _TIME,
-    "userId": _ID,
-    "anonymousId": _ID,
-    "previousId": _ID,
-    "groupId": _ID,
-}
-_TYPED_MESSAGES = {
-    _OBJECT: "must be a JSON object",
-    _TIME: "must be an ISO-8601 string",
-    _ID: "must be a string",
-}
-
-
-_NONE = type(None)
-_ALLOWED_TYPES = {
-    _OBJECT: frozenset({dict, _NONE}),
-    _TIME: frozenset({str, _NONE}),
-    _ID: frozenset({str, int, _NONE}),
-}
-_FIELD_TYPES = {name: _ALLOWED_TYPES[kind] for name, kind in _TYPED_FIELDS.items()}
-
-
-def _shape_error(message: dict[str, Any]) -> Translated | None:
-    for name in _FIELD_TYPES.keys() & message.keys():  # the typed fields present (C sets)
-        if type(message[name]) not in _FIELD_TYPES[name]:
-            rule = _TYPED_FIELDS[name]
-            return untranslatable(message, name, rule, f"{name} {_TYPED_MESSAGES[rule]}")
-    return None
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -167,19 +109,6 @@ def _quantity(value: Any) -> Any:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
-
-
-def message_size_error(message: Any) -> Translated | None:
-    """Segment's limit of 32 KB per message, on the message as sent."""
-    try:
-        size = len(orjson.dumps(message))
-    except (TypeError, orjson.JSONEncodeError):
-        return None  # the schema layer names what cannot be encoded
-    if size <= MESSAGE_MAX_BYTES:
-        return None
-    return untranslatable(
-        message, "message", "max_size", f"must be at most {MESSAGE_MAX_BYTES} bytes of JSON"
-    )
 
 
 _EMPTY: dict[str, Any] = {}
@@ -332,108 +261,3 @@ def _context_map(
     locale = context.get("locale")
     if locale is not None:
         properties["locale"] = locale
-
-
-def _storable(text: str) -> bool:
-    """Text PostgreSQL can store: no NUL, no lone surrogate."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _identity_time(
-    message: dict[str, Any], batch_sent_at: Any, received_at: dt.datetime
-) -> dt.datetime | str:
-    """The call's time, skew-corrected like an event's; an error message when it is unusable."""
-    text = _first(message, ("originalTimestamp", "timestamp"))
-    sent_text = _first(message, ("sentAt",)) or batch_sent_at
-    if text is None:
-        return received_at
-    try:
-        moment = dt.datetime.fromisoformat(text)
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-        if isinstance(sent_text, str):
-            sent = dt.datetime.fromisoformat(sent_text)
-            moment = received_at - ((sent if sent.tzinfo else sent.replace(tzinfo=dt.UTC)) - moment)
-        moment = moment.astimezone(dt.UTC)
-    except (ValueError, OverflowError):
-        return "must be an ISO-8601 date-time within the supported years"
-    if not IDENTITY_MIN_YEAR <= moment.year <= IDENTITY_MAX_YEAR:
-        return "must be an ISO-8601 date-time within the supported years"
-    if moment - received_at > IDENTITY_MAX_FUTURE:
-        return f"is more than {int(IDENTITY_MAX_FUTURE.total_seconds())} s in the future"
-    return moment
-
-
-def identity_translate(
-    message: Any, *, call: str, batch_sent_at: Any, received_at: dt.datetime
-) -> IdentityCall | Translated:
-    """An identify (user and/or anonymous id with traits) or an alias (previousId -> userId).
-    Ids are bounded storable text, traits bounded JSON, the time skew-corrected."""
-    ids = {name: _text(message.get(name)) for name in ("userId", "anonymousId", "previousId")}
-    for name, value in ids.items():
-        if len(value) > IDENTITY_ID_MAX_CHARS or not _storable(value):
-            rule = "max_length" if len(value) > IDENTITY_ID_MAX_CHARS else "no_nul_bytes"
-            limit = IDENTITY_ID_MAX_CHARS
-            return untranslatable(message, name, rule, f"must be at most {limit} storable chars")
-    user_id, anonymous_id, previous_id = ids["userId"], ids["anonymousId"], ids["previousId"]
-    when = _identity_time(message, batch_sent_at, received_at)
-    if isinstance(when, str):
-        rule = "not_in_future" if "future" in when else "iso8601"
-        return untranslatable(message, "timestamp", rule, when)
-    if call == "alias":
-        if not user_id or not previous_id:
-            return untranslatable(
-                message, "previousId", "required", "an alias needs previousId and userId"
-            )
-        return IdentityCall("alias", message, user_id, previous_id=previous_id, timestamp=when)
-    if not user_id and not anonymous_id:
-        return untranslatable(message, "userId", "required", "userId or anonymousId is required")
-    traits = message.get("traits") or _dict(message.get("context")).get("traits")
-    if traits is not None and not isinstance(traits, dict):
-        return untranslatable(message, "traits", "object", "traits must be a JSON object")
-    try:
-        size = len(orjson.dumps(traits or {}))
-    except (TypeError, orjson.JSONEncodeError):
-        return untranslatable(message, "traits", "valid_unicode", "traits must be storable JSON")
-    if size > IDENTITY_TRAITS_MAX_BYTES or "\\u0000" in orjson.dumps(traits or {}).decode():
-        limit = IDENTITY_TRAITS_MAX_BYTES
-        return untranslatable(message, "traits", "max_size", f"at most {limit} bytes, no NUL")
-    return IdentityCall(
-        "identify", message, user_id, anonymous_id, traits=traits or {}, timestamp=when
-    )
-
-
-def message_translate(
-    message: Any,
-    *,
-    call: str | None,
-    key_id: int | None,
-    batch_sent_at: Any = None,
-    received_at: dt.datetime,
-) -> Translated | IdentityCall:
-    """One Segment message; `call` is the path's (/v1/track) or None for a batch item, whose
-    own `type` names it."""
-    if not isinstance(message, dict):
-        return untranslatable(message, "message", "object", "each message must be a JSON object")
-    too_large = message_size_error(message)
-    if too_large is not None:
-        return too_large
-    call = call or message.get("type")
-    if not isinstance(call, str) or call not in CALLS:
-        allowed = ", ".join(sorted(CALLS))
-        return untranslatable(message, "type", "allowed_values", f"must be one of {allowed}")
-    wrong_type = _shape_error(message)
-    if wrong_type is not None:
-        return wrong_type
-    if call in IDENTITY_CALLS:
-        return identity_translate(
-            message, call=call, batch_sent_at=batch_sent_at, received_at=received_at
-        )
-    return event_translate(
-        message, call=call, key_id=key_id, batch_sent_at=batch_sent_at, received_at=received_at
-    )
