@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from pydantic import TypeAdapter, ValidationError
 
+from events.schema import FieldError
 from trackers.common import Translated, untranslatable
 from trackers.segment.mapping import _dict, _first, _text
 
@@ -45,27 +47,37 @@ def _storable(text: str) -> bool:
     return True
 
 
+_DATETIME = TypeAdapter(dt.datetime).validate_python
+
+
+def _as_utc(text: str) -> dt.datetime:
+    moment = _DATETIME(text)
+    return moment.astimezone(dt.UTC) if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def _identity_time(
     message: dict[str, Any], batch_sent_at: Any, received_at: dt.datetime
-) -> dt.datetime | str:
-    """The call's time, skew-corrected like an event's; an error message when it is unusable."""
+) -> dt.datetime | FieldError:
+    """The call's time, parsed and skew-corrected like an event's (same rules, same names)."""
     text = _first(message, ("originalTimestamp", "timestamp"))
     sent_text = _first(message, ("sentAt",)) or batch_sent_at
     if text is None:
         return received_at
     try:
-        moment = dt.datetime.fromisoformat(text)
-        moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-        if isinstance(sent_text, str):
-            sent = dt.datetime.fromisoformat(sent_text)
-            moment = received_at - ((sent if sent.tzinfo else sent.replace(tzinfo=dt.UTC)) - moment)
-        moment = moment.astimezone(dt.UTC)
-    except (ValueError, OverflowError):
-        return "must be an ISO-8601 date-time within the supported years"
-    if not IDENTITY_MIN_YEAR <= moment.year <= IDENTITY_MAX_YEAR:
-        return "must be an ISO-8601 date-time within the supported years"
+        moment = _as_utc(text)
+        sent = _as_utc(sent_text) if isinstance(sent_text, str) else None
+    except (ValidationError, ValueError, OverflowError):
+        return FieldError("timestamp", "iso8601", "must be an ISO-8601 date-time")
+    try:
+        if sent is not None:
+            moment = received_at - (sent - moment)
+    except OverflowError:
+        moment = None
+    if moment is None or not IDENTITY_MIN_YEAR <= moment.year <= IDENTITY_MAX_YEAR:
+        return FieldError("timestamp", "date_range", "is out of the supported date range")
     if moment - received_at > IDENTITY_MAX_FUTURE:
-        return f"is more than {int(IDENTITY_MAX_FUTURE.total_seconds())} s in the future"
+        seconds = int(IDENTITY_MAX_FUTURE.total_seconds())
+        return FieldError("timestamp", "not_in_future", f"is more than {seconds} s in the future")
     return moment
 
 
@@ -82,9 +94,8 @@ def identity_translate(
             return untranslatable(message, name, rule, f"must be at most {limit} storable chars")
     user_id, anonymous_id, previous_id = ids["userId"], ids["anonymousId"], ids["previousId"]
     when = _identity_time(message, batch_sent_at, received_at)
-    if isinstance(when, str):
-        rule = "not_in_future" if "future" in when else "iso8601"
-        return untranslatable(message, "timestamp", rule, when)
+    if isinstance(when, FieldError):
+        return untranslatable(message, when.field, when.rule, when.message)
     if call == "alias":
         if not user_id or not previous_id:
             return untranslatable(

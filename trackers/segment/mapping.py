@@ -71,12 +71,14 @@ _COUNTRY_CODES = frozenset(_COUNTRY_BY_NAME.values())
 
 
 def _text(value: Any) -> str:
-    """Ids may come as whole numbers; anything else that is not text is absent."""
-    if isinstance(value, bool) or value is None:
-        return ""
-    if isinstance(value, int):
+    """Ids may come as whole numbers; anything else that is not text is absent. Text is kept
+    as sent (validation refuses what cannot be stored)."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is int:
         return str(value)
-    return value.strip() if isinstance(value, str) else ""
+    return ""
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -178,7 +180,7 @@ def event_translate(
     properties = dict(properties) if properties else {}
     if call == "track":
         name = get("event")
-        if type(name) is not str or not name.strip():
+        if type(name) is not str or not name:
             return untranslatable(message, "event", "required", "a track call needs an event name")
         event_type = ECOMMERCE_TYPES.get(name, name)
     elif call == "group":
@@ -192,9 +194,9 @@ def event_translate(
         if get("name") is not None:
             properties.setdefault("name", get("name"))
     user_id = get("userId")
-    user_id = user_id.strip() if type(user_id) is str else _text(user_id)
+    user_id = user_id if type(user_id) is str else _text(user_id)
     anonymous_id = get("anonymousId")
-    anonymous_id = anonymous_id.strip() if type(anonymous_id) is str else _text(anonymous_id)
+    anonymous_id = anonymous_id if type(anonymous_id) is str else _text(anonymous_id)
     if not user_id and not anonymous_id:
         return untranslatable(message, "userId", "required", "userId or anonymousId is required")
     timestamp = get("originalTimestamp") or get("timestamp")

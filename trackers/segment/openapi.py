@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.schema import EVENT_NAME_MAX_CHARS, PRINTABLE_NAME
+from events.schema import EVENT_NAME_MAX_CHARS, PRINTABLE_NAME, TIMESTAMP_YEAR_PATTERN
 from trackers.segment.mapping import CALLS
 
 _TEXT_ID = {
     "type": "string",
     "minLength": 1,
     "maxLength": 128,
-    "pattern": "^[^\\x00]*\\S[^\\x00]*$",
+    "pattern": "^[^\\x00]*$",
 }
 ID = {"anyOf": [_TEXT_ID, {"type": "integer", "minimum": 0, "maximum": 10**15}]}
 NAME = {
@@ -75,23 +75,29 @@ def batch_request(max_messages: int) -> dict[str, Any]:
     }
 
 
-_TIME = {"type": "string", "format": "date-time"}
+_TIME = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": TIMESTAMP_YEAR_PATTERN,
+    "nullable": True,
+}
+_OBJECT = {"type": "object", "nullable": True}
 _COMMON = {
     "messageId": {"description": "The dedupe key (text or a number)."},
-    "anonymousId": ID,
+    "anonymousId": {**ID, "nullable": True},
     "timestamp": _TIME,
     "originalTimestamp": _TIME,
     "sentAt": _TIME,
-    "context": {"type": "object"},
+    "context": _OBJECT,
     "writeKey": {"description": "The ingestion key, when not sent as Basic user name."},
 }
 _WHO = [{"required": ["userId"]}, {"required": ["anonymousId"]}]
 _CALL_FIELDS: dict[str, tuple[dict[str, Any], list[str], bool]] = {
-    "track": ({"userId": ID, "event": NAME, "properties": {"type": "object"}}, ["event"], True),
-    "page": ({"userId": ID, "name": {}, "properties": {"type": "object"}}, [], True),
-    "screen": ({"userId": ID, "name": {}, "properties": {"type": "object"}}, [], True),
-    "identify": ({"userId": ID, "traits": {"type": "object"}}, [], True),
-    "group": ({"userId": ID, "groupId": ID, "traits": {"type": "object"}}, ["groupId"], True),
+    "track": ({"userId": ID, "event": NAME, "properties": _OBJECT}, ["event"], True),
+    "page": ({"userId": ID, "name": {}, "properties": _OBJECT}, [], True),
+    "screen": ({"userId": ID, "name": {}, "properties": _OBJECT}, [], True),
+    "identify": ({"userId": ID, "traits": _OBJECT}, [], True),
+    "group": ({"userId": ID, "groupId": ID, "traits": _OBJECT}, ["groupId"], True),
     "alias": ({"userId": ID, "previousId": ID}, ["userId", "previousId"], False),
 }
 
