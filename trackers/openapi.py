@@ -14,6 +14,13 @@ class TrackerAutoSchema(AutoSchema):
     """Protocol bodies are documented as raw JSON Schemas, which drf-spectacular marks optional;
     every protocol endpoint needs its body."""
 
+    def get_auth(self):
+        """Each key scheme is an alternative, and so is none: the key may travel in the body
+        (`writeKey`), where a security scheme cannot say it."""
+        requirements = super().get_auth()
+        alternatives = [{name: scopes} for item in requirements for name, scopes in item.items()]
+        return [*alternatives, {}]
+
     def _get_request_body(self, direction="request"):
         body = super()._get_request_body(direction)
         if body is not None:
@@ -26,7 +33,7 @@ class TrackerKeyScheme(OpenApiAuthenticationExtension):
     body field (`writeKey`) is documented on the body."""
 
     target_class = "trackers.common.TrackerKeyAuthentication"
-    name = ["TrackerKeyBasic", "IngestionKeyBearer", "IngestionKeyHeader"]
+    name = ["TrackerKeyBasic", "TrackerKeyBearer", "TrackerKeyHeader"]
 
     def get_security_definition(self, auto_schema):
         return [

@@ -76,6 +76,7 @@ SEGMENT_CALLS = ("track", "page", "screen", "identify", "group", "alias")
 # the fields of ours it maps to (properties: track's properties; timestamps: the event time).
 SEGMENT_RUNTIME_RULES = RUNTIME_RULES | {
     ("message", "max_size"),  # 32 KB of JSON: no JSON Schema keyword bounds encoded size
+    ("userId", "required"),  # userId or anonymousId: in words (anyOf is not negated reliably)
 }
 
 

@@ -155,11 +155,16 @@ class _SegmentCallApi(_SegmentApi):
 
 def _call_api(call: str, doc: str) -> type[_SegmentCallApi]:
     """The view of one call type, documented with that call's message shape."""
+
+    def post(self, request: Request) -> Response:
+        return _SegmentCallApi.post(self, request)
+
+    # A function of its own per call: extend_schema keeps the document on the function.
     post = extend_schema(
         request={"application/json": openapi.call_request(call)},
         responses={200: openapi.ANSWER, 400: OpenApiTypes.OBJECT, **_REFUSALS},
         summary=f"Segment / RudderStack {call} call",
-    )(_SegmentCallApi.post)
+    )(post)
     name = f"Segment{call.title()}Api"
     return type(name, (_SegmentCallApi,), {"call": call, "post": post, "__doc__": doc})
 
