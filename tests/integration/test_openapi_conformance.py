@@ -72,12 +72,10 @@ READ_RUNTIME_RULES = {
 
 
 SEGMENT_CALLS = ("track", "page", "screen", "identify", "group", "alias")
-# A Segment message valid by its documented shape may still break the event's runtime rules, in
-# the fields of ours it maps to (properties: track's properties; timestamps: the event time).
-SEGMENT_RUNTIME_RULES = RUNTIME_RULES | {
-    ("message", "max_size"),  # 32 KB of JSON: no JSON Schema keyword bounds encoded size
-    ("userId", "required"),  # userId or anonymousId: in words (anyOf is not negated reliably)
-}
+# A Segment single call's message is described, not typed (trackers/segment/openapi.py): one
+# that its mapping or validation refuses is quarantined and answered 400 with its reasons, like
+# a batch's message. Such a 400 must say so and name the quarantine row that kept it.
+QUARANTINED = {("*", "quarantined")}
 
 
 def runtime_rules(method: str, path: str) -> set[tuple[str, str]] | None:
@@ -86,7 +84,7 @@ def runtime_rules(method: str, path: str) -> set[tuple[str, str]] | None:
     if key == ("POST", "/events/"):
         return RUNTIME_RULES
     if method == "POST" and path.strip("/") in {f"v1/{call}" for call in SEGMENT_CALLS}:
-        return SEGMENT_RUNTIME_RULES
+        return QUARANTINED
     if key in {("GET", "/events/"), ("GET", "/events/recent/")}:
         return READ_RUNTIME_RULES
     return None
@@ -168,7 +166,11 @@ def test_api_matches_its_openapi_document(api_schema, api_key, live_server, meth
     )
     def answers_as_documented(case) -> None:
         response = case.call_and_validate(base_url=live_server.url, headers=headers, checks=checks)
-        if rules is not None and response.status_code == 400:
+        if rules is QUARANTINED and response.status_code == 400:
+            body = response.json()
+            kept = body.get("error") == "validation_failed" and body["results"][0]["rejected_id"]
+            assert kept or error_pairs(body) <= {("body", "object")}, body
+        elif rules is not None and response.status_code == 400:
             body = response.json()
             stored_rule = all("rule_id" in error for error in body["errors"])
             assert stored_rule or error_pairs(body) <= rules, body
