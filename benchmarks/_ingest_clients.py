@@ -22,6 +22,7 @@ from pathlib import Path
 import orjson
 import psycopg
 
+from benchmarks._ingest_segment import segment_message
 from benchmarks._ingest_server import HOST, database_url
 
 MAX_REQUESTS_PER_CLIENT = 2_000_000  # hard bound on any request loop, besides the time bound
@@ -74,13 +75,14 @@ def _now_iso() -> str:
 class BodyMaker:
     """Builds request bodies fast: the JSON of each template is split around its event_id."""
 
-    def __init__(self, seed: int, count: int = 64) -> None:
+    def __init__(self, seed: int, count: int = 64, segment: bool = False) -> None:
         self.parts = []
+        self.batch_head = b'{"batch":[' if segment else b'{"events":['
         for index in range(seed, seed + count):
             event = event_template(index)
             event["timestamp"] = "@TS@"
             event["event_id"] = "@ID@"
-            text = orjson.dumps(event)
+            text = orjson.dumps(segment_message(event) if segment else event)
             head, rest = text.split(b"@ID@")
             middle, tail = rest.split(b"@TS@")
             self.parts.append((head, middle, tail))
@@ -107,7 +109,7 @@ class BodyMaker:
         timestamp = _now_iso().encode()
         ids = os.urandom(16 * size).hex().encode()
         events = (self.event(timestamp, ids[32 * n : 32 * n + 32]) for n in range(size))
-        return b'{"events":[' + b",".join(events) + b"]}"
+        return self.batch_head + b",".join(events) + b"]}"
 
 
 # ----------------------------------------------------------------------------- CPU accounting
@@ -258,7 +260,7 @@ def _client(
     queue,
     client_kind: str = "raw",
 ) -> None:
-    maker = BodyMaker(seed * 1000)
+    maker = BodyMaker(seed * 1000, segment=path.startswith("/v1/"))
     poster = POSTERS[client_kind](port)
     latencies: list[int] = []
     statuses: dict[int, int] = {}

@@ -14,7 +14,13 @@ def _mark(ok: bool) -> str:
     return "meets target" if ok else "BELOW target"
 
 
-def report(single: PhaseResult, batch: PhaseResult, copy_rows_per_s: float, args) -> None:
+def report(
+    single: PhaseResult,
+    batch: PhaseResult,
+    copy_rows_per_s: float,
+    args,
+    segment: PhaseResult | None = None,
+) -> None:
     print()
     threads = f" ({args.threads} threads each)" if args.worker_class != "sync" else ""
     print(
@@ -35,6 +41,19 @@ def report(single: PhaseResult, batch: PhaseResult, copy_rows_per_s: float, args
         f"p50 {batch.p50_ms:.1f} ms  p99 {batch.p99_ms:.1f} ms; "
         f"{args.batch_clients} clients, errors {batch.errors})"
     )
+    if segment is not None:
+        print(
+            f"segment POST /v1/batch      {segment.events_per_s:9,.0f} events/s "
+            f"(same events as Segment messages; p50 {segment.p50_ms:.1f} ms  "
+            f"p99 {segment.p99_ms:.1f} ms; errors {segment.errors}; /events/batch rate "
+            f"{segment.events_per_s / batch.events_per_s:.1%}, target >= 75%)"
+        )
+        size = args.batch_size or 1
+        print(
+            f"server CPU per event: /events/batch {batch.worker_cpu_us / size:.1f} us gunicorn + "
+            f"{batch.postgres_cpu_us / size:.1f} us PostgreSQL; /v1/batch "
+            f"{segment.worker_cpu_us / size:.1f} us + {segment.postgres_cpu_us / size:.1f} us"
+        )
     per_event = args.batch_size or 1
     print(
         f"server CPU per request: single {single.worker_cpu_us:,.0f} us gunicorn + "
@@ -68,6 +87,7 @@ def report(single: PhaseResult, batch: PhaseResult, copy_rows_per_s: float, args
         f"single p99 <= {TARGETS['single_p99_ms']:.0f} ms           "
         f"{_mark(single.p99_ms <= TARGETS['single_p99_ms'])}"
     )
-    for name, phase in (("single", single), ("batch", batch)):
+    phases = [("single", single), ("batch", batch), ("segment", segment or batch)]
+    for name, phase in phases[: 3 if segment is not None else 2]:
         if phase.errors:
             print(f"!! {name}: {phase.errors} failed {phase.statuses}: {phase.first_error}")

@@ -10,6 +10,8 @@ What it does, in one run, and then stops everything it started:
    http.client connection), bounded by --duration per phase:
    - single events: POST /events, one fresh event per request -> requests/s, p50, p99;
    - batches: POST /events/batch with --batch-size events -> events/s, p50, p99 per batch;
+   - Segment batches: POST /v1/batch with the same events as Segment messages -> events/s,
+     next to /events/batch (the translation layer's cost; ADR 0016);
 4. measures the raw PostgreSQL binary COPY rate into the same table (events_event), with the
    same event shape, and prints the ratios and the issue's targets.
 
@@ -86,7 +88,10 @@ def main() -> int:
         help="load the default stored quality rules (manage.py load_default_rules) first",
     )
     parser.add_argument(
-        "--phases", default="single,batch,copy", help="comma list of single,batch,copy"
+        "--phases",
+        default="single,batch,segment,copy",
+        help="comma list of single,batch,segment (/v1/batch, the same events as Segment "
+        "messages),copy",
     )
     args = parser.parse_args()
     if args.single_clients is None:
@@ -99,7 +104,7 @@ def main() -> int:
     server = None
     nan = float("nan")
     empty = PhaseResult(nan, nan, nan, nan, 0, {}, "")
-    single = batch = empty
+    single = batch = segment = empty
     copy_rows_per_s = float("nan")
     try:
         migrate(env)
@@ -137,6 +142,21 @@ def main() -> int:
                 client_kind=args.client,
             )
             print(f"  stored rows after batches: {events_count(args.db):,}")
+        if "segment" in phases:
+            events_truncate(args.db)
+            print(f"Segment batches of {args.batch_size} (the same events): /v1/batch")
+            segment = load_phase(
+                args.port,
+                "/v1/batch",
+                clients=args.batch_clients,
+                batch_size=args.batch_size,
+                seconds=args.duration,
+                warmup=args.warmup,
+                server_pid=server.pid,
+                db_name=args.db,
+                client_kind=args.client,
+            )
+            print(f"  stored rows after Segment batches: {events_count(args.db):,}")
         server_stop(server)
         server = None
         if "copy" in phases:
@@ -148,7 +168,7 @@ def main() -> int:
             server_stop(server)
         if not args.keep_db:
             database_drop(args.db)
-    report(single, batch, copy_rows_per_s, args)
+    report(single, batch, copy_rows_per_s, args, segment=segment)
     return 0
 
 

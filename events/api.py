@@ -21,7 +21,13 @@ from events import health, selectors, services
 from events.api_read import RECENT_ORDERS, EventListQuery, EventRecentQuery
 from events.authentication import KeyPrincipal
 from events.export_selectors import EVENT_EXPORT_COLUMNS, events_page
-from events.parsers import BoundedJSONParser, MalformedJson, PayloadTooLarge, kept_body_bytes
+from events.parsers import (
+    BoundedJSONParser,
+    MalformedJson,
+    PayloadTooLarge,
+    UnsupportedContentEncoding,
+    kept_body_bytes,
+)
 from events.permissions import CanIngest, CanReadEvents
 from events.renderers import OrjsonRenderer
 from events.schema import DEVICE_TYPES, EVENT_TYPES, FieldError
@@ -139,7 +145,7 @@ def _parsed_body(request: Request) -> Any:
     as a rejected event before it is refused (400, 415, 413)."""
     try:
         data = request.data
-    except (MalformedJson, PayloadTooLarge) as exc:
+    except (MalformedJson, PayloadTooLarge, UnsupportedContentEncoding) as exc:
         _refuse_request(request, exc, exc.raw_body)
     except UnsupportedMediaType as exc:
         _refuse_request(request, exc, _body_prefix(request))

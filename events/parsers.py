@@ -7,12 +7,15 @@ floats: the schema layer refuses such magnitudes where they would lose digits.)"
 from __future__ import annotations
 
 import json
+import zlib
 
 import orjson
 from django.conf import settings
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import BaseParser
+
+from events.schema import text_safe
 
 
 def kept_body_bytes() -> int:
@@ -43,6 +46,70 @@ class MalformedJson(ParseError):
     def __init__(self, detail: str, raw_body: bytes) -> None:
         super().__init__(detail)
         self.raw_body = raw_body
+
+
+class UnsupportedContentEncoding(APIException):
+    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    default_code = "unsupported_content_encoding"
+    field = "Content-Encoding"
+    rule = "gzip_or_identity"
+
+    def __init__(self, detail: str, raw_body: bytes) -> None:
+        super().__init__(detail)
+        self.raw_body = raw_body
+
+
+class MalformedGzip(MalformedJson):
+    default_code = "malformed_gzip"
+    field = "Content-Encoding"
+    rule = "gzip"
+
+
+_GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
+
+
+def body_inflate(compressed: bytes, limit: int) -> bytes:
+    """The gzip body inflated, never past `limit` + 1 bytes whatever the stream claims (a
+    decompression bomb stops at the cap and is refused as too large). Several gzip members one
+    after another are one body, as gzip itself reads them."""
+    inflated = bytearray()
+    pending = compressed
+    while True:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            # max_length is at least 1 here (0 would mean "no cap" to zlib).
+            inflated += inflater.decompress(pending, limit + 1 - len(inflated))
+        except zlib.error as exc:
+            raise MalformedGzip(
+                f"Request body is not a valid gzip stream: {exc}.", compressed[: kept_body_bytes()]
+            ) from None
+        if len(inflated) > limit:
+            raise PayloadTooLarge(
+                f"Request body inflates past the limit of {limit} bytes.",
+                raw_body=compressed[: kept_body_bytes()],
+            )
+        if not inflater.eof:
+            raise MalformedGzip(
+                "Request body is a truncated gzip stream.", compressed[: kept_body_bytes()]
+            )
+        pending = inflater.unused_data
+        if not pending:
+            break
+    return bytes(inflated)
+
+
+def body_decode(body: bytes, content_encoding: str, limit: int) -> bytes:
+    """The body as sent before its Content-Encoding: gzip inflated with the cap, identity as is,
+    anything else refused (415) by name."""
+    encoding = content_encoding.strip().lower()
+    if not encoding or encoding == "identity":
+        return body
+    if encoding in _GZIP_ENCODINGS:
+        return body_inflate(body, limit)
+    raise UnsupportedContentEncoding(
+        f"Content-Encoding {text_safe(encoding)!r} is not accepted; send gzip or no encoding.",
+        body[: kept_body_bytes()],
+    )
 
 
 def _reject_constant(name: str) -> None:
@@ -76,6 +143,9 @@ class BoundedJSONParser(BaseParser):
                 f"Request body exceeds the limit of {limit} bytes.",
                 raw_body=body[: kept_body_bytes()],
             )
+        encoding = meta.get("HTTP_CONTENT_ENCODING")
+        if encoding:
+            body = body_decode(body, encoding, limit)
         if not body.strip():
             raise MalformedJson("Request body is empty; send a JSON object.", body)
         try:

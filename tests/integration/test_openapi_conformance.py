@@ -82,6 +82,13 @@ IDENTIFY_RUNTIME_RULES = {
 }
 
 
+SEGMENT_CALLS = ("track", "page", "screen", "identify", "group", "alias")
+# A Segment single call's message is described, not typed (trackers/segment/openapi.py): one
+# that its mapping or validation refuses is quarantined and answered 400 with its reasons, like
+# a batch's message. Such a 400 must say so and name the quarantine row that kept it.
+QUARANTINED = {("*", "quarantined")}
+
+
 def runtime_rules(method: str, path: str) -> set[tuple[str, str]] | None:
     """The rules a valid request may still break on this operation, if any."""
     key = (method, path.removeprefix("/api/v1"))
@@ -89,6 +96,8 @@ def runtime_rules(method: str, path: str) -> set[tuple[str, str]] | None:
         return RUNTIME_RULES
     if key == ("POST", "/identify/"):
         return IDENTIFY_RUNTIME_RULES
+    if method == "POST" and path.strip("/") in {f"v1/{call}" for call in SEGMENT_CALLS}:
+        return QUARANTINED
     if key in {("GET", "/events/"), ("GET", "/events/recent/")}:
         return READ_RUNTIME_RULES
     return None
@@ -111,6 +120,8 @@ OPERATIONS = [
         )
     ),
     ("POST", "/api/v1/erasure/"),
+    ("POST", "/v1/batch/"),
+    *(("POST", f"/v1/{call}/") for call in SEGMENT_CALLS),
 ]
 
 
@@ -170,7 +181,11 @@ def test_api_matches_its_openapi_document(api_schema, api_key, live_server, meth
     )
     def answers_as_documented(case) -> None:
         response = case.call_and_validate(base_url=live_server.url, headers=headers, checks=checks)
-        if rules is not None and response.status_code == 400:
+        if rules is QUARANTINED and response.status_code == 400:
+            body = response.json()
+            kept = body.get("error") == "validation_failed" and body["results"][0]["rejected_id"]
+            assert kept or error_pairs(body) <= {("body", "object")}, body
+        elif rules is not None and response.status_code == 400:
             body = response.json()
             stored_rule = all("rule_id" in error for error in body["errors"])
             assert stored_rule or error_pairs(body) <= rules, body

@@ -34,6 +34,8 @@ INGEST = (401, 201, 201, 201, 201, 403, 403, 403)
 BATCH = (401, 200, 200, 200, 200, 403, 403, 403)
 IDENTITY = (401, 200, 200, 200, 200, 403, 403, 403)  # /identify, /alias: like /events
 READ = (401, 403, 200, 200, 403, 200, 403, 403)
+# Tracker protocols: ingestion keys only (a signed-in user has no key), the write scope.
+TRACKER = (401, 401, 401, 401, 200, 403, 403, 403)
 NOT_FOUND = (404,) * 8
 
 ROUTES: dict[str, tuple[int, ...]] = {
@@ -80,6 +82,8 @@ ROUTES: dict[str, tuple[int, ...]] = {
     "api/v1/^health/ready/?$": OPEN,
     # POST only: a GET that passes the permission (admin role, admin scope) is 405
     "api/v1/^erasure/?$": (401, 403, 403, 405, 403, 403, 403, 405),
+    **{f"^v1/{call}/?$": TRACKER for call in ("batch", "track", "page", "screen")},
+    **{f"^v1/{call}/?$": TRACKER for call in ("identify", "group", "alias")},
     "admin/events/event/export/": ADMIN_SITE,
     "admin/events/rejectedevent/export/": ADMIN_SITE,
     "admin/": ADMIN_SITE,

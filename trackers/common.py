@@ -1,0 +1,355 @@
+"""What every tracker protocol shares, so that a protocol module is only its mapping (ADR 0016).
+
+A protocol view (Segment's /v1/batch, PostHog's /batch/, Snowplow's /i ...) is a DRF view with
+`TrackerKeyAuthentication`, `events.permissions.CanIngest`, `events.throttling.IngestThrottle`,
+`AnyJSONParser` and `schema = TrackerAutoSchema()`, and does four things, each with one helper:
+
+1. the key: `TrackerKeyAuthentication` finds it in the HTTP Basic user name, `Authorization:
+   Bearer`, `X-API-Key`, or a query parameter / body field the view names in
+   `key_query_params` / `key_body_fields`; `key_id_of(request)` is its id;
+2. the body: `parsed_body(request)` (gzip inflated with a cap; a body refused as a whole is
+   kept as one rejected row, as /events does; `request_refuse` for a wrong shape);
+3. each foreign message becomes a `Translated` (our wire-format payload, or the reason it
+   cannot be; always the original, and the User-Agent/IP it states), its `event_id` from
+   `event_id_for` (uuid5 of the protocol's message id per source and key: re-sends dedupe);
+   `translated_ingest` stores them all through `events.services.event_batch_ingest`
+   (validation, rules, dedupe, derivation, quarantine, metrics: the same as /events);
+4. the answer, in the protocol's own shape, from the outcomes (`outcome_counts`).
+
+Clock skew: a translation puts the client's event time in `timestamp` and the client's send time
+in `sent_at`; the ingestion service corrects (timestamp = received_at - (sent_at - timestamp)),
+as for our own API. `iso_from_epoch_millis` turns epoch milliseconds (Snowplow) into such text.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import functools
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple, NoReturn
+
+import orjson
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from events import services
+from events.authentication import IngestionKeyAuthentication, KeyPrincipal, key_principal_lookup
+from events.derivation import ClientContext
+from events.parsers import (
+    BoundedJSONParser,
+    MalformedJson,
+    PayloadTooLarge,
+    UnsupportedContentEncoding,
+)
+from events.schema import FieldError, text_safe
+from trackers.openapi import TrackerAutoSchema
+
+__all__ = ["TrackerAutoSchema"]  # protocol views use it (and importing it registers the scheme)
+
+# The root of every tracker event id. Never change it: stored ids were derived from it, and a
+# re-send is recognised only if it maps to the same id.
+_EVENT_ID_ROOT = uuid.UUID("7d0c5a1e-6a52-4c1b-9a0e-3f2f3c6b8e11")
+MESSAGE_ID_MAX_CHARS = 256
+
+
+def event_id_for(*, source: str, key_id: int | None, message_id: Any, message: Any) -> str:
+    """Our event_id (a UUID string) for a foreign message: uuid5 of the protocol's message id in
+    a namespace per source and key, so the same message re-sent gets the same id (and is a
+    duplicate), while two sources or two keys never collide even on equal message ids.
+
+    A message without a usable id (absent, not a string or number, too long) is named by a hash
+    of its canonical JSON: an exact re-send still dedupes."""
+    namespace = _namespace(source, key_id)
+    kind = type(message_id)
+    if kind is int:
+        message_id = str(message_id)
+    elif kind is not str:
+        message_id = None
+    if not message_id or len(message_id) > MESSAGE_ID_MAX_CHARS:
+        digest = hashlib.sha256(_canonical_json(message)).hexdigest()
+        return _uuid5_text(namespace, f"sha256:{digest}")
+    return _uuid5_text(namespace, "id:" + message_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _namespace(source: str, key_id: int | None) -> bytes:
+    return uuid.uuid5(_EVENT_ID_ROOT, f"{source}:{key_id if key_id is not None else '-'}").bytes
+
+
+def _uuid5_text(namespace: bytes, name: str) -> str:
+    """str(uuid.uuid5(UUID(bytes=namespace), name)), without building UUID objects (it runs for
+    every message; tests/unit/test_tracker_common.py holds it equal to the standard library)."""
+    digest = bytearray(
+        hashlib.sha1(
+            namespace + name.encode("utf-8", "surrogatepass"), usedforsecurity=False
+        ).digest()
+    )
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    text = digest[:16].hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _canonical_json(message: Any) -> bytes:
+    try:
+        return orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return repr(message).encode("utf-8", "backslashreplace")
+
+
+def iso_from_epoch_millis(value: Any) -> str | None:
+    """ISO-8601 UTC text of epoch milliseconds (int or digit string); None when not one."""
+    if isinstance(value, str) and value.isdigit() and len(value) <= 15:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    try:
+        moment = dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+# --- 1. the key -----------------------------------------------------------------------------
+
+
+def basic_user_name(request: Any) -> str | None:
+    """The user name of `Authorization: Basic base64(user:password)` (Segment's write key);
+    None when the header is absent, not Basic, or not decodable."""
+    meta = getattr(request, "_request", request).META
+    header = meta.get("HTTP_AUTHORIZATION", "")
+    if header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, _, _password = decoded.partition(":")
+    return user.strip() or None
+
+
+def principal_for_key(raw_key: str) -> KeyPrincipal:
+    """The principal of a raw key, or AuthenticationFailed (401) naming why."""
+    principal = key_principal_lookup(raw_key)
+    if principal is None:
+        raise exceptions.AuthenticationFailed("Invalid or inactive ingestion key.")
+    if principal.is_expired(timezone.now()):
+        raise exceptions.AuthenticationFailed("This ingestion key has expired.")
+    return principal
+
+
+def _body_key(request: Any, fields: Sequence[str]) -> str | None:
+    """A key in the parsed body (a JSON object's top-level field). Reading request.data parses
+    the body once (DRF caches it); a parse error is kept for `parsed_body`, so that a request
+    allowed without a key is refused (and kept) by the view as /events does."""
+    try:
+        data = request.data
+    except (MalformedJson, PayloadTooLarge, UnsupportedContentEncoding) as exc:
+        # DRF answers {} to later reads of request.data: the view refuses the body with this.
+        request._tracker_body_error = exc
+        return None
+    if not isinstance(data, dict):
+        return None
+    for name in fields:
+        value = data.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return None
+
+
+class TrackerKeyAuthentication(authentication.BaseAuthentication):
+    """Our ingestion keys, wherever a tracker SDK puts them: the HTTP Basic user name, our own
+    headers (Bearer, X-API-Key), then the view's `key_query_params` and `key_body_fields`."""
+
+    def authenticate(self, request):
+        raw_key = basic_user_name(request)
+        if raw_key is None:
+            found = IngestionKeyAuthentication().authenticate(request)
+            if found is not None:
+                return found
+            view = request.parser_context.get("view") if request.parser_context else None
+            raw_key = _query_key(request, getattr(view, "key_query_params", ()))
+            if raw_key is None and getattr(view, "key_body_fields", ()):
+                raw_key = _body_key(request, view.key_body_fields)
+        if raw_key is None:
+            return None
+        principal = principal_for_key(raw_key)
+        return principal, principal
+
+    def authenticate_header(self, request) -> str:
+        return 'Basic realm="ingestion"'
+
+
+def _query_key(request: Any, params: Iterable[str]) -> str | None:
+    query = request.query_params
+    for name in params:
+        value = query.get(name)
+        if value and value.strip():
+            return value.strip()
+    return None
+
+
+# --- the body -------------------------------------------------------------------------------
+
+
+class AnyJSONParser(BoundedJSONParser):
+    """Our bounded JSON parser (gzip inflated with a cap) for any declared Content-Type: SDKs
+    post JSON as text/plain (browser beacons) or with no type at all."""
+
+    media_type = "*/*"
+
+
+def parsed_body(request: Any) -> Any:
+    """request.data of an authenticated request; a body that is empty, not JSON (or not gzip
+    as declared) or too large is kept as one rejected request, then refused (400, 413, 415),
+    as /events does."""
+    body_error = getattr(request, "_tracker_body_error", None)
+    if body_error is not None:
+        _request_refuse(request, body_error, body_error.raw_body)
+    try:
+        data = request.data
+    except (MalformedJson, PayloadTooLarge, UnsupportedContentEncoding) as exc:
+        _request_refuse(request, exc, exc.raw_body)
+    if request.stream is None:  # no body at all: DRF does not even call the parser
+        _request_refuse(request, MalformedJson("Request body is empty; send JSON.", b""), b"")
+    return data
+
+
+def request_refuse(request: Any, field: str, rule: str, message: str, body: Any) -> NoReturn:
+    """Refuse a request whose JSON is not the protocol's shape (400), keeping it as one
+    rejected event."""
+    exc = exceptions.ValidationError({field: [message]}, rule)
+    exc.field, exc.rule = field, rule
+    _request_refuse(request, exc, body)
+
+
+def _request_refuse(request: Any, exc: exceptions.APIException, body: Any) -> NoReturn:
+    detail = exc.detail
+    message = str(next(iter(detail.values()))[0]) if isinstance(detail, dict) else str(detail)
+    error = FieldError(getattr(exc, "field", "body"), getattr(exc, "rule", "json"), message)
+    exc.rejected_id = services.request_rejected_store(body, error, source=ingest_source(request))
+    raise exc
+
+
+# --- 2. a translated message ----------------------------------------------------------------
+
+
+class Translated(NamedTuple):
+    """One foreign message after translation: our wire-format `payload`, or the `error` that
+    kept it from being translated (it is then quarantined as is). `original` is the message as
+    received, kept with the stored event or its quarantine row. (A named tuple: one is made for
+    every message, and a frozen dataclass costs several times more to build.)"""
+
+    original: Any
+    payload: dict[str, Any] | None = None
+    error: FieldError | None = None
+    # The client's User-Agent and IP as the message states them (a server-side SDK sends the
+    # browser's); empty: the request's own. Device type and country are derived from them.
+    user_agent: str = ""
+    ip: str = ""
+
+
+def untranslatable(original: Any, field: str, rule: str, message: str) -> Translated:
+    """A message refused by the translation itself (not an object, unknown type ...)."""
+    return Translated(original=original, error=FieldError(field, rule, text_safe(message, 300)))
+
+
+# --- 3. into the ingestion service ----------------------------------------------------------
+
+
+def key_id_of(request: Any) -> int | None:
+    """The id of the request's ingestion key (None for a signed-in user or anonymous)."""
+    user = request.user
+    return user.key_id if isinstance(user, KeyPrincipal) else None
+
+
+def ingest_source(request: Any, protocol: str = "api") -> services.IngestSource:
+    """Who sent the request: the key, the client IP (proxy headers already applied) and
+    User-Agent, and the protocol stored as each event's `source`."""
+    meta = getattr(request, "_request", request).META
+    return services.IngestSource(
+        key_id=key_id_of(request),
+        ip=meta.get("REMOTE_ADDR") or None,
+        protocol=protocol,
+        user_agent=meta.get("HTTP_USER_AGENT", ""),
+    )
+
+
+def _client_contexts(
+    items: Sequence[Translated], source: services.IngestSource
+) -> list[ClientContext | None]:
+    """Per event, the message's own User-Agent and IP where it states them (else None: the
+    request's, from `source`)."""
+    return [
+        ClientContext(item.user_agent or source.user_agent, item.ip or source.ip)
+        if item.user_agent or item.ip
+        else None
+        for item in items
+    ]
+
+
+def translated_ingest(
+    items: Sequence[Translated], *, request: Any, source: str
+) -> list[services.EventOutcome]:
+    """Store a request's translated messages through the ingestion service; one outcome per
+    item, in order (`index` is the item's position). Translatable messages go through
+    `events.services.event_batch_ingest` (validation, rules, dedupe, derivation, quarantine),
+    each stored with `source` and its original message; the others are quarantined as sent
+    with the translation's reason, in the same transaction."""
+    ingest_from = ingest_source(request, source)
+    received_at = timezone.now()
+    translated = [item for item in items if item.error is None]
+    refused = [(item.original, [item.error]) for item in items if item.error is not None]
+
+    def store() -> list[services.EventOutcome]:
+        if not translated:
+            return []
+        return services.event_batch_ingest(
+            [item.payload for item in translated],
+            source=ingest_from,
+            received_at=received_at,
+            context=_client_contexts(translated, ingest_from),
+            originals=[item.original for item in translated],
+        )
+
+    if not refused:
+        return store()  # every item translated: outcome i is item i's
+    else:  # both or neither: a failure leaves nothing half stored for the client's re-send
+        with transaction.atomic():
+            stored = store()
+            written = services.rejected_events_upsert(
+                refused, source=ingest_from, received_at=received_at
+            )
+    stored_left, written_left = iter(stored), iter(written)
+    outcomes = []
+    for index, item in enumerate(items):
+        if item.error is None:
+            outcome = next(stored_left)
+            outcome.index = index
+        else:
+            outcome = services.EventOutcome(
+                index, services.REJECTED, errors=[item.error], rejected_id=next(written_left).id
+            )
+        outcomes.append(outcome)
+    return outcomes
+
+
+# --- 4. the answer --------------------------------------------------------------------------
+
+
+def outcome_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """accepted / duplicates / rejected (from each outcome's `status`), as /events/batch
+    counts them."""
+    counts = {services.ACCEPTED: 0, services.DUPLICATE: 0, services.REJECTED: 0}
+    for status in statuses:
+        counts[status] += 1
+    return {
+        "accepted": counts[services.ACCEPTED],
+        "duplicates": counts[services.DUPLICATE],
+        "rejected": counts[services.REJECTED],
+    }

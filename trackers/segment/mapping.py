@@ -1,0 +1,265 @@
+"""Segment's message format (RudderStack speaks it too) into our wire format: pure functions.
+
+A track, page, screen or group message in (already checked by `messages.message_translate`,
+which also sends identify and alias to `identity`), one `Translated` event out; nothing here
+touches the database, so every mapping is unit-tested on plain dicts
+(tests/unit/test_segment_mapping.py). ADR 0016 gives the reasons:
+- `messageId` becomes our event_id through `trackers.common.event_id_for` (re-sends dedupe);
+- the client's event time is `originalTimestamp`, else `timestamp`; `sentAt` (the message's, else
+  the batch's) goes to `sent_at`, so the ingestion service corrects clock skew as Segment does;
+- Segment's e-commerce spec v2 names become our seven types with their fields; any other name
+  is a custom event under its own name; page and screen are page views;
+- what has no column of ours (campaign, locale, the e-commerce `products[]`, other properties)
+  stays in `properties`; the message itself is kept whole as the original.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pycountry
+
+from trackers.common import Translated, event_id_for, untranslatable
+
+SOURCE = "segment"
+MESSAGE_MAX_BYTES = 32 * 1024
+BATCH_MAX_BYTES = 500 * 1024
+EVENT_CALLS = frozenset({"track", "page", "screen", "group"})
+IDENTITY_CALLS = frozenset({"identify", "alias"})
+CALLS = EVENT_CALLS | IDENTITY_CALLS
+
+# Segment e-commerce spec v2 event names -> our types.
+ECOMMERCE_TYPES = {
+    "Products Searched": "search",
+    "Product Viewed": "product_view",
+    "Product Added": "add_to_cart",
+    "Product Removed": "remove_from_cart",
+    "Checkout Started": "checkout_start",
+    "Order Completed": "purchase",
+}
+# Which spec property feeds which column; the first present wins.
+_OUR_ECOMMERCE_TYPES = frozenset(ECOMMERCE_TYPES.values())
+_PRODUCT_ID = ("product_id", "sku", "id")
+_REVENUE = ("revenue", "total", "value")
+_CAMPAIGN = {"name": "utm_campaign", "source": "utm_source", "medium": "utm_medium"}
+_CAMPAIGN |= {"term": "utm_term", "content": "utm_content"}
+# Segment's context.device.type -> our device types (the User-Agent decides otherwise).
+_DEVICE_TYPES = {
+    "ios": "mobile",
+    "android": "mobile",
+    "mobile": "mobile",
+    "tablet": "tablet",
+    "ipados": "tablet",
+    "desktop": "desktop",
+    "macos": "desktop",
+    "windows": "desktop",
+    "linux": "desktop",
+}
+
+
+# context.location.country is a name in Segment's examples ("United States") or a code.
+_COUNTRY_BY_NAME = {country.name.lower(): country.alpha_2 for country in pycountry.countries}
+_COUNTRY_BY_NAME |= {
+    name.lower(): country.alpha_2
+    for country in pycountry.countries
+    for name in (getattr(country, "common_name", None), getattr(country, "official_name", None))
+    if name
+}
+_COUNTRY_CODES = frozenset(_COUNTRY_BY_NAME.values())
+
+
+def _text(value: Any) -> str:
+    """Ids may come as whole numbers; anything else that is not text is absent. Text is kept
+    as sent (validation refuses what cannot be stored)."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is int:
+        return str(value)
+    return ""
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _first(data: dict[str, Any], names: tuple[str, ...]) -> Any:
+    for name in names:
+        value = data.get(name)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def _money(value: Any) -> Any:
+    """Money as text with at most two decimals; anything else is left for validation to name."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return value
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return value
+    if not amount.is_finite():
+        return value
+    return str(amount.quantize(Decimal("0.01")))
+
+
+def _quantity(value: Any) -> Any:
+    """A whole float (2.0) is the integer it means; other values are validation's to judge."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+_EMPTY: dict[str, Any] = {}
+
+
+def _inner(container: dict[str, Any], name: str) -> dict[str, Any]:
+    value = container.get(name)
+    return value if type(value) is dict else _EMPTY
+
+
+def _country(value: Any) -> str:
+    """An ISO code from context.location.country (a code or a country's name); "" when it is
+    neither, so the country is derived from the IP instead."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    if text.upper() in _COUNTRY_CODES:
+        return text.upper()
+    return _COUNTRY_BY_NAME.get(text.lower(), "")
+
+
+def _ecommerce_fields(event_type: str, properties: dict[str, Any]) -> dict[str, Any]:
+    """Our columns for one of the seven types from the spec's properties."""
+    fields: dict[str, Any] = {}
+    if event_type == "search":
+        query = _first(properties, ("query",))
+        if query is not None:
+            fields["search_query"] = query
+        return fields
+    if event_type in ("product_view", "add_to_cart", "remove_from_cart"):
+        product_id = _first(properties, _PRODUCT_ID)
+        if product_id is not None:
+            fields["product_id"] = _text(product_id) or product_id
+        for name in ("category",):
+            if properties.get(name) is not None:
+                fields[name] = properties[name]
+        if properties.get("price") is not None:
+            fields["price"] = _money(properties["price"])
+        if event_type != "product_view":
+            quantity = properties.get("quantity")
+            fields["quantity"] = 1 if quantity is None else _quantity(quantity)
+    else:  # checkout_start, purchase
+        order_id = _first(properties, ("order_id", "checkout_id"))
+        if order_id is not None:
+            fields["order_id"] = _text(order_id) or order_id
+        revenue = _first(properties, _REVENUE)
+        if revenue is not None:
+            fields["revenue"] = _money(revenue)
+    currency = properties.get("currency")
+    if isinstance(currency, str) and currency:
+        fields["currency"] = currency.upper()
+    return fields
+
+
+def event_translate(
+    message: dict[str, Any],
+    *,
+    call: str,
+    key_id: int | None,
+    batch_sent_at: Any,
+    received_at: dt.datetime,
+) -> Translated:
+    """A track, page, screen or group message as one of our events. One flat pass: this runs
+    for every message of every batch (benchmarks/segment_opcount.py counts it)."""
+    get = message.get
+    properties = get("properties")
+    properties = dict(properties) if properties else {}
+    if call == "track":
+        name = get("event")
+        if type(name) is not str or not name:
+            return untranslatable(message, "event", "required", "a track call needs an event name")
+        event_type = ECOMMERCE_TYPES.get(name, name)
+    elif call == "group":
+        group_id = _text(get("groupId"))
+        if not group_id:
+            return untranslatable(message, "groupId", "required", "a group call needs groupId")
+        event_type = "group"
+        properties = {"group_id": group_id, **(get("traits") or _EMPTY)}
+    else:  # page, screen
+        event_type = "page_view"
+        if get("name") is not None:
+            properties.setdefault("name", get("name"))
+    user_id = get("userId")
+    user_id = user_id if type(user_id) is str else _text(user_id)
+    anonymous_id = get("anonymousId")
+    anonymous_id = anonymous_id if type(anonymous_id) is str else _text(anonymous_id)
+    if not user_id and not anonymous_id:
+        return untranslatable(message, "userId", "required", "userId or anonymousId is required")
+    timestamp = get("originalTimestamp") or get("timestamp")
+    sent_at = get("sentAt") or batch_sent_at
+    if not timestamp:  # no event time: it happened when it was sent (corrected), or on arrival
+        timestamp = sent_at or received_at.isoformat()
+    payload: dict[str, Any] = {
+        "event_id": event_id_for(
+            source=SOURCE, key_id=key_id, message_id=get("messageId"), message=message
+        ),
+        "event_type": event_type,
+        "timestamp": timestamp,
+    }
+    if sent_at:
+        payload["sent_at"] = sent_at
+    if user_id:
+        payload["user_id"] = user_id
+    if anonymous_id:
+        payload["anonymous_id"] = anonymous_id
+    context = get("context") or _EMPTY
+    page = _inner(context, "page")
+    url = properties.pop("url", None) or page.get("url")
+    if url:
+        payload["page_url"] = url
+    referrer = properties.pop("referrer", None) or page.get("referrer")
+    if referrer:
+        payload["referrer"] = referrer
+    if context:
+        _context_map(context, payload, properties)
+    if event_type in _OUR_ECOMMERCE_TYPES:
+        payload |= _ecommerce_fields(event_type, properties)
+    if properties:
+        payload["properties"] = properties
+    if not context:
+        return Translated(message, payload)
+    return Translated(
+        message, payload, None, _text(context.get("userAgent")), _text(context.get("ip"))
+    )
+
+
+def _context_map(
+    context: dict[str, Any], payload: dict[str, Any], properties: dict[str, Any]
+) -> None:
+    """Device, session and country columns; campaign (as utm_*) and locale properties."""
+    device_type = _inner(context, "device").get("type")
+    if type(device_type) is str:
+        device = _DEVICE_TYPES.get(device_type.lower())
+        if device is not None:
+            payload["device_type"] = device
+    session = _text(context.get("sessionId") or context.get("session_id"))
+    if session:
+        payload["session_id"] = session
+    location = context.get("location")
+    if location:
+        country = _country(_inner(context, "location").get("country"))
+        if country:
+            payload["country"] = country
+    campaign = context.get("campaign")
+    if campaign and type(campaign) is dict:
+        for name, key in _CAMPAIGN.items():
+            value = campaign.get(name)
+            if value is not None:
+                properties[key] = value
+    locale = context.get("locale")
+    if locale is not None:
+        properties["locale"] = locale

@@ -1,0 +1,96 @@
+"""One Segment message in: its call type (the path's, or the message's `type`), its size and
+field types checked, then handed to the event mapping or the identity mapping. A message that
+breaks a check is quarantined as sent, naming the field and rule."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+
+from trackers.common import Translated, untranslatable
+from trackers.segment.identity import IdentityCall, identity_translate
+from trackers.segment.mapping import CALLS, IDENTITY_CALLS, MESSAGE_MAX_BYTES, event_translate
+
+# The fields a mapping reads, by the JSON type they must have when present: a message that
+# breaks one is quarantined naming it (a wrong type is not silently dropped).
+_OBJECT, _TIME, _ID = "object", "iso8601", "string"
+_TYPED_FIELDS = {
+    "properties": _OBJECT,
+    "context": _OBJECT,
+    "traits": _OBJECT,
+    "timestamp": _TIME,
+    "originalTimestamp": _TIME,
+    "sentAt": _TIME,
+    "userId": _ID,
+    "anonymousId": _ID,
+    "previousId": _ID,
+    "groupId": _ID,
+}
+_TYPED_MESSAGES = {
+    _OBJECT: "must be a JSON object",
+    _TIME: "must be an ISO-8601 string",
+    _ID: "must be a string",
+}
+
+
+_NONE = type(None)
+_ALLOWED_TYPES = {
+    _OBJECT: frozenset({dict, _NONE}),
+    _TIME: frozenset({str, _NONE}),
+    _ID: frozenset({str, int, _NONE}),
+}
+_FIELD_TYPES = {name: _ALLOWED_TYPES[kind] for name, kind in _TYPED_FIELDS.items()}
+
+
+def _shape_error(message: dict[str, Any]) -> Translated | None:
+    for name in _FIELD_TYPES.keys() & message.keys():  # the typed fields present (C sets)
+        if type(message[name]) not in _FIELD_TYPES[name]:
+            rule = _TYPED_FIELDS[name]
+            return untranslatable(message, name, rule, f"{name} {_TYPED_MESSAGES[rule]}")
+    return None
+
+
+def message_size_error(message: Any) -> Translated | None:
+    """Segment's limit of 32 KB per message, on the message as sent."""
+    try:
+        size = len(orjson.dumps(message))
+    except (TypeError, orjson.JSONEncodeError):
+        return None  # the schema layer names what cannot be encoded
+    if size <= MESSAGE_MAX_BYTES:
+        return None
+    return untranslatable(
+        message, "message", "max_size", f"must be at most {MESSAGE_MAX_BYTES} bytes of JSON"
+    )
+
+
+def message_translate(
+    message: Any,
+    *,
+    call: str | None,
+    key_id: int | None,
+    batch_sent_at: Any = None,
+    received_at: dt.datetime,
+) -> Translated | IdentityCall:
+    """One Segment message; `call` is the path's (/v1/track) or None for a batch item, whose
+    own `type` names it."""
+    if not isinstance(message, dict):
+        return untranslatable(message, "message", "object", "each message must be a JSON object")
+    too_large = message_size_error(message)
+    if too_large is not None:
+        return too_large
+    call = call or message.get("type")
+    if not isinstance(call, str) or call not in CALLS:
+        allowed = ", ".join(sorted(CALLS))
+        return untranslatable(message, "type", "allowed_values", f"must be one of {allowed}")
+    wrong_type = _shape_error(message)
+    if wrong_type is not None:
+        return wrong_type
+    if call in IDENTITY_CALLS:
+        return identity_translate(
+            message, call=call, batch_sent_at=batch_sent_at, received_at=received_at
+        )
+    return event_translate(
+        message, call=call, key_id=key_id, batch_sent_at=batch_sent_at, received_at=received_at
+    )
