@@ -225,3 +225,40 @@ simple_history.register(
 simple_history.register(
     Group, app="events", m2m_fields=["permissions"], table_name="events_historicalgroup"
 )
+
+
+class Person(models.Model):
+    """One visitor as far as we know: all ids linked to `distinct_id` are this person.
+
+    `distinct_id` is the person's canonical id: their user id once identified, else the
+    anonymous id an identify call named. Distinct-user numbers count these (ADR 0015).
+    """
+
+    distinct_id = models.CharField(max_length=128, unique=True)
+    first_seen = models.DateTimeField(help_text="Earliest identify or alias time seen.")
+    last_seen = models.DateTimeField(help_text="Latest identify or alias time seen.")
+    traits = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "people"
+
+    def __str__(self) -> str:
+        return self.distinct_id
+
+
+class PersonLink(models.Model):
+    """An id (an anonymous id, or a user id aliased away) that belongs to another person.
+
+    `user_id` is always a canonical id (never itself linked): a person's events are those whose
+    id is `user_id` or any `linked_id` pointing at it, found with one join (ADR 0015).
+    """
+
+    linked_id = models.CharField(max_length=128, unique=True)
+    user_id = models.CharField(max_length=128, db_index=True)
+    person = models.ForeignKey(Person, on_delete=models.CASCADE, related_name="links")
+    source = models.CharField(max_length=32, help_text="Which call linked it: api, segment...")
+    linked_at = models.DateTimeField(help_text="Time of the call that linked the ids.")
+
+    def __str__(self) -> str:
+        return f"{self.linked_id} → {self.user_id}"

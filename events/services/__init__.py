@@ -5,11 +5,19 @@
   events stored behind the rollups' watermarks (`stored_behind_listener_register`);
 - `quarantine`: refused events kept with their reasons, and the record of their replay;
 - `keys`: ingestion keys;
-- `removal`: deleting a person's rows (erasure) and old rows (retention).
+- `removal`: deleting a person's rows (erasure) and old rows (retention);
+- `identity`: people, and the links between their ids (identify and alias calls).
 
 The names other modules use are importable from `events.services` itself.
 """
 
+from events.services.identity import (
+    people_delete,
+    person_alias,
+    person_identify,
+    person_ids,
+    person_merge_listener_register,
+)
 from events.services.ingest import (
     ACCEPTED,
     DUPLICATE,
@@ -66,6 +74,11 @@ __all__ = [
     "ingestion_key_create",
     "ingestion_key_revoke",
     "ingestion_key_rotate",
+    "people_delete",
+    "person_alias",
+    "person_identify",
+    "person_ids",
+    "person_merge_listener_register",
     "raw_payload_encode",
     "rejected_events_delete",
     "rejected_events_delete_received_before",
