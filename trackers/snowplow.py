@@ -147,8 +147,9 @@ def snowplow_event_map(event: Any) -> MappedEvent:
     for name in ("ttm", "dtm", "stm"):
         if event.get(name) not in (None, "") and _epoch_millis(event.get(name)) is None:
             errors.append((name, "epoch_millis", "must be epoch milliseconds"))
-    if true_ms is None and created_ms is None and not errors:
-        errors.append(("dtm", "required", "dtm (or ttm) is required: the event's time"))
+    if true_ms is None and created_ms is None:
+        # No event time (a hand-written pixel): it happened when sent, else when received.
+        created_ms, sent_ms = sent_ms, None
     kind_fields = _kind_fields(event, decoded["ue_pr"], _entities(decoded["co"]), errors)
     payload = {
         "event_id": text_or_none(event.get("eid")),

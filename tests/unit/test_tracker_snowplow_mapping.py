@@ -176,7 +176,6 @@ def test_legacy_transaction_is_a_purchase():
         ({"e": "ue"}, "ue_pr", "required"),
         ({"cx": base64.b64encode(b"{not json").decode()}, "cx", "json"),
         ({"dtm": "yesterday"}, "dtm", "epoch_millis"),
-        ({"dtm": None}, "dtm", "required"),
         ({"e": "zz"}, "e", "allowed_values"),
         ({"e": "se"}, "se_ac", "required"),
     ],
@@ -184,6 +183,13 @@ def test_legacy_transaction_is_a_purchase():
 def test_unreadable_events_name_the_field(fields, field, rule):
     mapped = snowplow_event_map({k: v for k, v in (event() | fields).items() if v is not None})
     assert (field, rule) in [(f, r) for f, r, _ in mapped.errors]
+
+
+def test_without_an_event_time_the_send_time_is_taken_else_the_receipt():
+    payload = snowplow_event_map({k: v for k, v in event().items() if k != "dtm"}).payload
+    assert payload["timestamp"] == "2026-01-05T10:00:05Z" and "sent_at" not in payload
+    bare = {k: v for k, v in event().items() if k not in ("dtm", "stm")}
+    assert "timestamp" not in snowplow_event_map(bare).payload
 
 
 def test_not_an_object_and_unexpected_fields():
