@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -17,6 +16,12 @@ from events.renderers import OrjsonRenderer
 from events.throttling import IngestThrottle
 from trackers.api_base import BodyRefused, TrackerIngestView
 from trackers.common import outcome_counts
+from trackers.openapi import (
+    ANY_OBJECT,
+    FLAGS_RESPONSE,
+    POSTHOG_CAPTURE_RESPONSES,
+    PosthogCaptureIn,
+)
 from trackers.parsers import PosthogBodyParser
 from trackers.posthog import (
     FLAGS_ANSWER,
@@ -48,9 +53,10 @@ class PosthogCaptureApi(TrackerIngestView):
             return None
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 413: OpenApiTypes.OBJECT},
+        request={"application/json": PosthogCaptureIn},
+        responses=POSTHOG_CAPTURE_RESPONSES,
         summary="PostHog capture (posthog-python, posthog-js)",
+        tags=["trackers"],
     )
     def post(self, request: Request) -> HttpResponse:
         body = self.parsed_body(request)
@@ -77,13 +83,16 @@ class PosthogFlagsApi(APIView):
     parser_classes = [PosthogBodyParser]
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT},
+        request={"application/json": ANY_OBJECT},
+        responses={200: FLAGS_RESPONSE},
         summary="PostHog feature flags: none",
+        tags=["trackers"],
     )
     def post(self, request: Request) -> HttpResponse:
         return _json(FLAGS_ANSWER)
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="PostHog feature flags: none")
+    @extend_schema(
+        responses={200: FLAGS_RESPONSE}, summary="PostHog feature flags: none", tags=["trackers"]
+    )
     def get(self, request: Request) -> HttpResponse:
         return _json(FLAGS_ANSWER)

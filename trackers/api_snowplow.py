@@ -9,7 +9,6 @@ import base64
 from typing import Any
 
 from django.http import HttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 
@@ -17,6 +16,11 @@ from events.renderers import OrjsonRenderer
 from events.throttling import IngestThrottle
 from trackers.api_base import BodyRefused, TrackerIngestView
 from trackers.common import outcome_counts
+from trackers.openapi import (
+    SNOWPLOW_PIXEL_RESPONSES,
+    SNOWPLOW_TP2_RESPONSES,
+    SnowplowPayloadDataIn,
+)
 from trackers.snowplow import (
     SnowplowBodyError,
     snowplow_body_events,
@@ -43,9 +47,10 @@ class SnowplowPostApi(TrackerIngestView):
             return None
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 413: OpenApiTypes.OBJECT},
+        request=SnowplowPayloadDataIn,
+        responses=SNOWPLOW_TP2_RESPONSES,
         summary="Snowplow tracker protocol, POST",
+        tags=["trackers"],
     )
     def post(self, request: Request) -> HttpResponse:
         body = self.parsed_body(request)
@@ -72,8 +77,9 @@ class SnowplowPixelApi(TrackerIngestView):
             OpenApiParameter("aid", str, description="App id: the ingestion key"),
             OpenApiParameter("eid", str, description="Event id (UUID): the dedupe key"),
         ],
-        responses={(200, "image/gif"): OpenApiTypes.BINARY},
+        responses=SNOWPLOW_PIXEL_RESPONSES,
         summary="Snowplow tracker protocol, GET pixel",
+        tags=["trackers"],
     )
     def get(self, request: Request) -> HttpResponse:
         event = {name: request.query_params.get(name) for name in request.query_params}

@@ -7,7 +7,7 @@ from trackers import api_posthog, api_snowplow
 urlpatterns = [
     # PostHog capture (posthog-python posts /batch/; posthog-js /e/ and /i/v0/e/)
     *(
-        path(route, api_posthog.PosthogCaptureApi.as_view(), name=f"posthog-{name}")
+        path(route, api_posthog.PosthogCaptureApi.as_view(), name=f"posthog-{name}-capture")
         for route, name in (
             ("batch/", "batch"),
             ("capture/", "capture"),

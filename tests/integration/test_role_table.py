@@ -34,6 +34,7 @@ INGEST = (401, 201, 201, 201, 201, 403, 403, 403)
 BATCH = (401, 200, 200, 200, 200, 403, 403, 403)
 READ = (401, 403, 200, 200, 403, 200, 403, 403)
 NOT_FOUND = (404,) * 8
+TRACKER_POST = (401, 401, 401, 401, 405, 403, 403, 403)
 
 ROUTES: dict[str, tuple[int, ...]] = {
     "": PAGE,
@@ -75,6 +76,15 @@ ROUTES: dict[str, tuple[int, ...]] = {
     "api/v1/^health/ready/?$": OPEN,
     # POST only: a GET that passes the permission (admin role, admin scope) is 405
     "api/v1/^erasure/?$": (401, 403, 403, 405, 403, 403, 403, 405),
+    # Tracker protocols: keys only (a signed-in user is no SDK); GET on a POST endpoint is 405
+    # once the key may write. The pixel (GET) and the flag answers (anyone) are 200.
+    **dict.fromkeys(
+        ("batch/", "capture/", "e/", "i/v0/e/", "com.snowplowanalytics.snowplow/tp2"),
+        TRACKER_POST,
+    ),
+    "i": (401, 401, 401, 401, 200, 403, 403, 403),
+    "flags/": OPEN,
+    "decide/": OPEN,
     "admin/events/event/export/": ADMIN_SITE,
     "admin/events/rejectedevent/export/": ADMIN_SITE,
     "admin/": ADMIN_SITE,

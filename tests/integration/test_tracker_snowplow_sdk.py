@@ -63,7 +63,9 @@ def stored(key, eid: str) -> Event:
 
 
 def action(kind, *entities):
-    context = [SelfDescribingJson(f"{ECOM}/{name}/jsonschema/1-0-0", data) for name, data in entities]
+    context = [
+        SelfDescribingJson(f"{ECOM}/{name}/jsonschema/1-0-0", data) for name, data in entities
+    ]
     return SelfDescribing(SelfDescribingJson(ACTION, {"type": kind}), context=context)
 
 
