@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events import health, selectors, services
-from events.api_read import EventListQuery, EventRecentQuery
+from events.api_read import RECENT_ORDERS, EventListQuery, EventRecentQuery
 from events.authentication import KeyPrincipal
 from events.export_selectors import EVENT_EXPORT_COLUMNS, events_page
 from events.parsers import (
@@ -49,15 +49,28 @@ class EventInSerializer(serializers.Serializer):
     """Documentation of the wire format; validation itself is the compiled schema layer."""
 
     event_id = serializers.UUIDField()
-    event_type = serializers.ChoiceField(choices=list(EVENT_TYPES))
+    event_type = serializers.CharField(
+        max_length=128,
+        help_text=f"One of {', '.join(EVENT_TYPES)} (their fields apply), or any printable "
+        "name: a custom event.",
+    )
     timestamp = serializers.DateTimeField(help_text="ISO-8601, any offset; stored in UTC.")
     sent_at = serializers.DateTimeField(
         required=False, help_text="Client clock when sent; corrects clock skew."
     )
-    user_id = serializers.CharField(max_length=128)
-    session_id = serializers.CharField(max_length=128)
-    device_type = serializers.ChoiceField(choices=list(DEVICE_TYPES))
-    country = serializers.CharField(help_text="ISO 3166-1 alpha-2, e.g. US")
+    user_id = serializers.CharField(
+        required=False, max_length=128, help_text="Required unless anonymous_id is given."
+    )
+    anonymous_id = serializers.CharField(required=False, max_length=128)
+    session_id = serializers.CharField(
+        required=False, max_length=128, help_text="Derived when absent (30 min inactivity)."
+    )
+    device_type = serializers.ChoiceField(
+        choices=list(DEVICE_TYPES), required=False, help_text="Derived from the User-Agent."
+    )
+    country = serializers.CharField(
+        required=False, help_text="ISO 3166-1 alpha-2, e.g. US; derived from the IP."
+    )
     page_url = serializers.CharField(required=False, max_length=2048)
     referrer = serializers.CharField(required=False, max_length=2048)
     product_id = serializers.CharField(required=False, max_length=128)
@@ -81,8 +94,12 @@ _JSON_RENDERER = OrjsonRenderer()
 def _source(request: Request) -> services.IngestSource:
     user = request.user
     key_id = user.key_id if isinstance(user, KeyPrincipal) else None
-    ip = request._request.META.get("REMOTE_ADDR") or None
-    return services.IngestSource(key_id=key_id, ip=ip)
+    meta = request._request.META
+    return services.IngestSource(
+        key_id=key_id,
+        ip=meta.get("REMOTE_ADDR") or None,
+        user_agent=meta.get("HTTP_USER_AGENT", ""),
+    )
 
 
 def _body_prefix(request: Request) -> bytes:
@@ -332,15 +349,21 @@ class EventRecentApi(_EventApi):
         parameters=[EventRecentQuery],
         responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
         summary="Newest events first",
+        description="Newest first by receipt time (order=received, the default: an event just "
+        "sent is on top whatever its timestamp) or by event time (order=timestamp).",
     )
     def get(self, request: Request) -> Response:
         query = EventRecentQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
+        order_field = RECENT_ORDERS[data["order"]]
         events = selectors.events_recent(
-            limit=data["limit"], offset=data["offset"], filters=query.filters()
+            limit=data["limit"],
+            offset=data["offset"],
+            filters=query.filters(),
+            order_field=order_field,
         )
-        return Response({"events": events, "count": len(events)})
+        return Response({"events": events, "count": len(events), "order": order_field})
 
 
 class HealthApi(_EventApi):
