@@ -70,6 +70,7 @@ class TrackerIngestView(APIView):
     throttle_classes: list = []  # set per view: events.throttling.IngestThrottle
     renderer_classes = [OrjsonRenderer]
     parser_classes = [BoundedJSONParser]
+    source = "api"  # the protocol, stored as each event's source
 
     def body_key(self, request: Request, data: Any) -> str | None:
         return None
@@ -94,7 +95,7 @@ class TrackerIngestView(APIView):
             field, rule = getattr(exc, "field", "body"), getattr(exc, "rule", "json")
         error = FieldError(field, rule, str(exc.detail))
         exc.rejected_id = services.request_rejected_store(
-            raw_body, error, source=ingest_source(request)
+            raw_body, error, source=ingest_source(request, self.source)
         )
         raise exc
 

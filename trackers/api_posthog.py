@@ -16,7 +16,7 @@ from events.renderers import OrjsonRenderer
 from events.throttling import IngestThrottle
 from trackers.api_base import BodyRefused, TrackerIngestView
 from trackers.common import outcome_counts
-from trackers.openapi import (
+from trackers.openapi_posthog_snowplow import (
     ANY_OBJECT,
     FLAGS_RESPONSE,
     POSTHOG_CAPTURE_RESPONSES,
@@ -45,6 +45,7 @@ class PosthogCaptureApi(TrackerIngestView):
 
     parser_classes = [PosthogBodyParser]
     throttle_classes = [IngestThrottle]
+    source = SOURCE
 
     def body_key(self, request: Request, data: Any) -> str | None:
         try:
@@ -67,7 +68,11 @@ class PosthogCaptureApi(TrackerIngestView):
         self.batch_bounded(request, messages, body, "batch")
         mapped = [posthog_message_map(message, sent_at=sent_at) for message in messages]
         outcomes, identity_calls = mapped_ingest(mapped, request=request, source=SOURCE)
-        answer = {"status": 1, **outcome_counts(outcomes), "identity_calls": identity_calls}
+        answer = {
+            "status": 1,
+            **outcome_counts(o.status for o in outcomes),
+            "identity_calls": identity_calls,
+        }
         answer["results"] = [outcome.as_dict() for outcome in outcomes]
         return _json(answer)
 

@@ -16,7 +16,7 @@ from events.renderers import OrjsonRenderer
 from events.throttling import IngestThrottle
 from trackers.api_base import BodyRefused, TrackerIngestView
 from trackers.common import outcome_counts
-from trackers.openapi import (
+from trackers.openapi_posthog_snowplow import (
     SNOWPLOW_PIXEL_RESPONSES,
     SNOWPLOW_TP2_RESPONSES,
     SnowplowPayloadDataIn,
@@ -39,6 +39,7 @@ class SnowplowPostApi(TrackerIngestView):
     """`POST /com.snowplowanalytics.snowplow/tp2`: a payload_data list of events."""
 
     throttle_classes = [IngestThrottle]
+    source = SOURCE
 
     def body_key(self, request: Request, data: Any) -> str | None:
         try:
@@ -61,7 +62,10 @@ class SnowplowPostApi(TrackerIngestView):
         self.batch_bounded(request, events, body, "data")
         mapped = [snowplow_event_map(event) for event in events]
         outcomes, _ = mapped_ingest(mapped, request=request, source=SOURCE)
-        answer = {**outcome_counts(outcomes), "results": [o.as_dict() for o in outcomes]}
+        answer = {
+            **outcome_counts(o.status for o in outcomes),
+            "results": [o.as_dict() for o in outcomes],
+        }
         return HttpResponse(_JSON.render(answer), content_type=_JSON.media_type)
 
 
@@ -70,6 +74,7 @@ class SnowplowPixelApi(TrackerIngestView):
 
     throttle_classes = [IngestThrottle]
     key_query_params = ("aid",)
+    source = SOURCE
 
     @extend_schema(
         parameters=[

@@ -27,7 +27,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from django.db import transaction
@@ -36,7 +36,17 @@ from rest_framework import authentication, exceptions
 
 from events import services
 from events.authentication import IngestionKeyAuthentication, KeyPrincipal, key_principal_lookup
+from events.derivation import ClientContext
+from events.parsers import (
+    BoundedJSONParser,
+    MalformedJson,
+    PayloadTooLarge,
+    UnsupportedContentEncoding,
+)
 from events.schema import FieldError, text_safe
+from trackers.openapi import TrackerAutoSchema
+
+__all__ = ["TrackerAutoSchema"]  # protocol views use it (and importing it registers the scheme)
 
 # The root of every tracker event id. Never change it: stored ids were derived from it, and a
 # re-send is recognised only if it maps to the same id.
@@ -112,8 +122,14 @@ def principal_for_key(raw_key: str) -> KeyPrincipal:
 
 def _body_key(request: Any, fields: Sequence[str]) -> str | None:
     """A key in the parsed body (a JSON object's top-level field). Reading request.data parses
-    the body once (DRF caches it); a parse error surfaces as the view's 400/413/415."""
-    data = request.data
+    the body once (DRF caches it); a parse error is kept for `parsed_body`, so that a request
+    allowed without a key is refused (and kept) by the view as /events does."""
+    try:
+        data = request.data
+    except (MalformedJson, PayloadTooLarge, UnsupportedContentEncoding) as exc:
+        # DRF answers {} to later reads of request.data: the view refuses the body with this.
+        request._tracker_body_error = exc
+        return None
     if not isinstance(data, dict):
         return None
     for name in fields:
@@ -155,6 +171,48 @@ def _query_key(request: Any, params: Iterable[str]) -> str | None:
     return None
 
 
+# --- the body -------------------------------------------------------------------------------
+
+
+class AnyJSONParser(BoundedJSONParser):
+    """Our bounded JSON parser (gzip inflated with a cap) for any declared Content-Type: SDKs
+    post JSON as text/plain (browser beacons) or with no type at all."""
+
+    media_type = "*/*"
+
+
+def parsed_body(request: Any) -> Any:
+    """request.data of an authenticated request; a body that is empty, not JSON (or not gzip
+    as declared) or too large is kept as one rejected request, then refused (400, 413, 415),
+    as /events does."""
+    body_error = getattr(request, "_tracker_body_error", None)
+    if body_error is not None:
+        _request_refuse(request, body_error, body_error.raw_body)
+    try:
+        data = request.data
+    except (MalformedJson, PayloadTooLarge, UnsupportedContentEncoding) as exc:
+        _request_refuse(request, exc, exc.raw_body)
+    if request.stream is None:  # no body at all: DRF does not even call the parser
+        _request_refuse(request, MalformedJson("Request body is empty; send JSON.", b""), b"")
+    return data
+
+
+def request_refuse(request: Any, field: str, rule: str, message: str, body: Any) -> NoReturn:
+    """Refuse a request whose JSON is not the protocol's shape (400), keeping it as one
+    rejected event."""
+    exc = exceptions.ValidationError({field: [message]}, rule)
+    exc.field, exc.rule = field, rule
+    _request_refuse(request, exc, body)
+
+
+def _request_refuse(request: Any, exc: exceptions.APIException, body: Any) -> NoReturn:
+    detail = exc.detail
+    message = str(next(iter(detail.values()))[0]) if isinstance(detail, dict) else str(detail)
+    error = FieldError(getattr(exc, "field", "body"), getattr(exc, "rule", "json"), message)
+    exc.rejected_id = services.request_rejected_store(body, error, source=ingest_source(request))
+    raise exc
+
+
 # --- 2. a translated message ----------------------------------------------------------------
 
 
@@ -167,6 +225,10 @@ class Translated:
     original: Any
     payload: dict[str, Any] | None = None
     error: FieldError | None = None
+    # The client's User-Agent and IP as the message states them (a server-side SDK sends the
+    # browser's); empty: the request's own. Device type and country are derived from them.
+    user_agent: str = ""
+    ip: str = ""
 
 
 def untranslatable(original: Any, field: str, rule: str, message: str) -> Translated:
@@ -177,12 +239,35 @@ def untranslatable(original: Any, field: str, rule: str, message: str) -> Transl
 # --- 3. into the ingestion service ----------------------------------------------------------
 
 
-def ingest_source(request: Any) -> services.IngestSource:
-    """Who sent the request: the key and the client IP (proxy headers already applied)."""
+def key_id_of(request: Any) -> int | None:
+    """The id of the request's ingestion key (None for a signed-in user or anonymous)."""
     user = request.user
-    key_id = user.key_id if isinstance(user, KeyPrincipal) else None
-    ip = getattr(request, "_request", request).META.get("REMOTE_ADDR") or None
-    return services.IngestSource(key_id=key_id, ip=ip)
+    return user.key_id if isinstance(user, KeyPrincipal) else None
+
+
+def ingest_source(request: Any, protocol: str = "api") -> services.IngestSource:
+    """Who sent the request: the key, the client IP (proxy headers already applied) and
+    User-Agent, and the protocol stored as each event's `source`."""
+    meta = getattr(request, "_request", request).META
+    return services.IngestSource(
+        key_id=key_id_of(request),
+        ip=meta.get("REMOTE_ADDR") or None,
+        protocol=protocol,
+        user_agent=meta.get("HTTP_USER_AGENT", ""),
+    )
+
+
+def _client_contexts(
+    items: Sequence[Translated], source: services.IngestSource
+) -> list[ClientContext | None]:
+    """Per event, the message's own User-Agent and IP where it states them (else None: the
+    request's, from `source`)."""
+    return [
+        ClientContext(item.user_agent or source.user_agent, item.ip or source.ip)
+        if item.user_agent or item.ip
+        else None
+        for item in items
+    ]
 
 
 def translated_ingest(
@@ -190,23 +275,30 @@ def translated_ingest(
 ) -> list[services.EventOutcome]:
     """Store a request's translated messages through the ingestion service; one outcome per
     item, in order (`index` is the item's position). Translatable messages go through
-    `events.services.event_batch_ingest` (validation, rules, dedupe, quarantine); the others
-    are quarantined with their original message and the translation's reason."""
-    del source  # named by the caller for the stored event's origin (open event model)
-    ingest_from = ingest_source(request)
+    `events.services.event_batch_ingest` (validation, rules, dedupe, derivation, quarantine),
+    each stored with `source` and its original message; the others are quarantined as sent
+    with the translation's reason, in the same transaction."""
+    ingest_from = ingest_source(request, source)
     received_at = timezone.now()
-    payloads = [item.payload for item in items if item.error is None]
+    translated = [item for item in items if item.error is None]
     refused = [(item.original, [item.error]) for item in items if item.error is not None]
+
+    def store() -> list[services.EventOutcome]:
+        if not translated:
+            return []
+        return services.event_batch_ingest(
+            [item.payload for item in translated],
+            source=ingest_from,
+            received_at=received_at,
+            context=_client_contexts(translated, ingest_from),
+            originals=[item.original for item in translated],
+        )
+
     if not refused:
-        stored = services.event_batch_ingest(payloads, source=ingest_from, received_at=received_at)
-        written = []
+        stored, written = store(), []
     else:  # both or neither: a failure leaves nothing half stored for the client's re-send
         with transaction.atomic():
-            stored = (
-                services.event_batch_ingest(payloads, source=ingest_from, received_at=received_at)
-                if payloads
-                else []
-            )
+            stored = store()
             written = services.rejected_events_upsert(
                 refused, source=ingest_from, received_at=received_at
             )
@@ -227,11 +319,12 @@ def translated_ingest(
 # --- 4. the answer --------------------------------------------------------------------------
 
 
-def outcome_counts(outcomes: Iterable[services.EventOutcome]) -> dict[str, int]:
-    """accepted / duplicates / rejected, as /events/batch counts them."""
+def outcome_counts(statuses: Iterable[str]) -> dict[str, int]:
+    """accepted / duplicates / rejected (from each outcome's `status`), as /events/batch
+    counts them."""
     counts = {services.ACCEPTED: 0, services.DUPLICATE: 0, services.REJECTED: 0}
-    for outcome in outcomes:
-        counts[outcome.status] += 1
+    for status in statuses:
+        counts[status] += 1
     return {
         "accepted": counts[services.ACCEPTED],
         "duplicates": counts[services.DUPLICATE],

@@ -46,6 +46,9 @@ ECOMMERCE_ACTIONS = {
 # to the User-Agent.
 PLATFORM_DEVICE_TYPES = {"pc": "desktop", "mob": "mobile", "tv": "other", "cnsl": "other"}
 PLATFORM_DEVICE_TYPES |= {"iot": "other", "headset": "other"}
+# What a Snowplow collector records as the network user id when it sets no cookie: the
+# anonymous id of an event that names no user at all (a server tracker without a Subject).
+COOKIELESS_USER = "00000000-0000-4000-a000-000000000000"
 _MAPPED = frozenset(
     {"e", "eid", "dtm", "stm", "ttm", "aid", "uid", "duid", "nuid", "tnuid", "sid", "url"}
     | {"refr", "ua", "ip", "ue_pr", "ue_px", "co", "cx", "p"}
@@ -157,7 +160,8 @@ def snowplow_event_map(event: Any) -> MappedEvent:
         "sent_at": iso_from_epoch_millis(sent_ms),
         "user_id": text_or_none(event.get("uid")),
         "anonymous_id": next(
-            filter(None, (text_or_none(event.get(k)) for k in ("duid", "nuid", "tnuid"))), None
+            filter(None, (text_or_none(event.get(k)) for k in ("duid", "nuid", "tnuid"))),
+            None if text_or_none(event.get("uid")) else COOKIELESS_USER,
         ),
         "session_id": text_or_none(event.get("sid")),
         "device_type": PLATFORM_DEVICE_TYPES.get(event.get("p")),

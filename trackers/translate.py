@@ -35,7 +35,12 @@ def mapped_translate(
         source=source, key_id=key_id, message_id=mapped.foreign_id, message=mapped.original
     )
     payload.setdefault("timestamp", received_at.isoformat())
-    return Translated(original=mapped.original, payload=payload)
+    return Translated(
+        original=mapped.original,
+        payload=payload,
+        user_agent=mapped.user_agent or "",
+        ip=mapped.ip or "",
+    )
 
 
 def _call_time(call: IdentityCall, received_at: dt.datetime) -> dt.datetime:

@@ -132,7 +132,9 @@ def event_batch_ingest(
                 errors=result.errors,
                 warnings=result.warnings,
             )
-            rejected_items.append((payload, result.errors + result.warnings))
+            # A translated message is quarantined as the client sent it (ADR 0016).
+            kept = payload if originals is None or originals[index] is None else originals[index]
+            rejected_items.append((kept, result.errors + result.warnings))
             rejected_outcomes.append(outcome)
             rejected_positions.append(position)
             outcomes.append(outcome)

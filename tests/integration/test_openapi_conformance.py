@@ -71,11 +71,21 @@ READ_RUNTIME_RULES = {
 }
 
 
+SEGMENT_CALLS = ("track", "page", "screen", "identify", "group", "alias")
+# A Segment message valid by its documented shape may still break the event's runtime rules, in
+# the fields of ours it maps to (properties: track's properties; timestamps: the event time).
+SEGMENT_RUNTIME_RULES = RUNTIME_RULES | {
+    ("message", "max_size"),  # 32 KB of JSON: no JSON Schema keyword bounds encoded size
+}
+
+
 def runtime_rules(method: str, path: str) -> set[tuple[str, str]] | None:
     """The rules a valid request may still break on this operation, if any."""
     key = (method, path.removeprefix("/api/v1"))
     if key == ("POST", "/events/"):
         return RUNTIME_RULES
+    if method == "POST" and path.strip("/") in {f"v1/{call}" for call in SEGMENT_CALLS}:
+        return SEGMENT_RUNTIME_RULES
     if key in {("GET", "/events/"), ("GET", "/events/recent/")}:
         return READ_RUNTIME_RULES
     return None
@@ -100,6 +110,8 @@ OPERATIONS = [
         )
     ),
     ("POST", "/api/v1/erasure/"),
+    ("POST", "/v1/batch/"),
+    *(("POST", f"/v1/{call}/") for call in SEGMENT_CALLS),
     # Tracker protocols (trackers app), at the paths their SDKs use
     *(("POST", path) for path in ("/batch/", "/capture/", "/e/", "/i/v0/e/")),
     *((method, path) for path in ("/flags/", "/decide/") for method in ("GET", "POST")),

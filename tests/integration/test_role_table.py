@@ -33,6 +33,8 @@ ADMIN_SITE = (302, 302, 200, 200, 302, 302, 302, 302)  # Analyst and Admin only
 INGEST = (401, 201, 201, 201, 201, 403, 403, 403)
 BATCH = (401, 200, 200, 200, 200, 403, 403, 403)
 READ = (401, 403, 200, 200, 403, 200, 403, 403)
+# Tracker protocols: ingestion keys only (a signed-in user has no key), the write scope.
+TRACKER = (401, 401, 401, 401, 200, 403, 403, 403)
 NOT_FOUND = (404,) * 8
 TRACKER_POST = (401, 401, 401, 401, 405, 403, 403, 403)
 
@@ -76,6 +78,8 @@ ROUTES: dict[str, tuple[int, ...]] = {
     "api/v1/^health/ready/?$": OPEN,
     # POST only: a GET that passes the permission (admin role, admin scope) is 405
     "api/v1/^erasure/?$": (401, 403, 403, 405, 403, 403, 403, 405),
+    **{f"^v1/{call}/?$": TRACKER for call in ("batch", "track", "page", "screen")},
+    **{f"^v1/{call}/?$": TRACKER for call in ("identify", "group", "alias")},
     # Tracker protocols: keys only (a signed-in user is no SDK); GET on a POST endpoint is 405
     # once the key may write. The pixel (GET) and the flag answers (anyone) are 200.
     **dict.fromkeys(

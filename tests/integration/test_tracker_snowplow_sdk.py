@@ -87,6 +87,8 @@ def test_post_events_are_stored_with_their_mapped_fields(live_server, key):
     assert pageview.page_url == "https://shop.example/p/1"
     assert pageview.device_type == "desktop"  # the Python tracker's platform: pc
     assert stored(key, signup).event_type == "newsletter_signup"
+    # No Subject: the anonymous id a cookieless Snowplow collector records.
+    assert stored(key, signup).anonymous_id == "00000000-0000-4000-a000-000000000000"
     assert stored(key, signup).properties["ca"] == "shop"
     view = stored(key, viewed)
     assert (view.event_type, view.product_id, str(view.price)) == ("product_view", "sku-1", "12.50")

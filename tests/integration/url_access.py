@@ -176,7 +176,20 @@ def client_for(role: str, users: dict[str, object]) -> Client:
     return client
 
 
+# One message every Segment call accepts (each path reads the fields of its call).
+SEGMENT_MESSAGE = {
+    "userId": "role-table",
+    "event": "Role Table",
+    "previousId": "role-table-anonymous",
+    "groupId": "role-table-group",
+}
+
+
 def status_of(client: Client, route: Route, url: str) -> int:
+    if route.name.startswith("trackers:segment-"):
+        batch = route.name == "trackers:segment-batch"
+        body = {"batch": [{**SEGMENT_MESSAGE, "type": "track"}]} if batch else SEGMENT_MESSAGE
+        return client.post(url, json.dumps(body), content_type="application/json").status_code
     if route.name.endswith(("ingest", "batch")):
         body = {"events": [event_payload()]} if route.name.endswith("batch") else event_payload()
         return client.post(url, json.dumps(body), content_type="application/json").status_code

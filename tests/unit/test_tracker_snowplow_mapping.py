@@ -10,6 +10,7 @@ import json
 import pytest
 
 from trackers.snowplow import (
+    COOKIELESS_USER,
     SnowplowBodyError,
     snowplow_body_events,
     snowplow_event_map,
@@ -88,6 +89,12 @@ def test_page_view_maps_ids_page_and_times():
     assert payload["page_url"] == "https://shop.example/p/1"
     assert payload["properties"] == {"tna": "ns", "tv": "py-1.1.0"}
     assert mapped.errors == []
+
+
+def test_an_event_without_any_user_gets_the_cookieless_anonymous_id():
+    bare = {k: v for k, v in event().items() if k not in ("uid", "duid")}
+    assert snowplow_event_map(bare).payload["anonymous_id"] == COOKIELESS_USER
+    assert "anonymous_id" not in snowplow_event_map(event(duid=None)).payload
 
 
 def test_true_timestamp_is_taken_without_skew_correction():

@@ -1,0 +1,1 @@
+"""Segment's HTTP tracking API (RudderStack's SDKs speak it too): `mapping` (pure) and `api`."""
