@@ -110,7 +110,8 @@ def posthog_message_map(message: Any, *, sent_at: Any = None) -> MappedEvent | I
     $set). A message too broken to read still maps to an event, which validation refuses with
     the field named, so that it is quarantined with its original."""
     if not isinstance(message, dict):
-        return MappedEvent(payload={"event": message}, original=message)
+        error = ("event", "object", "each event must be a JSON object")
+        return MappedEvent(payload={}, original=message, errors=[error])
     properties = message.get("properties")
     properties = properties if isinstance(properties, dict) else {}
     name = message.get("event")
