@@ -37,6 +37,7 @@ READ = (401, 403, 200, 200, 403, 200, 403, 403)
 # Tracker protocols: ingestion keys only (a signed-in user has no key), the write scope.
 TRACKER = (401, 401, 401, 401, 200, 403, 403, 403)
 NOT_FOUND = (404,) * 8
+TRACKER_POST = (401, 401, 401, 401, 405, 403, 403, 403)
 
 ROUTES: dict[str, tuple[int, ...]] = {
     "": PAGE,
@@ -84,6 +85,15 @@ ROUTES: dict[str, tuple[int, ...]] = {
     "api/v1/^erasure/?$": (401, 403, 403, 405, 403, 403, 403, 405),
     **{f"^v1/{call}/?$": TRACKER for call in ("batch", "track", "page", "screen")},
     **{f"^v1/{call}/?$": TRACKER for call in ("identify", "group", "alias")},
+    # Tracker protocols: keys only (a signed-in user is no SDK); GET on a POST endpoint is 405
+    # once the key may write. The pixel (GET) and the flag answers (anyone) are 200.
+    **dict.fromkeys(
+        ("batch/", "capture/", "e/", "i/v0/e/", "com.snowplowanalytics.snowplow/tp2"),
+        TRACKER_POST,
+    ),
+    "i": (401, 401, 401, 401, 200, 403, 403, 403),
+    "flags/": OPEN,
+    "decide/": OPEN,
     "admin/events/event/export/": ADMIN_SITE,
     "admin/events/rejectedevent/export/": ADMIN_SITE,
     "admin/": ADMIN_SITE,

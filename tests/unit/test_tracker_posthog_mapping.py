@@ -1,0 +1,187 @@
+"""PostHog capture messages to our events, without a database: the bodies the SDKs send, each
+mapped field, identity calls, and messages with missing and unexpected fields."""
+
+from __future__ import annotations
+
+import pytest
+
+from trackers.mapping import IdentityCall, MappedEvent
+from trackers.posthog import PosthogBodyError, posthog_body_messages, posthog_message_map
+
+UUID = "0190a3e6-8c51-7c39-a3f1-2c8b4e0f5a61"
+
+
+def message(**overrides):
+    base = {
+        "event": "$pageview",
+        "distinct_id": "user-1",
+        "uuid": UUID,
+        "timestamp": "2026-01-05T10:00:00+00:00",
+        "properties": {
+            "$current_url": "https://shop.example/p/1",
+            "$session_id": "sess-1",
+            "$device_type": "Mobile",
+            "$referrer": "https://search.example/",
+            "$lib": "posthog-python",
+            "$python_version": "3.11",
+            "plan": "pro",
+        },
+    }
+    return base | overrides
+
+
+def test_python_batch_body_gives_messages_key_and_sent_at():
+    """posthog-python posts {"api_key", "batch", "sent_at"} to /batch/."""
+    body = {"api_key": "phc_1", "batch": [message()], "sent_at": "2026-01-05T10:00:05+00:00"}
+    messages, key, sent_at = posthog_body_messages(body)
+    assert (len(messages), key, sent_at) == (1, "phc_1", "2026-01-05T10:00:05+00:00")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [message(properties={"token": "phc_js"})],
+        message(properties={"token": "phc_js"}),
+        {"data": [message(properties={"token": "phc_js"})]},
+        {"token": "phc_js", "batch": [message()]},
+    ],
+    ids=["js-list", "js-single", "legacy-data", "token-field"],
+)
+def test_js_bodies_carry_the_key_as_token(body):
+    """posthog-js sends a list or one message with the key in properties.token."""
+    messages, key, _ = posthog_body_messages(body)
+    assert key == "phc_js" and len(messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "rule"),
+    [
+        ({"batch": "x"}, "batch", "list"),
+        ({"api_key": "k"}, "batch", "required"),
+        ("text", "body", "object"),
+        (3, "body", "object"),
+    ],
+)
+def test_bodies_that_are_no_capture_body_are_refused_by_name(body, field, rule):
+    with pytest.raises(PosthogBodyError) as refused:
+        posthog_body_messages(body)
+    assert (refused.value.field, refused.value.rule) == (field, rule)
+
+
+def test_pageview_maps_its_fields():
+    """$pageview is page_view; $current_url, $session_id, $device_type, $referrer mapped; the
+    customer's properties kept, SDK noise left to the original message."""
+    mapped = posthog_message_map(message(), sent_at="2026-01-05T10:00:05+00:00")
+    assert isinstance(mapped, MappedEvent)
+    payload = mapped.payload
+    assert payload["event_id"] == UUID == mapped.foreign_id
+    assert payload["event_type"] == "page_view"
+    assert payload["user_id"] == "user-1"
+    assert payload["session_id"] == "sess-1"
+    assert payload["device_type"] == "mobile"
+    assert payload["page_url"] == "https://shop.example/p/1"
+    assert payload["referrer"] == "https://search.example/"
+    assert payload["sent_at"] == "2026-01-05T10:00:05+00:00"
+    assert payload["properties"] == {"$lib": "posthog-python", "plan": "pro"}
+    assert mapped.original["properties"]["$python_version"] == "3.11"
+
+
+def test_custom_event_keeps_its_name_and_missing_fields_stay_absent():
+    """A custom name passes through; no session, device or country: derived on the server."""
+    mapped = posthog_message_map({"event": "newsletter_signup", "distinct_id": "u", "uuid": UUID})
+    payload = mapped.payload
+    assert payload["event_type"] == "newsletter_signup"
+    for absent in ("session_id", "device_type", "country", "page_url", "sent_at"):
+        assert absent not in payload
+    assert payload["properties"] == {}
+
+
+def test_anonymous_js_event_uses_the_device_id_as_anonymous_id():
+    """Before identify, posthog-js's distinct_id is its $device_id: an anonymous id, no user."""
+    props = {"$device_id": "dev-9", "$session_id": "s"}
+    payload = posthog_message_map(message(distinct_id="dev-9", properties=props)).payload
+    assert payload["anonymous_id"] == "dev-9" and "user_id" not in payload
+    identified = posthog_message_map(message(distinct_id="user-7", properties=props)).payload
+    assert (identified["user_id"], identified["anonymous_id"]) == ("user-7", "dev-9")
+
+
+def test_device_types_outside_ours_are_other_and_direct_referrer_is_none():
+    props = {"$device_type": "Console", "$referrer": "$direct"}
+    payload = posthog_message_map(message(properties=props)).payload
+    assert payload["device_type"] == "other" and "referrer" not in payload
+
+
+def test_ignore_sent_at_turns_skew_correction_off():
+    props = {"$ignore_sent_at": True}
+    mapped = posthog_message_map(message(properties=props), sent_at="2026-01-05T10:00:05Z")
+    assert "sent_at" not in mapped.payload
+
+
+def test_ecommerce_spec_names_map_to_our_types_and_fields():
+    """PostHog's e-commerce spec (Segment's names) drives our seven types."""
+    order = posthog_message_map(
+        message(
+            event="Order Completed",
+            properties={"order_id": "o-1", "revenue": 25.5, "currency": "EUR", "products": []},
+        )
+    ).payload
+    assert (order["event_type"], order["order_id"], order["revenue"]) == ("purchase", "o-1", 25.5)
+    assert order["currency"] == "EUR" and "product_id" not in order
+    added = posthog_message_map(
+        message(event="Product Added", properties={"products": [{"sku": "s1", "price": "9.99"}]})
+    ).payload
+    assert (added["event_type"], added["product_id"], added["price"]) == ("add_to_cart", "s1", 9.99)
+    assert added["quantity"] == 1
+    search = posthog_message_map(
+        message(event="Products Searched", properties={"query": "red shoes"})
+    ).payload
+    assert (search["event_type"], search["search_query"]) == ("search", "red shoes")
+
+
+def test_identify_with_an_anonymous_id_is_an_alias_with_traits():
+    msg = message(
+        event="$identify",
+        distinct_id="user-1",
+        properties={"$anon_distinct_id": "anon-1", "$set": {"email": "a@example.com"}},
+    )
+    call = posthog_message_map(msg)
+    assert isinstance(call, IdentityCall)
+    assert (call.kind, call.user_id, call.anonymous_id) == ("alias", "user-1", "anon-1")
+    assert call.traits == {"email": "a@example.com"}
+
+
+def test_create_alias_and_set_are_identity_calls():
+    """posthog-python's alias(previous_id, distinct_id) sends distinct_id=previous, alias=new."""
+    alias = posthog_message_map(
+        message(event="$create_alias", distinct_id="anon-2", properties={"alias": "user-2"})
+    )
+    assert (alias.kind, alias.user_id, alias.anonymous_id) == ("alias", "user-2", "anon-2")
+    traits = posthog_message_map(
+        {"event": "$set", "distinct_id": "user-3", "$set": {"plan": "pro"}, "uuid": UUID}
+    )
+    assert (traits.kind, traits.user_id, traits.traits) == ("identify", "user-3", {"plan": "pro"})
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        "not an object",
+        {"event": "$pageview"},  # no distinct_id, no uuid, no timestamp
+        {"event": 12, "distinct_id": ["x"], "properties": "nope", "uuid": 5},
+        {"event": "$identify", "distinct_id": None},  # identity call without an id
+    ],
+)
+def test_broken_messages_still_map_to_an_event_for_validation_to_refuse(broken):
+    """Nothing raises: a message too broken to read maps to an event that validation refuses
+    with the field named (and quarantines with its original)."""
+    mapped = posthog_message_map(broken)
+    assert isinstance(mapped, MappedEvent)
+    assert mapped.original == broken
+    assert "user_id" not in mapped.payload
+
+
+def test_wrongly_typed_optional_fields_are_absent_not_errors():
+    props = {"$session_id": {"x": 1}, "$current_url": None, "$device_type": 3}
+    payload = posthog_message_map(message(properties=props)).payload
+    assert "session_id" not in payload and "page_url" not in payload
+    assert payload["device_type"] == "other"

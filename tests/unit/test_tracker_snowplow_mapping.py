@@ -1,0 +1,205 @@
+"""Snowplow tracker-protocol events to our events, without a database: page views, structured
+and self-describing events (the e-commerce actions), base64 contexts, times, and events with
+missing and unexpected fields."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from trackers.snowplow import (
+    COOKIELESS_USER,
+    SnowplowBodyError,
+    snowplow_body_events,
+    snowplow_event_map,
+    snowplow_key,
+)
+
+EID = "f03f32b7-af86-4569-9fed-44a60c3230f3"
+ECOM = "iglu:com.snowplowanalytics.snowplow.ecommerce"
+
+
+def b64(value) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def unstruct(schema, data):
+    envelope = "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0"
+    return {"schema": envelope, "data": {"schema": schema, "data": data}}
+
+
+def contexts(*entities):
+    envelope = "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1"
+    return {"schema": envelope, "data": [{"schema": s, "data": d} for s, d in entities]}
+
+
+def event(**fields):
+    base = {
+        "e": "pv",
+        "eid": EID,
+        "dtm": "1767607200000",  # 2026-01-05T10:00:00Z
+        "stm": "1767607205000",
+        "aid": "KEY",
+        "tna": "ns",
+        "tv": "py-1.1.0",
+        "p": "pc",
+        "url": "https://shop.example/p/1",
+        "refr": "https://search.example/",
+        "uid": "user-1",
+        "duid": "anon-1",
+        "sid": "sess-1",
+    }
+    return base | fields
+
+
+def test_body_must_be_payload_data():
+    body = {"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"}
+    assert snowplow_body_events(body | {"data": [event()]}) == [event()]
+    for bad, field in (
+        ({"data": []}, "schema"),
+        (body | {"data": {}}, "data"),
+        ([event()], "body"),
+    ):
+        with pytest.raises(SnowplowBodyError) as refused:
+            snowplow_body_events(bad)
+        assert refused.value.field == field
+
+
+def test_key_is_the_app_id():
+    assert snowplow_key([{"e": "pv"}, event(aid="K2")]) == "K2"
+    assert snowplow_key([{"e": "pv"}]) is None
+
+
+def test_page_view_maps_ids_page_and_times():
+    """dtm is the event time, stm the send time: the ingestion service corrects the skew."""
+    mapped = snowplow_event_map(event())
+    payload = mapped.payload
+    assert payload["event_type"] == "page_view"
+    assert payload["event_id"] == EID == mapped.foreign_id
+    assert payload["timestamp"] == "2026-01-05T10:00:00Z"
+    assert payload["sent_at"] == "2026-01-05T10:00:05Z"
+    assert (payload["user_id"], payload["anonymous_id"], payload["session_id"]) == (
+        "user-1",
+        "anon-1",
+        "sess-1",
+    )
+    assert payload["device_type"] == "desktop"
+    assert payload["page_url"] == "https://shop.example/p/1"
+    assert payload["properties"] == {"tna": "ns", "tv": "py-1.1.0"}
+    assert mapped.errors == []
+
+
+def test_an_event_without_any_user_gets_the_cookieless_anonymous_id():
+    bare = {k: v for k, v in event().items() if k not in ("uid", "duid")}
+    assert snowplow_event_map(bare).payload["anonymous_id"] == COOKIELESS_USER
+    assert "anonymous_id" not in snowplow_event_map(event(duid=None)).payload
+
+
+def test_true_timestamp_is_taken_without_skew_correction():
+    payload = snowplow_event_map(event(ttm="1767600000000")).payload
+    assert payload["timestamp"] == "2026-01-05T08:00:00Z" and "sent_at" not in payload
+
+
+def test_web_platform_leaves_device_to_the_user_agent_and_overrides_are_kept():
+    mapped = snowplow_event_map(event(p="web", ua="Mozilla/5.0 (iPhone)", ip="203.0.113.9"))
+    assert "device_type" not in mapped.payload
+    assert (mapped.user_agent, mapped.ip) == ("Mozilla/5.0 (iPhone)", "203.0.113.9")
+
+
+def test_structured_event_is_named_by_its_action():
+    payload = snowplow_event_map(
+        event(e="se", se_ca="shop", se_ac="newsletter_signup", se_la="footer", se_va="3")
+    ).payload
+    assert payload["event_type"] == "newsletter_signup"
+    assert payload["properties"]["ca"] == "shop" and payload["properties"]["la"] == "footer"
+
+
+def product(**fields):
+    return (f"{ECOM}/product/jsonschema/1-0-0", {"id": "sku-1", "price": 9.5} | fields)
+
+
+@pytest.mark.parametrize("encoded", [True, False], ids=["base64", "json"])
+def test_ecommerce_add_to_cart_from_action_and_product_entity(encoded):
+    action = unstruct(f"{ECOM}/snowplow_ecommerce_action/jsonschema/1-0-2", {"type": "add_to_cart"})
+    cx = contexts(product(quantity=2, currency="USD", category="shoes"))
+    fields = (
+        {"ue_px": b64(action), "cx": b64(cx)}
+        if encoded
+        else {"ue_pr": json.dumps(action), "co": json.dumps(cx)}
+    )
+    payload = snowplow_event_map(event(e="ue", **fields)).payload
+    assert payload["event_type"] == "add_to_cart"
+    assert (payload["product_id"], payload["price"], payload["quantity"]) == ("sku-1", 9.5, 2)
+    assert (payload["currency"], payload["category"]) == ("USD", "shoes")
+
+
+def test_ecommerce_transaction_is_a_purchase_with_order_and_revenue():
+    action = unstruct(f"{ECOM}/snowplow_ecommerce_action/jsonschema/1-0-2", {"type": "transaction"})
+    transaction = (
+        f"{ECOM}/transaction/jsonschema/1-0-0",
+        {"transaction_id": "o-9", "revenue": 120.456, "currency": "EUR", "payment_method": "card"},
+    )
+    payload = snowplow_event_map(
+        event(e="ue", ue_px=b64(action), cx=b64(contexts(transaction, product())))
+    ).payload
+    assert payload["event_type"] == "purchase"
+    assert (payload["order_id"], payload["revenue"], payload["currency"]) == ("o-9", 120.46, "EUR")
+    assert payload["properties"]["products"][0]["id"] == "sku-1"
+
+
+def test_checkout_steps_after_the_first_are_custom():
+    action = unstruct(
+        f"{ECOM}/snowplow_ecommerce_action/jsonschema/1-0-2", {"type": "checkout_step"}
+    )
+    step = lambda n: contexts((f"{ECOM}/checkout_step/jsonschema/1-0-0", {"step": n}))  # noqa: E731
+    first = snowplow_event_map(event(e="ue", ue_px=b64(action), cx=b64(step(1)))).payload
+    later = snowplow_event_map(event(e="ue", ue_px=b64(action), cx=b64(step(2)))).payload
+    assert (first["event_type"], later["event_type"]) == ("checkout_start", "checkout_step")
+
+
+def test_site_search_and_other_schemas():
+    search = unstruct("iglu:com.snowplowanalytics.snowplow/site_search/jsonschema/1-0-0", {})
+    search["data"]["data"] = {"terms": ["red", "shoes"]}
+    payload = snowplow_event_map(event(e="ue", ue_px=b64(search))).payload
+    assert (payload["event_type"], payload["search_query"]) == ("search", "red shoes")
+    click = unstruct("iglu:com.acme/video_played/jsonschema/1-0-0", {"seconds": 12})
+    payload = snowplow_event_map(event(e="ue", ue_pr=json.dumps(click))).payload
+    assert payload["event_type"] == "video_played" and payload["properties"]["seconds"] == 12
+
+
+def test_legacy_transaction_is_a_purchase():
+    payload = snowplow_event_map(event(e="tr", tr_id="o-1", tr_tt="30.00", tr_cu="USD")).payload
+    assert (payload["event_type"], payload["order_id"]) == ("purchase", "o-1")
+    assert payload["revenue"] == 30
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "rule"),
+    [
+        ({"e": "ue", "ue_px": "!!!not-base64"}, "ue_px", "json"),
+        ({"e": "ue", "ue_px": b64("just text")}, "ue_pr", "required"),
+        ({"e": "ue"}, "ue_pr", "required"),
+        ({"cx": base64.b64encode(b"{not json").decode()}, "cx", "json"),
+        ({"dtm": "yesterday"}, "dtm", "epoch_millis"),
+        ({"e": "zz"}, "e", "allowed_values"),
+        ({"e": "se"}, "se_ac", "required"),
+    ],
+)
+def test_unreadable_events_name_the_field(fields, field, rule):
+    mapped = snowplow_event_map({k: v for k, v in (event() | fields).items() if v is not None})
+    assert (field, rule) in [(f, r) for f, r, _ in mapped.errors]
+
+
+def test_without_an_event_time_the_send_time_is_taken_else_the_receipt():
+    payload = snowplow_event_map({k: v for k, v in event().items() if k != "dtm"}).payload
+    assert payload["timestamp"] == "2026-01-05T10:00:05Z" and "sent_at" not in payload
+    bare = {k: v for k, v in event().items() if k not in ("dtm", "stm")}
+    assert "timestamp" not in snowplow_event_map(bare).payload
+
+
+def test_not_an_object_and_unexpected_fields():
+    assert snowplow_event_map("x").errors[0][:2] == ("event", "object")
+    payload = snowplow_event_map(event(zz_custom="1", res="1920x1080")).payload
+    assert payload["properties"]["zz_custom"] == "1" and payload["properties"]["res"] == "1920x1080"

@@ -1,0 +1,96 @@
+"""What the PostHog and Snowplow translations hand on: one mapped event (our wire format) with
+the request details the ingest service derives fields from, or an identity call. Pure data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+# The seven e-commerce types drive the funnel; PostHog documents Segment's e-commerce names
+# for them (posthog.com/docs/data/event-spec/ecommerce-events), so both protocols share this.
+ECOMMERCE_NAMES = {
+    "Products Searched": "search",
+    "Product Viewed": "product_view",
+    "Product Added": "add_to_cart",
+    "Product Removed": "remove_from_cart",
+    "Checkout Started": "checkout_start",
+    "Order Completed": "purchase",
+}
+DEVICE_TYPES = ("desktop", "mobile", "tablet", "other")
+
+
+@dataclass(slots=True)
+class MappedEvent:
+    """One foreign message as our event payload. `foreign_id` is the sender's own id (the
+    dedupe key): a UUID is used as is, anything else becomes a deterministic UUID per source.
+    `user_agent` and `ip` override the request's own when the message carries them."""
+
+    payload: dict[str, Any]
+    original: Any
+    foreign_id: str | None = None
+    user_agent: str | None = None
+    ip: str | None = None
+    # (field, rule, message) found while translating (e.g. an undecodable context): the event
+    # is quarantined with them, not stored.
+    errors: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class IdentityCall:
+    """An identify (traits on a person) or an alias (an anonymous id linked to a user id)."""
+
+    kind: str  # "identify" | "alias"
+    user_id: str
+    anonymous_id: str | None = None
+    traits: dict[str, Any] = field(default_factory=dict)
+    original: Any = None
+
+
+def text_or_none(value: Any) -> str | None:
+    """A field's text: strings as sent, numbers as their text; anything else (null, objects)
+    is absent, so a wrongly typed optional field does not refuse a whole event."""
+    if isinstance(value, str):
+        return value if value != "" else None
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    return None
+
+
+def money_or_none(value: Any) -> Any:
+    """Money as a JSON number rounded to cents (our schema takes two decimal places), or the
+    value itself when it is not a number, so the schema layer names the field and rule."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float | str):
+        try:
+            return float(Decimal(str(value)).quantize(Decimal("0.01")))
+        except (InvalidOperation, ValueError):
+            return value
+    return value
+
+
+def quantity_or_none(value: Any) -> Any:
+    """Whole quantities sent as floats (1.0) or text ("2") become integers; others stay."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+def device_type_of(value: Any) -> str | None:
+    """A client's device class in our four values; None (derive from the User-Agent) when
+    the client names none."""
+    text = text_or_none(value)
+    if text is None:
+        return None
+    lowered = text.lower()
+    return lowered if lowered in DEVICE_TYPES else "other"
+
+
+def drop_absent(payload: dict[str, Any]) -> dict[str, Any]:
+    """Optional fields the message did not carry are left out (null means absent)."""
+    return {key: value for key, value in payload.items() if value is not None}

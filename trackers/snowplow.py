@@ -1,0 +1,288 @@
+"""The Snowplow tracker protocol into our events: `GET /i` (one event in the query string) and
+`POST /com.snowplowanalytics.snowplow/tp2` (a `payload_data` self-describing JSON holding a
+list of events), mapped event by event. Pure: no Django.
+
+Each event is a flat map of short names (the tracker protocol): `e` the kind (pv page view, se
+structured, ue self-describing, tr/ti legacy transaction), `eid` the event id (our dedupe key),
+`dtm`/`stm` the device's created and sent times (skew correction), `ttm` a true timestamp,
+`uid`/`duid`/`sid` the user, anonymous and session ids, `url`/`refr` the page, `ue_pr`/`ue_px`
+and `co`/`cx` the self-describing event and its entities (JSON or base64). `aid`, the tracker's
+app id, carries our ingestion key (ADR 0017).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+import orjson
+
+from trackers.common import iso_from_epoch_millis
+from trackers.mapping import (
+    MappedEvent,
+    drop_absent,
+    money_or_none,
+    quantity_or_none,
+    text_or_none,
+)
+
+PAYLOAD_DATA_SCHEMA = re.compile(
+    r"^iglu:com\.snowplowanalytics\.snowplow/payload_data/jsonschema/1-\d+-\d+$"
+)
+_IGLU = re.compile(r"^iglu:(?P<vendor>[^/]+)/(?P<name>[^/]+)/(?P<format>[^/]+)/(?P<version>.+)$")
+ECOMMERCE_VENDOR = "com.snowplowanalytics.snowplow.ecommerce"
+SNOWPLOW_VENDOR = "com.snowplowanalytics.snowplow"
+# Snowplow e-commerce plugin actions (snowplow_ecommerce_action `type`) that are our types.
+ECOMMERCE_ACTIONS = {
+    "product_view": "product_view",
+    "add_to_cart": "add_to_cart",
+    "remove_from_cart": "remove_from_cart",
+    "checkout_step": "checkout_start",
+    "transaction": "purchase",
+}
+# The platform (`p`) says the device class for some platforms; web and server events leave it
+# to the User-Agent.
+PLATFORM_DEVICE_TYPES = {"pc": "desktop", "mob": "mobile", "tv": "other", "cnsl": "other"}
+PLATFORM_DEVICE_TYPES |= {"iot": "other", "headset": "other"}
+# What a Snowplow collector records as the network user id when it sets no cookie: the
+# anonymous id of an event that names no user at all (a server tracker without a Subject).
+COOKIELESS_USER = "00000000-0000-4000-a000-000000000000"
+_MAPPED = frozenset(
+    {"e", "eid", "dtm", "stm", "ttm", "aid", "uid", "duid", "nuid", "tnuid", "sid", "url"}
+    | {"refr", "ua", "ip", "ue_pr", "ue_px", "co", "cx", "p"}
+)
+_LEGACY_TRANSACTION = {"tr_id", "tr_tt", "tr_cu"}
+
+
+class SnowplowBodyError(ValueError):
+    """A tp2 body that is not a payload_data list: refused as a whole (field and rule named)."""
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.rule, self.message = field, rule, message
+
+
+def snowplow_body_events(body: Any) -> list[Any]:
+    """The events of a tp2 POST body (`{"schema": payload_data, "data": [...]}`)."""
+    if not isinstance(body, dict):
+        raise SnowplowBodyError("body", "object", "must be a payload_data self-describing JSON")
+    schema = body.get("schema")
+    if not isinstance(schema, str) or not PAYLOAD_DATA_SCHEMA.match(schema):
+        raise SnowplowBodyError(
+            "schema", "payload_data", "must be iglu:com.snowplowanalytics.snowplow/payload_data"
+        )
+    data = body.get("data")
+    if not isinstance(data, list):
+        raise SnowplowBodyError("data", "list", "must be a list of events")
+    return data
+
+
+def snowplow_key(events: list[Any]) -> str | None:
+    """The app id of the first event that has one: the tracker's `app_id` is our key."""
+    for event in events:
+        if isinstance(event, dict) and (key := text_or_none(event.get("aid"))):
+            return key
+    return None
+
+
+def _epoch_millis(value: Any) -> int | None:
+    if isinstance(value, str) and value.isdigit() and len(value) <= 15:
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def _self_describing(event: dict, json_field: str, base64_field: str) -> tuple[Any, str | None]:
+    """(decoded value, None) or (None, the field that could not be decoded)."""
+    raw, field = event.get(json_field), json_field
+    if raw is None:
+        raw, field = event.get(base64_field), base64_field
+        if raw is None:
+            return None, None
+        if not isinstance(raw, str):
+            return None, field
+        try:
+            raw = base64.urlsafe_b64decode(raw.replace("+", "-").replace("/", "_") + "==")
+        except (binascii.Error, ValueError):
+            return None, field
+    if not isinstance(raw, str | bytes):
+        return None, field
+    try:
+        return orjson.loads(raw), None
+    except orjson.JSONDecodeError:
+        return None, field
+
+
+def _schema_parts(value: Any) -> tuple[str, str] | None:
+    match = _IGLU.match(value) if isinstance(value, str) else None
+    return (match["vendor"], match["name"]) if match else None
+
+
+def _entities(contexts: Any) -> dict[str, list[dict]]:
+    """The entities of a `contexts` envelope by schema name (vendor/name)."""
+    by_name: dict[str, list[dict]] = {}
+    data = contexts.get("data") if isinstance(contexts, dict) else None
+    for entity in data if isinstance(data, list) else ():
+        if not isinstance(entity, dict) or not isinstance(entity.get("data"), dict):
+            continue
+        parts = _schema_parts(entity.get("schema"))
+        if parts:
+            by_name.setdefault("/".join(parts), []).append(entity["data"])
+    return by_name
+
+
+def snowplow_event_map(event: Any) -> MappedEvent:
+    """One tracker-protocol event as our event (errors listed when it cannot be read)."""
+    if not isinstance(event, dict):
+        return MappedEvent(payload={}, original=event, errors=[("event", "object", _NOT_OBJ)])
+    errors: list[tuple[str, str, str]] = []
+    decoded = {}
+    for json_field, base64_field in (("ue_pr", "ue_px"), ("co", "cx")):
+        value, bad_field = _self_describing(event, json_field, base64_field)
+        if bad_field:
+            errors.append((bad_field, "json", f"{bad_field} must be {_ENCODED[bad_field]}"))
+        decoded[json_field] = value
+    true_ms, created_ms = _epoch_millis(event.get("ttm")), _epoch_millis(event.get("dtm"))
+    sent_ms = _epoch_millis(event.get("stm")) if true_ms is None else None
+    for name in ("ttm", "dtm", "stm"):
+        if event.get(name) not in (None, "") and _epoch_millis(event.get(name)) is None:
+            errors.append((name, "epoch_millis", "must be epoch milliseconds"))
+    if true_ms is None and created_ms is None:
+        # No event time (a hand-written pixel): it happened when sent, else when received.
+        created_ms, sent_ms = sent_ms, None
+    kind_fields = _kind_fields(event, decoded["ue_pr"], _entities(decoded["co"]), errors)
+    payload = {
+        "event_id": text_or_none(event.get("eid")),
+        "timestamp": iso_from_epoch_millis(true_ms if true_ms is not None else created_ms),
+        "sent_at": iso_from_epoch_millis(sent_ms),
+        "user_id": text_or_none(event.get("uid")),
+        "anonymous_id": next(
+            filter(None, (text_or_none(event.get(k)) for k in ("duid", "nuid", "tnuid"))),
+            None if text_or_none(event.get("uid")) else COOKIELESS_USER,
+        ),
+        "session_id": text_or_none(event.get("sid")),
+        "device_type": PLATFORM_DEVICE_TYPES.get(event.get("p")),
+        "page_url": text_or_none(event.get("url")),
+        "referrer": text_or_none(event.get("refr")),
+        **kind_fields,
+    }
+    return MappedEvent(
+        payload=drop_absent(payload),
+        original=event,
+        foreign_id=payload["event_id"],
+        user_agent=text_or_none(event.get("ua")),
+        ip=text_or_none(event.get("ip")),
+        errors=errors,
+    )
+
+
+_NOT_OBJ = "each event must be a JSON object"
+_ENCODED = {
+    "ue_pr": "a self-describing JSON",
+    "ue_px": "base64 of a self-describing JSON",
+    "co": "a contexts JSON",
+    "cx": "base64 of a contexts JSON",
+}
+
+
+def _kind_fields(
+    event: dict, unstruct: Any, entities: dict[str, list[dict]], errors: list
+) -> dict[str, Any]:
+    """event_type, its e-commerce fields and properties, by the event's kind `e`."""
+    kind = event.get("e")
+    extra = {k: v for k, v in event.items() if k not in _MAPPED and not k.startswith("se_")}
+    if kind == "pv":
+        return {"event_type": "page_view", "properties": extra}
+    if kind == "pp":
+        return {"event_type": "page_ping", "properties": extra}
+    if kind == "se":
+        structured = {k[3:]: v for k, v in event.items() if k.startswith("se_")}
+        name = text_or_none(structured.get("ac"))
+        if name is None:
+            errors.append(("se_ac", "required", "a structured event needs its action"))
+        return {"event_type": name, "properties": extra | structured}
+    if kind == "tr":
+        extra = {k: v for k, v in extra.items() if k not in _LEGACY_TRANSACTION}
+        return {
+            "event_type": "purchase",
+            "order_id": text_or_none(event.get("tr_id")),
+            "revenue": money_or_none(event.get("tr_tt")),
+            "currency": text_or_none(event.get("tr_cu")),
+            "properties": extra,
+        }
+    if kind == "ti":
+        return {"event_type": "transaction_item", "properties": extra}
+    if kind == "ue":
+        return _self_describing_fields(unstruct, entities, extra, errors)
+    errors.append(("e", "allowed_values", "must be pv, pp, se, ue, tr or ti"))
+    return {"properties": extra}
+
+
+def _self_describing_fields(
+    unstruct: Any, entities: dict[str, list[dict]], extra: dict, errors: list
+) -> dict[str, Any]:
+    inner = unstruct.get("data") if isinstance(unstruct, dict) else None
+    parts = _schema_parts(inner.get("schema")) if isinstance(inner, dict) else None
+    if parts is None or not isinstance(inner.get("data"), dict):
+        if not any(error[0] in ("ue_pr", "ue_px") for error in errors):
+            errors.append(("ue_pr", "required", "a self-describing event needs its schema/data"))
+        return {"properties": extra}
+    vendor, name = parts
+    data = inner["data"]
+    properties = {**extra, "schema": inner["schema"], **data}
+    if vendor == ECOMMERCE_VENDOR and name == "snowplow_ecommerce_action":
+        return _ecommerce_action(data, entities, properties)
+    if vendor == SNOWPLOW_VENDOR and name == "site_search":
+        terms = data.get("terms")
+        query = " ".join(str(t) for t in terms) if isinstance(terms, list) else None
+        return {"event_type": "search", "search_query": query or None, "properties": properties}
+    if vendor == SNOWPLOW_VENDOR and name in ("add_to_cart", "remove_from_cart"):
+        return {
+            "event_type": name,
+            "product_id": text_or_none(data.get("sku")),
+            "category": text_or_none(data.get("category")),
+            "price": money_or_none(data.get("unitPrice")),
+            "quantity": quantity_or_none(data.get("quantity")),
+            "currency": text_or_none(data.get("currency")),
+            "properties": properties,
+        }
+    return {"event_type": name, "properties": properties}
+
+
+def _ecommerce_action(
+    data: dict, entities: dict[str, list[dict]], properties: dict
+) -> dict[str, Any]:
+    """The e-commerce plugin's actions with their product / transaction entities. A checkout
+    step other than the first is a custom `checkout_step` event: the funnel counts one start."""
+    action = text_or_none(data.get("type"))
+    event_type = ECOMMERCE_ACTIONS.get(action, action)
+    steps = entities.get(f"{ECOMMERCE_VENDOR}/checkout_step", [])
+    if action == "checkout_step" and steps and steps[0].get("step") not in (None, 1):
+        event_type = "checkout_step"
+    products = entities.get(f"{ECOMMERCE_VENDOR}/product", [])
+    fields: dict[str, Any] = {"event_type": event_type}
+    if products:
+        properties = {**properties, "products": products}
+    if event_type in ("product_view", "add_to_cart", "remove_from_cart") and products:
+        product = products[0]
+        fields |= {
+            "product_id": text_or_none(product.get("id")),
+            "category": text_or_none(product.get("category")),
+            "price": money_or_none(product.get("price")),
+            "quantity": quantity_or_none(product.get("quantity")),
+            "currency": text_or_none(product.get("currency")),
+        }
+        if event_type != "product_view" and fields["quantity"] is None:
+            fields["quantity"] = 1
+    transactions = entities.get(f"{ECOMMERCE_VENDOR}/transaction", [])
+    if event_type == "purchase" and transactions:
+        transaction = transactions[0]
+        fields |= {
+            "order_id": text_or_none(transaction.get("transaction_id")),
+            "revenue": money_or_none(transaction.get("revenue")),
+            "currency": text_or_none(transaction.get("currency")),
+        }
+    return fields | {"properties": properties}
