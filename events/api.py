@@ -17,11 +17,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events import health, selectors, services
+from events import cors, health, selectors, services
 from events.api_read import EventListQuery, EventRecentQuery
 from events.authentication import KeyPrincipal
 from events.export_selectors import EVENT_EXPORT_COLUMNS, events_page
-from events.parsers import BoundedJSONParser, MalformedJson, PayloadTooLarge, kept_body_bytes
+from events.parsers import (
+    BoundedJSONParser,
+    MalformedJson,
+    PayloadTooLarge,
+    PlainTextJSONParser,
+    kept_body_bytes,
+)
 from events.permissions import CanIngest, CanReadEvents
 from events.renderers import OrjsonRenderer
 from events.schema import DEVICE_TYPES, EVENT_TYPES, FieldError
@@ -119,7 +125,8 @@ def _respond(request: Request, body: dict[str, Any], status_code: int) -> HttpRe
 
 def _parsed_body(request: Request) -> Any:
     """request.data; a body that is empty, not JSON, of the wrong type or too large is kept
-    as a rejected event before it is refused (400, 415, 413)."""
+    as a rejected event before it is refused (400, 415, 413). `text/plain` JSON is taken from
+    public keys only; their `key` field is not part of the event (ADR 0018)."""
     try:
         data = request.data
     except (MalformedJson, PayloadTooLarge) as exc:
@@ -128,6 +135,11 @@ def _parsed_body(request: Request) -> Any:
         _refuse_request(request, exc, _body_prefix(request))
     if request.stream is None:  # no body at all: DRF does not even call the parser
         _refuse_request(request, MalformedJson("Request body is empty; send JSON.", b""), b"")
+    public = isinstance(request.user, KeyPrincipal) and request.user.public
+    if not public and request._request.META.get("CONTENT_TYPE", "").startswith("text/plain"):
+        _refuse_request(request, UnsupportedMediaType("text/plain"), data)
+    if public and isinstance(data, dict):
+        data.pop("key", None)
     return data
 
 
@@ -164,11 +176,14 @@ class _EventApi(APIView):
         return _JSON_RENDERER, _JSON_RENDERER.media_type
 
 
-class _IngestView(_EventApi):
-    parser_classes = [BoundedJSONParser]
+class _IngestView(cors.PublicKeyViewMixin, _EventApi):
+    parser_classes = [BoundedJSONParser, PlainTextJSONParser]
     content_negotiation_class = _IngestNegotiation
+    body_key_allowed = True  # a public key may be the body's "key" (events.authentication)
 
     def dispatch(self, request, *args, **kwargs):
+        if cors.is_preflight(request):  # before authentication: preflights carry no key
+            return cors.preflight_response(request)
         response = super().dispatch(request, *args, **kwargs)
         if not isinstance(response, Response):
             # An answer complete without rendering: nothing reads the parser context again.

@@ -92,3 +92,10 @@ class BoundedJSONParser(BaseParser):
             raise MalformedJson("Malformed JSON: nested too deeply.", body) from None
         except ValueError as exc:
             raise MalformedJson(f"Malformed JSON: {exc}", body) from None
+
+
+class PlainTextJSONParser(BoundedJSONParser):
+    """JSON sent as `text/plain`: what `navigator.sendBeacon` and a fetch without a preflight
+    can send. The views take it from public keys only (ADR 0018)."""
+
+    media_type = "text/plain"
