@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, UnsupportedMediaType, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -33,6 +33,13 @@ from events.renderers import OrjsonRenderer
 from events.schema import DEVICE_TYPES, EVENT_TYPES, FieldError
 from events.throttling import IngestThrottle, ReadThrottle
 
+# Public (browser) keys may come in the query string instead (ADR 0018); only on the POSTs.
+PUBLIC_KEY_PARAMETER = OpenApiParameter(
+    "key",
+    str,
+    OpenApiParameter.QUERY,
+    description="A public (browser) key, when not sent as a header or as the body's `key`.",
+)
 README_EVENT = {
     "event_id": "123e4567-e89b-12d3-a456-426614174000",
     "event_type": "page_view",
@@ -135,10 +142,7 @@ def _parsed_body(request: Request) -> Any:
         _refuse_request(request, exc, _body_prefix(request))
     if request.stream is None:  # no body at all: DRF does not even call the parser
         _refuse_request(request, MalformedJson("Request body is empty; send JSON.", b""), b"")
-    public = isinstance(request.user, KeyPrincipal) and request.user.public
-    if not public and request._request.META.get("CONTENT_TYPE", "").startswith("text/plain"):
-        _refuse_request(request, UnsupportedMediaType("text/plain"), data)
-    if public and isinstance(data, dict):
+    if isinstance(request.user, KeyPrincipal) and request.user.public and isinstance(data, dict):
         data.pop("key", None)
     return data
 
@@ -260,6 +264,7 @@ class EventIngestApi(_IngestView):
             413: OpenApiTypes.OBJECT,
             415: OpenApiTypes.OBJECT,
         },
+        parameters=[PUBLIC_KEY_PARAMETER],
         examples=[OpenApiExample("README example", value=README_EVENT, request_only=True)],
         summary="Ingest one event",
     )
@@ -288,6 +293,7 @@ class EventBatchIngestApi(_IngestView):
             413: OpenApiTypes.OBJECT,
             415: OpenApiTypes.OBJECT,
         },
+        parameters=[PUBLIC_KEY_PARAMETER],
         examples=[OpenApiExample("Batch", value={"events": [README_EVENT]}, request_only=True)],
         summary="Ingest a batch of events",
     )

@@ -171,17 +171,10 @@ class IngestionKeyScheme(OpenApiAuthenticationExtension):
     """Documents ingestion keys in the OpenAPI schema (both header forms are accepted)."""
 
     target_class = "events.authentication.IngestionKeyAuthentication"
-    name = ["IngestionKeyBearer", "IngestionKeyHeader", "PublicKeyQuery"]
+    name = ["IngestionKeyBearer", "IngestionKeyHeader"]
 
     def get_security_definition(self, auto_schema):
         return [
             {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <key>"},
             {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-            {
-                "type": "apiKey",
-                "in": "query",
-                "name": "key",
-                "description": "Public (browser) keys only; they may also be sent as the "
-                "body's `key`.",
-            },
         ]

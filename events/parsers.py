@@ -11,8 +11,10 @@ import json
 import orjson
 from django.conf import settings
 from rest_framework import status
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
 from rest_framework.parsers import BaseParser
+
+from events.authentication import KeyPrincipal
 
 
 def kept_body_bytes() -> int:
@@ -96,6 +98,13 @@ class BoundedJSONParser(BaseParser):
 
 class PlainTextJSONParser(BoundedJSONParser):
     """JSON sent as `text/plain`: what `navigator.sendBeacon` and a fetch without a preflight
-    can send. The views take it from public keys only (ADR 0018)."""
+    can send. Only from public keys (ADR 0018); anyone else gets the 415 they always got."""
 
     media_type = "text/plain"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        user = getattr(request, "user", None)
+        if not (isinstance(user, KeyPrincipal) and user.public):
+            raise UnsupportedMediaType(media_type)
+        return super().parse(stream, media_type, parser_context)
