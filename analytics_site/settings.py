@@ -248,6 +248,9 @@ INGEST_MAX_BATCH_EVENTS = env.int("INGEST_MAX_BATCH_EVENTS", default=1000)
 INGEST_MAX_BODY_BYTES = env.int("INGEST_MAX_BODY_BYTES", default=1_048_576)
 INGEST_MAX_EVENT_BYTES = env.int("INGEST_MAX_EVENT_BYTES", default=32_768)
 INGEST_MAX_FUTURE_SKEW_SECONDS = env.int("INGEST_MAX_FUTURE_SKEW_SECONDS", default=300)
+# The client IP is used to derive the country and then dropped, unless this keeps it on each
+# event (events.client_ip; ADR 0014).
+STORE_CLIENT_IP = env.bool("STORE_CLIENT_IP", default=False)
 INGEST_REJECTED_PAYLOAD_MAX_BYTES = env.int("INGEST_REJECTED_PAYLOAD_MAX_BYTES", default=65_536)
 INGEST_ALLOW_ANONYMOUS = env.bool("INGEST_ALLOW_ANONYMOUS", default=IS_DEVELOPMENT)
 READ_ALLOW_ANONYMOUS = env.bool("READ_ALLOW_ANONYMOUS", default=IS_DEVELOPMENT)

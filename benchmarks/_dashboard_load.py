@@ -115,7 +115,8 @@ def _load_sql() -> str:
         CASE WHEN et = 'purchase' THEN (h % 20000) / 100.0 + 5 END,
         CASE WHEN et = 'search' THEN 'shoes' ELSE '' END, '{}'::jsonb,
         CASE WHEN h % 100 = 7 THEN '[{"field":"page_url","rule":"w","message":"w"}]'::jsonb
-             ELSE '[]'::jsonb END
+             ELSE '[]'::jsonb END,
+        '', '[]'::jsonb, 'api', NULL, NULL
     FROM (
         SELECT i, s, pos, h, pid, ts,
             CASE WHEN pos = 5 THEN 'search'

@@ -46,6 +46,10 @@ def _copy_row(event: dict, now: dt.datetime) -> tuple:
         "revenue": None,
         "properties": Jsonb(event.get("properties", {})),
         "warnings": Jsonb([]),
+        "derived": Jsonb([]),
+        "source": "api",
+        "original": None,
+        "client_ip": None,
     }
     return tuple(
         values[name] if name in values else event.get(name, "") for name, _ in EVENT_COLUMNS

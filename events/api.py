@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, UnsupportedMediaType, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
@@ -18,28 +18,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events import cors, health, selectors, services
-from events.api_read import EventListQuery, EventRecentQuery
+from events.api_read import RECENT_ORDERS, EventListQuery, EventRecentQuery
 from events.authentication import KeyPrincipal
 from events.export_selectors import EVENT_EXPORT_COLUMNS, events_page
-from events.parsers import (
-    BoundedJSONParser,
-    MalformedJson,
-    PayloadTooLarge,
-    PlainTextJSONParser,
-    kept_body_bytes,
-)
+from events.parsers import INGEST_PARSERS, MalformedJson, PayloadTooLarge, kept_body_bytes
 from events.permissions import CanIngest, CanReadEvents
 from events.renderers import OrjsonRenderer
 from events.schema import DEVICE_TYPES, EVENT_TYPES, FieldError
 from events.throttling import IngestThrottle, ReadThrottle
 
-# Public (browser) keys may come in the query string instead (ADR 0018); only on the POSTs.
-PUBLIC_KEY_PARAMETER = OpenApiParameter(
-    "key",
-    str,
-    OpenApiParameter.QUERY,
-    description="A public (browser) key, when not sent as a header or as the body's `key`.",
-)
 README_EVENT = {
     "event_id": "123e4567-e89b-12d3-a456-426614174000",
     "event_type": "page_view",
@@ -56,15 +43,28 @@ class EventInSerializer(serializers.Serializer):
     """Documentation of the wire format; validation itself is the compiled schema layer."""
 
     event_id = serializers.UUIDField()
-    event_type = serializers.ChoiceField(choices=list(EVENT_TYPES))
+    event_type = serializers.CharField(
+        max_length=128,
+        help_text=f"One of {', '.join(EVENT_TYPES)} (their fields apply), or any printable "
+        "name: a custom event.",
+    )
     timestamp = serializers.DateTimeField(help_text="ISO-8601, any offset; stored in UTC.")
     sent_at = serializers.DateTimeField(
         required=False, help_text="Client clock when sent; corrects clock skew."
     )
-    user_id = serializers.CharField(max_length=128)
-    session_id = serializers.CharField(max_length=128)
-    device_type = serializers.ChoiceField(choices=list(DEVICE_TYPES))
-    country = serializers.CharField(help_text="ISO 3166-1 alpha-2, e.g. US")
+    user_id = serializers.CharField(
+        required=False, max_length=128, help_text="Required unless anonymous_id is given."
+    )
+    anonymous_id = serializers.CharField(required=False, max_length=128)
+    session_id = serializers.CharField(
+        required=False, max_length=128, help_text="Derived when absent (30 min inactivity)."
+    )
+    device_type = serializers.ChoiceField(
+        choices=list(DEVICE_TYPES), required=False, help_text="Derived from the User-Agent."
+    )
+    country = serializers.CharField(
+        required=False, help_text="ISO 3166-1 alpha-2, e.g. US; derived from the IP."
+    )
     page_url = serializers.CharField(required=False, max_length=2048)
     referrer = serializers.CharField(required=False, max_length=2048)
     product_id = serializers.CharField(required=False, max_length=128)
@@ -88,8 +88,12 @@ _JSON_RENDERER = OrjsonRenderer()
 def _source(request: Request) -> services.IngestSource:
     user = request.user
     key_id = user.key_id if isinstance(user, KeyPrincipal) else None
-    ip = request._request.META.get("REMOTE_ADDR") or None
-    return services.IngestSource(key_id=key_id, ip=ip)
+    meta = request._request.META
+    return services.IngestSource(
+        key_id=key_id,
+        ip=meta.get("REMOTE_ADDR") or None,
+        user_agent=meta.get("HTTP_USER_AGENT", ""),
+    )
 
 
 def _body_prefix(request: Request) -> bytes:
@@ -132,8 +136,7 @@ def _respond(request: Request, body: dict[str, Any], status_code: int) -> HttpRe
 
 def _parsed_body(request: Request) -> Any:
     """request.data; a body that is empty, not JSON, of the wrong type or too large is kept
-    as a rejected event before it is refused (400, 415, 413). `text/plain` JSON is taken from
-    public keys only; their `key` field is not part of the event (ADR 0018)."""
+    as a rejected event before it is refused (400, 415, 413)."""
     try:
         data = request.data
     except (MalformedJson, PayloadTooLarge) as exc:
@@ -143,7 +146,7 @@ def _parsed_body(request: Request) -> Any:
     if request.stream is None:  # no body at all: DRF does not even call the parser
         _refuse_request(request, MalformedJson("Request body is empty; send JSON.", b""), b"")
     if isinstance(request.user, KeyPrincipal) and request.user.public and isinstance(data, dict):
-        data.pop("key", None)
+        data.pop("key", None)  # a public key sent in the body is not part of the event
     return data
 
 
@@ -181,13 +184,10 @@ class _EventApi(APIView):
 
 
 class _IngestView(cors.PublicKeyViewMixin, _EventApi):
-    parser_classes = [BoundedJSONParser, PlainTextJSONParser]
+    parser_classes = list(INGEST_PARSERS)
     content_negotiation_class = _IngestNegotiation
-    body_key_allowed = True  # a public key may be the body's "key" (events.authentication)
 
     def dispatch(self, request, *args, **kwargs):
-        if cors.is_preflight(request):  # before authentication: preflights carry no key
-            return cors.preflight_response(request)
         response = super().dispatch(request, *args, **kwargs)
         if not isinstance(response, Response):
             # An answer complete without rendering: nothing reads the parser context again.
@@ -264,7 +264,7 @@ class EventIngestApi(_IngestView):
             413: OpenApiTypes.OBJECT,
             415: OpenApiTypes.OBJECT,
         },
-        parameters=[PUBLIC_KEY_PARAMETER],
+        parameters=[cors.PUBLIC_KEY_PARAMETER],
         examples=[OpenApiExample("README example", value=README_EVENT, request_only=True)],
         summary="Ingest one event",
     )
@@ -293,7 +293,7 @@ class EventBatchIngestApi(_IngestView):
             413: OpenApiTypes.OBJECT,
             415: OpenApiTypes.OBJECT,
         },
-        parameters=[PUBLIC_KEY_PARAMETER],
+        parameters=[cors.PUBLIC_KEY_PARAMETER],
         examples=[OpenApiExample("Batch", value={"events": [README_EVENT]}, request_only=True)],
         summary="Ingest a batch of events",
     )
@@ -347,15 +347,21 @@ class EventRecentApi(_EventApi):
         parameters=[EventRecentQuery],
         responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
         summary="Newest events first",
+        description="Newest first by receipt time (order=received, the default: an event just "
+        "sent is on top whatever its timestamp) or by event time (order=timestamp).",
     )
     def get(self, request: Request) -> Response:
         query = EventRecentQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
+        order_field = RECENT_ORDERS[data["order"]]
         events = selectors.events_recent(
-            limit=data["limit"], offset=data["offset"], filters=query.filters()
+            limit=data["limit"],
+            offset=data["offset"],
+            filters=query.filters(),
+            order_field=order_field,
         )
-        return Response({"events": events, "count": len(events)})
+        return Response({"events": events, "count": len(events), "order": order_field})
 
 
 class HealthApi(_EventApi):

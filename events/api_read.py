@@ -18,7 +18,9 @@ from rest_framework import serializers
 from events.export_selectors import ORDER_FIELDS, EventFilters, KeysetPosition
 from events.schema import (
     DEVICE_TYPES,
+    EVENT_NAME_MAX_CHARS,
     EVENT_TYPES,
+    PRINTABLE_NAME,
     TIMESTAMP_MAX_YEAR,
     TIMESTAMP_MIN_YEAR,
     TIMESTAMP_RANGE_MESSAGE,
@@ -52,7 +54,13 @@ class EventFilterQuery(serializers.Serializer):
     until = BoundedDateTimeField(required=False, help_text="Event time before.")
     received_since = BoundedDateTimeField(required=False, help_text="Receipt time at or after.")
     received_until = BoundedDateTimeField(required=False, help_text="Receipt time before.")
-    event_type = serializers.ChoiceField(choices=list(EVENT_TYPES), required=False)
+    event_type = serializers.RegexField(
+        PRINTABLE_NAME,
+        max_length=EVENT_NAME_MAX_CHARS,
+        required=False,
+        trim_whitespace=False,
+        help_text=f"One of {', '.join(EVENT_TYPES)}, or a custom event name.",
+    )
     # As stored: untrimmed, and never with NUL (the document's pattern says so).
     user_id = serializers.RegexField(
         r"^[^\x00]*$", max_length=128, required=False, trim_whitespace=False
@@ -83,7 +91,17 @@ class EventFilterQuery(serializers.Serializer):
         return EventFilters(**{name: data.get(name) for name in _FILTER_NAMES})
 
 
+# /events/recent's orders: receipt first, so an event just sent (whatever its timestamp, such
+# as the README's 2024 example) is on top; `timestamp` for the newest by event time.
+RECENT_ORDERS = {"received": "received_at", "received_at": "received_at", "timestamp": "timestamp"}
+
+
 class EventRecentQuery(EventFilterQuery):
+    order = serializers.ChoiceField(
+        choices=list(RECENT_ORDERS),
+        default="received",
+        help_text="Newest first by receipt (received, the default) or by event time (timestamp).",
+    )
     limit = serializers.IntegerField(min_value=1, max_value=LIST_MAX_LIMIT, default=10)
     offset = serializers.IntegerField(
         min_value=0,

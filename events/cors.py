@@ -9,10 +9,13 @@ are read once per INGESTION_KEY_CACHE_SECONDS per process, as keys themselves ar
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, status
 
 from events.authentication import KeyPrincipal, key_principal_lookup
@@ -136,9 +139,33 @@ def preflight_response(request: HttpRequest) -> HttpResponseBase:
     return response
 
 
+# Public keys may come in the query string (ADR 0018): documented on the ingestion POSTs only.
+PUBLIC_KEY_PARAMETER = OpenApiParameter(
+    "key",
+    str,
+    OpenApiParameter.QUERY,
+    description="A public (browser) key, when not sent as a header or as the body's `key`.",
+)
+
+
+def preflight_answering(view: Callable) -> Callable:
+    """Wrap a view so that CORS preflights are answered before it runs (they carry no key, so
+    DRF's authentication and permissions must not see them)."""
+
+    @functools.wraps(view)
+    def answering(request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
+        if is_preflight(request):
+            return preflight_response(request)
+        return view(request, *args, **kwargs)
+
+    return answering
+
+
 class PublicKeyViewMixin:
-    """For an APIView that takes public keys: their own throttle, and CORS headers on every
-    answer. (The view's dispatch answers preflights itself, before authentication.)"""
+    """For an APIView that takes public keys (its URL wrapped in `preflight_answering`): the
+    body's `key` is looked at, their own throttle, and CORS headers on every answer."""
+
+    body_key_allowed = True  # read by events.authentication
 
     def get_throttles(self):
         user = self.request.user

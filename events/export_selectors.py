@@ -209,8 +209,16 @@ def events_page(
 
 
 def events_recent_filtered(
-    filters: EventFilters, fields: tuple[str, ...], *, limit: int, offset: int = 0
+    filters: EventFilters,
+    fields: tuple[str, ...],
+    *,
+    limit: int,
+    offset: int = 0,
+    order_field: str = "received_at",
 ) -> list[dict[str, Any]]:
-    """Filtered events newest first by event time (ties: newest row first)."""
-    rows = events_filtered(filters).order_by("-timestamp", "-id").values(*fields)
+    """Filtered events newest first by receipt (default) or event time (ties: newest row
+    first). By receipt, an event just sent is on top whatever its own timestamp."""
+    if order_field not in ORDER_FIELDS:
+        raise ValueError(f"order_field must be one of {ORDER_FIELDS}")
+    rows = events_filtered(filters).order_by(f"-{order_field}", "-id").values(*fields)
     return [event_row_shape(row) for row in rows[offset : offset + limit]]

@@ -37,6 +37,12 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("search_query", "text"),
     ("properties", "jsonb"),
     ("warnings", "jsonb"),
+    # The open event model (ADR 0014).
+    ("anonymous_id", "text"),
+    ("derived", "jsonb"),
+    ("source", "text"),
+    ("original", "jsonb"),
+    ("client_ip", "inet"),
 )
 EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in EVENT_COLUMNS)
 

@@ -13,9 +13,13 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from events.receive_order import CurrentTransactionId
+from events.schema import UNKNOWN_COUNTRY
 
 
 class EventType(models.TextChoices):
+    """The seven e-commerce types, which keep their field requirements and drive the funnel,
+    products and revenue. Any other bounded printable name is a custom event (ADR 0014)."""
+
     PAGE_VIEW = "page_view"
     PRODUCT_VIEW = "product_view"
     SEARCH = "search"
@@ -36,16 +40,22 @@ class Event(models.Model):
     """One accepted event. `event_id` is the client's idempotency key: stored at most once."""
 
     event_id = models.UUIDField(unique=True)
-    event_type = models.CharField(max_length=32, choices=EventType.choices)
+    event_type = models.CharField(
+        max_length=128, help_text="One of the e-commerce types, or a custom event name."
+    )
     timestamp = models.DateTimeField(help_text="Event time in UTC, corrected for clock skew.")
     client_timestamp = models.DateTimeField(
         null=True, blank=True, help_text="Timestamp as sent by the client, before skew correction."
     )
     received_at = models.DateTimeField(help_text="Server time when the event was accepted.")
-    user_id = models.CharField(max_length=128)
+    user_id = models.CharField(max_length=128, blank=True, default="")
+    # At least one of user_id and anonymous_id is set (the schema layer refuses neither).
+    anonymous_id = models.CharField(max_length=128, blank=True, default="", db_default="")
     session_id = models.CharField(max_length=128)
     device_type = models.CharField(max_length=16, choices=DeviceType.choices)
-    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2")
+    country = models.CharField(
+        max_length=2, help_text=f"ISO 3166-1 alpha-2; {UNKNOWN_COUNTRY} when unknown"
+    )
     page_url = models.CharField(max_length=2048, blank=True, default="")
     referrer = models.CharField(max_length=2048, blank=True, default="")
     product_id = models.CharField(max_length=128, blank=True, default="")
@@ -59,6 +69,24 @@ class Event(models.Model):
     properties = models.JSONField(default=dict, blank=True)
     warnings = models.JSONField(
         default=list, blank=True, help_text="Quality warnings recorded when the event was accepted."
+    )
+    derived = models.JSONField(
+        default=list,
+        db_default=[],
+        blank=True,
+        help_text="Names of the fields the server derived (session_id, device_type, country).",
+    )
+    source = models.CharField(
+        max_length=16,
+        default="api",
+        db_default="api",
+        help_text="Protocol that delivered the event: api, segment, posthog, snowplow, tracker.",
+    )
+    original = models.JSONField(
+        null=True, blank=True, help_text="The original message when a protocol translated it."
+    )
+    client_ip = models.GenericIPAddressField(
+        null=True, blank=True, help_text="Kept only when STORE_CLIENT_IP is on."
     )
     txid = models.BigIntegerField(
         db_default=CurrentTransactionId(),
@@ -74,6 +102,12 @@ class Event(models.Model):
             models.Index(fields=["received_at"], name="event_received_idx"),
             # Erasure finds a person's events by user id (governance.services.erasure).
             models.Index(fields=["user_id"], name="event_user_idx"),
+            # Session derivation finds the neighbours of an anonymous visitor's events.
+            models.Index(
+                fields=["anonymous_id", "timestamp"],
+                name="event_anon_ts_idx",
+                condition=~models.Q(anonymous_id=""),
+            ),
             # Fold order of the rollups and their raw tail (events.receive_order).
             models.Index(fields=["txid", "id"], name="event_txid_idx"),
             # Quality rule order-id-unique-per-day looks orders up per batch; only purchases

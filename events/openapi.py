@@ -17,14 +17,27 @@ from typing import Any
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse
 
+from events.openapi_shapes import (
+    BATCH_RESULT,
+    ERROR,
+    FIELD_ERROR,
+    HEALTH,
+    INGEST_RESULT,
+    ITEM_RESULT,
+    PAGE,
+    RECENT,
+    STATS,
+)
 from events.schema import (
     COUNTRY_CODES,
     CURRENCY_CODES,
     DEVICE_TYPES,
+    EVENT_NAME_MAX_CHARS,
     EVENT_TYPES,
     MAX_MONEY,
     MAX_QUANTITY,
     POSITIVE_QUANTITY_TYPES,
+    PRINTABLE_NAME,
     PROPERTIES_MAX_KEYS,
     REQUIRED_BY_TYPE,
     TIMESTAMP_YEAR_PATTERN,
@@ -32,15 +45,20 @@ from events.schema import (
 
 REF = "#/components/schemas/"
 NO_NUL = "^[^\\x00]*$"
-COMMON_REQUIRED = [
-    "event_id",
-    "event_type",
-    "timestamp",
-    "user_id",
-    "session_id",
-    "device_type",
-    "country",
+# session_id, device_type and country are derived when absent; user_id or anonymous_id.
+COMMON_REQUIRED = ["event_id", "event_type", "timestamp"]
+IDENTITY = [
+    {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
+    for name in ("user_id", "anonymous_id")
 ]
+CUSTOM_EVENT_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": EVENT_NAME_MAX_CHARS,
+    "pattern": PRINTABLE_NAME,
+    "not": {"enum": list(EVENT_TYPES)},
+    "description": "Any printable name other than the seven e-commerce types: a custom event.",
+}
 
 
 def _text(max_length: int, min_length: int = 0) -> dict[str, Any]:
@@ -84,18 +102,28 @@ def _event_properties() -> dict[str, Any]:
         "sent_at": _nullable(
             {**DATETIME, "description": "Client clock when sent; corrects clock skew."}
         ),
-        "user_id": _text(128, 1),
-        "session_id": _text(128, 1),
-        "device_type": {"type": "string", "enum": list(DEVICE_TYPES)},
+        "user_id": _nullable(_text(128)),
+        "anonymous_id": _nullable(_text(128)),
+        "session_id": _nullable(
+            {**_text(128), "description": "Derived when absent: 30 minutes of inactivity."}
+        ),
+        "device_type": {
+            "type": "string",
+            "enum": list(DEVICE_TYPES),
+            "nullable": True,
+            "description": "Derived from the User-Agent when absent.",
+        },
         "country": {
             "type": "string",
             "enum": sorted(COUNTRY_CODES),
-            "description": 'ISO 3166-1 alpha-2 in upper case ("" is refused).',
+            "nullable": True,
+            "description": 'ISO 3166-1 alpha-2 in upper case ("" is refused); derived from '
+            "the client IP when absent, ZZ when unknown.",
         },
-        "page_url": _text(2048),
-        "referrer": _text(2048),
-        "product_id": _text(128),
-        "category": _text(128),
+        "page_url": _nullable(_text(2048)),
+        "referrer": _nullable(_text(2048)),
+        "product_id": _nullable(_text(128)),
+        "category": _nullable(_text(128)),
         "price": _nullable(MONEY),
         "quantity": _nullable(
             {"type": "integer", "minimum": -MAX_QUANTITY, "maximum": MAX_QUANTITY}
@@ -103,12 +131,14 @@ def _event_properties() -> dict[str, Any]:
         "currency": {
             "type": "string",
             "enum": ["", *sorted(CURRENCY_CODES)],
+            "nullable": True,
             "description": "ISO 4217 in upper case, or empty.",
         },
-        "order_id": _text(128),
+        "order_id": _nullable(_text(128)),
         "revenue": _nullable(MONEY),
-        "search_query": _text(512),
+        "search_query": _nullable(_text(512)),
         "properties": {
+            "nullable": True,
             "type": "object",
             "maxProperties": PROPERTIES_MAX_KEYS,
             "additionalProperties": True,
@@ -118,10 +148,14 @@ def _event_properties() -> dict[str, Any]:
     }
 
 
-def _event_variant(event_type: str) -> dict[str, Any]:
-    """One event type: its own required fields, which may then be neither empty nor null."""
+def _event_variant(event_type: str | None) -> dict[str, Any]:
+    """One event type (None: any custom name): its own required fields, which may then be
+    neither empty nor null."""
     properties = _event_properties()
-    properties["event_type"] = {"type": "string", "enum": [event_type]}
+    if event_type is None:
+        properties["event_type"] = CUSTOM_EVENT_NAME
+    else:
+        properties["event_type"] = {"type": "string", "enum": [event_type]}
     required_here = REQUIRED_BY_TYPE.get(event_type, ())
     for name in required_here:
         schema = {key: value for key, value in properties[name].items() if key != "nullable"}
@@ -132,136 +166,25 @@ def _event_variant(event_type: str) -> dict[str, Any]:
         properties["quantity"] = {**properties["quantity"], "minimum": 1}
     return {
         "type": "object",
-        "title": event_type,
+        "title": event_type or "custom",
         "properties": properties,
         "required": COMMON_REQUIRED + list(required_here),
+        "anyOf": IDENTITY,
         "additionalProperties": False,
     }
-
-
-FIELD_ERROR = {
-    "type": "object",
-    "properties": {
-        "field": {"type": "string", "description": "The field (dotted path) or request part."},
-        "rule": {"type": "string", "description": "The rule it broke, e.g. required, range."},
-        "message": {"type": "string"},
-        "rule_id": {"type": "integer", "description": "The stored quality rule, if one."},
-    },
-    "required": ["field", "rule", "message"],
-}
-ERROR = {
-    "type": "object",
-    "description": "Every error answer: a code, a sentence, and the fields and rules at fault.",
-    "properties": {
-        "error": {"type": "string", "description": "invalid, validation_failed, ..."},
-        "detail": {"type": "string"},
-        "errors": {"type": "array", "items": {"$ref": REF + "FieldError"}},
-        "rejected_id": {
-            "type": "integer",
-            "description": "The quarantine row that keeps a refused body.",
-        },
-        "status": {"type": "string", "enum": ["rejected"]},
-        "event_id": {"type": "string"},
-        "retry_after_seconds": {"type": "number"},
-    },
-    "required": ["error", "detail"],
-}
-ITEM_RESULT = {
-    "type": "object",
-    "description": "What happened to one event: accepted (stored), duplicate (its event_id was "
-    "stored before; nothing stored) or rejected (kept in quarantine, with the reasons).",
-    "properties": {
-        "index": {"type": "integer", "minimum": 0, "description": "Position in the batch."},
-        "status": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]},
-        "event_id": {"type": "string"},
-        "id": {"type": "integer", "description": "The stored event's id."},
-        "errors": {"type": "array", "items": {"$ref": REF + "FieldError"}},
-        "warnings": {"type": "array", "items": {"$ref": REF + "FieldError"}},
-        "rejected_id": {"type": "integer"},
-    },
-    "required": ["index", "status"],
-}
-INGEST_RESULT = {
-    "type": "object",
-    "properties": {
-        "status": {"type": "string", "enum": ["accepted", "duplicate"]},
-        "event_id": {"type": "string"},
-        "id": {"type": "integer"},
-        "duplicate": {"type": "boolean"},
-        "warnings": {"type": "array", "items": {"$ref": REF + "FieldError"}},
-    },
-    "required": ["status", "duplicate"],
-}
-BATCH_RESULT = {
-    "type": "object",
-    "properties": {
-        "accepted": {"type": "integer", "minimum": 0},
-        "duplicates": {"type": "integer", "minimum": 0},
-        "rejected": {"type": "integer", "minimum": 0},
-        "results": {"type": "array", "items": {"$ref": REF + "EventResult"}},
-    },
-    "required": ["accepted", "duplicates", "rejected", "results"],
-}
-COUNTS = {"type": "object", "additionalProperties": {"type": "integer"}}
-STATS = {
-    "type": "object",
-    "properties": {
-        "total_events": {"type": "integer"},
-        "events_by_type": COUNTS,
-        "events_by_device": COUNTS,
-        "events_by_country": COUNTS,
-        "events_last_hour": {"type": "integer"},
-        "newest_event_timestamp": {"type": "string", "format": "date-time", "nullable": True},
-        "rejected_events": {"type": "integer"},
-        "validation_pass_rate": {"type": "number", "nullable": True},
-        "generated_at": {"type": "string", "format": "date-time"},
-    },
-    "required": ["total_events", "rejected_events"],
-}
-RECENT = {
-    "type": "object",
-    "properties": {
-        "events": {"type": "array", "items": {"type": "object"}},
-        "count": {"type": "integer", "minimum": 0},
-    },
-    "required": ["events", "count"],
-}
-PAGE = {
-    "type": "object",
-    "properties": {
-        **RECENT["properties"],
-        "order": {"type": "string", "enum": ["received_at", "timestamp"]},
-        "next_cursor": {
-            "type": "string",
-            "nullable": True,
-            "description": "Pass as cursor for the next page; null after the last.",
-        },
-    },
-    "required": ["events", "count", "order", "next_cursor"],
-}
-COMPONENT_STATUS = {
-    "type": "object",
-    "properties": {"status": {"type": "string"}},
-    "required": ["status"],
-    "additionalProperties": True,
-}
-HEALTH = {
-    "type": "object",
-    "properties": {
-        "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
-        "components": {"type": "object", "additionalProperties": COMPONENT_STATUS},
-    },
-    "required": ["status"],
-}
 
 
 def _components() -> dict[str, Any]:
     return {
         "Event": {
             "description": "One event. Which fields are required depends on event_type.",
-            "oneOf": [{"$ref": f"{REF}Event_{event_type}"} for event_type in EVENT_TYPES],
+            "oneOf": [
+                *({"$ref": f"{REF}Event_{event_type}"} for event_type in EVENT_TYPES),
+                {"$ref": f"{REF}Event_custom"},
+            ],
         },
         **{f"Event_{event_type}": _event_variant(event_type) for event_type in EVENT_TYPES},
+        "Event_custom": _event_variant(None),
         "EventBatch": {
             "type": "object",
             "properties": {
@@ -342,7 +265,11 @@ OPERATIONS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("/events/recent/", "get"): {
         "responses": {
-            "200": _json("EventRecent", "Newest events first."),
+            "200": _json(
+                "EventRecent",
+                "Newest events first: by receipt (order=received, the default) or by event "
+                "time (order=timestamp).",
+            ),
             "400": _json("Error", READ_400),
             **AUTH_ERRORS,
         }

@@ -108,3 +108,7 @@ class PlainTextJSONParser(BoundedJSONParser):
         if not (isinstance(user, KeyPrincipal) and user.public):
             raise UnsupportedMediaType(media_type)
         return super().parse(stream, media_type, parser_context)
+
+
+# The ingestion views' parsers: JSON first (the fast path picks it for `application/json`).
+INGEST_PARSERS = (BoundedJSONParser, PlainTextJSONParser)

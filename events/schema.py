@@ -4,9 +4,10 @@ It is a pydantic v2 TypedDict schema compiled once at import (a TypeAdapter), so
 event costs a few microseconds and yields a plain dict, not a model to dump again.
 `validate_event_schema` is the one entry point; the quality app layers stored rules on top of it.
 
-Every error names a field and a rule. Error text never echoes raw input unescaped: field names
-taken from the payload (unknown keys) are escaped and cut, so NUL bytes, lone surrogates and
-100 KB keys can neither break the JSON response nor the database row that keeps the reasons.
+Every error names a field and a rule (events.schema_errors). Error text never echoes raw input
+unescaped: field names taken from the payload (unknown keys) are escaped and cut, so NUL bytes,
+lone surrogates and 100 KB keys can neither break the JSON response nor the database row that
+keeps the reasons.
 """
 
 from __future__ import annotations
@@ -23,6 +24,16 @@ import pycountry
 from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict
 
+from events.schema_errors import (
+    FIELD_NAME_MAX_CHARS,
+    IDENTITY_MISSING,
+    MAX_ERRORS_PER_EVENT,
+    NAIVE_TIMESTAMP_WARNING,
+    FieldError,
+    errors_from_pydantic,
+    text_safe,
+)
+
 COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
 CURRENCY_CODES = frozenset(currency.alpha_3 for currency in pycountry.currencies)
 
@@ -36,13 +47,17 @@ EVENT_TYPES = (
     "purchase",
 )
 DEVICE_TYPES = ("desktop", "mobile", "tablet", "other")
+EVENT_NAME_MAX_CHARS = 128
+# ISO 3166 user-assigned code for "unknown or unspecified country"; dashboards show "Unknown".
+UNKNOWN_COUNTRY = "ZZ"
+# The fields the server fills in when the client leaves them out (events.derivation).
+DERIVABLE_FIELDS = ("session_id", "device_type", "country")
 
 PROPERTIES_MAX_BYTES = 8192
 PROPERTIES_MAX_DEPTH = 5
 PROPERTIES_MAX_KEYS = 100
 MAX_MONEY = Decimal("9999999999.99")
 MAX_QUANTITY = 100_000
-MAX_ERRORS_PER_EVENT = 20
 # Years a date-time may be written in (before its UTC offset applies): any offset then stays
 # within the years Python's datetime holds (1 to 9999). events.openapi states it as a pattern.
 TIMESTAMP_MIN_YEAR = 2
@@ -55,7 +70,6 @@ TIMESTAMP_RANGE_MESSAGE = (
     f"is out of the supported date range (years {TIMESTAMP_MIN_YEAR} to {TIMESTAMP_MAX_YEAR})"
 )
 _BIG = float(2**64)  # beyond this a JSON number in properties lost digits
-FIELD_NAME_MAX_CHARS = 64
 
 
 def _country_is_iso(value: str) -> str:
@@ -73,47 +87,52 @@ def _currency_is_iso(value: str) -> str:
 # Strings may not contain NUL (PostgreSQL cannot store it). Lone surrogates pass pydantic's str
 # check, so `validate_event_schema` finds them with one orjson encode (see _unencodable_errors).
 _NO_NUL = r"^[^\x00]*$"
+# An event name is printable: no control characters (C0, DEL, C1), no leading or trailing space.
+PRINTABLE_NAME = r"^[^\x00-\x20\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\x00-\x20\x7f-\x9f])?$"
+EventName = Annotated[
+    str, Field(min_length=1, max_length=EVENT_NAME_MAX_CHARS, pattern=PRINTABLE_NAME)
+]
 Identifier = Annotated[str, Field(min_length=1, max_length=128, pattern=_NO_NUL)]
 OptionalIdentifier = Annotated[str, Field(max_length=128, pattern=_NO_NUL)]
 Url = Annotated[str, Field(max_length=2048, pattern=_NO_NUL)]
 Money = Annotated[Decimal, Field(ge=0, le=MAX_MONEY, allow_inf_nan=False, decimal_places=2)]
 Quantity = Annotated[int, Field(strict=True, ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
-EventType = Literal[
-    "page_view",
-    "product_view",
-    "search",
-    "add_to_cart",
-    "remove_from_cart",
-    "checkout_start",
-    "purchase",
-]
 DeviceType = Literal["desktop", "mobile", "tablet", "other"]
+
+
+Country = Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country_is_iso)]
+Currency = Annotated[str, Field(max_length=3), AfterValidator(_currency_is_iso)]
+SearchQuery = Annotated[str, Field(max_length=512, pattern=_NO_NUL)]
 
 
 @with_config(ConfigDict(extra="forbid"))
 class EventSchema(TypedDict):
-    """Wire format of one event, as in the product's original README."""
+    """Wire format of one event (ADR 0014: the open event model). `null` in any optional
+    field means absent; session_id, device_type and country are derived when absent."""
 
     event_id: UUID
-    event_type: EventType
+    event_type: EventName
     timestamp: dt.datetime
     sent_at: NotRequired[dt.datetime | None]
-    user_id: Identifier
-    session_id: Identifier
-    device_type: DeviceType
-    country: Annotated[str, Field(min_length=2, max_length=2), AfterValidator(_country_is_iso)]
-    page_url: NotRequired[Url]
-    referrer: NotRequired[Url]
-    product_id: NotRequired[OptionalIdentifier]
-    category: NotRequired[OptionalIdentifier]
+    user_id: NotRequired[OptionalIdentifier | None]
+    anonymous_id: NotRequired[OptionalIdentifier | None]
+    session_id: NotRequired[OptionalIdentifier | None]
+    device_type: NotRequired[DeviceType | None]
+    country: NotRequired[Country | None]
+    page_url: NotRequired[Url | None]
+    referrer: NotRequired[Url | None]
+    product_id: NotRequired[OptionalIdentifier | None]
+    category: NotRequired[OptionalIdentifier | None]
     price: NotRequired[Money | None]
     quantity: NotRequired[Quantity | None]
-    currency: NotRequired[Annotated[str, Field(max_length=3), AfterValidator(_currency_is_iso)]]
-    order_id: NotRequired[OptionalIdentifier]
+    currency: NotRequired[Currency | None]
+    order_id: NotRequired[OptionalIdentifier | None]
     revenue: NotRequired[Money | None]
-    search_query: NotRequired[Annotated[str, Field(max_length=512, pattern=_NO_NUL)]]
-    properties: NotRequired[dict[str, Any]]
+    search_query: NotRequired[SearchQuery | None]
+    properties: NotRequired[dict[str, Any] | None]
 
+
+__all__ = ["FIELD_NAME_MAX_CHARS", "MAX_ERRORS_PER_EVENT", "FieldError", "text_safe"]
 
 _EVENT_ADAPTER = TypeAdapter(EventSchema)
 # The compiled validator itself: TypeAdapter.validate_python adds Python-level work per call.
@@ -121,6 +140,12 @@ _validate_event = _EVENT_ADAPTER.validator.validate_python
 
 # A normalized row has every Event field; optional ones default like the model's columns.
 ROW_DEFAULTS: dict[str, Any] = {
+    "user_id": "",
+    "anonymous_id": "",
+    # Empty: to be derived (events.derivation) before the row is stored.
+    "session_id": "",
+    "device_type": "",
+    "country": "",
     "page_url": "",
     "referrer": "",
     "product_id": "",
@@ -145,101 +170,14 @@ REQUIRED_BY_TYPE: dict[str, tuple[str, ...]] = {
 POSITIVE_QUANTITY_TYPES = frozenset({"add_to_cart", "remove_from_cart"})
 
 
-@dataclass(frozen=True, slots=True)
-class FieldError:
-    """One reason an event was refused (or warned about): which field, which rule, in words."""
-
-    field: str
-    rule: str
-    message: str
-    rule_id: int | None = None
-    severity: str = "error"
-
-    def as_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"field": self.field, "rule": self.rule, "message": self.message}
-        if self.rule_id is not None:
-            data["rule_id"] = self.rule_id
-        return data
-
-
 @dataclass(slots=True)
 class SchemaResult:
-    """Outcome of the schema layer: a normalized row (dict of model fields) or the errors."""
+    """Outcome of the schema layer: a normalized row (dict of model fields) or the errors;
+    warnings (such as a timestamp without an offset) do not refuse the event."""
 
     row: dict[str, Any] | None
     errors: list[FieldError] = field(default_factory=list)
-
-
-_PYDANTIC_RULE_NAMES = {
-    "missing": "required",
-    "extra_forbidden": "unknown_field",
-    "string_too_long": "max_length",
-    "string_too_short": "min_length",
-    "too_long": "max_length",
-    "literal_error": "allowed_values",
-    "string_pattern_mismatch": "no_nul_bytes",
-    "string_unicode": "valid_unicode",
-    "uuid_parsing": "uuid",
-    "uuid_type": "uuid",
-    "uuid_version": "uuid",
-    "datetime_from_date_parsing": "iso8601",
-    "datetime_parsing": "iso8601",
-    "datetime_type": "iso8601",
-    "datetime_object_invalid": "iso8601",
-    "greater_than_equal": "range",
-    "less_than_equal": "range",
-    "decimal_max_places": "decimal_places",
-    "decimal_max_digits": "range",
-    "decimal_whole_digits": "range",
-    "finite_number": "finite_number",
-    "value_error": "format",
-    "int_type": "integer",
-    "int_from_float": "integer",
-    "int_parsing": "integer",
-    "int_parsing_size": "range",
-    "decimal_parsing": "number",
-    "decimal_type": "number",
-    "string_type": "string",
-    "dict_type": "object",
-    "model_type": "object",
-    "model_attributes_type": "object",
-}
-_PATTERN_MESSAGE = "may not contain NUL bytes"
-
-
-def text_safe(value: Any, limit: int = FIELD_NAME_MAX_CHARS) -> str:
-    """Printable, storable text for anything taken from a payload (a key, a value).
-
-    Lone surrogates and NUL become backslash escapes (neither PostgreSQL nor UTF-8 JSON can
-    carry them) and the result is cut to `limit` characters.
-    """
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > limit:
-        text = text[:limit] + "…"
-    if "\x00" in text:
-        text = text.replace("\x00", "\\x00")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
-
-
-def _errors_from_pydantic(exc: ValidationError) -> list[FieldError]:
-    errors = []
-    details = exc.errors(include_url=False, include_input=False, include_context=False)
-    for error in details[:MAX_ERRORS_PER_EVENT]:
-        location = ".".join(text_safe(part) for part in error["loc"]) or "event"
-        rule = _PYDANTIC_RULE_NAMES.get(error["type"], error["type"])
-        if rule == "no_nul_bytes":
-            message = _PATTERN_MESSAGE
-        else:
-            message = text_safe(error["msg"].removeprefix("Value error, "), 300)
-        errors.append(FieldError(field=location, rule=rule, message=message))
-    if len(details) > MAX_ERRORS_PER_EVENT:
-        more = len(details) - MAX_ERRORS_PER_EVENT
-        errors.append(FieldError("event", "max_errors", f"and {more} more errors not listed"))
-    return errors
+    warnings: list[FieldError] = field(default_factory=list)
 
 
 def _properties_shape_error(properties: dict[str, Any]) -> FieldError | None:
@@ -342,13 +280,19 @@ def validate_event_schema(
     try:
         event = _validate_event(payload)
     except ValidationError as exc:
-        return SchemaResult(None, _errors_from_pydantic(exc))
+        return SchemaResult(None, errors_from_pydantic(exc))
 
     row = ROW_DEFAULTS | event
-    if "properties" not in event:
+    if None in event.values():  # null means absent
+        for name, value in event.items():
+            if value is None and name != "sent_at":
+                row[name] = ROW_DEFAULTS[name]
+    if not row["properties"]:
         row["properties"] = {}  # never the shared default: callers may add to it
     event_type = row["event_type"]
     errors: list[FieldError] = []
+    if not row["user_id"] and not row["anonymous_id"]:
+        errors.append(IDENTITY_MISSING)
     for required in REQUIRED_BY_TYPE.get(event_type, ()):
         value = row[required]
         if value is None or value == "":
@@ -367,6 +311,7 @@ def validate_event_schema(
     ]
     if date_errors:
         return SchemaResult(None, errors + date_errors)
+    warnings = [NAIVE_TIMESTAMP_WARNING] if row["timestamp"].tzinfo is None else []
     client_timestamp = _as_utc(row["timestamp"])
     timestamp = client_timestamp
     if sent_at is not None:
@@ -393,4 +338,4 @@ def validate_event_schema(
     row["timestamp"] = timestamp
     row["client_timestamp"] = client_timestamp
     row["received_at"] = received_at
-    return SchemaResult(row, [])
+    return SchemaResult(row, [], warnings)

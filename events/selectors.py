@@ -76,11 +76,19 @@ def event_stats(*, now: dt.datetime | None = None) -> dict[str, Any]:
 
 
 def events_recent(
-    *, limit: int, offset: int = 0, filters: EventFilters | None = None
+    *,
+    limit: int,
+    offset: int = 0,
+    filters: EventFilters | None = None,
+    order_field: str = "received_at",
 ) -> list[dict[str, Any]]:
-    """The newest events by event time, newest first, optionally filtered."""
+    """The newest events, newest first by receipt (default) or by event time, filtered."""
     return events_recent_filtered(
-        filters or EventFilters(), RECENT_FIELDS, limit=limit, offset=offset
+        filters or EventFilters(),
+        RECENT_FIELDS,
+        limit=limit,
+        offset=offset,
+        order_field=order_field,
     )
 
 

@@ -19,7 +19,11 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.utils import timezone
 
+from events.derivation import NO_CONTEXT, ClientContext, row_derive
 from events.schema import FieldError, validate_event_schema
+
+# One context for a whole batch, or one per event (None: the batch's).
+Contexts = ClientContext | Sequence[ClientContext | None] | None
 
 
 @dataclass(slots=True)
@@ -39,9 +43,14 @@ class BatchValidator(Protocol):
     """What ingestion needs of a validator: one verdict per event, then a place to count them."""
 
     def validate_batch(
-        self, events: Sequence[Any], *, received_at: dt.datetime | None = None
+        self,
+        events: Sequence[Any],
+        *,
+        received_at: dt.datetime | None = None,
+        contexts: Contexts = None,
     ) -> Sequence[ValidationResult]:
-        """One result per event, in input order."""
+        """One result per event, in input order; device type and country left out are
+        derived from `contexts` before the rules run."""
         ...
 
     def stats_record(
@@ -58,15 +67,26 @@ class BatchValidator(Protocol):
 
 
 def event_schema_results(
-    events: Sequence[Any], *, received_at: dt.datetime, max_future_skew: dt.timedelta
+    events: Sequence[Any],
+    *,
+    received_at: dt.datetime,
+    max_future_skew: dt.timedelta,
+    contexts: Contexts = None,
 ) -> list[ValidationResult]:
-    """The schema layer's verdict on each event, in input order."""
+    """The schema layer's verdict on each event, in input order, with device type and country
+    derived (events.derivation) where the event left them out."""
     results = []
-    for event_data in events:
+    per_event = contexts is not None and not isinstance(contexts, ClientContext)
+    batch_context = NO_CONTEXT if contexts is None or per_event else contexts
+    for position, event_data in enumerate(events):
         schema = validate_event_schema(
             event_data, received_at=received_at, max_future_skew=max_future_skew
         )
-        results.append(ValidationResult(schema.row, list(schema.errors)))
+        row = schema.row
+        if row is not None:
+            context = (contexts[position] or batch_context) if per_event else batch_context
+            row_derive(row, context)
+        results.append(ValidationResult(row, list(schema.errors), list(schema.warnings)))
     return results
 
 
@@ -77,12 +97,17 @@ class SchemaValidator:
         self.max_future_skew = dt.timedelta(seconds=settings.INGEST_MAX_FUTURE_SKEW_SECONDS)
 
     def validate_batch(
-        self, events: Sequence[Any], *, received_at: dt.datetime | None = None
+        self,
+        events: Sequence[Any],
+        *,
+        received_at: dt.datetime | None = None,
+        contexts: Contexts = None,
     ) -> list[ValidationResult]:
         return event_schema_results(
             events,
             received_at=received_at or timezone.now(),
             max_future_skew=self.max_future_skew,
+            contexts=contexts,
         )
 
     def stats_record(

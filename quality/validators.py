@@ -23,7 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from events.schema import FieldError
-from events.validation import ValidationResult, event_schema_results
+from events.validation import Contexts, ValidationResult, event_schema_results
 from quality.engine.rules import (
     CompiledRuleSet,
     RuleSpec,
@@ -85,12 +85,19 @@ class EventValidator:
         return self.validate_batch([event_data], received_at=received_at)[0]
 
     def validate_batch(
-        self, events: Sequence[Any], *, received_at: dt.datetime | None = None
+        self,
+        events: Sequence[Any],
+        *,
+        received_at: dt.datetime | None = None,
+        contexts: Contexts = None,
     ) -> ValidationBatch:
         received_at = received_at or timezone.now()
         results = ValidationBatch(
             event_schema_results(
-                events, received_at=received_at, max_future_skew=self.max_future_skew
+                events,
+                received_at=received_at,
+                max_future_skew=self.max_future_skew,
+                contexts=contexts,
             )
         )
         ruleset = self.ruleset()

@@ -36,10 +36,15 @@ _FIXED = np.dtype(
     + [item for name, width in _FIXED_WIDTHS for item in ((f"{name}_len", ">i4"), (name, width))]
 )
 _FIXED_COLUMNS = tuple(name for name, _ in _FIXED_WIDTHS)
+# Columns sample events leave to their database defaults (ADR 0014: no anonymous ids, nothing
+# derived, sent through our own API, no original message, no IP).
+_DEFAULTED_COLUMNS = ("anonymous_id", "derived", "source", "original", "client_ip")
 # The stored columns in COPY order: the fixed-width ones, then the others (pre-encoded per
 # vocabulary value) in the order of events.facade.EVENT_COLUMNS.
 COPY_COLUMNS = _FIXED_COLUMNS + tuple(
-    name for name in EVENT_COLUMN_NAMES if name not in _FIXED_COLUMNS
+    name
+    for name in EVENT_COLUMN_NAMES
+    if name not in _FIXED_COLUMNS and name not in _DEFAULTED_COLUMNS
 )
 
 

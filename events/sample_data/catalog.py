@@ -101,7 +101,7 @@ BAD_KINDS: tuple[BadKind, ...] = (
     ),
     BadKind("future_timestamp", 0.08, _ALL, field="timestamp"),
     BadKind("invalid_device", 0.06, _ALL, field="device_type"),
-    BadKind("unknown_event_type", 0.05, _ALL, field="event_type"),
+    BadKind("invalid_event_name", 0.05, _ALL, field="event_type"),
     BadKind("malformed_event_id", 0.05, _ALL, field="event_id"),
     BadKind("bad_timestamp_format", 0.05, _ALL, field="timestamp"),
     BadKind("negative_price", 0.05, frozenset({PRODUCT_VIEW, ADD_TO_CART}), False, "price"),
@@ -115,13 +115,14 @@ BAD_KIND_BY_NAME = {kind.name: kind for kind in BAD_KINDS}
 RULE_ONLY_KINDS = frozenset(kind.name for kind in BAD_KINDS if kind.rule_only)
 # Required fields a `missing_field` event may lose, per type (event_id stays: it keys the row).
 _MISSING_CANDIDATES = {
-    PAGE_VIEW: ("user_id", "session_id", "country", "device_type", "timestamp"),
-    PRODUCT_VIEW: ("product_id", "user_id", "session_id", "country"),
-    SEARCH: ("search_query", "user_id", "device_type"),
-    ADD_TO_CART: ("product_id", "quantity", "session_id", "country"),
+    # session_id, device_type and country are derived when absent (ADR 0014), so never here.
+    PAGE_VIEW: ("user_id", "event_type", "timestamp"),
+    PRODUCT_VIEW: ("product_id", "user_id", "timestamp"),
+    SEARCH: ("search_query", "user_id"),
+    ADD_TO_CART: ("product_id", "quantity", "user_id"),
     REMOVE_FROM_CART: ("product_id", "quantity", "user_id"),
-    CHECKOUT_START: ("user_id", "session_id", "device_type", "timestamp"),
-    PURCHASE: ("order_id", "revenue", "user_id", "country"),
+    CHECKOUT_START: ("user_id", "timestamp"),
+    PURCHASE: ("order_id", "revenue", "user_id"),
 }
 
 

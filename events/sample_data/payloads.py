@@ -118,10 +118,9 @@ def bad_payload(chunk: EventChunk, row: int) -> dict[str, Any]:
             payload["timestamp"] = _iso(received_ms + 7_200_000 + variant % (46 * 3_600_000))
         case "invalid_device":
             payload["device_type"] = ("smartwatch", "Mobile", "tv", "")[variant % 4]
-        case "unknown_event_type":
-            payload["event_type"] = ("wishlist_add", "PageView", "add-to-cart", "login")[
-                variant % 4
-            ]
+        case "invalid_event_name":
+            # Any printable name is a custom event (ADR 0014); these are not names.
+            payload["event_type"] = ("", " page_view", "add\tto_cart", "x" * 129)[variant % 4]
         case "malformed_event_id":
             payload["event_id"] = malformed_event_id(payload["event_id"])
         case "bad_timestamp_format":

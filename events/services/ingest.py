@@ -18,11 +18,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from events.derivation import ClientContext, ip_or_none
 from events.models import Event
 from events.schema import FieldError
 from events.services.quarantine import IngestSource, payload_text_field, rejected_events_upsert
 from events.services.store import events_insert
-from events.validation import BatchValidator, validator_get
+from events.validation import BatchValidator, Contexts, validator_get
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
@@ -63,14 +64,27 @@ def event_batch_ingest(
     received_at: dt.datetime | None = None,
     validator: BatchValidator | None = None,
     sizes_checked: bool = False,
+    context: Contexts = None,
+    originals: Sequence[Any] | None = None,
 ) -> list[EventOutcome]:
     """Validate, dedupe and store a batch; return one outcome per payload, in order.
 
     Valid events are stored even when others are bad. An event_id seen twice in the batch or
     already stored is reported as a duplicate and stored once. `sizes_checked` says that the
     caller already bounded each event to INGEST_MAX_EVENT_BYTES (a single-event request body).
+
+    For protocol translators (the trackers app): `source.protocol` is stored as each event's
+    `source`; `context` is the client's User-Agent and IP for deriving device type and
+    country, one ClientContext for the batch or one (or None) per payload, by default
+    `source.user_agent` and `source.ip`; `originals[i]` (JSON, or None) is kept on event i as
+    the message it was translated from.
     """
     received_at = received_at or timezone.now()
+    batch_context = ClientContext(source.user_agent, source.ip)
+    per_event = context is not None and not isinstance(context, ClientContext)
+    if context is not None and not per_event:
+        batch_context = context
+    store_ip = settings.STORE_CLIENT_IP
     validator = validator or validator_get()
     outcomes: list[EventOutcome] = []
     pending: list[EventOutcome] = []
@@ -101,7 +115,13 @@ def event_batch_ingest(
             rejected_outcomes.append(outcome)
             rejected_positions.append(None)
 
-    results = validator.validate_batch([payload for _, payload in sized], received_at=received_at)
+    if per_event:
+        contexts: Contexts = [context[index] or batch_context for index, _ in sized]
+    else:
+        contexts = batch_context
+    results = validator.validate_batch(
+        [payload for _, payload in sized], received_at=received_at, contexts=contexts
+    )
     seen_ids: set[str] = set()
     for position, ((index, payload), result) in enumerate(zip(sized, results, strict=True)):
         if result.errors:
@@ -126,6 +146,13 @@ def event_batch_ingest(
         seen_ids.add(event_id)
         warnings = result.warnings
         row["warnings"] = [warning.as_dict() for warning in warnings] if warnings else _NO_WARNINGS
+        if source.protocol != "api":
+            row["source"] = source.protocol
+        if originals is not None and originals[index] is not None:
+            row["original"] = originals[index]
+        if store_ip:
+            row_context = (context[index] or batch_context) if per_event else batch_context
+            row["client_ip"] = ip_or_none(row_context.ip)
         outcome = EventOutcome(index, ACCEPTED, event_id=event_id, warnings=warnings)
         rows_to_insert.append(row)
         pending.append(outcome)

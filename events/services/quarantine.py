@@ -30,10 +30,15 @@ from events.validation import ValidationResult
 
 @dataclass(frozen=True, slots=True)
 class IngestSource:
-    """Where events came from, kept on rejected events for follow-up."""
+    """Where events came from: the key and client IP are kept on rejected events for
+    follow-up; `protocol` is stored on each event as its `source` (api, segment, posthog,
+    snowplow, tracker); `user_agent` and `ip` are what derivation reads unless a per-event
+    ClientContext says otherwise."""
 
     key_id: int | None = None
     ip: str | None = None
+    protocol: str = "api"
+    user_agent: str = ""
 
 
 _MAX_RAW_DEPTH = 32

@@ -22,6 +22,7 @@ from django.db import (
     InterfaceError,
     OperationalError,
     connections,
+    transaction,
 )
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
@@ -29,11 +30,14 @@ from django.utils import timezone
 from analytics_site.sql import is_postgres
 from events.facade import EVENT_COLUMN_NAMES, EVENT_COLUMNS, EVENTS_TABLE
 from events.models import Event
+from events.services.sessions import sessions_assign
 
 _COLUMN_DEFAULTS = {
     **{
         name: "''"
         for name in (
+            "user_id",
+            "anonymous_id",
             "page_url",
             "referrer",
             "product_id",
@@ -45,6 +49,8 @@ _COLUMN_DEFAULTS = {
     },
     "properties": "'{}'::jsonb",
     "warnings": "'[]'::jsonb",
+    "derived": "'[]'::jsonb",
+    "source": "'api'",
 }
 
 
@@ -98,6 +104,8 @@ def _rows_document(rows: list[dict[str, Any]], received_at: Any) -> str:
             del row["properties"]
         if not row.get("warnings", True):
             del row["warnings"]
+        if not row.get("derived", True):
+            del row["derived"]
     return orjson.dumps(rows, default=json_default).decode()
 
 
@@ -178,9 +186,19 @@ def _insert_rows_portable(rows: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def events_insert(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Store validated rows, skipping event_ids already stored. Returns ids of new rows."""
+    """Store validated rows, skipping event_ids already stored. Returns ids of new rows.
+
+    Rows without a session_id get one first (`sessions_assign`), in the same transaction."""
     if not rows:
         return {}
+    if not all(row.get("session_id") for row in rows):
+        with transaction.atomic(savepoint=False):
+            sessions_assign(rows)
+            return _events_insert(rows)
+    return _events_insert(rows)
+
+
+def _events_insert(rows: list[dict[str, Any]]) -> dict[str, int]:
     if is_postgres():
         return _insert_rows_postgres(rows)
     return _insert_rows_portable(rows)

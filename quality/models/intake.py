@@ -37,7 +37,7 @@ class IntakeHour(models.Model):
     (free text, "" when missing) for quarantined counts."""
 
     bucket = models.DateTimeField(help_text="Start of the hour of received_at (UTC).")
-    event_type = models.CharField(max_length=64)
+    event_type = models.CharField(max_length=128)  # custom event names (ADR 0014)
     accepted = models.BigIntegerField(default=0)
     warned = models.BigIntegerField(default=0)
     quarantined = models.BigIntegerField(default=0)

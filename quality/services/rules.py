@@ -22,7 +22,13 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 
 from quality import rulesets, selectors
-from quality.engine.rules import RuleParamError, rule_compile, ruleset_compile, ruleset_evaluate
+from quality.engine.rules import (
+    RuleParamError,
+    rule_compile,
+    ruleset_compile,
+    ruleset_evaluate,
+    type_key,
+)
 from quality.models import QualityRule, RuleCounter, RuleSetVersion
 
 logger = structlog.get_logger(__name__)
@@ -330,7 +336,7 @@ def rule_try(rule: QualityRule, *, sample_size: int = 1000) -> RuleTrial:
     for row in rows:
         row["event_id"] = str(row["event_id"])
     ruleset = ruleset_compile([compiled.spec])
-    targets = [row for row in rows if row["event_type"] in compiled.types]
+    targets = [row for row in rows if type_key(row["event_type"]) in compiled.types]
     failed: list[tuple[dict[str, Any], str]] = []
     if compiled.code is None:
         facts = _stored_before(compiled, targets)

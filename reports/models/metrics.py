@@ -9,7 +9,7 @@ class EventMetricBase(RollupRow):
     """Events, warned events and purchase revenue per bucket, type, device and country."""
 
     bucket = models.DateTimeField()
-    event_type = models.CharField(max_length=32)
+    event_type = models.CharField(max_length=128)  # custom event names (ADR 0014)
     device_type = models.CharField(max_length=16)
     country = models.CharField(max_length=2)
     events = models.BigIntegerField(default=0)
@@ -47,7 +47,7 @@ class EventTotalBase(RollupRow):
     summed over device and country."""
 
     bucket = models.DateTimeField()
-    event_type = models.CharField(max_length=32)
+    event_type = models.CharField(max_length=128)  # custom event names (ADR 0014)
     events = models.BigIntegerField(default=0)
     warned = models.BigIntegerField(default=0)
     revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
@@ -80,7 +80,7 @@ class ProductMetricBase(RollupRow):
     bucket = models.DateTimeField()
     product_id = models.CharField(max_length=128)
     category = models.CharField(max_length=128)
-    event_type = models.CharField(max_length=32)
+    event_type = models.CharField(max_length=128)  # custom event names (ADR 0014)
     device_type = models.CharField(max_length=16)
     country = models.CharField(max_length=2)
     events = models.BigIntegerField(default=0)
@@ -129,7 +129,7 @@ class ProductDimensionWeekBase(models.Model):
     bucket = models.DateTimeField()
     product_id = models.CharField(max_length=128)
     category = models.CharField(max_length=128)
-    event_type = models.CharField(max_length=32)
+    event_type = models.CharField(max_length=128)  # custom event names (ADR 0014)
     events = models.BigIntegerField(default=0)
     revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
 
@@ -172,7 +172,7 @@ class ProductTotalBase(RollupRow):
     bucket = models.DateTimeField()
     product_id = models.CharField(max_length=128)
     category = models.CharField(max_length=128)
-    event_type = models.CharField(max_length=32)
+    event_type = models.CharField(max_length=128)  # custom event names (ADR 0014)
     events = models.BigIntegerField(default=0)
     revenue = models.DecimalField(max_digits=18, decimal_places=2, default=0)
 

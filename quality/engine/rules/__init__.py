@@ -28,6 +28,7 @@ from quality.engine.rules.compilers import rule_compile
 from quality.engine.rules.evaluator import ruleset_compile
 from quality.engine.rules.specs import (
     BATCH_KINDS,
+    CUSTOM_EVENTS,
     EMPTY_RULESET,
     KIND_HELP,
     NUMBER_FIELDS,
@@ -42,10 +43,12 @@ from quality.engine.rules.specs import (
     RowCode,
     RuleParamError,
     RuleSpec,
+    type_key,
 )
 
 __all__ = [
     "BATCH_KINDS",
+    "CUSTOM_EVENTS",
     "EMPTY_RULESET",
     "EVENT_TYPES",
     "KIND_HELP",
@@ -71,4 +74,5 @@ __all__ = [
     "ruleset_compile",
     "ruleset_evaluate",
     "ruleset_evaluated_counts",
+    "type_key",
 ]

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from quality.engine.rules.specs import CompiledRule, CompiledRuleSet
+from quality.engine.rules.specs import CompiledRule, CompiledRuleSet, type_key
 
 
 class StoredFacts(Protocol):
@@ -108,9 +108,9 @@ def ruleset_evaluated_counts(
     and type: for a single event, a dozen rules times seven types of look-ups cost more than
     evaluating the rules."""
     if len(rows) == 1:
-        type_counts = {rows[0]["event_type"]: 1} if rows[0] is not None else {}
+        type_counts = {type_key(rows[0]["event_type"]): 1} if rows[0] is not None else {}
     else:
-        type_counts = Counter(row["event_type"] for row in rows if row is not None)
+        type_counts = Counter(type_key(row["event_type"]) for row in rows if row is not None)
     ids_by_type = ruleset.rule_ids_by_type
     if ids_by_type is None:
         return {
@@ -136,7 +136,8 @@ def _session_exists(
     targets = [
         (index, row)
         for index, row in enumerate(rows)
-        if row is not None and row["event_type"] in rule.types
+        # An empty session_id is derived at store time: nothing to check it against yet.
+        if row is not None and row["session_id"] and type_key(row["event_type"]) in rule.types
     ]
     if not targets:
         return
@@ -173,7 +174,7 @@ def _unique_per_day(
     name = rule.spec.field
     targets = []
     for index, row in enumerate(rows):
-        if row is None or row["event_type"] not in rule.types:
+        if row is None or type_key(row["event_type"]) not in rule.types:
             continue
         value = row.get(name)
         if value:

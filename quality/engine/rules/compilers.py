@@ -15,6 +15,7 @@ from typing import Any
 
 from events.schema import EVENT_TYPES
 from quality.engine.rules.specs import (
+    ALL_TYPE_KEYS,
     ROW_FIELDS,
     STRING_FIELDS,
     TIME_FIELDS,
@@ -341,5 +342,5 @@ def rule_compile(spec: RuleSpec) -> CompiledRule:
         raise RuleParamError(f"Unknown event types: {sorted(unknown_types)}.", "event_types")
     _validate_field(spec.field)
     code = _COMPILERS[spec.kind](spec)
-    types = frozenset(spec.event_types) or frozenset(EVENT_TYPES)
+    types = frozenset(spec.event_types) or ALL_TYPE_KEYS
     return CompiledRule(spec=spec, code=code, types=types)

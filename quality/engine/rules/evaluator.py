@@ -12,6 +12,7 @@ from typing import Any
 
 from quality.engine.rules.compilers import as_number, revenue_gap, rule_compile
 from quality.engine.rules.specs import (
+    CUSTOM_EVENTS,
     ROW_FIELDS,
     CompiledRule,
     CompiledRuleSet,
@@ -35,6 +36,8 @@ def _evaluator_build(
         "Decimal": Decimal,
         "NUMBER": as_number,
         "REVENUE_GAP": revenue_gap,
+        "KNOWN_TYPES": frozenset(by_type) - {CUSTOM_EVENTS},
+        "CUSTOM": CUSTOM_EVENTS,
     }
     suffix = {id(rule): f"_{index}" for index, rule in enumerate(rules)}
 
@@ -55,6 +58,8 @@ def _evaluator_build(
         "        if row is None: continue",
         "        t = row['event_type']",
     ]
+    if CUSTOM_EVENTS in by_type:  # every name without rules of its own is a custom event
+        source.append("        if t not in KNOWN_TYPES: t = CUSTOM")
     for position, (event_type, type_rules) in enumerate(sorted(by_type.items())):
         namespace[f"TYPE_{position}"] = event_type
         source.append(f"        {'if' if position == 0 else 'elif'} t == TYPE_{position}:")

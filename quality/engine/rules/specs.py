@@ -10,11 +10,26 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from events.schema import EVENT_TYPES
+
+# The type key of every event name outside the seven e-commerce types (custom events): a rule
+# for all types (empty event_types) applies to them too (ADR 0014).
+CUSTOM_EVENTS = "*"
+_KNOWN_TYPES = frozenset(EVENT_TYPES)
+ALL_TYPE_KEYS = _KNOWN_TYPES | {CUSTOM_EVENTS}
+
+
+def type_key(event_type: str) -> str:
+    """The key rules are compiled under for an event of this type."""
+    return event_type if event_type in _KNOWN_TYPES else CUSTOM_EVENTS
+
+
 # Fields of a validated row (events.schema.EventSchema, after normalization).
 STRING_FIELDS = frozenset(
     {
         "event_type",
         "user_id",
+        "anonymous_id",
         "session_id",
         "device_type",
         "country",

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('events', '0007_event_txid_fold_order'),
+        ('events', '0008_event_open_model'),
     ]
 
     operations = [

@@ -1,0 +1,124 @@
+"""Session ids for events that came without one (ADR 0014).
+
+Events of the same person (user_id, else anonymous_id) less than SESSION_GAP apart share a
+session. Assignment happens at store time, inside the storing transaction, per identity under
+a transaction-scoped advisory lock: two workers storing events of the same person one after
+the other see each other's rows, so concurrent batches agree. Within a batch, events are
+sorted by event time first, so a batch out of order is grouped as if it were in order. A
+group of events joins the session of the nearest stored event of that person within
+SESSION_GAP (before or after it: late and out-of-order events join the session they fall
+in); otherwise it starts a new session whose id is derived from the person and the group's
+first event id (a retried batch derives the same id). Stored events are never rewritten: a
+late event that bridges two stored sessions joins the nearer one, and the two stay apart
+(the rollups folded them once, ADR 0011).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from django.db import connection
+
+from analytics_site.sql import is_postgres
+from events.models import Event
+
+SESSION_GAP = dt.timedelta(minutes=30)
+# The first key of the two-key advisory locks on identities (ADR 0014); the one-key locks of
+# reports.locks live in a separate key space.
+SESSION_LOCK_SPACE = 14
+_SESSION_NAMESPACE = uuid.UUID("5f0c3a9e-0d14-4c1e-9a57-0e5e55101014")
+
+
+def _identity(row: dict[str, Any]) -> tuple[str, str]:
+    if row["user_id"]:
+        return ("user", row["user_id"])
+    return ("anonymous", row["anonymous_id"])
+
+
+def _lock_key(identity: tuple[str, str]) -> int:
+    digest = hashlib.blake2b(f"{identity[0]}:{identity[1]}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _identities_lock(identities: list[tuple[str, str]]) -> None:
+    """Hold each identity's lock until the transaction ends; taken in key order, so two
+    batches locking overlapping people cannot deadlock."""
+    keys = sorted({_lock_key(identity) for identity in identities})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, k) FROM unnest(%s::int[]) WITH ORDINALITY AS t(k, n) "
+            "ORDER BY n",
+            [SESSION_LOCK_SPACE, keys],
+        )
+
+
+def _stored_neighbours(
+    groups: dict[tuple[str, str], list[dict[str, Any]]],
+) -> dict[tuple[str, str], list[tuple[dt.datetime, str]]]:
+    """Stored (timestamp, session_id) of each identity within SESSION_GAP of the batch."""
+    stamps = [row["timestamp"] for rows in groups.values() for row in rows]
+    start, end = min(stamps) - SESSION_GAP, max(stamps) + SESSION_GAP
+    users = [value for kind, value in groups if kind == "user"]
+    anonymous = [value for kind, value in groups if kind == "anonymous"]
+    found: dict[tuple[str, str], list[tuple[dt.datetime, str]]] = defaultdict(list)
+    window = Event.objects.filter(timestamp__gt=start, timestamp__lt=end).exclude(session_id="")
+    fields = ("user_id", "anonymous_id", "timestamp", "session_id")
+    if users:
+        for user_id, _, timestamp, session_id in window.filter(user_id__in=users).values_list(
+            *fields
+        ):
+            found[("user", user_id)].append((timestamp, session_id))
+    if anonymous:
+        rows = window.filter(user_id="", anonymous_id__in=anonymous).values_list(*fields)
+        for _, anonymous_id, timestamp, session_id in rows:
+            found[("anonymous", anonymous_id)].append((timestamp, session_id))
+    return found
+
+
+def _clusters(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Rows in event-time order, split where two neighbours are SESSION_GAP or more apart."""
+    rows.sort(key=lambda row: (row["timestamp"], str(row["event_id"])))
+    clusters = [[rows[0]]]
+    for row in rows[1:]:
+        if row["timestamp"] - clusters[-1][-1]["timestamp"] >= SESSION_GAP:
+            clusters.append([])
+        clusters[-1].append(row)
+    return clusters
+
+
+def _nearest_session(
+    first: dt.datetime, last: dt.datetime, stored: list[tuple[dt.datetime, str]]
+) -> str | None:
+    best: tuple[dt.timedelta, dt.datetime, str] | None = None
+    for timestamp, session_id in stored:
+        distance = max(first - timestamp, timestamp - last, dt.timedelta(0))
+        if distance < SESSION_GAP and (best is None or (distance, timestamp) < best[:2]):
+            best = (distance, timestamp, session_id)
+    return best[2] if best else None
+
+
+def sessions_assign(rows: list[dict[str, Any]]) -> None:
+    """Give every row without a session_id its session. Call inside the transaction that
+    stores the rows (it locks their identities until that transaction ends)."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if not row.get("session_id"):
+            groups[_identity(row)].append(row)
+    if not groups:
+        return
+    if is_postgres():
+        _identities_lock(list(groups))
+    stored = _stored_neighbours(groups)
+    for identity, group in groups.items():
+        for cluster in _clusters(group):
+            first, last = cluster[0]["timestamp"], cluster[-1]["timestamp"]
+            session_id = _nearest_session(first, last, stored.get(identity, []))
+            if session_id is None:
+                name = f"{identity[0]}:{identity[1]}:{cluster[0]['event_id']}"
+                session_id = f"s_{uuid.uuid5(_SESSION_NAMESPACE, name).hex}"
+            for row in cluster:
+                row["session_id"] = session_id
