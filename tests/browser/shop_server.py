@@ -20,14 +20,16 @@ SHOP_DIR = Path(__file__).resolve().parent / "shop"
 SHOP_PORTS = os.environ.get("SHOP_PORTS", "20550-20599")
 
 
-def tracker_snippet(host: str, key: str, **options: str) -> str:
+def tracker_snippet(host: str, key: str, script_host: str = "", **options: str) -> str:
     """The README's snippet: one deferred script tag with data- attributes."""
     attributes = {"key": key, "host": host, **options}
+    script_host = script_host or host
     data = " ".join(
         f'data-{name.replace("_", "-")}="{html.escape(value)}"'
         for name, value in attributes.items()
     )
-    return f'<script defer src="{html.escape(host)}/static/trackers/tracker.js" {data}></script>'
+    src = f"{html.escape(script_host)}/static/trackers/tracker.js"
+    return f'<script defer src="{src}" {data}></script>'
 
 
 @dataclass
@@ -67,9 +69,10 @@ class _ShopHandler(SimpleHTTPRequestHandler):
         pass
 
 
-def _free_port() -> int:
+def free_port(*, after: int = 0) -> int:
+    """The first free port of SHOP_PORTS above `after` (the tests' own servers and proxies)."""
     first, _, last = SHOP_PORTS.partition("-")
-    for port in range(int(first), int(last or first) + 1):
+    for port in range(max(int(first), after + 1), int(last or first) + 1):
         with contextlib.closing(socket.socket()) as probe:
             try:
                 probe.bind(("127.0.0.1", port))
@@ -81,7 +84,7 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def shop_serving() -> Iterator[Shop]:
-    port = _free_port()
+    port = free_port()
     shop = Shop(origin=f"http://127.0.0.1:{port}")
     server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_ShopHandler, shop=shop))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
