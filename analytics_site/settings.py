@@ -277,6 +277,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "ingest": env.str("INGEST_THROTTLE_RATE", default="600000/min"),
+        # public (browser) keys, per key and client IP (ADR 0018)
+        "ingest_public": env.str("INGEST_PUBLIC_THROTTLE_RATE", default="600/min"),
         "read": env.str("READ_THROTTLE_RATE", default="6000/min"),
     },
     "EXCEPTION_HANDLER": "events.api_errors.api_exception_handler",

@@ -23,7 +23,16 @@ from simple_history.admin import SimpleHistoryAdmin
 from events import services
 from events.admin_export import ExportAdminMixin
 from events.export_formats import EVENTS, QUARANTINE
-from events.models import Event, IngestionKey, KeyScope, Person, PersonLink, RejectedEvent
+from events.models import (
+    Event,
+    IngestionKey,
+    KeyKind,
+    KeyScope,
+    Person,
+    PersonLink,
+    RejectedEvent,
+    origin_normalize,
+)
 
 _rejected_event_list_filters: list[Any] = []
 _rejected_event_actions: list[Callable[..., Any]] = []
@@ -141,10 +150,38 @@ class IngestionKeyForm(forms.ModelForm):
         help_text="write: send events; read: stats and recent; export: raw exports; "
         "admin: administrative endpoints (erasure).",
     )
+    kind = forms.ChoiceField(
+        choices=KeyKind.choices,
+        required=False,
+        initial=KeyKind.SECRET,
+        widget=forms.RadioSelect,
+        help_text="secret: for servers (any scopes, header only). public: for web pages "
+        "(tracker.js): write only, from the origins below only, own rate limit.",
+    )
+    allowed_origins = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Public keys only: one origin a line, e.g. https://shop.example.com",
+    )
 
     class Meta:
         model = IngestionKey
-        fields = ("name", "is_active", "scopes", "expires_at")
+        fields = ("name", "kind", "is_active", "scopes", "allowed_origins", "expires_at")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["allowed_origins"] = "\n".join(self.instance.allowed_origins)
+
+    def clean_kind(self) -> str:
+        return self.cleaned_data.get("kind") or KeyKind.SECRET
+
+    def clean_allowed_origins(self) -> list[str]:
+        lines = [line for line in self.cleaned_data["allowed_origins"].split() if line]
+        try:
+            return sorted({origin_normalize(line) for line in lines})
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
 
 
 @admin.register(IngestionKey)
@@ -153,17 +190,20 @@ class IngestionKeyAdmin(SimpleHistoryAdmin):
     list_display = (
         "name",
         "prefix",
+        "kind",
         "is_active",
         "scope_list",
         "expires_at",
         "created_at",
         "last_used_at",
     )
-    list_filter = ("is_active",)
+    list_filter = ("is_active", "kind")
     fields = (
         "name",
+        "kind",
         "is_active",
         "scopes",
+        "allowed_origins",
         "expires_at",
         "prefix",
         "replaced_by",
@@ -171,6 +211,10 @@ class IngestionKeyAdmin(SimpleHistoryAdmin):
         "last_used_at",
     )
     readonly_fields = ("prefix", "replaced_by", "created_at", "last_used_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        """The kind is chosen once: a key already shipped in pages stays public."""
+        return (*self.readonly_fields, "kind") if obj is not None else self.readonly_fields
 
     @admin.display(description="Scopes")
     def scope_list(self, key: IngestionKey) -> str:
@@ -185,6 +229,8 @@ class IngestionKeyAdmin(SimpleHistoryAdmin):
             scopes=obj.scopes,
             expires_at=obj.expires_at,
             is_active=obj.is_active,
+            kind=obj.kind,
+            allowed_origins=obj.allowed_origins,
             user=request.user,
         )
         obj.pk = created.key.pk

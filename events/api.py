@@ -17,12 +17,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events import health, selectors, services
+from events import cors, health, selectors, services
 from events.api_read import RECENT_ORDERS, EventListQuery, EventRecentQuery
 from events.authentication import KeyPrincipal
 from events.export_selectors import EVENT_EXPORT_COLUMNS, events_page
 from events.parsers import (
-    BoundedJSONParser,
+    INGEST_PARSERS,
     MalformedJson,
     PayloadTooLarge,
     UnsupportedContentEncoding,
@@ -151,6 +151,8 @@ def _parsed_body(request: Request) -> Any:
         _refuse_request(request, exc, _body_prefix(request))
     if request.stream is None:  # no body at all: DRF does not even call the parser
         _refuse_request(request, MalformedJson("Request body is empty; send JSON.", b""), b"")
+    if isinstance(request.user, KeyPrincipal) and request.user.public and isinstance(data, dict):
+        data.pop("key", None)  # a public key sent in the body is not part of the event
     return data
 
 
@@ -187,8 +189,8 @@ class _EventApi(APIView):
         return _JSON_RENDERER, _JSON_RENDERER.media_type
 
 
-class _IngestView(_EventApi):
-    parser_classes = [BoundedJSONParser]
+class _IngestView(cors.PublicKeyViewMixin, _EventApi):
+    parser_classes = list(INGEST_PARSERS)
     content_negotiation_class = _IngestNegotiation
 
     def dispatch(self, request, *args, **kwargs):
@@ -268,6 +270,7 @@ class EventIngestApi(_IngestView):
             413: OpenApiTypes.OBJECT,
             415: OpenApiTypes.OBJECT,
         },
+        parameters=[cors.PUBLIC_KEY_PARAMETER],
         examples=[OpenApiExample("README example", value=README_EVENT, request_only=True)],
         summary="Ingest one event",
     )
@@ -296,6 +299,7 @@ class EventBatchIngestApi(_IngestView):
             413: OpenApiTypes.OBJECT,
             415: OpenApiTypes.OBJECT,
         },
+        parameters=[cors.PUBLIC_KEY_PARAMETER],
         examples=[OpenApiExample("Batch", value={"events": [README_EVENT]}, request_only=True)],
         summary="Ingest a batch of events",
     )

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 
 import simple_history
 from django.contrib.auth import get_user_model
@@ -148,6 +149,37 @@ def _validate_scopes(value: object) -> None:
         raise ValidationError(f"Scopes are a list of: {', '.join(KeyScope.values)}.")
 
 
+class KeyKind(models.TextChoices):
+    """A secret key is for servers (any scopes, header only). A public key ships in web pages:
+    it may only write, only from the origins listed on it, under its own rate limit (ADR 0018)."""
+
+    SECRET = "secret"  # noqa: S105 (a kind of key, not a password)
+    PUBLIC = "public"
+
+
+_ORIGIN = re.compile(r"^https?://(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$")
+
+
+def origin_normalize(value: str) -> str:
+    """'https://Shop.example.com/' -> 'https://shop.example.com': the form browsers send in
+    `Origin` (scheme, host, port only); ValueError for anything else (paths, wildcards)."""
+    text = value.strip().rstrip("/").lower()
+    if not _ORIGIN.match(text):
+        raise ValueError(f"{value!r} is not an origin like https://shop.example.com")
+    return text
+
+
+def _validate_origins(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError("Allowed origins are a list of origins (https://shop.example.com).")
+    for item in value:
+        try:
+            if origin_normalize(item) != item:
+                raise ValueError(f"{item!r}: write it as {origin_normalize(item)!r}")
+        except ValueError as error:
+            raise ValidationError(str(error)) from None
+
+
 class IngestionKey(models.Model):
     """An API key. Only a SHA-256 hash is stored; the key is shown once.
 
@@ -165,6 +197,18 @@ class IngestionKey(models.Model):
         help_text="write, read, export, admin",
     )
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    kind = models.CharField(
+        max_length=8,
+        choices=KeyKind.choices,
+        default=KeyKind.SECRET,
+        help_text="secret: servers, header only. public: web pages, write only, listed origins.",
+    )
+    allowed_origins = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[_validate_origins],
+        help_text="Public keys: the sites' origins, e.g. https://shop.example.com",
+    )
     replaced_by = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
@@ -177,6 +221,15 @@ class IngestionKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
+
+    def clean(self) -> None:
+        if self.kind == KeyKind.PUBLIC:
+            if set(self.scopes) - {KeyScope.WRITE}:
+                raise ValidationError({"scopes": "A public key may only write."})
+            if not self.allowed_origins:
+                raise ValidationError({"allowed_origins": "A public key needs its origins."})
+        elif self.allowed_origins:
+            raise ValidationError({"allowed_origins": "Only public keys are bound to origins."})
 
     @property
     def is_expired(self) -> bool:

@@ -12,9 +12,10 @@ import zlib
 import orjson
 from django.conf import settings
 from rest_framework import status
-from rest_framework.exceptions import APIException, ParseError
+from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
 from rest_framework.parsers import BaseParser
 
+from events.authentication import KeyPrincipal
 from events.schema import text_safe
 
 
@@ -162,3 +163,21 @@ class BoundedJSONParser(BaseParser):
             raise MalformedJson("Malformed JSON: nested too deeply.", body) from None
         except ValueError as exc:
             raise MalformedJson(f"Malformed JSON: {exc}", body) from None
+
+
+class PlainTextJSONParser(BoundedJSONParser):
+    """JSON sent as `text/plain`: what `navigator.sendBeacon` and a fetch without a preflight
+    can send. Only from public keys (ADR 0018); anyone else gets the 415 they always got."""
+
+    media_type = "text/plain"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        user = getattr(request, "user", None)
+        if not (isinstance(user, KeyPrincipal) and user.public):
+            raise UnsupportedMediaType(media_type)
+        return super().parse(stream, media_type, parser_context)
+
+
+# The ingestion views' parsers: JSON first (the fast path picks it for `application/json`).
+INGEST_PARSERS = (BoundedJSONParser, PlainTextJSONParser)

@@ -12,6 +12,7 @@ from django.conf import settings
 from rest_framework.permissions import BasePermission
 
 from events.authentication import KeyPrincipal
+from events.cors import origin_check
 from events.models import KeyScope
 
 SCOPE_PERMISSIONS = {
@@ -51,14 +52,18 @@ class HasScope(BasePermission):
 
 
 class CanIngest(BasePermission):
-    """Keys need the write scope; a logged-in user (the browsable API) may send as before."""
+    """Keys need the write scope; a logged-in user (the browsable API) may send as before.
+    A public key is also bound to its origins (403 origin_not_allowed otherwise), even where
+    anonymous sending is allowed: a key that was sent is checked."""
 
     message = "Sending events needs an ingestion key with the write scope (Authorization: Bearer)."
 
     def has_permission(self, request, view) -> bool:
+        user = request.user
+        if isinstance(user, KeyPrincipal) and user.public:
+            origin_check(user, request._request)
         if settings.INGEST_ALLOW_ANONYMOUS:
             return True
-        user = request.user
         if isinstance(user, KeyPrincipal):
             return user.has_scope(KeyScope.WRITE)
         return bool(user and user.is_authenticated)

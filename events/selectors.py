@@ -103,6 +103,8 @@ def ingestion_keys_list(*, include_revoked: bool = False) -> list[dict[str, Any]
             "name",
             "prefix",
             "scopes",
+            "kind",
+            "allowed_origins",
             "is_active",
             "expires_at",
             "replaced_by_id",

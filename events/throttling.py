@@ -126,3 +126,16 @@ class IngestThrottle(_KeyOrIpThrottle):
 
 class ReadThrottle(_KeyOrIpThrottle):
     scope = "read"
+
+
+class PublicIngestThrottle(_KeyOrIpThrottle):
+    """Public (browser) keys: their own rate, per key and client IP, since one key serves
+    every visitor of a site and anyone can copy it from the page (ADR 0018)."""
+
+    scope = "ingest_public"
+
+    def enabled(self) -> bool:
+        return settings.INGEST_THROTTLE_ENABLED
+
+    def ident(self, request) -> str:
+        return f"{super().ident(request)}-ip-{self.get_ident(request)}"

@@ -3,12 +3,16 @@
 from django.urls import re_path
 
 from events import api, api_identity
+from events.cors import preflight_answering
 
 app_name = "events"
 
 urlpatterns = [
-    re_path(r"^events/?$", api.EventIngestApi.as_view(), name="ingest"),
-    re_path(r"^events/batch/?$", api.EventBatchIngestApi.as_view(), name="batch"),
+    # Browsers' CORS preflights are answered before the views (events.cors, ADR 0018).
+    re_path(r"^events/?$", preflight_answering(api.EventIngestApi.as_view()), name="ingest"),
+    re_path(
+        r"^events/batch/?$", preflight_answering(api.EventBatchIngestApi.as_view()), name="batch"
+    ),
     re_path(r"^events/stats/?$", api.EventStatsApi.as_view(), name="stats"),
     re_path(r"^events/recent/?$", api.EventRecentApi.as_view(), name="recent"),
     re_path(r"^identify/?$", api_identity.PersonIdentifyApi.as_view(), name="identify"),

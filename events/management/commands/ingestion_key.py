@@ -10,7 +10,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from events import selectors, services
-from events.models import KeyScope
+from events.models import KeyKind, KeyScope
+
+
+def _listed(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _when(value: str) -> dt.datetime:
@@ -32,8 +36,18 @@ class Command(BaseCommand):
         create.add_argument("name")
         create.add_argument(
             "--scopes",
-            default="write,read",
-            help=f"comma-separated, of: {', '.join(KeyScope.values)} (default write,read)",
+            help=f"comma-separated, of: {', '.join(KeyScope.values)} (default write,read; "
+            "a public key: write)",
+        )
+        create.add_argument(
+            "--public",
+            action="store_true",
+            help="a browser key: write only, from --origins only, own rate limit (ADR 0018)",
+        )
+        create.add_argument(
+            "--origins",
+            default="",
+            help="public keys: comma-separated origins, e.g. https://shop.example.com",
         )
         create.add_argument("--expires", help="ISO datetime, or days from now")
         listing = actions.add_parser("list", help="keys with prefix, scopes, expiry, last use")
@@ -55,16 +69,30 @@ class Command(BaseCommand):
 
     def _show_once(self, created: services.CreatedKey) -> None:
         key = created.key
-        self.stdout.write(f"id={key.pk} name={key.name} scopes={','.join(key.scopes)}")
+        self.stdout.write(
+            f"id={key.pk} name={key.name} kind={key.kind} scopes={','.join(key.scopes)}"
+            + (f" origins={','.join(key.allowed_origins)}" if key.allowed_origins else "")
+        )
         self.stdout.write(self.style.WARNING("Copy the key now; it is not shown again:"))
         self.stdout.write(created.raw_key)
 
-    def _create(self, *, name: str, scopes: str, expires: str | None, **_) -> None:
+    def _create(
+        self,
+        *,
+        name: str,
+        scopes: str | None,
+        expires: str | None,
+        public: bool,
+        origins: str,
+        **_,
+    ) -> None:
         try:
             created = services.ingestion_key_create(
                 name=name,
-                scopes=[scope.strip() for scope in scopes.split(",") if scope.strip()],
+                scopes=None if scopes is None else _listed(scopes),
                 expires_at=_when(expires) if expires else None,
+                kind=KeyKind.PUBLIC if public else KeyKind.SECRET,
+                allowed_origins=_listed(origins),
             )
         except ValueError as error:
             raise CommandError(str(error)) from error
@@ -75,6 +103,7 @@ class Command(BaseCommand):
             state = "active" if key["is_active"] else "revoked"
             self.stdout.write(
                 f"{key['id']:>5}  {key['prefix']}…  {key['name']:<24} {state:<8}"
+                f" {key['kind']:<6}"
                 f" scopes={','.join(key['scopes']) or '-'}"
                 f"  expires={key['expires_at'] or 'never'}"
                 f"  last_used={key['last_used_at'] or 'never'}"

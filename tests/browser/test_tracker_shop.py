@@ -1,0 +1,257 @@
+"""tracker.js on a real page: a test shop served from its own origin (so CORS is real) with the
+README's snippet, driven in Chromium from a product view to a purchase; the events arrive
+through a public key, and the funnel on the dashboard equals the raw-SQL reference once the
+rollups are folded. Also: a failed send is retried, and nothing is sent under Global Privacy
+Control (or Do-Not-Track) unless the page says to ignore them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from analytics_site.sql import rollup_safety_lag
+from events import cors, services
+from events.models import Event, RejectedEvent
+from reports.filters import filters_from_query
+from reports.services.rollups import rollups_advance
+from tests.browser.conftest import ROOT, sign_in
+from tests.browser.shop_server import free_port, shop_serving, tracker_snippet
+from tests.dashboard_reference import ref_funnel_counts, ref_sessions
+from tests.faults.tcp_proxy import ProxyProcess
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres]
+SCREENSHOT = ROOT / "docs" / "screenshots" / "tracker-shop-funnel.png"
+NETWORK: list[str] = []  # the pages' requests to the server, shown when a wait times out
+SHOP_TYPES = [
+    "page_view",  # index
+    "search",
+    "page_view",  # product
+    "product_view",
+    "page_view",  # the reviews tab, a history.pushState navigation
+    "add_to_cart",
+    "page_view",  # cart
+    "checkout_start",
+    "page_view",  # checkout
+    "purchase",
+    "newsletter_signup",
+    "page_view",  # thanks
+]
+
+
+@pytest.fixture
+def shop(live_server, transactional_db, require_postgres):
+    """The shop, with a public key listed for its origin and the tracker pointed at us."""
+    with shop_serving() as running:
+        key = services.ingestion_key_create(
+            name="test shop", kind="public", allowed_origins=[running.origin]
+        )
+        cors.public_origins_forget()
+        running.key = key.raw_key
+        running.snippet = tracker_snippet(live_server.url, key.raw_key, flush_interval="300")
+        yield running
+
+
+def _wait_for(predicate, what: str, timeout: float = 20.0, page=None):
+    """Poll; with a page, wait through playwright so that its events keep arriving."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if page is not None:
+            page.wait_for_timeout(200)
+        else:
+            time.sleep(0.2)
+    rejected = list(RejectedEvent.objects.values_list("reasons", flat=True)[:3])
+    stored = list(Event.objects.values_list("event_type", flat=True))
+    pytest.fail(
+        f"timed out waiting for {what}; stored: {stored}; quarantined: {rejected}; "
+        f"requests: {NETWORK[-20:]}"
+    )
+
+
+def _shop_page(browser, init_script: str | None = None, device: dict | None = None):
+    options = device or {}
+    context = browser.new_context(**{"viewport": {"width": 1100, "height": 700}, **options})
+    context.set_default_timeout(10_000)
+    if init_script:
+        context.add_init_script(init_script)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on(
+        "requestfailed",
+        lambda r: NETWORK.append(f"failed {r.method} {r.url}: {r.failure}"),
+    )
+    page.on(
+        "requestfinished",
+        lambda r: (
+            NETWORK.append(f"{r.method} {r.url} -> {r.response().status}")
+            if "/events" in r.url
+            else None
+        ),
+    )
+    return context, page, errors
+
+
+def _steps_on_page(page) -> list[int]:
+    rows = page.locator("section.card:has(h2:text-is('Steps')) tbody tr")
+    return [int(rows.nth(i).locator("td").nth(1).inner_text().replace(",", "")) for i in range(5)]
+
+
+def _buyer(page) -> None:
+    """Search, view a product (and its reviews tab), add it, check out, pay."""
+    page.click("button[type=submit]")  # search
+    page.click("#product-1")
+    page.wait_for_selector("#name:text-is('Headphones')")
+    page.click("#reviews")
+    page.wait_for_url("**tab=reviews")
+    page.click("#add")
+    page.wait_for_url("**/cart.html")
+    page.click("#checkout")
+    page.wait_for_url("**/checkout.html")
+    page.click("#pay")
+    page.wait_for_url("**/thanks.html")
+
+
+def _cart_leaver(page) -> None:
+    """View a product (its events sent by fetch before going on), add it, leave."""
+    with page.expect_response(lambda response: "/events/batch" in response.url):
+        page.click("#product-2")
+    page.wait_for_selector("#name:text-is('Novel')")
+    page.click("#add")
+    page.wait_for_url("**/cart.html")
+
+
+def test_the_shop_funnel_from_the_tracker_equals_raw_sql(
+    browser, _chromium, shop, open_page, analyst
+):
+    """Three visitors, each in its own browser context: one buys on a laptop, one leaves a
+    cart on a phone, one only looks at the home page."""
+    phone = _chromium["playwright"].devices["iPhone 13"]  # its User-Agent: a derived "mobile"
+    visits = [(_buyer, None), (_cart_leaver, phone), (lambda page: None, None)]
+    for walk, device in visits:
+        context, page, errors = _shop_page(browser, device=device)
+        page.goto(shop.url("index.html"))
+        walk(page)
+        page.goto("about:blank")  # page hide: what is left leaves by sendBeacon
+        context.close()
+        assert errors == []
+    expected_count = len(SHOP_TYPES) + 5 + 1  # cart leaver: 3 views, product, add; looker
+    _wait_for(lambda: Event.objects.count() >= expected_count, "the shop's events")
+    assert Event.objects.count() == expected_count
+    assert RejectedEvent.objects.count() == 0
+
+    events = list(Event.objects.order_by("timestamp", "id"))
+    buyer_id = next(e.anonymous_id for e in events if e.event_type == "purchase")
+    bought = [e for e in events if e.anonymous_id == buyer_id]
+    assert sorted(e.event_type for e in bought) == sorted(SHOP_TYPES)
+    assert len({e.session_id for e in bought}) == 1  # derived by the server: one visit
+    assert {e.device_type for e in bought} == {"desktop"}
+    assert len({e.anonymous_id for e in events}) == 3  # three visitors, no cookie
+    # Sent by fetch while the phone's page lived. (A beacon sent as a page unloads carries the
+    # browser's own User-Agent, not the one Playwright sets on the context.)
+    assert Event.objects.get(event_type="product_view", product_id="sku_2").device_type == "mobile"
+    purchase = next(e for e in bought if e.event_type == "purchase")
+    assert (purchase.product_id, purchase.quantity, str(purchase.revenue)) == ("sku_1", 2, "119.80")
+    assert purchase.currency == "EUR"
+    assert next(e for e in events if e.event_type == "search").search_query == "headphones"
+
+    rollups_advance(now=timezone.now() + rollup_safety_lag() + dt.timedelta(seconds=1))
+    dashboard = open_page()
+    sign_in(dashboard, analyst)
+    dashboard.goto("/funnel/?preset=24h&split=device")
+    filters = filters_from_query({"preset": "24h"})
+    expected = ref_funnel_counts(ref_sessions(filters))
+    assert expected == [3, 2, 2, 1, 1]
+    assert _steps_on_page(dashboard.page) == expected
+    sessions = ref_sessions(filters)
+    for device in ("desktop", "mobile"):
+        table = "section.card:has(h2:text-is('Conversion by device'))"
+        cells = dashboard.page.locator(f"{table} tr:has(td:text-is('{device}')) td")
+        on_page = [int(cells.nth(i).inner_text()) for i in range(1, 6)]
+        assert on_page == ref_funnel_counts([s for s in sessions if s[1] == device]), device
+    dashboard.page.wait_for_function(
+        "() => Chart.getChart(document.querySelector('[data-chart=chart-funnel]'))"
+    )
+    dashboard.assert_clean()
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    dashboard.page.screenshot(path=str(SCREENSHOT), full_page=True)
+    assert Path(SCREENSHOT).stat().st_size > 10_000
+
+
+def test_a_failed_send_is_retried_until_it_is_stored(browser, shop, live_server, tmp_path):
+    """The server is down (connection refused) when the page sends; the tracker retries with
+    backoff, and the event is stored once when a real TCP proxy to the server comes up."""
+    listen = free_port()
+    host = f"http://127.0.0.1:{listen}"
+    shop.snippet = tracker_snippet(
+        host, shop.key, script_host=live_server.url, flush_interval="200"
+    )
+    context, page, errors = _shop_page(browser)
+    failures: list[str] = []
+    page.on("requestfailed", lambda r: failures.append(r.url) if r.url.startswith(host) else None)
+    page.goto(shop.url("index.html"))
+    _wait_for(lambda: failures, "the first, failing send", page=page)
+    control = free_port(after=listen)
+    target = live_server.url.removeprefix("http://").replace("localhost", "127.0.0.1")
+    proxy = ProxyProcess(listen, target, control, tmp_path / "proxy.log")
+    proxy.start()
+    try:
+        _wait_for(lambda: Event.objects.exists(), "the retried send", page=page)
+        page.wait_for_timeout(500)
+    finally:
+        proxy.kill()
+        context.close()
+    assert Event.objects.count() == 1  # the page view, sent again until it went through, once
+    assert Event.objects.get().event_type == "page_view"
+    assert all("ERR_CONNECTION_REFUSED" in error for error in errors), errors
+
+
+@pytest.mark.parametrize(
+    "signal",
+    [
+        "Object.defineProperty(Navigator.prototype, 'globalPrivacyControl', {get: () => true})",
+        "Object.defineProperty(Navigator.prototype, 'doNotTrack', {get: () => '1'})",
+    ],
+    ids=["gpc", "dnt"],
+)
+def test_nothing_is_sent_under_a_privacy_signal_unless_told_to(browser, shop, live_server, signal):
+    context, page, _ = _shop_page(browser, init_script=signal)
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "/events" in r.url else None)
+    page.goto(shop.url("index.html"))
+    page.click("button[type=submit]")
+    page.click("#product-1")
+    page.click("#add")
+    page.wait_for_url("**/cart.html")
+    assert page.evaluate("window.tracker.disabled") is True
+    assert page.evaluate("Object.keys(localStorage)") == []  # no id kept either
+    page.goto("about:blank")
+    page.wait_for_timeout(1000)  # what a page hide would send, had anything been queued
+    assert sent == []
+    assert Event.objects.count() == 0
+
+    shop.snippet = tracker_snippet(live_server.url, shop.key, respect_privacy="false")
+    page.goto(shop.url("index.html"))
+    page.goto("about:blank")
+    _wait_for(lambda: Event.objects.count() == 1, "the page view sent when told to")
+    context.close()
+
+
+def test_memory_storage_keeps_no_id_in_the_browser(browser, shop, live_server):
+    shop.snippet = tracker_snippet(live_server.url, shop.key, storage="memory")
+    context, page, errors = _shop_page(browser)
+    page.goto(shop.url("index.html"))
+    page.evaluate("window.tracker.identify('customer_7'); window.tracker.track('signup', {})")
+    page.evaluate("window.tracker.flush()")
+    _wait_for(lambda: Event.objects.count() == 2, "the page view and the signup", page=page)
+    assert page.evaluate("Object.keys(localStorage).length + document.cookie.length") == 0
+    context.close()
+    assert errors == []
+    assert Event.objects.get(event_type="signup").user_id == "customer_7"
