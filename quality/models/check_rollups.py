@@ -7,14 +7,15 @@ from django.db import models
 
 
 class EventHour(models.Model):
-    """Per hour of timestamp (UTC) x event type x device x country: stored events, the ones
-    that repeat an earlier event's content (session, type, product, timestamp) under another
-    event_id, and purchases whose session has no checkout_start among the folded events."""
+    """Per hour of timestamp (UTC), per dimension (event_type, device_type, country) and value:
+    stored events, the ones that repeat an earlier event's content (session, type, product,
+    timestamp) under another event_id, and purchases whose session has no checkout_start among
+    the folded events. Each event counts once in each dimension, so a read of one dimension
+    groups hours x its values, not hours x every combination."""
 
     bucket = models.DateTimeField(help_text="Start of the hour of timestamp (UTC).")
-    event_type = models.CharField(max_length=32)
-    device_type = models.CharField(max_length=16)
-    country = models.CharField(max_length=2)
+    dimension = models.CharField(max_length=16)
+    value = models.CharField(max_length=32)
     events = models.BigIntegerField(default=0)
     # Events with an earlier one (in fold order) of the same content key: per hour, events
     # minus distinct keys (the key holds the timestamp, so a key never spans two hours).
@@ -25,13 +26,11 @@ class EventHour(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["bucket", "event_type", "device_type", "country"], name="eventhour_key"
-            )
+            models.UniqueConstraint(fields=["dimension", "bucket", "value"], name="eventhour_key")
         ]
 
     def __str__(self) -> str:
-        return f"{self.event_type}/{self.device_type}/{self.country} @ {self.bucket:%Y-%m-%d %H}"
+        return f"{self.dimension}={self.value} @ {self.bucket:%Y-%m-%d %H}"
 
 
 class NullHour(models.Model):
@@ -45,7 +44,7 @@ class NullHour(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["bucket", "event_type", "field"], name="nullhour_key")
+            models.UniqueConstraint(fields=["field", "bucket", "event_type"], name="nullhour_key")
         ]
 
     def __str__(self) -> str:

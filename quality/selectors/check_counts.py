@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 
 from events.facade import EVENT_COLUMNS, events_all
-from events.receive_order import after_q
+from events.receive_order import ReceivePosition, after_q
 from quality.engine.checks import NULLABLE_FIELDS, is_property_path
 from quality.models import EventHour, EventMinute, NullHour
 from quality.selectors.buckets import BUCKETS, bucket_start
@@ -53,6 +53,11 @@ def window_split(start: dt.datetime, end: dt.datetime, grain: str) -> tuple[Span
 def _tail(span: Span) -> list[QuerySet]:
     """Raw events after the watermark with timestamp in `span`, as disjoint querysets."""
     return [in_span(rows, span, "timestamp") for rows in intake_marks().events_after()]
+
+
+def _dimension(name: str, hours: Span) -> QuerySet:
+    """`EventHour` rows of one dimension in whole hours (each event counts once per dimension)."""
+    return in_span(EventHour.objects.filter(dimension=name), hours, "bucket")
 
 
 def _in_time(span: Span) -> QuerySet:
@@ -132,18 +137,12 @@ def field_null_counts(
         parts = [typed(_in_time(span)) for span in edges]
         if hours is not None:
             parts += [typed(rows) for rows in _tail(hours)]
-            empty += (
-                typed(in_span(NullHour.objects.filter(field=field), hours, "bucket")).aggregate(
-                    n=Sum("nulls")
-                )["n"]
-                or 0
-            )
-            total += (
-                typed(in_span(EventHour.objects.all(), hours, "bucket")).aggregate(n=Sum("events"))[
-                    "n"
-                ]
-                or 0
-            )
+            nulls = typed(in_span(NullHour.objects.filter(field=field), hours, "bucket"))
+            empty += nulls.aggregate(n=Sum("nulls"))["n"] or 0
+            rows = _dimension("event_type", hours)
+            if event_types:
+                rows = rows.filter(value__in=event_types)
+            total += rows.aggregate(n=Sum("events"))["n"] or 0
         for rows in parts:
             part_empty, part_total = _null_counts_raw(rows, field)
             empty, total = empty + part_empty, total + part_total
@@ -179,9 +178,7 @@ def duplicate_counts(start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
         parts = [_in_time(span) for span in edges]
         if hours is not None:
             parts += _tail(hours)
-            rolled = in_span(EventHour.objects.all(), hours, "bucket").aggregate(
-                d=Sum("duplicates"), n=Sum("events")
-            )
+            rolled = _dimension("event_type", hours).aggregate(d=Sum("duplicates"), n=Sum("events"))
             duplicates, total = rolled["d"] or 0, rolled["n"] or 0
         for rows in parts:
             repeats, count = _repeats_raw(rows)
@@ -209,7 +206,7 @@ def category_counts(field: str, start: dt.datetime, end: dt.datetime) -> dict[st
         parts = [_in_time(span) for span in edges]
         if hours is not None:
             parts += _tail(hours)
-            rolled = in_span(EventHour.objects.all(), hours, "bucket").values_list(field)
+            rolled = _dimension(field, hours).values_list("value")
             counts.update(
                 {str(value): n for value, n in rolled.annotate(n=Sum("events")).order_by()}
             )
@@ -230,6 +227,31 @@ def _orphans_raw(rows: QuerySet) -> tuple[int, int]:
     return result["orphans"], result["total"]
 
 
+def _orphans_taken_back(position: ReceivePosition, hours: Span) -> int:
+    """Rolled-up orphan purchases in `hours` whose session has a checkout_start only in the
+    tail. Driven by the tail's checkouts (few), so it costs what the tail holds."""
+    sessions = list(
+        events_all()
+        .filter(after_q(position), event_type="checkout_start")
+        .values_list("session_id", flat=True)
+        .distinct()
+    )
+    if not sessions:
+        return 0
+    folded_checkout = (
+        events_all()
+        .filter(session_id=OuterRef("session_id"), event_type="checkout_start")
+        .exclude(after_q(position))
+    )
+    return (
+        _in_time(hours)
+        .filter(event_type="purchase", session_id__in=sessions)
+        .exclude(after_q(position))
+        .exclude(Exists(folded_checkout))
+        .count()
+    )
+
+
 def purchases_without_checkout(start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
     """(purchases whose session has no checkout_start, purchases) in the window.
 
@@ -243,24 +265,11 @@ def purchases_without_checkout(start: dt.datetime, end: dt.datetime) -> tuple[in
         if hours is not None:
             position = intake_marks().events
             parts += _tail(hours)
-            rolled = in_span(EventHour.objects.filter(event_type="purchase"), hours, "bucket")
+            rolled = _dimension("event_type", hours).filter(value="purchase")
             result = rolled.aggregate(o=Sum("orphans"), n=Sum("events"))
             orphans, total = result["o"] or 0, result["n"] or 0
             if not position.is_start:
-                tail_checkouts = events_all().filter(after_q(position), event_type="checkout_start")
-                folded_checkout = (
-                    events_all()
-                    .filter(session_id=OuterRef("session_id"), event_type="checkout_start")
-                    .exclude(after_q(position))
-                )
-                orphans -= (
-                    _in_time(hours)
-                    .filter(event_type="purchase")
-                    .exclude(after_q(position))
-                    .filter(session_id__in=tail_checkouts.values("session_id"))
-                    .exclude(Exists(folded_checkout))
-                    .count()
-                )
+                orphans -= _orphans_taken_back(position, hours)
         for rows in parts:
             part_orphans, part_total = _orphans_raw(rows)
             orphans, total = orphans + part_orphans, total + part_total

@@ -5,7 +5,7 @@ fold (quality.services.intake) in its transaction, on the same rows, under the s
 lock: they hold exactly the stored events up to the intake events watermark.
 
 What they hold, so that the check reads (`quality.selectors.check_counts`) equal raw counts:
-- events per hour of timestamp x type x device x country;
+- events per hour of timestamp, in each dimension (type, device, country) per value;
 - `duplicates`: events with an earlier event (in fold order) of the same content key
   (session, type, product, timestamp); summed over the events up to the watermark this is
   events minus distinct keys, what the duplicate check counts;
@@ -35,7 +35,9 @@ from quality.selectors.check_counts import NULL_FIELDS, null_sql
 
 EVENT_HOUR_TABLE = EventHour._meta.db_table
 NULL_HOUR_TABLE = NullHour._meta.db_table
-CELL = ("bucket", "event_type", "device_type", "country")
+DIMENSIONS = ("event_type", "device_type", "country")
+KEY = ("dimension", "bucket", "value")
+COUNTS = ("events", "duplicates", "orphans")
 
 _SAME_KEY = (
     "e.session_id = t.session_id AND e.timestamp = t.timestamp AND e.event_type = t.event_type "
@@ -76,17 +78,16 @@ def check_rollups_fold(
     "an earlier event" and "a folded checkout" are decided on committed rows only."""
     hour = time_bucket("t.timestamp", "hour")
     checkout_until, checkout_params = until_sql(upper, "c.")
-    _execute(
-        f"INSERT INTO {EVENT_HOUR_TABLE} ({', '.join(CELL)}, events, duplicates, orphans) "
-        f"SELECT {hour}, t.event_type, t.device_type, t.country, COUNT(*), "
+    _insert_per_dimension(
+        f"SELECT {hour} AS bucket, t.event_type, t.device_type, t.country, COUNT(*) AS events, "
         f"SUM(CASE WHEN EXISTS (SELECT 1 FROM {EVENTS_TABLE} e WHERE {_SAME_KEY} AND "
-        f"{_EARLIER}) THEN 1 ELSE 0 END), "
+        f"{_EARLIER}) THEN 1 ELSE 0 END) AS duplicates, "
         "SUM(CASE WHEN t.event_type = 'purchase' AND NOT EXISTS (SELECT 1 FROM "
         f"{EVENTS_TABLE} c WHERE c.session_id = t.session_id AND c.event_type = "
-        f"'checkout_start' AND {checkout_until}) THEN 1 ELSE 0 END) "
-        f"FROM {EVENTS_TABLE} t WHERE {where} GROUP BY 1, 2, 3, 4 "
-        + _additive(EVENT_HOUR_TABLE, CELL, ("events", "duplicates", "orphans")),
+        f"'checkout_start' AND {checkout_until}) THEN 1 ELSE 0 END) AS orphans "
+        f"FROM {EVENTS_TABLE} t WHERE {where} GROUP BY 1, 2, 3, 4",
         [*checkout_params, *params],
+        COUNTS,
     )
     if not after.is_start:
         _orphans_take_back(where, params, after)
@@ -114,16 +115,35 @@ def _orphans_take_back(where: str, params: list[Any], after: ReceivePosition) ->
     hour = time_bucket("p.timestamp", "hour")
     purchase_until, purchase_params = until_sql(after, "p.")
     checkout_until, checkout_params = until_sql(after, "c.")
-    _execute(
-        f"INSERT INTO {EVENT_HOUR_TABLE} ({', '.join(CELL)}, events, duplicates, orphans) "
-        f"SELECT {hour}, p.event_type, p.device_type, p.country, 0, 0, -COUNT(*) "
+    _insert_per_dimension(
+        f"SELECT {hour} AS bucket, p.event_type, p.device_type, p.country, 0 AS events, "
+        "0 AS duplicates, -COUNT(*) AS orphans "
         f"FROM {EVENTS_TABLE} p WHERE p.event_type = 'purchase' AND {purchase_until} "
         f"AND p.session_id IN (SELECT t.session_id FROM {EVENTS_TABLE} t WHERE {where} "
         "AND t.event_type = 'checkout_start') "
         f"AND NOT EXISTS (SELECT 1 FROM {EVENTS_TABLE} c WHERE c.session_id = p.session_id "
-        f"AND c.event_type = 'checkout_start' AND {checkout_until}) GROUP BY 1, 2, 3, 4 "
-        + _additive(EVENT_HOUR_TABLE, CELL, ("orphans",)),
+        f"AND c.event_type = 'checkout_start' AND {checkout_until}) GROUP BY 1, 2, 3, 4",
         [*purchase_params, *params, *checkout_params],
+        ("orphans",),
+    )
+
+
+def _insert_per_dimension(cells_sql: str, params: list[Any], columns: Sequence[str]) -> None:
+    """Add per-cell counts (`cells_sql`: bucket, event_type, device_type, country and
+    COUNTS) to each dimension's rows, from one evaluation of the cells."""
+    unpivot = " UNION ALL ".join(
+        f"SELECT c.bucket, '{name}' AS dimension, c.{name} AS value, "
+        + ", ".join(f"c.{column}" for column in COUNTS)
+        + " FROM cells c"
+        for name in DIMENSIONS
+    )
+    sums = ", ".join(f"SUM(u.{column})" for column in COUNTS)
+    _execute(
+        f"WITH cells AS ({cells_sql}) INSERT INTO {EVENT_HOUR_TABLE} "
+        f"(bucket, dimension, value, {', '.join(COUNTS)}) "
+        f"SELECT u.bucket, u.dimension, u.value, {sums} FROM ({unpivot}) u GROUP BY 1, 2, 3 "
+        + _additive(EVENT_HOUR_TABLE, KEY, columns),
+        params,
     )
 
 
@@ -196,15 +216,14 @@ def check_rollups_adjust(
     after_cells.subtract(before_cells)
     after_nulls.subtract(before_nulls)
     deltas: dict[tuple, list[int]] = {}
-    for (*cell, name), delta in after_cells.items():
-        deltas.setdefault(tuple(cell), [0, 0, 0])[
-            ("events", "duplicates", "orphans").index(name)
-        ] += delta
+    for (hour, *values, name), delta in after_cells.items():
+        for dimension, value in zip(DIMENSIONS, values, strict=True):
+            deltas.setdefault((dimension, hour, value), [0, 0, 0])[COUNTS.index(name)] += delta
     _upsert(
         EVENT_HOUR_TABLE,
-        CELL,
-        ("events", "duplicates", "orphans"),
-        [(*cell, *values) for cell, values in sorted(deltas.items())],
+        KEY,
+        COUNTS,
+        [(*key, *counts) for key, counts in sorted(deltas.items())],
     )
     _upsert(
         NULL_HOUR_TABLE,

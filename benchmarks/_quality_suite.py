@@ -1,0 +1,60 @@
+"""Our side of `benchmarks/quality_vs_gx.py`, run in the project's virtualenv against a
+scratch database (DATABASE_URL): folds what is pending into the intake and check rollups
+(timed: the cost moved off the read path), then judges the enabled checks as of --now,
+--repeat times, without storing runs. Prints one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
+
+import django
+
+django.setup()
+
+from quality.services.checks import checks_evaluate  # noqa: E402
+from quality.services.intake import intake_advance  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--now", required=True)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    now = dt.datetime.fromisoformat(args.now)
+    fold = intake_advance(max_seconds=float("inf"))
+    runs = []
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        results = checks_evaluate(now=now)
+        runs.append({"seconds": time.perf_counter() - started, "results": results})
+    checks = [
+        {
+            "name": check.name,
+            "kind": check.kind,
+            "params": check.params,
+            "threshold": check.threshold,
+            "outcome": result.outcome,
+            "metric": result.metric,
+            "message": result.message,
+            "ms": [run["results"][i][2] for run in runs],
+        }
+        for i, (check, result, _) in enumerate(runs[-1]["results"])
+    ]
+    json.dump(
+        {"fold": fold.as_dict(), "totals": [run["seconds"] for run in runs], "checks": checks},
+        sys.stdout,
+        default=str,
+    )
+
+
+if __name__ == "__main__":
+    main()
