@@ -51,8 +51,9 @@ def window_split(start: dt.datetime, end: dt.datetime, grain: str) -> tuple[Span
 
 
 def _tail(span: Span) -> list[QuerySet]:
-    """Raw events after the watermark with timestamp in `span`, as disjoint querysets."""
-    return [in_span(rows, span, "timestamp") for rows in intake_marks().events_after()]
+    """Raw events after the watermark with timestamp in `span` (one query each: the leading
+    txid range of `after_q` walks the (txid, id) index over the tail only)."""
+    return [in_span(events_all().filter(after_q(intake_marks().events)), span, "timestamp")]
 
 
 def _dimension(name: str, hours: Span) -> QuerySet:
