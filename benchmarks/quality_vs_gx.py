@@ -118,7 +118,7 @@ def run_size(args: argparse.Namespace, events: int) -> dict:
     env = prepare(args, events)
     mine = ours(env, args.repeat)
     theirs = {row["name"]: row for row in gx(args, mine["checks"])["checks"]}
-    print(f"  fold before the checks: {mine['fold']}")
+    print(f"  fold before the checks: {mine['fold']}; one suite run: {mine['blocks']:,} buffers")
     print(f"  {'check':<36} {'ours ms':>9} {'GX s':>8}  verdict (ours / GX)")
     agree = True
     for check in mine["checks"]:
@@ -137,7 +137,7 @@ def run_size(args: argparse.Namespace, events: int) -> dict:
         f"  suite: ours {ours_s * 1000:.1f} ms (median of {len(mine['totals'])}, first "
         f"{mine['totals'][0] * 1000:.1f} ms), GX {gx_s:.1f} s: GX / ours = {gx_s / ours_s:.0f}x"
     )
-    return {"events": events, "ours": ours_s, "gx": gx_s, "agree": agree}
+    return {"events": events, "ours": ours_s, "gx": gx_s, "agree": agree, "blocks": mine["blocks"]}
 
 
 def main() -> None:
@@ -165,6 +165,10 @@ def main() -> None:
         print(
             f"goal: ours at {large['events']:,} within {SCALE_GOAL}x of ours at "
             f"{small['events']:,}: {scale:.2f}x {met[scale <= SCALE_GOAL]}"
+        )
+        print(
+            f"buffers touched by one suite run: {small['blocks']:,} at {small['events']:,}, "
+            f"{large['blocks']:,} at {large['events']:,} ({large['blocks'] / small['blocks']:.2f}x)"
         )
     if not all(result["agree"] for result in results):
         raise SystemExit("verdicts differ between our suite and GX")
