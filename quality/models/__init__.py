@@ -6,6 +6,7 @@ min > max is a form error and never a runtime crash.
 """
 
 from quality.models.base import Severity
+from quality.models.check_rollups import EventHour, NullHour
 from quality.models.checks import AlertOutbox, CheckRun, QualityCheck, QualityIncident
 from quality.models.intake import EventMinute, IntakeHour, IntakeRuleHour, IntakeWatermark
 from quality.models.replay import ReplayJob
@@ -14,10 +15,12 @@ from quality.models.rules import QualityRule, RuleCounter, RuleSetVersion
 __all__ = [
     "AlertOutbox",
     "CheckRun",
+    "EventHour",
     "EventMinute",
     "IntakeHour",
     "IntakeRuleHour",
     "IntakeWatermark",
+    "NullHour",
     "QualityCheck",
     "QualityIncident",
     "QualityRule",

@@ -4,7 +4,8 @@
 - `quarantine`: what waits in quarantine, by event type and failed rule; SQL for its filters;
 - `live`: stored events per minute (the Live page);
 - `incidents`: unresolved incidents and the charts they touch;
-- `checks`: the counts dataset checks judge, rule counters, recent check runs;
+- `check_counts`: the counts dataset checks judge, from the check rollups plus the raw tail;
+- `checks`: newest/oldest event, validation counts, rule counters, recent check runs;
 - `check_history`: one check's runs, samples and incidents (its page);
 - `evidence`: custom SQL check values, failing-row samples of failed runs;
 - `freshness`: the README's KPI, share of events received within 5 minutes of their time;
@@ -19,16 +20,18 @@ re-exported here under its own name. Dashboard signatures are a contract with th
 """
 
 from quality.selectors.buckets import BUCKETS
-from quality.selectors.check_history import check_history, sample_links
-from quality.selectors.checks import (
+from quality.selectors.check_counts import (
     category_counts,
-    check_runs_recent,
     duplicate_counts,
     event_counts_in_windows,
-    events_newest_timestamp,
-    events_oldest_timestamp,
     field_null_counts,
     purchases_without_checkout,
+)
+from quality.selectors.check_history import check_history, sample_links
+from quality.selectors.checks import (
+    check_runs_recent,
+    events_newest_timestamp,
+    events_oldest_timestamp,
     rule_counts_since,
     validation_counts,
 )

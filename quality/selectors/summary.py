@@ -87,6 +87,12 @@ def _intake_outcomes(start: dt.datetime, end: dt.datetime, bucket: str) -> Outco
     return counts
 
 
+def intake_totals(start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
+    """(accepted, still quarantined) events received in [start, end): the pass-rate check."""
+    counts = _intake_outcomes(start, end, "hour").values()
+    return sum(c["accepted"] for c in counts), sum(c["rejected"] for c in counts)
+
+
 def validation_pass_rate_series(
     start: dt.datetime, end: dt.datetime, bucket: str = "hour"
 ) -> list[dict[str, Any]]:

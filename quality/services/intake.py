@@ -8,7 +8,8 @@ What they hold, so that readers (`quality.selectors`) equal the raw counts:
   warnings (`warned`), those received within 5 minutes of their timestamp (`fresh`) and
   rejected events whose status is still quarantined (`quarantined`);
 - `IntakeRuleHour`: quarantined rejected events per hour of received_at and failed rule name;
-- `EventMinute`: stored events (and warned ones) per minute of event time, for the Live page.
+- `EventMinute`: stored events (and warned ones) per minute of event time, for the Live page;
+- the check rollups `EventHour` and `NullHour` (`quality.services.check_rollups`, ADR 0019).
 
 Folds: one run folds the events and rejected events in (watermark, upper bound], in fold order
 (txid, id; `events.receive_order`, ADR 0011), with additive upserts, and moves both watermarks,
@@ -55,8 +56,16 @@ from events.facade import (
     rejected_events_all,
 )
 from events.receive_order import ReceivePosition, range_sql, upper_bound
-from quality.models import EventMinute, IntakeHour, IntakeRuleHour, IntakeWatermark
+from quality.models import (
+    EventHour,
+    EventMinute,
+    IntakeHour,
+    IntakeRuleHour,
+    IntakeWatermark,
+    NullHour,
+)
 from quality.selectors.intake import FRESH_WITHIN, WATERMARK_NAME, IntakeMarks, fresh_sql
+from quality.services.check_rollups import check_rollups_adjust, check_rollups_fold
 
 HOUR_TABLE = IntakeHour._meta.db_table
 RULE_TABLE = IntakeRuleHour._meta.db_table
@@ -168,6 +177,7 @@ def intake_advance_batch(*, now: dt.datetime | None = None, batch: int | None = 
         if upper is not None:
             where, params = range_sql(marks.events, upper, "t.")
             _fold_events(where, params)
+            check_rollups_fold(where, params, marks.events, upper)
             count = _count(EVENTS_TABLE, where, params)
             mark.event_txid, mark.event_pk = upper.txid, upper.pk
             mark.event_received_at = upper.received_at
@@ -213,7 +223,7 @@ def intake_rebuild(*, now: dt.datetime | None = None, batch: int | None = None) 
     started = time.monotonic()
     with transaction.atomic():
         _lock_watermark()
-        for model in (IntakeHour, IntakeRuleHour, EventMinute):
+        for model in (IntakeHour, IntakeRuleHour, EventMinute, EventHour, NullHour):
             model.objects.all().delete()
         IntakeWatermark.objects.filter(name=WATERMARK_NAME).update(
             event_txid=None,
@@ -321,7 +331,8 @@ def intake_replay_adjust(
             hours[(hour, old.event_type)][2] -= 1
         rules.subtract((hour, rule) for rule in old.rules - new_rules)
         rules.update((hour, rule) for rule in new_rules - old.rules)
-    stored = events_all().filter(pk__in=list(inserted_event_pks))
+    inserted_event_pks = list(inserted_event_pks)
+    stored = events_all().filter(pk__in=inserted_event_pks)
     for txid, received_at, pk, event_type, timestamp, warnings in stored.values_list(
         "txid", "received_at", "id", "event_type", "timestamp", "warnings"
     ):
@@ -351,3 +362,4 @@ def intake_replay_adjust(
         ("events", "warned"),
         [(minute, *deltas) for minute, deltas in sorted(minutes.items())],
     )
+    check_rollups_adjust(marks.events, added=inserted_event_pks)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from events.facade import REJECTED_STATUS_QUARANTINED, events_all, rejected_events_all
 from events.receive_order import ReceivePosition
 from quality.selectors.intake import IntakeMarks
+from quality.services.check_rollups import check_rollups_adjust
 from quality.services.intake import (
     HOUR_TABLE,
     MINUTE_TABLE,
@@ -40,6 +41,7 @@ def intake_rows_forget(event_pks: Sequence[int], rejected_pks: Sequence[int]) ->
         ReceivePosition(mark.event_txid, mark.event_pk),
         ReceivePosition(mark.rejected_txid, mark.rejected_pk),
     )
+    check_rollups_adjust(marks.events, removed=event_pks)
     hours: defaultdict[tuple[dt.datetime, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     minutes: defaultdict[dt.datetime, list[int]] = defaultdict(lambda: [0, 0])
     rows = events_all().filter(pk__in=list(event_pks))
