@@ -58,6 +58,7 @@ class ReplayResult:
     hours: int = 0
     failures: dict[str, list[dt.datetime]] = field(default_factory=dict)
     episodes: int = 0  # runs of consecutive failing hours of one check (an incident each)
+    mean_ms: dict[str, float] = field(default_factory=dict)  # per check, for the cost helper
     alerts: dict[str, int] = field(default_factory=dict)
 
 
@@ -73,6 +74,9 @@ def clean_replay(checks: list[QualityCheck], end: dt.datetime, hours: int) -> Re
                 result, duration = check_evaluate(check, moment)
                 judged.append((moment, check, result, duration))
     report = ReplayResult(hours=hours)
+    for check in checks:
+        spent = [row[3] for row in judged if row[1].pk == check.pk]
+        report.mean_ms[check.name] = sum(spent) / max(len(spent), 1)
     for moment, check, result, _ in judged:
         if result.outcome == FAIL:
             report.failures.setdefault(check.name, []).append(moment)

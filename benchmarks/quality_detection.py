@@ -1,6 +1,6 @@
 """Detection benchmark: do the default checks catch real incidents, and stay quiet otherwise?
 
-    .venv/bin/python benchmarks/quality_detection.py                 # 3 weeks at 300k/week
+    .venv/bin/python benchmarks/quality_detection.py                 # 2 weeks at 200k/week
     .venv/bin/python benchmarks/quality_detection.py --per-week 1000000 --plants 0
 
 What it does, then drops what it made (issue 12 §1, ADR 0020):
@@ -41,8 +41,8 @@ FALSE_ALARMS_ALLOWED = 1
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-week", type=int, default=300_000, help="events per week")
-    parser.add_argument("--weeks", type=int, default=3, help="history (the last is replayed)")
+    parser.add_argument("--per-week", type=int, default=200_000, help="events per week")
+    parser.add_argument("--weeks", type=int, default=2, help="history (the last is replayed)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--plants", default="0,29,120", help="plant times, hours before anchor")
     parser.add_argument("--kinds", default="", help="comma-separated scenario names (all)")
@@ -112,6 +112,8 @@ def _print_replay(report, checks) -> int:
         print(f"  {name:<38} failed {len(moments):>3} of {report.hours} hours ({when})")
     if not report.failures:
         print("  no check failed")
+    costs = sorted(report.mean_ms.items(), key=lambda item: -item[1])[:5]
+    print("  slowest (mean ms per run): " + ", ".join(f"{n} {ms:.0f}" for n, ms in costs))
     print(f"false alarms: {failing_runs} failing check-hours = {failing_runs / weeks:.2f} per "
           f"week; incidents opened {report.episodes}; alerts sent {sum(report.alerts.values())} "
           f"{dict(sorted(report.alerts.items()))}")  # fmt: skip

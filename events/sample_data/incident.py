@@ -41,11 +41,21 @@ def hour_items(config: SampleConfig, start: dt.datetime) -> list[Item]:
     end_ms = start_ms + HOUR_MS
     items = []
     for event in sample_events(day):
-        stamp = event.payload.get("timestamp", "")
-        moment = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-        if start_ms <= moment.timestamp() * 1000 < end_ms and event.received_ms < end_ms:
+        at_ms = _stamp_ms(event.payload.get("timestamp"), event.received_ms)
+        if start_ms <= at_ms < end_ms and event.received_ms < end_ms:
             items.append((max(event.received_ms, start_ms), event.payload))
     return items
+
+
+def _stamp_ms(stamp: object, fallback: int) -> int:
+    """An event's time in ms; a bad event's broken timestamp places it at its receipt."""
+    try:
+        moment = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return fallback
+    if moment.tzinfo is None:
+        return fallback
+    return int(moment.timestamp() * 1000)
 
 
 def scenario_hour(config: SampleConfig, name: str, start: dt.datetime) -> list[Item]:

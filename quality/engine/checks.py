@@ -18,6 +18,7 @@ from typing import Any
 import sqlparse
 
 from events.schema import EVENT_TYPES
+from quality.engine.kind_help import KIND_HELP as KIND_HELP  # re-exported: admin, history
 from quality.engine.rules import NUMBER_FIELDS, STRING_FIELDS
 from quality.engine.volume import (
     BaselineDay,
@@ -46,47 +47,14 @@ TOP_SHARE_FIELDS = frozenset({"user_id", "session_id", "country", "page_url", "p
 PROPERTY_PATH = re.compile(r"^properties(\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,4}$")
 SAMPLE_LIMIT = 20  # failing-row ids kept per failed run
 
-KIND_HELP = {
-    "freshness": "minutes since the newest event; fails above the threshold. params: {}",
-    "volume_anomaly": "z-score of events in the last window vs the same window on previous "
-    "days (same weekday once 3 weeks exist, else every day scaled by its weekday's level); "
-    "noise is the larger of the baseline's scatter and sqrt(dispersion x expected). "
-    'params: {"window_minutes": 60, "baseline_days": 28, "min_baseline_days": 3, '
-    '"direction": "both|drop|spike", "dispersion": 6}',
-    "null_rate": 'share of events with the field null or empty. params: {"field": "country", '
-    '"event_types": [], "window_minutes": 60}',
-    "duplicate_rate": "share of events in the window that repeat another event's "
-    "(session_id, event_type, product_id, timestamp) under a different event_id. "
-    'params: {"window_minutes": 60, "min_events": 1}',
-    "distribution_drift": "distance between a field's distribution in the window and in the "
-    'baseline days. params: {"field": "device_type", "method": "tvd|psi", '
-    '"window_minutes": 60, "baseline_days": 7, "min_events": 50}',
-    "funnel_sanity": "share of purchases whose session has no checkout_start. "
-    'params: {"window_minutes": 1440, "min_events": 1}',
-    "validation_pass_rate": "accepted / (accepted + quarantined) in the window; fails BELOW "
-    'the threshold (e.g. 0.995). params: {"window_minutes": 60}',
-    "custom_sql": "one read-only SELECT returning one number (first column of the first row), "
-    "run in a read-only transaction with a statement timeout; fails above the threshold, or "
-    'below it with "fail_when": "below". params: {"sql": "SELECT count(*) FROM events_event '
-    'WHERE ...", "fail_when": "above|below"}',
-    "late_share": "share of events received in the window more than lag_minutes after their "
-    'own timestamp (a late batch). params: {"window_minutes": 60, "lag_minutes": 60, '
-    '"min_events": 1}',
-    "top_share": "share of the window's events that carry the most frequent value of a field "
-    '(one user or bot flooding). params: {"field": "user_id", "window_minutes": 60, '
-    '"min_events": 1}',
-    "mean_shift": "how many times the mean of a numeric field in the window differs from its "
-    "baseline mean, either way (max(r, 1/r); prices sent in cents give 100). "
-    'params: {"field": "price", "window_minutes": 60, "baseline_days": 7, "min_events": 1}',
-}
-
 _COMMON = {"window_minutes"}
 _ALLOWED_PARAMS = {
     "freshness": {"event_types"},
     "volume_anomaly": _COMMON | {"baseline_days", "min_baseline_days", "direction", "dispersion"},
     "null_rate": _COMMON | {"field", "event_types", "min_events"},
     "duplicate_rate": _COMMON | {"min_events"},
-    "distribution_drift": _COMMON | {"field", "method", "baseline_days", "min_events"},
+    "distribution_drift": _COMMON
+    | {"field", "method", "baseline_days", "min_events", "same_window", "min_expected"},
     "funnel_sanity": _COMMON | {"min_events"},
     "validation_pass_rate": _COMMON | {"min_events"},
     "custom_sql": {"sql", "fail_when"},
@@ -149,8 +117,10 @@ def check_params_validate(kind: str, params: Mapping[str, Any]) -> None:
             raise CheckParamError(
                 f"'field' must be one of: {', '.join(sorted(DRIFT_FIELDS))}, or properties.<key>."
             )
-        if params.get("method", "tvd") not in ("tvd", "psi"):
-            raise CheckParamError("'method' must be tvd or psi.")
+        if params.get("method", "tvd") not in ("tvd", "psi", "vanished"):
+            raise CheckParamError("'method' must be tvd, psi or vanished.")
+        if not isinstance(params.get("same_window", False), bool):
+            raise CheckParamError("'same_window' must be true or false.")
     if kind == "top_share" and params.get("field") not in TOP_SHARE_FIELDS:
         raise CheckParamError(f"'field' must be one of: {', '.join(sorted(TOP_SHARE_FIELDS))}.")
     if kind == "mean_shift" and params.get("field") not in NUMBER_FIELDS:
@@ -339,6 +309,7 @@ def drift_evaluate(
     threshold: float,
     method: str = "tvd",
     min_events: int = 50,
+    **vanished_options: int,
 ) -> CheckResult:
     current_total, baseline_total = sum(current.values()), sum(baseline.values())
     if current_total < min_events or baseline_total < min_events:
@@ -348,6 +319,8 @@ def drift_evaluate(
             f"needs {min_events} events in both windows "
             f"(current {current_total}, baseline {baseline_total})",
         )
+    if method == "vanished":
+        return vanished_evaluate(current, baseline, threshold=threshold, **vanished_options)
     distance = distribution_distance(current, baseline, method)
     result = _fail_above(distance, threshold, f"distribution drift ({method})")
     details = {"current": dict(current), "baseline": dict(baseline)}
@@ -389,4 +362,36 @@ def mean_shift_evaluate(
     metric = max(ratio, 1 / ratio) if ratio > 0 else math.inf
     details = {"mean": mean_now, "baseline_mean": mean_before, "count": n_now}
     result = _fail_above(metric, threshold, f"mean {mean_now:.4g} vs {mean_before:.4g}: factor")
+    return CheckResult(result.outcome, metric, result.message, details)
+
+
+def vanished_evaluate(
+    current: Mapping[str, int],
+    baseline: Mapping[str, int],
+    *,
+    threshold: float,
+    min_expected: int = 50,
+) -> CheckResult:
+    """Share of the baseline's traffic in values now (almost) gone: a value counts as gone
+    when at least `min_expected` events were expected (baseline share x current total) and
+    under a tenth of that arrived. A country disappearing is one value; its share is large
+    even where the distance of the whole mix (TVD, PSI) stays inside the noise."""
+    current_total, baseline_total = sum(current.values()), sum(baseline.values())
+    gone, judged = {}, 0
+    for value, count in baseline.items():
+        share = count / baseline_total
+        expected = share * current_total
+        if expected < min_expected:
+            continue
+        judged += 1
+        if current.get(value, 0) < 0.1 * expected:
+            gone[value] = share
+    if not judged:
+        return CheckResult(
+            SKIPPED, None, f"no value is expected {min_expected} times in {current_total} events"
+        )
+    metric = sum(gone.values())
+    names = ", ".join(sorted(gone)) or "none"
+    result = _fail_above(metric, threshold, f"share of traffic in vanished values ({names})")
+    details = {"current": dict(current), "baseline": dict(baseline), "vanished": sorted(gone)}
     return CheckResult(result.outcome, metric, result.message, details)

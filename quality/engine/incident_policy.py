@@ -18,10 +18,11 @@ RESOLVE_AFTER_PASSES = 3
 WORSE_FACTOR = 2.0
 WORSE_MIN_STEP = 0.25
 # An incident failing again this soon after it auto-resolved is reopened (same row, same
-# history) and alerts at most once per this period.
-REOPEN_QUIET = dt.timedelta(hours=1)
+# history); each reopen doubles the passes it needs to resolve again, so a flapping metric
+# sends fewer and fewer resolve/reopen pairs instead of a storm.
+REOPEN_WITHIN = dt.timedelta(hours=1)
 
-WORSENED, DIRECTION_CHANGED = "worsened", "direction_changed"
+WORSENED, DIRECTION_CHANGED = "worsened", "reversed"  # AlertOutbox.event: 16 chars
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +66,10 @@ def should_resolve(consecutive_passes: int, *, needed: int = RESOLVE_AFTER_PASSE
     return consecutive_passes >= needed
 
 
-def reopen_alerts(last_alert_at: dt.datetime | None, now: dt.datetime) -> bool:
-    """Whether reopening a recently resolved incident sends an alert (at most one per
-    REOPEN_QUIET): the reopen is always recorded, the storm of messages is not sent."""
-    return last_alert_at is None or now - last_alert_at >= REOPEN_QUIET
+def passes_needed(base: int, reopens: int) -> int:
+    """Passes in a row before auto-resolve: `base`, doubled for each time the incident was
+    reopened (capped at 16x), so every resolve/reopen pair is rarer than the one before."""
+    return base * 2 ** min(max(reopens, 0), 4)
 
 
 def change_summary(

@@ -125,6 +125,7 @@ class QualityIncident(models.Model):
     # The incident policy (quality.engine.incident_policy): passes in a row while unresolved
     # (auto-resolve after N), and the metric at the last alert (re-alert when much worse).
     consecutive_passes = models.PositiveIntegerField(default=0)
+    reopen_count = models.PositiveIntegerField(default=0)
     alert_metric_value = models.FloatField(null=True, blank=True)
     alert_metric_sign = models.SmallIntegerField(default=0)
     alert_previous_value = models.FloatField(

@@ -107,17 +107,32 @@ def _duplicate_rate(check: QualityCheck, now: dt.datetime) -> engine.CheckResult
 
 
 def _drift(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
+    """Baseline: the baseline_days before the window, or with same_window the same window on
+    each of those days (a mix with a daily rhythm compared with the same time of day)."""
     params = check.params
     start, end = _window(check, now)
-    baseline_start = start - dt.timedelta(days=params.get("baseline_days", 7))
+    days = params.get("baseline_days", 7)
     current = selectors.category_counts(params["field"], start, end)
-    baseline = selectors.category_counts(params["field"], baseline_start, start)
+    if params.get("same_window"):
+        baseline: dict[str, int] = {}
+        for day in range(1, days + 1):
+            shift = dt.timedelta(days=day)
+            for value, n in selectors.category_counts(
+                params["field"], start - shift, end - shift
+            ).items():
+                baseline[value] = baseline.get(value, 0) + n
+    else:
+        baseline = selectors.category_counts(
+            params["field"], start - dt.timedelta(days=days), start
+        )
+    options = {"min_expected": params["min_expected"]} if "min_expected" in params else {}
     return engine.drift_evaluate(
         current,
         baseline,
         threshold=check.threshold,
         method=params.get("method", "tvd"),
         min_events=params.get("min_events", 50),
+        **options,
     )
 
 

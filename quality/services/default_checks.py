@@ -133,18 +133,21 @@ DEFAULT_CHECKS: list[dict[str, Any]] = [
         "severity": "warning",
     },
     {
-        "name": "country-mix-drift-hour",
-        "description": "Country mix of the last hour vs the 7 days before (PSI: a country that "
-        "disappears scores high even when small).",
+        "name": "country-vanished",
+        "description": "A country that sends at least 50 events in 15 minutes on other days "
+        "(same time of day) and now sends under a tenth of that; fails when such countries "
+        "carried over 2% of the traffic.",
         "kind": "distribution_drift",
         "params": {
-            **_HOUR,
+            "window_minutes": 15,
             "field": "country",
-            "method": "psi",
+            "method": "vanished",
+            "same_window": True,
             "baseline_days": 7,
-            "min_events": 300,
+            "min_expected": 50,
+            "min_events": 100,
         },
-        "threshold": 0.5,
+        "threshold": 0.02,
         "interval_minutes": 15,
         "severity": "warning",
     },

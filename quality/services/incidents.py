@@ -102,14 +102,15 @@ def _reopen_recent(
     source: IncidentSource, *, now: dt.datetime, reading: policy.Reading, message: str
 ) -> QualityIncident | None:
     """A failure soon after an auto-resolve reopens that incident (one row, one history)
-    instead of opening another; it alerts at most once per REOPEN_QUIET (no reopen storm)."""
+    instead of opening another, and alerts "reopened"; the next resolve needs twice the
+    passes (incident_policy.passes_needed), so a flapping metric cannot storm."""
     incident = (
         QualityIncident.objects.select_for_update()
         .filter(
             source_key=source.key,
             status=QualityIncident.Status.RESOLVED,
             auto_resolved=True,
-            resolved_at__gte=now - policy.REOPEN_QUIET,
+            resolved_at__gte=now - policy.REOPEN_WITHIN,
         )
         .order_by("-resolved_at")
         .first()
@@ -120,6 +121,7 @@ def _reopen_recent(
     incident.resolved_at = None
     incident.auto_resolved = False
     incident.occurrences += 1
+    incident.reopen_count += 1
     incident.consecutive_passes = 0
     incident.last_seen_at = now
     incident.last_metric_value = reading.value
@@ -131,6 +133,7 @@ def _reopen_recent(
             "resolved_at",
             "auto_resolved",
             "occurrences",
+            "reopen_count",
             "consecutive_passes",
             "last_seen_at",
             "last_metric_value",
@@ -138,8 +141,7 @@ def _reopen_recent(
             "notes",
         ]
     )
-    if policy.reopen_alerts(incident.last_alert_at, now):
-        _alert(incident, REOPENED, reading=reading, now=now)
+    _alert(incident, REOPENED, reading=reading, now=now)
     return incident
 
 
@@ -209,14 +211,16 @@ def incident_resolve_auto(
 ) -> QualityIncident | None:
     """Count a pass on the source's unresolved incident; resolve it (recorded, alerted) once
     `passes_needed` runs in a row passed (hysteresis: a metric hovering at its threshold does
-    not resolve and reopen every other run). Returns the incident if it resolved."""
+    not resolve and reopen every other run; twice as many per earlier reopen). Returns the
+    incident if it resolved."""
     now = now or timezone.now()
     with transaction.atomic():
         incident = _unresolved(source_key)
         if incident is None:
             return None
         incident.consecutive_passes += 1
-        if not policy.should_resolve(incident.consecutive_passes, needed=passes_needed):
+        needed = policy.passes_needed(passes_needed, incident.reopen_count)
+        if not policy.should_resolve(incident.consecutive_passes, needed=needed):
             incident.save(update_fields=["consecutive_passes"])
             return None
         incident.status = QualityIncident.Status.RESOLVED

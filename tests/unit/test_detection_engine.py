@@ -134,13 +134,10 @@ def test_realert_when_a_spike_turns_into_a_drop():
     assert policy.realert_reason(spike, policy.Reading(4.3, sign=1), threshold=4) is None
 
 
-def test_hysteresis_and_quiet_reopen():
+def test_hysteresis_doubles_with_each_reopen():
     assert not policy.should_resolve(policy.RESOLVE_AFTER_PASSES - 1)
     assert policy.should_resolve(policy.RESOLVE_AFTER_PASSES)
-    now = dt.datetime(2026, 1, 5, 12, tzinfo=dt.UTC)
-    assert policy.reopen_alerts(None, now)
-    assert not policy.reopen_alerts(now - dt.timedelta(minutes=20), now)
-    assert policy.reopen_alerts(now - policy.REOPEN_QUIET, now)
+    assert [policy.passes_needed(3, reopens) for reopens in (0, 1, 2, 9)] == [3, 6, 12, 48]
 
 
 def test_change_summary_says_what_how_much_and_since_when():
