@@ -374,8 +374,9 @@ def vanished_evaluate(
 ) -> CheckResult:
     """Share of the baseline's traffic in values now (almost) gone: a value counts as gone
     when at least `min_expected` events were expected (baseline share x current total) and
-    under a tenth of that arrived. A country disappearing is one value; its share is large
-    even where the distance of the whole mix (TVD, PSI) stays inside the noise."""
+    under 2% of that arrived (0 or 1 of 50: a live value's quiet spell is not that quiet).
+    A country disappearing is one value; its share is large even where the distance of the
+    whole mix (TVD, PSI) stays inside the noise."""
     current_total, baseline_total = sum(current.values()), sum(baseline.values())
     gone, judged = {}, 0
     for value, count in baseline.items():
@@ -384,7 +385,7 @@ def vanished_evaluate(
         if expected < min_expected:
             continue
         judged += 1
-        if current.get(value, 0) < 0.1 * expected:
+        if current.get(value, 0) < 0.02 * expected:
             gone[value] = share
     if not judged:
         return CheckResult(

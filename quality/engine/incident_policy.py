@@ -83,7 +83,7 @@ def change_summary(
     """One line for an alert: what changed, by how much, since when."""
     when = f"since {since:%Y-%m-%d %H:%M} UTC"
     if after is None:
-        return f"{event} {when}"
+        return f"{event}: no metric (no data), failing {when}"
     limit = f" (threshold {threshold:g})" if threshold is not None else ""
     if before is None or event == "opened":
         return f"{event}: metric {after:.4g}{limit}, failing {when}"

@@ -14,8 +14,8 @@ KIND_HELP = {
     "(session_id, event_type, product_id, timestamp) under a different event_id. "
     'params: {"window_minutes": 60, "min_events": 1}',
     "distribution_drift": "distance between a field's distribution in the window and in the "
-    'baseline days. method "vanished" scores the baseline share of values that (almost) '
-    'disappeared, judging only values expected min_expected times; "same_window": true takes '
+    'baseline days. method "vanished" scores the baseline share of values now under 2% of '
+    'their expected count, judging only values expected min_expected times; "same_window": '
     "the same window on each baseline day (for mixes with a daily rhythm, like country). "
     'params: {"field": "device_type", "method": "tvd|psi|vanished", "same_window": false, '
     '"min_expected": 50, '

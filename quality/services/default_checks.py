@@ -134,12 +134,12 @@ DEFAULT_CHECKS: list[dict[str, Any]] = [
     },
     {
         "name": "country-vanished",
-        "description": "A country that sends at least 50 events in 15 minutes on other days "
-        "(same time of day) and now sends under a tenth of that; fails when such countries "
+        "description": "A country expected to send at least 50 events in 30 minutes (same time "
+        "of day on the 7 days before) that now sends (almost) none; fails when such countries "
         "carried over 2% of the traffic.",
         "kind": "distribution_drift",
         "params": {
-            "window_minutes": 15,
+            "window_minutes": 30,
             "field": "country",
             "method": "vanished",
             "same_window": True,
@@ -207,11 +207,12 @@ DEFAULT_CHECKS: list[dict[str, Any]] = [
         "interval_minutes": 15,
     },
     {
-        "name": "validation-pass-rate-hour",
-        "description": "At least 97% of the last hour's events pass validation: a broken "
-        "release or client shows here long before it moves the 7-day SLO.",
+        "name": "validation-pass-rate-10min",
+        "description": "At least 97% of the events received in the last 10 minutes pass "
+        "validation (at least 150): a broken release or client shows here by the second run, "
+        "long before it moves the 7-day SLO.",
         "kind": "validation_pass_rate",
-        "params": {**_HOUR, "min_events": 200},
+        "params": {"window_minutes": 10, "min_events": 150},
         "threshold": 0.97,
         "interval_minutes": 5,
     },

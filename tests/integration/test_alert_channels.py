@@ -51,7 +51,7 @@ def test_slack_and_email_channels_of_a_check_each_get_the_alert(locmem):
     assert f"https://dataops.example.com/quality/checks/{check_id}/" in context
     assert alert.delivery_id in context
     texts = " ".join(block.get("text", {}).get("text", "") for block in body["blocks"])
-    assert "opened: metric" in texts and "failing since" in texts
+    assert "opened: no metric (no data), failing since" in texts  # a stale check: no events
     (sent,) = mail.outbox
     assert "failing since" in sent.body
     assert sent.to == ["oncall@example.com"] and "failing (freshness)" in sent.subject

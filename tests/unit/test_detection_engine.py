@@ -147,3 +147,20 @@ def test_change_summary_says_what_how_much_and_since_when():
     )
     assert "0.06 -> 0.3" in line and "+0.24" in line and "x5" in line
     assert "threshold 0.05" in line and "since 2026-01-05 12:15 UTC" in line
+
+
+def test_vanished_scores_a_country_gone_and_ignores_small_or_present_ones():
+    """GB (12% of the baseline) sends nothing: 0.12 of the traffic vanished. A tiny country
+    with no events is not judged (expected under min_expected), one that is merely low is
+    not gone."""
+    baseline = {"US": 3500, "GB": 1200, "DE": 900, "MT": 20, "FR": 4380}
+    current = {"US": 350, "DE": 40, "FR": 450}
+    result = checks.drift_evaluate(
+        current, baseline, threshold=0.02, method="vanished", min_expected=50
+    )
+    assert result.outcome == FAIL and result.metric == pytest.approx(0.12)
+    assert result.details["vanished"] == ["GB"]
+    clean = dict(current, GB=100)
+    assert checks.vanished_evaluate(clean, baseline, threshold=0.02).outcome == PASS
+    few = checks.vanished_evaluate({"US": 30}, baseline, threshold=0.02, min_expected=50)
+    assert few.outcome == SKIPPED
