@@ -47,6 +47,6 @@ def test_the_demo_data_passes_every_default_check_and_opens_no_incident():
 )
 def test_a_planted_scenario_fails_the_check_meant_for_it(scenario, check_name):
     defaults_load()
-    _generate(events=30_000, days=2, scenario=scenario)
+    _generate(events=24_000, days=1, scenario=scenario)
     results = {check.name: result for check, result, _ in checks_evaluate(now=END)}
     assert results[check_name].outcome == FAIL, results[check_name].message
