@@ -51,7 +51,8 @@ from events.services import (
     events_insert,
 )
 
-INGEST_BATCH = 1000  # the API's batch limit: one event_batch_ingest call per hour and batch
+INGEST_BATCH = 1000  # the API's batch limit: one event_batch_ingest call per slot and batch
+GROUP_MS = 300_000  # bad events and re-sends arrive in 5-minute groups
 RESENT_DUPLICATE = "resent_duplicate"
 
 
@@ -279,17 +280,19 @@ def _already_seen(bad: list[PendingEvent]) -> set[str]:
 
 
 def _ingest_pending(pending: list[PendingEvent], summary: LoadSummary, *, rerun: bool) -> None:
-    """Send bad events and duplicates through the ingestion service, grouped by the hour they
-    arrive (received_at = the latest arrival in the group), so quarantine times spread over
-    the period like real traffic. On a rerun (some good events of the chunk were stored
-    already), bad events an earlier run already sent are skipped, so reruns add no rows."""
+    """Send bad events and duplicates through the ingestion service, grouped by the 5 minutes
+    they arrive in (received_at = the latest arrival in the group), so quarantine times spread
+    over the period like real traffic (grouped by the hour, a whole hour's rejects landed at
+    one instant, and a 10-minute pass-rate window saw them all at once). On a rerun (some good
+    events of the chunk were stored already), bad events an earlier run already sent are
+    skipped, so reruns add no rows."""
     source = IngestSource(key_id=None, ip="127.0.0.1")
     seen = _already_seen([item for item in pending if item.kind]) if rerun else set()
     groups: list[list[PendingEvent]] = []
     for item in sorted(pending, key=lambda item: item.received_ms):
-        hour = item.received_ms // 3_600_000
+        slot = item.received_ms // GROUP_MS
         last = groups[-1] if groups else None
-        if last and last[0].received_ms // 3_600_000 == hour and len(last) < INGEST_BATCH:
+        if last and last[0].received_ms // GROUP_MS == slot and len(last) < INGEST_BATCH:
             last.append(item)
         else:
             groups.append([item])

@@ -83,11 +83,14 @@ def slack_message(alert: dict, link: str = "") -> dict:
         {"type": "section", "text": {"type": "mrkdwn", "text": headline}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": fact} for fact in facts]},
     ]
+    change = (alert.get("change") or {}).get("summary")
+    if change:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": change}})
     if incident.get("message"):
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": incident["message"]}})
     context = f"delivery {alert['delivery_id']}"
     if link:
-        context = f"<{link}|Open incident #{incident['id']}> · {context}"
+        context = f"<{link}|Open the check / incident #{incident['id']}> · {context}"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": context}]})
     return {"text": headline, "blocks": blocks}
 
@@ -105,6 +108,9 @@ def email_message(alert: dict, link: str = "") -> tuple[str, str]:
         lines.append(
             f"Metric: {incident['metric_value']:.4g} (threshold {incident['threshold']:g})"
         )
+    change = (alert.get("change") or {}).get("summary")
+    if change:
+        lines.append(change)
     if incident.get("message"):
         lines.append(incident["message"])
     if link:

@@ -18,7 +18,13 @@ from typing import Any
 import sqlparse
 
 from events.schema import EVENT_TYPES
+from quality.engine.kind_help import KIND_HELP as KIND_HELP  # re-exported: admin, history
 from quality.engine.rules import NUMBER_FIELDS, STRING_FIELDS
+from quality.engine.volume import (
+    BaselineDay,
+    seasonal_baseline,
+    volume_noise,
+)
 
 CHECK_KINDS = (
     "freshness",
@@ -29,47 +35,32 @@ CHECK_KINDS = (
     "funnel_sanity",
     "validation_pass_rate",
     "custom_sql",
+    "late_share",
+    "top_share",
+    "mean_shift",
 )
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 DRIFT_FIELDS = frozenset({"event_type", "device_type", "country", "currency", "category"})
 NULLABLE_FIELDS = (STRING_FIELDS | NUMBER_FIELDS) - {"event_type"}
+TOP_SHARE_FIELDS = frozenset({"user_id", "session_id", "country", "page_url", "product_id"})
 # `properties.<key>` (nested: `properties.a.b`) names a custom property in null_rate and drift.
 PROPERTY_PATH = re.compile(r"^properties(\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,4}$")
 SAMPLE_LIMIT = 20  # failing-row ids kept per failed run
 
-KIND_HELP = {
-    "freshness": "minutes since the newest event; fails above the threshold. params: {}",
-    "volume_anomaly": "robust z-score of events in the last window vs the same window on "
-    'previous days. params: {"window_minutes": 60, "baseline_days": 7, '
-    '"min_baseline_days": 3, "direction": "both|drop|spike"}',
-    "null_rate": 'share of events with the field null or empty. params: {"field": "country", '
-    '"event_types": [], "window_minutes": 60}',
-    "duplicate_rate": "share of events in the window that repeat another event's "
-    "(session_id, event_type, product_id, timestamp) under a different event_id. "
-    'params: {"window_minutes": 60}',
-    "distribution_drift": "distance between a field's distribution in the window and in the "
-    'baseline days. params: {"field": "device_type", "method": "tvd|psi", '
-    '"window_minutes": 60, "baseline_days": 7, "min_events": 50}',
-    "funnel_sanity": "share of purchases whose session has no checkout_start. "
-    'params: {"window_minutes": 1440}',
-    "validation_pass_rate": "accepted / (accepted + quarantined) in the window; fails BELOW "
-    'the threshold (e.g. 0.995). params: {"window_minutes": 60}',
-    "custom_sql": "one read-only SELECT returning one number (first column of the first row), "
-    "run in a read-only transaction with a statement timeout; fails above the threshold, or "
-    'below it with "fail_when": "below". params: {"sql": "SELECT count(*) FROM events_event '
-    'WHERE ...", "fail_when": "above|below"}',
-}
-
 _COMMON = {"window_minutes"}
 _ALLOWED_PARAMS = {
     "freshness": {"event_types"},
-    "volume_anomaly": _COMMON | {"baseline_days", "min_baseline_days", "direction"},
-    "null_rate": _COMMON | {"field", "event_types"},
-    "duplicate_rate": _COMMON,
-    "distribution_drift": _COMMON | {"field", "method", "baseline_days", "min_events"},
-    "funnel_sanity": _COMMON,
+    "volume_anomaly": _COMMON | {"baseline_days", "min_baseline_days", "direction", "dispersion"},
+    "null_rate": _COMMON | {"field", "event_types", "min_events"},
+    "duplicate_rate": _COMMON | {"min_events"},
+    "distribution_drift": _COMMON
+    | {"field", "method", "baseline_days", "min_events", "same_window", "min_expected"},
+    "funnel_sanity": _COMMON | {"min_events"},
     "validation_pass_rate": _COMMON | {"min_events"},
     "custom_sql": {"sql", "fail_when"},
+    "late_share": _COMMON | {"lag_minutes", "min_events"},
+    "top_share": _COMMON | {"field", "min_events"},
+    "mean_shift": _COMMON | {"field", "baseline_days", "min_events"},
 }
 
 
@@ -103,8 +94,17 @@ def check_params_validate(kind: str, params: Mapping[str, Any]) -> None:
     if unknown:
         allowed = ", ".join(sorted(_ALLOWED_PARAMS[kind])) or "none"
         raise CheckParamError(f"Unknown parameter(s) {', '.join(unknown)}; allowed: {allowed}.")
-    for key in ("window_minutes", "baseline_days", "min_baseline_days", "min_events"):
+    for key in (
+        "window_minutes",
+        "baseline_days",
+        "min_baseline_days",
+        "min_events",
+        "lag_minutes",
+    ):
         _positive_int(params, key)
+    dispersion = params.get("dispersion", 1)
+    if isinstance(dispersion, bool) or not isinstance(dispersion, int | float) or dispersion < 1:
+        raise CheckParamError("'dispersion' must be a number >= 1.")
     event_types = params.get("event_types", [])
     if not isinstance(event_types, list) or set(event_types) - set(EVENT_TYPES):
         raise CheckParamError(f"'event_types' must be a list of: {', '.join(EVENT_TYPES)}.")
@@ -117,8 +117,14 @@ def check_params_validate(kind: str, params: Mapping[str, Any]) -> None:
             raise CheckParamError(
                 f"'field' must be one of: {', '.join(sorted(DRIFT_FIELDS))}, or properties.<key>."
             )
-        if params.get("method", "tvd") not in ("tvd", "psi"):
-            raise CheckParamError("'method' must be tvd or psi.")
+        if params.get("method", "tvd") not in ("tvd", "psi", "vanished"):
+            raise CheckParamError("'method' must be tvd, psi or vanished.")
+        if not isinstance(params.get("same_window", False), bool):
+            raise CheckParamError("'same_window' must be true or false.")
+    if kind == "top_share" and params.get("field") not in TOP_SHARE_FIELDS:
+        raise CheckParamError(f"'field' must be one of: {', '.join(sorted(TOP_SHARE_FIELDS))}.")
+    if kind == "mean_shift" and params.get("field") not in NUMBER_FIELDS:
+        raise CheckParamError(f"'field' must be one of: {', '.join(sorted(NUMBER_FIELDS))}.")
     if kind == "volume_anomaly" and params.get("direction", "both") not in (
         "both",
         "drop",
@@ -214,30 +220,63 @@ def robust_z(current: float, baseline: Sequence[float]) -> tuple[float, float, f
 
 def volume_evaluate(
     current: int,
-    baseline: Sequence[int],
+    baseline: Sequence[int] | Sequence[BaselineDay],
     *,
     threshold: float,
     direction: str = "both",
     min_baseline_days: int = 3,
+    weekday: int | None = None,
+    factors: Mapping[int, float] | None = None,
+    dispersion: float = 1.0,
 ) -> CheckResult:
-    if len(baseline) < min_baseline_days:
+    """Plain counts are a flat baseline; BaselineDay rows with the current `weekday` make it
+    seasonal (quality.engine.volume). `metric` is the z-score on the failing side(s)."""
+    days = [day for day in baseline if isinstance(day, BaselineDay)]
+    if days and weekday is not None:
+        expected_values, mode = seasonal_baseline(days, weekday=weekday, factors=factors or {})
+    else:
+        expected_values = [float(getattr(day, "count", day)) for day in baseline]
+        mode = "previous days"
+    counts = [int(getattr(day, "count", day)) for day in baseline]
+    if len(expected_values) < min_baseline_days:
         return CheckResult(
             SKIPPED,
             None,
-            f"needs {min_baseline_days} baseline days with data, has {len(baseline)}",
-            {"current": current, "baseline": list(baseline)},
+            f"needs {min_baseline_days} baseline days with data, has {len(expected_values)}",
+            {"current": current, "baseline": counts},
         )
-    z, median, _scale = robust_z(current, baseline)
+    median = statistics.median(expected_values)
+    scale = volume_noise(median, expected_values, dispersion)
+    z = (current - median) / scale
     metric = {"both": abs(z), "drop": -z, "spike": z}[direction]
-    details = {"current": current, "baseline": list(baseline), "median": median, "z": z}
-    result = _fail_above(metric, threshold, f"volume z-score ({current} vs median {median:g})")
+    details = {
+        "current": current,
+        "baseline": counts,
+        "expected": round(median, 2),
+        "noise": round(scale, 2),
+        "mode": mode,
+        "median": median,
+        "z": z,
+    }
+    what = f"volume z-score ({current} vs expected {median:.0f}, {mode})"
+    result = _fail_above(metric, threshold, what)
     return CheckResult(result.outcome, metric, result.message, details)
 
 
-def rate_evaluate(numerator: int, denominator: int, *, threshold: float, what: str) -> CheckResult:
-    """Share-type checks (null rate, duplicate rate, funnel sanity): no data is skipped."""
+def rate_evaluate(
+    numerator: int, denominator: int, *, threshold: float, what: str, min_events: int = 1
+) -> CheckResult:
+    """Share-type checks (null rate, duplicate rate, funnel sanity, late and top share): under
+    `min_events` it is skipped, so one orphan purchase in 40 is not a 2.5% incident."""
     if denominator <= 0:
         return CheckResult(SKIPPED, None, f"no events to measure the {what} on")
+    if denominator < min_events:
+        return CheckResult(
+            SKIPPED,
+            None,
+            f"only {denominator} events to measure the {what} on (needs {min_events})",
+            {"numerator": numerator, "denominator": denominator},
+        )
     result = _fail_above(numerator / denominator, threshold, what)
     details = {"numerator": numerator, "denominator": denominator}
     return CheckResult(result.outcome, result.metric, result.message, details)
@@ -270,6 +309,7 @@ def drift_evaluate(
     threshold: float,
     method: str = "tvd",
     min_events: int = 50,
+    **vanished_options: int,
 ) -> CheckResult:
     current_total, baseline_total = sum(current.values()), sum(baseline.values())
     if current_total < min_events or baseline_total < min_events:
@@ -279,6 +319,8 @@ def drift_evaluate(
             f"needs {min_events} events in both windows "
             f"(current {current_total}, baseline {baseline_total})",
         )
+    if method == "vanished":
+        return vanished_evaluate(current, baseline, threshold=threshold, **vanished_options)
     distance = distribution_distance(current, baseline, method)
     result = _fail_above(distance, threshold, f"distribution drift ({method})")
     details = {"current": dict(current), "baseline": dict(baseline)}
@@ -300,3 +342,57 @@ def pass_rate_evaluate(
         f"validation pass rate {rate:.4%} is {relation} target {target:.2%}",
         {"accepted": accepted, "rejected": rejected},
     )
+
+
+def mean_shift_evaluate(
+    current: tuple[float | None, int],
+    baseline: tuple[float | None, int],
+    *,
+    threshold: float,
+    min_events: int = 1,
+) -> CheckResult:
+    """(mean, count) now and in the baseline: the metric is max(r, 1/r) of the two means, so
+    prices sent in cents (x100) and a unit mix-up the other way (/100) both score 100."""
+    (mean_now, n_now), (mean_before, n_before) = current, baseline
+    if n_now < min_events or n_before < min_events or not mean_now or not mean_before:
+        return CheckResult(
+            SKIPPED, None, f"needs {min_events} values in both windows (now {n_now})"
+        )
+    ratio = mean_now / mean_before
+    metric = max(ratio, 1 / ratio) if ratio > 0 else math.inf
+    details = {"mean": mean_now, "baseline_mean": mean_before, "count": n_now}
+    result = _fail_above(metric, threshold, f"mean {mean_now:.4g} vs {mean_before:.4g}: factor")
+    return CheckResult(result.outcome, metric, result.message, details)
+
+
+def vanished_evaluate(
+    current: Mapping[str, int],
+    baseline: Mapping[str, int],
+    *,
+    threshold: float,
+    min_expected: int = 50,
+) -> CheckResult:
+    """Share of the baseline's traffic in values now (almost) gone: a value counts as gone
+    when at least `min_expected` events were expected (baseline share x current total) and
+    under 2% of that arrived (0 or 1 of 50: a live value's quiet spell is not that quiet).
+    A country disappearing is one value; its share is large even where the distance of the
+    whole mix (TVD, PSI) stays inside the noise."""
+    current_total, baseline_total = sum(current.values()), sum(baseline.values())
+    gone, judged = {}, 0
+    for value, count in baseline.items():
+        share = count / baseline_total
+        expected = share * current_total
+        if expected < min_expected:
+            continue
+        judged += 1
+        if current.get(value, 0) < 0.02 * expected:
+            gone[value] = share
+    if not judged:
+        return CheckResult(
+            SKIPPED, None, f"no value is expected {min_expected} times in {current_total} events"
+        )
+    metric = sum(gone.values())
+    names = ", ".join(sorted(gone)) or "none"
+    result = _fail_above(metric, threshold, f"share of traffic in vanished values ({names})")
+    details = {"current": dict(current), "baseline": dict(baseline), "vanished": sorted(gone)}
+    return CheckResult(result.outcome, metric, result.message, details)

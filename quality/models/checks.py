@@ -122,6 +122,16 @@ class QualityIncident(models.Model):
     auto_resolved = models.BooleanField(
         default=False, help_text="Resolved by the system when the check passed again."
     )
+    # The incident policy (quality.engine.incident_policy): passes in a row while unresolved
+    # (auto-resolve after N), and the metric at the last alert (re-alert when much worse).
+    consecutive_passes = models.PositiveIntegerField(default=0)
+    reopen_count = models.PositiveIntegerField(default=0)
+    alert_metric_value = models.FloatField(null=True, blank=True)
+    alert_metric_sign = models.SmallIntegerField(default=0)
+    alert_previous_value = models.FloatField(
+        null=True, blank=True, help_text="Metric at the alert before the last (what changed)."
+    )
+    last_alert_at = models.DateTimeField(null=True, blank=True)
     fields = models.JSONField(default=list, blank=True, help_text="Event fields it touches.")
     event_types = models.JSONField(
         default=list, blank=True, help_text="Event types it touches; empty = all."

@@ -53,6 +53,7 @@ from quality.selectors.quarantine import (
     rejected_ids_failing_rule_sql,
 )
 from quality.selectors.retention import RETENTION_KINDS, retention_days, retention_summary
+from quality.selectors.shapes import field_mean, late_counts, top_value_count
 from quality.selectors.stored_events import (
     StoredEventFacts,
     events_of_sessions,
@@ -82,9 +83,11 @@ __all__ = [
     "events_per_minute",
     "events_sample",
     "events_with_values",
+    "field_mean",
     "field_null_counts",
     "incidents_open",
     "intake_marks",
+    "late_counts",
     "null_rows_sample",
     "orphan_purchases_sample",
     "purchases_without_checkout",
@@ -98,6 +101,7 @@ __all__ = [
     "rule_counts_since",
     "rules_failing_top",
     "sample_links",
+    "top_value_count",
     "validation_counts",
     "validation_pass_rate_series",
 ]

@@ -10,6 +10,7 @@ from typing import Any
 import requests
 from django.urls import NoReverseMatch, reverse
 
+from quality.engine.incident_policy import change_summary
 from quality.models import QualityIncident
 
 WEBHOOK_TIMEOUT_SECONDS = 5
@@ -28,6 +29,38 @@ def incident_admin_path(incident_id: int) -> str:
         return reverse("admin:quality_qualityincident_change", args=[incident_id])
     except NoReverseMatch:  # admin not mounted (a worker-only URLconf)
         return ""
+
+
+def check_page_path(check_id: int | None) -> str:
+    """The check's page (metric over time against its threshold, runs, incidents)."""
+    if check_id is None:
+        return ""
+    try:
+        return reverse("reports:check_detail", args=[check_id])
+    except NoReverseMatch:
+        return ""
+
+
+def incident_change(incident: QualityIncident, event: str) -> dict[str, Any]:
+    """What the alert reports as changed: the metric at the previous alert -> now, and since
+    when the incident has been failing."""
+    before = None if event == "opened" else incident.alert_previous_value
+    after = incident.alert_metric_value
+    if event == "resolved":
+        before, after = incident.alert_metric_value, incident.last_metric_value
+    return {
+        "summary": change_summary(
+            event=event,
+            before=before,
+            after=after,
+            threshold=incident.threshold,
+            since=incident.opened_at,
+        ),
+        "from": before,
+        "to": after,
+        "by": (after - before) if before is not None and after is not None else None,
+        "since": incident.opened_at.isoformat(),
+    }
 
 
 def incident_alert_payload(incident: QualityIncident, event: str) -> dict[str, Any]:
@@ -54,7 +87,9 @@ def incident_alert_payload(incident: QualityIncident, event: str) -> dict[str, A
             "fields": incident.fields,
             "event_types": incident.event_types,
             "admin_path": incident_admin_path(incident.pk),
+            "check_path": check_page_path(incident.quality_check_id),
         },
+        "change": incident_change(incident, event),
     }
 
 

@@ -39,7 +39,7 @@ def alert_channels_for(incident: QualityIncident | None) -> list[Channel]:
 
 
 def _link(payload: dict[str, Any]) -> str:
-    path = payload["incident"].get("admin_path") or ""
+    path = payload["incident"].get("check_path") or payload["incident"].get("admin_path") or ""
     base = settings.QUALITY_ALERT_LINK_BASE.rstrip("/")
     return f"{base}{path}" if base and path else ""
 

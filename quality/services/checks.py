@@ -18,7 +18,10 @@ from django.utils import timezone
 
 from quality import selectors
 from quality.engine import checks as engine
+from quality.engine.incident_policy import RESOLVE_AFTER_PASSES
+from quality.engine.volume import BaselineDay, weekday_factors
 from quality.models import CheckRun, QualityCheck, QualityRule
+from quality.services.check_shapes import late_share, mean_shift, min_events, top_share
 from quality.services.incidents import (
     IncidentSource,
     incident_record_failure,
@@ -43,22 +46,44 @@ def _freshness(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
 
 
 def _volume(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
+    """The same window on each earlier day (up to baseline_days, none before the first event),
+    and the whole UTC days of that period for the weekday levels (quality.engine.volume)."""
     params = check.params
     window = dt.timedelta(minutes=params.get("window_minutes", 60))
     days = params.get("baseline_days", 7)
     oldest = selectors.events_oldest_timestamp()
-    windows = [(now - window, now)]
+    windows, baseline_days = [(now - window, now)], []
     for day in range(1, days + 1):
         end = now - dt.timedelta(days=day)
         if oldest is not None and end - window >= oldest:  # days before any data are unknown
             windows.append((end - window, end))
-    counts = selectors.event_counts_in_windows(windows)
+            baseline_days.append(day)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    whole_days = [
+        midnight - dt.timedelta(days=day)
+        for day in range(1, days + 1)
+        if oldest is not None and midnight - dt.timedelta(days=day) >= oldest
+    ]
+    counts = selectors.event_counts_in_windows(
+        windows + [(start, start + dt.timedelta(days=1)) for start in whole_days]
+    )
+    baseline = [
+        BaselineDay(day, (now - dt.timedelta(days=day)).weekday(), count)
+        for day, count in zip(baseline_days, counts[1 : len(windows)], strict=True)
+    ]
+    day_totals = [
+        (start.weekday(), total)
+        for start, total in zip(whole_days, counts[len(windows) :], strict=True)
+    ]
     return engine.volume_evaluate(
         counts[0],
-        counts[1:],
+        baseline,
         threshold=check.threshold,
         direction=params.get("direction", "both"),
         min_baseline_days=params.get("min_baseline_days", 3),
+        weekday=now.weekday(),
+        factors=weekday_factors(day_totals),
+        dispersion=params.get("dispersion", 1.0),
     )
 
 
@@ -68,27 +93,46 @@ def _null_rate(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
     empty, total = selectors.field_null_counts(
         field, check.params.get("event_types") or (), start, end
     )
-    return engine.rate_evaluate(empty, total, threshold=check.threshold, what=f"{field} null rate")
+    return engine.rate_evaluate(
+        empty, total, threshold=check.threshold, what=f"{field} null rate", **min_events(check)
+    )
 
 
 def _duplicate_rate(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
     start, end = _window(check, now)
     duplicates, total = selectors.duplicate_counts(start, end)
-    return engine.rate_evaluate(duplicates, total, threshold=check.threshold, what="duplicate rate")
+    return engine.rate_evaluate(
+        duplicates, total, threshold=check.threshold, what="duplicate rate", **min_events(check)
+    )
 
 
 def _drift(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
+    """Baseline: the baseline_days before the window, or with same_window the same window on
+    each of those days (a mix with a daily rhythm compared with the same time of day)."""
     params = check.params
     start, end = _window(check, now)
-    baseline_start = start - dt.timedelta(days=params.get("baseline_days", 7))
+    days = params.get("baseline_days", 7)
     current = selectors.category_counts(params["field"], start, end)
-    baseline = selectors.category_counts(params["field"], baseline_start, start)
+    if params.get("same_window"):
+        baseline: dict[str, int] = {}
+        for day in range(1, days + 1):
+            shift = dt.timedelta(days=day)
+            for value, n in selectors.category_counts(
+                params["field"], start - shift, end - shift
+            ).items():
+                baseline[value] = baseline.get(value, 0) + n
+    else:
+        baseline = selectors.category_counts(
+            params["field"], start - dt.timedelta(days=days), start
+        )
+    options = {"min_expected": params["min_expected"]} if "min_expected" in params else {}
     return engine.drift_evaluate(
         current,
         baseline,
         threshold=check.threshold,
         method=params.get("method", "tvd"),
         min_events=params.get("min_events", 50),
+        **options,
     )
 
 
@@ -96,7 +140,11 @@ def _funnel(check: QualityCheck, now: dt.datetime) -> engine.CheckResult:
     start, end = _window(check, now, default=1440)
     orphans, purchases = selectors.purchases_without_checkout(start, end)
     return engine.rate_evaluate(
-        orphans, purchases, threshold=check.threshold, what="share of purchases without checkout"
+        orphans,
+        purchases,
+        threshold=check.threshold,
+        what="share of purchases without checkout",
+        **min_events(check),
     )
 
 
@@ -124,6 +172,9 @@ _EVALUATORS: dict[str, Callable[[QualityCheck, dt.datetime], engine.CheckResult]
     "funnel_sanity": _funnel,
     "validation_pass_rate": _pass_rate,
     "custom_sql": _custom_sql,
+    "late_share": late_share,
+    "top_share": top_share,
+    "mean_shift": mean_shift,
 }
 
 
@@ -152,6 +203,8 @@ def check_source(check: QualityCheck) -> IncidentSource:
         source_type="check",
         title=f"Check {check.name} failing ({check.kind})",
         severity=check.severity,
+        lower_is_worse=check.kind == "validation_pass_rate"
+        or (check.kind == "custom_sql" and check.params.get("fail_when") == "below"),
         quality_check_id=check.pk,
         fields=fields,
         event_types=event_types,
@@ -178,6 +231,14 @@ def check_run(check_id: int, *, now: dt.datetime | None = None) -> CheckRun:
     now = now or timezone.now()
     check = QualityCheck.objects.get(pk=check_id)
     result, duration_ms = check_evaluate(check, now)
+    return check_result_record(check, result, now=now, duration_ms=duration_ms)
+
+
+def check_result_record(
+    check: QualityCheck, result: engine.CheckResult, *, now: dt.datetime, duration_ms: float
+) -> CheckRun:
+    """Store a judged run and apply the incident policy: open, re-alert when much worse or
+    turned around, or count a pass towards the auto-resolve (RESOLVE_AFTER_PASSES in a row)."""
     samples = check_samples(check, now) if result.outcome == engine.FAIL else {}
     run = CheckRun.objects.create(
         quality_check=check,
@@ -205,11 +266,24 @@ def check_run(check_id: int, *, now: dt.datetime | None = None) -> CheckRun:
     source = check_source(check)
     if result.outcome == engine.FAIL:
         incident_record_failure(
-            source, metric=result.metric, threshold=check.threshold, message=result.message, now=now
+            source,
+            metric=result.metric,
+            threshold=check.threshold,
+            message=result.message,
+            now=now,
+            sign=_sign(result),
         )
     elif result.outcome == engine.PASS:
-        incident_resolve_auto(source.key, message=result.message, now=now)
+        incident_resolve_auto(
+            source.key, message=result.message, now=now, passes_needed=RESOLVE_AFTER_PASSES
+        )
     return run
+
+
+def _sign(result: engine.CheckResult) -> int:
+    """The side a two-sided metric failed on (a volume spike +1, a drop -1), else 0."""
+    z = result.details.get("z") if isinstance(result.details, dict) else None
+    return 0 if not isinstance(z, int | float) or z == 0 else (1 if z > 0 else -1)
 
 
 def _jsonable(value: object) -> object:
@@ -309,5 +383,5 @@ def rule_rates_evaluate(now: dt.datetime | None = None) -> list[dict]:
                 source, metric=rate, threshold=rule.alert_rate_threshold, message=message, now=now
             )
         else:
-            incident_resolve_auto(key, message=message, now=now)
+            incident_resolve_auto(key, message=message, now=now, passes_needed=RESOLVE_AFTER_PASSES)
     return report

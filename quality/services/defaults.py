@@ -13,6 +13,7 @@ from typing import Any
 from django.db import transaction
 
 from quality.models import QualityCheck, QualityRule
+from quality.services.default_checks import DEFAULT_CHECKS
 from quality.services.rules import rule_set_bump
 
 CURRENCIES = ["USD", "EUR", "GBP", "CAD", "AUD", "JPY", "CHF", "SEK", "PLN", "BRL", "INR", "MXN"]
@@ -185,86 +186,6 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         },
         "severity": "warning",
         "enabled": False,
-    },
-]
-
-DEFAULT_CHECKS: list[dict[str, Any]] = [
-    {
-        "name": "events-fresh",
-        "description": "The newest event is at most 15 minutes old.",
-        "kind": "freshness",
-        "params": {},
-        "threshold": 15,
-        "interval_minutes": 5,
-    },
-    {
-        "name": "volume-last-hour",
-        "description": "Events in the last hour vs the same hour on the previous 7 days.",
-        "kind": "volume_anomaly",
-        "params": {"window_minutes": 60, "baseline_days": 7, "min_baseline_days": 3},
-        "threshold": 3.5,
-        "interval_minutes": 15,
-        "severity": "warning",
-    },
-    {
-        "name": "purchase-currency-null-rate",
-        "description": "Purchases without currency, last 24 hours.",
-        "kind": "null_rate",
-        "params": {"field": "currency", "event_types": ["purchase"], "window_minutes": 1440},
-        "threshold": 0.01,
-        "interval_minutes": 15,
-    },
-    {
-        "name": "product-view-category-null-rate",
-        "description": "Product views without category, last 24 hours.",
-        "kind": "null_rate",
-        "params": {"field": "category", "event_types": ["product_view"], "window_minutes": 1440},
-        "threshold": 0.05,
-        "interval_minutes": 15,
-        "severity": "warning",
-    },
-    {
-        "name": "duplicate-rate",
-        "description": "Same session, type, product and time under different event ids.",
-        "kind": "duplicate_rate",
-        "params": {"window_minutes": 1440},
-        "threshold": 0.01,
-        "interval_minutes": 15,
-    },
-    {
-        "name": "device-mix-drift",
-        "description": "Device mix of the last 24 h vs the 7 days before (total variation).",
-        "kind": "distribution_drift",
-        "params": {"field": "device_type", "window_minutes": 1440, "baseline_days": 7},
-        "threshold": 0.15,
-        "interval_minutes": 60,
-        "severity": "warning",
-    },
-    {
-        "name": "event-type-mix-drift",
-        "description": "Event-type mix of the last 24 h vs the 7 days before.",
-        "kind": "distribution_drift",
-        "params": {"field": "event_type", "window_minutes": 1440, "baseline_days": 7},
-        "threshold": 0.15,
-        "interval_minutes": 60,
-        "severity": "warning",
-    },
-    {
-        "name": "purchases-have-checkout",
-        "description": "Purchases whose session has no checkout_start, last 24 hours.",
-        "kind": "funnel_sanity",
-        "params": {"window_minutes": 1440},
-        "threshold": 0.02,
-        "interval_minutes": 15,
-    },
-    {
-        "name": "validation-pass-rate",
-        "description": "At least 99.5% of events received in the last 7 days pass validation "
-        "(the product's SLO; the Data quality page shows it per hour).",
-        "kind": "validation_pass_rate",
-        "params": {"window_minutes": 10080},
-        "threshold": 0.995,
-        "interval_minutes": 5,
     },
 ]
 

@@ -18,13 +18,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from quality.engine import incident_policy as policy
 from quality.models import QualityIncident
 from quality.services.outbox import alert_outbox_add
 
 logger = structlog.get_logger(__name__)
 
 UNRESOLVED = (QualityIncident.Status.OPEN, QualityIncident.Status.ACKNOWLEDGED)
-OPENED, RESOLVED = "opened", "resolved"
+OPENED, RESOLVED, REOPENED = "opened", "resolved", "reopened"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,8 @@ class IncidentSource:
     rule_id: int | None = None
     fields: Sequence[str] = field(default_factory=tuple)
     event_types: Sequence[str] = field(default_factory=tuple)
+    # The metric fails when it is too LOW (a pass rate), not too high.
+    lower_is_worse: bool = False
 
 
 def _unresolved(source_key: str) -> QualityIncident | None:
@@ -50,15 +53,95 @@ def _unresolved(source_key: str) -> QualityIncident | None:
 
 
 def _seen_again(
-    incident: QualityIncident, *, now: dt.datetime, metric: float | None, message: str
+    incident: QualityIncident,
+    source: IncidentSource,
+    *,
+    now: dt.datetime,
+    reading: policy.Reading,
+    message: str,
 ) -> QualityIncident:
+    """Count another failing run; alert again only when the metric changed direction or got
+    materially worse than at the last alert (incident_policy.realert_reason)."""
     QualityIncident.objects.filter(pk=incident.pk).update(
         occurrences=F("occurrences") + 1,
         last_seen_at=now,
-        last_metric_value=metric,
+        last_metric_value=reading.value,
         last_message=message[:2000],
+        consecutive_passes=0,
     )
     incident.refresh_from_db()
+    alerted = policy.Reading(incident.alert_metric_value, incident.alert_metric_sign)
+    reason = policy.realert_reason(
+        alerted, reading, threshold=incident.threshold, lower_is_worse=source.lower_is_worse
+    )
+    if reason is not None:
+        _alert(incident, reason, reading=reading, now=now)
+    return incident
+
+
+def _alert(
+    incident: QualityIncident, event: str, *, reading: policy.Reading, now: dt.datetime
+) -> None:
+    """Remember what this alert said (the next one reports the change from it), then send."""
+    incident.alert_previous_value = incident.alert_metric_value
+    incident.alert_metric_value = reading.value
+    incident.alert_metric_sign = reading.sign
+    incident.last_alert_at = now
+    incident.save(
+        update_fields=[
+            "alert_previous_value",
+            "alert_metric_value",
+            "alert_metric_sign",
+            "last_alert_at",
+        ]
+    )
+    incident_alert_enqueue(incident, event)
+
+
+def _reopen_recent(
+    source: IncidentSource, *, now: dt.datetime, reading: policy.Reading, message: str
+) -> QualityIncident | None:
+    """A failure soon after an auto-resolve reopens that incident (one row, one history)
+    instead of opening another, and alerts "reopened"; the next resolve needs twice the
+    passes (incident_policy.passes_needed), so a flapping metric cannot storm."""
+    incident = (
+        QualityIncident.objects.select_for_update()
+        .filter(
+            source_key=source.key,
+            status=QualityIncident.Status.RESOLVED,
+            auto_resolved=True,
+            resolved_at__gte=now - policy.REOPEN_WITHIN,
+        )
+        .order_by("-resolved_at")
+        .first()
+    )
+    if incident is None:
+        return None
+    incident.status = QualityIncident.Status.OPEN
+    incident.resolved_at = None
+    incident.auto_resolved = False
+    incident.occurrences += 1
+    incident.reopen_count += 1
+    incident.consecutive_passes = 0
+    incident.last_seen_at = now
+    incident.last_metric_value = reading.value
+    incident.last_message = message[:2000]
+    incident.notes = f"{incident.notes}\n[{now:%Y-%m-%d %H:%M} UTC] Reopened: {message}".strip()
+    incident.save(
+        update_fields=[
+            "status",
+            "resolved_at",
+            "auto_resolved",
+            "occurrences",
+            "reopen_count",
+            "consecutive_passes",
+            "last_seen_at",
+            "last_metric_value",
+            "last_message",
+            "notes",
+        ]
+    )
+    _alert(incident, REOPENED, reading=reading, now=now)
     return incident
 
 
@@ -69,14 +152,20 @@ def incident_record_failure(
     threshold: float | None,
     message: str,
     now: dt.datetime | None = None,
+    sign: int = 0,
 ) -> tuple[QualityIncident, bool]:
-    """Open an incident for a failing source, or count another occurrence on the open one.
-    Returns (incident, opened)."""
+    """Open an incident for a failing source, or count another occurrence on the open one
+    (re-alerting when much worse), or reopen one that auto-resolved moments ago.
+    Returns (incident, opened). `sign` is the side a two-sided metric failed on."""
     now = now or timezone.now()
+    reading = policy.Reading(metric, sign)
     with transaction.atomic():
         incident = _unresolved(source.key)
         if incident is not None:
-            return _seen_again(incident, now=now, metric=metric, message=message), False
+            return _seen_again(incident, source, now=now, reading=reading, message=message), False
+        reopened = _reopen_recent(source, now=now, reading=reading, message=message)
+        if reopened is not None:
+            return reopened, False
         try:
             with transaction.atomic():
                 incident = QualityIncident.objects.create(
@@ -99,7 +188,7 @@ def incident_record_failure(
             incident = _unresolved(source.key)
             if incident is None:
                 raise
-            return _seen_again(incident, now=now, metric=metric, message=message), False
+            return _seen_again(incident, source, now=now, reading=reading, message=message), False
         logger.warning(
             "quality.incident_opened",
             incident_id=incident.pk,
@@ -109,25 +198,45 @@ def incident_record_failure(
             metric=metric,
             threshold=threshold,
         )
-        incident_alert_enqueue(incident, OPENED)
+        _alert(incident, OPENED, reading=reading, now=now)
     return incident, True
 
 
 def incident_resolve_auto(
-    source_key: str, *, message: str, now: dt.datetime | None = None
+    source_key: str,
+    *,
+    message: str,
+    now: dt.datetime | None = None,
+    passes_needed: int = 1,
 ) -> QualityIncident | None:
-    """Resolve the source's unresolved incident because its check passed again (recorded)."""
+    """Count a pass on the source's unresolved incident; resolve it (recorded, alerted) once
+    `passes_needed` runs in a row passed (hysteresis: a metric hovering at its threshold does
+    not resolve and reopen every other run; twice as many per earlier reopen). Returns the
+    incident if it resolved."""
     now = now or timezone.now()
     with transaction.atomic():
         incident = _unresolved(source_key)
         if incident is None:
+            return None
+        incident.consecutive_passes += 1
+        needed = policy.passes_needed(passes_needed, incident.reopen_count)
+        if not policy.should_resolve(incident.consecutive_passes, needed=needed):
+            incident.save(update_fields=["consecutive_passes"])
             return None
         incident.status = QualityIncident.Status.RESOLVED
         incident.resolved_at = now
         incident.auto_resolved = True
         note = f"[{now:%Y-%m-%d %H:%M} UTC] Auto-resolved: {message}"
         incident.notes = f"{incident.notes}\n{note}".strip()
-        incident.save(update_fields=["status", "resolved_at", "auto_resolved", "notes"])
+        incident.save(
+            update_fields=[
+                "status",
+                "resolved_at",
+                "auto_resolved",
+                "notes",
+                "consecutive_passes",
+            ]
+        )
         _log_resolved(incident, auto=True)
         incident_alert_enqueue(incident, RESOLVED)
     return incident

@@ -36,7 +36,8 @@ def _stale_check_alert(**check_fields) -> AlertOutbox:
 
 def test_slack_and_email_channels_of_a_check_each_get_the_alert(locmem):
     """A check routed to Slack and e-mail: the receiver gets a Slack body (text + blocks with
-    the incident link), one e-mail goes to the address, the row records both channels."""
+    what changed since when, and the check page's link), one e-mail goes to the address, the
+    row records both channels."""
     with webhook_receiver() as receiver:
         alert = _stale_check_alert(
             alert_channels=[f"slack:{receiver.url}", "email:oncall@example.com"]
@@ -46,11 +47,13 @@ def test_slack_and_email_channels_of_a_check_each_get_the_alert(locmem):
     assert set(body) == {"text", "blocks"}
     assert "failing (freshness)" in body["text"] and body["text"].endswith("opened")
     context = body["blocks"][-1]["elements"][0]["text"]
-    assert f"https://dataops.example.com/admin/quality/qualityincident/{alert.incident_id}/" in (
-        context
-    )
+    check_id = alert.incident.quality_check_id
+    assert f"https://dataops.example.com/quality/checks/{check_id}/" in context
     assert alert.delivery_id in context
+    texts = " ".join(block.get("text", {}).get("text", "") for block in body["blocks"])
+    assert "opened: no metric (no data), failing since" in texts  # a stale check: no events
     (sent,) = mail.outbox
+    assert "failing since" in sent.body
     assert sent.to == ["oncall@example.com"] and "failing (freshness)" in sent.subject
     assert alert.delivery_id in sent.body
     alert.refresh_from_db()

@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from events.services import IngestSource, event_batch_ingest
+from quality.engine.incident_policy import RESOLVE_AFTER_PASSES
 from quality.models import CheckRun, IntakeWatermark, QualityCheck, QualityIncident
 from quality.services.replay import replay_job_create
 from quality.services.rules import rules_set_enabled
@@ -54,8 +55,9 @@ def test_worker_runs_scheduled_checks_opens_and_auto_resolves_an_incident(celery
         assert [body["event"] for body in receiver.wait_for(1)] == ["opened"]
 
         EventFactory(timestamp=timezone.now())
-        QualityCheck.objects.filter(pk=check.pk).update(last_run_at=None)  # due again
-        celery_worker.send_task("quality.run_scheduled", queue=queue).get(timeout=30)
+        for _ in range(RESOLVE_AFTER_PASSES):  # hysteresis: N passing runs in a row
+            QualityCheck.objects.filter(pk=check.pk).update(last_run_at=None)  # due again
+            celery_worker.send_task("quality.run_scheduled", queue=queue).get(timeout=30)
         incident.refresh_from_db()
         assert incident.status == "resolved" and incident.auto_resolved
         assert [body["event"] for body in receiver.wait_for(2)] == ["opened", "resolved"]

@@ -135,7 +135,7 @@ def test_pass_rate_without_events_is_skipped():
         ("null_rate", {"field": "colour"}, "'field' must be one of"),
         ("null_rate", {"field": "event_type"}, "'field' must be one of"),
         ("distribution_drift", {"field": "price"}, "'field' must be one of"),
-        ("distribution_drift", {"field": "country", "method": "kl"}, "tvd or psi"),
+        ("distribution_drift", {"field": "country", "method": "kl"}, "tvd, psi or vanished"),
         ("volume_anomaly", {"direction": "sideways"}, "both, drop or spike"),
         ("volume_anomaly", {"window_minutes": 0}, "whole number"),
         ("freshness", {"event_types": ["login"]}, "event_types"),

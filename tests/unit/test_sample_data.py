@@ -23,7 +23,7 @@ COUNTRY_CODES = {country.alpha_2 for country in pycountry.countries}
 
 
 def _config(**overrides) -> gen.SampleConfig:
-    values = {"events": 20_000, "end": END, "seed": 42}
+    values = {"events": 20_000, "end": END, "seed": 42, "bad_rate": 0.01}  # every bad kind shows
     values.update(overrides)
     return gen.SampleConfig(**values)
 

@@ -2,6 +2,7 @@
 
     python manage.py generate_sample_data --events 1000 --seed 42
     python manage.py generate_sample_data --stream --rate 10 --duration 60 --url http://localhost:8000
+    python manage.py generate_sample_data --events 100000 --scenario volume-drop
 
 Timestamps end at --end (ISO-8601) or, without it, at the current time floored to the minute.
 The same --seed, --events, --days and --end give identical data; event_ids depend on the seed
@@ -20,7 +21,9 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from events.sample_data import SampleConfig, default_end
+from events.sample_data.incident import history_config, items_ingest, scenario_hour
 from events.sample_data.load import sample_data_load
+from events.sample_data.scenarios import SCENARIOS
 from events.sample_data.stream import sample_data_stream, stream_config
 
 
@@ -51,7 +54,8 @@ class Command(BaseCommand):
         )
         parser.add_argument("--days", type=int, default=7, help="spread over the last N days")
         parser.add_argument("--end", type=_end, help="ISO-8601 anchor (default: now, floored)")
-        parser.add_argument("--bad-rate", type=_rate, default=0.01)
+        # 0.3%: under the product's 99.5% pass-rate SLO, so the demo starts without an incident.
+        parser.add_argument("--bad-rate", type=_rate, default=0.003)
         parser.add_argument("--duplicate-rate", type=_rate, default=0.005)
         parser.add_argument("--late-rate", type=_rate, default=0.002)
         parser.add_argument(
@@ -62,6 +66,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--chunk-events", type=int, default=250_000, help=argparse_hidden())
         parser.add_argument("--quiet", action="store_true", help="no progress bar")
+        parser.add_argument(
+            "--scenario",
+            choices=sorted(SCENARIOS),
+            help="plant an incident in the last hour before --end: "
+            + "; ".join(f"{name}: {SCENARIOS[name].description}" for name in sorted(SCENARIOS)),
+        )
         stream = parser.add_argument_group("streaming through the HTTP API")
         stream.add_argument("--stream", action="store_true")
         stream.add_argument("--rate", type=float, default=10.0, help="events per second")
@@ -77,6 +87,8 @@ class Command(BaseCommand):
             "late_rate": options["late_rate"],
         }
         if options["stream"]:
+            if options["scenario"]:
+                raise CommandError("--scenario plants into the database; it needs no --stream.")
             self._stream(options, rates)
             return
         now = timezone.now()
@@ -94,14 +106,24 @@ class Command(BaseCommand):
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        scenario = options["scenario"]
+        history = history_config(config) if scenario else config
         show = not options["quiet"] and sys.stderr.isatty()
-        with tqdm(total=config.events, unit="ev", unit_scale=True, disable=not show) as bar:
-            summary = sample_data_load(config, workers=options["workers"], on_progress=bar.update)
+        with tqdm(total=history.events, unit="ev", unit_scale=True, disable=not show) as bar:
+            summary = sample_data_load(history, workers=options["workers"], on_progress=bar.update)
         self.stdout.write(
             f"anchor (end): {end.isoformat()}  days: {config.days}  seed: {config.seed}"
         )
         for line in summary.lines():
             self.stdout.write(line)
+        if scenario:
+            start = end - dt.timedelta(hours=1)
+            outcomes = items_ingest(scenario_hour(config, scenario, start))
+            counts = ", ".join(f"{status} {n:,}" for status, n in sorted(outcomes.items()))
+            self.stdout.write(
+                f"scenario {scenario} ({SCENARIOS[scenario].description}) planted in "
+                f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC: {counts}"
+            )
 
     def _stream(self, options: dict, rates: dict[str, float]) -> None:
         rate, duration, batch_size = options["rate"], options["duration"], options["batch_size"]
