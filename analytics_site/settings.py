@@ -15,6 +15,7 @@ from analytics_site.settings_operations import (
     governance_settings,
     operations_settings,
 )
+from analytics_site.settings_scaling import partition_settings
 from analytics_site.settings_security import security_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -188,6 +189,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 globals().update(
     governance_settings(env, secret_key=SECRET_KEY, beat_schedule=CELERY_BEAT_SCHEDULE)
 )
+
+# --- Events partitioned by received_at (issue 15, ADR 0021; PostgreSQL only).
+globals().update(partition_settings(env, beat_schedule=CELERY_BEAT_SCHEDULE))
 
 # ---- Operations under faults (issue 14; docs/adr/0008-operations-under-faults.md): timeouts
 # (DB_ROLE web | worker), Redis and broker resilience, the beat leader lease, worker heartbeat.

@@ -5,7 +5,8 @@
   events stored behind the rollups' watermarks (`stored_behind_listener_register`);
 - `quarantine`: refused events kept with their reasons, and the record of their replay;
 - `keys`: ingestion keys;
-- `removal`: deleting a person's rows (erasure) and old rows (retention).
+- `removal`: deleting a person's rows (erasure) and old rows (retention);
+- `partitions`: the events table's time partitions, created ahead and dropped whole (ADR 0021).
 
 The names other modules use are importable from `events.services` itself.
 """
@@ -23,6 +24,12 @@ from events.services.keys import (
     ingestion_key_create,
     ingestion_key_revoke,
     ingestion_key_rotate,
+)
+from events.services.partitions import (
+    DroppedPartition,
+    event_partitions_drop_before,
+    event_partitions_ensure,
+    event_partitions_maintain,
 )
 from events.services.quarantine import (
     IngestSource,
@@ -53,11 +60,15 @@ __all__ = [
     "DUPLICATE",
     "REJECTED",
     "CreatedKey",
+    "DroppedPartition",
     "EventOutcome",
     "IngestSource",
     "QuarantineWrite",
     "event_batch_ingest",
     "event_ingest",
+    "event_partitions_drop_before",
+    "event_partitions_ensure",
+    "event_partitions_maintain",
     "event_pks_of_users",
     "events_delete",
     "events_delete_received_before",
