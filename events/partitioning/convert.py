@@ -266,3 +266,30 @@ def events_table_unpartition(cursor) -> None:
     for _, definition in indexes:
         cursor.execute(re.sub(r" ON ONLY ", " ON ", definition))
     cursor.execute(f"DROP FUNCTION IF EXISTS {KEY_TRIGGER}()")
+
+
+def events_table_prepare(
+    connection, *, bound: dt.datetime, batch: int = 50_000, on_batch=None
+) -> dict[str, object]:
+    """The slow parts of the conversion, on a live plain table, none of them blocking writes
+    for long: each step commits on its own (`connection` in autocommit). Safe to run again."""
+    with connection.cursor() as cursor:
+        if _relkind(cursor, TABLE) != "r":
+            return {"prepared": False, "reason": "already partitioned"}
+        cursor.execute("SET statement_timeout = 0")  # the index build takes minutes at 50M rows
+        cursor.execute(KEYS_TABLE_SQL)
+        key_trigger_install(cursor)  # from now on every new row claims its key
+        last = 0
+        while True:
+            read = keys_backfill(cursor, after_pk=last, limit=batch)
+            if read is None:
+                break
+            last = read
+            if on_batch:
+                on_batch(last)
+        cursor.execute(
+            f"CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {LEGACY_PK_INDEX} "
+            f"ON {TABLE} (id, received_at)"
+        )
+        bound_check_add(cursor, bound)
+    return {"prepared": True, "bound": bound, "last_id": last}

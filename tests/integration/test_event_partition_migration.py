@@ -5,9 +5,11 @@ every column and id, makes the old table the first partition, claims every store
 from __future__ import annotations
 
 import datetime as dt
+import io
 import uuid
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
@@ -40,10 +42,7 @@ def _relkind() -> str:
         return cursor.fetchone()[0]
 
 
-@pytest.mark.django_db(transaction=True)
-def test_fill_migrate_compare():
-    apps = _migrate(BEFORE)
-    assert _relkind() == "r"
+def _fill(apps) -> None:
     old = apps.get_model("events", "Event")
     start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     old.objects.bulk_create(
@@ -62,18 +61,32 @@ def test_fill_migrate_compare():
         for n in range(3000)
     )
     old.objects.filter(pk__in=list(old.objects.values_list("pk", flat=True)[:10])).delete()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("prepared", [False, True], ids=["migrate-only", "prepared-live"])
+def test_fill_migrate_compare(prepared):
+    """With `events_partitions prepare` first (the live runbook), rows written between the
+    preparation and the migration are kept and claimed too."""
+    apps = _migrate(BEFORE)
+    assert _relkind() == "r"
+    _fill(apps)
+    if prepared:
+        call_command("events_partitions", "prepare", "--batch", "700", stdout=io.StringIO())
+        _fill(apps)  # the live system goes on writing
     before = _rows()
     try:
         _migrate(AFTER)
         assert _relkind() == "p"
         assert _rows() == before  # every row, every column, once
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT tableoid::regclass::text, count(*) FROM events_event GROUP BY 1"
-            )
+            cursor.execute("SELECT tableoid::regclass::text, count(*) FROM events_event GROUP BY 1")
             assert dict(cursor.fetchall()) == {"events_event_legacy": len(before)}
-            cursor.execute("SELECT count(*) FROM events_eventkey")
-            assert cursor.fetchone()[0] == len(before)
+            cursor.execute(
+                "SELECT count(*) FROM events_event e WHERE NOT EXISTS "
+                "(SELECT 1 FROM events_eventkey k WHERE k.event_id = e.event_id)"
+            )
+            assert cursor.fetchone()[0] == 0  # every stored event_id is claimed
         resent = event_payload(event_id=str(before[500][1]))
         fresh = event_payload()
         outcomes = event_batch_ingest([resent, fresh], source=IngestSource(key_id=None))
