@@ -15,7 +15,7 @@ from analytics_site.settings_operations import (
     governance_settings,
     operations_settings,
 )
-from analytics_site.settings_scaling import partition_settings
+from analytics_site.settings_scaling import partition_settings, replica_settings
 from analytics_site.settings_security import security_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -204,6 +204,9 @@ globals().update(
         beat_schedule=CELERY_BEAT_SCHEDULE,
     )
 )
+# --- Reads off the primary (issue 15, ADR 0022): dashboards, exports and API reads on a
+# streaming replica when DATABASE_REPLICA_URL is set (analytics_site.replica).
+globals().update(replica_settings(env, databases=DATABASES))
 # ...and a page whose database gave up (DB_CLIENT_TIMEOUT_SECONDS, or a dropped connection)
 # answers 503 with Retry-After, not 500.
 MIDDLEWARE += ["analytics_site.errors.DatabaseUnavailableMiddleware"]
