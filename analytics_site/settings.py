@@ -110,6 +110,11 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Behind a transaction-pooling PgBouncer (ADR 0022): each transaction may get another server
+# connection, so no server-side cursor may outlive one (Django's iterator() outside a
+# transaction) and no prepared statement (INGEST_PREPARED_STATEMENTS below).
+DATABASE_POOL_MODE = env.str("DATABASE_POOL_MODE", default="session")
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_POOL_MODE == "transaction"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
@@ -281,8 +286,11 @@ REST_FRAMEWORK = {
 }
 INGEST_THROTTLE_ENABLED = env.bool("INGEST_THROTTLE_ENABLED", default=True)
 # The event insert as a server-side prepared statement (PostgreSQL); off behind a
-# transaction-pooling PgBouncer older than 1.21, which cannot keep prepared statements.
-INGEST_PREPARED_STATEMENTS = env.bool("INGEST_PREPARED_STATEMENTS", default=True)
+# transaction-pooling PgBouncer older than 1.21, which cannot keep prepared statements
+# (DATABASE_POOL_MODE=transaction turns it off by default, ADR 0022).
+INGEST_PREPARED_STATEMENTS = env.bool(
+    "INGEST_PREPARED_STATEMENTS", default=DATABASE_POOL_MODE != "transaction"
+)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "E-commerce DataOps Analytics API",

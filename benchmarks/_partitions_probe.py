@@ -81,11 +81,11 @@ class WaitProbe(threading.Thread):
         self.longest = 0.0
         self.inserts = 0
         self.errors = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 t0 = time.perf_counter()
                 try:
                     conn.execute(_INSERT, [uuid.uuid4()])
@@ -96,7 +96,7 @@ class WaitProbe(threading.Thread):
                 time.sleep(self.every)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
