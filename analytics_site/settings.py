@@ -15,6 +15,7 @@ from analytics_site.settings_operations import (
     governance_settings,
     operations_settings,
 )
+from analytics_site.settings_scaling import partition_settings, replica_settings
 from analytics_site.settings_security import security_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -109,6 +110,11 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Behind a transaction-pooling PgBouncer (ADR 0022): each transaction may get another server
+# connection, so no server-side cursor may outlive one (Django's iterator() outside a
+# transaction) and no prepared statement (INGEST_PREPARED_STATEMENTS below).
+DATABASE_POOL_MODE = env.str("DATABASE_POOL_MODE", default="session")
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_POOL_MODE == "transaction"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
@@ -196,6 +202,9 @@ globals().update(
     governance_settings(env, secret_key=SECRET_KEY, beat_schedule=CELERY_BEAT_SCHEDULE)
 )
 
+# --- Events partitioned by received_at (issue 15, ADR 0021; PostgreSQL only).
+globals().update(partition_settings(env, beat_schedule=CELERY_BEAT_SCHEDULE))
+
 # ---- Operations under faults (issue 14; docs/adr/0008-operations-under-faults.md): timeouts
 # (DB_ROLE web | worker), Redis and broker resilience, the beat leader lease, worker heartbeat.
 globals().update(
@@ -207,6 +216,9 @@ globals().update(
         beat_schedule=CELERY_BEAT_SCHEDULE,
     )
 )
+# --- Reads off the primary (issue 15, ADR 0022): dashboards, exports and API reads on a
+# streaming replica when DATABASE_REPLICA_URL is set (analytics_site.replica).
+globals().update(replica_settings(env, databases=DATABASES))
 # ...and a page whose database gave up (DB_CLIENT_TIMEOUT_SECONDS, or a dropped connection)
 # answers 503 with Retry-After, not 500.
 MIDDLEWARE += ["analytics_site.errors.DatabaseUnavailableMiddleware"]
@@ -286,8 +298,11 @@ REST_FRAMEWORK = {
 }
 INGEST_THROTTLE_ENABLED = env.bool("INGEST_THROTTLE_ENABLED", default=True)
 # The event insert as a server-side prepared statement (PostgreSQL); off behind a
-# transaction-pooling PgBouncer older than 1.21, which cannot keep prepared statements.
-INGEST_PREPARED_STATEMENTS = env.bool("INGEST_PREPARED_STATEMENTS", default=True)
+# transaction-pooling PgBouncer older than 1.21, which cannot keep prepared statements
+# (DATABASE_POOL_MODE=transaction turns it off by default, ADR 0022).
+INGEST_PREPARED_STATEMENTS = env.bool(
+    "INGEST_PREPARED_STATEMENTS", default=DATABASE_POOL_MODE != "transaction"
+)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "E-commerce DataOps Analytics API",

@@ -66,7 +66,9 @@ def migrate(env: dict[str, str]) -> None:
 
 def events_truncate(db_name: str) -> None:
     with psycopg.connect(database_url(db_name), autocommit=True) as conn:
-        conn.execute("TRUNCATE events_event, events_rejectedevent RESTART IDENTITY")
+        conn.execute(
+            "TRUNCATE events_event, events_eventkey, events_rejectedevent RESTART IDENTITY"
+        )
         conn.execute("VACUUM ANALYZE events_event")
 
 

@@ -74,7 +74,7 @@ def _manage(env: dict[str, str], *arguments: str) -> str:
 
 def tables_empty(args: argparse.Namespace) -> None:
     with psycopg.connect(admin_url(args, args.db), autocommit=True) as conn:
-        conn.execute("TRUNCATE events_event, events_rejectedevent")
+        conn.execute("TRUNCATE events_event, events_eventkey, events_rejectedevent")
 
 
 def table_facts(args: argparse.Namespace) -> tuple[int, str]:

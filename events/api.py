@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics_site.replica import replica_reads
 from events import cors, health, selectors, services
 from events.api_read import RECENT_ORDERS, EventListQuery, EventRecentQuery
 from events.authentication import KeyPrincipal
@@ -245,13 +246,14 @@ class EventIngestApi(_IngestView):
         query = EventListQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
-        events, following = events_page(
-            query.filters(),
-            EVENT_EXPORT_COLUMNS,
-            order_field=data["order"],
-            after=data.get("after"),
-            limit=data["limit"],
-        )
+        with replica_reads():  # read-only: the replica when usable (ADR 0022)
+            events, following = events_page(
+                query.filters(),
+                EVENT_EXPORT_COLUMNS,
+                order_field=data["order"],
+                after=data.get("after"),
+                limit=data["limit"],
+            )
         cursor = query.cursor_after(following) if following else None
         return Response(
             {"events": events, "count": len(events), "order": data["order"], "next_cursor": cursor}
@@ -342,7 +344,9 @@ class EventStatsApi(_EventApi):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT}, summary="Event statistics")
     def get(self, request: Request) -> Response:
-        return Response(selectors.event_stats())
+        with replica_reads():
+            stats = selectors.event_stats()
+        return Response(stats)
 
 
 class EventRecentApi(_EventApi):
@@ -361,12 +365,13 @@ class EventRecentApi(_EventApi):
         query.is_valid(raise_exception=True)
         data = query.validated_data
         order_field = RECENT_ORDERS[data["order"]]
-        events = selectors.events_recent(
-            limit=data["limit"],
-            offset=data["offset"],
-            filters=query.filters(),
-            order_field=order_field,
-        )
+        with replica_reads():
+            events = selectors.events_recent(
+                limit=data["limit"],
+                offset=data["offset"],
+                filters=query.filters(),
+                order_field=order_field,
+            )
         return Response({"events": events, "count": len(events), "order": order_field})
 
 

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import structlog
-from django.db import InterfaceError, OperationalError
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connections,
+)
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
@@ -61,8 +68,20 @@ def _request_level_error(exc: Exception, message: str) -> list[dict[str, str]]:
 _DATABASE_DOWN = "The database did not answer."
 
 
+def _read_only(exc: Exception) -> bool:
+    """A write reached a server that is (now) a standby: a failover demoted the node this
+    connection holds. Dropping the connection makes the next request look for the primary
+    again (`target_session_attrs=read-write` in a multi-host DATABASE_URL, ADR 0022)."""
+    if not isinstance(exc, DatabaseError):
+        return False
+    if not isinstance(exc.__cause__, psycopg.errors.ReadOnlySqlTransaction):
+        return False
+    connections[DEFAULT_DB_ALIAS].close()
+    return True
+
+
 def api_exception_handler(exc, context):
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, OperationalError | InterfaceError) or _read_only(exc):
         logger.warning("api.database_unavailable", error=str(exc)[:200])
         set_rollback()
         return Response(

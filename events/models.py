@@ -134,6 +134,22 @@ class Event(models.Model):
         return f"{self.event_type} {self.event_id}"
 
 
+class EventKey(models.Model):
+    """The event_id of every event stored on PostgreSQL: the dedupe key across the events
+    table's time partitions, which cannot hold a unique index on event_id alone (ADR 0021).
+
+    Claimed by a trigger on each insert into events_event (every path: API, replay, COPY), and
+    kept when the event goes (retention, erasure): a late resend stays a duplicate. Unused on
+    SQLite, where the events table keeps its unique index.
+    """
+
+    event_id = models.UUIDField(primary_key=True)
+    received_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return str(self.event_id)
+
+
 class KeyScope(models.TextChoices):
     """What a key may do. `write` sends events; `read` reads stats and recent events; `export`
     downloads raw events; `admin` calls administrative endpoints (erasure)."""

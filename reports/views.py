@@ -20,6 +20,7 @@ from django.template.loader import render_to_string
 from django.utils.cache import patch_vary_headers
 from django_htmx.http import push_url
 
+from analytics_site.replica import replica_reads
 from events.schema import DEVICE_TYPES
 from reports import charts, csv_export
 from reports.filters import (
@@ -212,14 +213,16 @@ def _dashboard(request: HttpRequest, page: str) -> HttpResponse:
     if page == "quality":  # rules and quarantine have no trustworthy device or country
         filters = dataclasses.replace(filters, device=None, country=None)
     split = _split(request) if page == "funnel" else None
-    data = PAGE_DATA[page](request, filters)
+    with replica_reads():  # read-only: the replica when usable (ADR 0022)
+        data = PAGE_DATA[page](request, filters)
+        any_events = pages.freshness()["newest_event"] is not None
     context = {
         "page": page,
         "title": PAGE_TITLES[page],
         "filters": filters,
         "data": data,
         "empty_hint": EMPTY_HINT,
-        "any_events": pages.freshness()["newest_event"] is not None,
+        "any_events": any_events,
         "nav_query": _nav_query(page, filters),
         # a custom range that filters_from_query refused (end before start, too long, bad date)
         "range_refused": request.GET.getlist("preset")[-1:] == [CUSTOM]
@@ -258,7 +261,8 @@ def table_csv(request: HttpRequest, page: str, table: str) -> HttpResponse:
     if not csv_export.table_exists(page, table):
         raise Http404(f"no table {table!r} on page {page!r}")
     filters = filters_from_query(request.GET)
-    data = PAGE_DATA[page](request, filters)
+    with replica_reads():
+        data = PAGE_DATA[page](request, filters)
     response = HttpResponse(
         csv_export.table_csv(page, table, data), content_type="text/csv; charset=utf-8"
     )
@@ -272,7 +276,8 @@ def table_csv(request: HttpRequest, page: str, table: str) -> HttpResponse:
 def check_detail(request: HttpRequest, check_id: int) -> HttpResponse:
     """One dataset check: its metric over time against its threshold, runs with their
     failing-row samples, and incidents. htmx requests get only the `check` partial."""
-    data = pages.check_page(check_id)
+    with replica_reads():
+        data = pages.check_page(check_id)
     if data is None:
         raise Http404(f"no check {check_id}")
     context = {

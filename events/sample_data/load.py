@@ -1,8 +1,9 @@
 """Writes generated sample data to the database, or streams it to a running API.
 
 Direct mode: good events are written in bulk — on PostgreSQL as binary COPY into a temporary
-table, then `INSERT ... SELECT ... ON CONFLICT (event_id) DO NOTHING` into events_event (so a
-second run with the same seed adds nothing, and the indexes stay in place); on SQLite through
+table, then `INSERT ... SELECT ...` into events_event, whose key trigger skips the event_ids
+already stored (ADR 0021: so a second run with the same seed adds nothing, and the indexes stay
+in place); on SQLite through
 `events.services.events_insert`. Bad events and re-sent duplicates go through
 `events.services.event_batch_ingest`, exactly as the API would handle them: bad ones land in
 RejectedEvent with their reasons, duplicates are counted and not stored.
@@ -50,6 +51,7 @@ from events.services import (
     event_batch_ingest,
     events_insert,
 )
+from events.services.partitions import event_partitions_ensure
 
 INGEST_BATCH = 1000  # the API's batch limit: one event_batch_ingest call per slot and batch
 GROUP_MS = 300_000  # bad events and re-sends arrive in 5-minute groups
@@ -148,10 +150,7 @@ def _stage_sql() -> tuple[str, str, str]:
         f"SELECT {names} FROM {table} WITH NO DATA"
     )
     copy = f"COPY {_STAGE} ({names}) FROM STDIN (FORMAT BINARY)"
-    insert = (
-        f"INSERT INTO {table} ({names}) SELECT {names} FROM {_STAGE} "  # noqa: S608
-        "ON CONFLICT (event_id) DO NOTHING"
-    )
+    insert = f"INSERT INTO {table} ({names}) SELECT {names} FROM {_STAGE}"  # noqa: S608
     return create, copy, insert
 
 
@@ -324,11 +323,15 @@ def sample_data_load(
 ) -> LoadSummary:
     """Generate `config.events` events and store them as described in the module docstring.
 
-    Idempotent for a given config: good events are inserted with ON CONFLICT DO NOTHING, bad
+    Idempotent for a given config: good events already stored are skipped by the key trigger, bad
     events already quarantined are skipped, and re-sent duplicates store nothing.
     """
     started = time.perf_counter()
     summary = LoadSummary(generated=config.events)
+    # Past days get their own partitions (not the default one), late events a day more.
+    event_partitions_ensure(
+        config.end - dt.timedelta(days=config.days + 1), config.end + dt.timedelta(days=1)
+    )
 
     def on_chunk(result: ChunkResult) -> None:
         summary.accepted += result.inserted

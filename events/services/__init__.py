@@ -7,6 +7,7 @@
 - `keys`: ingestion keys;
 - `removal`: deleting a person's rows (erasure) and old rows (retention);
 - `identity`: people, and the links between their ids (identify and alias calls).
+- `partitions`: the events table's time partitions, created ahead and dropped whole (ADR 0021).
 
 The names other modules use are importable from `events.services` itself.
 """
@@ -31,6 +32,12 @@ from events.services.keys import (
     ingestion_key_create,
     ingestion_key_revoke,
     ingestion_key_rotate,
+)
+from events.services.partitions import (
+    DroppedPartition,
+    event_partitions_drop_before,
+    event_partitions_ensure,
+    event_partitions_maintain,
 )
 from events.services.quarantine import (
     IngestSource,
@@ -61,11 +68,15 @@ __all__ = [
     "DUPLICATE",
     "REJECTED",
     "CreatedKey",
+    "DroppedPartition",
     "EventOutcome",
     "IngestSource",
     "QuarantineWrite",
     "event_batch_ingest",
     "event_ingest",
+    "event_partitions_drop_before",
+    "event_partitions_ensure",
+    "event_partitions_maintain",
     "event_pks_of_users",
     "events_delete",
     "events_delete_received_before",

@@ -1,9 +1,10 @@
 """Ingestion: validate, dedupe and store a batch of events, answering per event.
 
-Set-based: one validation pass, one insert statement for the accepted events (`ON CONFLICT
-(event_id) DO NOTHING RETURNING`), one bulk insert for the rejected ones. No per-row INSERT
-and no per-row uniqueness query, so a batch of 500 costs a few milliseconds. The validator is
-the one registered in `events.validation` (the quality app's, with the stored rules).
+Set-based: one validation pass, one insert statement for the accepted events (`INSERT …
+RETURNING`, stored event_ids skipped by the key trigger, ADR 0021), one bulk insert for the
+rejected ones. No per-row INSERT and no per-row uniqueness query, so a batch of 500 costs a few
+milliseconds. The validator is the one registered in `events.validation` (the quality app's,
+with the stored rules).
 """
 
 from __future__ import annotations

@@ -55,12 +55,15 @@ _COLUMN_DEFAULTS = {
 
 
 def _recordset_insert_sql() -> str:
-    """INSERT … SELECT FROM json_to_recordset(one JSON parameter) … ON CONFLICT DO NOTHING.
+    """INSERT … SELECT FROM json_to_recordset(one JSON parameter) … RETURNING the new rows.
 
     One parameter for the whole batch: orjson writes it in C, and PostgreSQL parses it in C.
     Binding one array per column instead cost more in Python than everything else together.
     What a row leaves out costs PostgreSQL no parsing: a missing key takes the column default,
     a missing client_timestamp is the timestamp, and a missing received_at is the batch's.
+    An event_id already stored is skipped by the events table's key trigger (ADR 0021: the
+    table is partitioned, so no unique index on event_id alone can serve ON CONFLICT), and
+    left out of RETURNING.
     """
     names = ", ".join(f'"{name}"' for name in EVENT_COLUMN_NAMES)
     definitions = ", ".join(f'"{name}" {kind}' for name, kind in EVENT_COLUMNS)
@@ -78,7 +81,7 @@ def _recordset_insert_sql() -> str:
     return (
         f"INSERT INTO {EVENTS_TABLE} ({names}) "  # noqa: S608
         f"SELECT {', '.join(values)} FROM json_to_recordset(%(rows)s::json) AS t({definitions}) "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id::text, id"
+        "RETURNING event_id::text, id"
     )
 
 
@@ -154,7 +157,7 @@ def _insert_rows_postgres(rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert in one statement; return {event_id: id} for the rows that were new.
 
     A persistent connection that died since its last use (database restart) is replaced once:
-    the statement is idempotent (ON CONFLICT DO NOTHING), so running it again is safe.
+    the statement is idempotent (stored event_ids are skipped), so running it again is safe.
     """
     received_at = rows[0].get("received_at") or timezone.now()
     params = {"rows": _rows_document(rows, received_at), "received_at": received_at}

@@ -1,0 +1,142 @@
+"""The partitioned events table at scale (issue 15 §6; ADR 0021): insert rates on a given
+database, the live conversion's lock, and retention dropping a month of partitions.
+
+    # insert rate (the API's statement, in process): single events and batches of 100
+    .venv/bin/python benchmarks/partitions.py ingest --db analytics_scale_bench50m
+    # the live conversion of a plain table: prepare, then the migration's lock
+    .venv/bin/python benchmarks/partitions.py convert --db analytics_scale_bench50m
+    # retention: a scratch database of daily partitions, drop those older than 30 days
+    .venv/bin/python benchmarks/partitions.py retention --events 1000000 --days 62
+
+`convert` and `retention` run a writer inserting one event every 10 ms meanwhile and print its
+longest wait: what a client felt while the step held the table's lock. Figures on a shared
+2-core machine are noisy; compare runs made on the same machine in the same hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _partitions_probe import WaitProbe
+from generate import ROOT, _manage, admin_url, database_create, database_drop, scratch_env
+
+
+def _facts(args: argparse.Namespace) -> str:
+    with psycopg.connect(admin_url(args, args.db), autocommit=True) as conn:
+        rows, size, kind = conn.execute(
+            "SELECT (SELECT sum(reltuples)::bigint FROM pg_class WHERE relname LIKE "
+            "'events_event%%' AND relkind = 'r'), "
+            "pg_size_pretty(pg_database_size(current_database())), "
+            "(SELECT relkind FROM pg_class WHERE relname = 'events_event')"
+        ).fetchone()
+    shape = "partitioned" if kind == "p" else "plain"
+    return f"events_event {shape}, ~{rows or 0:,} rows, database {size}"
+
+
+def _probe(env: dict[str, str], *arguments: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "_partitions_probe.py"), *arguments],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def ingest(args: argparse.Namespace) -> None:
+    env = scratch_env(args)
+    print(_facts(args))
+    for batch in (1, 100):
+        rate = _probe(env, "rate", str(args.seconds), str(batch))
+        print(
+            f"batch {batch:>3}: {rate['events_per_s']:>8,.0f} events/s, statement median "
+            f"{rate['median_ms']:.2f} ms, p99 {rate['p99_ms']:.2f} ms ({rate['statements']:,})"
+        )
+
+
+def _timed(env: dict[str, str], args: argparse.Namespace, label: str, *command: str) -> None:
+    probe = WaitProbe(admin_url(args, args.db))
+    probe.start()
+    started = time.perf_counter()
+    output = _manage({**env, "DB_ROLE": "worker"}, *command)
+    elapsed = time.perf_counter() - started
+    probe.stop()
+    print(
+        f"{label}: {elapsed:.1f} s; writer's longest insert {probe.longest * 1000:.0f} ms "
+        f"({probe.inserts} inserts, {probe.errors} errors)"
+    )
+    if args.verbose:
+        print(output)
+
+
+def convert(args: argparse.Namespace) -> None:
+    env = scratch_env(args)
+    print(_facts(args))
+    _timed(env, args, "manage.py check (start-up only)", "check")
+    _timed(env, args, "prepare (online)", "events_partitions", "prepare")
+    _timed(env, args, "migrate (the switch, under its lock)", "migrate", "events")
+    print(_facts(args))
+
+
+def retention(args: argparse.Namespace) -> None:
+    args.db = args.db or "analytics_scale_bench_ret"
+    env = {**scratch_env(args), "EVENTS_PARTITION_INTERVAL": "day", "DB_ROLE": "worker"}
+    database_create(args)
+    try:
+        _manage(env, "migrate", "--noinput", "-v", "0")
+        started = time.perf_counter()
+        _manage(
+            env,
+            "generate_sample_data",
+            "--events",
+            str(args.events),
+            "--days",
+            str(args.days),
+            "--quiet",
+        )
+        print(
+            f"loaded {args.events:,} events over {args.days} days in "
+            f"{time.perf_counter() - started:.0f} s; {_facts(args)}"
+        )
+        probe = WaitProbe(admin_url(args, args.db))
+        probe.start()
+        dropped = _probe(env, "drop", "30")
+        probe.stop()
+        print(
+            f"dropped {dropped['partitions']} partitions ({dropped['rows']:,} rows) in "
+            f"{dropped['seconds']:.2f} s; writer's longest insert {probe.longest * 1000:.0f} ms "
+            f"({probe.inserts} inserts, {probe.errors} errors)"
+        )
+    finally:
+        if not args.keep:
+            database_drop(args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["ingest", "convert", "retention"])
+    parser.add_argument("--db", default="")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", default="5432")
+    parser.add_argument("--user", default="postgres")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=62)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    {"ingest": ingest, "convert": convert, "retention": retention}[args.action](args)
+
+
+if __name__ == "__main__":
+    main()
