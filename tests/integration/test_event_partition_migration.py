@@ -19,8 +19,8 @@ from tests.factories import event_payload
 
 pytestmark = pytest.mark.usefixtures("require_postgres")
 
-BEFORE = [("events", "0007_event_txid_fold_order")]
-AFTER = [("events", "0008_event_partitions_by_received_at")]
+BEFORE = [("events", "0010_ingestionkey_public_kind_origins")]
+AFTER = [("events", "0011_event_partitions_by_received_at")]
 
 
 def _migrate(targets):

@@ -47,7 +47,7 @@ def unpartition(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("events", "0007_event_txid_fold_order"),
+        ("events", "0010_ingestionkey_public_kind_origins"),
     ]
 
     operations = [

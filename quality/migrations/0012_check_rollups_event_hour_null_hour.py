@@ -13,7 +13,7 @@ def intake_reset(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('quality', '0010_intakehour_fresh_within_5_min'),
+        ('quality', '0011_intakehour_event_type_128'),
     ]
 
     operations = [

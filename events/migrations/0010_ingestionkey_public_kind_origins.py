@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('events', '0008_event_open_model'),
+        ('events', '0009_person_and_links'),
     ]
 
     operations = [

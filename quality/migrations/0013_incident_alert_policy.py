@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('quality', '0010_intakehour_fresh_within_5_min'),
+        ('quality', '0012_check_rollups_event_hour_null_hour'),
     ]
 
     operations = [
