@@ -23,12 +23,16 @@ when REDIS_URL is set), `--with-rules` loads the default stored quality rules fi
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import os
+import random
 import sys
 import time
 import uuid
 from pathlib import Path
+
+import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -41,6 +45,12 @@ def main() -> int:
     parser.add_argument("--key", action="store_true", help="authenticate with an ingestion key")
     parser.add_argument("--throttle", action="store_true", help="ingestion throttling on")
     parser.add_argument("--with-rules", action="store_true", help="load the default rules")
+    parser.add_argument(
+        "--minimal",
+        action="store_true",
+        help="send what an SDK sends at the least (id, name, time, anonymous id) with a "
+        "browser User-Agent: session, device type and country are derived (ADR 0014)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the measured requests")
     parser.add_argument(
         "--opcount", action="store_true", help="count bytecodes by function (benchmarks/opcount.py)"
@@ -75,8 +85,27 @@ def main() -> int:
         code = int(status[:3])
         statuses[code] = statuses.get(code, 0) + 1
 
+    def minimal_body() -> bytes:
+        moment = dt.datetime.now(dt.UTC).isoformat()
+        visitor = f"anon-{random.randrange(5000)}"
+        return orjson.dumps(
+            {
+                "event_id": str(uuid.uuid4()),
+                "event_type": "newsletter_signup",
+                "timestamp": moment,
+                "anonymous_id": visitor,
+            }
+        )
+
+    if args.minimal:
+        headers["HTTP_USER_AGENT"] = (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+        )
+        headers["REMOTE_ADDR"] = "81.2.69.160"
+
     def one_request() -> None:
-        body = bodies.single()
+        body = minimal_body() if args.minimal else bodies.single()
         environ = {
             "REQUEST_METHOD": "POST",
             "PATH_INFO": "/events",
@@ -85,7 +114,7 @@ def main() -> int:
             "SERVER_NAME": "127.0.0.1",
             "SERVER_PORT": "8000",
             "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",
+            "REMOTE_ADDR": "127.0.0.1",  # --minimal: overridden by headers
             "HTTP_HOST": "127.0.0.1:8000",
             "CONTENT_TYPE": "application/json",
             "HTTP_ACCEPT": "application/json",

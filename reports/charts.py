@@ -12,8 +12,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from events.schema import UNKNOWN_COUNTRY
+
 TOP_SPLITS = 6
 TOP_COUNTRIES = 12
+UNKNOWN_COUNTRY_LABEL = "Unknown"
 
 
 def bucket_label(value: str | dt.datetime, bucket: str) -> str:
@@ -89,7 +92,12 @@ def dimension(rows: list[dict[str, Any]], field: str, kind: str = "doughnut") ->
     return {
         "type": kind,
         "horizontal": kind == "bar",
-        "labels": [row[field] for row in rows],
+        "labels": [
+            UNKNOWN_COUNTRY_LABEL
+            if field == "country" and row[field] == UNKNOWN_COUNTRY
+            else row[field]
+            for row in rows
+        ],
         "datasets": [{"label": "Events", "data": [row["events"] for row in rows]}],
     }
 

@@ -14,7 +14,10 @@ from urllib.parse import urlencode
 from django.http import QueryDict
 from django.utils import timezone
 
-from events.schema import COUNTRY_CODES, DEVICE_TYPES
+from events.schema import COUNTRY_CODES, DEVICE_TYPES, UNKNOWN_COUNTRY
+
+# Countries a filter may name: ISO codes, and the one stored for unknown (ADR 0014).
+FILTER_COUNTRIES = COUNTRY_CODES | {UNKNOWN_COUNTRY}
 
 PRESETS: dict[str, dt.timedelta] = {
     "24h": dt.timedelta(hours=24),
@@ -123,7 +126,7 @@ def filters_ignored(query: QueryDict | dict) -> list[str]:
     if device and device not in DEVICE_TYPES:
         notices.append(f"Ignored unknown device {device[:40]!r}")
     country = query.get("country") or ""
-    if country and country.upper() not in COUNTRY_CODES:
+    if country and country.upper() not in FILTER_COUNTRIES:
         notices.append(f"Ignored unknown country {country[:40]!r}")
     preset = query.get("preset") or ""
     if preset and preset != CUSTOM and preset not in PRESETS:
@@ -143,7 +146,7 @@ def filters_from_query(
     if device not in DEVICE_TYPES:
         device = None
     country = (query.get("country") or "").upper() or None
-    if country not in COUNTRY_CODES:
+    if country not in FILTER_COUNTRIES:
         country = None
     preset = query.get("preset") or ""
     start_date = _parse_date(query.get("start"))

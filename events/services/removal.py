@@ -79,11 +79,14 @@ def rejected_pks_of_users(
 
 
 def event_pks_of_users(user_ids: Sequence[str], *, limit: int = 1000) -> list[int]:
-    """Ids of stored events of `user_ids` (index `event_user_idx`), oldest id first, locked
-    until the caller's transaction ends (a concurrent retention delete waits for it)."""
+    """Ids of stored events whose user_id or anonymous_id is one of `user_ids` (indexes
+    `event_user_idx`, `event_anon_ts_idx`), oldest id first, locked until the caller's
+    transaction ends (a concurrent retention delete waits for it). Empty ids match nothing."""
+    ids = [value for value in user_ids if value]
+    anonymous = Q(anonymous_id__in=ids) & ~Q(anonymous_id="")  # the partial index's predicate
     return list(
         Event.objects.select_for_update()
-        .filter(user_id__in=list(user_ids))
+        .filter(Q(user_id__in=ids) | anonymous)
         .order_by("pk")
         .values_list("pk", flat=True)[:limit]
     )

@@ -164,6 +164,28 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "event_types": ["product_view"],
         "severity": "warning",
     },
+    {
+        # Off by default: any printable name is a custom event (ADR 0014). Analysts who want a
+        # closed taxonomy list their names here, enable it, and pick warning or error.
+        "name": "allowed-event-names",
+        "description": "Only these event names are expected (warning: accepted and recorded; "
+        "error: quarantined). Add your custom event names to the list before enabling.",
+        "kind": "allowed_values",
+        "field": "event_type",
+        "params": {
+            "values": [
+                "page_view",
+                "product_view",
+                "search",
+                "add_to_cart",
+                "remove_from_cart",
+                "checkout_start",
+                "purchase",
+            ]
+        },
+        "severity": "warning",
+        "enabled": False,
+    },
 ]
 
 DEFAULT_CHECKS: list[dict[str, Any]] = [

@@ -11,6 +11,9 @@ from django.contrib.humanize.templatetags.humanize import intcomma
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from events.schema import UNKNOWN_COUNTRY
+from reports.charts import UNKNOWN_COUNTRY_LABEL
+
 register = template.Library()
 
 
@@ -68,13 +71,23 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s"
 
 
+@register.filter
+def country_label(code: str) -> str:
+    """A country code as shown: the code, or "Unknown" for events whose country could not be
+    told (ADR 0014)."""
+    return UNKNOWN_COUNTRY_LABEL if code == UNKNOWN_COUNTRY else code
+
+
 @cache
 def _country_options_html() -> str:
     countries = sorted(pycountry.countries, key=lambda country: country.name)
-    return format_html_join(
+    known = format_html_join(
         "",
         '<option value="{}">{} ({})</option>',
         ((country.alpha_2, country.name, country.alpha_2) for country in countries),
+    )
+    return known + format_html_join(
+        "", '<option value="{}">{}</option>', [(UNKNOWN_COUNTRY, UNKNOWN_COUNTRY_LABEL)]
     )
 
 
