@@ -154,6 +154,13 @@ ROLLUP_BATCH_EVENTS = env.int("ROLLUP_BATCH_EVENTS", default=500_000)
 # Each fold starts a new state and the old keys only wait for this expiry, so the cache holds
 # about ROLLUP_CACHE_SECONDS / ROLLUP_INTERVAL_SECONDS states (a few MB each at 10M events).
 ROLLUP_CACHE_SECONDS = env.int("ROLLUP_CACHE_SECONDS", default=120)
+# Funnel steps in order: the five e-commerce steps, optionally with custom event names between
+# them (issue 11; checked at start-up). Sessions fold their furthest step: after a change, run
+# `manage.py rebuild_rollups` (ADR 0015).
+REPORTS_FUNNEL_STEPS = env.list(
+    "REPORTS_FUNNEL_STEPS",
+    default=["page_view", "product_view", "add_to_cart", "checkout_start", "purchase"],
+)
 # Intake rollups (Data quality and Live pages, quality.tasks) fold more often: they are cheap
 # (three GROUP BYs), and the Live page reads every event received since the last fold.
 # RECEIPTS_INTERVAL_SECONDS is the variable's name before issue 10, still read.
@@ -292,6 +299,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "events.openapi.api_document_complete",
+        "events.api_identity.identity_document_complete",
     ],
 }
 

@@ -23,7 +23,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from events import services
 from events.admin_export import ExportAdminMixin
 from events.export_formats import EVENTS, QUARANTINE
-from events.models import Event, IngestionKey, KeyScope, RejectedEvent
+from events.models import Event, IngestionKey, KeyScope, Person, PersonLink, RejectedEvent
 
 _rejected_event_list_filters: list[Any] = []
 _rejected_event_actions: list[Callable[..., Any]] = []
@@ -212,3 +212,43 @@ class AuditedUserAdmin(SimpleHistoryAdmin, UserAdmin):
 @admin.register(Group)
 class AuditedGroupAdmin(SimpleHistoryAdmin, GroupAdmin):
     pass
+
+
+class PersonLinkInline(admin.TabularInline):
+    model = PersonLink
+    fields = ("linked_id", "source", "linked_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Person)
+class PersonAdmin(admin.ModelAdmin):
+    """People are written by identify and alias calls only, and removed by an erasure request
+    (which also corrects the rollups): here they are read, never added, edited or deleted."""
+
+    list_display = ("distinct_id", "first_seen", "last_seen", "updated_at")
+    search_fields = ("=distinct_id", "=links__linked_id")
+    date_hierarchy = "last_seen"
+    ordering = ("-last_seen",)
+    fields = ("distinct_id", "first_seen", "last_seen", "updated_at", "pretty_traits")
+    readonly_fields = fields
+    inlines = (PersonLinkInline,)
+    list_per_page = 50
+
+    @admin.display(description="Traits")
+    def pretty_traits(self, obj: Person) -> str:
+        text = json.dumps(obj.traits, indent=2, ensure_ascii=False)
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -38,6 +38,11 @@ def _quarantine_rows(data: dict[str, Any]) -> Iterable[dict[str, Any]]:
         yield {"rule": rule, "quarantined": count}
 
 
+def _custom_event_rows(data: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    for row in data["custom_events"]:
+        yield {**row, "trend": " ".join(str(count) for count in row["trend"])}
+
+
 def _key(name: str) -> Rows:
     return lambda data: data[name]
 
@@ -48,6 +53,8 @@ TABLES: dict[str, dict[str, tuple[list[str], Rows]]] = {
         "kpis": (["kpi", "value", "previous", "change_pct"], _kpi_rows),
         "series": (["bucket_start", "events", "revenue"], _series_rows),
         "event_mix": (["event_type", "count"], _key("event_mix")),
+        # trend: events per bucket of the period, oldest first, space-separated
+        "custom_events": (["event_type", "events", "users", "trend"], _custom_event_rows),
     },
     "funnel": {
         "steps": (

@@ -24,10 +24,18 @@ from reports.filters import DashboardFilters, filters_from_query
 from reports.selectors import pages
 
 NOW = dt.datetime(2026, 3, 10, 14, 37, tzinfo=dt.UTC)
+# Events with the person each counts as (ADR 0015): the id its own id (user id, else anonymous
+# id) is linked to, else its own id. Distinct users are distinct people.
+EVENTS_WITH_PEOPLE = (
+    "(SELECT e.*, COALESCE(l.user_id, NULLIF(e.user_id, ''), e.anonymous_id) AS person "
+    "FROM events_event e LEFT JOIN events_personlink l "
+    "ON l.linked_id = COALESCE(NULLIF(e.user_id, ''), e.anonymous_id)) AS events_event"
+)
 STEPS = ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
 DEVICES = ("desktop", "mobile", "tablet")
 COUNTRIES = ("US", "DE", "FR", "BR")
 CATEGORIES = ("books", "games", "")
+ECOMMERCE_TYPES = (*STEPS, "search", "remove_from_cart")
 
 
 def _make_event(
@@ -167,8 +175,8 @@ def ref_totals(f: DashboardFilters) -> dict[str, Any]:
     events, purchases, revenue, warned, users = _rows(
         "SELECT COUNT(*), COUNT(*) FILTER (WHERE event_type = 'purchase'), "
         "COALESCE(SUM(revenue) FILTER (WHERE event_type = 'purchase'), 0), "
-        "COUNT(*) FILTER (WHERE warnings <> '[]'::jsonb), COUNT(DISTINCT user_id) "
-        f"FROM events_event WHERE {where}",
+        "COUNT(*) FILTER (WHERE warnings <> '[]'::jsonb), COUNT(DISTINCT person) "
+        f"FROM {EVENTS_WITH_PEOPLE} WHERE {where}",
         params,
     )[0]
     sessions = ref_sessions(f)
@@ -218,7 +226,8 @@ def ref_series(f: DashboardFilters) -> tuple[list[str], list[int], list[float]]:
 def ref_group(f: DashboardFilters, field: str) -> list[dict[str, Any]]:
     where, params = _where(f)
     rows = _rows(
-        f"SELECT {field}, COUNT(*), COUNT(DISTINCT user_id) FROM events_event WHERE {where} "
+        f"SELECT {field}, COUNT(*), COUNT(DISTINCT person) FROM {EVENTS_WITH_PEOPLE} "
+        f"WHERE {where} "
         f"GROUP BY {field} ORDER BY COUNT(*) DESC, {field}",
         params,
     )
@@ -242,13 +251,36 @@ def ref_top(f: DashboardFilters, event_type: str, limit: int = 10) -> list[dict[
 def ref_new_vs_returning(f: DashboardFilters) -> dict[str, int]:
     where, params = _where(f)
     new, total = _rows(
-        "WITH active AS (SELECT DISTINCT user_id FROM events_event WHERE " + where + "), "
-        "firsts AS (SELECT user_id, MIN(timestamp) AS first FROM events_event GROUP BY user_id) "
+        f"WITH active AS (SELECT DISTINCT person FROM {EVENTS_WITH_PEOPLE} WHERE {where}), "
+        f"firsts AS (SELECT person, MIN(timestamp) AS first FROM {EVENTS_WITH_PEOPLE} "
+        "GROUP BY person) "
         "SELECT COUNT(*) FILTER (WHERE first >= %s), COUNT(*) "
-        "FROM active JOIN firsts USING (user_id)",
+        "FROM active JOIN firsts USING (person)",
         [*params, f.start],
     )[0]
     return {"new": new, "returning": total - new}
+
+
+def ref_custom_events(f: DashboardFilters) -> list[dict[str, Any]]:
+    """Per name outside the seven e-commerce types: events, distinct people, events per bucket."""
+    where, params = _where(f)
+    custom = "event_type NOT IN ('" + "', '".join(ECOMMERCE_TYPES) + "')"
+    rows = _rows(
+        f"SELECT event_type, COUNT(*), COUNT(DISTINCT person) FROM {EVENTS_WITH_PEOPLE} "
+        f"WHERE {where} AND {custom} GROUP BY event_type ORDER BY COUNT(*) DESC, event_type",
+        params,
+    )
+    result = []
+    for name, events, users in rows:
+        trend = _rows(
+            "SELECT COUNT(e.id) FROM generate_series(%s::timestamptz, "
+            "%s::timestamptz - %s::interval, %s::interval) b LEFT JOIN events_event e "
+            "ON e.timestamp >= b AND e.timestamp < b + %s::interval AND e.event_type = %s "
+            f"AND {_where(f, 'e.')[0]} GROUP BY b ORDER BY b",
+            [f.start, f.end, f.bucket_size, f.bucket_size, f.bucket_size, name, *params],
+        )
+        result.append({"event_type": name, "events": events, "users": users, "trend": trend})
+    return [{**row, "trend": [n for (n,) in row["trend"]]} for row in result]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,6 +304,10 @@ def assert_dashboard_matches_raw(f: DashboardFilters) -> None:
         params,
     )
     assert [(m["event_type"], m["count"]) for m in overview["event_mix"]] == mix
+    shown = [
+        {k: v for k, v in row.items() if k != "sparkline"} for row in overview["custom_events"]
+    ]
+    assert shown == ref_custom_events(f)
     totals = ref_totals(f)
     quarantined = ref_quarantined(f)
     assert overview["quality"]["quarantined"] == quarantined

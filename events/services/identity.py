@@ -37,6 +37,17 @@ def person_merge_listener_register(listener: PersonMergeListener) -> None:
         _merge_listeners.append(listener)
 
 
+ID_MAX_CHARS = 128  # Person.distinct_id, PersonLink.linked_id: as Event.user_id
+
+
+def _ids_check(*ids: str | None) -> None:
+    """Callers (API views, protocol translators) validate first; this keeps a bad id from
+    reaching the database as an error (a 500) instead of a refusal they can name."""
+    for value in ids:
+        if value is not None and (len(value) > ID_MAX_CHARS or "\x00" in value):
+            raise ValueError(f"ids are at most {ID_MAX_CHARS} characters, without NUL")
+
+
 def _graph_lock() -> None:
     """Serialize changes to the id graph (SQLite has one writer at a time anyway)."""
     if is_postgres():
@@ -114,6 +125,7 @@ def person_identify(
     """
     if not user_id and not anonymous_id:
         raise ValueError("person_identify needs user_id or anonymous_id")
+    _ids_check(user_id, anonymous_id)
     with transaction.atomic():
         _graph_lock()
         target = _canonical(user_id or anonymous_id)
@@ -131,6 +143,7 @@ def person_alias(*, previous_id: str, user_id: str, timestamp: dt.datetime, sour
     counted so far are re-keyed (ADR 0015). Idempotent; safe with concurrent calls."""
     if not previous_id or not user_id:
         raise ValueError("person_alias needs previous_id and user_id")
+    _ids_check(previous_id, user_id)
     with transaction.atomic():
         _graph_lock()
         target = _canonical(user_id)

@@ -79,11 +79,13 @@ def rejected_pks_of_users(
 
 
 def event_pks_of_users(user_ids: Sequence[str], *, limit: int = 1000) -> list[int]:
-    """Ids of stored events whose user_id or anonymous_id is one of `user_ids` (indexes
-    `event_user_idx`, `event_anon_ts_idx`), oldest id first, locked until the caller's
-    transaction ends (a concurrent retention delete waits for it). Empty ids match nothing."""
+    """Ids of stored events whose own id (user id, else anonymous id: the id the event counts
+    under, ADR 0015) is one of `user_ids` (indexes `event_user_idx`, `event_anon_ts_idx`),
+    oldest id first, locked until the caller's transaction ends (a concurrent retention delete
+    waits for it). Empty ids match nothing. An event with another user id is that user's, even
+    when it also carries one of these anonymous ids: the rollups count it as theirs."""
     ids = [value for value in user_ids if value]
-    anonymous = Q(anonymous_id__in=ids) & ~Q(anonymous_id="")  # the partial index's predicate
+    anonymous = Q(user_id="", anonymous_id__in=ids) & ~Q(anonymous_id="")  # the partial index
     return list(
         Event.objects.select_for_update()
         .filter(Q(user_id__in=ids) | anonymous)

@@ -3,7 +3,8 @@
 A request names a user id and its anonymous ids. `erasure_request_run` removes, in batches of
 `ERASURE_BATCH_EVENTS`, the person's stored events (each batch one transaction: the intake and
 dashboard rollups are corrected under their watermark locks, then the rows are deleted), then
-their rejected events (likewise), then drops the rollups' user keys with nothing left. Each batch
+their rejected events (likewise), then drops the rollups' user keys with nothing left, then the
+person record and the links between their ids (ADR 0015). Each batch
 finds what is left, so a run that stops half-way is resumed by running again (idempotent); a
 done request is not run again. Events arriving after a request is done are new data (ADR 0007).
 """
@@ -24,6 +25,8 @@ from django.utils import timezone
 from events.services import (
     event_pks_of_users,
     events_delete,
+    people_delete,
+    person_ids,
     rejected_events_delete,
     rejected_pks_of_users,
 )
@@ -160,7 +163,8 @@ def erasure_request_run(request_id: int, *, batch: int | None = None) -> Erasure
     if request is None:
         return None
     size = batch or settings.ERASURE_BATCH_EVENTS
-    ids = list(request.subject_ids)
+    # Every id of the person (ADR 0015): ids linked by identify or alias calls are theirs too.
+    ids = person_ids(request.subject_ids)
     try:
         while _events_batch(request_id, ids, size):
             pass
@@ -168,6 +172,8 @@ def erasure_request_run(request_id: int, *, batch: int | None = None) -> Erasure
         while after is not None:
             after = _rejected_batch(request_id, ids, after, size)
         _user_keys_drop(request_id, ids)
+        with transaction.atomic():
+            people_delete(ids)
     except Exception as exc:
         ErasureRequest.objects.filter(pk=request_id).update(
             status=ErasureRequest.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000]

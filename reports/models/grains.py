@@ -1,6 +1,8 @@
 """The rollup tables by grain (and filter dimension): the fold writes them, the selectors read
 them, and both look them up here."""
 
+from django.conf import settings
+
 from reports.models.metrics import (
     EventMetricDaily,
     EventMetricHourly,
@@ -30,7 +32,11 @@ from reports.models.users import (
     UserFirstSeen,
 )
 
-FUNNEL_STEPS = ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
+ECOMMERCE_FUNNEL_STEPS = ("page_view", "product_view", "add_to_cart", "checkout_start", "purchase")
+# The funnel the sessions fold: the e-commerce steps, with any custom steps a shop put between
+# them (settings.REPORTS_FUNNEL_STEPS, checked by reports.checks).
+FUNNEL_STEPS: tuple[str, ...] = tuple(settings.REPORTS_FUNNEL_STEPS)
+CART_STEP = FUNNEL_STEPS.index("add_to_cart") + 1 if "add_to_cart" in FUNNEL_STEPS else 3
 PRODUCT_EVENT_TYPES = ("product_view", "add_to_cart", "purchase")
 GRAINS = ("hour", "day")
 

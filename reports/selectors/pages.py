@@ -4,7 +4,10 @@ Definitions (the data-quality test recomputes each one from raw events):
 - A period is [filters.start, filters.end) on event time (UTC); device/country filters match the
   event's own fields, except for session numbers, where they match the session's first event.
 - events, revenue, orders (purchase events), event mix, products, devices, countries: events
-  in the period. users: distinct user_id of those events.
+  in the period. users: distinct people of those events (an event's person: the id its user
+  id, else anonymous id, is linked to by identify/alias, else that id; ADR 0015).
+- custom events: per name outside the seven e-commerce types, its events, users and events
+  per bucket (reports.selectors.custom_events).
 - sessions: sessions whose first event (by timestamp, then id) is in the period. A session's
   funnel step is the furthest of page_view < product_view < add_to_cart < checkout_start <
   purchase it contains; it converted when it contains a purchase.
@@ -39,7 +42,8 @@ from django.utils import timezone
 from events.facade import events_all
 from quality import selectors as quality_selectors
 from reports.filters import DashboardFilters, preset_filters
-from reports.models.grains import FUNNEL_STEPS, PRODUCT_EVENT_TYPES
+from reports.models.grains import CART_STEP, FUNNEL_STEPS, PRODUCT_EVENT_TYPES
+from reports.selectors.custom_events import custom_events
 from reports.selectors.metrics import (
     category_revenue,
     dimension_events,
@@ -130,6 +134,7 @@ def overview(filters: DashboardFilters) -> dict[str, Any]:
             {"event_type": event_type, "count": count}
             for event_type, count in sorted(mix.items(), key=lambda item: (-item[1], item[0]))
         ],
+        "custom_events": custom_events(filters, current["buckets"], ordered),
         "quality": quality_block(
             events=current["events"],
             warned=current["warned"],
@@ -173,7 +178,7 @@ def products(filters: DashboardFilters, limit: int = 10) -> dict[str, Any]:
     """Top products by views, adds and purchases; cart abandonment; revenue by category."""
     top = top_products(product_rows(filters), limit)
     steps = session_steps(filters).get(None, {})
-    carts = sum(cell["sessions"] for step, cell in steps.items() if step >= 3)
+    carts = sum(cell["sessions"] for step, cell in steps.items() if step >= CART_STEP)
     purchased = steps.get(len(FUNNEL_STEPS), {}).get("sessions", 0)
     categories = category_revenue(filters)
     buckets = event_buckets(filters)

@@ -29,7 +29,7 @@ from django.db.models import (
 )
 from django.db.models.functions import RowNumber, TruncDay, TruncHour
 
-from events.facade import events_all
+from events.facade import events_all, events_with_person
 from reports.filters import DashboardFilters
 from reports.models.grains import FUNNEL_STEPS, PRODUCT_EVENT_TYPES
 
@@ -89,11 +89,13 @@ def product_rows(qs: QuerySet) -> list[dict[str, Any]]:
 
 
 def user_ids(qs: QuerySet, field: str | None = None) -> dict[str, set[str]] | set[str]:
-    """Distinct user ids, optionally per value of a dimension field."""
+    """Distinct people (ADR 0015: an id linked to another counts as it), optionally per value
+    of a dimension field."""
+    qs = events_with_person(qs)
     if field is None:
-        return set(qs.values_list("user_id", flat=True).distinct())
+        return set(qs.values_list("person", flat=True).distinct())
     grouped: dict[str, set[str]] = defaultdict(set)
-    for key, user_id in qs.values_list(field, "user_id").distinct():
+    for key, user_id in qs.values_list(field, "person").distinct():
         grouped[key].add(user_id)
     return grouped
 

@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import BooleanField, Case, QuerySet, When
 
-from events.facade import EVENTS_TABLE
+from events.facade import EVENTS_TABLE, events_with_person, person_key_sql
 from events.receive_order import ReceivePosition, after_sql
 from reports.filters import DashboardFilters
 from reports.locks import rollup_tables_lock
@@ -127,12 +127,12 @@ def tail() -> QuerySet:
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
-# A tail row: id, event_type, timestamp (integer microseconds since the epoch, UTC), user_id,
+# A tail row: id, event_type, timestamp (integer microseconds since the epoch, UTC), person,
 # session_id, device_type, country, product_id, category, revenue, warned.
 TailRow = tuple[int, str, int, str, str, str, str, str, str, Decimal | None, bool]
 _TAIL_COLUMNS = (
-    "id, event_type, (EXTRACT(EPOCH FROM timestamp) * 1000000)::bigint, user_id, session_id, "
-    "device_type, country, product_id, category, revenue, "
+    "id, event_type, (EXTRACT(EPOCH FROM timestamp) * 1000000)::bigint, "
+    f"{person_key_sql()}, session_id, device_type, country, product_id, category, revenue, "
     "(warnings IS NOT NULL AND warnings <> '[]'::jsonb)"
 )
 
@@ -164,7 +164,7 @@ def moment(micros: int) -> dt.datetime:
 
 def _tail_rows_orm(limit: int, after_id: int) -> list[TailRow]:
     rows = (
-        tail()
+        events_with_person(tail())
         .filter(id__gt=after_id)
         .annotate(
             warned=Case(
@@ -175,7 +175,7 @@ def _tail_rows_orm(limit: int, after_id: int) -> list[TailRow]:
             "id",
             "event_type",
             "timestamp",
-            "user_id",
+            "person",
             "session_id",
             "device_type",
             "country",

@@ -19,7 +19,7 @@ from django.db.models import Min, QuerySet
 from django.db.models.expressions import RawSQL
 from pyroaring import BitMap
 
-from events.facade import EVENTS_TABLE
+from events.facade import EVENTS_TABLE, events_with_person
 from reports.filters import DashboardFilters, whole_weeks
 from reports.models.grains import FIRST_SEEN_BITMAP, USER_BITMAP
 from reports.selectors import raw_events
@@ -171,12 +171,13 @@ def _sql_tail_users() -> TailUsers:
         # The table name is the events app's own constant, not input.
         epoch_us = f'(EXTRACT(EPOCH FROM "{EVENTS_TABLE}"."timestamp") * 1000000)::bigint'
         first_us = RawSQL(epoch_us, [])  # noqa: S611
-        rows = tail().values("user_id").annotate(first=Min(first_us)).order_by()
-        first = dict(rows.values_list("user_id", "first"))
+        rows = events_with_person(tail()).values("person").annotate(first=Min(first_us))
+        first = dict(rows.order_by().values_list("person", "first"))
     else:
-        rows = tail().values("user_id").annotate(first=Min("timestamp")).order_by()
+        rows = events_with_person(tail()).values("person").annotate(first=Min("timestamp"))
         first = {
-            user_id: micros(moment) for user_id, moment in rows.values_list("user_id", "first")
+            person: micros(moment)
+            for person, moment in rows.order_by().values_list("person", "first")
         }
     keys: dict[str, int | None] = dict.fromkeys(first)
     keys.update(user_keys_lookup(list(first)))

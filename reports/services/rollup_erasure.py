@@ -32,6 +32,7 @@ from django.db import connection
 from pyroaring import BitMap
 
 from analytics_site.sql import set_local_utc, sql_execute, time_bucket
+from events.facade import identity_in_sql
 from events.receive_order import START, ReceivePosition, range_sql
 from reports.filters import floor_day, floor_hour, floor_week
 from reports.models import RollupWatermark, SessionRollup, UserFirstSeen
@@ -155,8 +156,10 @@ def _user_keys_forget(
     )
     if not known:
         return 0
-    names = ", ".join(["%s"] * len(known))
-    source_create(FORGET_USERS, f"{below} AND user_id IN ({names})", [*params, *known])
+    # The remaining folded events of these people: those of any of their ids (ADR 0015).
+    names = ", ".join(["%s"] * len(user_ids))
+    where = f"{below} AND {identity_in_sql(names)}"
+    source_create(FORGET_USERS, where, [*params, *user_ids, *user_ids])
     gone = _cells(FORGET, known) if forget.folded else set()
     kept = _cells(FORGET_USERS, known)
     for grain, model in USER_BITMAP.items():

@@ -24,7 +24,7 @@ from analytics_site.sql import (
     sql_execute,
     time_bucket,
 )
-from events.facade import EVENTS_TABLE
+from events.facade import EVENTS_TABLE, person_key_sql
 from reports.models import SessionRollup
 from reports.models.grains import (
     EVENT_METRIC,
@@ -59,6 +59,8 @@ _STEP_CASE = (
     + " ".join(f"WHEN '{step}' THEN {index + 1}" for index, step in enumerate(FUNNEL_STEPS))
     + " ELSE 0 END"
 )
+# Distinct users count people: an event's user is the person its id belongs to (ADR 0015).
+PERSON_KEY = person_key_sql()
 _PRODUCT_TYPES_SQL = ", ".join(f"'{name}'" for name in PRODUCT_EVENT_TYPES)
 
 
@@ -71,7 +73,8 @@ def source_create(name: str, where: str, params: list[Any]) -> int:
     sql_execute(f"DROP TABLE IF EXISTS {name}")
     sql_execute(
         f"CREATE TEMPORARY TABLE {name} AS "
-        "SELECT id, event_type, timestamp AS ts, user_id, session_id, device_type, country, "
+        f"SELECT id, event_type, timestamp AS ts, {PERSON_KEY} AS user_id, session_id, "
+        "device_type, country, "
         "product_id, category, revenue, "
         f"CASE WHEN {has_warnings_sql()} THEN 1 ELSE 0 END AS warned, "
         f"{_STEP_CASE} AS step, "

@@ -34,7 +34,7 @@ from analytics_site.sql import (
     sql_execute,
     sql_param,
 )
-from events.facade import events_all
+from events.facade import events_all, identity_in_sql, person_ids_sql
 from events.receive_order import START, ReceivePosition, range_sql, upper_bound
 from reports.locks import rollup_tables_lock, rollup_write_lock
 from reports.models import RollupWatermark, SessionRollup
@@ -266,7 +266,7 @@ def rollups_rebuild(
         sessions_fold("rollup_rebuild_sessions")
         # Touched users keep their keys (older bitmaps hold them); their first-seen times are
         # recomputed, then the buckets from `since` get their active users again.
-        users = "user_id IN (SELECT user_id FROM rollup_rebuild)"
+        users = identity_in_sql(person_ids_sql("SELECT user_id FROM rollup_rebuild"))
         source_create("rollup_rebuild_users", f"{below} AND {users}", params)
         first_seen_recompute("rollup_rebuild_users", since_at)
         active_fold("rollup_rebuild")

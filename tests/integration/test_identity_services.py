@@ -124,3 +124,14 @@ def test_concurrent_identify_calls_make_one_person_and_one_link(require_postgres
     links = _links()
     assert list(links) == ["anon-1"]
     assert Person.objects.filter(distinct_id=links["anon-1"]).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bad", ["x" * 129, "a\x00b"])
+def test_ids_the_database_cannot_hold_are_a_value_error(bad):
+    """Translators get a ValueError to refuse with, not a database error."""
+    with pytest.raises(ValueError, match="128"):
+        _identify(bad)
+    with pytest.raises(ValueError, match="128"):
+        services.person_alias(previous_id=bad, user_id="u1", timestamp=T0, source="api")
+    assert not Person.objects.exists()

@@ -70,6 +70,17 @@ READ_RUNTIME_RULES = {
     ("cursor", "filters_mismatch"),
 }
 
+# The identify call's traits are bounded like an event's properties; "user_id or anonymous_id"
+# is a rule between fields.
+IDENTIFY_RUNTIME_RULES = {
+    ("traits", "max_depth"),
+    ("traits", "max_size"),
+    ("traits", "max_keys"),
+    ("traits", "no_nul_bytes"),
+    ("traits", "json_value"),
+    ("user_id", "required"),
+}
+
 
 SEGMENT_CALLS = ("track", "page", "screen", "identify", "group", "alias")
 # A Segment single call's message is described, not typed (trackers/segment/openapi.py): one
@@ -85,6 +96,8 @@ def runtime_rules(method: str, path: str) -> set[tuple[str, str]] | None:
         return RUNTIME_RULES
     if method == "POST" and path.strip("/") in {f"v1/{call}" for call in SEGMENT_CALLS}:
         return QUARANTINED
+    if key == ("POST", "/identify/"):
+        return IDENTIFY_RUNTIME_RULES
     if key in {("GET", "/events/"), ("GET", "/events/recent/")}:
         return READ_RUNTIME_RULES
     return None
@@ -101,6 +114,8 @@ OPERATIONS = [
             ("POST", "/events/batch/"),
             ("GET", "/events/stats/"),
             ("GET", "/events/recent/"),
+            ("POST", "/identify/"),
+            ("POST", "/alias/"),
             *(("GET", path) for path in sorted(HEALTH)),
         )
     ),

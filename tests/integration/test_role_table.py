@@ -32,6 +32,7 @@ SIGNED_IN = (302, 200, 200, 200, 302, 302, 302, 302)
 ADMIN_SITE = (302, 302, 200, 200, 302, 302, 302, 302)  # Analyst and Admin only
 INGEST = (401, 201, 201, 201, 201, 403, 403, 403)
 BATCH = (401, 200, 200, 200, 200, 403, 403, 403)
+IDENTITY = (401, 200, 200, 200, 200, 403, 403, 403)  # /identify, /alias: like /events
 READ = (401, 403, 200, 200, 403, 200, 403, 403)
 # Tracker protocols: ingestion keys only (a signed-in user has no key), the write scope.
 TRACKER = (401, 401, 401, 401, 200, 403, 403, 403)
@@ -65,6 +66,8 @@ ROUTES: dict[str, tuple[int, ...]] = {
     "^events/batch/?$": BATCH,
     "^events/stats/?$": READ,
     "^events/recent/?$": READ,
+    "^identify/?$": IDENTITY,
+    "^alias/?$": IDENTITY,
     "^health/?$": OPEN,
     "^health/live/?$": OPEN,
     "^health/ready/?$": OPEN,
@@ -72,6 +75,8 @@ ROUTES: dict[str, tuple[int, ...]] = {
     "api/v1/^events/batch/?$": BATCH,
     "api/v1/^events/stats/?$": READ,
     "api/v1/^events/recent/?$": READ,
+    "api/v1/^identify/?$": IDENTITY,
+    "api/v1/^alias/?$": IDENTITY,
     "api/v1/^health/?$": OPEN,
     "api/v1/^health/live/?$": OPEN,
     "api/v1/^health/ready/?$": OPEN,
@@ -114,6 +119,8 @@ ADMIN_MODELS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
     "events.event": (VIEW, EDIT),
     "events.rejectedevent": (VIEW, NO_ADD),  # the replay action needs change: Analysts have it
     "events.ingestionkey": (NONE, EDIT),
+    # People: read-only (written by identify/alias, removed by erasure); the Admin's.
+    "events.person": (NONE, VIEW),
     "auth.user": ({**NONE, "<id>/password/": 403}, {**EDIT, "<id>/password/": 200}),
     "auth.group": (NONE, EDIT),
     "django_celery_beat.periodictask": (NONE, EDIT),

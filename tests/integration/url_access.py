@@ -23,6 +23,7 @@ from django_celery_beat.models import (
 )
 
 from events import services as event_services
+from events.models import Person
 from governance.services.erasure import erasure_request_create
 from quality.models import AlertOutbox, CheckRun, QualityIncident, RuleCounter
 from quality.services import replay
@@ -82,6 +83,17 @@ def admin_model_action(pattern: str) -> tuple[str, str] | None:
     return f"{match['app']}.{match['model']}", action
 
 
+def _person_create() -> Person:
+    event_services.person_identify(
+        user_id="table-person",
+        anonymous_id="table-anon-person",
+        traits={"plan": "pro"},
+        timestamp=timezone.now(),
+        source="api",
+    )
+    return Person.objects.get(distinct_id="table-person")
+
+
 def objects_create() -> dict[str, object]:
     """One object of every model the admin shows, so object URLs are real."""
     check = QualityCheckFactory()
@@ -92,6 +104,7 @@ def objects_create() -> dict[str, object]:
         "events.event": EventFactory(),
         "events.rejectedevent": RejectedEventFactory(),
         "events.ingestionkey": event_services.ingestion_key_create(name="table").key,
+        "events.person": _person_create(),
         "auth.user": user_with_role(None, username="somebody"),
         "auth.group": Group.objects.get(name="Viewer"),
         "quality.qualitycheck": check,
@@ -192,5 +205,9 @@ def status_of(client: Client, route: Route, url: str) -> int:
         return client.post(url, json.dumps(body), content_type="application/json").status_code
     if route.name.endswith(("ingest", "batch")):
         body = {"events": [event_payload()]} if route.name.endswith("batch") else event_payload()
+        return client.post(url, json.dumps(body), content_type="application/json").status_code
+    if route.name.endswith(("identify", "alias")):
+        body = {"user_id": "table-user", "anonymous_id": "table-anon", "previous_id": "table-anon"}
+        body.pop("previous_id" if route.name.endswith("identify") else "anonymous_id")
         return client.post(url, json.dumps(body), content_type="application/json").status_code
     return client.get(url).status_code
