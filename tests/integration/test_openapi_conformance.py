@@ -94,10 +94,10 @@ def runtime_rules(method: str, path: str) -> set[tuple[str, str]] | None:
     key = (method, path.removeprefix("/api/v1"))
     if key == ("POST", "/events/"):
         return RUNTIME_RULES
-    if key == ("POST", "/identify/"):
-        return IDENTIFY_RUNTIME_RULES
     if method == "POST" and path.strip("/") in {f"v1/{call}" for call in SEGMENT_CALLS}:
         return QUARANTINED
+    if key == ("POST", "/identify/"):
+        return IDENTIFY_RUNTIME_RULES
     if key in {("GET", "/events/"), ("GET", "/events/recent/")}:
         return READ_RUNTIME_RULES
     return None
