@@ -63,7 +63,7 @@ _STR = ("string", ())
 EVENTS = ExportKind(
     name="events",
     columns=EVENT_EXPORT_COLUMNS,
-    json_columns=frozenset({"properties", "warnings"}),
+    json_columns=frozenset({"properties", "warnings", "derived", "original"}),
     arrow_types={
         "id": ("int64", ()),
         "timestamp": _TS,
@@ -127,7 +127,8 @@ def _csv(kind: ExportKind, batches: Iterable[Batch]) -> Iterator[bytes]:
         for row in batch:
             cells = [_csv_cell(value) for value in row]
             for i in json_at:
-                cells[i] = orjson.dumps(row[i], default=_json_default).decode()
+                if row[i] is not None:  # `original` is null unless a protocol translated
+                    cells[i] = orjson.dumps(row[i], default=_json_default).decode()
             writer.writerow(cells)
         yield buffer.getvalue().encode()
         buffer.seek(0)
@@ -177,7 +178,7 @@ def _arrow_schema(kind: ExportKind) -> Any:
 
 def _arrow_column(values: tuple[Any, ...], is_json: bool) -> list[Any]:
     if is_json:
-        return [orjson.dumps(value).decode() for value in values]
+        return [None if value is None else orjson.dumps(value).decode() for value in values]
     if values and isinstance(values[0], uuid.UUID):
         return [str(value) for value in values]
     return list(values)

@@ -30,6 +30,7 @@ SESSION_GAP = dt.timedelta(minutes=30)
 # The first key of the two-key advisory locks on identities (ADR 0014); the one-key locks of
 # reports.locks live in a separate key space.
 SESSION_LOCK_SPACE = 14
+SESSION_LOCK_BUCKETS = 1024
 _SESSION_NAMESPACE = uuid.UUID("5f0c3a9e-0d14-4c1e-9a57-0e5e55101014")
 
 
@@ -40,8 +41,11 @@ def _identity(row: dict[str, Any]) -> tuple[str, str]:
 
 
 def _lock_key(identity: tuple[str, str]) -> int:
+    """One of SESSION_LOCK_BUCKETS per identity: two people may share a lock (they then wait
+    for each other, which is safe), and a batch never holds more locks than that, however
+    many people it has (advisory locks take slots in PostgreSQL's shared lock table)."""
     digest = hashlib.blake2b(f"{identity[0]}:{identity[1]}".encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return int.from_bytes(digest, "big") % SESSION_LOCK_BUCKETS
 
 
 def _identities_lock(identities: list[tuple[str, str]]) -> None:

@@ -155,7 +155,8 @@ BAD = [
     ("until=9999-12-31T00:00:00Z", "until", "date_range"),
     ("since=2024-03-02T00:00:00Z&until=2024-03-01T00:00:00Z", "until", "after_since"),
     ("received_since=2024-03-02&received_until=2024-03-02", "received_until", "after_since"),
-    ("event_type=click", "event_type", "invalid_choice"),
+    ("event_type=%09click", "event_type", "invalid"),  # custom names pass; control chars do not
+    ("event_type=" + "e" * 129, "event_type", "max_length"),
     ("device_type=tv", "device_type", "invalid_choice"),
     ("country=USA", "country", "invalid"),
     ("user_id=" + "u" * 129, "user_id", "max_length"),
@@ -198,11 +199,16 @@ def test_listing_needs_the_read_permission_while_post_still_ingests(api_client):
 def test_recent_keeps_its_shape_and_default_and_gains_the_filters(
     require_postgres, dev_mode, api_client
 ):
-    """Newest first by event time, 10 by default; filters and offset now apply."""
+    """Newest first by receipt (default, ADR 0014) or event time, 10 by default; filters and
+    offset apply."""
     _spread(40)
     plain = api_client.get("/events/recent").json()
-    assert set(plain) == {"events", "count"} and plain["count"] == 10
-    stamps = [event["timestamp"] for event in plain["events"]]
+    assert set(plain) == {"events", "count", "order"} and plain["count"] == 10
+    assert plain["order"] == "received_at"
+    received = [event["received_at"] for event in plain["events"]]
+    assert received == sorted(received, reverse=True)
+    by_time = api_client.get("/events/recent?order=timestamp").json()
+    stamps = [event["timestamp"] for event in by_time["events"]]
     assert stamps == sorted(stamps, reverse=True)
     query = "event_type=search&user_id=user_2&limit=1000"
     searches = api_client.get(f"/events/recent?{query}").json()["events"]
