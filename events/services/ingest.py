@@ -21,7 +21,12 @@ from django.utils import timezone
 from events.derivation import ClientContext, ip_or_none
 from events.models import Event
 from events.schema import FieldError
-from events.services.quarantine import IngestSource, payload_text_field, rejected_events_upsert
+from events.services.quarantine import (
+    IngestSource,
+    payload_text_field,
+    raw_payload_encode,
+    rejected_events_upsert,
+)
 from events.services.store import events_insert
 from events.validation import BatchValidator, Contexts, validator_get
 
@@ -149,7 +154,7 @@ def event_batch_ingest(
         if source.protocol != "api":
             row["source"] = source.protocol
         if originals is not None and originals[index] is not None:
-            row["original"] = originals[index]
+            row["original"] = original_storable(originals[index])
         if store_ip:
             row_context = (context[index] or batch_context) if per_event else batch_context
             row["client_ip"] = ip_or_none(row_context.ip)
@@ -184,6 +189,18 @@ def event_batch_ingest(
     if rejected_outcomes and not sizes_checked:
         outcomes.sort(key=lambda outcome: outcome.index)
     return outcomes
+
+
+def original_storable(message: Any) -> Any:
+    """The original message as jsonb can hold it: as is, or (lone surrogates, NUL, integers
+    beyond 64 bits, which jsonb refuses) its escaped JSON text under `unstorable_json`."""
+    try:
+        if b"\\u0000" not in orjson.dumps(message):
+            return message
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    text, _ = raw_payload_encode(message)
+    return {"unstorable_json": text}
 
 
 def _oversize_error(payload: Any, max_bytes: int) -> FieldError | None:

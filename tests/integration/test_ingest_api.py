@@ -131,7 +131,7 @@ def test_recent_is_newest_first_and_bounded(require_postgres, dev_mode, ingest_c
         event_payload(timestamp=(now - dt.timedelta(minutes=m)).isoformat()) for m in range(12)
     ]
     ingest_client.post_json("/events/batch", {"events": events})
-    recent = ingest_client.get("/events/recent").json()
+    recent = ingest_client.get("/events/recent?order=timestamp").json()  # by event time
     assert recent["count"] == 10  # the default limit
     stamps = [event["timestamp"] for event in recent["events"]]
     assert stamps == sorted(stamps, reverse=True)

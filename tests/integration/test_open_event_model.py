@@ -237,3 +237,17 @@ def test_erasure_finds_events_by_anonymous_id_and_never_by_an_empty_id():
     found = event_pks_of_users(["u-erase", "anon-erase"])
     assert sorted(found) == sorted([mine.pk, linked.pk])
     assert stranger.pk not in event_pks_of_users(["", "nobody"])
+
+
+def test_an_original_message_jsonb_cannot_hold_is_kept_as_escaped_text():
+    """NUL and lone surrogates in a translated message never cost the event (no 500)."""
+    originals = [{"event": "bad\x00name"}, {"event": "half \ud800"}, {"n": 2**70}]
+    outcomes = event_batch_ingest(
+        [minimal(), minimal(), minimal()],
+        source=IngestSource(protocol="segment"),
+        originals=originals,
+    )
+    assert [outcome.status for outcome in outcomes] == ["accepted"] * 3
+    for outcome in outcomes:
+        stored = Event.objects.get(pk=outcome.id).original
+        assert set(stored) == {"unstorable_json"} and isinstance(stored["unstorable_json"], str)
