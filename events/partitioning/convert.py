@@ -213,9 +213,14 @@ def events_table_partition(
                 "CHECK (received_at < %s::timestamptz)",
                 [bound],
             )
-        # The partition's share of the primary key (id, received_at) is the unique index; the
-        # old key on id alone goes (it would be a second primary key).
+        # The partition's share of the primary key (id, received_at) is the unique index, made
+        # the partition's primary key (ATTACH only adopts an index that backs a constraint; it
+        # would build a new one under the lock); the old key on id alone goes.
         cursor.execute(f"ALTER TABLE {LEGACY_PARTITION} DROP CONSTRAINT {LEGACY_PARTITION}_pkey")
+        cursor.execute(
+            f"ALTER TABLE {LEGACY_PARTITION} ADD CONSTRAINT {LEGACY_PARTITION}_pkey "
+            f"PRIMARY KEY USING INDEX {LEGACY_PK_INDEX}"
+        )
         cursor.execute(
             f"ALTER TABLE {TABLE} ATTACH PARTITION {LEGACY_PARTITION} "
             "FOR VALUES FROM (MINVALUE) TO (%s)",
