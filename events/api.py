@@ -11,14 +11,13 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, UnsupportedMediaType, ValidationError
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.permissions import AllowAny
 from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics_site.replica import replica_reads
-from events import cors, health, selectors, services
+from events import cors, selectors, services
 from events.api_read import RECENT_ORDERS, EventListQuery, EventRecentQuery
 from events.authentication import KeyPrincipal
 from events.export_selectors import EVENT_EXPORT_COLUMNS, events_page
@@ -373,34 +372,3 @@ class EventRecentApi(_EventApi):
                 order_field=order_field,
             )
         return Response({"events": events, "count": len(events), "order": order_field})
-
-
-class HealthApi(_EventApi):
-    """Everything, for people: 200 "ok" or "degraded" (Redis down: the web still ingests, so a
-    load balancer must keep this host), 503 "down" when the database is down."""
-
-    authentication_classes: list = []
-    permission_classes = [AllowAny]
-    throttle_classes: list = []
-
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
-    def get(self, request: Request) -> Response:
-        body = health.health_full()
-        return Response(body, status=503 if body["status"] == "down" else 200)
-
-
-class HealthReadyApi(HealthApi):
-    """Readiness for load balancers: 200 when the database answers within a second, else 503."""
-
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
-    def get(self, request: Request) -> Response:
-        body = health.health_ready()
-        return Response(body, status=200 if body["status"] == "ok" else 503)
-
-
-class HealthLiveApi(HealthApi):
-    """Liveness for supervisors: the process answers; no dependency is asked."""
-
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
-    def get(self, request: Request) -> Response:
-        return Response(health.health_live())

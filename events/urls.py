@@ -2,7 +2,7 @@
 
 from django.urls import re_path
 
-from events import api, api_identity
+from events import api, api_health, api_identity
 from events.cors import preflight_answering
 
 app_name = "events"
@@ -17,7 +17,7 @@ urlpatterns = [
     re_path(r"^events/recent/?$", api.EventRecentApi.as_view(), name="recent"),
     re_path(r"^identify/?$", api_identity.PersonIdentifyApi.as_view(), name="identify"),
     re_path(r"^alias/?$", api_identity.PersonAliasApi.as_view(), name="alias"),
-    re_path(r"^health/?$", api.HealthApi.as_view(), name="health"),
-    re_path(r"^health/live/?$", api.HealthLiveApi.as_view(), name="health-live"),
-    re_path(r"^health/ready/?$", api.HealthReadyApi.as_view(), name="health-ready"),
+    re_path(r"^health/?$", api_health.HealthApi.as_view(), name="health"),
+    re_path(r"^health/live/?$", api_health.HealthLiveApi.as_view(), name="health-live"),
+    re_path(r"^health/ready/?$", api_health.HealthReadyApi.as_view(), name="health-ready"),
 ]
