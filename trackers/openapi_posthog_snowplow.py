@@ -89,7 +89,7 @@ class BodyKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     `aid`) are described on each operation."""
 
     target_class = "trackers.api_base.BodyKeyAuthentication"
-    name = ["TrackerKeyBearer", "TrackerKeyHeader"]
+    name = ["TrackerBodyKeyBearer", "TrackerBodyKeyHeader"]
 
     def get_security_requirement(self, auto_schema):
         """Either header: alternatives, not both at once."""
