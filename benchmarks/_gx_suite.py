@@ -79,25 +79,45 @@ def _row_count(suite: Suite, query: str) -> int:
     return int(found["result"]["observed_value"])
 
 
-def volume(suite: Suite, now: dt.datetime, check: dict) -> dict:
-    params = check["params"]
+def _day_windows(now: dt.datetime, oldest: dt.datetime | None, params: dict) -> tuple:
+    """As `quality.services.checks._volume`: the window on each earlier day with data, and
+    the whole UTC days of the baseline period (for the weekday levels)."""
     window = dt.timedelta(minutes=params.get("window_minutes", 60))
+    days = params.get("baseline_days", 7)
+    windows, baseline_days = [(now - window, now)], []
+    for day in range(1, days + 1):
+        end = now - dt.timedelta(days=day)
+        if oldest is not None and end - window >= oldest:
+            windows.append((end - window, end))
+            baseline_days.append(day)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    whole = [midnight - dt.timedelta(days=day) for day in range(1, days + 1)]
+    whole = [start for start in whole if oldest is not None and start >= oldest]
+    return windows, baseline_days, whole
+
+
+def volume(suite: Suite, now: dt.datetime, check: dict) -> dict:
+    """GX counts each window (and each whole day); the robust seasonal z-score is ours."""
     oldest = suite.validate(
         f"SELECT timestamp FROM {EVENTS}", gxe.ExpectColumnMinToBeBetween(column="timestamp")
     )["result"]["observed_value"]
     oldest = dt.datetime.fromisoformat(str(oldest)) if oldest is not None else None
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=dt.UTC)
-    windows = [(now - window, now)]
-    for day in range(1, params.get("baseline_days", 7) + 1):
-        end = now - dt.timedelta(days=day)
-        if oldest is not None and end - window >= oldest:
-            windows.append((end - window, end))
+    windows, baseline_days, whole = _day_windows(now, oldest, check["params"])
+    spans = windows + [(start, start + dt.timedelta(days=1)) for start in whole]
     counts = [
         _row_count(suite, f"SELECT id FROM {EVENTS} WHERE {_window_sql(start, end)}")
-        for start, end in windows
+        for start, end in spans
     ]
-    return {"counts": counts}
+    return {
+        "counts": counts[: len(windows)],
+        "days": baseline_days,
+        "whole_days": [
+            [start.weekday(), total]
+            for start, total in zip(whole, counts[len(windows) :], strict=True)
+        ],
+    }
 
 
 def null_rate(suite: Suite, now: dt.datetime, check: dict) -> dict:
@@ -141,13 +161,21 @@ def _value_counts(suite: Suite, field: str, start: dt.datetime, end: dt.datetime
 
 
 def distribution_drift(suite: Suite, now: dt.datetime, check: dict) -> dict:
+    """Value counts now and in the baseline (the days before, or with same_window the same
+    window on each of those days); TVD / PSI / vanished are judged by ours."""
     params = check["params"]
     start, end = _window(now, params)
-    baseline_start = start - dt.timedelta(days=params.get("baseline_days", 7))
-    return {
-        "current": _value_counts(suite, params["field"], start, end),
-        "baseline": _value_counts(suite, params["field"], baseline_start, start),
-    }
+    days = params.get("baseline_days", 7)
+    if params.get("same_window"):
+        baseline: dict[str, int] = {}
+        for day in range(1, days + 1):
+            shift = dt.timedelta(days=day)
+            counts = _value_counts(suite, params["field"], start - shift, end - shift)
+            for value, n in counts.items():
+                baseline[value] = baseline.get(value, 0) + n
+    else:
+        baseline = _value_counts(suite, params["field"], start - dt.timedelta(days=days), start)
+    return {"current": _value_counts(suite, params["field"], start, end), "baseline": baseline}
 
 
 def funnel_sanity(suite: Suite, now: dt.datetime, check: dict) -> dict:
@@ -177,6 +205,57 @@ def validation_pass_rate(suite: Suite, now: dt.datetime, check: dict) -> dict:
     )
 
 
+def late_share(suite: Suite, now: dt.datetime, check: dict) -> dict:
+    """Events received in the window over lag_minutes after their timestamp: GX decides."""
+    params = check["params"]
+    lag = int(params.get("lag_minutes", 60))
+    where = _window_sql(*_window(now, params), column="received_at")
+    return suite.validate(
+        f"SELECT received_at <= timestamp + interval '{lag} minutes' AS on_time FROM {EVENTS} "
+        f"WHERE {where}",
+        gxe.ExpectColumnValuesToBeInSet(
+            column="on_time", value_set=[True], mostly=1 - check["threshold"]
+        ),
+    )
+
+
+def top_share(suite: Suite, now: dt.datetime, check: dict) -> dict:
+    """GX's value counts of the field in the window; the busiest value's share is ours."""
+    field = check["params"]["field"]
+    counts = _value_counts(suite, field, *_window(now, check["params"]))
+    top = max((n for value, n in counts.items() if value != "None"), default=0)
+    return {"top": top, "total": sum(counts.values())}
+
+
+def mean_shift(suite: Suite, now: dt.datetime, check: dict) -> dict:
+    """GX observes the baseline mean, then decides: the window's mean within a factor of
+    `threshold` of it either way (ExpectColumnMeanToBeBetween)."""
+    params = check["params"]
+    field = params["field"]
+    start, end = _window(now, params)
+    before = start - dt.timedelta(days=params.get("baseline_days", 7))
+
+    def query(low: dt.datetime, high: dt.datetime) -> str:
+        return f"SELECT {field} AS v FROM {EVENTS} WHERE {field} IS NOT NULL AND " + (
+            _window_sql(low, high)
+        )
+
+    observed = suite.validate(query(before, start), gxe.ExpectColumnMeanToBeBetween(column="v"))
+    mean = observed["result"]["observed_value"]
+    counts = [_row_count(suite, query(start, end)), _row_count(suite, query(before, start))]
+    if not mean:
+        return {"success": True, "counts": counts}
+    found = suite.validate(
+        query(start, end),
+        gxe.ExpectColumnMeanToBeBetween(
+            column="v",
+            min_value=float(mean) / check["threshold"],
+            max_value=float(mean) * check["threshold"],
+        ),
+    )
+    return {"success": found["success"], "counts": counts}
+
+
 KINDS = {
     "freshness": freshness,
     "volume_anomaly": volume,
@@ -185,6 +264,9 @@ KINDS = {
     "distribution_drift": distribution_drift,
     "funnel_sanity": funnel_sanity,
     "validation_pass_rate": validation_pass_rate,
+    "late_share": late_share,
+    "top_share": top_share,
+    "mean_shift": mean_shift,
 }
 
 
@@ -197,7 +279,9 @@ def main() -> None:
         started = time.perf_counter()
         found = KINDS[check["kind"]](suite, now, check)
         seconds = time.perf_counter() - started
-        found.pop("result", None)
+        result = found.pop("result", None) or {}
+        if "element_count" in result:
+            found["element_count"] = result["element_count"]
         out.append({"name": check["name"], "seconds": seconds, **found})
         print(f"gx {check['name']}: {seconds:.2f} s", file=sys.stderr)
     json.dump({"checks": out}, sys.stdout, default=str)

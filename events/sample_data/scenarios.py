@@ -74,11 +74,12 @@ def _silence(items: list[Item], rng: np.random.Generator, start_ms: int) -> list
 
 
 def _invalid(items: list[Item], rng: np.random.Generator, start_ms: int) -> list[Item]:
-    """5% of the hour's events fail the schema (a release that drops session_id)."""
+    """5% of the hour's events fail the schema (a release that drops event_type; a missing
+    session_id is no longer one: the server derives it)."""
     out = []
     for received, payload in items:
         if rng.random() < 0.05:
-            payload = {key: value for key, value in payload.items() if key != "session_id"}
+            payload = {key: value for key, value in payload.items() if key != "event_type"}
         out.append((received, payload))
     return out
 

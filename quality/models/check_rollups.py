@@ -7,9 +7,10 @@ from django.db import models
 
 
 class EventHour(models.Model):
-    """Per hour of timestamp (UTC), per dimension (event_type, device_type, country) and value:
-    stored events, the ones that repeat an earlier event's content (session, type, product,
-    timestamp) under another event_id, and purchases whose session has no checkout_start among
+    """Per hour of timestamp (UTC), per dimension (event_type, device_type, country, currency)
+    and value: stored events, the sum and count of their non-null prices, the ones that repeat
+    an earlier event's content (session, type, product, timestamp) under another event_id, and
+    purchases whose session has no checkout_start among
     the folded events. Each event counts once in each dimension, so a read of one dimension
     groups hours x its values, not hours x every combination."""
 
@@ -23,6 +24,9 @@ class EventHour(models.Model):
     # Purchases with no checkout_start of their session folded yet; a later checkout_start's
     # fold takes them back.
     orphans = models.BigIntegerField(default=0)
+    # The mean price check's baseline (ADR 0020's mean_shift) without a 7-day raw scan.
+    price_sum = models.DecimalField(max_digits=24, decimal_places=2, default=0)
+    prices = models.BigIntegerField(default=0, help_text="Events with a price.")
 
     class Meta:
         constraints = [

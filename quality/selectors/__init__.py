@@ -24,6 +24,7 @@ from quality.selectors.check_counts import (
     category_counts,
     duplicate_counts,
     event_counts_in_windows,
+    field_mean,
     field_null_counts,
     purchases_without_checkout,
 )
@@ -53,7 +54,7 @@ from quality.selectors.quarantine import (
     rejected_ids_failing_rule_sql,
 )
 from quality.selectors.retention import RETENTION_KINDS, retention_days, retention_summary
-from quality.selectors.shapes import field_mean, late_counts, top_value_count
+from quality.selectors.shapes import late_counts, top_value_count
 from quality.selectors.stored_events import (
     StoredEventFacts,
     events_of_sessions,

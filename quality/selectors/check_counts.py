@@ -5,8 +5,9 @@ A window [start, end) of event time splits into whole buckets, read from the rol
 watermark in those buckets, and partial buckets at the edges, read raw (at most one bucket of
 events each). A read costs what the window's buckets and the tail hold, not what the table
 holds. Each read runs in one snapshot (`intake_snapshot`), so a fold committing meanwhile
-cannot count a row twice or miss it. Property paths (`properties.<key>`) and drift on fields
-other than type, device and country are not rolled up: they read their window raw.
+cannot count a row twice or miss it. Property paths (`properties.<key>`), drift on fields
+other than type, device, country and currency, and means of numbers other than the price are
+not rolled up: they read their window raw.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
+from decimal import Decimal
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 
@@ -24,9 +26,11 @@ from quality.models import EventHour, EventMinute, NullHour
 from quality.selectors.buckets import BUCKETS, bucket_start
 from quality.selectors.evidence import TEXT_COLUMNS, field_expression
 from quality.selectors.intake import Span, in_span, intake_marks, intake_snapshot
+from quality.selectors.shapes import field_mean_raw
 
 NULL_FIELDS = tuple(sorted(NULLABLE_FIELDS))
-ROLLED_DRIFT_FIELDS = ("event_type", "device_type", "country")
+ROLLED_DRIFT_FIELDS = ("event_type", "device_type", "country", "currency")
+ROLLED_MEAN_FIELDS = ("price",)
 _COLUMN_TYPES = dict(EVENT_COLUMNS)
 
 
@@ -214,6 +218,30 @@ def category_counts(field: str, start: dt.datetime, end: dt.datetime) -> dict[st
         for rows in parts:
             counts.update(_category_counts_raw(rows, field))
     return {value: n for value, n in counts.items() if n}
+
+
+# --- mean -----------------------------------------------------------------------------------
+
+
+def field_mean(field: str, start: dt.datetime, end: dt.datetime) -> tuple[float | None, int]:
+    """(mean, count) of a numeric column's non-null values in the window (event time): the
+    price from `EventHour` sums plus the tail and the edges, other columns raw."""
+    if field not in ROLLED_MEAN_FIELDS:
+        return field_mean_raw(field, start, end)
+    hours, edges = window_split(start, end, "hour")
+    total, count = Decimal(0), 0
+    with intake_snapshot():
+        parts = [_in_time(span) for span in edges]
+        if hours is not None:
+            parts += _tail(hours)
+            rolled = _dimension("event_type", hours).aggregate(s=Sum("price_sum"), n=Sum("prices"))
+            total, count = rolled["s"] or Decimal(0), rolled["n"] or 0
+        for rows in parts:
+            result = rows.filter(**{f"{field}__isnull": False}).aggregate(
+                s=Sum(field), n=Count("id")
+            )
+            total, count = total + (result["s"] or 0), count + result["n"]
+    return (float(total / count) if count else None), count
 
 
 # --- funnel ----------------------------------------------------------------------------------

@@ -40,8 +40,9 @@ def top_value_count(field: str, start: dt.datetime, end: dt.datetime) -> tuple[i
     return top[1], total, str(top[0])
 
 
-def field_mean(field: str, start: dt.datetime, end: dt.datetime) -> tuple[float | None, int]:
-    """(mean, count) of a numeric column over non-null values in the window (event time)."""
+def field_mean_raw(field: str, start: dt.datetime, end: dt.datetime) -> tuple[float | None, int]:
+    """(mean, count) of a numeric column over non-null values in the window (event time), raw
+    (`check_counts.field_mean` reads the price from the rollups)."""
     rows = events_all().filter(
         timestamp__gte=start, timestamp__lt=end, **{f"{field}__isnull": False}
     )

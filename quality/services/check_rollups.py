@@ -5,7 +5,8 @@ fold (quality.services.intake) in its transaction, on the same rows, under the s
 lock: they hold exactly the stored events up to the intake events watermark.
 
 What they hold, so that the check reads (`quality.selectors.check_counts`) equal raw counts:
-- events per hour of timestamp, in each dimension (type, device, country) per value;
+- events per hour of timestamp, in each dimension (type, device, country, currency) per value,
+  with the sum and count of their non-null prices;
 - `duplicates`: events with an earlier event (in fold order) of the same content key
   (session, type, product, timestamp); summed over the events up to the watermark this is
   events minus distinct keys, what the duplicate check counts;
@@ -35,9 +36,9 @@ from quality.selectors.check_counts import NULL_FIELDS, null_sql
 
 EVENT_HOUR_TABLE = EventHour._meta.db_table
 NULL_HOUR_TABLE = NullHour._meta.db_table
-DIMENSIONS = ("event_type", "device_type", "country")
+DIMENSIONS = ("event_type", "device_type", "country", "currency")
 KEY = ("dimension", "bucket", "value")
-COUNTS = ("events", "duplicates", "orphans")
+COUNTS = ("events", "duplicates", "orphans", "price_sum", "prices")
 
 _SAME_KEY = (
     "e.session_id = t.session_id AND e.timestamp = t.timestamp AND e.event_type = t.event_type "
@@ -79,13 +80,15 @@ def check_rollups_fold(
     hour = time_bucket("t.timestamp", "hour")
     checkout_until, checkout_params = until_sql(upper, "c.")
     _insert_per_dimension(
-        f"SELECT {hour} AS bucket, t.event_type, t.device_type, t.country, COUNT(*) AS events, "
+        f"SELECT {hour} AS bucket, t.event_type, t.device_type, t.country, t.currency, "
+        "COUNT(*) AS events, "
         f"SUM(CASE WHEN EXISTS (SELECT 1 FROM {EVENTS_TABLE} e WHERE {_SAME_KEY} AND "
         f"{_EARLIER}) THEN 1 ELSE 0 END) AS duplicates, "
         "SUM(CASE WHEN t.event_type = 'purchase' AND NOT EXISTS (SELECT 1 FROM "
         f"{EVENTS_TABLE} c WHERE c.session_id = t.session_id AND c.event_type = "
-        f"'checkout_start' AND {checkout_until}) THEN 1 ELSE 0 END) AS orphans "
-        f"FROM {EVENTS_TABLE} t WHERE {where} GROUP BY 1, 2, 3, 4",
+        f"'checkout_start' AND {checkout_until}) THEN 1 ELSE 0 END) AS orphans, "
+        "COALESCE(SUM(t.price), 0) AS price_sum, COUNT(t.price) AS prices "
+        f"FROM {EVENTS_TABLE} t WHERE {where} GROUP BY 1, 2, 3, 4, 5",
         [*checkout_params, *params],
         COUNTS,
     )
@@ -116,21 +119,21 @@ def _orphans_take_back(where: str, params: list[Any], after: ReceivePosition) ->
     purchase_until, purchase_params = until_sql(after, "p.")
     checkout_until, checkout_params = until_sql(after, "c.")
     _insert_per_dimension(
-        f"SELECT {hour} AS bucket, p.event_type, p.device_type, p.country, 0 AS events, "
-        "0 AS duplicates, -COUNT(*) AS orphans "
+        f"SELECT {hour} AS bucket, p.event_type, p.device_type, p.country, p.currency, "
+        "0 AS events, 0 AS duplicates, -COUNT(*) AS orphans, 0 AS price_sum, 0 AS prices "
         f"FROM {EVENTS_TABLE} p WHERE p.event_type = 'purchase' AND {purchase_until} "
         f"AND p.session_id IN (SELECT t.session_id FROM {EVENTS_TABLE} t WHERE {where} "
         "AND t.event_type = 'checkout_start') "
         f"AND NOT EXISTS (SELECT 1 FROM {EVENTS_TABLE} c WHERE c.session_id = p.session_id "
-        f"AND c.event_type = 'checkout_start' AND {checkout_until}) GROUP BY 1, 2, 3, 4",
+        f"AND c.event_type = 'checkout_start' AND {checkout_until}) GROUP BY 1, 2, 3, 4, 5",
         [*purchase_params, *params, *checkout_params],
         ("orphans",),
     )
 
 
 def _insert_per_dimension(cells_sql: str, params: list[Any], columns: Sequence[str]) -> None:
-    """Add per-cell counts (`cells_sql`: bucket, event_type, device_type, country and
-    COUNTS) to each dimension's rows, from one evaluation of the cells."""
+    """Add per-cell counts (`cells_sql`: bucket, the DIMENSIONS and COUNTS) to each
+    dimension's rows, from one evaluation of the cells."""
     unpivot = " UNION ALL ".join(
         f"SELECT c.bucket, '{name}' AS dimension, c.{name} AS value, "
         + ", ".join(f"c.{column}" for column in COUNTS)
@@ -154,30 +157,39 @@ def _as_datetime(value: Any) -> dt.datetime:
     return dt.datetime.fromisoformat(str(value)).replace(tzinfo=dt.UTC)
 
 
-_COLUMNS = (
-    "id",
-    "txid",
-    "timestamp",
-    "event_type",
-    "device_type",
-    "country",
-    "session_id",
-    "product_id",
-    *NULL_FIELDS,
+_COLUMNS = tuple(
+    dict.fromkeys(
+        (
+            "id",
+            "txid",
+            "timestamp",
+            "event_type",
+            "device_type",
+            "country",
+            "currency",
+            "price",
+            "session_id",
+            "product_id",
+            *NULL_FIELDS,
+        )
+    )
 )
 
 
 def _share(rows: Sequence[dict[str, Any]]) -> tuple[Counter, Counter]:
     """What these rows (whole sessions, up to the watermark) contribute to the rollups:
-    (EventHour deltas per cell as [events, duplicates, orphans] counters, NullHour counts)."""
+    (EventHour deltas per cell and name in COUNTS, NullHour counts)."""
     cells: Counter = Counter()
     nulls: Counter = Counter()
     seen: set[tuple] = set()
     checkout_sessions = {row["session_id"] for row in rows if row["event_type"] == "checkout_start"}
     for row in sorted(rows, key=lambda row: (row["txid"], row["id"])):
         hour = row["timestamp"].astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-        cell = (hour, row["event_type"], row["device_type"], row["country"])
+        cell = (hour, *(row[name] for name in DIMENSIONS))
         cells[(*cell, "events")] += 1
+        if row["price"] is not None:
+            cells[(*cell, "price_sum")] += row["price"]
+            cells[(*cell, "prices")] += 1
         key = (row["session_id"], row["event_type"], row["product_id"], row["timestamp"])
         if key in seen:
             cells[(*cell, "duplicates")] += 1
@@ -218,7 +230,8 @@ def check_rollups_adjust(
     deltas: dict[tuple, list[int]] = {}
     for (hour, *values, name), delta in after_cells.items():
         for dimension, value in zip(DIMENSIONS, values, strict=True):
-            deltas.setdefault((dimension, hour, value), [0, 0, 0])[COUNTS.index(name)] += delta
+            cell = deltas.setdefault((dimension, hour, value), [0] * len(COUNTS))
+            cell[COUNTS.index(name)] += delta
     _upsert(
         EVENT_HOUR_TABLE,
         KEY,

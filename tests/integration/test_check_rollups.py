@@ -1,12 +1,14 @@
 """Check rollups (ADR 0019): every count a default dataset check judges (volume, null rate,
-duplicates, drift, funnel, pass rate) equals the same count computed from raw rows, for hour
-and day windows, aligned or not, whatever is folded, in the raw tail, erased or replayed."""
+duplicates, drift, funnel, pass rate, mean price) equals the same count computed from raw rows,
+for hour and day windows, aligned or not, whatever is folded, in the raw tail, erased or
+replayed."""
 
 from __future__ import annotations
 
 import datetime as dt
 import random
 from collections import Counter
+from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
@@ -63,6 +65,11 @@ def raw_duplicates(rows: list[dict], start: dt.datetime, end: dt.datetime) -> tu
 
 def raw_categories(rows: list[dict], field: str, start: dt.datetime, end: dt.datetime) -> dict:
     return dict(Counter(str(r[field]) for r in rows if _in(r, start, end)))
+
+
+def raw_mean(rows: list[dict], field: str, start: dt.datetime, end: dt.datetime) -> tuple:
+    values = [r[field] for r in rows if _in(r, start, end) and r[field] is not None]
+    return (float(sum(values) / len(values)) if values else None), len(values)
 
 
 def raw_orphans(rows: list[dict], start: dt.datetime, end: dt.datetime) -> tuple[int, int]:
@@ -124,6 +131,10 @@ def assert_check_counts_equal_raw(now: dt.datetime = NOW) -> None:
             assert selectors.category_counts(field, start, end) == raw_categories(
                 rows, field, start, end
             ), (field, start, end)
+        assert selectors.field_mean("price", start, end) == raw_mean(rows, "price", start, end), (
+            start,
+            end,
+        )
         assert selectors.purchases_without_checkout(start, end) == raw_orphans(rows, start, end), (
             start,
             end,
@@ -162,7 +173,7 @@ def generated(seed: int, count: int, newest: dt.datetime, days: float = 9) -> li
                 product_id=rng.choice(["", "sku_1", "sku_2"]),
                 category=rng.choice(["", "shoes", "bags"]),
                 currency=rng.choice(["", "USD", "EUR"]),
-                price=rng.choice([None, 10]),
+                price=rng.choice([None, Decimal("10"), Decimal("12.35"), Decimal("0.99")]),
                 properties=rng.choice([{}, {"plan": "pro"}, {"plan": ""}]),
             )
         )
