@@ -19,15 +19,25 @@ from events import services
 from events.api import _IngestView, _parsed_body
 from events.api_read import BoundedDateTimeField
 from events.openapi import AUTH_ERROR_TEXTS, error_response
+from events.parsers import BoundedJSONParser
 from events.schema import PROPERTIES_MAX_BYTES, PROPERTIES_MAX_DEPTH, PROPERTIES_MAX_KEYS
 
 ID_MAX_CHARS = 128
 SOURCE = "api"
 
 
+class _StringIdField(serializers.RegexField):
+    """An id as the document types it: a JSON string (DRF would turn a number into one)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 def _id_field(*, required: bool, help_text: str) -> serializers.RegexField:
     # As stored: untrimmed, printable enough for PostgreSQL text (never NUL).
-    return serializers.RegexField(
+    return _StringIdField(
         r"^[^\x00]+$" if required else r"^[^\x00]*$",
         max_length=ID_MAX_CHARS,
         required=required,
@@ -129,6 +139,8 @@ def _validated(request: Request, shape: type[serializers.Serializer]) -> dict[st
 
 
 class PersonIdentifyApi(_IngestView):
+    # JSON only: text/plain bodies are for browser beacons to /events (ADR 0018).
+    parser_classes = [BoundedJSONParser]
     """Store traits on a person; with both ids, link the anonymous id to the user id."""
 
     @extend_schema(
@@ -156,6 +168,7 @@ class PersonIdentifyApi(_IngestView):
 
 
 class PersonAliasApi(_IngestView):
+    parser_classes = [BoundedJSONParser]
     """Make previous_id's person part of user_id's: counted as one person from then on."""
 
     @extend_schema(
