@@ -128,11 +128,12 @@ def main() -> int:
                 client_kind=args.client,
             )
         events_truncate(args.db)
-        if "batch" in phases:
-            print(f"batches of {args.batch_size}: {args.batch_clients} clients")
-            batch = load_phase(
+
+        def batch_phase(path: str):
+            """Batches of the same events to `path` (ours or a protocol's)."""
+            return load_phase(
                 args.port,
-                "/events/batch",
+                path,
                 clients=args.batch_clients,
                 batch_size=args.batch_size,
                 seconds=args.duration,
@@ -141,21 +142,15 @@ def main() -> int:
                 db_name=args.db,
                 client_kind=args.client,
             )
+
+        if "batch" in phases:
+            print(f"batches of {args.batch_size}: {args.batch_clients} clients")
+            batch = batch_phase("/events/batch")
             print(f"  stored rows after batches: {events_count(args.db):,}")
         if "segment" in phases:
             events_truncate(args.db)
             print(f"Segment batches of {args.batch_size} (the same events): /v1/batch")
-            segment = load_phase(
-                args.port,
-                "/v1/batch",
-                clients=args.batch_clients,
-                batch_size=args.batch_size,
-                seconds=args.duration,
-                warmup=args.warmup,
-                server_pid=server.pid,
-                db_name=args.db,
-                client_kind=args.client,
-            )
+            segment = batch_phase("/v1/batch")
             print(f"  stored rows after Segment batches: {events_count(args.db):,}")
         server_stop(server)
         server = None
