@@ -122,6 +122,9 @@ def operations_settings(
         "DB_CLIENT_TIMEOUT_SECONDS": env.float(
             "DB_CLIENT_TIMEOUT_SECONDS", default=5.0 if db_role == "web" else 0.0
         ),
+        # After such a timeout, new connections of that process fail at once for this long
+        # instead of each waiting connect_timeout: bounded 503s, no pile-up behind a stall.
+        "DB_UNREACHABLE_HOLD_SECONDS": env.float("DB_UNREACHABLE_HOLD_SECONDS", default=2.0),
         "DATABASES": databases,
         "HEALTH_TIMEOUT_SECONDS": env.float("HEALTH_TIMEOUT_SECONDS", default=0.7),
         "REDIS_SOCKET_TIMEOUT_SECONDS": redis_timeout,

@@ -13,8 +13,9 @@ from django.conf import settings  # noqa: E402
 from analytics_site.db_deadline import db_deadline_install  # noqa: E402
 from analytics_site.fastpath.handler import wsgi_application  # noqa: E402 - needs settings
 
-# A web request waiting on PostgreSQL gives up after DB_CLIENT_TIMEOUT_SECONDS (ADR 0008).
-db_deadline_install(settings.DB_CLIENT_TIMEOUT_SECONDS)
+# A web request waiting on PostgreSQL gives up after DB_CLIENT_TIMEOUT_SECONDS, and new
+# connections fail fast for DB_UNREACHABLE_HOLD_SECONDS after a timeout (ADR 0008).
+db_deadline_install(settings.DB_CLIENT_TIMEOUT_SECONDS, settings.DB_UNREACHABLE_HOLD_SECONDS)
 
 # Django's WSGIHandler, with a short middleware chain for event POSTs from API clients unless
 # INGEST_FASTPATH is off (analytics_site/fastpath/).

@@ -25,7 +25,8 @@ logger = structlog.get_logger(__name__)
 
 _lock = threading.Lock()
 _cached: CompiledRuleSet = EMPTY_RULESET
-_cached_key: Any = object()
+_NEVER_LOADED: Any = object()
+_cached_key: Any = _NEVER_LOADED
 _checked_at = -math.inf
 
 
@@ -69,7 +70,12 @@ def ruleset_current() -> CompiledRuleSet:
     now = time.monotonic()
     if now - _checked_at < ttl:
         return _cached
-    with _lock:
+    # One thread refreshes; the others keep validating with the rule set they have rather than
+    # queue behind a refresh that may wait seconds on an unreachable database (ADR 0008).
+    # Only before the first load (nothing to fall back on) do they wait for it.
+    if not _lock.acquire(blocking=_cached_key is _NEVER_LOADED):
+        return _cached
+    try:
         if time.monotonic() - _checked_at < ttl:
             return _cached
         try:
@@ -83,6 +89,8 @@ def ruleset_current() -> CompiledRuleSet:
             logger.warning("quality.ruleset_unavailable", error=str(exc)[:200])
         _checked_at = time.monotonic()
         return _cached
+    finally:
+        _lock.release()
 
 
 def ruleset_invalidate() -> None:

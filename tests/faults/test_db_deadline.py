@@ -1,8 +1,12 @@
 """The client-side deadline of web processes on PostgreSQL (analytics_site/db_deadline.py):
 a connection whose server stops answering mid-session raises OperationalError instead of
-waiting for ever, and is closed, so nobody reuses it half-read."""
+waiting for ever, and is closed, so nobody reuses it half-read; for a short hold afterwards new
+connections fail at once instead of each waiting for connect_timeout."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 import psycopg
 import pytest
@@ -26,9 +30,12 @@ def _connect(proxy) -> psycopg.Connection:
     )
 
 
+HOLD_SECONDS = 1.0
+
+
 @pytest.fixture
 def deadline():
-    assert db_deadline_install(1.0)
+    assert db_deadline_install(1.0, hold_seconds=HOLD_SECONDS)
     try:
         yield
     finally:
@@ -44,8 +51,59 @@ def test_a_stalled_server_ends_the_wait_and_the_connection(postgres_proxy, deadl
         conn.execute("SELECT 2")
     assert conn.closed, "a connection cut mid-protocol must not be reused"
     postgres_proxy.mode = "forward"
-    with _connect(postgres_proxy) as fresh:  # new connections work again
+    time.sleep(HOLD_SECONDS)
+    with _connect(postgres_proxy) as fresh:  # new connections work again after the hold
         assert fresh.execute("SELECT 3").fetchone() == (3,)
+
+
+@pytest.mark.django_db
+def test_after_a_deadline_new_connections_fail_fast_for_the_hold(postgres_proxy, deadline):
+    """A request that touches the database again after a timeout (and requests queued behind
+    it) gets its answer at once instead of one connect_timeout per attempt."""
+    conn = _connect(postgres_proxy)
+    postgres_proxy.mode = "blackhole"
+    with pytest.raises(psycopg.OperationalError, match="client deadline"):
+        conn.execute("SELECT 1")
+    postgres_proxy.mode = "forward"
+    started = time.monotonic()
+    with pytest.raises(psycopg.OperationalError, match="not trying again yet"):
+        _connect(postgres_proxy)
+    assert time.monotonic() - started < 0.2, "a connection was attempted during the hold"
+    time.sleep(HOLD_SECONDS)
+    with _connect(postgres_proxy) as fresh:
+        assert fresh.execute("SELECT 2").fetchone() == (2,)
+
+
+@pytest.mark.django_db
+def test_a_connect_timeout_starts_the_hold_too(postgres_proxy, deadline):
+    postgres_proxy.mode = "blackhole"  # accepts TCP, never answers the startup packet
+    with pytest.raises(psycopg.OperationalError, match="timeout expired"):
+        psycopg.connect(
+            host="127.0.0.1",
+            port=postgres_proxy.port,
+            dbname=connection.settings_dict["NAME"],
+            user="postgres",
+            connect_timeout=2,
+        )
+    postgres_proxy.mode = "forward"
+    with pytest.raises(psycopg.OperationalError, match="not trying again yet"):
+        _connect(postgres_proxy)
+
+
+def test_a_refresh_stuck_on_the_database_does_not_hold_up_other_threads():
+    """While one thread refreshes the rule set (its query may wait out the deadline), the
+    others validate with the rule set already loaded instead of queueing behind it."""
+    from quality import rulesets
+
+    rulesets._cached_key = ("loaded",)  # a rule set is loaded (the first load does wait)
+    rulesets.ruleset_invalidate()
+    answered = threading.Event()
+    with rulesets._lock:  # the refreshing thread, stuck
+        caller = threading.Thread(target=lambda: (rulesets.ruleset_current(), answered.set()))
+        caller.start()
+        assert answered.wait(1.0), "a caller queued behind the stuck refresh"
+    caller.join()
+    rulesets._cached_key = rulesets._NEVER_LOADED
 
 
 @pytest.mark.django_db
