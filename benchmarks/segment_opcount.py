@@ -29,7 +29,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ["INGEST_THROTTLE_ENABLED"] = "false"
 
 from analytics_site.wsgi import application  # noqa: E402  (after the environment)
-from benchmarks._ingest_clients import BodyMaker  # noqa: E402
+from benchmarks._ingest_bodies import BodyMaker  # noqa: E402
 from benchmarks.opcount import OpCounter  # noqa: E402
 
 PATHS = {"/events/batch": False, "/v1/batch": True}
@@ -78,7 +78,7 @@ def main() -> int:
     seed = int(time.time()) % 100_000
     figures = {}
     for path, segment in PATHS.items():
-        maker = BodyMaker(seed, segment=segment)
+        maker = BodyMaker(seed, protocol="segment" if segment else "events")
         statuses: dict[int, int] = {}
         _post(path, maker.batch(args.batch_size), statuses)  # warm-up
         bodies = [maker.batch(args.batch_size) for _ in range(args.batches * 2)]
