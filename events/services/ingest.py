@@ -195,8 +195,9 @@ def event_batch_ingest(
 
 
 def original_storable(message: Any) -> Any:
-    """The original message as jsonb can hold it: as is, or (lone surrogates, NUL, integers
-    beyond 64 bits, which jsonb refuses) its escaped JSON text under `unstorable_json`."""
+    """The original message as stored: as is, or (lone surrogates, NUL, integers beyond 64
+    bits, which jsonb refused; the json column keeps that rule, ADR 0026) its escaped JSON text
+    under `unstorable_json`."""
     try:
         if b"\\u0000" not in orjson.dumps(message):
             return message
