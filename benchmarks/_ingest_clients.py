@@ -301,3 +301,34 @@ def load_phase(
         statuses=statuses,
         first_error=next((r.first_error for r in results if r.first_error), ""),
     )
+
+
+def phases_merge(rounds: list[PhaseResult]) -> PhaseResult:
+    """One figure for a phase run in several rounds of equal duration: mean rates, CPU per
+    request weighted by requests, the median round's latencies. Rounds interleave the phases,
+    so a burst of other load on the machine hits all of them, not one."""
+    if len(rounds) == 1:
+        return rounds[0]
+    weights = [max(result.requests_per_s, 1e-9) for result in rounds]
+    total = sum(weights)
+
+    def weighted(name: str) -> float:
+        return sum(getattr(r, name) * w for r, w in zip(rounds, weights, strict=True)) / total
+
+    statuses: dict[int, int] = {}
+    for result in rounds:
+        for code, count in result.statuses.items():
+            statuses[code] = statuses.get(code, 0) + count
+    middle = sorted(rounds, key=lambda result: result.p50_ms)[len(rounds) // 2]
+    return PhaseResult(
+        requests_per_s=sum(result.requests_per_s for result in rounds) / len(rounds),
+        events_per_s=sum(result.events_per_s for result in rounds) / len(rounds),
+        p50_ms=middle.p50_ms,
+        p99_ms=middle.p99_ms,
+        errors=sum(result.errors for result in rounds),
+        statuses=statuses,
+        first_error=next((result.first_error for result in rounds if result.first_error), ""),
+        worker_cpu_us=weighted("worker_cpu_us"),
+        postgres_cpu_us=weighted("postgres_cpu_us"),
+        client_cpu_us=weighted("client_cpu_us"),
+    )

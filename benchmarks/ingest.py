@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._ingest_clients import POSTERS, PhaseResult, load_phase  # noqa: E402
+from benchmarks._ingest_clients import POSTERS, PhaseResult, load_phase, phases_merge  # noqa: E402
 from benchmarks._ingest_copy import copy_rate  # noqa: E402
 from benchmarks._ingest_report import report  # noqa: E402
 from benchmarks._ingest_server import (  # noqa: E402
@@ -80,6 +80,13 @@ def _arguments() -> argparse.Namespace:
         default=None,
         help="default: workers x threads, one client per server thread (fewer leave threads idle "
         "and measure round-trip latency rather than throughput; 2 before 2026-11-26)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every batch phase this many times, interleaved, and report the mean (a "
+        "shared machine's load comes in bursts)",
     )
     parser.add_argument("--batch-clients", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
@@ -172,16 +179,21 @@ def main() -> int:
             single = load_phase(
                 args.port, "/events", clients=args.single_clients, batch_size=0, **common
             )
-        for mix in mixes:
-            for protocol in PROTOCOLS:
-                if PHASE_OF[protocol] not in phases:
-                    continue
-                events_truncate(args.db)
-                print(
-                    f"{mix} mix, {protocol}: batches of {args.batch_size}, "
-                    f"{args.batch_clients} clients"
-                )
-                figures[(mix, protocol)] = load_phase(
+        rounds: dict[tuple[str, str], list[PhaseResult]] = {}
+        for round_number, mix, protocol in (
+            (number, mix, protocol)
+            for number in range(1, args.rounds + 1)
+            for mix in mixes
+            for protocol in PROTOCOLS
+            if PHASE_OF[protocol] in phases
+        ):
+            events_truncate(args.db)
+            print(
+                f"round {round_number}, {mix} mix, {protocol}: batches of {args.batch_size}, "
+                f"{args.batch_clients} clients"
+            )
+            rounds.setdefault((mix, protocol), []).append(
+                load_phase(
                     args.port,
                     protocol=protocol,
                     mix=mix,
@@ -189,7 +201,9 @@ def main() -> int:
                     batch_size=args.batch_size,
                     **common,
                 )
-                print(f"  stored rows: {events_count(args.db):,}")
+            )
+            print(f"  stored rows: {events_count(args.db):,}")
+        figures = {phase: phases_merge(results) for phase, results in rounds.items()}
         server_stop(server)
         server = None
         if "copy" in phases:
