@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from typing import Any
 
@@ -117,7 +118,13 @@ def _self_describing(event: dict, json_field: str, base64_field: str) -> tuple[A
 
 
 def _schema_parts(value: Any) -> tuple[str, str] | None:
-    match = _IGLU.match(value) if isinstance(value, str) else None
+    return _iglu_parts(value) if type(value) is str else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _iglu_parts(schema: str) -> tuple[str, str] | None:
+    """(vendor, name) of an Iglu URI; memoised, since a tracker sends the same few schemas."""
+    match = _IGLU.match(schema)
     return (match["vendor"], match["name"]) if match else None
 
 
