@@ -9,7 +9,7 @@
 
 The placeholders `@ID@` (event id), `@TS@` (event time) and `@OR@` (order id) are filled per
 event by the body makers (`_ingest_bodies.py`); `offset_s` says how long before "now" the event
-happened. The protocol bodies (`_ingest_segment.py`, `_ingest_protocols.py`) are built from
+happened. The protocol bodies (`_ingest_shapes.py`) are built from
 these very events.
 """
 

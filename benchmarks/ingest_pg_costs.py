@@ -5,8 +5,9 @@ wall time far more than CPU).
 
     .venv/bin/python benchmarks/ingest_pg_costs.py [--mix realistic] [--batches 20] [--repeat 3]
 
-Variants: as deployed; without the dedupe key trigger (ADR 0021; rows then skip the key
-table); without each secondary index; Segment rows with their original message (ADR 0026:
+Variants: as deployed (keys claimed set-based by the statement, ADR 0027); keys claimed per
+row by the trigger (ADR 0021's form); without the trigger at all (only its WHEN test goes);
+without each secondary index; Segment rows with their original message (ADR 0026:
 `json`) and, for comparison, with the original as `jsonb`. Each variant's figure is the median
 of --repeat runs of --batches batches of 500, interleaved. The database is dropped after.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import re
 import statistics
 import sys
 import uuid
@@ -38,9 +40,20 @@ from benchmarks._ingest_server import (  # noqa: E402
     server_env,
 )
 from benchmarks._ingest_shapes import segment_message  # noqa: E402
+from events.partitioning.convert import key_trigger_install  # noqa: E402
 from events.services.store import _RECORDSET_INSERT_SQL  # noqa: E402
 
 KEY_TRIGGER = "events_event_key_claim"
+
+
+def _per_row_claim_sql() -> str:
+    """ADR 0021's statement, before ADR 0027: the rows straight from the document, each
+    claiming its key in the trigger."""
+    source = re.search(r"FROM json_to_recordset\(.*?::json\) AS t\(.*?\)\)", _RECORDSET_INSERT_SQL)
+    main = _RECORDSET_INSERT_SQL[_RECORDSET_INSERT_SQL.index(f"INSERT INTO {EVENTS_TABLE} ") :]
+    return main.replace(
+        " FROM t WHERE t.event_id IN (SELECT event_id FROM claimed)", " " + source[0][:-1]
+    )
 
 
 def _documents(mix: str, batches: int, size: int, original: bool) -> list[tuple[str, object]]:
@@ -111,6 +124,13 @@ def main() -> int:
                 figures.setdefault("as deployed", []).append(
                     _run(conn, _RECORDSET_INSERT_SQL, plain, args.batch_size)
                 )
+                with conn.cursor() as cursor:
+                    key_trigger_install(cursor, when_unclaimed=False)
+                figures.setdefault("keys claimed per row in the trigger (ADR 0021)", []).append(
+                    _run(conn, _per_row_claim_sql(), plain, args.batch_size)
+                )
+                with conn.cursor() as cursor:
+                    key_trigger_install(cursor, when_unclaimed=True)
                 conn.execute(f"ALTER TABLE {EVENTS_TABLE} DISABLE TRIGGER {KEY_TRIGGER}")
                 figures.setdefault("without the key trigger", []).append(
                     _run(conn, _RECORDSET_INSERT_SQL, plain, args.batch_size)
