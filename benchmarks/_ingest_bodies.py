@@ -86,6 +86,10 @@ class BodyMaker:
         """One body of `size` events (one random read for all their ids)."""
         return self.head + b",".join(self._events(size)) + b"]}"
 
+    def single(self) -> bytes:
+        """One single-event body (ours only)."""
+        return self._events(1)[0]
+
     def singles(self, count: int) -> list[bytes]:
         """`count` single-event bodies (ours only) at once: a client builds its next requests
         in blocks, not one clock read and one random read per request."""
