@@ -197,7 +197,7 @@ def ecommerce_fields(event_type: Any, properties: dict[str, Any]) -> dict[str, A
     documented e-commerce spec uses them too): the first of `products[]` when no top-level
     product is given."""
     if type(event_type) is not str or event_type not in _OUR_ECOMMERCE_TYPES:
-        return _NO_FIELDS
+        return {}
     product = properties
     products = properties.get("products")
     has_product = "product_id" in properties or "sku" in properties
@@ -221,9 +221,6 @@ def ecommerce_fields(event_type: Any, properties: dict[str, Any]) -> dict[str, A
     if event_type in ("add_to_cart", "remove_from_cart") and fields["quantity"] is None:
         fields["quantity"] = 1
     return fields
-
-
-_NO_FIELDS: dict[str, Any] = {}  # read only (merged into the payload)
 
 
 def _kept_properties(properties: dict[str, Any]) -> dict[str, Any]:
