@@ -8,108 +8,23 @@ figures. Every request loop is bounded in count and time.
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
 import multiprocessing as mp
 import os
 import re
 import socket
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
 import psycopg
 
-from benchmarks._ingest_segment import segment_message
+from benchmarks._ingest_bodies import PATHS, BodyMaker
 from benchmarks._ingest_server import HOST, database_url
 
 MAX_REQUESTS_PER_CLIENT = 2_000_000  # hard bound on any request loop, besides the time bound
 SINGLES_PER_BLOCK = 256  # a single-event client builds this many requests at once
 CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length:\s*(\d+)")
-
-COUNTRIES = ("US", "DE", "GB", "FR", "NL", "SE", "JP", "BR", "IN", "CA")
-DEVICES = ("desktop", "mobile", "tablet")
-
-
-# ----------------------------------------------------------------------------- event shapes
-def event_template(index: int) -> dict:
-    """A realistic shop event; a third of them carry product and price fields."""
-    kind = index % 6
-    event = {
-        "event_id": "",
-        "event_type": "page_view",
-        "timestamp": "",
-        "user_id": f"user_{index % 5000}",
-        "session_id": f"session_{index % 20000}",
-        "page_url": f"/products/item-{index % 300}",
-        "referrer": "https://www.example.com/",
-        "device_type": DEVICES[index % 3],
-        "country": COUNTRIES[index % len(COUNTRIES)],
-    }
-    if kind in (1, 2):
-        event.update(
-            event_type="product_view",
-            product_id=f"sku_{index % 300}",
-            category="laptops",
-            price=999.99,
-            currency="USD",
-        )
-    elif kind == 3:
-        event.update(
-            event_type="add_to_cart",
-            product_id=f"sku_{index % 300}",
-            price=19.5,
-            quantity=2,
-            currency="EUR",
-            properties={"campaign": "spring", "ab": {"variant": "b"}},
-        )
-    return event
-
-
-def _now_iso() -> str:
-    return (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=30)).isoformat()
-
-
-class BodyMaker:
-    """Builds request bodies fast: the JSON of each template is split around its event_id."""
-
-    def __init__(self, seed: int, count: int = 64, segment: bool = False) -> None:
-        self.parts = []
-        self.batch_head = b'{"batch":[' if segment else b'{"events":['
-        for index in range(seed, seed + count):
-            event = event_template(index)
-            event["timestamp"] = "@TS@"
-            event["event_id"] = "@ID@"
-            text = orjson.dumps(segment_message(event) if segment else event)
-            head, rest = text.split(b"@ID@")
-            middle, tail = rest.split(b"@TS@")
-            self.parts.append((head, middle, tail))
-        self.next = 0
-
-    def event(self, timestamp: bytes, event_id: bytes) -> bytes:
-        head, middle, tail = self.parts[self.next % len(self.parts)]
-        self.next += 1
-        return head + event_id + middle + timestamp + tail
-
-    def single(self) -> bytes:
-        return self.event(_now_iso().encode(), uuid.uuid4().hex.encode())
-
-    def singles(self, count: int) -> list[bytes]:
-        """`count` single events at once, each with its own new event_id (one random read for
-        all) and the same timestamp: a client builds its next requests in blocks, not one
-        clock read and one uuid4 per request."""
-        timestamp = _now_iso().encode()
-        ids = os.urandom(16 * count).hex().encode()
-        return [self.event(timestamp, ids[32 * n : 32 * n + 32]) for n in range(count)]
-
-    def batch(self, size: int) -> bytes:
-        """One random read for the whole batch's ids: the client shares the server's cores."""
-        timestamp = _now_iso().encode()
-        ids = os.urandom(16 * size).hex().encode()
-        events = (self.event(timestamp, ids[32 * n : 32 * n + 32]) for n in range(size))
-        return self.batch_head + b",".join(events) + b"]}"
 
 
 # ----------------------------------------------------------------------------- CPU accounting
@@ -170,10 +85,12 @@ class ClientResult:
 class HttpClientPoster:
     """POSTs over one keep-alive http.client connection (the standard library's client)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, authorization: str = "") -> None:
         self.port = port
         self.connection = http.client.HTTPConnection(HOST, port, timeout=30)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if authorization:
+            self.headers["Authorization"] = authorization
 
     def request(self, path: str, body: bytes) -> tuple[str, bytes]:
         return path, body
@@ -200,17 +117,18 @@ class RawSocketPoster:
     the server's two cores, and http.client costs them several times more CPU per request.
     Reads responses framed by Content-Length (every response of this API has one)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, authorization: str = "") -> None:
         self.port = port
         self.sock = socket.create_connection((HOST, port), timeout=30)
         self.heads: dict[str, bytes] = {}
+        self.authorization = f"Authorization: {authorization}\r\n" if authorization else ""
 
     def request(self, path: str, body: bytes) -> bytes:
         """The whole request (head and body), to send with `send`."""
         head = self.heads.get(path)
         if head is None:
             head = self.heads[path] = (
-                f"POST {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n"
+                f"POST {path} HTTP/1.1\r\nHost: {HOST}:{self.port}\r\n{self.authorization}"
                 "Content-Type: application/json\r\nAccept: application/json\r\nContent-Length: "
             ).encode()
         return b"%s%d\r\n\r\n%s" % (head, len(body), body)
@@ -259,9 +177,12 @@ def _client(
     seed: int,
     queue,
     client_kind: str = "raw",
+    protocol: str = "events",
+    mix: str = "light",
+    authorization: str = "",
 ) -> None:
-    maker = BodyMaker(seed * 1000, segment=path.startswith("/v1/"))
-    poster = POSTERS[client_kind](port)
+    maker = BodyMaker(seed * 1000, protocol=protocol, mix=mix)
+    poster = POSTERS[client_kind](port, authorization)
     latencies: list[int] = []
     statuses: dict[int, int] = {}
     errors = events = 0
@@ -290,7 +211,8 @@ def _client(
         if cpu_from is None:
             cpu_from = time.process_time()
         statuses[code] = statuses.get(code, 0) + 1
-        if code not in (200, 201):
+        # A batch counts only when every event in it was accepted (each answer says so).
+        if code not in (200, 201) or (batch_size and b'"rejected":0' not in payload):
             errors += 1
             first_error = first_error or f"{code}: {payload[:300]!r}"
             continue
@@ -326,8 +248,11 @@ class PhaseResult:
 
 def load_phase(
     port: int,
-    path: str,
+    path: str | None = None,
     *,
+    protocol: str = "events",
+    mix: str = "light",
+    authorization: str = "",
     clients: int,
     batch_size: int,
     seconds: float,
@@ -336,12 +261,16 @@ def load_phase(
     db_name: str,
     client_kind: str,
 ) -> PhaseResult:
+    """One phase of `clients` load processes: single events to `path` (batch_size 0), or
+    batches of `protocol`'s format (to its endpoint unless `path` says otherwise)."""
+    path = path or PATHS[protocol]
+    extra = (protocol, mix, authorization)
     context = mp.get_context("fork")
     queue = context.Queue()
     processes = [
         context.Process(
             target=_client,
-            args=(port, path, batch_size, seconds, warmup, seed, queue, client_kind),
+            args=(port, path, batch_size, seconds, warmup, seed, queue, client_kind, *extra),
             daemon=True,
         )
         for seed in range(clients)
@@ -371,4 +300,35 @@ def load_phase(
         errors=sum(result.errors for result in results),
         statuses=statuses,
         first_error=next((r.first_error for r in results if r.first_error), ""),
+    )
+
+
+def phases_merge(rounds: list[PhaseResult]) -> PhaseResult:
+    """One figure for a phase run in several rounds of equal duration: mean rates, CPU per
+    request weighted by requests, the median round's latencies. Rounds interleave the phases,
+    so a burst of other load on the machine hits all of them, not one."""
+    if len(rounds) == 1:
+        return rounds[0]
+    weights = [max(result.requests_per_s, 1e-9) for result in rounds]
+    total = sum(weights)
+
+    def weighted(name: str) -> float:
+        return sum(getattr(r, name) * w for r, w in zip(rounds, weights, strict=True)) / total
+
+    statuses: dict[int, int] = {}
+    for result in rounds:
+        for code, count in result.statuses.items():
+            statuses[code] = statuses.get(code, 0) + count
+    middle = sorted(rounds, key=lambda result: result.p50_ms)[len(rounds) // 2]
+    return PhaseResult(
+        requests_per_s=sum(result.requests_per_s for result in rounds) / len(rounds),
+        events_per_s=sum(result.events_per_s for result in rounds) / len(rounds),
+        p50_ms=middle.p50_ms,
+        p99_ms=middle.p99_ms,
+        errors=sum(result.errors for result in rounds),
+        statuses=statuses,
+        first_error=next((result.first_error for result in rounds if result.first_error), ""),
+        worker_cpu_us=weighted("worker_cpu_us"),
+        postgres_cpu_us=weighted("postgres_cpu_us"),
+        client_cpu_us=weighted("client_cpu_us"),
     )

@@ -28,22 +28,27 @@ import django  # noqa: E402
 
 django.setup()
 
-from benchmarks._ingest_clients import event_template  # noqa: E402
+from benchmarks._ingest_mix import MIXES, OFFSETS  # noqa: E402
 from benchmarks._ingest_server import database_url  # noqa: E402
 from events.facade import EVENT_COLUMNS, EVENTS_TABLE  # noqa: E402
 
 
-def _copy_row(event: dict, now: dt.datetime) -> tuple:
-    """One stored row of a template event, in the order of EVENT_COLUMNS."""
-    price = event.get("price")
+def _copy_row(mix: str, index: int, now: dt.datetime) -> tuple:
+    """One stored row of the mix's event `index`, in the order of EVENT_COLUMNS."""
+    event = MIXES[mix](index)
+    event_id = uuid.uuid4()
+    if event.get("order_id") == "@OR@":
+        event["order_id"] = f"ord-{event_id.hex[:16]}"
+    price, revenue = event.get("price"), event.get("revenue")
+    timestamp = now - dt.timedelta(seconds=OFFSETS[mix](index))
     values = {
-        "event_id": uuid.uuid4(),
-        "timestamp": now,
-        "client_timestamp": now,
+        "event_id": event_id,
+        "timestamp": timestamp,
+        "client_timestamp": timestamp,
         "received_at": now,
         "price": Decimal(str(price)) if price is not None else None,
         "quantity": event.get("quantity"),
-        "revenue": None,
+        "revenue": Decimal(str(revenue)) if revenue is not None else None,
         "properties": Jsonb(event.get("properties", {})),
         "warnings": Jsonb([]),
         "derived": Jsonb([]),
@@ -56,12 +61,12 @@ def _copy_row(event: dict, now: dt.datetime) -> tuple:
     )
 
 
-def copy_rate(db_name: str, rows: int, chunk: int) -> float:
+def copy_rate(db_name: str, rows: int, chunk: int, mix: str = "light") -> float:
     """Rows/s of binary COPY of the same event shape into events_event (row building excluded).
 
     Loaded in chunks of `chunk` rows, each its own COPY and commit, like the HTTP batches."""
     now = dt.datetime.now(dt.UTC)
-    prepared = [_copy_row(event_template(index), now) for index in range(rows)]
+    prepared = [_copy_row(mix, index, now) for index in range(rows)]
     names = ", ".join(f'"{name}"' for name, _ in EVENT_COLUMNS)
     types = [kind for _, kind in EVENT_COLUMNS]
     with psycopg.connect(database_url(db_name)) as conn:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks._ingest_clients import POSTERS, PhaseResult, load_phase  # noqa: E402
+from benchmarks._ingest_clients import POSTERS, PhaseResult, load_phase, phases_merge  # noqa: E402
 from benchmarks._ingest_copy import copy_rate  # noqa: E402
 from benchmarks._ingest_report import report  # noqa: E402
 from benchmarks._ingest_server import (  # noqa: E402
@@ -47,8 +47,11 @@ from benchmarks._ingest_server import (  # noqa: E402
     server_stop,
 )
 
+PROTOCOLS = ("events", "segment", "posthog", "snowplow")  # the batch phases, in run order
+PHASE_OF = {"events": "batch", "segment": "segment", "posthog": "posthog", "snowplow": "snowplow"}
 
-def main() -> int:
+
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="analytics_bench", help="scratch database (recreated)")
     parser.add_argument("--port", type=int, default=8201)
@@ -78,6 +81,13 @@ def main() -> int:
         help="default: workers x threads, one client per server thread (fewer leave threads idle "
         "and measure round-trip latency rather than throughput; 2 before 2026-11-26)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every batch phase this many times, interleaved, and report the mean (a "
+        "shared machine's load comes in bursts)",
+    )
     parser.add_argument("--batch-clients", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--copy-rows", type=int, default=200_000)
@@ -88,82 +98,125 @@ def main() -> int:
         help="load the default stored quality rules (manage.py load_default_rules) first",
     )
     parser.add_argument(
+        "--production",
+        action="store_true",
+        help="ENVIRONMENT=production with an ingestion key sent on every request (Bearer), as "
+        "deployed; default: development mode, anonymous ingestion",
+    )
+    parser.add_argument(
+        "--mixes",
+        default="light,realistic",
+        help="comma list of light (issue 2's mix) and realistic (issue 11's: purchases, "
+        "searches, properties, spread timestamps); see benchmarks/_ingest_mix.py",
+    )
+    parser.add_argument(
         "--phases",
-        default="single,batch,segment,copy",
-        help="comma list of single,batch,segment (/v1/batch, the same events as Segment "
-        "messages),copy",
+        default="single,batch,segment,posthog,snowplow,copy",
+        help="comma list of single (light mix only), batch (/events/batch), segment "
+        "(/v1/batch), posthog (/batch/), snowplow (tp2): the same events in each protocol's "
+        "format, and copy (the raw binary COPY reference)",
     )
     args = parser.parse_args()
     if args.single_clients is None:
         args.single_clients = args.workers * (1 if args.worker_class == "sync" else args.threads)
-    phases = set(args.phases.split(","))
+    return args
 
+
+def _production_env(env: dict[str, str]) -> dict[str, str]:
+    return env | {
+        "ENVIRONMENT": "production",
+        "SECRET_KEY": "benchmark-only-" + "x" * 40,
+        "ALLOWED_HOSTS": HOST,
+    }
+
+
+def _key_create(env: dict[str, str]) -> str:
+    """A write key for the run: the last line `ingestion_key create` prints is the raw key."""
+    done = subprocess.run(
+        [sys.executable, "manage.py", "ingestion_key", "create", "benchmark", "--scopes", "write"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout.strip().splitlines()[-1].strip()
+
+
+def main() -> int:
+    args = _arguments()
+    phases = set(args.phases.split(","))
+    mixes = [mix for mix in args.mixes.split(",") if mix]
     env = server_env(args.db, {})
+    if args.production:
+        env = _production_env(env)
     print(f"database {args.db}: create and migrate")
     database_create(args.db)
     server = None
     nan = float("nan")
-    empty = PhaseResult(nan, nan, nan, nan, 0, {}, "")
-    single = batch = segment = empty
-    copy_rows_per_s = float("nan")
+    single = PhaseResult(nan, nan, nan, nan, 0, {}, "")
+    figures: dict[tuple[str, str], PhaseResult] = {}
+    copies: dict[str, float] = {}
     try:
         migrate(env)
         if args.with_rules:
             subprocess.run(
                 [sys.executable, "manage.py", "load_default_rules"], cwd=ROOT, env=env, check=True
             )
+        authorization = f"Bearer {_key_create(env)}" if args.production else ""
         print(f"gunicorn: {args.workers} {args.worker_class} workers on {HOST}:{args.port}")
         server = server_start(env, args)
+        common = dict(
+            seconds=args.duration,
+            warmup=args.warmup,
+            server_pid=server.pid,
+            db_name=args.db,
+            client_kind=args.client,
+            authorization=authorization,
+        )
         if "single" in phases:
             print(f"single events: {args.single_clients} clients, {args.duration:.0f} s")
             single = load_phase(
-                args.port,
-                "/events",
-                clients=args.single_clients,
-                batch_size=0,
-                seconds=args.duration,
-                warmup=args.warmup,
-                server_pid=server.pid,
-                db_name=args.db,
-                client_kind=args.client,
+                args.port, "/events", clients=args.single_clients, batch_size=0, **common
             )
-        events_truncate(args.db)
-
-        def batch_phase(path: str):
-            """Batches of the same events to `path` (ours or a protocol's)."""
-            return load_phase(
-                args.port,
-                path,
-                clients=args.batch_clients,
-                batch_size=args.batch_size,
-                seconds=args.duration,
-                warmup=args.warmup,
-                server_pid=server.pid,
-                db_name=args.db,
-                client_kind=args.client,
-            )
-
-        if "batch" in phases:
-            print(f"batches of {args.batch_size}: {args.batch_clients} clients")
-            batch = batch_phase("/events/batch")
-            print(f"  stored rows after batches: {events_count(args.db):,}")
-        if "segment" in phases:
+        rounds: dict[tuple[str, str], list[PhaseResult]] = {}
+        for round_number, mix, protocol in (
+            (number, mix, protocol)
+            for number in range(1, args.rounds + 1)
+            for mix in mixes
+            for protocol in PROTOCOLS
+            if PHASE_OF[protocol] in phases
+        ):
             events_truncate(args.db)
-            print(f"Segment batches of {args.batch_size} (the same events): /v1/batch")
-            segment = batch_phase("/v1/batch")
-            print(f"  stored rows after Segment batches: {events_count(args.db):,}")
+            print(
+                f"round {round_number}, {mix} mix, {protocol}: batches of {args.batch_size}, "
+                f"{args.batch_clients} clients"
+            )
+            rounds.setdefault((mix, protocol), []).append(
+                load_phase(
+                    args.port,
+                    protocol=protocol,
+                    mix=mix,
+                    clients=args.batch_clients,
+                    batch_size=args.batch_size,
+                    **common,
+                )
+            )
+            print(f"  stored rows: {events_count(args.db):,}")
+        figures = {phase: phases_merge(results) for phase, results in rounds.items()}
         server_stop(server)
         server = None
         if "copy" in phases:
-            events_truncate(args.db)
-            print(f"raw binary COPY: {args.copy_rows:,} rows")
-            copy_rows_per_s = copy_rate(args.db, args.copy_rows, args.batch_size)
+            for mix in mixes:
+                events_truncate(args.db)
+                print(f"raw binary COPY, {mix} mix: {args.copy_rows:,} rows")
+                copies[mix] = copy_rate(args.db, args.copy_rows, args.batch_size, mix)
     finally:
         if server is not None:
             server_stop(server)
         if not args.keep_db:
             database_drop(args.db)
-    report(single, batch, copy_rows_per_s, args, segment=segment)
+    report(single, figures, copies, args, mixes)
     return 0
 
 

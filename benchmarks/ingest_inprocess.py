@@ -65,7 +65,7 @@ def main() -> int:
         os.environ["INGEST_ALLOW_ANONYMOUS"] = "false"
 
     from analytics_site.wsgi import application  # after the environment
-    from benchmarks._ingest_clients import BodyMaker
+    from benchmarks._ingest_bodies import BodyMaker
 
     headers = {}
     if args.key:

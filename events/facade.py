@@ -43,7 +43,7 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("anonymous_id", "text"),
     ("derived", "jsonb"),
     ("source", "text"),
-    ("original", "jsonb"),
+    ("original", "json"),  # kept whole, as text (ADR 0026)
     ("client_ip", "inet"),
 )
 EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in EVENT_COLUMNS)

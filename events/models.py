@@ -12,6 +12,7 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from events.fields import JSONTextField
 from events.receive_order import CurrentTransactionId
 from events.schema import UNKNOWN_COUNTRY
 
@@ -82,8 +83,10 @@ class Event(models.Model):
         db_default="api",
         help_text="Protocol that delivered the event: api, segment, posthog, snowplow, tracker.",
     )
-    original = models.JSONField(
-        null=True, blank=True, help_text="The original message when a protocol translated it."
+    original = JSONTextField(
+        null=True,
+        blank=True,
+        help_text="The original message when a protocol translated it (json: ADR 0026).",
     )
     client_ip = models.GenericIPAddressField(
         null=True, blank=True, help_text="Kept only when STORE_CLIENT_IP is on."

@@ -190,6 +190,9 @@ def _properties_shape_error(properties: dict[str, Any]) -> FieldError | None:
                 "properties", "max_depth", f"may nest at most {PROPERTIES_MAX_DEPTH} levels deep"
             )
         for item in container.values() if isinstance(container, dict) else container:
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                continue  # most values: nothing to check (exact types, so no subclass slips by)
             if isinstance(item, dict | list):
                 stack.append((item, depth + 1))
             elif isinstance(item, float) and not -_BIG < item < _BIG:

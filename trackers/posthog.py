@@ -65,6 +65,10 @@ _KEPT_SDK_PROPERTIES = frozenset(
 )
 
 
+_IDENTITY_EVENTS = (IDENTIFY, CREATE_ALIAS, SET)  # a tuple: a name may be unhashable JSON
+_OUR_ECOMMERCE_TYPES = frozenset(ECOMMERCE_NAMES.values())
+
+
 class PosthogBodyError(ValueError):
     """A body that is no PostHog capture body: refused as a whole (field and rule named)."""
 
@@ -118,9 +122,10 @@ def posthog_message_map(message: Any, *, sent_at: Any = None) -> MappedEvent | I
     distinct_id = text_or_none(message.get("distinct_id")) or text_or_none(
         properties.get("distinct_id")
     )
-    identity = _identity_call(name, distinct_id, message, properties)
-    if identity is not None:
-        return identity
+    if name in _IDENTITY_EVENTS:
+        identity = _identity_call(name, distinct_id, message, properties)
+        if identity is not None:
+            return identity
     device_id = text_or_none(properties.get("$device_id"))
     user_id, anonymous_id = distinct_id, text_or_none(properties.get("$anon_distinct_id"))
     if device_id is not None:
@@ -128,7 +133,13 @@ def posthog_message_map(message: Any, *, sent_at: Any = None) -> MappedEvent | I
         if distinct_id == device_id:  # posthog-js before identify: the id is the device's
             user_id = None
     sent_at = None if properties.get("$ignore_sent_at") else message.get("sent_at", sent_at)
-    event_type = "page_view" if name == PAGEVIEW else ECOMMERCE_NAMES.get(name, name)
+    # Any JSON may come as the name: only text is looked up (validation names the rest).
+    if name == PAGEVIEW:
+        event_type = "page_view"
+    elif type(name) is str:
+        event_type = ECOMMERCE_NAMES.get(name, name)
+    else:
+        event_type = name
     payload = {
         "event_id": text_or_none(message.get("uuid")),
         "event_type": event_type,
@@ -185,7 +196,7 @@ def ecommerce_fields(event_type: Any, properties: dict[str, Any]) -> dict[str, A
     """Our product and order fields from Segment's e-commerce v2 property names (PostHog's
     documented e-commerce spec uses them too): the first of `products[]` when no top-level
     product is given."""
-    if event_type not in ECOMMERCE_NAMES.values() or event_type == "page_view":
+    if type(event_type) is not str or event_type not in _OUR_ECOMMERCE_TYPES:
         return {}
     product = properties
     products = properties.get("products")

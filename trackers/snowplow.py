@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from typing import Any
 
@@ -117,7 +118,13 @@ def _self_describing(event: dict, json_field: str, base64_field: str) -> tuple[A
 
 
 def _schema_parts(value: Any) -> tuple[str, str] | None:
-    match = _IGLU.match(value) if isinstance(value, str) else None
+    return _iglu_parts(value) if type(value) is str else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _iglu_parts(schema: str) -> tuple[str, str] | None:
+    """(vendor, name) of an Iglu URI; memoised, since a tracker sends the same few schemas."""
+    match = _IGLU.match(schema)
     return (match["vendor"], match["name"]) if match else None
 
 
@@ -145,36 +152,46 @@ def snowplow_event_map(event: Any) -> MappedEvent:
         if bad_field:
             errors.append((bad_field, "json", f"{bad_field} must be {_ENCODED[bad_field]}"))
         decoded[json_field] = value
-    true_ms, created_ms = _epoch_millis(event.get("ttm")), _epoch_millis(event.get("dtm"))
-    sent_ms = _epoch_millis(event.get("stm")) if true_ms is None else None
-    for name in ("ttm", "dtm", "stm"):
-        if event.get(name) not in (None, "") and _epoch_millis(event.get(name)) is None:
+    get = event.get
+    ttm, dtm, stm = get("ttm"), get("dtm"), get("stm")
+    true_ms, created_ms, stm_ms = _epoch_millis(ttm), _epoch_millis(dtm), _epoch_millis(stm)
+    for name, raw, millis in (
+        ("ttm", ttm, true_ms),
+        ("dtm", dtm, created_ms),
+        ("stm", stm, stm_ms),
+    ):
+        if millis is None and raw is not None and raw != "":
             errors.append((name, "epoch_millis", "must be epoch milliseconds"))
+    sent_ms = stm_ms if true_ms is None else None
     if true_ms is None and created_ms is None:
         # No event time (a hand-written pixel): it happened when sent, else when received.
         created_ms, sent_ms = sent_ms, None
     kind_fields = _kind_fields(event, decoded["ue_pr"], _entities(decoded["co"]), errors)
+    user_id = text_or_none(get("uid"))
+    anonymous_id = (
+        text_or_none(get("duid"))
+        or text_or_none(get("nuid"))
+        or text_or_none(get("tnuid"))
+        or (None if user_id else COOKIELESS_USER)
+    )
     payload = {
-        "event_id": text_or_none(event.get("eid")),
+        "event_id": text_or_none(get("eid")),
         "timestamp": iso_from_epoch_millis(true_ms if true_ms is not None else created_ms),
-        "sent_at": iso_from_epoch_millis(sent_ms),
-        "user_id": text_or_none(event.get("uid")),
-        "anonymous_id": next(
-            filter(None, (text_or_none(event.get(k)) for k in ("duid", "nuid", "tnuid"))),
-            None if text_or_none(event.get("uid")) else COOKIELESS_USER,
-        ),
-        "session_id": text_or_none(event.get("sid")),
-        "device_type": PLATFORM_DEVICE_TYPES.get(event.get("p")),
-        "page_url": text_or_none(event.get("url")),
-        "referrer": text_or_none(event.get("refr")),
+        "sent_at": None if sent_ms is None else iso_from_epoch_millis(sent_ms),
+        "user_id": user_id,
+        "anonymous_id": anonymous_id,
+        "session_id": text_or_none(get("sid")),
+        "device_type": PLATFORM_DEVICE_TYPES.get(get("p")),
+        "page_url": text_or_none(get("url")),
+        "referrer": text_or_none(get("refr")),
         **kind_fields,
     }
     return MappedEvent(
         payload=drop_absent(payload),
         original=event,
         foreign_id=payload["event_id"],
-        user_agent=text_or_none(event.get("ua")),
-        ip=text_or_none(event.get("ip")),
+        user_agent=text_or_none(get("ua")),
+        ip=text_or_none(get("ip")),
         errors=errors,
     )
 
@@ -193,7 +210,7 @@ def _kind_fields(
 ) -> dict[str, Any]:
     """event_type, its e-commerce fields and properties, by the event's kind `e`."""
     kind = event.get("e")
-    extra = {k: v for k, v in event.items() if k not in _MAPPED and not k.startswith("se_")}
+    extra = {k: v for k, v in event.items() if k not in _MAPPED and k[:3] != "se_"}
     if kind == "pv":
         return {"event_type": "page_view", "properties": extra}
     if kind == "pp":

@@ -74,12 +74,26 @@ def _relkind(cursor, name: str) -> str | None:
     )
 
 
-def key_trigger_install(cursor, table: str = TABLE) -> None:
+# Set to 'on' (transaction-locally) by the ingestion insert, which claims the keys of its
+# rows set-based in the same statement (events.services.store, ADR 0027): the trigger then
+# skips that statement's rows instead of claiming each key again in PL/pgSQL. The insert
+# resets it when it runs inside a longer transaction; every other insert finds it unset.
+KEYS_CLAIMED_SETTING = "events.keys_claimed"
+
+
+def key_trigger_install(cursor, table: str = TABLE, *, when_unclaimed: bool = True) -> None:
+    """The key-claiming trigger; `when_unclaimed` (ADR 0027) lets a statement that claimed its
+    keys itself skip it (False: ADR 0021's form, every row claims)."""
     cursor.execute(KEY_FUNCTION_SQL)
     cursor.execute(f"DROP TRIGGER IF EXISTS {KEY_TRIGGER} ON {table}")
+    when = (
+        f"WHEN (current_setting('{KEYS_CLAIMED_SETTING}', true) IS DISTINCT FROM 'on') "
+        if when_unclaimed
+        else ""
+    )
     cursor.execute(
         f"CREATE TRIGGER {KEY_TRIGGER} BEFORE INSERT ON {table} "
-        f"FOR EACH ROW EXECUTE FUNCTION {KEY_TRIGGER}()"
+        f"FOR EACH ROW {when}EXECUTE FUNCTION {KEY_TRIGGER}()"
     )
 
 

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from analytics_site.sql import is_postgres
 from events.derivation import ClientContext, ip_or_none
 from events.models import Event
 from events.schema import FieldError
@@ -91,6 +92,7 @@ def event_batch_ingest(
     if context is not None and not per_event:
         batch_context = context
     store_ip = settings.STORE_CLIENT_IP
+    postgres = originals is not None and is_postgres()
     validator = validator or validator_get()
     outcomes: list[EventOutcome] = []
     pending: list[EventOutcome] = []
@@ -157,7 +159,7 @@ def event_batch_ingest(
         if source.protocol != "api":
             row["source"] = source.protocol
         if originals is not None and originals[index] is not None:
-            row["original"] = original_storable(originals[index])
+            row["original"] = original_storable(originals[index], encoded=postgres)
         if store_ip:
             row_context = (context[index] or batch_context) if per_event else batch_context
             row["client_ip"] = ip_or_none(row_context.ip)
@@ -194,12 +196,15 @@ def event_batch_ingest(
     return outcomes
 
 
-def original_storable(message: Any) -> Any:
-    """The original message as jsonb can hold it: as is, or (lone surrogates, NUL, integers
-    beyond 64 bits, which jsonb refuses) its escaped JSON text under `unstorable_json`."""
+def original_storable(message: Any, *, encoded: bool = False) -> Any:
+    """The original message as stored: as is, or (lone surrogates, NUL, integers beyond 64
+    bits, which jsonb refused; the json column keeps that rule, ADR 0026) its escaped JSON text
+    under `unstorable_json`. `encoded`: as the JSON text already written for that check (an
+    orjson.Fragment, which the PostgreSQL insert's document embeds without writing it again)."""
     try:
-        if b"\\u0000" not in orjson.dumps(message):
-            return message
+        text = orjson.dumps(message)
+        if b"\\u0000" not in text:
+            return orjson.Fragment(text) if encoded else message
     except (TypeError, orjson.JSONEncodeError):
         pass
     text, _ = raw_payload_encode(message)

@@ -10,6 +10,7 @@ with `events_stored_behind_notify`, inside the storing transaction.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -29,9 +30,11 @@ from django.utils import timezone
 
 from analytics_site.sql import is_postgres
 from events.facade import EVENT_COLUMN_NAMES, EVENT_COLUMNS, EVENTS_TABLE
-from events.models import Event
+from events.models import Event, EventKey
+from events.partitioning.convert import KEYS_CLAIMED_SETTING
 from events.services.sessions import sessions_assign
 
+KEYS_TABLE = EventKey._meta.db_table
 _COLUMN_DEFAULTS = {
     **{
         name: "''"
@@ -77,12 +80,24 @@ def _recordset_insert_sql() -> str:
             values.append(f'COALESCE("{name}", {_COLUMN_DEFAULTS[name]})')
         else:
             values.append(f'"{name}"')
-    # Identifiers come from the model; the values are bound parameters.
+    # Identifiers come from the model; the values are bound parameters. The keys are claimed
+    # set-based first (ADR 0027); a row whose key was already there is left out of the insert.
+    # `flag` turns the per-row key trigger off for this statement: it is read (joined) before
+    # `claimed` yields a row, so before any event row can reach the trigger.
     return (
-        f"INSERT INTO {EVENTS_TABLE} ({names}) "  # noqa: S608
-        f"SELECT {', '.join(values)} FROM json_to_recordset(%(rows)s::json) AS t({definitions}) "
+        f"WITH flag AS MATERIALIZED (SELECT set_config('{KEYS_CLAIMED_SETTING}', 'on', true)), "  # noqa: S608
+        "t AS MATERIALIZED (SELECT * FROM json_to_recordset(%(rows)s::json) "
+        f"AS t({definitions})), "
+        f"claimed AS (INSERT INTO {KEYS_TABLE} (event_id, received_at) "
+        "SELECT t.event_id, COALESCE(t.received_at, %(received_at)s::timestamptz) FROM t, flag "
+        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id) "
+        f"INSERT INTO {EVENTS_TABLE} ({names}) "
+        f"SELECT {', '.join(values)} FROM t WHERE t.event_id IN (SELECT event_id FROM claimed) "
         "RETURNING event_id::text, id"
     )
+
+
+_UNCLAIMED_RESET_SQL = f"SELECT set_config('{KEYS_CLAIMED_SETTING}', '', true)"
 
 
 _RECORDSET_INSERT_SQL = _recordset_insert_sql()
@@ -142,7 +157,10 @@ def _recordset_insert(db: BaseDatabaseWrapper, params: dict[str, Any]) -> dict[s
     if db.in_atomic_block or not settings.INGEST_PREPARED_STATEMENTS:
         with psycopg.Cursor(raw) as cursor:
             cursor.execute(_RECORDSET_INSERT_SQL, params)
-            return dict(cursor.fetchall())
+            inserted = dict(cursor.fetchall())
+            if db.in_atomic_block:  # later inserts of this transaction claim their keys again
+                cursor.execute(_UNCLAIMED_RESET_SQL)
+            return inserted
     cursor = _prepared_insert_cursor(raw)
     threshold = raw.prepare_threshold
     raw.prepare_threshold = 0
@@ -153,6 +171,23 @@ def _recordset_insert(db: BaseDatabaseWrapper, params: dict[str, Any]) -> dict[s
     return dict(cursor.fetchall())
 
 
+def _first_of_each_event_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows without repeats of an event_id (the first kept, as the key trigger would):
+    the statement claims keys set-based, so two rows of one id would both find theirs."""
+    ids = [row["event_id"] for row in rows]
+    if len(set(ids)) == len(ids) and set(map(type, ids)) == {uuid.UUID}:
+        return rows  # ingestion's rows: UUIDs, repeats already reported as duplicates
+    seen: set[uuid.UUID] = set()
+    kept = []
+    for row in rows:
+        value = row["event_id"]
+        key = value if type(value) is uuid.UUID else uuid.UUID(str(value))
+        if key not in seen:
+            seen.add(key)
+            kept.append(row)
+    return kept
+
+
 def _insert_rows_postgres(rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert in one statement; return {event_id: id} for the rows that were new.
 
@@ -160,6 +195,7 @@ def _insert_rows_postgres(rows: list[dict[str, Any]]) -> dict[str, int]:
     the statement is idempotent (stored event_ids are skipped), so running it again is safe.
     """
     received_at = rows[0].get("received_at") or timezone.now()
+    rows = _first_of_each_event_id(rows)
     params = {"rows": _rows_document(rows, received_at), "received_at": received_at}
     db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` looks the alias up again
     for attempt in (1, 2):

@@ -124,6 +124,7 @@ def test_too_many_events_are_413(ingest_client, settings):
     [
         ("not an object", "event", "object"),
         ({"event": 12, "distinct_id": "u", "uuid": "x"}, "event_type", "string"),
+        ({"event": ["a", "list"], "distinct_id": "u", "uuid": "x"}, "event_type", "string"),
         (posthog_message(timestamp="yesterday"), "timestamp", "iso8601"),
         (posthog_message(event="Order Completed"), "order_id", "required"),
         (posthog_message(event="Product Added", properties={"price": "a lot"}), "price", "number"),

@@ -180,6 +180,15 @@ def test_broken_messages_still_map_to_an_event_for_validation_to_refuse(broken):
     assert "user_id" not in mapped.payload
 
 
+@pytest.mark.parametrize("name", [["Order Completed"], {"name": "$pageview"}])
+def test_an_event_name_that_is_no_text_is_passed_on_for_validation_to_refuse(name):
+    """A list or object as the name (unhashable) maps without raising, kept as sent, so the
+    schema layer refuses it naming event_type (4xx or quarantine, never a 500)."""
+    mapped = posthog_message_map({"event": name, "distinct_id": "u", "properties": {"x": 1}})
+    assert isinstance(mapped, MappedEvent)
+    assert mapped.payload["event_type"] == name and "order_id" not in mapped.payload
+
+
 def test_wrongly_typed_optional_fields_are_absent_not_errors():
     props = {"$session_id": {"x": 1}, "$current_url": None, "$device_type": 3}
     payload = posthog_message_map(message(properties=props)).payload

@@ -174,7 +174,7 @@ def event_translate(
     received_at: dt.datetime,
 ) -> Translated:
     """A track, page, screen or group message as one of our events. One flat pass: this runs
-    for every message of every batch (benchmarks/segment_opcount.py counts it)."""
+    for every message of every batch (benchmarks/protocol_opcount.py counts it)."""
     get = message.get
     properties = get("properties")
     properties = dict(properties) if properties else {}

@@ -1,14 +1,16 @@
-"""/v1/batch against /events/batch on the same events, in this process: bytecodes per event
-(exact, load-independent) and CPU per event, so the translation layer's cost (ADR 0016; target:
-under 25%) can be judged on a busy machine.
+"""The protocol endpoints against /events/batch on the same events, in this process: bytecodes
+per event (exact, load-independent) and CPU per event, so the translation layer's cost (ADR
+0016; target: under 25%) can be judged on a busy machine.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/analytics_bench_x \\
-        .venv/bin/python benchmarks/segment_opcount.py --batches 4 --batch-size 500
+        .venv/bin/python benchmarks/protocol_opcount.py --batches 4 --batch-size 500 \\
+        [--mix realistic] [--protocols events,segment,posthog,snowplow] [--report 40]
 
 The database must be migrated (manage.py migrate); it is not emptied. Each batch carries fresh
-events (benchmarks/ingest.py's shapes; for /v1/batch the same events as Segment messages,
-benchmarks/_ingest_segment.py) and goes through `analytics_site.wsgi.application` with
-anonymous ingestion (ENVIRONMENT=development) and throttling off.
+events (benchmarks/_ingest_mix.py; for the protocols the same events in their format,
+benchmarks/_ingest_shapes.py) and goes through `analytics_site.wsgi.application` with
+anonymous ingestion (ENVIRONMENT=development) and throttling off. The first protocol listed is
+the reference.
 """
 
 from __future__ import annotations
@@ -29,10 +31,8 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ["INGEST_THROTTLE_ENABLED"] = "false"
 
 from analytics_site.wsgi import application  # noqa: E402  (after the environment)
-from benchmarks._ingest_clients import BodyMaker  # noqa: E402
+from benchmarks._ingest_bodies import PATHS, BodyMaker  # noqa: E402
 from benchmarks.opcount import OpCounter  # noqa: E402
-
-PATHS = {"/events/batch": False, "/v1/batch": True}
 
 
 def _post(path: str, body: bytes, statuses: dict[int, int]) -> None:
@@ -74,11 +74,15 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--no-opcount", action="store_true", help="CPU time only (fast)")
     parser.add_argument("--report", type=int, default=0, help="top N functions per path")
+    parser.add_argument("--mix", default="light", help="light or realistic (_ingest_mix.py)")
+    parser.add_argument("--protocols", default="events,segment", help="the first: reference")
     args = parser.parse_args()
     seed = int(time.time()) % 100_000
     figures = {}
-    for path, segment in PATHS.items():
-        maker = BodyMaker(seed, segment=segment)
+    protocols = args.protocols.split(",")
+    for protocol in protocols:
+        path = PATHS[protocol]
+        maker = BodyMaker(seed, protocol=protocol, mix=args.mix)
         statuses: dict[int, int] = {}
         _post(path, maker.batch(args.batch_size), statuses)  # warm-up
         bodies = [maker.batch(args.batch_size) for _ in range(args.batches * 2)]
@@ -100,12 +104,14 @@ def main() -> int:
                 counter.report(args.batches * args.batch_size, top=args.report)
         figures[path] = (ops, cpu)
         print(f"{path:14} {ops:9,.0f} bytecodes/event  {cpu * 1e6:7.1f} us CPU/event  {statuses}")
-    (ours_ops, ours_cpu), (seg_ops, seg_cpu) = figures["/events/batch"], figures["/v1/batch"]
-    print(
-        f"/v1/batch over /events/batch: bytecodes +{seg_ops / ours_ops - 1:.1%}, "
-        f"CPU +{seg_cpu / ours_cpu - 1:.1%} (target: translation under +25%); "
-        f"load average {os.getloadavg()[0]:.2f}"
-    )
+    ours_ops, ours_cpu = figures[PATHS[protocols[0]]]
+    for protocol in protocols[1:]:
+        ops, cpu = figures[PATHS[protocol]]
+        print(
+            f"{PATHS[protocol]} over {PATHS[protocols[0]]}: bytecodes +{ops / ours_ops - 1:.1%}, "
+            f"CPU +{cpu / ours_cpu - 1:.1%} (target: translation under +25%)"
+        )
+    print(f"{args.mix} mix; load average {os.getloadavg()[0]:.2f}")
     return 0
 
 
