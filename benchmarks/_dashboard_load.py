@@ -35,8 +35,14 @@ from django.db import connection  # noqa: E402
 
 from events.facade import EVENT_COLUMN_NAMES, EVENTS_TABLE  # noqa: E402
 
-# The columns tail_add fills: every stored column but the two it leaves NULL.
-TAIL_COLUMNS = tuple(name for name in EVENT_COLUMN_NAMES if name not in ("price", "quantity"))
+# The columns tail_add fills: every stored column but the two it leaves NULL and the open
+# model's five, which take their database defaults ('' anonymous id, no derivations, "api").
+TAIL_COLUMNS = tuple(
+    name
+    for name in EVENT_COLUMN_NAMES
+    if name
+    not in ("price", "quantity", "anonymous_id", "derived", "source", "original", "client_ip")
+)
 
 
 def _admin_sql(sql: str) -> None:

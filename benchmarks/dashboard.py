@@ -153,6 +153,9 @@ def main() -> None:
 
     client = Client()
     user, _ = get_user_model().objects.get_or_create(username="bench")
+    # the pages need the dashboards permission (roles, analytics_site.access)
+    get_user_model().objects.filter(pk=user.pk).update(is_superuser=True)
+    user.refresh_from_db()
     client.force_login(user)
     pages = {}
     for name in ("overview", "funnel", "products", "audience", "live", "quality"):
