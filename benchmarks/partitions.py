@@ -1,6 +1,12 @@
 """The partitioned events table at scale (issue 15 §6; ADR 0021): insert rates on a given
 database, the live conversion's lock, and retention dropping a month of partitions.
 
+    # a fresh scratch database of 50M events over 90 days, set-based (_partitions_fill.py)
+    nice .venv/bin/python benchmarks/partitions.py fill --db analytics_bench50m --events 50000000
+    # HTTP ingestion into it and into an empty database, in turns (_partitions_http.py)
+    .venv/bin/python benchmarks/partitions.py http --db analytics_bench50m --rounds 3
+    # retention's drop of its oldest month, then the same on an empty database's
+    .venv/bin/python benchmarks/partitions.py drop --db analytics_bench50m --keep-days 60
     # insert rate (the API's statement, in process): single events and batches of 100
     .venv/bin/python benchmarks/partitions.py ingest --db analytics_scale_bench50m
     # the live conversion of a plain table: prepare, then the migration's lock
@@ -8,9 +14,9 @@ database, the live conversion's lock, and retention dropping a month of partitio
     # retention: a scratch database of daily partitions, drop those older than 30 days
     .venv/bin/python benchmarks/partitions.py retention --events 1000000 --days 62
 
-`convert` and `retention` run a writer inserting one event every 10 ms meanwhile and print its
-longest wait: what a client felt while the step held the table's lock. Figures on a shared
-2-core machine are noisy; compare runs made on the same machine in the same hour.
+`convert`, `retention` and `drop` run a writer inserting one event every 10 ms meanwhile and
+print its longest wait: what a client felt while the step held the table's lock. Figures on a
+shared 2-core machine are noisy; compare runs made on the same machine in the same hour.
 """
 
 from __future__ import annotations
