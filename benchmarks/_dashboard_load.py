@@ -35,8 +35,14 @@ from django.db import connection  # noqa: E402
 
 from events.facade import EVENT_COLUMN_NAMES, EVENTS_TABLE  # noqa: E402
 
-# The columns tail_add fills: every stored column but the two it leaves NULL.
-TAIL_COLUMNS = tuple(name for name in EVENT_COLUMN_NAMES if name not in ("price", "quantity"))
+# The columns tail_add fills: every stored column but the two it leaves NULL and the open
+# model's five, which take their database defaults ('' anonymous id, no derivations, "api").
+TAIL_COLUMNS = tuple(
+    name
+    for name in EVENT_COLUMN_NAMES
+    if name
+    not in ("price", "quantity", "anonymous_id", "derived", "source", "original", "client_ip")
+)
 
 
 def _admin_sql(sql: str) -> None:
@@ -90,13 +96,14 @@ def database_prepare(events: int, days: int, reuse: bool) -> None:
     print(f"load: {events:,} events in {elapsed:.1f} s ({events / elapsed:,.0f} events/s)")
 
 
-def _load_sql() -> str:
+def _load_sql(table: str = EVENTS_TABLE) -> str:
     """Sessions of six event slots; session depth sets how far down the funnel it goes.
 
-    The SELECT list follows `events.facade.EVENT_COLUMN_NAMES`, one value per column."""
+    The SELECT list follows `events.facade.EVENT_COLUMN_NAMES`, one value per column. `table`:
+    another table of the same columns (benchmarks/partitions.py fills unindexed partitions)."""
     columns = ", ".join(f'"{name}"' for name in EVENT_COLUMN_NAMES)
     sql = (
-        f"INSERT INTO {EVENTS_TABLE} ({columns})"
+        f"INSERT INTO {table} ({columns})"
         + """
     SELECT gen_random_uuid(), et, ts, ts,
         LEAST(ts + CASE WHEN h % 50 = 0 THEN make_interval(hours => (1 + h % 48)::int)
@@ -145,8 +152,8 @@ def _load_rejected_sql() -> str:
     of them already replayed, the rest in quarantine, failing one or two of three rules."""
     sql = """
     INSERT INTO events_rejectedevent (event_id, event_type, raw_payload, raw_truncated, reasons,
-        rule_ids, received_at, status, replay_count, replayed_at)
-    SELECT gen_random_uuid()::text,
+        rule_ids, received_at, status, replay_count, replayed_at, attempts, dedupe_key)
+    SELECT u::text,
         (ARRAY['purchase','page_view','add_to_cart','product_view','bogus'])[1 + i % 5], '{}',
         false,
         CASE WHEN i % 3 = 0
@@ -159,8 +166,9 @@ def _load_rejected_sql() -> str:
         now() - interval '5 minutes'
             - make_interval(secs => ((i * 2246822519) % (%(days)s * 86400))::float),
         CASE WHEN i % 10 = 0 THEN 'replayed' ELSE 'quarantined' END, (i % 10 = 0)::int,
-        CASE WHEN i % 10 = 0 THEN now() - interval '1 hour' END
-    FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS i
+        CASE WHEN i % 10 = 0 THEN now() - interval '1 hour' END, 1, 'id:' || u::text
+    FROM (SELECT i, gen_random_uuid() AS u
+          FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS i) AS numbered
     """
     return sql.replace(" % ", " %% ")
 

@@ -100,6 +100,43 @@ class WaitProbe(threading.Thread):
         self.join()
 
 
+class LockWatch(threading.Thread):
+    """Polls pg_locks every `every` seconds and keeps how long an ACCESS EXCLUSIVE lock on the
+    events table was seen held (first to last sighting of one holder): the time during which
+    no reader or writer of any partition can go on."""
+
+    SQL = (
+        "SELECT pid FROM pg_locks WHERE locktype = 'relation' AND granted "
+        "AND mode = 'AccessExclusiveLock' AND relation = 'events_event'::regclass"
+    )
+
+    def __init__(self, url: str, every: float = 0.002) -> None:
+        super().__init__(daemon=True)
+        self.url, self.every = url, every
+        self.longest = 0.0
+        self.sightings = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            holder, since = None, 0.0
+            while not self._halt.is_set():
+                row = conn.execute(self.SQL).fetchone()
+                now = time.perf_counter()
+                pid = row[0] if row else None
+                if pid is not None:
+                    self.sightings += 1
+                    if pid != holder:
+                        since = now
+                    self.longest = max(self.longest, now - since)
+                holder = pid
+                time.sleep(self.every)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
 def drop_before(days: int) -> dict[str, float]:
     """Retention's partition step with every row taken as folded: drop the partitions wholly
     older than `days` days. Returns how many, their rows and the wall time."""

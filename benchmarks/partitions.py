@@ -1,6 +1,12 @@
 """The partitioned events table at scale (issue 15 §6; ADR 0021): insert rates on a given
 database, the live conversion's lock, and retention dropping a month of partitions.
 
+    # a fresh scratch database of 50M events over 90 days, set-based (_partitions_fill.py)
+    nice .venv/bin/python benchmarks/partitions.py fill --db analytics_bench50m --events 50000000
+    # HTTP ingestion into it and into an empty database, in turns (_partitions_http.py)
+    .venv/bin/python benchmarks/partitions.py http --db analytics_bench50m --rounds 3
+    # retention's drop of its oldest month, then the same on an empty database's
+    .venv/bin/python benchmarks/partitions.py drop --db analytics_bench50m --keep-days 60
     # insert rate (the API's statement, in process): single events and batches of 100
     .venv/bin/python benchmarks/partitions.py ingest --db analytics_scale_bench50m
     # the live conversion of a plain table: prepare, then the migration's lock
@@ -8,9 +14,9 @@ database, the live conversion's lock, and retention dropping a month of partitio
     # retention: a scratch database of daily partitions, drop those older than 30 days
     .venv/bin/python benchmarks/partitions.py retention --events 1000000 --days 62
 
-`convert` and `retention` run a writer inserting one event every 10 ms meanwhile and print its
-longest wait: what a client felt while the step held the table's lock. Figures on a shared
-2-core machine are noisy; compare runs made on the same machine in the same hour.
+`convert`, `retention` and `drop` run a writer inserting one event every 10 ms meanwhile and
+print its longest wait: what a client felt while the step held the table's lock. Figures on a
+shared 2-core machine are noisy; compare runs made on the same machine in the same hour.
 """
 
 from __future__ import annotations
@@ -25,15 +31,17 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _partitions_probe import WaitProbe
+from _partitions_probe import LockWatch, WaitProbe
 from generate import ROOT, _manage, admin_url, database_create, database_drop, scratch_env
 
 
 def _facts(args: argparse.Namespace) -> str:
     with psycopg.connect(admin_url(args, args.db), autocommit=True) as conn:
         rows, size, kind = conn.execute(
-            "SELECT (SELECT sum(reltuples)::bigint FROM pg_class WHERE relname LIKE "
-            "'events_event%%' AND relkind = 'r'), "
+            "SELECT COALESCE((SELECT sum(greatest(reltuples, 0))::bigint FROM pg_inherits "
+            "JOIN pg_class ON pg_class.oid = inhrelid "
+            "WHERE inhparent = 'events_event'::regclass), "
+            "(SELECT reltuples::bigint FROM pg_class WHERE relname = 'events_event')), "
             "pg_size_pretty(pg_database_size(current_database())), "
             "(SELECT relkind FROM pg_class WHERE relname = 'events_event')"
         ).fetchone()
@@ -122,9 +130,79 @@ def retention(args: argparse.Namespace) -> None:
             database_drop(args)
 
 
+def http(args: argparse.Namespace) -> None:
+    """Ingestion through gunicorn into --db and into an empty database, taking turns."""
+    from _partitions_http import http_rates
+
+    print(_facts(args))
+    http_rates(args, lambda: _facts(args))
+
+
+def _months_create(url: str, months: list) -> None:
+    """The partitions a fill made (empty here), so that both databases drop the same month."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for start, end in months:
+            conn.execute(f"DROP TABLE IF EXISTS events_event_p{start:%Y%m%d}")
+            conn.execute(
+                f"CREATE TABLE events_event_p{start:%Y%m%d} PARTITION OF events_event "
+                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+            )
+
+
+def drop(args: argparse.Namespace) -> None:
+    """Retention's partition drop on --db and on an empty database of the same partitions: the
+    partitions wholly older than --keep-days, with a writer inserting meanwhile."""
+    from _partitions_fill import fill_months
+
+    full = args.db
+    empty = f"{full}_empty"
+    args.db = empty
+    database_create(args)
+    try:
+        _manage(scratch_env(args), "migrate", "--noinput", "-v", "0")
+        with psycopg.connect(admin_url(args, full)) as conn:
+            oldest = conn.execute("SELECT min(received_at) FROM events_event").fetchone()[0]
+        _months_create(admin_url(args, empty), fill_months(oldest, 0)[:1])
+        for name in (empty, full):
+            args.db = name
+            print(_facts(args))
+            probe, locks = WaitProbe(admin_url(args, name)), LockWatch(admin_url(args, name))
+            probe.start()
+            locks.start()
+            time.sleep(1.0)
+            dropped = _probe(scratch_env(args), "drop", str(args.keep_days))
+            time.sleep(1.0)
+            probe.stop()
+            locks.stop()
+            print(
+                f"  dropped {dropped['partitions']} partition(s) ({dropped['rows']:,} rows) in "
+                f"{dropped['seconds']:.2f} s (counting its rows first); ACCESS EXCLUSIVE on "
+                f"events_event seen held {locks.longest * 1000:.0f} ms; writer's longest insert "
+                f"{probe.longest * 1000:.0f} ms ({probe.inserts} inserts, {probe.errors} errors)"
+            )
+    finally:
+        args.db = empty
+        if not args.keep:
+            database_drop(args)
+        args.db = full
+
+
+def fill(args: argparse.Namespace) -> None:
+    """A fresh scratch database of --events events over --days days (_partitions_fill.py)."""
+    from _partitions_fill import events_fill
+
+    env = scratch_env(args)
+    database_create(args)
+    _manage(env, "migrate", "--noinput", "-v", "0")
+    events_fill(admin_url(args, args.db), args.events, args.days)
+    print(_facts(args))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["ingest", "convert", "retention"])
+    parser.add_argument(
+        "action", choices=["fill", "http", "drop", "ingest", "convert", "retention"]
+    )
     parser.add_argument("--db", default="")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", default="5432")
@@ -133,9 +211,21 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--days", type=int, default=62)
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--http-port", type=int, default=9401)
+    parser.add_argument("--rounds", type=int, default=2, help="http: turns per database")
+    parser.add_argument("--batches", default="100,500", help="http: batch sizes")
+    parser.add_argument("--keep-days", type=int, default=60, help="drop: retention in days")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
-    {"ingest": ingest, "convert": convert, "retention": retention}[args.action](args)
+    actions = {
+        "fill": fill,
+        "http": http,
+        "drop": drop,
+        "ingest": ingest,
+        "convert": convert,
+        "retention": retention,
+    }
+    actions[args.action](args)
 
 
 if __name__ == "__main__":
