@@ -302,7 +302,12 @@ cmd_up() {
 
 cmd_down() {
   for host in "${HOSTS[@]}"; do host_kill "$host"; done
-  for host in "${HOSTS[@]}"; do ip netns delete "an-$host" 2>/dev/null || true; done
+  # The kernel frees a namespace (and the veth end in it) some time after its last process
+  # died; delete the host's end now, which takes the pair, so `up` can run straight away.
+  for host in "${HOSTS[@]}"; do
+    ip link delete "an-$host-h" 2>/dev/null || true
+    ip netns delete "an-$host" 2>/dev/null || true
+  done
   ip link delete "$BRIDGE" 2>/dev/null || true
   rm -rf "$RUN"
   log "down"

@@ -195,7 +195,8 @@ def soak(seconds: float, clients: int) -> Summary:
     reader.start()
     sampler.start()
     start = time.monotonic()
-    with Driver(int(port), threads=clients, host=host) as driver:
+    # A client resends for as long as a failover may take (a resend every ~0.2 s).
+    with Driver(int(port), threads=clients, host=host, max_attempts=400) as driver:
         for strike in timetable(seconds):
             time.sleep(max(0.0, start + strike.at - time.monotonic()))
             command = strike.command

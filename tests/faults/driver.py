@@ -79,7 +79,9 @@ class Driver:
         pause: float = 0.02,
         seed: int = 1,
         host: str = "127.0.0.1",
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
+        self.max_attempts = max_attempts
         self.host, self.port, self.threads, self.pause = host, port, threads, pause
         self.batch_every, self.batch_size, self.bad_every = batch_every, batch_size, bad_every
         self.record = Record()
@@ -122,7 +124,7 @@ class Driver:
                 )
         path, body = ("/events/batch", {"events": events}) if batch else ("/events", events[0])
         payload = json.dumps(body).encode()
-        for _attempt in range(MAX_ATTEMPTS):
+        for _attempt in range(self.max_attempts):
             status, answer = self._post(path, payload)
             if 200 <= status < 300:
                 self._acknowledge(events, answer, batch)
