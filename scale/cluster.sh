@@ -42,6 +42,7 @@ packages_install() {
   [ -x /usr/bin/pg_autoctl ] || need+=(postgresql-15-auto-failover pg-auto-failover-cli)
   command -v redis-server >/dev/null || need+=(redis-server)
   command -v ip >/dev/null || need+=(iproute2)
+  command -v curl >/dev/null || need+=(curl)
   if [ ${#need[@]} -gt 0 ]; then
     log "installing ${need[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -261,8 +262,13 @@ host_start() {
 lb_ready() { curl -fsS -o /dev/null "http://$NET.${IP[lb]}:$LB_PORT/health"; }
 
 # ---------------------------------------------------------------------------------- commands
+logs_tail() {
+  for file in "$RUN"/log/*.log; do echo "== $file" && tail -n 15 "$file"; done
+}
+
 cmd_up() {
   [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
+  trap 'log "up failed; the logs end:"; logs_tail' ERR
   if ip netns list | grep -q '^an-'; then echo "already up (scale/cluster.sh down first)" >&2; exit 1; fi
   packages_install
   rm -rf "$RUN" && mkdir -p "$RUN/log" "$RUN/pg"
