@@ -55,8 +55,7 @@ def cluster_env() -> dict[str, str]:
 class Strike:
     name: str
     at: float  # seconds after the start
-    command: tuple[str, ...]
-    started: float | None = None  # monotonic
+    command: tuple[str, ...]  # cluster.sh's arguments; PRIMARY and BEAT_HOST found at the time
 
 
 def timetable(seconds: float) -> list[Strike]:
