@@ -13,7 +13,7 @@ LOCAL_REDIS := redis://127.0.0.1:6379/0
 TEST_DATABASE_URL := $(or $(DATABASE_URL),$(shell pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo $(LOCAL_PG)))
 TEST_REDIS_URL := $(or $(REDIS_URL),$(shell (redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG) && echo $(LOCAL_REDIS)))
 
-.PHONY: help demo up test test-faults soak test-unit test-integration test-browser quality-check lint format bench bench-dashboard worker beat clean
+.PHONY: help demo up test test-faults test-cluster cluster-up cluster-down cluster-soak soak test-unit test-integration test-browser quality-check lint format bench bench-dashboard worker beat clean
 
 help:
 	@echo "make demo   - install, migrate, demo login, sample data, serve on :$(PORT)"
@@ -21,6 +21,8 @@ help:
 	@echo "make lint   - ruff check, format check, import contracts (lint-imports)"
 	@echo "make bench  - ingestion benchmark (needs PostgreSQL)"
 	@echo "make test-faults - the fault suite (real stack, proxies, faults; slow)"
+	@echo "make cluster-up / cluster-down - the namespace cluster (root; scale/cluster.sh)"
+	@echo "make cluster-soak - the cluster soak with its three losses (root; scale/soak.py)"
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +59,20 @@ test-faults: install
 
 soak: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(PY) benchmarks/soak.py $(SOAK_ARGS)
+
+# The namespace cluster (issue 15, ADR 0023): HAProxy, two web and two worker hosts,
+# PostgreSQL with pg_auto_failover, PgBouncer, Redis. Root. CLUSTER_SOAK_ARGS="--minutes 5".
+cluster-up: install
+	scale/cluster.sh up
+
+cluster-down:
+	scale/cluster.sh down
+
+cluster-soak: install
+	$(PY) scale/soak.py --up --down $(CLUSTER_SOAK_ARGS)
+
+test-cluster: install
+	$(BIN)/pytest -m cluster tests/cluster $(PYTEST_ARGS)
 
 test-unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

@@ -14,12 +14,10 @@ It uses its own database (<name>_soak, dropped and migrated first) and ports fro
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,7 +25,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.faults.driver import Driver  # noqa: E402
+from tests.faults.driver import Driver, Reader, p99_ms  # noqa: E402
 from tests.faults.stack import Stack, rss_kib  # noqa: E402
 
 FAULT_SECONDS = 8  # how long each fault lasts
@@ -69,41 +67,6 @@ def faults_timetable(stack, worker_restarts: list[int]):
         ("postgres black-holed", lambda: stack.pg.send("blackhole"), lambda: stack.pg.send("pass")),
         ("worker SIGKILLed", worker_kill, lambda: None),
     ]
-
-
-class Reader(threading.Thread):
-    """Reads the API and a dashboard page about twice a second; records statuses and times."""
-
-    PATHS = ("/events/stats", "/events/recent?limit=20", "/", "/health")
-
-    def __init__(self, port: int) -> None:
-        super().__init__(daemon=True)
-        self.port, self.stop = port, threading.Event()
-        self.statuses: dict[int, int] = {}
-        self.latencies: list[float] = []
-
-    def run(self) -> None:
-        index = 0
-        while not self.stop.is_set():
-            path = self.PATHS[index % len(self.PATHS)]
-            index += 1
-            started = time.monotonic()
-            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
-            try:
-                connection.request("GET", path)
-                status = connection.getresponse().status
-                self.latencies.append(time.monotonic() - started)
-            except (OSError, http.client.HTTPException):
-                status = 0
-            finally:
-                connection.close()
-            self.statuses[status] = self.statuses.get(status, 0) + 1
-            time.sleep(0.5)
-
-
-def p99_ms(latencies: list[float]) -> float:
-    ordered = sorted(latencies)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else 0.0
 
 
 def main() -> None:

@@ -58,13 +58,11 @@ class Record:
     given_up: int = 0
     rejected_good: int = 0  # valid events the server rejected: a bug in the driver or server
     latencies: list[float] = field(default_factory=list)
+    timeline: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, status)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def p99_ms(self) -> float:
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+        return p99_ms(self.latencies)
 
 
 class Driver:
@@ -80,8 +78,11 @@ class Driver:
         bad_every: int = 25,
         pause: float = 0.02,
         seed: int = 1,
+        host: str = "127.0.0.1",
+        max_attempts: int = MAX_ATTEMPTS,
     ) -> None:
-        self.port, self.threads, self.pause = port, threads, pause
+        self.max_attempts = max_attempts
+        self.host, self.port, self.threads, self.pause = host, port, threads, pause
         self.batch_every, self.batch_size, self.bad_every = batch_every, batch_size, bad_every
         self.record = Record()
         self._stop = threading.Event()
@@ -123,7 +124,7 @@ class Driver:
                 )
         path, body = ("/events/batch", {"events": events}) if batch else ("/events", events[0])
         payload = json.dumps(body).encode()
-        for _attempt in range(MAX_ATTEMPTS):
+        for _attempt in range(self.max_attempts):
             status, answer = self._post(path, payload)
             if 200 <= status < 300:
                 self._acknowledge(events, answer, batch)
@@ -153,7 +154,7 @@ class Driver:
         """(status, body); status 0 when the connection failed or timed out."""
         started = time.monotonic()
         connection = http.client.HTTPConnection(
-            "127.0.0.1", self.port, timeout=REQUEST_TIMEOUT_SECONDS
+            self.host, self.port, timeout=REQUEST_TIMEOUT_SECONDS
         )
         try:
             connection.request("POST", path, payload, headers={"Content-Type": "application/json"})
@@ -162,14 +163,56 @@ class Driver:
         except TimeoutError:
             with self.record.lock:
                 self.record.hangs += 1
+                self.record.timeline.append((time.monotonic(), 0))
             return 0, b""
         except (OSError, http.client.HTTPException):
+            with self.record.lock:
+                self.record.timeline.append((time.monotonic(), 0))
             return 0, b""
         finally:
             connection.close()
         with self.record.lock:
             self.record.statuses[status] += 1
             self.record.latencies.append(time.monotonic() - started)
+            self.record.timeline.append((time.monotonic(), status))
             if status >= 500 and status != 503:
                 self.record.server_errors.append((status, answer[:300].decode(errors="replace")))
         return status, answer
+
+
+class Reader(threading.Thread):
+    """Reads the API and a dashboard page about twice a second; records statuses, times and
+    when each answer came (the soak's "no 5xx but bounded 503s" is judged on both drivers)."""
+
+    PATHS = ("/events/stats", "/events/recent?limit=20", "/", "/health")
+
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
+        super().__init__(daemon=True)
+        self.host, self.port, self.stop = host, port, threading.Event()
+        self.statuses: Counter = Counter()
+        self.latencies: list[float] = []
+        self.timeline: list[tuple[float, int]] = []
+
+    def run(self) -> None:
+        index = 0
+        while not self.stop.is_set():
+            path = self.PATHS[index % len(self.PATHS)]
+            index += 1
+            started = time.monotonic()
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=20)
+            try:
+                connection.request("GET", path)
+                status = connection.getresponse().status
+                self.latencies.append(time.monotonic() - started)
+            except (OSError, http.client.HTTPException):
+                status = 0
+            finally:
+                connection.close()
+            self.statuses[status] += 1
+            self.timeline.append((time.monotonic(), status))
+            time.sleep(0.5)
+
+
+def p99_ms(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000 if ordered else 0.0
