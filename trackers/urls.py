@@ -22,10 +22,23 @@ urlpatterns: list = [
             ("capture/", "capture"),
             ("e/", "e"),
             ("i/v0/e/", "i-v0-e"),
+            ("i/v0/ai/batch/", "ai-batch"),  # posthog-python's AI events (same body)
         )
     ),
+    path("i/v1/analytics/events", api_posthog.PosthogCaptureV1Api.as_view(), name="posthog-v1"),
     path("flags/", api_posthog.PosthogFlagsApi.as_view(), name="posthog-flags"),
     path("decide/", api_posthog.PosthogFlagsApi.as_view(), name="posthog-decide"),
+    # posthog-js on start: its remote config (JSON, or as a script)
+    re_path(
+        r"^array/(?P<token>[A-Za-z0-9_\-]{1,128})/config$",
+        api_posthog.PosthogRemoteConfigApi.as_view(),
+        name="posthog-config",
+    ),
+    re_path(
+        r"^array/(?P<token>[A-Za-z0-9_\-]{1,128})/config\.js$",
+        api_posthog.PosthogRemoteConfigApi.as_view(script=True),
+        name="posthog-config-js",
+    ),
     # Snowplow tracker protocol
     path("i", api_snowplow.SnowplowPixelApi.as_view(), name="snowplow-pixel"),
     path(
