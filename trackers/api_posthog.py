@@ -19,6 +19,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from events.cors import PublicKeyViewMixin
 from events.renderers import OrjsonRenderer
 from events.throttling import IngestThrottle
 from trackers.api_base import BodyRefused, TrackerIngestView
@@ -68,9 +69,10 @@ def _sent_at_context(sent_at: Any) -> dict[str, Any]:
     return {"sent_at": sent_at} if isinstance(sent_at, str) else {}
 
 
-class PosthogCaptureApi(TrackerIngestView):
+class PosthogCaptureApi(PublicKeyViewMixin, TrackerIngestView):
     """`POST /batch/`, `/capture/`, `/e/`, `/i/v0/e/`: a batch or one event, the key as
-    `api_key` or `token` in the body (or in each event's properties, as posthog-js sends)."""
+    `api_key` or `token` in the body (or in each event's properties, as posthog-js sends).
+    posthog-js in a shop's pages uses a public key: its origins get the CORS grant (ADR 0018)."""
 
     parser_classes = [PosthogBodyParser]
     throttle_classes = [IngestThrottle]

@@ -2,6 +2,7 @@
 
 from django.urls import path, re_path
 
+from events.cors import preflight_answering
 from trackers import api_posthog, api_snowplow
 from trackers.segment import api as segment
 
@@ -16,7 +17,11 @@ urlpatterns: list = [
     re_path(r"^v1/alias/?$", segment.SegmentAliasApi.as_view(), name="segment-alias"),
     # PostHog capture (posthog-python posts /batch/; posthog-js /e/ and /i/v0/e/)
     *(
-        path(route, api_posthog.PosthogCaptureApi.as_view(), name=f"posthog-{name}-capture")
+        path(
+            route,
+            preflight_answering(api_posthog.PosthogCaptureApi.as_view()),  # posthog-js (ADR 0030)
+            name=f"posthog-{name}-capture",
+        )
         for route, name in (
             ("batch/", "batch"),
             ("capture/", "capture"),

@@ -1,7 +1,8 @@
 """What else the PostHog SDKs call, against a live server: posthog-python 7.x's capture v1
 (`capture_mode="v1"`: `POST /i/v1/analytics/events`, Bearer key, an answer per event uuid), its
-AI-events lane, and what posthog-js loads on start (its remote config, as JSON or as a script,
-and the flags call), readable cross-origin. Each keeps the SDK working: events stored with the
+AI-events lane, what posthog-js loads on start (its remote config, as JSON or as a script, and
+the flags call), readable cross-origin, and posthog-js's capture from a shop's page with a
+public key (CORS for the key's origins). Each keeps the SDK working: events stored with the
 same ids and fields as through /batch/, nothing reported as an error."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import posthog
 import pytest
 import requests
 
-from events import services
+from events import cors, services
 from events.models import Event, RejectedEvent
 from trackers.common import event_id_for
 
@@ -156,3 +157,38 @@ def test_posthog_js_start_calls_are_answered_cross_origin(live_server, key):
     bad_token = requests.get(f"{live_server.url}/array/<script>/config", timeout=10)
     assert bad_token.status_code == 404
     assert Event.objects.count() == 0 and RejectedEvent.objects.count() == 0
+
+
+def test_posthog_js_capture_with_a_public_key_is_cors_bound_to_its_origins(live_server):
+    """posthog-js in a shop's page: a public key as its token, the page's Origin checked, the
+    preflight answered for the key's origins, the answer readable by the page."""
+    cors.public_origins_forget()
+    shop, other = "https://shop.example.com", "https://evil.example.net"
+    key = services.ingestion_key_create(name="site", kind="public", allowed_origins=[shop])
+    url = f"{live_server.url}/e/?ip=0&ver=1.200.0"
+
+    def preflight(origin: str):
+        headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+        return requests.options(url, headers=headers, timeout=10)
+
+    assert preflight(shop).status_code == 204
+    assert preflight(shop).headers["Access-Control-Allow-Origin"] == shop
+    assert preflight(other).status_code == 403
+    event = {"event": "$pageview", "uuid": str(uuid.uuid4()), "timestamp": _now()}
+    event["properties"] = {"token": key.raw_key, "distinct_id": "d-1", "$device_id": "d-1"}
+    body = json.dumps([event])
+    sent = requests.post(
+        url, data=body, headers={"Origin": shop, "Content-Type": "text/plain"}, timeout=10
+    )
+    assert sent.status_code == 200, sent.content
+    assert sent.headers["Access-Control-Allow-Origin"] == shop
+    assert Event.objects.get().anonymous_id == "d-1"
+    refused = requests.post(url, data=body, headers={"Origin": other}, timeout=10)
+    assert refused.status_code == 403
+    assert refused.json()["errors"][0]["field"] == "Origin"
+    assert Event.objects.count() == 1
+    cors.public_origins_forget()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
