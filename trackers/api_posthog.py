@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -28,8 +29,12 @@ from trackers.mapping import MappedEvent
 from trackers.openapi_posthog_snowplow import (
     ANY_OBJECT,
     FLAGS_RESPONSE,
+    NOT_A_TOKEN,
     POSTHOG_CAPTURE_RESPONSES,
+    POSTHOG_V1_RESPONSES,
+    TOKEN_PARAMETER,
     PosthogCaptureIn,
+    PosthogCaptureV1In,
 )
 from trackers.parsers import PosthogBodyParser
 from trackers.posthog import (
@@ -119,8 +124,8 @@ class PosthogCaptureV1Api(TrackerIngestView):
     source = SOURCE
 
     @extend_schema(
-        request={"application/json": ANY_OBJECT},
-        responses=POSTHOG_CAPTURE_RESPONSES,
+        request={"application/json": PosthogCaptureV1In},
+        responses=POSTHOG_V1_RESPONSES,
         summary="PostHog capture v1 (posthog-python capture_mode=v1)",
         tags=["trackers"],
     )
@@ -187,25 +192,41 @@ class PosthogFlagsApi(APIView):
 
 
 class PosthogRemoteConfigApi(APIView):
-    """`GET /array/<token>/config` (JSON) and `.../config.js` (the script form): what
-    posthog-js loads on start. Every optional feature off and `hasFeatureFlags: false`, so it
-    goes straight to capturing (at /e/), asking for no flags, recordings or surveys."""
+    """`GET /array/<token>/config`: the remote config posthog-js loads on start. Every
+    optional feature off and `hasFeatureFlags: false`, so it goes straight to capturing (at
+    /e/), asking for no flags, recordings or surveys."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [IngestThrottle]
     renderer_classes = [OrjsonRenderer]
-    script = False
 
     @extend_schema(
-        responses={200: FLAGS_RESPONSE}, summary="PostHog remote config: none", tags=["trackers"]
+        parameters=[TOKEN_PARAMETER],
+        responses={200: FLAGS_RESPONSE, (404, "text/html"): NOT_A_TOKEN},
+        summary="PostHog remote config: every feature off",
+        tags=["trackers"],
     )
     def get(self, request: Request, token: str) -> HttpResponse:
-        config = remote_config(token)
-        if not self.script:
-            return _open(_json(config))
+        return _open(_json(remote_config(token)))
+
+
+class PosthogRemoteConfigScriptApi(PosthogRemoteConfigApi):
+    """`GET /array/<token>/config.js`: the same config as a script setting
+    `window._POSTHOG_REMOTE_CONFIG[token]`, the form posthog-js's loader reads first."""
+
+    @extend_schema(
+        parameters=[TOKEN_PARAMETER],
+        responses={
+            (200, "application/javascript"): OpenApiTypes.STR,
+            (404, "text/html"): NOT_A_TOKEN,
+        },
+        summary="PostHog remote config as a script",
+        tags=["trackers"],
+    )
+    def get(self, request: Request, token: str) -> HttpResponse:
         # JSON text is a JavaScript literal; "<" escaped so it cannot close a script element.
-        literal = orjson.dumps(config).decode().replace("<", "\\u003c")
+        literal = orjson.dumps(remote_config(token)).decode().replace("<", "\\u003c")
         key = orjson.dumps(token).decode()
         body = (
             "(function(){window._POSTHOG_REMOTE_CONFIG=window._POSTHOG_REMOTE_CONFIG||{};"

@@ -36,7 +36,10 @@ def posthog_v1_messages(body: Any) -> tuple[list[Any], Any]:
     if not isinstance(events, list):
         rule = "required" if events is None else "list"
         raise PosthogBodyError("batch", rule, "must be a list of events")
-    return events, body.get("created_at")
+    created_at = body.get("created_at")
+    if created_at is not None and not isinstance(created_at, str):
+        raise PosthogBodyError("created_at", "string", "must be an ISO-8601 string")
+    return events, created_at
 
 
 def sdk_lib(header: str) -> tuple[str, str]:

@@ -41,7 +41,7 @@ urlpatterns: list = [
     ),
     re_path(
         r"^array/(?P<token>[A-Za-z0-9_\-]{1,128})/config\.js$",
-        api_posthog.PosthogRemoteConfigApi.as_view(script=True),
+        api_posthog.PosthogRemoteConfigScriptApi.as_view(),
         name="posthog-config-js",
     ),
     # Snowplow tracker protocol

@@ -154,6 +154,7 @@ def test_a_public_key_call_with_bad_input_is_refused_readably(ingest_client):
         ({}, "batch", "required"),
         ({"batch": {"event": "x"}}, "batch", "list"),
         ({"batch": None}, "batch", "required"),
+        ({"batch": [], "created_at": 1767607200}, "created_at", "string"),
     ],
 )
 def test_capture_v1_envelopes_of_the_wrong_shape_are_400_and_kept(
