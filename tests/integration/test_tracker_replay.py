@@ -187,3 +187,17 @@ def test_a_request_refused_as_a_whole_is_not_replayed_as_a_message(live_server, 
     row.refresh_from_db()
     assert [(r["field"], r["rule"]) for r in row.reasons] == [("message", "replayable")]
     assert Event.objects.count() == 0
+
+
+def test_the_quarantine_admin_filters_by_protocol(live_server, key, names_rule, admin_client):
+    """An analyst finds the Segment messages to replay: the quarantine lists and filters by
+    source, and a row shows what its replay will translate with."""
+    _segment(live_server, key)
+    row = RejectedEvent.objects.get()
+    listing = admin_client.get("/admin/events/rejectedevent/", {"source": "segment"})
+    assert listing.status_code == 200
+    assert f"/admin/events/rejectedevent/{row.pk}/change/" in listing.content.decode()
+    other = admin_client.get("/admin/events/rejectedevent/", {"source": "posthog"})
+    assert f"/admin/events/rejectedevent/{row.pk}/change/" not in other.content.decode()
+    detail = admin_client.get(f"/admin/events/rejectedevent/{row.pk}/change/")
+    assert detail.status_code == 200 and "user_agent" in detail.content.decode()
