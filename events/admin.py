@@ -79,9 +79,10 @@ class RejectedEventAdmin(ExportAdminMixin, admin.ModelAdmin):
         "short_reasons",
         "status",
         "attempts",
+        "source",
         "source_ip",
     )
-    list_filter = ("status", "event_type", "received_at")
+    list_filter = ("status", "source", "event_type", "received_at")
     search_fields = ("=event_id", "raw_payload")
     date_hierarchy = "received_at"
     ordering = ("-received_at",)
@@ -98,6 +99,8 @@ class RejectedEventAdmin(ExportAdminMixin, admin.ModelAdmin):
         "rule_ids",
         "pretty_payload",
         "raw_truncated",
+        "source",
+        "translation",
         "source_key",
         "source_ip",
         "replay_count",

@@ -297,6 +297,20 @@ class RejectedEvent(models.Model):
         editable=False,
         help_text="Id of the inserting transaction: the intake rollups' fold order (ADR 0011).",
     )
+    # A tracker protocol's message is kept as sent (the original); replaying it translates it
+    # again (ADR 0029), with what the translation took from its request besides the message.
+    source = models.CharField(
+        max_length=16,
+        default="api",
+        db_default="api",
+        help_text="Protocol that delivered it: api, segment, posthog, snowplow.",
+    )
+    translation = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="For one message of a protocol: the request's part of its translation (the "
+        "path's call type, the batch's send time, the User-Agent). Empty for whole requests.",
+    )
 
     class Meta:
         indexes = [

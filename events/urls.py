@@ -15,8 +15,13 @@ urlpatterns = [
     ),
     re_path(r"^events/stats/?$", api.EventStatsApi.as_view(), name="stats"),
     re_path(r"^events/recent/?$", api.EventRecentApi.as_view(), name="recent"),
-    re_path(r"^identify/?$", api_identity.PersonIdentifyApi.as_view(), name="identify"),
-    re_path(r"^alias/?$", api_identity.PersonAliasApi.as_view(), name="alias"),
+    # tracker.js calls these with a public key too (JSON: a preflight for the key's origins).
+    re_path(
+        r"^identify/?$",
+        preflight_answering(api_identity.PersonIdentifyApi.as_view()),
+        name="identify",
+    ),
+    re_path(r"^alias/?$", preflight_answering(api_identity.PersonAliasApi.as_view()), name="alias"),
     re_path(r"^health/?$", api_health.HealthApi.as_view(), name="health"),
     re_path(r"^health/live/?$", api_health.HealthLiveApi.as_view(), name="health-live"),
     re_path(r"^health/ready/?$", api_health.HealthReadyApi.as_view(), name="health-ready"),

@@ -205,3 +205,14 @@ def ingest_client(request, settings) -> WsgiClient:
     fast path (INGEST_FASTPATH on) and once with Django's handler and the full MIDDLEWARE."""
     settings.INGEST_FASTPATH = request.param == "fastpath"
     return WsgiClient(wsgi_application(), fastpath=settings.INGEST_FASTPATH)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_web_deadline_in_the_test_process():
+    """Importing `analytics_site.wsgi` (the tests of the site's WSGI application do, at
+    collection) installs the web processes' PostgreSQL deadline and connect hold for the whole
+    interpreter. Tests under load (migrations, bulk loads) must not be cut at 5 s by it; the
+    deadline's own tests install it around themselves, and the fault stack's gunicorn has it."""
+    from analytics_site.db_deadline import db_deadline_uninstall
+
+    db_deadline_uninstall()

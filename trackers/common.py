@@ -29,7 +29,7 @@ import datetime as dt
 import functools
 import hashlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, NoReturn
 
 import orjson
@@ -232,7 +232,11 @@ def _request_refuse(request: Any, exc: exceptions.APIException, body: Any) -> No
     detail = exc.detail
     message = str(next(iter(detail.values()))[0]) if isinstance(detail, dict) else str(detail)
     error = FieldError(getattr(exc, "field", "body"), getattr(exc, "rule", "json"), message)
-    exc.rejected_id = services.request_rejected_store(body, error, source=ingest_source(request))
+    view = request.parser_context.get("view") if request.parser_context else None
+    protocol = getattr(view, "source", "api")  # a whole request: no message to replay
+    exc.rejected_id = services.request_rejected_store(
+        body, error, source=ingest_source(request, protocol)
+    )
     raise exc
 
 
@@ -268,15 +272,19 @@ def key_id_of(request: Any) -> int | None:
     return user.key_id if isinstance(user, KeyPrincipal) else None
 
 
-def ingest_source(request: Any, protocol: str = "api") -> services.IngestSource:
+def ingest_source(
+    request: Any, protocol: str = "api", translation: Mapping[str, Any] | None = None
+) -> services.IngestSource:
     """Who sent the request: the key, the client IP (proxy headers already applied) and
-    User-Agent, and the protocol stored as each event's `source`."""
+    User-Agent, and the protocol stored as each event's `source`; for its messages, what
+    their translation read from the request (kept with a quarantined one, for its replay)."""
     meta = getattr(request, "_request", request).META
     return services.IngestSource(
         key_id=key_id_of(request),
         ip=meta.get("REMOTE_ADDR") or None,
         protocol=protocol,
         user_agent=meta.get("HTTP_USER_AGENT", ""),
+        translation=translation,
     )
 
 
@@ -294,14 +302,20 @@ def _client_contexts(
 
 
 def translated_ingest(
-    items: Sequence[Translated], *, request: Any, source: str
+    items: Sequence[Translated],
+    *,
+    request: Any,
+    source: str,
+    translation: Mapping[str, Any] | None = None,
 ) -> list[services.EventOutcome]:
     """Store a request's translated messages through the ingestion service; one outcome per
     item, in order (`index` is the item's position). Translatable messages go through
     `events.services.event_batch_ingest` (validation, rules, dedupe, derivation, quarantine),
     each stored with `source` and its original message; the others are quarantined as sent
-    with the translation's reason, in the same transaction."""
-    ingest_from = ingest_source(request, source)
+    with the translation's reason, in the same transaction. `translation`: what the mapping
+    read from the request besides each message (Segment's path call and batch `sentAt`,
+    PostHog's body `sent_at`), kept with quarantined messages so a replay maps them again."""
+    ingest_from = ingest_source(request, source, translation or {})
     received_at = timezone.now()
     translated = [item for item in items if item.error is None]
     refused = [(item.original, [item.error]) for item in items if item.error is not None]

@@ -8,7 +8,7 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
 from trackers.snowplow import PAYLOAD_DATA_SCHEMA
@@ -63,6 +63,49 @@ POSTHOG_CAPTURE_RESPONSES: dict[int, Any] = {
     **_limits("batch, max_items"),
 }
 FLAGS_RESPONSE = OpenApiResponse(response=ANY_OBJECT, description="No flags: all off.")
+
+
+class PosthogCaptureV1In(serializers.Serializer):
+    """posthog-python's capture v1 body (`capture_mode="v1"`); the key in `Authorization:
+    Bearer`. Each event as the SDK makes it (event, uuid, distinct_id, timestamp, options,
+    properties, session_id); one that cannot be stored is answered `drop` by its uuid."""
+
+    batch = serializers.ListField(child=serializers.JSONField(), max_length=1000)
+    created_at = serializers.CharField(required=False, help_text="When sent: corrects skew.")
+
+
+_V1_RESULT = {
+    "type": "object",
+    "properties": {
+        "result": {"type": "string", "enum": ["ok", "drop"]},
+        "details": {"type": "string"},
+    },
+    "required": ["result"],
+}
+POSTHOG_V1_RESPONSES: dict[int, Any] = {
+    200: OpenApiResponse(
+        response={
+            **OUTCOMES,
+            "properties": {
+                **OUTCOMES["properties"],
+                "results": {"type": "object", "additionalProperties": _V1_RESULT},
+            },
+        },
+        description="A result per event uuid (its position when it has none): ok or drop.",
+    ),
+    **_limits("batch, max_items"),
+}
+NOT_A_TOKEN = OpenApiResponse(
+    response=OpenApiTypes.STR, description="Not a key's characters: no such page (HTML)."
+)
+TOKEN_PARAMETER = OpenApiParameter(
+    "token",
+    str,
+    OpenApiParameter.PATH,
+    required=True,
+    pattern=r"^[A-Za-z0-9_\-]{1,128}$",
+    description="The project key posthog-js was given (echoed back, nothing is looked up).",
+)
 
 
 class SnowplowPayloadDataIn(serializers.Serializer):

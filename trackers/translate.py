@@ -5,7 +5,7 @@ times, identity calls. Both protocols' views call `mapped_ingest`; the core is t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.utils import timezone
@@ -72,10 +72,15 @@ def identity_apply(calls: Sequence[IdentityCall], *, source: str) -> None:
 
 
 def mapped_ingest(
-    items: Sequence[MappedEvent | IdentityCall], *, request: Any, source: str
+    items: Sequence[MappedEvent | IdentityCall],
+    *,
+    request: Any,
+    source: str,
+    translation: Mapping[str, Any] | None = None,
 ) -> tuple[list[services.EventOutcome], int]:
     """Store a request's mapped events (one outcome each, in order) and apply its identity
-    calls; returns the outcomes and how many identity calls were applied."""
+    calls; returns the outcomes and how many identity calls were applied. `translation`: what
+    the mapping read from the request (see `translated_ingest`)."""
     received_at = timezone.now()
     key_id = _key_id(request)
     events = [item for item in items if isinstance(item, MappedEvent)]
@@ -84,7 +89,11 @@ def mapped_ingest(
         mapped_translate(item, source=source, key_id=key_id, received_at=received_at)
         for item in events
     ]
-    outcomes = translated_ingest(translated, request=request, source=source) if translated else []
+    outcomes = (
+        translated_ingest(translated, request=request, source=source, translation=translation)
+        if translated
+        else []
+    )
     if calls:
         identity_apply(calls, source=source)
     return outcomes, len(calls)

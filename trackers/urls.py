@@ -2,6 +2,7 @@
 
 from django.urls import path, re_path
 
+from events.cors import preflight_answering
 from trackers import api_posthog, api_snowplow
 from trackers.segment import api as segment
 
@@ -16,16 +17,33 @@ urlpatterns: list = [
     re_path(r"^v1/alias/?$", segment.SegmentAliasApi.as_view(), name="segment-alias"),
     # PostHog capture (posthog-python posts /batch/; posthog-js /e/ and /i/v0/e/)
     *(
-        path(route, api_posthog.PosthogCaptureApi.as_view(), name=f"posthog-{name}-capture")
+        path(
+            route,
+            preflight_answering(api_posthog.PosthogCaptureApi.as_view()),  # posthog-js (ADR 0030)
+            name=f"posthog-{name}-capture",
+        )
         for route, name in (
             ("batch/", "batch"),
             ("capture/", "capture"),
             ("e/", "e"),
             ("i/v0/e/", "i-v0-e"),
+            ("i/v0/ai/batch/", "ai-batch"),  # posthog-python's AI events (same body)
         )
     ),
+    path("i/v1/analytics/events", api_posthog.PosthogCaptureV1Api.as_view(), name="posthog-v1"),
     path("flags/", api_posthog.PosthogFlagsApi.as_view(), name="posthog-flags"),
     path("decide/", api_posthog.PosthogFlagsApi.as_view(), name="posthog-decide"),
+    # posthog-js on start: its remote config (JSON, or as a script)
+    re_path(
+        r"^array/(?P<token>[A-Za-z0-9_\-]{1,128})/config$",
+        api_posthog.PosthogRemoteConfigApi.as_view(),
+        name="posthog-config",
+    ),
+    re_path(
+        r"^array/(?P<token>[A-Za-z0-9_\-]{1,128})/config\.js$",
+        api_posthog.PosthogRemoteConfigScriptApi.as_view(),
+        name="posthog-config-js",
+    ),
     # Snowplow tracker protocol
     path("i", api_snowplow.SnowplowPixelApi.as_view(), name="snowplow-pixel"),
     path(

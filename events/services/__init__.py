@@ -4,6 +4,7 @@
 - `store`: the one insert into the events table (`events_insert`) and the listeners told of
   events stored behind the rollups' watermarks (`stored_behind_listener_register`);
 - `quarantine`: refused events kept with their reasons, and the record of their replay;
+- `retranslate`: what a replay validates (a protocol's message is translated again);
 - `keys`: ingestion keys;
 - `removal`: deleting a person's rows (erasure) and old rows (retention);
 - `identity`: people, and the links between their ids (identify and alias calls).
@@ -26,6 +27,7 @@ from events.services.ingest import (
     EventOutcome,
     event_batch_ingest,
     event_ingest,
+    original_storable,
 )
 from events.services.keys import (
     CreatedKey,
@@ -57,6 +59,12 @@ from events.services.removal import (
     rejected_events_delete_received_before,
     rejected_pks_of_users,
 )
+from events.services.retranslate import (
+    ReplayInput,
+    Retranslated,
+    rejected_replay_input,
+    retranslator_register,
+)
 from events.services.store import (
     events_insert,
     events_stored_behind_notify,
@@ -72,6 +80,8 @@ __all__ = [
     "EventOutcome",
     "IngestSource",
     "QuarantineWrite",
+    "ReplayInput",
+    "Retranslated",
     "event_batch_ingest",
     "event_ingest",
     "event_partitions_drop_before",
@@ -85,6 +95,7 @@ __all__ = [
     "ingestion_key_create",
     "ingestion_key_revoke",
     "ingestion_key_rotate",
+    "original_storable",
     "people_delete",
     "person_alias",
     "person_identify",
@@ -98,6 +109,8 @@ __all__ = [
     "rejected_events_store",
     "rejected_events_upsert",
     "rejected_pks_of_users",
+    "rejected_replay_input",
     "request_rejected_store",
+    "retranslator_register",
     "stored_behind_listener_register",
 ]

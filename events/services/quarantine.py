@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +39,10 @@ class IngestSource:
     ip: str | None = None
     protocol: str = "api"
     user_agent: str = ""
+    # Set by a protocol for its messages (None: our API, or a request refused as a whole): what
+    # the translation read from the request besides each message, kept with a quarantined
+    # message so that a replay translates it again the same way (ADR 0029).
+    translation: Mapping[str, Any] | None = None
 
 
 _MAX_RAW_DEPTH = 32
@@ -136,8 +140,11 @@ _COLUMNS = (
     "last_seen_at",
     "status",
     "replay_count",
+    "source",
+    "translation",
 )
-_JSON_COLUMNS = frozenset({"reasons", "rule_ids"})
+_JSON_COLUMNS = frozenset({"reasons", "rule_ids", "translation"})
+_TRANSLATION_TEXT_MAX = 512
 _CHUNK = 500
 
 
@@ -168,6 +175,7 @@ def rejected_events_upsert(
     order. Rows are written in key order, so concurrent resends cannot deadlock."""
     if not items:
         return []
+    translation = _translation_json(source)
     keys: list[str] = []
     rows: dict[str, list[Any]] = {}
     for payload, errors in items:
@@ -193,6 +201,8 @@ def rejected_events_upsert(
             received_at,
             RejectedEvent.Status.QUARANTINED,
             0,
+            source.protocol,
+            translation,
         ]
     written: dict[str, QuarantineWrite] = {}
     ordered = [rows[key] for key in sorted(rows)]
@@ -204,6 +214,19 @@ def rejected_events_upsert(
             for pk, key, attempts in cursor.fetchall():
                 written[key] = QuarantineWrite(pk, attempts == rows[key][1])
     return [written[key] for key in keys]
+
+
+def _translation_json(source: IngestSource) -> str | None:
+    """The translation context as stored: text values, bounded and storable (`text_safe`),
+    anything else left out; the request's User-Agent added (device type derives from it)."""
+    if source.translation is None:
+        return None
+    kept = {
+        name: text_safe(value, _TRANSLATION_TEXT_MAX)
+        for name, value in {**source.translation, "user_agent": source.user_agent}.items()
+        if isinstance(value, str) and value
+    }
+    return orjson.dumps(kept).decode()
 
 
 def rejected_events_store(

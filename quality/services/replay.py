@@ -4,7 +4,9 @@ Exactly once, even with two replays of the same rows at the same time: each chun
 still-quarantined rows with SELECT … FOR UPDATE SKIP LOCKED (a row being replayed elsewhere is
 skipped, a row already replayed no longer matches), and accepted events go through the
 ingestion insert, which is idempotent by event_id (ON CONFLICT DO NOTHING). Events are
-validated as of their original receipt time, so age rules judge them as they were sent.
+validated as of their original receipt time, so age rules judge them as they were sent. A
+message a tracker protocol delivered is translated again by that protocol first
+(`events.services.rejected_replay_input`, ADR 0029), so it gets the event id it would have had.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from django.utils import timezone
 from events.services import (
     events_insert,
     events_stored_behind_notify,
+    original_storable,
     rejected_events_lock_quarantined,
     rejected_events_replay_record,
+    rejected_replay_input,
 )
 from events.validation import ValidationResult
 from quality.models import ReplayJob
@@ -69,17 +73,33 @@ def quarantine_replay(rejected_ids: Sequence[int], *, now: dt.datetime | None = 
         replayed: list[Any] = []
         refused: list[tuple[Any, ValidationResult]] = []
         for received_at, group in sorted(by_receipt.items()):
+            inputs = [rejected_replay_input(r) for r in group]
+            judged = []
+            for rejected, item in zip(group, inputs, strict=True):
+                if item.identity_apply is not None:  # a protocol's identify/alias: applied
+                    item.identity_apply()
+                    replayed.append(rejected)
+                    counts.accepted += 1
+                elif item.error is not None:
+                    refused.append((rejected, ValidationResult(None, [item.error])))
+                else:
+                    judged.append((rejected, item))
             results = validator.validate_batch(
-                [_payload(r) for r in group], received_at=received_at
+                [item.payload for _, item in judged],
+                received_at=received_at,
+                contexts=[item.context for _, item in judged],
             )
             to_insert: dict[str, dict[str, Any]] = {}
             accepted_rows = []
-            for rejected, result in zip(group, results, strict=True):
+            for (rejected, item), result in zip(judged, results, strict=True):
                 if not result.is_valid:
                     refused.append((rejected, result))
                     continue
                 row = result.row
                 row["warnings"] = [warning.as_dict() for warning in result.warnings]
+                if item.source != "api":  # stored as the protocol delivered it (ADR 0029)
+                    row["source"] = item.source
+                    row["original"] = original_storable(item.original)
                 to_insert.setdefault(str(row["event_id"]), row)
                 accepted_rows.append((rejected, str(row["event_id"])))
             inserted = events_insert(list(to_insert.values()))
@@ -97,11 +117,6 @@ def quarantine_replay(rejected_ids: Sequence[int], *, now: dt.datetime | None = 
         intake_replay_adjust(before, replayed + [row for row, _ in refused], stored_pks)
         events_stored_behind_notify(stored_pks)
     return counts
-
-
-def _payload(rejected: Any) -> Any:
-    payload = rejected.payload
-    return payload if isinstance(payload, dict) else rejected.raw_payload
 
 
 def replay_job_create(rejected_ids: Sequence[int], *, user: Any = None) -> ReplayJob:

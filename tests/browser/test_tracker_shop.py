@@ -1,8 +1,9 @@
 """tracker.js on a real page: a test shop served from its own origin (so CORS is real) with the
 README's snippet, driven in Chromium from a product view to a purchase; the events arrive
 through a public key, and the funnel on the dashboard equals the raw-SQL reference once the
-rollups are folded. Also: a failed send is retried, and nothing is sent under Global Privacy
-Control (or Do-Not-Track) unless the page says to ignore them."""
+rollups are folded. A visitor who signs in mid-visit (identify) is one person on the
+dashboard. Also: a failed send is retried, and nothing is sent under Global Privacy Control
+(or Do-Not-Track) unless the page says to ignore them."""
 
 from __future__ import annotations
 
@@ -15,12 +16,12 @@ from django.utils import timezone
 
 from analytics_site.sql import rollup_safety_lag
 from events import cors, services
-from events.models import Event, RejectedEvent
+from events.models import Event, Person, PersonLink, RejectedEvent
 from reports.filters import filters_from_query
 from reports.services.rollups import rollups_advance
 from tests.browser.conftest import ROOT, sign_in
 from tests.browser.shop_server import free_port, shop_serving, tracker_snippet
-from tests.dashboard_reference import ref_funnel_counts, ref_sessions
+from tests.dashboard_reference import ref_funnel_counts, ref_sessions, ref_totals
 from tests.faults.tcp_proxy import ProxyProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
@@ -92,7 +93,7 @@ def _shop_page(browser, init_script: str | None = None, device: dict | None = No
         "requestfinished",
         lambda r: (
             NETWORK.append(f"{r.method} {r.url} -> {r.response().status}")
-            if "/events" in r.url
+            if any(path in r.url for path in ("/events", "/identify", "/alias"))
             else None
         ),
     )
@@ -193,6 +194,62 @@ def test_the_shop_funnel_from_the_tracker_equals_raw_sql(
     assert Path(SCREENSHOT).stat().st_size > 10_000
 
 
+def test_a_visitor_who_signs_in_is_one_person_on_the_dashboard(browser, shop, open_page, analyst):
+    """Anonymous until the cart, signed in there (identify, a JSON call behind a real CORS
+    preflight), then buys: the person record links the browser's anonymous id to the user id,
+    and the overview's users count that visitor once, as raw SQL over events joined to the
+    links does (its two ids would count twice)."""
+    context, page, errors = _shop_page(browser)
+    page.goto(shop.url("index.html"))
+    page.click("#product-1")
+    page.wait_for_selector("#name:text-is('Headphones')")
+    page.click("#add")
+    page.wait_for_url("**/cart.html")
+    with page.expect_response(
+        lambda r: "/identify" in r.url and r.request.method == "POST"
+    ) as sent:
+        page.click("#signin")
+    assert sent.value.status == 200
+    assert page.evaluate("localStorage.getItem('_tracker_user_id')") == "customer_42"
+    page.click("#checkout")
+    page.wait_for_url("**/checkout.html")
+    page.click("#pay")
+    page.wait_for_url("**/thanks.html")
+    page.goto("about:blank")
+    _wait_for(
+        lambda: Event.objects.filter(event_type="purchase").exists(), "the purchase", page=page
+    )
+    page.wait_for_timeout(500)  # the thanks page's view, by beacon
+    context.close()
+    assert errors == []
+
+    anonymous_id = Event.objects.get(event_type="product_view").anonymous_id
+    before = Event.objects.get(event_type="add_to_cart")
+    assert (before.user_id, before.anonymous_id) == ("", anonymous_id)
+    purchase = Event.objects.get(event_type="purchase")
+    assert (purchase.user_id, purchase.anonymous_id) == ("customer_42", anonymous_id)
+    person = Person.objects.get(distinct_id="customer_42")
+    assert person.traits == {"email": "c42@example.com", "plan": "gold"}
+    assert PersonLink.objects.get(linked_id=anonymous_id).user_id == "customer_42"
+
+    rollups_advance(now=timezone.now() + rollup_safety_lag() + dt.timedelta(seconds=1))
+    filters = filters_from_query({"preset": "24h"})
+    expected = ref_totals(filters)
+    assert expected["users"] == 1
+    ids = {(e.user_id or e.anonymous_id) for e in Event.objects.all()}
+    assert ids == {anonymous_id, "customer_42"}  # two ids, one person
+    dashboard = open_page()
+    sign_in(dashboard, analyst)
+    dashboard.goto("/?preset=24h")
+    shown = dashboard.page.locator("[data-kpi=users] .kpi-value").inner_text()
+    assert int(shown) == expected["users"]
+    assert (
+        int(dashboard.page.locator("[data-kpi=events] .kpi-value").inner_text())
+        == (expected["events"])
+    )
+    dashboard.assert_clean()
+
+
 def test_a_failed_send_is_retried_until_it_is_stored(browser, shop, live_server, tmp_path):
     """The server is down (connection refused) when the page sends; the tracker retries with
     backoff, and the event is stored once when a real TCP proxy to the server comes up."""
@@ -232,18 +289,21 @@ def test_a_failed_send_is_retried_until_it_is_stored(browser, shop, live_server,
 def test_nothing_is_sent_under_a_privacy_signal_unless_told_to(browser, shop, live_server, signal):
     context, page, _ = _shop_page(browser, init_script=signal)
     sent: list[str] = []
-    page.on("request", lambda r: sent.append(r.url) if "/events" in r.url else None)
+    page.on("request", lambda r: sent.append(r.url) if r.url.startswith(live_server.url) else None)
     page.goto(shop.url("index.html"))
     page.click("button[type=submit]")
     page.click("#product-1")
     page.click("#add")
     page.wait_for_url("**/cart.html")
+    page.click("#signin")  # identify: no call either
+    page.evaluate("window.tracker.alias('customer_42', 'guest-1')")
     assert page.evaluate("window.tracker.disabled") is True
     assert page.evaluate("Object.keys(localStorage)") == []  # no id kept either
     page.goto("about:blank")
     page.wait_for_timeout(1000)  # what a page hide would send, had anything been queued
-    assert sent == []
+    assert [url for url in sent if "/static/" not in url] == []
     assert Event.objects.count() == 0
+    assert not Person.objects.exists()
 
     shop.snippet = tracker_snippet(live_server.url, shop.key, respect_privacy="false")
     page.goto(shop.url("index.html"))
@@ -260,6 +320,10 @@ def test_memory_storage_keeps_no_id_in_the_browser(browser, shop, live_server):
     page.evaluate("window.tracker.flush()")
     _wait_for(lambda: Event.objects.count() == 2, "the page view and the signup", page=page)
     assert page.evaluate("Object.keys(localStorage).length + document.cookie.length") == 0
+    _wait_for(lambda: PersonLink.objects.exists(), "the identify call", page=page)
     context.close()
     assert errors == []
-    assert Event.objects.get(event_type="signup").user_id == "customer_7"
+    signup = Event.objects.get(event_type="signup")
+    assert signup.user_id == "customer_7"
+    # The in-memory anonymous id of this page load is linked to the user: one person.
+    assert PersonLink.objects.get(linked_id=signup.anonymous_id).user_id == "customer_7"

@@ -11,6 +11,7 @@ import io
 import uuid
 
 import pytest
+from django.utils import timezone
 
 from events import services
 from events.models import Event
@@ -24,7 +25,9 @@ from tests.dashboard_reference import (
     generate_events,
     load,
     ref_custom_events,
+    ref_totals,
 )
+from tests.factories import event_payload
 from tests.helpers import user_with_role
 
 pytestmark = pytest.mark.postgres
@@ -108,3 +111,42 @@ def test_the_table_downloads_as_csv_and_shows_on_the_overview(dataset, client):
     ]
     page = client.get("/", query)
     assert b"Custom events" in page.content and b"wishlist.add" in page.content
+
+
+def _signups(*ids: tuple[str, str]) -> None:
+    """One newsletter_signup per (user id, anonymous id), a minute ago."""
+    payloads = [
+        event_payload(event_type="newsletter_signup", user_id=user_id, anonymous_id=anonymous_id)
+        for user_id, anonymous_id in ids
+    ]
+    outcomes = services.event_batch_ingest(payloads, source=services.IngestSource())
+    assert {outcome.status for outcome in outcomes} == {"accepted"}
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["raw-tail", "folded-then-merged"])
+def test_users_per_custom_name_count_a_person_with_several_ids_once(require_postgres, db, folded):
+    """A shopper who signed up on a laptop (anonymous), on a phone (anonymous) and signed in is
+    three ids and one person once identify and alias link them; another shopper makes two. The
+    table's users equal raw SQL over events joined to the links, also when the links come after
+    the rollups folded the events (ADR 0015: the rollups are re-keyed)."""
+    _signups(("", "anon-laptop"), ("", "anon-phone"), ("cust-1", "anon-laptop"), ("cust-2", ""))
+    if folded:
+        rollups_advance(now=timezone.now() + dt.timedelta(minutes=5), max_seconds=60)
+    services.person_identify(
+        user_id="cust-1",
+        anonymous_id="anon-laptop",
+        traits={},
+        timestamp=timezone.now(),
+        source="api",
+    )
+    services.person_alias(
+        previous_id="anon-phone", user_id="cust-1", timestamp=timezone.now(), source="api"
+    )
+    f = filters_from_query({"preset": "24h"})
+    rows = [r for r in pages.overview(f)["custom_events"] if r["event_type"] == "newsletter_signup"]
+    assert [(row["events"], row["users"]) for row in rows] == [(4, 2)]
+    expected = [r for r in ref_custom_events(f) if r["event_type"] == "newsletter_signup"]
+    assert [(row["events"], row["users"]) for row in expected] == [(4, 2)]
+    ids = Event.objects.values_list("user_id", "anonymous_id").distinct()
+    assert len({user_id or anonymous_id for user_id, anonymous_id in ids}) == 4  # four ids
+    assert pages.overview(f)["kpis"]["users"]["value"] == ref_totals(f)["users"] == 2

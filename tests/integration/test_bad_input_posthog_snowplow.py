@@ -19,7 +19,7 @@ from tests.helpers import assert_kept, assert_refused
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("require_postgres", "dev_mode")]
 
-POSTHOG_PATHS = ["/batch/", "/capture/", "/e/", "/i/v0/e/"]
+POSTHOG_PATHS = ["/batch/", "/capture/", "/e/", "/i/v0/e/", "/i/v0/ai/batch/"]
 TP2 = "/com.snowplowanalytics.snowplow/tp2"
 PAYLOAD_DATA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4"
 GZIP = {"HTTP_CONTENT_ENCODING": "gzip"}

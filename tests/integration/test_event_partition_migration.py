@@ -68,14 +68,14 @@ def _fill(apps) -> None:
 def test_fill_migrate_compare(prepared):
     """With `events_partitions prepare` first (the live runbook), rows written between the
     preparation and the migration are kept and claimed too."""
-    apps = _migrate(BEFORE)
-    assert _relkind() == "r"
-    _fill(apps)
-    if prepared:
-        call_command("events_partitions", "prepare", "--batch", "700", stdout=io.StringIO())
-        _fill(apps)  # the live system goes on writing
-    before = _rows()
-    try:
+    try:  # whatever fails, the database is left at the latest migration for later tests
+        apps = _migrate(BEFORE)
+        assert _relkind() == "r"
+        _fill(apps)
+        if prepared:
+            call_command("events_partitions", "prepare", "--batch", "700", stdout=io.StringIO())
+            _fill(apps)  # the live system goes on writing
+        before = _rows()
         _migrate(AFTER)
         assert _relkind() == "p"
         assert _rows() == before  # every row, every column, once

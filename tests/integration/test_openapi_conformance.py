@@ -127,8 +127,11 @@ OPERATIONS = [
     ("POST", "/v1/batch/"),
     *(("POST", f"/v1/{call}/") for call in SEGMENT_CALLS),
     # Tracker protocols (trackers app), at the paths their SDKs use
-    *(("POST", path) for path in ("/batch/", "/capture/", "/e/", "/i/v0/e/")),
+    *(("POST", path) for path in ("/batch/", "/capture/", "/e/", "/i/v0/e/", "/i/v0/ai/batch/")),
+    ("POST", "/i/v1/analytics/events"),
     *((method, path) for path in ("/flags/", "/decide/") for method in ("GET", "POST")),
+    ("GET", "/array/{token}/config"),
+    ("GET", "/array/{token}/config.js"),
     ("GET", "/i"),
     ("POST", "/com.snowplowanalytics.snowplow/tp2"),
 ]

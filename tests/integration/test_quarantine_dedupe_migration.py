@@ -33,30 +33,30 @@ def _migrate(targets):
 
 @pytest.mark.django_db(transaction=True)
 def test_existing_duplicates_fold_into_their_first_row():
-    apps = _migrate(BEFORE)
-    rejected = apps.get_model("events", "RejectedEvent")
-    hour = apps.get_model("quality", "IntakeHour")
-    resent_id = str(uuid.uuid4())
+    try:  # whatever fails, the database is left at the latest migration
+        apps = _migrate(BEFORE)
+        rejected = apps.get_model("events", "RejectedEvent")
+        hour = apps.get_model("quality", "IntakeHour")
+        resent_id = str(uuid.uuid4())
 
-    def row(minutes: int, **fields):
-        fields.setdefault("event_id", resent_id)
-        return rejected.objects.create(
-            raw_payload=fields.pop("raw", "{}"),
-            reasons=[{"field": "country", "rule": "required", "message": "m"}],
-            received_at=T0 + dt.timedelta(minutes=minutes),
-            **fields,
-        )
+        def row(minutes: int, **fields):
+            fields.setdefault("event_id", resent_id)
+            return rejected.objects.create(
+                raw_payload=fields.pop("raw", "{}"),
+                reasons=[{"field": "country", "rule": "required", "message": "m"}],
+                received_at=T0 + dt.timedelta(minutes=minutes),
+                **fields,
+            )
 
-    first = row(0)
-    row(5, status="replayed", replay_count=1, replayed_at=T0 + dt.timedelta(hours=1))
-    row(10)
-    other = row(0, event_id=str(uuid.uuid4()))
-    no_id_a = row(1, event_id="", raw='{"a": 1}', source_ip="10.0.0.1")
-    row(2, event_id="", raw='{"a": 1}', source_ip="10.0.0.1")
-    no_id_b = row(3, event_id="", raw='{"a": 1}', source_ip="10.0.0.2")
-    hour.objects.create(bucket=T0, event_type="", quarantined=7)
+        first = row(0)
+        row(5, status="replayed", replay_count=1, replayed_at=T0 + dt.timedelta(hours=1))
+        row(10)
+        other = row(0, event_id=str(uuid.uuid4()))
+        no_id_a = row(1, event_id="", raw='{"a": 1}', source_ip="10.0.0.1")
+        row(2, event_id="", raw='{"a": 1}', source_ip="10.0.0.1")
+        no_id_b = row(3, event_id="", raw='{"a": 1}', source_ip="10.0.0.2")
+        hour.objects.create(bucket=T0, event_type="", quarantined=7)
 
-    try:
         apps = _migrate(AFTER)
         rejected = apps.get_model("events", "RejectedEvent")
         kept = {r.pk: r for r in rejected.objects.all()}

@@ -88,9 +88,20 @@ ROUTES: dict[str, tuple[int, ...]] = {
     # Tracker protocols: keys only (a signed-in user is no SDK); GET on a POST endpoint is 405
     # once the key may write. The pixel (GET) and the flag answers (anyone) are 200.
     **dict.fromkeys(
-        ("batch/", "capture/", "e/", "i/v0/e/", "com.snowplowanalytics.snowplow/tp2"),
+        (
+            "batch/",
+            "capture/",
+            "e/",
+            "i/v0/e/",
+            "i/v0/ai/batch/",
+            "i/v1/analytics/events",
+            "com.snowplowanalytics.snowplow/tp2",
+        ),
         TRACKER_POST,
     ),
+    # posthog-js's remote config: the same for anyone (ADR 0030)
+    r"^array/(?P<token>[A-Za-z0-9_\-]{1,128})/config$": OPEN,
+    r"^array/(?P<token>[A-Za-z0-9_\-]{1,128})/config\.js$": OPEN,
     "i": (401, 401, 401, 401, 200, 403, 403, 403),
     "flags/": OPEN,
     "decide/": OPEN,

@@ -175,6 +175,7 @@ def concrete_url(route: Route, objects: dict[str, object]) -> str:
     path = path.replace("r/<path:content_type_id>/<path:object_id>", "r/1/999999")
     path = path.replace("(?P<app_label>", "").replace("(?P<url>.*)", "nowhere/")
     path = re.sub(r"django_celery_beat\|[\w|]+\)", "quality", path)
+    path = re.sub(r"\(\?P<token>[^)]*\)", "pk_token", path).replace("\\.", ".")
     return "/" + re.sub(r"\^|\$|/\?", "", path)
 
 

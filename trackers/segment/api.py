@@ -44,7 +44,8 @@ _REFUSALS = {code: OpenApiTypes.OBJECT for code in (401, 403, 413, 415, 429)}
 BATCH_MAX_MESSAGES = 2500  # 500 KB of the smallest useful messages; Segment names no count
 
 
-def _identity_apply(call: IdentityCall, received_at: dt.datetime) -> None:
+def identity_call_apply(call: IdentityCall, received_at: dt.datetime) -> None:
+    """An identify or alias message on the person records (idempotent)."""
     when = call.timestamp or received_at
     if call.kind == "alias":
         services.person_alias(
@@ -77,11 +78,13 @@ def messages_ingest(
         for message in messages
     ]
     events = [item for item in translated if isinstance(item, Translated)]
-    outcomes = iter(translated_ingest(events, request=request, source=SOURCE))
+    context = {"call": call, "sent_at": batch_sent_at}
+    context = {name: value for name, value in context.items() if isinstance(value, str)}
+    outcomes = iter(translated_ingest(events, request=request, source=SOURCE, translation=context))
     results = []
     for index, item in enumerate(translated):
         if isinstance(item, IdentityCall):
-            _identity_apply(item, received_at)
+            identity_call_apply(item, received_at)
             results.append({"index": index, "status": services.ACCEPTED, "call": item.kind})
             continue
         result = next(outcomes).as_dict()
@@ -103,6 +106,7 @@ class _SegmentApi(APIView):
     renderer_classes = [OrjsonRenderer]
     key_body_fields = ("writeKey",)
     schema = TrackerAutoSchema()
+    source = SOURCE  # the protocol, kept with a request refused as a whole
 
 
 class SegmentBatchApi(_SegmentApi):

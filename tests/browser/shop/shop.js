@@ -39,6 +39,11 @@ document.addEventListener("DOMContentLoaded", function () {
     });
   }
   if (page === "cart") {
+    document.getElementById("signin").addEventListener("click", function () {
+      // The shop's own sign-in succeeded: from now on this visitor is customer_42.
+      call("identify", "customer_42", {email: "c42@example.com", plan: "gold"});
+      document.getElementById("signin").textContent = "Signed in";
+    });
     document.getElementById("checkout").addEventListener("click", function () {
       call("checkoutStart", {items: cart().length});
       window.location.href = "checkout.html";

@@ -13,15 +13,19 @@
  *
  * API (window.tracker; calls made before the script loaded, queued as
  * `window.tracker = window.tracker || []; tracker.push(["track", "signup", {plan: "pro"}])`,
- * are replayed): track(name, props), page(props), identify(userId), reset(), flush(),
- * productView(product), addToCart(product, quantity), removeFromCart(product, quantity),
- * checkoutStart(props), purchase(order), search(query, props).
+ * are replayed): track(name, props), page(props), identify(userId, traits),
+ * alias(userId, previousId), reset(), flush(), productView(product), addToCart(product,
+ * quantity), removeFromCart(product, quantity), checkoutStart(props), purchase(order),
+ * search(query, props).
  * A product is {id, category, price, currency}; an order {id, revenue, currency, products}.
  *
  * Events go to POST {host}/events/batch?key=... as text/plain JSON (no CORS preflight), with
  * fetch keepalive, or sendBeacon when the page is hidden. Failed sends are retried with
  * exponential backoff (event ids make resends safe). Session, device and country are not
- * sent: the server derives them.
+ * sent: the server derives them. identify() keeps the user id for later events and posts
+ * {user_id, anonymous_id, traits} to {host}/identify (the server links the two ids: one
+ * person); alias() posts {previous_id, user_id} to {host}/alias. Both are JSON (answered
+ * preflights, for the key's origins only), retried like events (the calls are idempotent).
  */
 (function (window, document, navigator) {
   "use strict";
@@ -163,6 +167,53 @@
     });
   }
 
+  function identityCall(path, payload, attempt) {
+    // One request per identify or alias call; a network failure, a 429 or a 5xx is retried
+    // with the events' backoff (the payload keeps its timestamp, so a late retry is in order).
+    window.fetch(config.host + path + "?key=" + encodeURIComponent(config.key), {
+      method: "POST",
+      body: JSON.stringify(payload),
+      headers: {"Content-Type": "application/json"},
+      credentials: "omit",
+      keepalive: true
+    }).then(function (response) {
+      if (response.status === 429 || response.status >= 500) {
+        identityRetry(path, payload, attempt, parseFloat(response.headers.get("Retry-After")));
+      }
+    }, function () { identityRetry(path, payload, attempt); });
+  }
+
+  function identityRetry(path, payload, attempt, retryAfter) {
+    if (attempt + 1 >= MAX_ATTEMPTS) return;
+    var backoff = Math.min(60000, 1000 * Math.pow(2, attempt));
+    window.setTimeout(function () {
+      identityCall(path, payload, attempt + 1);
+    }, Math.max(backoff, (retryAfter || 0) * 1000));
+  }
+
+  function identify(userId, traits) {
+    if (disabled || userId == null || userId === "") return;
+    userId = String(userId);
+    stored("user_id", userId);
+    var payload = {
+      user_id: userId, anonymous_id: anonymousId(), timestamp: new Date().toISOString()
+    };
+    if (traits && typeof traits === "object") payload.traits = traits;
+    identityCall("/identify", payload, 0);
+  }
+
+  function alias(userId, previousId) {
+    // Segment's order: the new id first; the previous one defaults to the current id.
+    if (disabled || userId == null || userId === "") return;
+    userId = String(userId);
+    var previous = previousId != null ? String(previousId) : stored("user_id") || anonymousId();
+    stored("user_id", userId);
+    if (previous === userId) return;
+    identityCall("/alias", {
+      previous_id: previous, user_id: userId, timestamp: new Date().toISOString()
+    }, 0);
+  }
+
   function flushOnHide() {
     // The page may be gone before a fetch answers: hand what is left to the browser.
     if (timer !== null) { window.clearTimeout(timer); timer = null; }
@@ -188,7 +239,8 @@
   var api = {
     track: function (name, props) { enqueue(name, {}, props); },
     page: page,
-    identify: function (userId) { if (!disabled) stored("user_id", String(userId)); },
+    identify: identify,
+    alias: alias,
     reset: function () { stored("user_id", null); stored("anonymous_id", null); },
     flush: flush,
     productView: function (item, props) {
