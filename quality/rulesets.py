@@ -24,6 +24,7 @@ from quality.models import QualityRule, RuleSetVersion
 logger = structlog.get_logger(__name__)
 
 _lock = threading.Lock()
+REFRESH_WAIT_SECONDS = 1.0
 _cached: CompiledRuleSet = EMPTY_RULESET
 _NEVER_LOADED: Any = object()
 _cached_key: Any = _NEVER_LOADED
@@ -70,10 +71,12 @@ def ruleset_current() -> CompiledRuleSet:
     now = time.monotonic()
     if now - _checked_at < ttl:
         return _cached
-    # One thread refreshes; the others keep validating with the rule set they have rather than
-    # queue behind a refresh that may wait seconds on an unreachable database (ADR 0008).
-    # Only before the first load (nothing to fall back on) do they wait for it.
-    if not _lock.acquire(blocking=_cached_key is _NEVER_LOADED):
+    # One thread refreshes; the others wait for it (a rule change must reach the next batch),
+    # but not for longer than REFRESH_WAIT_SECONDS: a refresh stuck on an unreachable database
+    # would otherwise add its seconds to theirs (ADR 0008). Before the first load there is
+    # nothing to fall back on, so they wait.
+    waited = _lock.acquire(timeout=-1 if _cached_key is _NEVER_LOADED else REFRESH_WAIT_SECONDS)
+    if not waited:
         return _cached
     try:
         if time.monotonic() - _checked_at < ttl:

@@ -123,15 +123,17 @@ def celery_worker(require_redis, transactional_db, settings):
     """
     from django.db import connection
 
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    settings.CELERY_TASK_DEFAULT_QUEUE = queue
     from analytics_site.celery import app
 
+    # Read before the settings change: the app's configuration reads through to the settings,
+    # and saving after it restored "not eager" for every later test.
     saved = {
         key: app.conf[key]
         for key in ("task_always_eager", "task_default_queue", "broker_url", "result_backend")
     }
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    settings.CELERY_TASK_DEFAULT_QUEUE = queue
     app.conf.task_always_eager = False
     app.conf.task_default_queue = queue
     app.conf.broker_url = settings.REDIS_URL
