@@ -8,27 +8,16 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from events import cors, services
 from events.models import Person, PersonLink
 from tests.helpers import WsgiClient, error_pairs
+from tests.public_keys import OTHER, SHOP, fresh_public_origins, public_key_create  # noqa: F401
 
 pytestmark = pytest.mark.django_db
-SHOP = "https://shop.example.com"
-OTHER = "https://evil.example.net"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_origins():
-    cors.public_origins_forget()
-    yield
-    cors.public_origins_forget()
 
 
 @pytest.fixture
 def public_key() -> str:
-    return services.ingestion_key_create(
-        name="shop site", kind="public", allowed_origins=[SHOP]
-    ).raw_key
+    return public_key_create(SHOP)
 
 
 def _call(client: WsgiClient, path: str, body: dict, origin: str = SHOP):

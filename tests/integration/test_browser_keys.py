@@ -14,28 +14,18 @@ from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from events import cors, services
+from events import services
 from events.models import Event, IngestionKey, RejectedEvent
 from tests.factories import event_payload
 from tests.helpers import WsgiClient, error_pairs
+from tests.public_keys import OTHER, SHOP, fresh_public_origins, public_key_create  # noqa: F401
 
 pytestmark = pytest.mark.django_db
-SHOP = "https://shop.example.com"
-OTHER = "https://evil.example.net"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_origins():
-    cors.public_origins_forget()
-    yield
-    cors.public_origins_forget()
 
 
 @pytest.fixture
 def public_key() -> str:
-    return services.ingestion_key_create(
-        name="shop site", kind="public", allowed_origins=[SHOP + "/"]
-    ).raw_key
+    return public_key_create(SHOP + "/")
 
 
 def _preflight(client: WsgiClient, path: str, origin: str, method: str = "POST"):
