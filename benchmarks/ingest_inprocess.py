@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import os
 import random
 import sys
@@ -66,6 +65,7 @@ def main() -> int:
 
     from analytics_site.wsgi import application  # after the environment
     from benchmarks._ingest_bodies import BodyMaker
+    from benchmarks._wsgi_post import wsgi_post
 
     headers = {}
     if args.key:
@@ -106,33 +106,7 @@ def main() -> int:
 
     def one_request() -> None:
         body = minimal_body() if args.minimal else bodies.single()
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/events",
-            "SCRIPT_NAME": "",
-            "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "REMOTE_ADDR": "127.0.0.1",  # --minimal: overridden by headers
-            "HTTP_HOST": "127.0.0.1:8000",
-            "CONTENT_TYPE": "application/json",
-            "HTTP_ACCEPT": "application/json",
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-            "wsgi.version": (1, 0),
-            **headers,
-        }
-        result = application(environ, start_response)
-        try:
-            b"".join(result)
-        finally:
-            result.close()
+        wsgi_post(application, "/events", body, start_response, headers)
 
     for _ in range(args.warmup):
         one_request()

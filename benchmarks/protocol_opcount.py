@@ -16,7 +16,6 @@ the reference.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import time
@@ -32,6 +31,7 @@ os.environ["INGEST_THROTTLE_ENABLED"] = "false"
 
 from analytics_site.wsgi import application  # noqa: E402  (after the environment)
 from benchmarks._ingest_bodies import PATHS, BodyMaker  # noqa: E402
+from benchmarks._wsgi_post import wsgi_post  # noqa: E402
 from benchmarks.opcount import OpCounter  # noqa: E402
 
 
@@ -40,32 +40,7 @@ def _post(path: str, body: bytes, statuses: dict[int, int]) -> None:
         code = int(status[:3])
         statuses[code] = statuses.get(code, 0) + 1
 
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": path,
-        "SCRIPT_NAME": "",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "CONTENT_TYPE": "application/json",
-        "HTTP_ACCEPT": "application/json",
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.url_scheme": "http",
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        "wsgi.version": (1, 0),
-    }
-    result = application(environ, start_response)
-    try:
-        b"".join(result)
-    finally:
-        result.close()
+    wsgi_post(application, path, body, start_response)
 
 
 def main() -> int:
