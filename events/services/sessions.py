@@ -77,12 +77,21 @@ def _stored_neighbours(
     users = [value for kind, value in groups if kind == "user"]
     anonymous = [value for kind, value in groups if kind == "anonymous"]
     found: dict[tuple[str, str], list[tuple[dt.datetime, str]]] = defaultdict(list)
+    window = [min(stamps) - SESSION_GAP, max(stamps) + SESSION_GAP]
     with connection.cursor() as cursor:
-        cursor.execute(
-            _NEIGHBOURS_SQL,
-            [min(stamps) - SESSION_GAP, max(stamps) + SESSION_GAP, users, anonymous],
-        )
+        if is_postgres():
+            cursor.execute(_NEIGHBOURS_SQL, [*window, users, anonymous])
+        else:  # SQLite (the demo) has no arrays: the same query with IN lists
+            cursor.execute(
+                _NEIGHBOURS_SQL.replace("= ANY(%s)", "IN ({})").format(
+                    ", ".join(["%s"] * len(users)) or "NULL",
+                    ", ".join(["%s"] * len(anonymous)) or "NULL",
+                ),
+                [*window, *users, *anonymous],
+            )
         for user_id, anonymous_id, timestamp, session_id in cursor.fetchall():
+            if timestamp.tzinfo is None:  # SQLite's raw rows: UTC without an offset
+                timestamp = timestamp.replace(tzinfo=dt.UTC)
             if user_id:
                 found[("user", user_id)].append((timestamp, session_id))
             else:
