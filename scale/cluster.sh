@@ -12,7 +12,7 @@
 #   an-redis 10.91.0.50  Redis :6379
 #
 # all on the bridge an-br0 (10.91.0.1 on the host side). Run as root:
-#   scale/cluster.sh up | down | status | kill HOST | start HOST | primary
+#   scale/cluster.sh up | down | status | kill HOST | start HOST | primary | rejoined HOST SECONDS
 # `kill HOST` SIGKILLs every process of a host (the machine is lost); `start HOST` starts its
 # services again. Work files live in CLUSTER_DIR (/tmp/an-cluster). `down` removes everything
 # and can be run any number of times.
@@ -157,23 +157,37 @@ EOF
 # libpq "read-only" after that standby's promotion. Stopped, it refuses connections, and
 # target_session_attrs=read-write moves on to the next host at once (ADR 0023).
 bouncer_follow() {
-  local host=$1 bouncer=""
+  local host=$1 bouncer="" writable goal
   while true; do
-    if [ "$(psql -h 127.0.0.1 -p "${PG_PORT[$host]}" -U postgres -d postgres -tAc \
-      'select pg_is_in_recovery() or current_setting($$transaction_read_only$$)::bool' \
-      2>/dev/null)" = f ]; then
+    writable="$(psql -h 127.0.0.1 -p "${PG_PORT[$host]}" -U postgres -d postgres -tAc \
+      'select not (pg_is_in_recovery() or current_setting($$transaction_read_only$$)::bool)' \
+      2>/dev/null || true)"
+    goal="$(assigned_state "$host")"
+    if [ "$writable" = t ] && writer_state "$goal"; then
       if [ -z "$bouncer" ] || ! kill -0 "$bouncer" 2>/dev/null; then
         setpriv --reuid postgres --regid postgres --init-groups \
           /usr/sbin/pgbouncer "$RUN/pg/pgbouncer-$host.ini" &
         bouncer=$!
       fi
-    elif [ -n "$bouncer" ]; then
+    elif [ -n "$bouncer" ] && { [ "$writable" != t ] || [ -n "$goal" ]; }; then
+      # Not writable, or the monitor assigns another role. A monitor that does not answer
+      # (goal empty) changes nothing: losing it must not stop the writes.
       kill "$bouncer" 2>/dev/null || true
       bouncer=""
     fi
     sleep 0.5
   done
 }
+
+# The monitor's assigned state for a node, empty when the monitor does not answer. A lost
+# primary's host that comes back starts its PostgreSQL writable from its own state file before
+# its keeper hears it was demoted; writes taken then would be rewound away by pg_rewind, so its
+# bouncer waits for the monitor's word, not only for a writable server.
+assigned_state() {
+  as_postgres pg_autoctl show state --monitor "$MONITOR_URL" 2>/dev/null |
+    awk -F'|' -v n="$1" '{gsub(/ /, "")} $1 == n {print $7}'
+}
+writer_state() { case $1 in single | wait_primary | primary) return 0 ;; *) return 1 ;; esac; }
 
 state_is() {  # state_is pg1 primary: the monitor's view of a node's reported state
   as_postgres pg_autoctl show state --monitor "$MONITOR_URL" 2>/dev/null |
@@ -346,6 +360,10 @@ case "${1:-}" in
   kill) host_kill "$2" ;;
   start) host_start "$2" ;;
   primary) cmd_primary ;;
+  # rejoined HOST SECONDS: wait until a lost node, started again, is a streaming secondary
+  rejoined) wait_for "$3" "$2 secondary" state_is "$2" secondary ;;
+  dsn) echo "host=$NET.${IP[$2]} port=${PG_PORT[$2]} dbname=$DB user=postgres" ;;  # a node's own
   bouncer-follow) bouncer_follow "$2" ;;
-  *) echo "usage: $0 up|down|status|kill HOST|start HOST|primary" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|kill HOST|start HOST|primary|rejoined HOST SECONDS" >&2
+    exit 2 ;;
 esac

@@ -11,8 +11,9 @@ the fold lag under load.
     scale/cluster.sh up && .venv/bin/python scale/soak.py --minutes 3; scale/cluster.sh down
     .venv/bin/python scale/soak.py --minutes 2 --up --down     # the same, one command
 
-One soak per cluster: the primary's host stays lost afterwards, and the events table must be
-empty at the start. Exit status 1 when an invariant fails.
+One soak per cluster: the events table must be empty at the start. The lost primary's host is
+started again late in the run and must rejoin as a streaming secondary holding every event.
+Exit status 1 when an invariant fails.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def timetable(seconds: float) -> list[Strike]:
         Strike("beat leader's worker host lost", 0.33 * seconds, ("kill", "BEAT_HOST")),
         Strike("that worker host back", 0.46 * seconds, ("start", "BEAT_HOST")),
         Strike("primary's host lost", 0.52 * seconds, ("kill", "PRIMARY")),
+        Strike("that database host back", 0.75 * seconds, ("start", "OLD_PRIMARY")),
     ]
 
 
@@ -111,6 +113,8 @@ class Summary:
     fold_lag_median_s: float = 0.0
     fold_lag_max_s: float = 0.0
     check_runs: int = 0
+    rejoin_seconds: float | None = None  # the old primary's host back -> streaming secondary
+    standby_events: int | None = None  # events_event rows on it, once caught up
     beat_leaders: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
@@ -189,7 +193,7 @@ def soak(seconds: float, clients: int) -> Summary:
     started_at = timezone.now()
     host, port = env["CLUSTER_LB"].split(":")
     summary = Summary(seconds=seconds)
-    lost_at = None
+    lost_at = back_at = old_primary = None
     reader, sampler = Reader(int(port), host=host), LagSampler()
     reader.start()
     sampler.start()
@@ -200,8 +204,12 @@ def soak(seconds: float, clients: int) -> Summary:
             time.sleep(max(0.0, start + strike.at - time.monotonic()))
             command = strike.command
             if command == ("kill", "PRIMARY"):
-                command = ("kill", cluster("primary"))
+                old_primary = cluster("primary")
+                command = ("kill", old_primary)
                 lost_at = time.monotonic()
+            if command == ("start", "OLD_PRIMARY"):
+                command = ("start", old_primary)
+                back_at = time.monotonic()
             if command == ("kill", "BEAT_HOST"):
                 summary.beat_leaders.append(_beat_leader(env))
                 beat_host = summary.beat_leaders[0].split(":")[0].removeprefix("an-") or "wk1"
@@ -238,12 +246,39 @@ def soak(seconds: float, clients: int) -> Summary:
         summary.fold_lag_max_s = round(max(sampler.samples), 1)
     runs = CheckRun.objects.filter(ran_at__gte=started_at).aggregate(n=Count("id"))
     summary.check_runs = runs["n"]
+    if back_at is not None:
+        rejoin_check(summary, old_primary, back_at)
     judge(summary, record, reader, lost_at)
     try:
         assert_dashboards_match_raw()
     except AssertionError as error:
         summary.failures.append(f"dashboards differ from raw SQL: {str(error)[:300]}")
     return summary
+
+
+def rejoin_check(summary: Summary, node: str, back_at: float) -> None:
+    """The lost primary's host, started again, must come back as a streaming secondary by
+    itself (pg_auto_failover rewinds it) and hold every stored event: the next loss has a
+    standby to fail over to."""
+    import psycopg
+
+    from events.facade import events_all
+
+    try:
+        cluster("rejoined", node, "240")
+    except RuntimeError as error:
+        summary.failures.append(f"{node} did not rejoin as a secondary: {str(error)[-300:]}")
+        return
+    summary.rejoin_seconds = round(time.monotonic() - back_at, 1)
+    stored = events_all().count()
+    with psycopg.connect(cluster("dsn", node), autocommit=True, connect_timeout=5) as standby:
+        for _ in range(120):
+            row = standby.execute("SELECT count(*) FROM events_event").fetchone()
+            summary.standby_events = row[0]
+            if summary.standby_events == stored:
+                return
+            time.sleep(0.5)
+    summary.failures.append(f"{node} holds {summary.standby_events} events, the primary {stored}")
 
 
 def _beat_leader(env: dict[str, str]) -> str:

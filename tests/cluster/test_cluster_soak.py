@@ -1,7 +1,8 @@
 """The namespace cluster under the soak's three losses (issue 15 §5, ADR 0023): a web host, a
 worker host and the PostgreSQL primary's host are lost while clients send events through
-HAProxy; every acknowledged event is stored exactly once, the dashboards equal raw SQL, and no
-request answers 5xx except 503s inside the failover window. `make test-cluster`; needs root
+HAProxy (the last comes back and must rejoin as a secondary); every acknowledged event is
+stored exactly once, the dashboards equal raw SQL, and no request answers 5xx except 503s inside
+the failover window. `make test-cluster`; needs root
 (network namespaces), and installs the cluster's Debian packages when missing."""
 
 from __future__ import annotations
@@ -48,3 +49,6 @@ def test_three_losses_lose_nothing_acknowledged_and_answer_no_5xx_but_503s(soak_
     assert summary["outage_seconds"] is not None, "ingestion never recovered after the failover"
     assert summary["ingest_503"] > 0, "the primary's loss went unnoticed: was it lost?"
     assert summary["check_runs"] > 0, "no quality check ran during the soak"
+    # The lost primary's host, started again, rejoined as a secondary holding every event.
+    assert summary["rejoin_seconds"] is not None, summary["output"]
+    assert summary["standby_events"] == summary["stored"]
