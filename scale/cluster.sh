@@ -162,7 +162,7 @@ bouncer_follow() {
     writable="$(psql -h 127.0.0.1 -p "${PG_PORT[$host]}" -U postgres -d postgres -tAc \
       'select not (pg_is_in_recovery() or current_setting($$transaction_read_only$$)::bool)' \
       2>/dev/null || true)"
-    goal="$(assigned_state "$host")"
+    goal="$(assigned_state "$host" || true)"  # set -e: a silent monitor must not end the loop
     if [ "$writable" = t ] && writer_state "$goal"; then
       if [ -z "$bouncer" ] || ! kill -0 "$bouncer" 2>/dev/null; then
         setpriv --reuid postgres --regid postgres --init-groups \

@@ -1,12 +1,12 @@
 """Soak of the namespace cluster (scale/cluster.sh, issue 15 §5, ADR 0023): client threads send
 single events and batches through HAProxy while dashboards and the API are read and quality
-checks run, and on a timetable a web host is lost (every process of its namespace SIGKILLed,
-then started again), then the worker host whose beat holds the lease (worker and beat: the
-other beat must take over), then the PostgreSQL primary's host (pg_auto_failover promotes the
-standby). At the end it asserts: every acknowledged event stored exactly once, dashboard
-numbers equal raw SQL, no 5xx but 503s inside the failover window, quality checks ran; and
-prints events/s through the load balancer, p99, failover time (first 503 to first 2xx) and
-the fold lag under load.
+checks run, and on a timetable the failover monitor's host is lost and back, a web host is lost
+(every process of its namespace SIGKILLed, then started again), then the worker host whose beat
+holds the lease (worker and beat: the other beat must take over), then the PostgreSQL primary's
+host (pg_auto_failover promotes the standby). At the end it asserts: every acknowledged event
+stored exactly once, dashboard numbers equal raw SQL, no 5xx but 503s inside the failover window,
+quality checks ran; and prints events/s through the load balancer, p99, failover time (first 503
+to first 2xx) and the fold lag under load.
 
     scale/cluster.sh up && .venv/bin/python scale/soak.py --minutes 3; scale/cluster.sh down
     .venv/bin/python scale/soak.py --minutes 2 --up --down     # the same, one command
@@ -62,6 +62,10 @@ class Strike:
 def timetable(seconds: float) -> list[Strike]:
     """Each loss in its own stretch of the run, with recovery traffic after it."""
     return [
+        # The failover monitor is one node (ADR 0023): lost, no failover can happen, but the
+        # primary, the standby and their bouncers must go on serving.
+        Strike("failover monitor's host lost", 0.04 * seconds, ("kill", "mon")),
+        Strike("monitor's host back", 0.11 * seconds, ("start", "mon")),
         Strike("web host web1 lost", 0.15 * seconds, ("kill", "web1")),
         Strike("web host web1 back", 0.28 * seconds, ("start", "web1")),
         Strike("beat leader's worker host lost", 0.33 * seconds, ("kill", "BEAT_HOST")),
