@@ -83,16 +83,16 @@ def _namespace(source: str, key_id: int | None) -> bytes:
 
 def _uuid5_text(namespace: bytes, name: str) -> str:
     """str(uuid.uuid5(UUID(bytes=namespace), name)), without building UUID objects (it runs for
-    every message; tests/unit/test_tracker_common.py holds it equal to the standard library)."""
-    digest = bytearray(
-        hashlib.sha1(
-            namespace + name.encode("utf-8", "surrogatepass"), usedforsecurity=False
-        ).digest()
-    )
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    text = digest[:16].hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    every message; tests/unit/test_tracker_common.py holds it equal to the standard library):
+    the SHA-1's hex with the version nibble set to 5 and the variant bits to 10."""
+    text = hashlib.sha1(
+        namespace + name.encode("utf-8", "surrogatepass"), usedforsecurity=False
+    ).hexdigest()
+    return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
+
+
+# The hex digit of a UUID's byte 8 high nibble once its top two bits are set to 10 (RFC 4122).
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def _canonical_json(message: Any) -> bytes:
