@@ -104,7 +104,7 @@ def _canonical_json(message: Any) -> bytes:
 
 def iso_from_epoch_millis(value: Any) -> str | None:
     """ISO-8601 UTC text of epoch milliseconds (int or digit string); None when not one."""
-    if isinstance(value, str) and value.isdigit() and len(value) <= 15:
+    if isinstance(value, str) and value.isdecimal() and len(value) <= 15:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         return None
