@@ -28,6 +28,7 @@ import binascii
 import datetime as dt
 import functools
 import hashlib
+import operator
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, NoReturn
@@ -290,15 +291,23 @@ def ingest_source(
 
 def _client_contexts(
     items: Sequence[Translated], source: services.IngestSource
-) -> list[ClientContext | None]:
+) -> list[ClientContext | None] | None:
     """Per event, the message's own User-Agent and IP where it states them (else None: the
-    request's, from `source`)."""
+    request's, from `source`); None when no message states either (the common case, found
+    in C)."""
+    if not any(map(_USER_AGENT, items)) and not any(map(_IP, items)):
+        return None
     return [
         ClientContext(item.user_agent or source.user_agent, item.ip or source.ip)
         if item.user_agent or item.ip
         else None
         for item in items
     ]
+
+
+_PAYLOAD, _ERROR = operator.attrgetter("payload"), operator.attrgetter("error")
+_ORIGINAL = operator.attrgetter("original")
+_USER_AGENT, _IP = operator.attrgetter("user_agent"), operator.attrgetter("ip")
 
 
 def translated_ingest(
@@ -317,18 +326,21 @@ def translated_ingest(
     PostHog's body `sent_at`), kept with quarantined messages so a replay maps them again."""
     ingest_from = ingest_source(request, source, translation or {})
     received_at = timezone.now()
-    translated = [item for item in items if item.error is None]
-    refused = [(item.original, [item.error]) for item in items if item.error is not None]
+    if any(map(_ERROR, items)):
+        translated = [item for item in items if item.error is None]
+        refused = [(item.original, [item.error]) for item in items if item.error is not None]
+    else:  # the common case, found in C
+        translated, refused = items, []
 
     def store() -> list[services.EventOutcome]:
         if not translated:
             return []
         return services.event_batch_ingest(
-            [item.payload for item in translated],
+            list(map(_PAYLOAD, translated)),
             source=ingest_from,
             received_at=received_at,
             context=_client_contexts(translated, ingest_from),
-            originals=[item.original for item in translated],
+            originals=list(map(_ORIGINAL, translated)),
         )
 
     if not refused:

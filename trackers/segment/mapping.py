@@ -22,6 +22,7 @@ from typing import Any
 import pycountry
 
 from trackers.common import Translated, event_id_for, untranslatable
+from trackers.mapping import is_whole_cents
 
 SOURCE = "segment"
 MESSAGE_MAX_BYTES = 32 * 1024
@@ -95,6 +96,8 @@ def _first(data: dict[str, Any], names: tuple[str, ...]) -> Any:
 
 def _money(value: Any) -> Any:
     """Money as text with at most two decimals; anything else is left for validation to name."""
+    if is_whole_cents(value):
+        return f"{value:.2f}"  # what the rounding below gives, without Decimal's cost
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return value
     try:
