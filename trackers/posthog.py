@@ -125,7 +125,9 @@ def posthog_message_map(message: Any, *, sent_at: Any = None) -> MappedEvent | I
         properties = properties if isinstance(properties, dict) else {}
     prop = properties.get
     name = get("event")
-    distinct_id = text_or_none(get("distinct_id")) or text_or_none(prop("distinct_id"))
+    distinct_id = get("distinct_id")
+    if type(distinct_id) is not str or not distinct_id:  # text as sent is the common case
+        distinct_id = text_or_none(distinct_id) or text_or_none(prop("distinct_id"))
     if name in _IDENTITY_EVENTS:
         identity = _identity_call(name, distinct_id, message, properties)
         if identity is not None:
@@ -137,7 +139,9 @@ def posthog_message_map(message: Any, *, sent_at: Any = None) -> MappedEvent | I
         event_type = ECOMMERCE_NAMES.get(name, name)
     else:
         event_type = name
-    foreign_id = text_or_none(get("uuid"))
+    foreign_id = get("uuid")
+    if type(foreign_id) is not str or not foreign_id:
+        foreign_id = text_or_none(foreign_id)
     payload: dict[str, Any] = {} if event_type is None else {"event_type": event_type}
     if foreign_id is not None:
         payload["event_id"] = foreign_id

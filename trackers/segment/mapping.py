@@ -196,10 +196,10 @@ def event_translate(
             properties.setdefault("name", get("name"))
     user_id = get("userId")
     if type(user_id) is not str:
-        user_id = _text(user_id)
+        user_id = "" if user_id is None else _text(user_id)
     anonymous_id = get("anonymousId")
     if type(anonymous_id) is not str:
-        anonymous_id = _text(anonymous_id)
+        anonymous_id = "" if anonymous_id is None else _text(anonymous_id)
     if not user_id and not anonymous_id:
         return untranslatable(message, "userId", "required", "userId or anonymousId is required")
     timestamp = get("originalTimestamp") or get("timestamp")
@@ -239,14 +239,12 @@ def event_translate(
     if properties:
         payload["properties"] = properties
     user_agent = context.get("userAgent")
+    if type(user_agent) is not str:
+        user_agent = "" if user_agent is None else _text(user_agent)
     ip = context.get("ip")
-    return Translated(
-        message,
-        payload,
-        None,
-        user_agent if type(user_agent) is str else _text(user_agent),
-        ip if type(ip) is str else _text(ip),
-    )
+    if type(ip) is not str:
+        ip = "" if ip is None else _text(ip)
+    return Translated(message, payload, None, user_agent, ip)
 
 
 def _context_map(
