@@ -106,8 +106,3 @@ def device_type_of(value: Any) -> str | None:
         return None
     lowered = text.lower()
     return lowered if lowered in DEVICE_TYPES else "other"
-
-
-def drop_absent(payload: dict[str, Any]) -> dict[str, Any]:
-    """Optional fields the message did not carry are left out (null means absent)."""
-    return {key: value for key, value in payload.items() if value is not None}
