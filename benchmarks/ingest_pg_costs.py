@@ -8,8 +8,10 @@ wall time far more than CPU).
 Variants: as deployed (keys claimed set-based by the statement, ADR 0027); keys claimed per
 row by the trigger (ADR 0021's form); without the trigger at all (only its WHEN test goes);
 without each secondary index; Segment rows with their original message (ADR 0026:
-`json`) and, for comparison, with the original as `jsonb`. Each variant's figure is the median
+`json`, sent apart from the document as ADR 0033 does) and, for comparison, inside the
+document (before ADR 0033) and as `jsonb`. Each variant's figure is the median
 of --repeat runs of --batches batches of 500, interleaved. The database is dropped after.
+`--originals-only`: just the original inside vs beside the document, in --repeat paired rounds.
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ from benchmarks._ingest_server import (  # noqa: E402
 )
 from benchmarks._ingest_shapes import segment_message  # noqa: E402
 from events.partitioning.convert import key_trigger_install  # noqa: E402
-from events.services.store import _RECORDSET_INSERT_SQL  # noqa: E402
+from events.services.store import (  # noqa: E402
+    _RECORDSET_INSERT_ORIGINALS_SQL,
+    _RECORDSET_INSERT_SQL,
+)
 
 KEY_TRIGGER = "events_event_key_claim"
 
@@ -57,7 +62,8 @@ def _per_row_claim_sql() -> str:
 
 
 def _documents(mix: str, batches: int, size: int, original: bool) -> list[tuple[str, object]]:
-    """Insert parameters as ingestion builds them: one JSON document of `size` rows each."""
+    """Insert parameters: one JSON document of `size` rows each (`original`: Segment rows with
+    their message inside the document, the form before ADR 0033)."""
     documents = []
     for number in range(batches):
         now = dt.datetime.now(dt.UTC)
@@ -77,6 +83,16 @@ def _documents(mix: str, batches: int, size: int, original: bool) -> list[tuple[
     return documents
 
 
+def _originals_apart(documents: list[tuple[str, object]]) -> list[tuple]:
+    """The same rows as ingestion sends them (ADR 0033): the originals as a separate text[]."""
+    apart = []
+    for rows_json, received_at in documents:
+        rows = orjson.loads(rows_json)
+        originals = [orjson.dumps(row.pop("original")).decode() for row in rows]
+        apart.append((orjson.dumps(rows).decode(), received_at, originals))
+    return apart
+
+
 def _backend_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -87,8 +103,11 @@ def _run(conn: psycopg.Connection, sql: str, documents: list, size: int) -> floa
     pid = conn.info.backend_pid
     with conn.cursor() as cursor:
         before = _backend_cpu(pid)
-        for rows, received_at in documents:
-            cursor.execute(sql, {"rows": rows, "received_at": received_at}, prepare=True)
+        for rows, received_at, *originals in documents:
+            params = {"rows": rows, "received_at": received_at}
+            if originals:
+                params["originals"] = originals[0]
+            cursor.execute(sql, params, prepare=True)
             cursor.fetchall()
         spent = _backend_cpu(pid) - before
         cursor.execute(f"TRUNCATE {EVENTS_TABLE}, events_eventkey")
@@ -103,6 +122,31 @@ def _secondary_indexes(conn: psycopg.Connection) -> list[tuple[str, str]]:
     ).fetchall()
 
 
+def _originals_paired(conn: psycopg.Connection, documents: dict[str, list], args) -> None:
+    """The original message inside the document against beside it (ADR 0033), in interleaved
+    rounds whose order alternates: under load, the per-round difference is steadier than
+    either figure."""
+    statements = {"inside": _RECORDSET_INSERT_SQL, "beside": _RECORDSET_INSERT_ORIGINALS_SQL}
+    statements["no original"] = _RECORDSET_INSERT_SQL
+    figures: dict[str, list[float]] = {name: [] for name in statements}
+    for round_number in range(args.repeat):
+        names = list(statements)[:: 1 if round_number % 2 else -1]
+        for name in names:
+            figures[name].append(_run(conn, statements[name], documents[name], args.batch_size))
+    differences = [a - b for a, b in zip(figures["inside"], figures["beside"], strict=True)]
+    print(
+        f"Segment rows' originals, {args.mix} mix, {args.repeat} rounds of {args.batches} "
+        f"batches of {args.batch_size}; load average {os.getloadavg()[0]:.2f}"
+    )
+    for name, values in figures.items():
+        print(f"{name:12s} median {statistics.median(values):6.1f} us/row, min {min(values):6.1f}")
+    positive = sum(difference > 0 for difference in differences)
+    print(
+        f"inside - beside per round: median {statistics.median(differences):+.1f} us/row, "
+        f"{positive} of {len(differences)} rounds positive"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", default="analytics_bench_pgcosts")
@@ -110,6 +154,11 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--originals-only",
+        action="store_true",
+        help="only the original message inside vs beside the document, paired (ADR 0033)",
+    )
     args = parser.parse_args()
     database_create(args.db)
     figures: dict[str, list[float]] = {}
@@ -118,6 +167,11 @@ def main() -> int:
         with psycopg.connect(database_url(args.db), autocommit=True) as conn:
             plain = _documents(args.mix, args.batches, args.batch_size, original=False)
             with_original = _documents(args.mix, args.batches, args.batch_size, original=True)
+            originals_apart = _originals_apart(with_original)
+            if args.originals_only:
+                documents = {"inside": with_original, "beside": originals_apart}
+                _originals_paired(conn, documents | {"no original": plain}, args)
+                return 0
             indexes = _secondary_indexes(conn)
             _run(conn, _RECORDSET_INSERT_SQL, plain[:2], args.batch_size)  # warm-up
             for _ in range(args.repeat):
@@ -143,6 +197,9 @@ def main() -> int:
                     )
                     conn.execute(definition)
                 figures.setdefault("Segment rows, original as json", []).append(
+                    _run(conn, _RECORDSET_INSERT_ORIGINALS_SQL, originals_apart, args.batch_size)
+                )
+                figures.setdefault("Segment rows, original inside the document", []).append(
                     _run(conn, _RECORDSET_INSERT_SQL, with_original, args.batch_size)
                 )
                 conn.execute(f"ALTER TABLE {EVENTS_TABLE} ALTER COLUMN original TYPE jsonb")

@@ -28,6 +28,7 @@ import binascii
 import datetime as dt
 import functools
 import hashlib
+import operator
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple, NoReturn
@@ -83,16 +84,16 @@ def _namespace(source: str, key_id: int | None) -> bytes:
 
 def _uuid5_text(namespace: bytes, name: str) -> str:
     """str(uuid.uuid5(UUID(bytes=namespace), name)), without building UUID objects (it runs for
-    every message; tests/unit/test_tracker_common.py holds it equal to the standard library)."""
-    digest = bytearray(
-        hashlib.sha1(
-            namespace + name.encode("utf-8", "surrogatepass"), usedforsecurity=False
-        ).digest()
-    )
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    text = digest[:16].hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    every message; tests/unit/test_tracker_common.py holds it equal to the standard library):
+    the SHA-1's hex with the version nibble set to 5 and the variant bits to 10."""
+    text = hashlib.sha1(
+        namespace + name.encode("utf-8", "surrogatepass"), usedforsecurity=False
+    ).hexdigest()
+    return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
+
+
+# The hex digit of a UUID's byte 8 high nibble once its top two bits are set to 10 (RFC 4122).
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 def _canonical_json(message: Any) -> bytes:
@@ -104,7 +105,7 @@ def _canonical_json(message: Any) -> bytes:
 
 def iso_from_epoch_millis(value: Any) -> str | None:
     """ISO-8601 UTC text of epoch milliseconds (int or digit string); None when not one."""
-    if isinstance(value, str) and value.isdigit() and len(value) <= 15:
+    if isinstance(value, str) and value.isdecimal() and len(value) <= 15:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         return None
@@ -290,15 +291,23 @@ def ingest_source(
 
 def _client_contexts(
     items: Sequence[Translated], source: services.IngestSource
-) -> list[ClientContext | None]:
+) -> list[ClientContext | None] | None:
     """Per event, the message's own User-Agent and IP where it states them (else None: the
-    request's, from `source`)."""
+    request's, from `source`); None when no message states either (the common case, found
+    in C)."""
+    if not any(map(_USER_AGENT, items)) and not any(map(_IP, items)):
+        return None
     return [
         ClientContext(item.user_agent or source.user_agent, item.ip or source.ip)
         if item.user_agent or item.ip
         else None
         for item in items
     ]
+
+
+_PAYLOAD, _ERROR = operator.attrgetter("payload"), operator.attrgetter("error")
+_ORIGINAL = operator.attrgetter("original")
+_USER_AGENT, _IP = operator.attrgetter("user_agent"), operator.attrgetter("ip")
 
 
 def translated_ingest(
@@ -317,18 +326,21 @@ def translated_ingest(
     PostHog's body `sent_at`), kept with quarantined messages so a replay maps them again."""
     ingest_from = ingest_source(request, source, translation or {})
     received_at = timezone.now()
-    translated = [item for item in items if item.error is None]
-    refused = [(item.original, [item.error]) for item in items if item.error is not None]
+    if any(map(_ERROR, items)):
+        translated = [item for item in items if item.error is None]
+        refused = [(item.original, [item.error]) for item in items if item.error is not None]
+    else:  # the common case, found in C
+        translated, refused = items, []
 
     def store() -> list[services.EventOutcome]:
         if not translated:
             return []
         return services.event_batch_ingest(
-            [item.payload for item in translated],
+            list(map(_PAYLOAD, translated)),
             source=ingest_from,
             received_at=received_at,
             context=_client_contexts(translated, ingest_from),
-            originals=[item.original for item in translated],
+            originals=list(map(_ORIGINAL, translated)),
         )
 
     if not refused:

@@ -66,12 +66,27 @@ def money_or_none(value: Any) -> Any:
     value itself when it is not a number, so the schema layer names the field and rule."""
     if isinstance(value, bool) or value is None:
         return value
+    if is_whole_cents(value):
+        return float(value)  # what the rounding below gives, without Decimal's cost
     if isinstance(value, int | float | str):
         try:
-            return float(Decimal(str(value)).quantize(Decimal("0.01")))
+            return float(Decimal(str(value)).quantize(_CENT))
         except (InvalidOperation, ValueError):
             return value
     return value
+
+
+_CENT = Decimal("0.01")
+_CENTS_EXACT = 1e9  # below it a double is within 1e-6 of the cents it stands for
+
+
+def is_whole_cents(value: Any) -> bool:
+    """A number that is already in whole cents (most prices): rounding it to cents through
+    Decimal gives it back, and formatting it with two decimals gives those cents."""
+    kind = type(value)
+    if kind is float:
+        return -_CENTS_EXACT < value < _CENTS_EXACT and round(value, 2) == value
+    return kind is int and -_CENTS_EXACT < value < _CENTS_EXACT
 
 
 def quantity_or_none(value: Any) -> Any:
@@ -91,8 +106,3 @@ def device_type_of(value: Any) -> str | None:
         return None
     lowered = text.lower()
     return lowered if lowered in DEVICE_TYPES else "other"
-
-
-def drop_absent(payload: dict[str, Any]) -> dict[str, Any]:
-    """Optional fields the message did not carry are left out (null means absent)."""
-    return {key: value for key, value in payload.items() if value is not None}

@@ -8,6 +8,7 @@ one message (posthog-js; the key then travels as `properties.token`). Each messa
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from trackers.mapping import (
@@ -15,7 +16,6 @@ from trackers.mapping import (
     IdentityCall,
     MappedEvent,
     device_type_of,
-    drop_absent,
     money_or_none,
     quantity_or_none,
     text_or_none,
@@ -112,27 +112,26 @@ def _message_key(message: Any) -> str | None:
 def posthog_message_map(message: Any, *, sent_at: Any = None) -> MappedEvent | IdentityCall:
     """One capture message as our event, or as an identity call ($identify, $create_alias,
     $set). A message too broken to read still maps to an event, which validation refuses with
-    the field named, so that it is quarantined with its original."""
+    the field named, so that it is quarantined with its original.
+
+    The payload is built with only the fields the message carries (null means absent to the
+    schema layer too): one flat pass, as this runs for every message of every batch."""
     if not isinstance(message, dict):
         error = ("event", "object", "each event must be a JSON object")
         return MappedEvent(payload={}, original=message, errors=[error])
-    properties = message.get("properties")
-    properties = properties if isinstance(properties, dict) else {}
-    name = message.get("event")
-    distinct_id = text_or_none(message.get("distinct_id")) or text_or_none(
-        properties.get("distinct_id")
-    )
+    get = message.get
+    properties = get("properties")
+    if type(properties) is not dict:
+        properties = properties if isinstance(properties, dict) else {}
+    prop = properties.get
+    name = get("event")
+    distinct_id = get("distinct_id")
+    if type(distinct_id) is not str or not distinct_id:  # text as sent is the common case
+        distinct_id = text_or_none(distinct_id) or text_or_none(prop("distinct_id"))
     if name in _IDENTITY_EVENTS:
         identity = _identity_call(name, distinct_id, message, properties)
         if identity is not None:
             return identity
-    device_id = text_or_none(properties.get("$device_id"))
-    user_id, anonymous_id = distinct_id, text_or_none(properties.get("$anon_distinct_id"))
-    if device_id is not None:
-        anonymous_id = device_id
-        if distinct_id == device_id:  # posthog-js before identify: the id is the device's
-            user_id = None
-    sent_at = None if properties.get("$ignore_sent_at") else message.get("sent_at", sent_at)
     # Any JSON may come as the name: only text is looked up (validation names the rest).
     if name == PAGEVIEW:
         event_type = "page_view"
@@ -140,33 +139,84 @@ def posthog_message_map(message: Any, *, sent_at: Any = None) -> MappedEvent | I
         event_type = ECOMMERCE_NAMES.get(name, name)
     else:
         event_type = name
-    payload = {
-        "event_id": text_or_none(message.get("uuid")),
-        "event_type": event_type,
-        "timestamp": message.get("timestamp"),
-        "sent_at": sent_at,
-        "user_id": user_id,
-        "anonymous_id": anonymous_id,
-        "session_id": text_or_none(properties.get("$session_id")),
-        "device_type": device_type_of(properties.get("$device_type")),
-        "country": text_or_none(properties.get("$geoip_country_code")),
-        "page_url": text_or_none(properties.get("$current_url")),
-        "referrer": _referrer(properties.get("$referrer")),
-        **ecommerce_fields(event_type, properties),
-        "properties": _kept_properties(properties),
-    }
+    foreign_id = get("uuid")
+    if type(foreign_id) is not str or not foreign_id:
+        foreign_id = text_or_none(foreign_id)
+    payload: dict[str, Any] = {} if event_type is None else {"event_type": event_type}
+    if foreign_id is not None:
+        payload["event_id"] = foreign_id
+    timestamp = get("timestamp")
+    if timestamp is not None:
+        payload["timestamp"] = timestamp
+    if not prop("$ignore_sent_at"):
+        sent_at = get("sent_at", sent_at)
+        if sent_at is not None:
+            payload["sent_at"] = sent_at
+    device_id = prop("$device_id")
+    anonymous_id = prop("$anon_distinct_id")
+    if device_id is not None and (device_id := text_or_none(device_id)) is not None:
+        anonymous_id = device_id
+        if distinct_id == device_id:  # posthog-js before identify: the id is the device's
+            distinct_id = None
+    elif anonymous_id is not None:
+        anonymous_id = text_or_none(anonymous_id)
+    if distinct_id is not None:
+        payload["user_id"] = distinct_id
+    if anonymous_id is not None:
+        payload["anonymous_id"] = anonymous_id
+    _columns_map(prop, payload)
+    if type(event_type) is str and event_type in _OUR_ECOMMERCE_TYPES:
+        _ecommerce_map(event_type, properties, payload)
+    kept = _kept_keys(tuple(properties))
+    payload["properties"] = (
+        dict(zip(kept, map(properties.__getitem__, kept), strict=True))
+        if kept is not None
+        else dict(properties)
+    )
+    user_agent = prop("$raw_user_agent")
+    ip = prop("$ip")
     return MappedEvent(
-        payload=drop_absent(payload),
+        payload=payload,
         original=message,
-        foreign_id=payload["event_id"],
-        user_agent=text_or_none(properties.get("$raw_user_agent")),
-        ip=text_or_none(properties.get("$ip")),
+        foreign_id=foreign_id,
+        user_agent=None if user_agent is None else text_or_none(user_agent),
+        ip=None if ip is None else text_or_none(ip),
     )
 
 
-def _referrer(value: Any) -> str | None:
-    text = text_or_none(value)
-    return None if text == "$direct" else text
+def _columns_map(prop: Any, payload: dict[str, Any]) -> None:
+    """Our columns from PostHog's `$` properties (`prop`: the properties' get), each when its
+    property is present and text (or a number). Written out: this runs for every message."""
+    value = prop("$session_id")
+    if value is not None and (value := value if type(value) is str else text_or_none(value)):
+        payload["session_id"] = value
+    value = prop("$device_type")
+    if value is not None and (value := device_type_of(value)):
+        payload["device_type"] = value
+    value = prop("$geoip_country_code")
+    if value is not None and (value := value if type(value) is str else text_or_none(value)):
+        payload["country"] = value
+    value = prop("$current_url")
+    if value is not None and (value := value if type(value) is str else text_or_none(value)):
+        payload["page_url"] = value
+    value = prop("$referrer")
+    if (
+        value is not None
+        and (value := value if type(value) is str else text_or_none(value))
+        and value != "$direct"
+    ):
+        payload["referrer"] = value
+
+
+@functools.lru_cache(maxsize=512)
+def _kept_keys(keys: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The property names kept in `properties` (None: all of them); memoised per key set."""
+    kept = tuple(
+        key
+        for key in keys
+        if key not in _MAPPED_PROPERTIES and (key[:1] != "$" or key in _KEPT_SDK_PROPERTIES)
+    )
+    return None if len(kept) == len(keys) else kept
 
 
 def _identity_call(
@@ -192,44 +242,38 @@ def _identity_call(
     return IdentityCall("identify", distinct_id, traits=traits, original=message)
 
 
-def ecommerce_fields(event_type: Any, properties: dict[str, Any]) -> dict[str, Any]:
+def _ecommerce_map(event_type: str, properties: dict[str, Any], payload: dict[str, Any]) -> None:
     """Our product and order fields from Segment's e-commerce v2 property names (PostHog's
-    documented e-commerce spec uses them too): the first of `products[]` when no top-level
-    product is given."""
-    if type(event_type) is not str or event_type not in _OUR_ECOMMERCE_TYPES:
-        return {}
-    product = properties
-    products = properties.get("products")
-    has_product = "product_id" in properties or "sku" in properties
-    if not has_product and isinstance(products, list) and products:
-        product = products[0] if isinstance(products[0], dict) else {}
-    fields = {
-        "product_id": text_or_none(product.get("product_id")) or text_or_none(product.get("sku")),
-        "category": text_or_none(product.get("category")),
-        "price": money_or_none(product.get("price")),
-        "quantity": quantity_or_none(product.get("quantity")),
-        "currency": text_or_none(properties.get("currency")),
-    }
-    if event_type == "purchase":
-        revenue = properties.get("revenue", properties.get("total", properties.get("value")))
-        fields["order_id"] = text_or_none(properties.get("order_id"))
-        fields["revenue"] = money_or_none(revenue)
-        fields["product_id"] = fields["category"] = fields["price"] = None
-        fields["quantity"] = None
+    documented e-commerce spec uses them too), into `payload` when present: the first of
+    `products[]` when no top-level product is given."""
+    prop = properties.get
     if event_type == "search":
-        fields = {"search_query": text_or_none(properties.get("query"))}
-    if event_type in ("add_to_cart", "remove_from_cart") and fields["quantity"] is None:
-        fields["quantity"] = 1
-    return fields
+        _put(payload, "search_query", text_or_none(prop("query")))
+        return
+    if event_type == "purchase":
+        _put(payload, "order_id", text_or_none(prop("order_id")))
+        _put(payload, "revenue", money_or_none(prop("revenue", prop("total", prop("value")))))
+        _put(payload, "currency", text_or_none(prop("currency")))
+        return
+    product = properties
+    if "product_id" not in properties and "sku" not in properties:
+        products = prop("products")
+        if isinstance(products, list) and products:
+            product = products[0] if isinstance(products[0], dict) else {}
+    get = product.get
+    _put(payload, "product_id", text_or_none(get("product_id")) or text_or_none(get("sku")))
+    _put(payload, "category", text_or_none(get("category")))
+    _put(payload, "price", money_or_none(get("price")))
+    quantity = quantity_or_none(get("quantity"))
+    if quantity is None and event_type in ("add_to_cart", "remove_from_cart"):
+        quantity = 1
+    _put(payload, "quantity", quantity)
+    _put(payload, "currency", text_or_none(prop("currency")))
 
 
-def _kept_properties(properties: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: value
-        for key, value in properties.items()
-        if key not in _MAPPED_PROPERTIES
-        and (not key.startswith("$") or key in _KEPT_SDK_PROPERTIES)
-    }
+def _put(payload: dict[str, Any], name: str, value: Any) -> None:
+    if value is not None:
+        payload[name] = value
 
 
 FLAGS_ANSWER: dict[str, Any] = {

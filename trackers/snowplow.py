@@ -16,14 +16,13 @@ import base64
 import binascii
 import functools
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from trackers.common import iso_from_epoch_millis
 from trackers.mapping import (
     MappedEvent,
-    drop_absent,
     money_or_none,
     quantity_or_none,
     text_or_none,
@@ -88,12 +87,23 @@ def snowplow_key(events: list[Any]) -> str | None:
     return None
 
 
-def _epoch_millis(value: Any) -> int | None:
-    if isinstance(value, str) and value.isdigit() and len(value) <= 15:
+def _epoch_millis(value: Any, name: str, errors: list) -> int | None:
+    """Epoch milliseconds (int or digit string); else None, and an error unless it is empty."""
+    if type(value) is str and value.isdecimal() and len(value) <= 15:
         return int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if type(value) is int and value >= 0:
         return value
+    if value != "":
+        errors.append((name, "epoch_millis", "must be epoch milliseconds"))
     return None
+
+
+def _decoded(event: dict, json_field: str, base64_field: str, errors: list) -> Any:
+    """The decoded self-describing value (None when absent or undecodable: error listed)."""
+    value, bad_field = _self_describing(event, json_field, base64_field)
+    if bad_field:
+        errors.append((bad_field, "json", f"{bad_field} must be {_ENCODED[bad_field]}"))
+    return value
 
 
 def _self_describing(event: dict, json_field: str, base64_field: str) -> tuple[Any, str | None]:
@@ -142,58 +152,96 @@ def _entities(contexts: Any) -> dict[str, list[dict]]:
 
 
 def snowplow_event_map(event: Any) -> MappedEvent:
-    """One tracker-protocol event as our event (errors listed when it cannot be read)."""
+    """One tracker-protocol event as our event (errors listed when it cannot be read). The
+    payload gets only the fields the event carries; one pass, as it runs for every event."""
     if not isinstance(event, dict):
         return MappedEvent(payload={}, original=event, errors=[("event", "object", _NOT_OBJ)])
-    errors: list[tuple[str, str, str]] = []
-    decoded = {}
-    for json_field, base64_field in (("ue_pr", "ue_px"), ("co", "cx")):
-        value, bad_field = _self_describing(event, json_field, base64_field)
-        if bad_field:
-            errors.append((bad_field, "json", f"{bad_field} must be {_ENCODED[bad_field]}"))
-        decoded[json_field] = value
     get = event.get
+    errors: list[tuple[str, str, str]] = []
+    unstruct = contexts = None
+    if get("ue_pr") is not None or get("ue_px") is not None:
+        unstruct = _decoded(event, "ue_pr", "ue_px", errors)
+    if get("co") is not None or get("cx") is not None:
+        contexts = _decoded(event, "co", "cx", errors)
     ttm, dtm, stm = get("ttm"), get("dtm"), get("stm")
-    true_ms, created_ms, stm_ms = _epoch_millis(ttm), _epoch_millis(dtm), _epoch_millis(stm)
-    for name, raw, millis in (
-        ("ttm", ttm, true_ms),
-        ("dtm", dtm, created_ms),
-        ("stm", stm, stm_ms),
-    ):
-        if millis is None and raw is not None and raw != "":
-            errors.append((name, "epoch_millis", "must be epoch milliseconds"))
-    sent_ms = stm_ms if true_ms is None else None
-    if true_ms is None and created_ms is None:
+    true_ms = None if ttm is None else _epoch_millis(ttm, "ttm", errors)
+    created_ms = None if dtm is None else _epoch_millis(dtm, "dtm", errors)
+    sent_ms = None if stm is None else _epoch_millis(stm, "stm", errors)
+    if true_ms is not None:
+        sent_ms = None
+    elif created_ms is None:
         # No event time (a hand-written pixel): it happened when sent, else when received.
         created_ms, sent_ms = sent_ms, None
-    kind_fields = _kind_fields(event, decoded["ue_pr"], _entities(decoded["co"]), errors)
-    user_id = text_or_none(get("uid"))
-    anonymous_id = (
-        text_or_none(get("duid"))
-        or text_or_none(get("nuid"))
-        or text_or_none(get("tnuid"))
-        or (None if user_id else COOKIELESS_USER)
+    payload: dict[str, Any] = {}
+    keys = _plan(tuple(event))
+    if keys.texts:
+        for name, column in keys.texts:
+            value = event[name]
+            if type(value) is not str:
+                value = text_or_none(value)
+            if value:  # text_or_none gives no empty text: "" is absent
+                payload[column] = value
+    moment = true_ms if true_ms is not None else created_ms
+    if moment is not None and (text := iso_from_epoch_millis(moment)) is not None:
+        payload["timestamp"] = text
+    if sent_ms is not None and (text := iso_from_epoch_millis(sent_ms)) is not None:
+        payload["sent_at"] = text
+    if "anonymous_id" not in payload and "user_id" not in payload:
+        payload["anonymous_id"] = COOKIELESS_USER
+    platform = get("p")
+    if type(platform) is str and (device_type := PLATFORM_DEVICE_TYPES.get(platform)):
+        payload["device_type"] = device_type
+    extra = (
+        dict(zip(keys.extra, map(event.__getitem__, keys.extra), strict=True))
+        if keys.extra is not None
+        else dict(event)
     )
-    payload = {
-        "event_id": text_or_none(get("eid")),
-        "timestamp": iso_from_epoch_millis(true_ms if true_ms is not None else created_ms),
-        "sent_at": None if sent_ms is None else iso_from_epoch_millis(sent_ms),
-        "user_id": user_id,
-        "anonymous_id": anonymous_id,
-        "session_id": text_or_none(get("sid")),
-        "device_type": PLATFORM_DEVICE_TYPES.get(get("p")),
-        "page_url": text_or_none(get("url")),
-        "referrer": text_or_none(get("refr")),
-        **kind_fields,
-    }
+    entities = _entities(contexts) if contexts is not None else {}
+    for name, value in _kind_fields(event, unstruct, entities, errors, extra).items():
+        if value is not None:
+            payload[name] = value
+    user_agent, ip = get("ua"), get("ip")
     return MappedEvent(
-        payload=drop_absent(payload),
+        payload=payload,
         original=event,
-        foreign_id=payload["event_id"],
-        user_agent=text_or_none(get("ua")),
-        ip=text_or_none(get("ip")),
+        foreign_id=payload.get("event_id"),
+        user_agent=None if user_agent is None else text_or_none(user_agent),
+        ip=None if ip is None else text_or_none(ip),
         errors=errors,
     )
+
+
+# Tracker fields that are text columns of ours. `duid`, `nuid` and `tnuid` are the anonymous id
+# in that order of preference (the first present wins, as each is read only when no earlier
+# one gave text).
+_TEXT_FIELDS = {
+    "eid": "event_id",
+    "uid": "user_id",
+    "tnuid": "anonymous_id",
+    "nuid": "anonymous_id",
+    "duid": "anonymous_id",
+    "sid": "session_id",
+    "url": "page_url",
+    "refr": "referrer",
+}
+
+
+class _KeyPlan(NamedTuple):
+    """What to read from an event with these keys: (field, column) of the text fields present,
+    later ones overriding (so `duid` over `nuid` over `tnuid`), and the names kept as
+    properties (None: all)."""
+
+    texts: tuple[tuple[str, str], ...]
+    extra: tuple[str, ...] | None
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(keys: tuple[str, ...]) -> _KeyPlan:
+    """Memoised per key set: a tracker sends events of a few shapes."""
+    present = set(keys)
+    texts = tuple((name, column) for name, column in _TEXT_FIELDS.items() if name in present)
+    extra = tuple(key for key in keys if key not in _MAPPED and key[:3] != "se_")
+    return _KeyPlan(texts, None if len(extra) == len(keys) else extra)
 
 
 _NOT_OBJ = "each event must be a JSON object"
@@ -206,11 +254,11 @@ _ENCODED = {
 
 
 def _kind_fields(
-    event: dict, unstruct: Any, entities: dict[str, list[dict]], errors: list
+    event: dict, unstruct: Any, entities: dict[str, list[dict]], errors: list, extra: dict
 ) -> dict[str, Any]:
-    """event_type, its e-commerce fields and properties, by the event's kind `e`."""
+    """event_type, its e-commerce fields and properties (`extra`: the fields not mapped), by
+    the event's kind `e`."""
     kind = event.get("e")
-    extra = {k: v for k, v in event.items() if k not in _MAPPED and k[:3] != "se_"}
     if kind == "pv":
         return {"event_type": "page_view", "properties": extra}
     if kind == "pp":

@@ -1,7 +1,8 @@
 """The ingestion fast path: event POSTs from API clients skip most of Django's request machinery.
 
 What it is. Under WSGI, `handler.IngestAwareWSGIHandler` sends a POST to an ingestion path
-(/events, /events/batch, the same under /api/v1/) that carries no Cookie header to a second,
+(/events, /events/batch, the same under /api/v1/; the tracker protocols' batch endpoints
+/v1/batch, /batch/ and Snowplow's tp2) that carries no Cookie header to a second,
 short middleware chain; every other request takes Django's handler and settings.MIDDLEWARE.
 Routing, authentication by ingestion key, permissions, throttling, parsing and errors stay in
 DRF and are the same on both paths. A browser with a session still takes the full chain, so

@@ -19,8 +19,12 @@ from analytics_site.fastpath.checks import middleware_unmirrored
 from analytics_site.fastpath.signals import RequestSignals
 
 # /events, /events/batch and the same under /api/v1/, with or without a trailing slash
-# (the URL conf in events/urls.py accepts both).
-INGEST_PATH = re.compile(r"^/(?:api/v1/)?events(?:/batch)?/?$")
+# (the URL conf in events/urls.py accepts both); and the tracker protocols' batch endpoints
+# (trackers/urls.py: Segment's /v1/batch, PostHog's /batch/, Snowplow's tp2), whose batches
+# are the same ingestion at the same rates.
+INGEST_PATH = re.compile(
+    r"^/(?:(?:api/v1/)?events(?:/batch)?/?|v1/batch/?|batch/|com\.snowplowanalytics\.snowplow/tp2)$"
+)
 
 INGEST_MIDDLEWARE = [
     "analytics_site.fastpath.middleware.IngestMetricsMiddleware",

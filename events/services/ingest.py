@@ -199,12 +199,12 @@ def event_batch_ingest(
 def original_storable(message: Any, *, encoded: bool = False) -> Any:
     """The original message as stored: as is, or (lone surrogates, NUL, integers beyond 64
     bits, which jsonb refused; the json column keeps that rule, ADR 0026) its escaped JSON text
-    under `unstorable_json`. `encoded`: as the JSON text already written for that check (an
-    orjson.Fragment, which the PostgreSQL insert's document embeds without writing it again)."""
+    under `unstorable_json`. `encoded`: as the JSON bytes already written for that check,
+    which the PostgreSQL insert sends as they are (events.services.store, ADR 0033)."""
     try:
         text = orjson.dumps(message)
         if b"\\u0000" not in text:
-            return orjson.Fragment(text) if encoded else message
+            return text if encoded else message
     except (TypeError, orjson.JSONEncodeError):
         pass
     text, _ = raw_payload_encode(message)

@@ -9,6 +9,7 @@ with `events_stored_behind_notify`, inside the storing transaction.
 
 from __future__ import annotations
 
+import operator
 import threading
 import uuid
 from collections.abc import Callable, Sequence
@@ -57,7 +58,7 @@ _COLUMN_DEFAULTS = {
 }
 
 
-def _recordset_insert_sql() -> str:
+def _recordset_insert_sql(*, originals: bool = False) -> str:
     """INSERT … SELECT FROM json_to_recordset(one JSON parameter) … RETURNING the new rows.
 
     One parameter for the whole batch: orjson writes it in C, and PostgreSQL parses it in C.
@@ -67,9 +68,23 @@ def _recordset_insert_sql() -> str:
     An event_id already stored is skipped by the events table's key trigger (ADR 0021: the
     table is partitioned, so no unique index on event_id alone can serve ON CONFLICT), and
     left out of RETURNING.
+
+    `originals`: the rows' original messages (translated events, ADR 0026) come as a second
+    parameter, a binary text[] zipped with the document's rows (ADR 0033): inside the document
+    json_to_recordset walked every token of each message before the json column checked it.
     """
     names = ", ".join(f'"{name}"' for name in EVENT_COLUMN_NAMES)
     definitions = ", ".join(f'"{name}" {kind}' for name, kind in EVENT_COLUMNS)
+    rows = f"SELECT * FROM json_to_recordset(%(rows)s::json) AS t({definitions})"  # noqa: S608
+    if originals:
+        others = [(name, kind) for name, kind in EVENT_COLUMNS if name != "original"]
+        columns = ", ".join(f'"{name}"' for name, _ in others)
+        typed = ", ".join(f'"{name}" {kind}' for name, kind in others)
+        rows = (
+            f'SELECT {columns}, o::json AS "original" FROM ROWS FROM ('  # noqa: S608
+            f"json_to_recordset(%(rows)s::json) AS ({typed}), unnest(%(originals)b::text[])) "
+            f"AS z({columns}, o)"
+        )
     values = []
     for name in EVENT_COLUMN_NAMES:
         if name == "received_at":
@@ -86,8 +101,7 @@ def _recordset_insert_sql() -> str:
     # `claimed` yields a row, so before any event row can reach the trigger.
     return (
         f"WITH flag AS MATERIALIZED (SELECT set_config('{KEYS_CLAIMED_SETTING}', 'on', true)), "  # noqa: S608
-        "t AS MATERIALIZED (SELECT * FROM json_to_recordset(%(rows)s::json) "
-        f"AS t({definitions})), "
+        f"t AS MATERIALIZED ({rows}), "
         f"claimed AS (INSERT INTO {KEYS_TABLE} (event_id, received_at) "
         "SELECT t.event_id, COALESCE(t.received_at, %(received_at)s::timestamptz) FROM t, flag "
         "ON CONFLICT (event_id) DO NOTHING RETURNING event_id) "
@@ -101,6 +115,26 @@ _UNCLAIMED_RESET_SQL = f"SELECT set_config('{KEYS_CLAIMED_SETTING}', '', true)"
 
 
 _RECORDSET_INSERT_SQL = _recordset_insert_sql()
+_RECORDSET_INSERT_ORIGINALS_SQL = _recordset_insert_sql(originals=True)
+_HAS_ORIGINAL = operator.methodcaller("__contains__", "original")
+_ORIGINAL_TAKEN = operator.methodcaller("pop", "original", None)
+
+
+def _originals_taken(rows: list[dict[str, Any]]) -> list[str | None] | None:
+    """The rows' original messages as JSON text (None for a row without one), taken out of the
+    rows for the statement's second parameter; None when no row has one (our own API's)."""
+    if not any(map(_HAS_ORIGINAL, rows)):  # in C: this runs for every batch
+        return None
+    return [
+        original.decode() if type(original) is bytes else _original_text(original)
+        for original in map(_ORIGINAL_TAKEN, rows)
+    ]
+
+
+def _original_text(original: Any) -> str | None:
+    """A row's original as JSON text: ingestion hands over bytes (original_storable), a replay
+    the message."""
+    return None if original is None else orjson.dumps(original, default=json_default).decode()
 
 
 def json_default(value: Any) -> Any:
@@ -142,7 +176,9 @@ def _prepared_insert_cursor(raw: psycopg.Connection) -> psycopg.Cursor:
     return cursor
 
 
-def _recordset_insert(db: BaseDatabaseWrapper, params: dict[str, Any]) -> dict[str, int]:
+def _recordset_insert(
+    db: BaseDatabaseWrapper, statement: str, params: dict[str, Any]
+) -> dict[str, int]:
     """Run the insert on a server-side-binding cursor (the document travels as a parameter).
 
     Outside a transaction the statement is a server-side prepared statement of this
@@ -156,7 +192,7 @@ def _recordset_insert(db: BaseDatabaseWrapper, params: dict[str, Any]) -> dict[s
     raw = db.connection
     if db.in_atomic_block or not settings.INGEST_PREPARED_STATEMENTS:
         with psycopg.Cursor(raw) as cursor:
-            cursor.execute(_RECORDSET_INSERT_SQL, params)
+            cursor.execute(statement, params)
             inserted = dict(cursor.fetchall())
             if db.in_atomic_block:  # later inserts of this transaction claim their keys again
                 cursor.execute(_UNCLAIMED_RESET_SQL)
@@ -165,7 +201,7 @@ def _recordset_insert(db: BaseDatabaseWrapper, params: dict[str, Any]) -> dict[s
     threshold = raw.prepare_threshold
     raw.prepare_threshold = 0
     try:
-        cursor.execute(_RECORDSET_INSERT_SQL, params, prepare=True)
+        cursor.execute(statement, params, prepare=True)
     finally:
         raw.prepare_threshold = threshold
     return dict(cursor.fetchall())
@@ -196,13 +232,18 @@ def _insert_rows_postgres(rows: list[dict[str, Any]]) -> dict[str, int]:
     """
     received_at = rows[0].get("received_at") or timezone.now()
     rows = _first_of_each_event_id(rows)
+    originals = _originals_taken(rows)
     params = {"rows": _rows_document(rows, received_at), "received_at": received_at}
+    statement = _RECORDSET_INSERT_SQL
+    if originals is not None:
+        params["originals"] = originals
+        statement = _RECORDSET_INSERT_ORIGINALS_SQL
     db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` looks the alias up again
     for attempt in (1, 2):
         db.ensure_connection()
         try:
             with db.wrap_database_errors:
-                return _recordset_insert(db, params)
+                return _recordset_insert(db, statement, params)
         except (OperationalError, InterfaceError):
             if attempt == 2 or db.in_atomic_block:
                 raise

@@ -156,6 +156,8 @@ def test_a_bad_posthog_message_is_quarantined_as_sent_and_the_rest_stored(
         (snowplow_event(cx=base64.b64encode(b"{nope").decode()), "cx", "json"),
         (snowplow_event(e="se"), "se_ac", "required"),
         (snowplow_event(url=["not", "text"], eid=7), None, None),
+        (snowplow_event(dtm="\u00b2"), "dtm", "epoch_millis"),  # a digit int() refuses: once a 500
+        (snowplow_event(p={"not": "text"}), None, None),  # an unhashable platform: once a 500
     ],
 )
 def test_a_bad_snowplow_event_is_quarantined_as_sent_and_the_rest_stored(

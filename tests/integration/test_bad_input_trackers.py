@@ -149,6 +149,16 @@ def test_segment_single_call_that_is_not_an_object_is_400(ingest_client, path, p
             "message",
             "max_size",
         ),
+        (  # beyond Decimal's 28 digits: once a 500 from the money rounding
+            {
+                "type": "track",
+                "event": "Product Viewed",
+                "userId": "u",
+                "properties": {"price": 1e30},
+            },
+            "price",
+            "range",
+        ),
     ],
 )
 def test_a_bad_message_is_quarantined_as_sent_and_the_rest_stored(

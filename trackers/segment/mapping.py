@@ -22,6 +22,7 @@ from typing import Any
 import pycountry
 
 from trackers.common import Translated, event_id_for, untranslatable
+from trackers.mapping import is_whole_cents
 
 SOURCE = "segment"
 MESSAGE_MAX_BYTES = 32 * 1024
@@ -95,15 +96,19 @@ def _first(data: dict[str, Any], names: tuple[str, ...]) -> Any:
 
 def _money(value: Any) -> Any:
     """Money as text with at most two decimals; anything else is left for validation to name."""
+    if is_whole_cents(value):
+        return f"{value:.2f}"  # what the rounding below gives, without Decimal's cost
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return value
     try:
         amount = Decimal(str(value))
+        # A finite amount beyond the context's 28 digits cannot be quantized (InvalidOperation).
+        return str(amount.quantize(_CENT)) if amount.is_finite() else value
     except InvalidOperation:
         return value
-    if not amount.is_finite():
-        return value
-    return str(amount.quantize(Decimal("0.01")))
+
+
+_CENT = Decimal("0.01")
 
 
 def _quantity(value: Any) -> Any:
@@ -114,11 +119,6 @@ def _quantity(value: Any) -> Any:
 
 
 _EMPTY: dict[str, Any] = {}
-
-
-def _inner(container: dict[str, Any], name: str) -> dict[str, Any]:
-    value = container.get(name)
-    return value if type(value) is dict else _EMPTY
 
 
 def _country(value: Any) -> str:
@@ -132,37 +132,37 @@ def _country(value: Any) -> str:
     return _COUNTRY_BY_NAME.get(text.lower(), "")
 
 
-def _ecommerce_fields(event_type: str, properties: dict[str, Any]) -> dict[str, Any]:
-    """Our columns for one of the seven types from the spec's properties."""
-    fields: dict[str, Any] = {}
+def _ecommerce_map(event_type: str, properties: dict[str, Any], payload: dict[str, Any]) -> None:
+    """Our columns for one of the seven types from the spec's properties, into `payload`."""
+    get = properties.get
     if event_type == "search":
-        query = _first(properties, ("query",))
-        if query is not None:
-            fields["search_query"] = query
-        return fields
+        query = get("query")
+        if query is not None and query != "":
+            payload["search_query"] = query
+        return
     if event_type in ("product_view", "add_to_cart", "remove_from_cart"):
         product_id = _first(properties, _PRODUCT_ID)
         if product_id is not None:
-            fields["product_id"] = _text(product_id) or product_id
-        for name in ("category",):
-            if properties.get(name) is not None:
-                fields[name] = properties[name]
-        if properties.get("price") is not None:
-            fields["price"] = _money(properties["price"])
+            payload["product_id"] = _text(product_id) or product_id
+        category = get("category")
+        if category is not None:
+            payload["category"] = category
+        price = get("price")
+        if price is not None:
+            payload["price"] = _money(price)
         if event_type != "product_view":
-            quantity = properties.get("quantity")
-            fields["quantity"] = 1 if quantity is None else _quantity(quantity)
+            quantity = get("quantity")
+            payload["quantity"] = 1 if quantity is None else _quantity(quantity)
     else:  # checkout_start, purchase
         order_id = _first(properties, ("order_id", "checkout_id"))
         if order_id is not None:
-            fields["order_id"] = _text(order_id) or order_id
+            payload["order_id"] = _text(order_id) or order_id
         revenue = _first(properties, _REVENUE)
         if revenue is not None:
-            fields["revenue"] = _money(revenue)
-    currency = properties.get("currency")
-    if isinstance(currency, str) and currency:
-        fields["currency"] = currency.upper()
-    return fields
+            payload["revenue"] = _money(revenue)
+    currency = get("currency")
+    if currency and type(currency) is str:
+        payload["currency"] = currency.upper()
 
 
 def event_translate(
@@ -173,8 +173,9 @@ def event_translate(
     batch_sent_at: Any,
     received_at: dt.datetime,
 ) -> Translated:
-    """A track, page, screen or group message as one of our events. One flat pass: this runs
-    for every message of every batch (benchmarks/protocol_opcount.py counts it)."""
+    """A track, page, screen or group message as one of our events. One flat pass, helpers
+    written out: this runs for every message of every batch (benchmarks/protocol_opcount.py
+    counts it). `messages.message_translate` checked the JSON types of the fields read here."""
     get = message.get
     properties = get("properties")
     properties = dict(properties) if properties else {}
@@ -194,9 +195,11 @@ def event_translate(
         if get("name") is not None:
             properties.setdefault("name", get("name"))
     user_id = get("userId")
-    user_id = user_id if type(user_id) is str else _text(user_id)
+    if type(user_id) is not str:
+        user_id = "" if user_id is None else _text(user_id)
     anonymous_id = get("anonymousId")
-    anonymous_id = anonymous_id if type(anonymous_id) is str else _text(anonymous_id)
+    if type(anonymous_id) is not str:
+        anonymous_id = "" if anonymous_id is None else _text(anonymous_id)
     if not user_id and not anonymous_id:
         return untranslatable(message, "userId", "required", "userId or anonymousId is required")
     timestamp = get("originalTimestamp") or get("timestamp")
@@ -216,50 +219,64 @@ def event_translate(
         payload["user_id"] = user_id
     if anonymous_id:
         payload["anonymous_id"] = anonymous_id
-    context = get("context") or _EMPTY
-    page = _inner(context, "page")
+    context = get("context")
+    page = context.get("page") if context else None
+    if type(page) is not dict:
+        page = _EMPTY
     url = properties.pop("url", None) or page.get("url")
     if url:
         payload["page_url"] = url
     referrer = properties.pop("referrer", None) or page.get("referrer")
     if referrer:
         payload["referrer"] = referrer
-    if context:
-        _context_map(context, payload, properties)
     if event_type in _OUR_ECOMMERCE_TYPES:
-        payload |= _ecommerce_fields(event_type, properties)
+        _ecommerce_map(event_type, properties, payload)
+    if not context:
+        if properties:
+            payload["properties"] = properties
+        return Translated(message, payload)
+    _context_map(context, payload, properties)
     if properties:
         payload["properties"] = properties
-    if not context:
-        return Translated(message, payload)
-    return Translated(
-        message, payload, None, _text(context.get("userAgent")), _text(context.get("ip"))
-    )
+    user_agent = context.get("userAgent")
+    if type(user_agent) is not str:
+        user_agent = "" if user_agent is None else _text(user_agent)
+    ip = context.get("ip")
+    if type(ip) is not str:
+        ip = "" if ip is None else _text(ip)
+    return Translated(message, payload, None, user_agent, ip)
 
 
 def _context_map(
     context: dict[str, Any], payload: dict[str, Any], properties: dict[str, Any]
 ) -> None:
     """Device, session and country columns; campaign (as utm_*) and locale properties."""
-    device_type = _inner(context, "device").get("type")
-    if type(device_type) is str:
-        device = _DEVICE_TYPES.get(device_type.lower())
-        if device is not None:
-            payload["device_type"] = device
-    session = _text(context.get("sessionId") or context.get("session_id"))
-    if session:
-        payload["session_id"] = session
-    location = context.get("location")
-    if location:
-        country = _country(_inner(context, "location").get("country"))
-        if country:
-            payload["country"] = country
-    campaign = context.get("campaign")
+    get = context.get
+    device = get("device")
+    if device and type(device) is dict:
+        device_type = device.get("type")
+        if type(device_type) is str:
+            device_type = _DEVICE_TYPES.get(device_type.lower())
+            if device_type is not None:
+                payload["device_type"] = device_type
+    session = get("sessionId") or get("session_id")
+    if session is not None:
+        session = session if type(session) is str else _text(session)
+        if session:
+            payload["session_id"] = session
+    location = get("location")
+    if location and type(location) is dict:
+        country = location.get("country")
+        if country and type(country) is str:
+            country = _country(country)
+            if country:
+                payload["country"] = country
+    campaign = get("campaign")
     if campaign and type(campaign) is dict:
         for name, key in _CAMPAIGN.items():
             value = campaign.get(name)
             if value is not None:
                 properties[key] = value
-    locale = context.get("locale")
+    locale = get("locale")
     if locale is not None:
         properties["locale"] = locale

@@ -5,6 +5,7 @@ breaks a check is quarantined as sent, naming the field and rule."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any
 
 import orjson
@@ -41,15 +42,25 @@ _ALLOWED_TYPES = {
     _TIME: frozenset({str, _NONE}),
     _ID: frozenset({str, int, _NONE}),
 }
-_FIELD_TYPES = {name: _ALLOWED_TYPES[kind] for name, kind in _TYPED_FIELDS.items()}
+_TYPED_NAMES = tuple(_TYPED_FIELDS)
+
+
+@functools.lru_cache(maxsize=256)
+def _wrong_field(kinds: tuple[type, ...]) -> str | None:
+    """The first typed field whose JSON type (`kinds`, by `_TYPED_NAMES`; NoneType when
+    absent) is not allowed; memoised, since messages come in a few shapes."""
+    for name, kind in zip(_TYPED_NAMES, kinds, strict=True):
+        if kind not in _ALLOWED_TYPES[_TYPED_FIELDS[name]]:
+            return name
+    return None
 
 
 def _shape_error(message: dict[str, Any]) -> Translated | None:
-    for name in _FIELD_TYPES.keys() & message.keys():  # the typed fields present (C sets)
-        if type(message[name]) not in _FIELD_TYPES[name]:
-            rule = _TYPED_FIELDS[name]
-            return untranslatable(message, name, rule, f"{name} {_TYPED_MESSAGES[rule]}")
-    return None
+    name = _wrong_field(tuple(map(type, map(message.get, _TYPED_NAMES))))
+    if name is None:
+        return None
+    rule = _TYPED_FIELDS[name]
+    return untranslatable(message, name, rule, f"{name} {_TYPED_MESSAGES[rule]}")
 
 
 def message_size_error(message: Any) -> Translated | None:
