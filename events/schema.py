@@ -69,6 +69,7 @@ TIMESTAMP_YEAR_PATTERN = (
 TIMESTAMP_RANGE_MESSAGE = (
     f"is out of the supported date range (years {TIMESTAMP_MIN_YEAR} to {TIMESTAMP_MAX_YEAR})"
 )
+_STORABLE_YEARS = range(TIMESTAMP_MIN_YEAR, TIMESTAMP_MAX_YEAR + 1)
 _BIG = float(2**64)  # beyond this a JSON number in properties lost digits
 
 
@@ -203,7 +204,10 @@ def _properties_shape_error(properties: dict[str, Any]) -> FieldError | None:
     return None
 
 
-def _properties_errors(properties: dict[str, Any]) -> list[FieldError]:
+def _properties_errors(properties: dict[str, Any], payload_json: bytes) -> list[FieldError]:
+    """`payload_json`: the whole event as JSON. The properties' own JSON is part of it, so
+    when the event is within the size limit and holds no escaped NUL, so are they (the common
+    case: no second encoding)."""
     if len(properties) > PROPERTIES_MAX_KEYS:
         return [
             FieldError("properties", "max_keys", f"at most {PROPERTIES_MAX_KEYS} keys are allowed")
@@ -211,6 +215,8 @@ def _properties_errors(properties: dict[str, Any]) -> list[FieldError]:
     shape_error = _properties_shape_error(properties)
     if shape_error:
         return [shape_error]
+    if len(payload_json) <= PROPERTIES_MAX_BYTES and b"\\u0000" not in payload_json:
+        return []
     encoded = orjson.dumps(properties)  # encodability was checked on the whole payload
     if len(encoded) > PROPERTIES_MAX_BYTES:
         return [
@@ -277,7 +283,7 @@ def validate_event_schema(
             None, [FieldError("event", "object", "each event must be a JSON object")]
         )
     try:
-        orjson.dumps(payload)
+        payload_json = orjson.dumps(payload)
     except orjson.JSONEncodeError:
         return SchemaResult(None, _unencodable_errors(payload))
     try:
@@ -304,15 +310,17 @@ def validate_event_schema(
     if event_type in POSITIVE_QUANTITY_TYPES and quantity is not None and quantity <= 0:
         errors.append(FieldError("quantity", "range", "must be greater than 0"))
     if row["properties"]:
-        errors.extend(_properties_errors(row["properties"]))
+        errors.extend(_properties_errors(row["properties"], payload_json))
 
     sent_at = row.pop("sent_at", None)
-    date_errors = [
-        FieldError(name, "iso8601", TIMESTAMP_RANGE_MESSAGE)
-        for name, value in (("timestamp", row["timestamp"]), ("sent_at", sent_at))
-        if value is not None and not TIMESTAMP_MIN_YEAR <= value.year <= TIMESTAMP_MAX_YEAR
-    ]
-    if date_errors:
+    if row["timestamp"].year not in _STORABLE_YEARS or (
+        sent_at is not None and sent_at.year not in _STORABLE_YEARS
+    ):
+        date_errors = [
+            FieldError(name, "iso8601", TIMESTAMP_RANGE_MESSAGE)
+            for name, value in (("timestamp", row["timestamp"]), ("sent_at", sent_at))
+            if value is not None and value.year not in _STORABLE_YEARS
+        ]
         return SchemaResult(None, errors + date_errors)
     warnings = [NAIVE_TIMESTAMP_WARNING] if row["timestamp"].tzinfo is None else []
     client_timestamp = _as_utc(row["timestamp"])

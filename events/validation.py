@@ -86,7 +86,8 @@ def event_schema_results(
         if row is not None:
             context = (contexts[position] or batch_context) if per_event else batch_context
             row_derive(row, context)
-        results.append(ValidationResult(row, list(schema.errors), list(schema.warnings)))
+        # The schema layer's lists are new for each event: the result takes them over.
+        results.append(ValidationResult(row, schema.errors, schema.warnings))
     return results
 
 
