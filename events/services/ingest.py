@@ -148,7 +148,8 @@ def event_batch_ingest(
             outcomes.append(outcome)
             continue
         row = result.row
-        event_id = str(row["event_id"])
+        # The UUID's canonical text, written by orjson in C (str() runs uuid.py's Python code).
+        event_id = orjson.dumps(row["event_id"])[1:-1].decode()
         if event_id in seen_ids:
             outcomes.append(EventOutcome(index, DUPLICATE, event_id=event_id))
             resent.add(position)
