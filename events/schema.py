@@ -274,22 +274,28 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 
 
 def validate_event_schema(
-    payload: Any, *, received_at: dt.datetime, max_future_skew: dt.timedelta
+    payload: Any,
+    *,
+    received_at: dt.datetime,
+    max_future_skew: dt.timedelta,
+    payload_json: bytes | None = None,
 ) -> SchemaResult:
     """Check one raw event against the wire schema and return a row ready to store.
 
     Applies clock-skew correction when `sent_at` is given (timestamp = received_at - (sent_at -
     timestamp), as Segment and RudderStack do; the raw value is kept as client_timestamp) and
-    refuses timestamps more than `max_future_skew` in the future.
+    refuses timestamps more than `max_future_skew` in the future. `payload_json`: the payload
+    as orjson writes it, when the caller has it already (ingestion, for the size limit).
     """
     if not isinstance(payload, dict):
         return SchemaResult(
             None, [FieldError("event", "object", "each event must be a JSON object")]
         )
-    try:
-        payload_json = orjson.dumps(payload)
-    except orjson.JSONEncodeError:
-        return SchemaResult(None, _unencodable_errors(payload))
+    if payload_json is None:
+        try:
+            payload_json = orjson.dumps(payload)
+        except orjson.JSONEncodeError:
+            return SchemaResult(None, _unencodable_errors(payload))
     try:
         event = _validate_event(payload)
     except ValidationError as exc:
