@@ -69,6 +69,9 @@ TIMESTAMP_YEAR_PATTERN = (
 TIMESTAMP_RANGE_MESSAGE = (
     f"is out of the supported date range (years {TIMESTAMP_MIN_YEAR} to {TIMESTAMP_MAX_YEAR})"
 )
+# Property values with nothing to check (exact types, so that no subclass slips by).
+_PLAIN_TYPES = frozenset({str, int, bool, type(None)})
+_STORABLE_YEARS = range(TIMESTAMP_MIN_YEAR, TIMESTAMP_MAX_YEAR + 1)
 _BIG = float(2**64)  # beyond this a JSON number in properties lost digits
 
 
@@ -182,6 +185,8 @@ class SchemaResult:
 
 def _properties_shape_error(properties: dict[str, Any]) -> FieldError | None:
     """Depth and finiteness, walked iteratively (a recursive walk could itself overflow)."""
+    if _PLAIN_TYPES.issuperset(map(type, properties.values())):
+        return None  # flat, without floats (most events): nothing to walk, looked at in C
     stack: list[tuple[Any, int]] = [(properties, 1)]
     while stack:
         container, depth = stack.pop()
@@ -203,7 +208,10 @@ def _properties_shape_error(properties: dict[str, Any]) -> FieldError | None:
     return None
 
 
-def _properties_errors(properties: dict[str, Any]) -> list[FieldError]:
+def _properties_errors(properties: dict[str, Any], payload_json: bytes) -> list[FieldError]:
+    """`payload_json`: the whole event as JSON. The properties' own JSON is part of it, so
+    when the event is within the size limit and holds no escaped NUL, so are they (the common
+    case: no second encoding)."""
     if len(properties) > PROPERTIES_MAX_KEYS:
         return [
             FieldError("properties", "max_keys", f"at most {PROPERTIES_MAX_KEYS} keys are allowed")
@@ -211,6 +219,8 @@ def _properties_errors(properties: dict[str, Any]) -> list[FieldError]:
     shape_error = _properties_shape_error(properties)
     if shape_error:
         return [shape_error]
+    if len(payload_json) <= PROPERTIES_MAX_BYTES and b"\\u0000" not in payload_json:
+        return []
     encoded = orjson.dumps(properties)  # encodability was checked on the whole payload
     if len(encoded) > PROPERTIES_MAX_BYTES:
         return [
@@ -264,29 +274,37 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 
 
 def validate_event_schema(
-    payload: Any, *, received_at: dt.datetime, max_future_skew: dt.timedelta
+    payload: Any,
+    *,
+    received_at: dt.datetime,
+    max_future_skew: dt.timedelta,
+    payload_json: bytes | None = None,
 ) -> SchemaResult:
     """Check one raw event against the wire schema and return a row ready to store.
 
     Applies clock-skew correction when `sent_at` is given (timestamp = received_at - (sent_at -
     timestamp), as Segment and RudderStack do; the raw value is kept as client_timestamp) and
-    refuses timestamps more than `max_future_skew` in the future.
+    refuses timestamps more than `max_future_skew` in the future. `payload_json`: the payload
+    as orjson writes it, when the caller has it already (ingestion, for the size limit).
     """
     if not isinstance(payload, dict):
         return SchemaResult(
             None, [FieldError("event", "object", "each event must be a JSON object")]
         )
-    try:
-        orjson.dumps(payload)
-    except orjson.JSONEncodeError:
-        return SchemaResult(None, _unencodable_errors(payload))
+    if payload_json is None:
+        try:
+            payload_json = orjson.dumps(payload)
+        except orjson.JSONEncodeError:
+            return SchemaResult(None, _unencodable_errors(payload))
     try:
         event = _validate_event(payload)
     except ValidationError as exc:
         return SchemaResult(None, errors_from_pydantic(exc))
 
     row = ROW_DEFAULTS | event
-    if None in event.values():  # null means absent
+    # Null means absent. The event has a None where the payload has one; the payload's values
+    # compare with None in C (the event's UUID would call uuid.py's __eq__).
+    if None in payload.values():
         for name, value in event.items():
             if value is None and name != "sent_at":
                 row[name] = ROW_DEFAULTS[name]
@@ -304,15 +322,17 @@ def validate_event_schema(
     if event_type in POSITIVE_QUANTITY_TYPES and quantity is not None and quantity <= 0:
         errors.append(FieldError("quantity", "range", "must be greater than 0"))
     if row["properties"]:
-        errors.extend(_properties_errors(row["properties"]))
+        errors.extend(_properties_errors(row["properties"], payload_json))
 
     sent_at = row.pop("sent_at", None)
-    date_errors = [
-        FieldError(name, "iso8601", TIMESTAMP_RANGE_MESSAGE)
-        for name, value in (("timestamp", row["timestamp"]), ("sent_at", sent_at))
-        if value is not None and not TIMESTAMP_MIN_YEAR <= value.year <= TIMESTAMP_MAX_YEAR
-    ]
-    if date_errors:
+    if row["timestamp"].year not in _STORABLE_YEARS or (
+        sent_at is not None and sent_at.year not in _STORABLE_YEARS
+    ):
+        date_errors = [
+            FieldError(name, "iso8601", TIMESTAMP_RANGE_MESSAGE)
+            for name, value in (("timestamp", row["timestamp"]), ("sent_at", sent_at))
+            if value is not None and value.year not in _STORABLE_YEARS
+        ]
         return SchemaResult(None, errors + date_errors)
     warnings = [NAIVE_TIMESTAMP_WARNING] if row["timestamp"].tzinfo is None else []
     client_timestamp = _as_utc(row["timestamp"])

@@ -48,9 +48,11 @@ class BatchValidator(Protocol):
         *,
         received_at: dt.datetime | None = None,
         contexts: Contexts = None,
+        encoded: Sequence[bytes | None] | None = None,
     ) -> Sequence[ValidationResult]:
         """One result per event, in input order; device type and country left out are
-        derived from `contexts` before the rules run."""
+        derived from `contexts` before the rules run. `encoded[i]`, when given, is event i
+        as JSON (orjson's), already written by the caller (None: not plain JSON data)."""
         ...
 
     def stats_record(
@@ -72,21 +74,27 @@ def event_schema_results(
     received_at: dt.datetime,
     max_future_skew: dt.timedelta,
     contexts: Contexts = None,
+    encoded: Sequence[bytes | None] | None = None,
 ) -> list[ValidationResult]:
     """The schema layer's verdict on each event, in input order, with device type and country
-    derived (events.derivation) where the event left them out."""
+    derived (events.derivation) where the event left them out. `encoded`: as for
+    `BatchValidator.validate_batch`."""
     results = []
     per_event = contexts is not None and not isinstance(contexts, ClientContext)
     batch_context = NO_CONTEXT if contexts is None or per_event else contexts
     for position, event_data in enumerate(events):
         schema = validate_event_schema(
-            event_data, received_at=received_at, max_future_skew=max_future_skew
+            event_data,
+            received_at=received_at,
+            max_future_skew=max_future_skew,
+            payload_json=None if encoded is None else encoded[position],
         )
         row = schema.row
         if row is not None:
             context = (contexts[position] or batch_context) if per_event else batch_context
             row_derive(row, context)
-        results.append(ValidationResult(row, list(schema.errors), list(schema.warnings)))
+        # The schema layer's lists are new for each event: the result takes them over.
+        results.append(ValidationResult(row, schema.errors, schema.warnings))
     return results
 
 
@@ -102,12 +110,14 @@ class SchemaValidator:
         *,
         received_at: dt.datetime | None = None,
         contexts: Contexts = None,
+        encoded: Sequence[bytes | None] | None = None,
     ) -> list[ValidationResult]:
         return event_schema_results(
             events,
             received_at=received_at or timezone.now(),
             max_future_skew=self.max_future_skew,
             contexts=contexts,
+            encoded=encoded,
         )
 
     def stats_record(

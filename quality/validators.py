@@ -90,6 +90,7 @@ class EventValidator:
         *,
         received_at: dt.datetime | None = None,
         contexts: Contexts = None,
+        encoded: Sequence[bytes | None] | None = None,
     ) -> ValidationBatch:
         received_at = received_at or timezone.now()
         results = ValidationBatch(
@@ -98,6 +99,7 @@ class EventValidator:
                 received_at=received_at,
                 max_future_skew=self.max_future_skew,
                 contexts=contexts,
+                encoded=encoded,
             )
         )
         ruleset = self.ruleset()

@@ -106,16 +106,23 @@ def event_batch_ingest(
     pending_positions: list[int] = []
     resent: set[int] = set()
 
+    # Each payload's JSON, written once for the size limit and handed to the schema layer.
+    encoded: list[bytes | None] | None = None
     if sizes_checked:
         sized = list(enumerate(payloads))
     else:
         sized = []
+        encoded = []
         max_event_bytes = settings.INGEST_MAX_EVENT_BYTES
         for index, payload in enumerate(payloads):
-            size_error = _oversize_error(payload, max_event_bytes)
-            if size_error is None:
+            payload_json = _json_or_none(payload)
+            if payload_json is None or len(payload_json) <= max_event_bytes:
                 sized.append((index, payload))
+                encoded.append(payload_json)
                 continue
+            size_error = FieldError(
+                "event", "max_size", f"must be at most {max_event_bytes} bytes of JSON"
+            )
             outcome = EventOutcome(index, REJECTED, errors=[size_error])
             outcome.event_id = payload_text_field(payload, "event_id", 64) or None
             outcomes.append(outcome)
@@ -128,7 +135,10 @@ def event_batch_ingest(
     else:
         contexts = batch_context
     results = validator.validate_batch(
-        [payload for _, payload in sized], received_at=received_at, contexts=contexts
+        [payload for _, payload in sized],
+        received_at=received_at,
+        contexts=contexts,
+        encoded=encoded,
     )
     seen_ids: set[str] = set()
     for position, ((index, payload), result) in enumerate(zip(sized, results, strict=True)):
@@ -148,7 +158,8 @@ def event_batch_ingest(
             outcomes.append(outcome)
             continue
         row = result.row
-        event_id = str(row["event_id"])
+        # The UUID's canonical text, written by orjson in C (str() runs uuid.py's Python code).
+        event_id = orjson.dumps(row["event_id"])[1:-1].decode()
         if event_id in seen_ids:
             outcomes.append(EventOutcome(index, DUPLICATE, event_id=event_id))
             resent.add(position)
@@ -211,14 +222,13 @@ def original_storable(message: Any, *, encoded: bool = False) -> Any:
     return {"unstorable_json": text}
 
 
-def _oversize_error(payload: Any, max_bytes: int) -> FieldError | None:
+def _json_or_none(payload: Any) -> bytes | None:
+    """The payload as JSON, or None when it is not plain JSON data (e.g. lone surrogates):
+    the schema layer explains why."""
     try:
-        size = len(orjson.dumps(payload))
+        return orjson.dumps(payload)
     except (TypeError, orjson.JSONEncodeError):
-        return None  # not plain JSON data (e.g. lone surrogates): the schema layer explains
-    if size > max_bytes:
-        return FieldError("event", "max_size", f"must be at most {max_bytes} bytes of JSON")
-    return None
+        return None
 
 
 def event_ingest(payload: Any, *, source: IngestSource) -> EventOutcome:

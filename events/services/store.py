@@ -211,7 +211,8 @@ def _first_of_each_event_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows without repeats of an event_id (the first kept, as the key trigger would):
     the statement claims keys set-based, so two rows of one id would both find theirs."""
     ids = [row["event_id"] for row in rows]
-    if len(set(ids)) == len(ids) and set(map(type, ids)) == {uuid.UUID}:
+    # Compared by their 128-bit numbers: a set of UUIDs calls UUID.__hash__, Python code.
+    if set(map(type, ids)) == {uuid.UUID} and len({value.int for value in ids}) == len(ids):
         return rows  # ingestion's rows: UUIDs, repeats already reported as duplicates
     seen: set[uuid.UUID] = set()
     kept = []

@@ -1,0 +1,190 @@
+"""PostgreSQL instructions per stored event for the ingestion insert: exact and load-independent.
+
+    .venv/bin/python benchmarks/ingest_pg_callgrind.py [--mix realistic] [--prefill 100000] \\
+        [--variants deployed,trigger,indexes] [--report 25]
+
+The backend CPU from /proc (benchmarks/ingest_pg_costs.py) moves by ±5 µs per row on the shared
+2-core machine, as much as the parts it is meant to tell apart. Here the statement that
+`events.services.store` prepares runs in a private single-user PostgreSQL (`postgres --single`:
+no server, no port) under valgrind's callgrind, which counts the instructions it executes.
+
+How: the schema comes from a migrated scratch database (`pg_dump --schema-only`); a private
+cluster under a temporary directory gets it and --prefill rows through the statement itself;
+then, for each variant, a copy of that cluster runs the statement prepared with a generic plan
+(what psycopg's prepared statement uses from its sixth run on) on 2 and on 6 batches of 500, and
+the difference over 2,000 rows is the figure. The batches travel as SQL literals, which
+single-user mode reads and scans (about a tenth of the count, the same in every variant).
+
+Variants: `deployed` (as is), `trigger` (the key trigger disabled: what its WHEN test costs),
+`indexes` (each secondary index of the events table dropped in turn).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks._ingest_copy import EVENTS_TABLE  # noqa: E402  (sets Django up)
+from benchmarks._ingest_mix import MIXES  # noqa: E402
+from benchmarks._ingest_server import (  # noqa: E402
+    database_create,
+    database_drop,
+    database_url,
+    migrate,
+    server_env,
+)
+from benchmarks.ingest_pg_costs import KEY_TRIGGER, _documents  # noqa: E402
+from events.services.store import _RECORDSET_INSERT_SQL  # noqa: E402
+
+BINDIR = Path(
+    subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip()
+    or "/usr/lib/postgresql/15/bin"
+)
+BATCH = 500
+SMALL, LARGE = 2, 6  # batches per run; the difference is the figure
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run it as the postgres user then."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+def _own(*paths: Path) -> None:
+    """Files the postgres user must write, when this runs as root."""
+    if os.geteuid() == 0:
+        for path in paths:
+            shutil.chown(path, "postgres")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _script(documents: list, prelude: str) -> str:
+    """The statement as a prepared statement counting its rows (single-user mode prints every
+    row a statement returns), then one EXECUTE per batch."""
+    sql = _RECORDSET_INSERT_SQL.replace(
+        f") INSERT INTO {EVENTS_TABLE} (", f"), ins AS (INSERT INTO {EVENTS_TABLE} (", 1
+    )
+    sql = sql.replace("%(rows)s", "$1").replace("%(received_at)s", "$2")
+    parts = ["SET plan_cache_mode = force_generic_plan;", prelude]
+    parts.append(f"PREPARE ins(text, timestamptz) AS {sql}) SELECT count(*) FROM ins;")
+    parts += [f"EXECUTE ins({_literal(rows)}, '{at.isoformat()}');" for rows, at in documents]
+    return "\n\n".join(part for part in parts if part) + "\n\n"
+
+
+def _instructions(cluster: Path, work: Path, script: str, tag: str) -> int:
+    data = work / f"run-{tag}"
+    shutil.copytree(cluster, data, symlinks=True)
+    _own(data, *data.rglob("*"))
+    out = work / f"callgrind-{tag}.out"
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    command += [str(BINDIR / "postgres"), "--single", "-j", "-D", str(data), "bench"]
+    result = subprocess.run(
+        _as_postgres(command), input=script, capture_output=True, text=True, check=False
+    )
+    shutil.rmtree(data)
+    if "ERROR" in result.stdout:
+        raise RuntimeError(result.stdout[-2000:])
+    match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+    return int(match[1])
+
+
+def _cluster(work: Path, mix: str, prefill: int) -> tuple[Path, list[str]]:
+    """A private cluster with the migrated schema and `prefill` rows; its secondary indexes."""
+    scratch = "analytics_bench_pgcallgrind"
+    database_create(scratch)
+    try:
+        migrate(server_env(scratch, {}))
+        schema = subprocess.run(
+            ["pg_dump", "--schema-only", database_url(scratch)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    finally:
+        database_drop(scratch)
+    cluster = work / "cluster"
+    socket = work / "socket"
+    socket.mkdir()
+    _own(work, socket)
+    initdb = [str(BINDIR / "initdb"), "-D", str(cluster), "-E", "UTF8", "--locale=C.UTF-8"]
+    subprocess.run(_as_postgres([*initdb, "-A", "trust"]), check=True, capture_output=True)
+    options = f"-c listen_addresses='' -k {socket} -c fsync=off"
+    pg_ctl = [str(BINDIR / "pg_ctl"), "-D", str(cluster), "-w", "-l", str(work / "server.log")]
+    subprocess.run(_as_postgres([*pg_ctl, "-o", options, "start"]), check=True)
+    try:
+        with psycopg.connect(host=str(socket), user="postgres", dbname="postgres") as conn:
+            conn.autocommit = True
+            conn.execute("CREATE DATABASE bench")
+        # psql, not one statement: pg_dump writes psql meta-commands too.
+        psql = ["psql", "-h", str(socket), "-U", "postgres", "-d", "bench", "-q"]
+        subprocess.run([*psql, "-v", "ON_ERROR_STOP=1"], input=schema, text=True, check=True)
+        with psycopg.connect(host=str(socket), user="postgres", dbname="bench") as conn:
+            conn.autocommit = True
+            for rows, at in _documents(mix, max(prefill // BATCH, 1), BATCH, original=False):
+                conn.execute(_RECORDSET_INSERT_SQL, {"rows": rows, "received_at": at})
+            conn.execute("VACUUM ANALYZE")
+            indexes = conn.execute(
+                "SELECT indexrelid::regclass::text FROM pg_index "
+                "WHERE indrelid = %s::regclass AND NOT indisprimary ORDER BY 1",
+                [EVENTS_TABLE],
+            ).fetchall()
+    finally:
+        subprocess.run(_as_postgres([*pg_ctl, "stop"]), check=True, capture_output=True)
+    return cluster, [name for (name,) in indexes]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mix", default="realistic", choices=list(MIXES))
+    parser.add_argument("--prefill", type=int, default=100_000, help="rows stored first")
+    parser.add_argument("--variants", default="deployed,trigger,indexes")
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    with tempfile.TemporaryDirectory(prefix="pg-callgrind-") as tmp:
+        work = Path(tmp)
+        cluster, indexes = _cluster(work, args.mix, args.prefill)
+        preludes = {}
+        if "deployed" in variants:
+            preludes["as deployed"] = ""
+        if "trigger" in variants:
+            preludes["without the key trigger"] = (
+                f"ALTER TABLE {EVENTS_TABLE} DISABLE TRIGGER {KEY_TRIGGER};"
+            )
+        if "indexes" in variants:
+            for name in indexes:
+                preludes[f"without {name}"] = f"DROP INDEX {name};"
+        figures = {}
+        for number, (label, prelude) in enumerate(preludes.items()):
+            counts = []
+            for batches in (SMALL, LARGE):
+                documents = _documents(args.mix, batches, BATCH, original=False)
+                script = _script(documents, prelude)
+                counts.append(_instructions(cluster, work, script, f"{number}-{batches}"))
+            figures[label] = (counts[1] - counts[0]) / ((LARGE - SMALL) * BATCH)
+    reference = figures.get("as deployed")
+    print(
+        f"PostgreSQL instructions per stored row (callgrind, single-user, generic plan), "
+        f"{args.mix} mix, {args.prefill:,} rows stored first"
+    )
+    for label, value in figures.items():
+        delta = f"{value - reference:+9,.0f} vs as deployed" if reference else ""
+        print(f"{label:46s} {value:9,.0f} instructions/row {delta}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
