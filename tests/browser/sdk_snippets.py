@@ -1,0 +1,24 @@
+"""The browser SDKs' own snippets, as their docs give them, configured only with our host and
+a public key (the README shows the same), plus the shop's calls made with each SDK
+(tests/browser/shop/sdk-*.js). One change from the docs: the SDK's bundle comes from the test
+shop's /sdk/ (the installed npm package), not from the vendor's CDN."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SNIPPETS = Path(__file__).resolve().parent / "snippets"
+
+
+def _snippet(name: str, **values: str) -> str:
+    """snippets/<name>.html with each {{NAME}} replaced by a JavaScript string literal."""
+    text = (SNIPPETS / f"{name}.html").read_text()
+    for placeholder, value in values.items():
+        text = text.replace("{{" + placeholder + "}}", json.dumps(value))
+    return text
+
+
+def posthog_snippet(host: str, key: str) -> str:
+    """PostHog's snippet (posthog.com/docs/libraries/js) with only the host and key set."""
+    return _snippet("posthog", SDK_SRC="/sdk/posthog-js/dist/array.js", KEY=key, HOST=host)
