@@ -48,7 +48,8 @@ urlpatterns: list = [
     path("i", api_snowplow.SnowplowPixelApi.as_view(), name="snowplow-pixel"),
     path(
         "com.snowplowanalytics.snowplow/tp2",
-        api_snowplow.SnowplowPostApi.as_view(),
+        # Snowplow's browser tracker from a shop's pages (ADR 0037): credentials by default
+        preflight_answering(api_snowplow.SnowplowPostApi.as_view(), credentials=True),
         name="snowplow-tp2",
     ),
 ]

@@ -22,3 +22,9 @@ def _snippet(name: str, **values: str) -> str:
 def posthog_snippet(host: str, key: str) -> str:
     """PostHog's snippet (posthog.com/docs/libraries/js) with only the host and key set."""
     return _snippet("posthog", SDK_SRC="/sdk/posthog-js/dist/array.js", KEY=key, HOST=host)
+
+
+def snowplow_snippet(host: str, key: str) -> str:
+    """Snowplow's browser tracker (docs.snowplow.io, browser tracker): the collector is our
+    host, the app id our key; the e-commerce plugin for the shop's product and order events."""
+    return _snippet("snowplow", KEY=key, HOST=host)

@@ -18,7 +18,7 @@ from events.models import Event, Person, PersonLink, RejectedEvent
 from reports.filters import filters_from_query
 from reports.services.rollups import rollups_advance
 from tests.browser.conftest import sign_in
-from tests.browser.sdk_snippets import posthog_snippet
+from tests.browser.sdk_snippets import posthog_snippet, snowplow_snippet
 from tests.browser.shop_pages import NOT_AUTOMATED, VISITOR, shop_page, wait_for
 from tests.dashboard_reference import ref_funnel_counts, ref_sessions, ref_totals
 
@@ -77,38 +77,53 @@ def _dashboard_equals_raw_sql(open_page, analyst) -> None:
     dashboard.assert_clean()
 
 
-def _person_linked(anonymous_id: str) -> None:
-    assert PersonLink.objects.get(linked_id=anonymous_id).user_id == USER
-    assert Person.objects.get(distinct_id=USER).traits == TRAITS
-
-
-def test_posthog_js(browser, browser_sdks, shop, live_server, open_page, analyst):
-    """posthog-js's snippet with `api_host` and the public key: its remote config, its batched
-    captures (compressed as it chooses) and its beacon on page hide are read; `identify`
-    links the device's id to the user."""
-    shop.snippet = posthog_snippet(live_server.url, shop.key)
-    _visit(browser, shop)
+def _stored_as_sent(shop, source: str, traits: dict) -> None:
+    """Every step of the visit stored once, with the SDK's ids, our names and mapped fields,
+    the derived device and one session, and the device's id linked to the user."""
     assert RejectedEvent.objects.count() == 0
     events = list(Event.objects.order_by("timestamp", "id"))
     types = [event.event_type for event in events]
     for expected in ("search", "product_view", "add_to_cart", "checkout_start", "purchase"):
         assert types.count(expected) == 1, types
-    assert types.count("page_view") >= 5  # index, product, cart, checkout, thanks
-    assert {event.source for event in events} == {"posthog"}
-    device = Event.objects.get(event_type="product_view")
-    assert device.user_id == ""
-    anonymous_id = device.anonymous_id
+    assert types.count("newsletter_signup") == 1, types
+    assert types.count("page_view") >= 5, types  # index, product, cart, checkout, thanks
+    assert {event.source for event in events} == {source}
+    viewed = Event.objects.get(event_type="product_view")
+    assert viewed.user_id == ""  # before signing in
+    anonymous_id = viewed.anonymous_id
     assert anonymous_id and {event.anonymous_id for event in events} == {anonymous_id}
-    assert (device.product_id, device.category, device.price) == ("sku_1", "audio", Decimal("59.9"))
-    assert device.page_url.startswith(shop.url("product.html"))
-    assert device.device_type == "desktop" and device.session_id
+    assert (viewed.product_id, viewed.category, viewed.price) == ("sku_1", "audio", Decimal("59.9"))
+    assert viewed.page_url.startswith(shop.url("product.html"))
+    assert viewed.device_type == "desktop"  # derived from the User-Agent
+    assert len({event.session_id for event in events}) == 1 and viewed.session_id  # one visit
     purchase = Event.objects.get(event_type="purchase")
-    assert purchase.user_id == USER
+    assert purchase.user_id == USER  # after signing in
     assert (purchase.revenue, purchase.currency) == (Decimal("119.80"), "EUR")
     assert purchase.order_id.startswith("order_")
     assert Event.objects.get(event_type="add_to_cart").quantity == 2
     assert Event.objects.get(event_type="search").search_query == "headphones"
+    assert PersonLink.objects.get(linked_id=anonymous_id).user_id == USER
+    assert Person.objects.get(distinct_id=USER).traits == traits
+
+
+def test_posthog_js(browser, browser_sdks, shop, live_server, open_page, analyst):
+    """posthog-js's snippet with `api_host` and the public key: its remote config, its batched
+    captures (gzip, flagged nowhere) and its beacon on page hide are read; `identify` links the
+    device's id to the user and sets the traits."""
+    shop.snippet = posthog_snippet(live_server.url, shop.key)
+    _visit(browser, shop)
+    _stored_as_sent(shop, "posthog", TRAITS)
     assert Event.objects.get(event_type="newsletter_signup").properties["source"] == "checkout"
-    assert len({event.session_id for event in events}) == 1  # one visit
-    _person_linked(anonymous_id)
+    _dashboard_equals_raw_sql(open_page, analyst)
+
+
+def test_snowplow_browser_tracker(browser, browser_sdks, shop, live_server, open_page, analyst):
+    """Snowplow's browser tracker with our host as collector and the key as app id, and its
+    e-commerce plugin: each event POSTed as JSON (a preflight first, credentials included by
+    default); `setUserId` links the browser's domain user id to the user."""
+    shop.snippet = snowplow_snippet(live_server.url, shop.key)
+    _visit(browser, shop)
+    _stored_as_sent(shop, "snowplow", {})
+    signup = Event.objects.get(event_type="newsletter_signup")
+    assert (signup.properties["ca"], signup.properties["la"]) == ("shop", "checkout")
     _dashboard_equals_raw_sql(open_page, analyst)
