@@ -1,20 +1,34 @@
 """Routes of the tracker protocols, at the paths each SDK posts to (served from the site root)."""
 
+from collections.abc import Callable
+
 from django.urls import path, re_path
 
 from events.cors import preflight_answering
 from trackers import api_posthog, api_snowplow
 from trackers.segment import api as segment
 
+
+def _cors(view_class) -> Callable:
+    """A protocol view that takes public keys from a shop's pages: preflights answered first."""
+    return preflight_answering(view_class.as_view())
+
+
 urlpatterns: list = [
-    # Segment's HTTP tracking API; RudderStack's SDKs post to the same paths.
-    re_path(r"^v1/batch/?$", segment.SegmentBatchApi.as_view(), name="segment-batch"),
-    re_path(r"^v1/track/?$", segment.SegmentTrackApi.as_view(), name="segment-track"),
-    re_path(r"^v1/page/?$", segment.SegmentPageApi.as_view(), name="segment-page"),
-    re_path(r"^v1/screen/?$", segment.SegmentScreenApi.as_view(), name="segment-screen"),
-    re_path(r"^v1/identify/?$", segment.SegmentIdentifyApi.as_view(), name="segment-identify"),
-    re_path(r"^v1/group/?$", segment.SegmentGroupApi.as_view(), name="segment-group"),
-    re_path(r"^v1/alias/?$", segment.SegmentAliasApi.as_view(), name="segment-alias"),
+    # Segment's HTTP tracking API; RudderStack's SDKs post to the same paths. analytics.js
+    # (the browser) posts to the one-letter forms and, batching, to /v1/b (ADR 0037).
+    re_path(r"^v1/(?:batch|b)/?$", _cors(segment.SegmentBatchApi), name="segment-batch"),
+    re_path(r"^v1/(?:track|t)/?$", _cors(segment.SegmentTrackApi), name="segment-track"),
+    re_path(r"^v1/(?:page|p)/?$", _cors(segment.SegmentPageApi), name="segment-page"),
+    re_path(r"^v1/(?:screen|s)/?$", _cors(segment.SegmentScreenApi), name="segment-screen"),
+    re_path(r"^v1/(?:identify|i)/?$", _cors(segment.SegmentIdentifyApi), name="segment-identify"),
+    re_path(r"^v1/(?:group|g)/?$", _cors(segment.SegmentGroupApi), name="segment-group"),
+    re_path(r"^v1/(?:alias|a)/?$", _cors(segment.SegmentAliasApi), name="segment-alias"),
+    re_path(
+        r"^v1/projects/(?P<token>[A-Za-z0-9_\-]{1,128})/settings$",
+        segment.SegmentSettingsApi.as_view(),
+        name="analyticsjs-settings",  # a GET, unlike the segment-* POSTs
+    ),
     # PostHog capture (posthog-python posts /batch/; posthog-js /e/ and /i/v0/e/)
     *(
         path(

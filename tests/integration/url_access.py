@@ -176,6 +176,7 @@ def concrete_url(route: Route, objects: dict[str, object]) -> str:
     path = path.replace("(?P<app_label>", "").replace("(?P<url>.*)", "nowhere/")
     path = re.sub(r"django_celery_beat\|[\w|]+\)", "quality", path)
     path = re.sub(r"\(\?P<token>[^)]*\)", "pk_token", path).replace("\\.", ".")
+    path = re.sub(r"\(\?:([^|)]+)\|[^)]*\)", r"\1", path)  # (?:track|t): the first
     return "/" + re.sub(r"\^|\$|/\?", "", path)
 
 
