@@ -19,7 +19,7 @@ _INSTALLED_LOCK = NODE_MODULES / ".package-lock.json"
 BUNDLES = {
     "posthog-js": "posthog-js/dist/array.js",
     "snowplow": "@snowplow/browser-tracker/dist/index.umd.min.js",
-    "segment": "@segment/analytics-next/dist/umd/index.js",
+    "segment": "@segment/analytics-next/dist/umd/standalone.js",
 }
 
 

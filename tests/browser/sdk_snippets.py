@@ -28,3 +28,11 @@ def snowplow_snippet(host: str, key: str) -> str:
     """Snowplow's browser tracker (docs.snowplow.io, browser tracker): the collector is our
     host, the app id our key; the e-commerce plugin for the shop's product and order events."""
     return _snippet("snowplow", KEY=key, HOST=host)
+
+
+def segment_snippet(host: str, key: str) -> str:
+    """Segment's analytics.js snippet (5.2.0) set up for self-hosting as its docs say: the
+    script from one's own host, `analytics._cdn` our host (its settings come from us, and name
+    us as its API host); the write key is our public key."""
+    src = "/sdk/@segment/analytics-next/dist/umd/standalone.js"
+    return _snippet("segment", SDK_SRC=src, KEY=key, HOST=host)

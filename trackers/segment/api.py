@@ -192,7 +192,9 @@ def segment_settings(write_key: str, api_host: str, protocol: str) -> dict[str, 
     """What analytics.js loads from `<cdn>/v1/projects/<key>/settings` before it sends
     anything: our intake as its only destination (`Segment.io`, at `api_host`), nothing else to
     load (no device-mode destinations, middleware, plans or video plugins: each would be
-    another script fetched from the CDN), and its own metrics off (they would go to Segment)."""
+    another script fetched from the CDN), and its own metrics off (they would go to Segment).
+    Delivery is analytics.js's default (a request per call, no `keepalive`: Chromium aborted
+    its keepalive requests, which need a preflight for their Basic auth, ADR 0037)."""
     return {
         "integrations": {
             "Segment.io": {"apiKey": write_key, "apiHost": api_host, "protocol": protocol}
