@@ -38,6 +38,11 @@ _NO_CACHE = "no-cache, no-store, must-revalidate"
 _links_seen: dict[tuple[str, str], None] = {}  # this process's linked (duid, uid) pairs
 
 
+def snowplow_links_forget() -> None:
+    """Forget the pairs linked by this process (tests, whose database is emptied between them)."""
+    _links_seen.clear()
+
+
 class SnowplowPostApi(PublicKeyViewMixin, TrackerIngestView):
     """`POST /com.snowplowanalytics.snowplow/tp2`: a payload_data list of events. The browser
     tracker posts it from a shop's pages with a public key as its app id: preflights answered,
