@@ -14,16 +14,35 @@ def _cors(view_class) -> Callable:
     return preflight_answering(view_class.as_view())
 
 
+def _undocumented(view_class: type) -> type:
+    """The view at a second path, left out of the OpenAPI document (drf-spectacular skips a
+    view whose schema is None)."""
+    return type(f"{view_class.__name__}Short", (view_class,), {"schema": None})
+
+
 urlpatterns: list = [
-    # Segment's HTTP tracking API; RudderStack's SDKs post to the same paths. analytics.js
-    # (the browser) posts to the one-letter forms and, batching, to /v1/b (ADR 0037).
-    re_path(r"^v1/(?:batch|b)/?$", _cors(segment.SegmentBatchApi), name="segment-batch"),
-    re_path(r"^v1/(?:track|t)/?$", _cors(segment.SegmentTrackApi), name="segment-track"),
-    re_path(r"^v1/(?:page|p)/?$", _cors(segment.SegmentPageApi), name="segment-page"),
-    re_path(r"^v1/(?:screen|s)/?$", _cors(segment.SegmentScreenApi), name="segment-screen"),
-    re_path(r"^v1/(?:identify|i)/?$", _cors(segment.SegmentIdentifyApi), name="segment-identify"),
-    re_path(r"^v1/(?:group|g)/?$", _cors(segment.SegmentGroupApi), name="segment-group"),
-    re_path(r"^v1/(?:alias|a)/?$", _cors(segment.SegmentAliasApi), name="segment-alias"),
+    # Segment's HTTP tracking API; RudderStack's SDKs post to the same paths.
+    re_path(r"^v1/batch/?$", _cors(segment.SegmentBatchApi), name="segment-batch"),
+    re_path(r"^v1/track/?$", _cors(segment.SegmentTrackApi), name="segment-track"),
+    re_path(r"^v1/page/?$", _cors(segment.SegmentPageApi), name="segment-page"),
+    re_path(r"^v1/screen/?$", _cors(segment.SegmentScreenApi), name="segment-screen"),
+    re_path(r"^v1/identify/?$", _cors(segment.SegmentIdentifyApi), name="segment-identify"),
+    re_path(r"^v1/group/?$", _cors(segment.SegmentGroupApi), name="segment-group"),
+    re_path(r"^v1/alias/?$", _cors(segment.SegmentAliasApi), name="segment-alias"),
+    # analytics.js (the browser) posts to one-letter forms of the same calls and, batching, to
+    # /v1/b (ADR 0037): the same views, documented once under their long names.
+    *(
+        re_path(rf"^v1/{letter}/?$", _cors(_undocumented(view)), name=f"segment-{name}-short")
+        for letter, name, view in (
+            ("b", "batch", segment.SegmentBatchApi),
+            ("t", "track", segment.SegmentTrackApi),
+            ("p", "page", segment.SegmentPageApi),
+            ("s", "screen", segment.SegmentScreenApi),
+            ("i", "identify", segment.SegmentIdentifyApi),
+            ("g", "group", segment.SegmentGroupApi),
+            ("a", "alias", segment.SegmentAliasApi),
+        )
+    ),
     re_path(
         r"^v1/projects/(?P<token>[A-Za-z0-9_\-]{1,128})/settings$",
         segment.SegmentSettingsApi.as_view(),

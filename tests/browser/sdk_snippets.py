@@ -19,9 +19,21 @@ def _snippet(name: str, **values: str) -> str:
     return text
 
 
+def _spec_v2_calls(sdk: str, track: str) -> str:
+    """The shop's glue for an SDK that takes Segment's e-commerce spec v2 names: how it tracks
+    and identifies (window.shopSdk, read by shop/sdk-spec-v2.js)."""
+    return (
+        "<script>window.shopSdk = {"
+        f"track: function (name, props) {{ return window.{sdk}.{track}(name, props); }}, "
+        f"identify: function (userId, traits) {{ return window.{sdk}.identify(userId, traits); }}"
+        '};</script>\n<script src="sdk-spec-v2.js"></script>'
+    )
+
+
 def posthog_snippet(host: str, key: str) -> str:
     """PostHog's snippet (posthog.com/docs/libraries/js) with only the host and key set."""
-    return _snippet("posthog", SDK_SRC="/sdk/posthog-js/dist/array.js", KEY=key, HOST=host)
+    snippet = _snippet("posthog", SDK_SRC="/sdk/posthog-js/dist/array.js", KEY=key, HOST=host)
+    return snippet + _spec_v2_calls("posthog", "capture")
 
 
 def snowplow_snippet(host: str, key: str) -> str:
@@ -35,4 +47,6 @@ def segment_snippet(host: str, key: str) -> str:
     script from one's own host, `analytics._cdn` our host (its settings come from us, and name
     us as its API host); the write key is our public key."""
     src = "/sdk/@segment/analytics-next/dist/umd/standalone.js"
-    return _snippet("segment", SDK_SRC=src, KEY=key, HOST=host)
+    return _snippet("segment", SDK_SRC=src, KEY=key, HOST=host) + _spec_v2_calls(
+        "analytics", "track"
+    )

@@ -68,7 +68,7 @@ def _visit(browser, shop) -> None:
     assert errors == [], errors
 
 
-def _dashboard_equals_raw_sql(open_page, analyst) -> None:
+def _dashboard_equals_raw_sql(open_page, analyst, source: str) -> None:
     """The overview's users and events and the funnel's steps equal raw SQL over the rows."""
     rollups_advance(now=timezone.now() + rollup_safety_lag() + dt.timedelta(seconds=1))
     filters = filters_from_query({"preset": "24h"})
@@ -87,6 +87,7 @@ def _dashboard_equals_raw_sql(open_page, analyst) -> None:
     steps = [int(rows.nth(i).locator("td").nth(1).inner_text().replace(",", "")) for i in range(5)]
     assert steps == ref_funnel_counts(ref_sessions(filters))
     dashboard.assert_clean()
+    dashboard.screenshot(f"browser-sdk-{source}-funnel")  # test-artifacts/screenshots
 
 
 def _stored_as_sent(shop, source: str, traits: dict, *, sdk_sessions: bool = True) -> None:
@@ -134,7 +135,7 @@ def test_posthog_js(browser, browser_sdks, shop, live_server, open_page, analyst
     _visit(browser, shop)
     _stored_as_sent(shop, "posthog", TRAITS)
     assert Event.objects.get(event_type="newsletter_signup").properties["source"] == "checkout"
-    _dashboard_equals_raw_sql(open_page, analyst)
+    _dashboard_equals_raw_sql(open_page, analyst, "posthog")
 
 
 def test_snowplow_browser_tracker(browser, browser_sdks, shop, live_server, open_page, analyst):
@@ -146,7 +147,7 @@ def test_snowplow_browser_tracker(browser, browser_sdks, shop, live_server, open
     _stored_as_sent(shop, "snowplow", {})
     signup = Event.objects.get(event_type="newsletter_signup")
     assert (signup.properties["ca"], signup.properties["la"]) == ("shop", "checkout")
-    _dashboard_equals_raw_sql(open_page, analyst)
+    _dashboard_equals_raw_sql(open_page, analyst, "snowplow")
 
 
 def test_segment_analytics_js(browser, browser_sdks, shop, live_server, open_page, analyst):
@@ -157,4 +158,4 @@ def test_segment_analytics_js(browser, browser_sdks, shop, live_server, open_pag
     _visit(browser, shop)
     _stored_as_sent(shop, "segment", TRAITS, sdk_sessions=False)
     assert Event.objects.get(event_type="newsletter_signup").properties["source"] == "checkout"
-    _dashboard_equals_raw_sql(open_page, analyst)
+    _dashboard_equals_raw_sql(open_page, analyst, "segment")

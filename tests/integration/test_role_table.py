@@ -83,9 +83,9 @@ ROUTES: dict[str, tuple[int, ...]] = {
     "api/v1/^health/ready/?$": OPEN,
     # POST only: a GET that passes the permission (admin role, admin scope) is 405
     "api/v1/^erasure/?$": (401, 403, 403, 405, 403, 403, 403, 405),
-    **{f"^v1/(?:{call}|{call[0]})/?$": TRACKER for call in ("track", "page", "screen")},
-    **{f"^v1/(?:{call}|{call[0]})/?$": TRACKER for call in ("identify", "group", "alias")},
-    "^v1/(?:batch|b)/?$": TRACKER,
+    **{f"^v1/{call}/?$": TRACKER for call in ("batch", "track", "page", "screen")},
+    **{f"^v1/{call}/?$": TRACKER for call in ("identify", "group", "alias")},
+    **{f"^v1/{letter}/?$": TRACKER for letter in "btpsiga"},  # analytics.js (ADR 0037)
     # analytics.js's settings: the same for anyone (ADR 0037)
     r"^v1/projects/(?P<token>[A-Za-z0-9_\-]{1,128})/settings$": OPEN,
     # Tracker protocols: keys only (a signed-in user is no SDK); GET on a POST endpoint is 405

@@ -176,7 +176,6 @@ def concrete_url(route: Route, objects: dict[str, object]) -> str:
     path = path.replace("(?P<app_label>", "").replace("(?P<url>.*)", "nowhere/")
     path = re.sub(r"django_celery_beat\|[\w|]+\)", "quality", path)
     path = re.sub(r"\(\?P<token>[^)]*\)", "pk_token", path).replace("\\.", ".")
-    path = re.sub(r"\(\?:([^|)]+)\|[^)]*\)", r"\1", path)  # (?:track|t): the first
     return "/" + re.sub(r"\^|\$|/\?", "", path)
 
 
@@ -202,7 +201,7 @@ SEGMENT_MESSAGE = {
 
 def status_of(client: Client, route: Route, url: str) -> int:
     if route.name.startswith("trackers:segment-"):
-        batch = route.name == "trackers:segment-batch"
+        batch = route.name.startswith("trackers:segment-batch")
         body = {"batch": [{**SEGMENT_MESSAGE, "type": "track"}]} if batch else SEGMENT_MESSAGE
         return client.post(url, json.dumps(body), content_type="application/json").status_code
     if route.name.endswith(("ingest", "batch")):

@@ -16,7 +16,7 @@ from typing import Any
 from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -38,6 +38,7 @@ from trackers.common import (
     request_refuse,
     translated_ingest,
 )
+from trackers.openapi_posthog_snowplow import NOT_A_TOKEN
 from trackers.segment import openapi
 from trackers.segment.identity import IdentityCall
 from trackers.segment.mapping import BATCH_MAX_BYTES, MESSAGE_MAX_BYTES, SOURCE
@@ -188,6 +189,16 @@ SegmentGroupApi = _call_api("group", "A person's group, stored as a custom event
 SegmentAliasApi = _call_api("alias", "Two ids of one person (previousId becomes userId's).")
 
 
+WRITE_KEY_PARAMETER = OpenApiParameter(
+    "token",
+    str,
+    OpenApiParameter.PATH,
+    required=True,
+    pattern=r"^[A-Za-z0-9_\-]{1,128}$",
+    description="The write key analytics.js was given (echoed back, nothing is looked up).",
+)
+
+
 def segment_settings(write_key: str, api_host: str, protocol: str) -> dict[str, Any]:
     """What analytics.js loads from `<cdn>/v1/projects/<key>/settings` before it sends
     anything: our intake as its only destination (`Segment.io`, at `api_host`), nothing else to
@@ -220,7 +231,8 @@ class SegmentSettingsApi(APIView):
     schema = TrackerAutoSchema()
 
     @extend_schema(
-        responses={200: OpenApiTypes.OBJECT},
+        parameters=[WRITE_KEY_PARAMETER],
+        responses={200: OpenApiTypes.OBJECT, (404, "text/html"): NOT_A_TOKEN},
         summary="analytics.js settings (this host as its CDN)",
     )
     def get(self, request: Request, token: str) -> HttpResponse:
