@@ -23,7 +23,8 @@ from events.models import IngestionKey, KeyKind
 from events.throttling import PublicIngestThrottle
 
 ALLOWED_METHODS = "POST, OPTIONS"
-ALLOWED_HEADERS = "Content-Type, Content-Encoding, Authorization, X-API-Key"
+# X-Retry-Count: analytics.js (Segment) numbers its resends with it.
+ALLOWED_HEADERS = "Content-Type, Content-Encoding, Authorization, X-API-Key, X-Retry-Count"
 PREFLIGHT_MAX_AGE_SECONDS = 600
 
 _origins_cache: list[tuple[float, frozenset[str]]] = []
@@ -99,9 +100,10 @@ def is_preflight(request: HttpRequest) -> bool:
     return request.method == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in request.META
 
 
-def preflight_response(request: HttpRequest) -> HttpResponseBase:
+def preflight_response(request: HttpRequest, *, credentials: bool = False) -> HttpResponseBase:
     """204 with the CORS grant for an origin listed on a public key (on the key in `?key=` when
-    one is given), else 403 with the reason and no grant, so the browser blocks the request."""
+    one is given), else 403 with the reason and no grant, so the browser blocks the request.
+    `credentials`: the grant also allows credentials (a tracker that sends them by default)."""
     origin = request_origin(request)
     raw_key = request.GET.get("key", "").strip()
     principal = key_principal_lookup(raw_key) if raw_key else None
@@ -117,6 +119,8 @@ def preflight_response(request: HttpRequest) -> HttpResponseBase:
         response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
         response.headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE_SECONDS)
         response.headers["Vary"] = "Origin"
+        if credentials:
+            response.headers["Access-Control-Allow-Credentials"] = "true"
         return response
     if allowed:
         field, rule = "Access-Control-Request-Method", "post_only"
@@ -148,14 +152,15 @@ PUBLIC_KEY_PARAMETER = OpenApiParameter(
 )
 
 
-def preflight_answering(view: Callable) -> Callable:
+def preflight_answering(view: Callable, *, credentials: bool = False) -> Callable:
     """Wrap a view so that CORS preflights are answered before it runs (they carry no key, so
-    DRF's authentication and permissions must not see them)."""
+    DRF's authentication and permissions must not see them). `credentials`: for a view whose
+    class sets `cors_credentials` (see PublicKeyViewMixin)."""
 
     @functools.wraps(view)
     def answering(request: HttpRequest, *args, **kwargs) -> HttpResponseBase:
         if is_preflight(request):
-            return preflight_response(request)
+            return preflight_response(request, credentials=credentials)
         return view(request, *args, **kwargs)
 
     return answering
@@ -166,6 +171,9 @@ class PublicKeyViewMixin:
     body's `key` is looked at, their own throttle, and CORS headers on every answer."""
 
     body_key_allowed = True  # read by events.authentication
+    # Snowplow's browser tracker sends credentials by default (ADR 0037): its answers must allow
+    # them, or the browser hides them. Nothing here reads a cookie: the key is the credential.
+    cors_credentials = False
 
     def get_throttles(self):
         user = self.request.user
@@ -175,4 +183,7 @@ class PublicKeyViewMixin:
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        return cors_headers_add(request._request, response)
+        response = cors_headers_add(request._request, response)
+        if self.cors_credentials and "Access-Control-Allow-Origin" in response.headers:
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+        return response

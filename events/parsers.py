@@ -53,7 +53,7 @@ class UnsupportedContentEncoding(APIException):
     status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
     default_code = "unsupported_content_encoding"
     field = "Content-Encoding"
-    rule = "gzip_or_identity"
+    rule = "supported_encoding"
 
     def __init__(self, detail: str, raw_body: bytes) -> None:
         super().__init__(detail)
@@ -66,23 +66,35 @@ class MalformedGzip(MalformedJson):
     rule = "gzip"
 
 
+class MalformedDeflate(MalformedJson):
+    default_code = "malformed_deflate"
+    field = "Content-Encoding"
+    rule = "deflate"
+
+
 _GZIP_ENCODINGS = frozenset({"gzip", "x-gzip"})
+# HTTP's deflate is the zlib format (RFC 9110 8.4.1.2), what CompressionStream("deflate") makes.
+_DEFLATE_ENCODING = "deflate"
+SUPPORTED_ENCODINGS = "gzip, deflate or none"
 
 
-def body_inflate(compressed: bytes, limit: int) -> bytes:
-    """The gzip body inflated, never past `limit` + 1 bytes whatever the stream claims (a
-    decompression bomb stops at the cap and is refused as too large). Several gzip members one
-    after another are one body, as gzip itself reads them."""
+def body_inflate(compressed: bytes, limit: int, *, deflate: bool = False) -> bytes:
+    """The gzip (or zlib-deflate) body inflated, never past `limit` + 1 bytes whatever the
+    stream claims (a decompression bomb stops at the cap and is refused as too large). Several
+    gzip members one after another are one body, as gzip itself reads them."""
+    name, malformed = ("deflate", MalformedDeflate) if deflate else ("gzip", MalformedGzip)
+    window = zlib.MAX_WBITS if deflate else 16 + zlib.MAX_WBITS
     inflated = bytearray()
     pending = compressed
     while True:
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        inflater = zlib.decompressobj(window)
         try:
             # max_length is at least 1 here (0 would mean "no cap" to zlib).
             inflated += inflater.decompress(pending, limit + 1 - len(inflated))
         except zlib.error as exc:
-            raise MalformedGzip(
-                f"Request body is not a valid gzip stream: {exc}.", compressed[: kept_body_bytes()]
+            raise malformed(
+                f"Request body is not a valid {name} stream: {exc}.",
+                compressed[: kept_body_bytes()],
             ) from None
         if len(inflated) > limit:
             raise PayloadTooLarge(
@@ -90,25 +102,30 @@ def body_inflate(compressed: bytes, limit: int) -> bytes:
                 raw_body=compressed[: kept_body_bytes()],
             )
         if not inflater.eof:
-            raise MalformedGzip(
-                "Request body is a truncated gzip stream.", compressed[: kept_body_bytes()]
+            raise malformed(
+                f"Request body is a truncated {name} stream.", compressed[: kept_body_bytes()]
             )
         pending = inflater.unused_data
-        if not pending:
+        if not pending or deflate:
             break
+    if pending:
+        raise malformed("Request body has data after its deflate stream.", pending[:64])
     return bytes(inflated)
 
 
 def body_decode(body: bytes, content_encoding: str, limit: int) -> bytes:
-    """The body as sent before its Content-Encoding: gzip inflated with the cap, identity as is,
-    anything else refused (415) by name."""
+    """The body as sent before its Content-Encoding: gzip or deflate inflated with the cap,
+    identity as is, anything else (br, zstd: no library here reads them) refused (415) by name
+    with the encodings that are read (ADR 0037)."""
     encoding = content_encoding.strip().lower()
     if not encoding or encoding == "identity":
         return body
     if encoding in _GZIP_ENCODINGS:
         return body_inflate(body, limit)
+    if encoding == _DEFLATE_ENCODING:
+        return body_inflate(body, limit, deflate=True)
     raise UnsupportedContentEncoding(
-        f"Content-Encoding {text_safe(encoding)!r} is not accepted; send gzip or no encoding.",
+        f"Content-Encoding {text_safe(encoding)!r} is not accepted; send {SUPPORTED_ENCODINGS}.",
         body[: kept_body_bytes()],
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from django.conf import settings
+from django.http import HttpResponse
 from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -19,6 +20,16 @@ from events.schema import FieldError
 from trackers.common import TrackerKeyAuthentication, ingest_source, principal_for_key
 
 _PARSE_ERROR = "_tracker_parse_error"
+
+
+def cors_open(response: HttpResponse) -> HttpResponse:
+    """Readable from any page: for answers that are the same for everyone and hold nothing
+    (PostHog's flags and remote config, analytics.js's settings)."""
+    response["Access-Control-Allow-Origin"] = "*"
+    response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+    response["Access-Control-Allow-Headers"] = "Content-Type, Content-Encoding"
+    response["Access-Control-Max-Age"] = "600"
+    return response
 
 
 class BodyRefused(APIException):

@@ -23,7 +23,7 @@ from rest_framework.views import APIView
 from events.cors import PublicKeyViewMixin
 from events.renderers import OrjsonRenderer
 from events.throttling import IngestThrottle
-from trackers.api_base import BodyRefused, TrackerIngestView
+from trackers.api_base import BodyRefused, TrackerIngestView, cors_open
 from trackers.common import outcome_counts
 from trackers.mapping import MappedEvent
 from trackers.openapi_posthog_snowplow import (
@@ -58,15 +58,6 @@ _JSON = OrjsonRenderer()
 
 def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:
     return HttpResponse(_JSON.render(body), status=status, content_type=_JSON.media_type)
-
-
-def _open(response: HttpResponse) -> HttpResponse:
-    """Readable from any page: the answer is the same for everyone and holds nothing."""
-    response["Access-Control-Allow-Origin"] = "*"
-    response["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
-    response["Access-Control-Allow-Headers"] = "Content-Type, Content-Encoding"
-    response["Access-Control-Max-Age"] = "600"
-    return response
 
 
 def _sent_at_context(sent_at: Any) -> dict[str, Any]:
@@ -173,7 +164,7 @@ class PosthogFlagsApi(APIView):
     parser_classes = [PosthogBodyParser]
 
     def options(self, request: Request, *args, **kwargs) -> HttpResponse:
-        return _open(HttpResponse(status=204))
+        return cors_open(HttpResponse(status=204))
 
     @extend_schema(
         request={"application/json": ANY_OBJECT},
@@ -182,13 +173,13 @@ class PosthogFlagsApi(APIView):
         tags=["trackers"],
     )
     def post(self, request: Request) -> HttpResponse:
-        return _open(_json(FLAGS_ANSWER))
+        return cors_open(_json(FLAGS_ANSWER))
 
     @extend_schema(
         responses={200: FLAGS_RESPONSE}, summary="PostHog feature flags: none", tags=["trackers"]
     )
     def get(self, request: Request) -> HttpResponse:
-        return _open(_json(FLAGS_ANSWER))
+        return cors_open(_json(FLAGS_ANSWER))
 
 
 class PosthogRemoteConfigApi(APIView):
@@ -208,7 +199,7 @@ class PosthogRemoteConfigApi(APIView):
         tags=["trackers"],
     )
     def get(self, request: Request, token: str) -> HttpResponse:
-        return _open(_json(remote_config(token)))
+        return cors_open(_json(remote_config(token)))
 
 
 class PosthogRemoteConfigScriptApi(PosthogRemoteConfigApi):
@@ -232,4 +223,4 @@ class PosthogRemoteConfigScriptApi(PosthogRemoteConfigApi):
             "(function(){window._POSTHOG_REMOTE_CONFIG=window._POSTHOG_REMOTE_CONFIG||{};"
             f"window._POSTHOG_REMOTE_CONFIG[{key}]={{config:{literal},siteApps:[]}};}})();\n"
         )
-        return _open(HttpResponse(body, content_type="application/javascript"))
+        return cors_open(HttpResponse(body, content_type="application/javascript"))

@@ -12,6 +12,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 
+from events.cors import PublicKeyViewMixin
 from events.renderers import OrjsonRenderer
 from events.throttling import IngestThrottle
 from trackers.api_base import BodyRefused, TrackerIngestView
@@ -26,6 +27,7 @@ from trackers.snowplow import (
     snowplow_body_events,
     snowplow_event_map,
     snowplow_key,
+    snowplow_user_links,
 )
 from trackers.translate import mapped_ingest
 
@@ -33,13 +35,22 @@ SOURCE = "snowplow"
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 _JSON = OrjsonRenderer()
 _NO_CACHE = "no-cache, no-store, must-revalidate"
+_links_seen: dict[tuple[str, str], None] = {}  # this process's linked (duid, uid) pairs
 
 
-class SnowplowPostApi(TrackerIngestView):
-    """`POST /com.snowplowanalytics.snowplow/tp2`: a payload_data list of events."""
+def snowplow_links_forget() -> None:
+    """Forget the pairs linked by this process (tests, whose database is emptied between them)."""
+    _links_seen.clear()
+
+
+class SnowplowPostApi(PublicKeyViewMixin, TrackerIngestView):
+    """`POST /com.snowplowanalytics.snowplow/tp2`: a payload_data list of events. The browser
+    tracker posts it from a shop's pages with a public key as its app id: preflights answered,
+    the origin checked, credentials allowed (the tracker's default; ADR 0037)."""
 
     throttle_classes = [IngestThrottle]
     source = SOURCE
+    cors_credentials = True
 
     def body_key(self, request: Request, data: Any) -> str | None:
         try:
@@ -61,7 +72,9 @@ class SnowplowPostApi(TrackerIngestView):
             self.refuse(request, BodyRefused(exc.field, exc.rule, exc.message), body)
         self.batch_bounded(request, events, body, "data")
         mapped = [snowplow_event_map(event) for event in events]
-        outcomes, _ = mapped_ingest(mapped, request=request, source=SOURCE)
+        outcomes, _ = mapped_ingest(
+            [*mapped, *snowplow_user_links(events, _links_seen)], request=request, source=SOURCE
+        )
         answer = {
             **outcome_counts(o.status for o in outcomes),
             "results": [o.as_dict() for o in outcomes],

@@ -1,7 +1,9 @@
 """The bodies posthog-js sends besides plain JSON: `text/plain` JSON, gzip flagged in the query
-(`?compression=gzip-js`) instead of a Content-Encoding header, and form-encoded `data=` holding
-base64 JSON (`?compression=base64`). The same limits as every ingestion body: the inflated body
-is bounded (events.parsers.body_decode), a refused body is kept, bounded, for quarantine."""
+(`?compression=gzip-js`) instead of a Content-Encoding header, gzip flagged nowhere (posthog-js
+1.2xx on: `text/plain`, no query; told by gzip's magic bytes, which no JSON text starts with),
+and form-encoded `data=` holding base64 JSON (`?compression=base64`). The same limits as every
+ingestion body: the inflated body is bounded (events.parsers.body_decode), a refused body is
+kept, bounded, for quarantine."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from events.parsers import (
     json_body_limit,
     kept_body_bytes,
 )
+
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class PosthogBodyParser(BoundedJSONParser):
@@ -38,7 +42,7 @@ class PosthogBodyParser(BoundedJSONParser):
             )
         query = parse_qs(meta.get("QUERY_STRING", ""))
         encoding = meta.get("HTTP_CONTENT_ENCODING") or ""
-        if not encoding and query.get("compression") == ["gzip-js"]:
+        if not encoding and (query.get("compression") == ["gzip-js"] or body[:2] == GZIP_MAGIC):
             encoding = "gzip"
         if encoding:
             body = body_decode(body, encoding, limit)

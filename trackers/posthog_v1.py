@@ -84,7 +84,9 @@ def v1_result(status: str, errors: list[dict[str, Any]] | None = None) -> dict[s
 
 def remote_config(token: str) -> dict[str, Any]:
     """posthog-js's remote config, everything optional off: capture at /e/, no flags (so no
-    /flags/ call follows), no recording, surveys, heatmaps or site apps."""
+    /flags/ call follows), no recording, heatmaps or site apps. `surveys` is left out, not
+    false: posthog-js 1.449 loads its surveys script from our host for any value, even false
+    (ADR 0037)."""
     return {
         "token": token,
         "supportedCompression": ["gzip", "gzip-js"],
@@ -97,7 +99,6 @@ def remote_config(token: str) -> dict[str, Any]:
         "elementsChainAsString": True,
         "sessionRecording": False,
         "heatmaps": False,
-        "surveys": False,
         "productTours": False,
         "defaultIdentifiedOnly": True,
     }

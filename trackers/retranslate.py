@@ -10,7 +10,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from events.services import Retranslated, retranslator_register
+from events.services import Retranslated, protocol_shape_register, retranslator_register
 from trackers.api_posthog import SOURCE as POSTHOG
 from trackers.api_snowplow import SOURCE as SNOWPLOW
 from trackers.common import Translated
@@ -20,6 +20,7 @@ from trackers.posthog import posthog_message_map
 from trackers.posthog_v1 import sdk_lib, v1_message_legacy
 from trackers.segment.api import identity_call_apply
 from trackers.segment.identity import IdentityCall as SegmentIdentityCall
+from trackers.segment.mapping import CALLS as SEGMENT_CALLS
 from trackers.segment.mapping import SOURCE as SEGMENT
 from trackers.segment.messages import message_translate
 from trackers.snowplow import snowplow_event_map
@@ -83,7 +84,35 @@ def snowplow_retranslate(
     return _mapped_retranslate(SNOWPLOW, snowplow_event_map(original), key_id, received_at)
 
 
+_SNOWPLOW_KINDS = frozenset({"pv", "pp", "se", "ue", "tr", "ti"})
+
+
+def segment_shaped(message: dict[str, Any]) -> bool:
+    """A Segment message names its call `type` and carries camelCase ids."""
+    ids = ("messageId", "anonymousId", "userId", "previousId")
+    return message.get("type") in SEGMENT_CALLS and any(name in message for name in ids)
+
+
+def posthog_shaped(message: dict[str, Any]) -> bool:
+    """A PostHog message: an `event` name, no `type`, and a distinct id or token somewhere."""
+    if not isinstance(message.get("event"), str) or "type" in message:
+        return False
+    properties = message.get("properties")
+    in_properties = isinstance(properties, dict) and (
+        "distinct_id" in properties or "token" in properties
+    )
+    return "distinct_id" in message or in_properties
+
+
+def snowplow_shaped(message: dict[str, Any]) -> bool:
+    """A tracker-protocol event: its kind `e` and one of the fields every tracker sends."""
+    return message.get("e") in _SNOWPLOW_KINDS and any(k in message for k in ("eid", "tv", "aid"))
+
+
 def retranslators_register() -> None:
     retranslator_register(SEGMENT, segment_retranslate)
     retranslator_register(POSTHOG, posthog_retranslate)
     retranslator_register(SNOWPLOW, snowplow_retranslate)
+    protocol_shape_register(SEGMENT, segment_shaped)
+    protocol_shape_register(POSTHOG, posthog_shaped)
+    protocol_shape_register(SNOWPLOW, snowplow_shaped)

@@ -22,11 +22,13 @@ import orjson
 
 from trackers.common import iso_from_epoch_millis
 from trackers.mapping import (
+    IdentityCall,
     MappedEvent,
     money_or_none,
     quantity_or_none,
     text_or_none,
 )
+from trackers.segment.identity import IDENTITY_ID_MAX_CHARS
 
 PAYLOAD_DATA_SCHEMA = re.compile(
     r"^iglu:com\.snowplowanalytics\.snowplow/payload_data/jsonschema/1-\d+-\d+$"
@@ -351,3 +353,33 @@ def _ecommerce_action(
             "currency": text_or_none(transaction.get("currency")),
         }
     return fields | {"properties": properties}
+
+
+LINKS_REMEMBERED = 10_000
+
+
+def _linkable(value: str) -> bool:
+    return len(value) <= IDENTITY_ID_MAX_CHARS and "\x00" not in value
+
+
+def snowplow_user_links(events: list[Any], seen: dict[tuple[str, str], None]) -> list[IdentityCall]:
+    """The browser tracker's identify is `setUserId`: from then on its events carry the user id
+    `uid` beside the browser's `duid`. Each new (duid, uid) pair links the two (an alias call,
+    ADR 0037), once per process: `seen` remembers the last LINKS_REMEMBERED pairs, so an
+    identified visitor's every request does not take the id graph's lock again."""
+    calls = []
+    for event in events:
+        if not isinstance(event, dict):
+            continue
+        user_id, device_id = text_or_none(event.get("uid")), text_or_none(event.get("duid"))
+        if user_id is None or device_id is None or device_id == user_id:
+            continue
+        if not (_linkable(user_id) and _linkable(device_id)):
+            continue  # the event itself is refused by validation, with the field named
+        if (device_id, user_id) in seen:
+            continue
+        seen[(device_id, user_id)] = None
+        if len(seen) > LINKS_REMEMBERED:
+            del seen[next(iter(seen))]
+        calls.append(IdentityCall("alias", user_id, anonymous_id=device_id, original=event))
+    return calls

@@ -1,20 +1,53 @@
 """Routes of the tracker protocols, at the paths each SDK posts to (served from the site root)."""
 
+from collections.abc import Callable
+
 from django.urls import path, re_path
 
 from events.cors import preflight_answering
 from trackers import api_posthog, api_snowplow
 from trackers.segment import api as segment
 
+
+def _cors(view_class) -> Callable:
+    """A protocol view that takes public keys from a shop's pages: preflights answered first."""
+    return preflight_answering(view_class.as_view())
+
+
+def _undocumented(view_class: type) -> type:
+    """The view at a second path, left out of the OpenAPI document (drf-spectacular skips a
+    view whose schema is None)."""
+    return type(f"{view_class.__name__}Short", (view_class,), {"schema": None})
+
+
 urlpatterns: list = [
     # Segment's HTTP tracking API; RudderStack's SDKs post to the same paths.
-    re_path(r"^v1/batch/?$", segment.SegmentBatchApi.as_view(), name="segment-batch"),
-    re_path(r"^v1/track/?$", segment.SegmentTrackApi.as_view(), name="segment-track"),
-    re_path(r"^v1/page/?$", segment.SegmentPageApi.as_view(), name="segment-page"),
-    re_path(r"^v1/screen/?$", segment.SegmentScreenApi.as_view(), name="segment-screen"),
-    re_path(r"^v1/identify/?$", segment.SegmentIdentifyApi.as_view(), name="segment-identify"),
-    re_path(r"^v1/group/?$", segment.SegmentGroupApi.as_view(), name="segment-group"),
-    re_path(r"^v1/alias/?$", segment.SegmentAliasApi.as_view(), name="segment-alias"),
+    re_path(r"^v1/batch/?$", _cors(segment.SegmentBatchApi), name="segment-batch"),
+    re_path(r"^v1/track/?$", _cors(segment.SegmentTrackApi), name="segment-track"),
+    re_path(r"^v1/page/?$", _cors(segment.SegmentPageApi), name="segment-page"),
+    re_path(r"^v1/screen/?$", _cors(segment.SegmentScreenApi), name="segment-screen"),
+    re_path(r"^v1/identify/?$", _cors(segment.SegmentIdentifyApi), name="segment-identify"),
+    re_path(r"^v1/group/?$", _cors(segment.SegmentGroupApi), name="segment-group"),
+    re_path(r"^v1/alias/?$", _cors(segment.SegmentAliasApi), name="segment-alias"),
+    # analytics.js (the browser) posts to one-letter forms of the same calls and, batching, to
+    # /v1/b (ADR 0037): the same views, documented once under their long names.
+    *(
+        re_path(rf"^v1/{letter}/?$", _cors(_undocumented(view)), name=f"segment-{name}-short")
+        for letter, name, view in (
+            ("b", "batch", segment.SegmentBatchApi),
+            ("t", "track", segment.SegmentTrackApi),
+            ("p", "page", segment.SegmentPageApi),
+            ("s", "screen", segment.SegmentScreenApi),
+            ("i", "identify", segment.SegmentIdentifyApi),
+            ("g", "group", segment.SegmentGroupApi),
+            ("a", "alias", segment.SegmentAliasApi),
+        )
+    ),
+    re_path(
+        r"^v1/projects/(?P<token>[A-Za-z0-9_\-]{1,128})/settings$",
+        segment.SegmentSettingsApi.as_view(),
+        name="analyticsjs-settings",  # a GET, unlike the segment-* POSTs
+    ),
     # PostHog capture (posthog-python posts /batch/; posthog-js /e/ and /i/v0/e/)
     *(
         path(
@@ -48,7 +81,8 @@ urlpatterns: list = [
     path("i", api_snowplow.SnowplowPixelApi.as_view(), name="snowplow-pixel"),
     path(
         "com.snowplowanalytics.snowplow/tp2",
-        api_snowplow.SnowplowPostApi.as_view(),
+        # Snowplow's browser tracker from a shop's pages (ADR 0037): credentials by default
+        preflight_answering(api_snowplow.SnowplowPostApi.as_view(), credentials=True),
         name="snowplow-tp2",
     ),
 ]

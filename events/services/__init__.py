@@ -60,9 +60,12 @@ from events.services.removal import (
     rejected_pks_of_users,
 )
 from events.services.retranslate import (
+    SHAPE_UNKNOWN,
     ReplayInput,
     Retranslated,
+    protocol_shape_register,
     rejected_replay_input,
+    rejected_sources_infer,
     retranslator_register,
 )
 from events.services.store import (
@@ -75,6 +78,7 @@ __all__ = [
     "ACCEPTED",
     "DUPLICATE",
     "REJECTED",
+    "SHAPE_UNKNOWN",
     "CreatedKey",
     "DroppedPartition",
     "EventOutcome",
@@ -101,6 +105,7 @@ __all__ = [
     "person_identify",
     "person_ids",
     "person_merge_listener_register",
+    "protocol_shape_register",
     "raw_payload_encode",
     "rejected_events_delete",
     "rejected_events_delete_received_before",
@@ -110,6 +115,7 @@ __all__ = [
     "rejected_events_upsert",
     "rejected_pks_of_users",
     "rejected_replay_input",
+    "rejected_sources_infer",
     "request_rejected_store",
     "retranslator_register",
     "stored_behind_listener_register",

@@ -48,12 +48,52 @@ class Retranslator(Protocol):
 
 
 _retranslators: dict[str, Retranslator] = {}
+# For rows quarantined before ADR 0029: whether an original has the shape of one protocol's
+# message, per source (registered by the trackers app beside its retranslators).
+_shape_recognisers: dict[str, Callable[[dict[str, Any]], bool]] = {}
+# The translation context of a row whose source was recognised by shape: no request context
+# is known (a PostHog body's sent_at, a Segment single call's path), the message's own is used.
+SHAPE_INFERRED = {"source": "inferred from the message's shape (ADR 0037)"}
+SHAPE_UNKNOWN = frozenset({"ambiguous", "unrecognised"})  # counted, left as they are
 
 
 def retranslator_register(source: str, retranslate: Retranslator) -> None:
     """Translate quarantined messages of `source` (an event's source: segment, posthog ...)
     with `retranslate` when they are replayed. Called once per protocol at start-up."""
     _retranslators[source] = retranslate
+
+
+def protocol_shape_register(source: str, recognises: Callable[[dict[str, Any]], bool]) -> None:
+    """`recognises(original)`: whether a quarantined original is one `source` message."""
+    _shape_recognisers[source] = recognises
+
+
+def rejected_sources_infer(*, apply: bool) -> dict[str, int]:
+    """Rows quarantined before ADR 0029 hold a protocol's message under `source = api`, with no
+    translation: their replay validated them as our format and could not pass. A row whose
+    original is a JSON object without our `event_type` and has the shape of exactly one
+    protocol's message gets that source (and SHAPE_INFERRED as its translation), so that a
+    replay translates it again. Counts per source, plus `ambiguous` and `unrecognised`; with
+    `apply=False` nothing is written. Idempotent: a changed row is no longer `api`."""
+    counts: dict[str, int] = {}
+    rows = RejectedEvent.objects.filter(
+        source="api",
+        translation__isnull=True,
+        status=RejectedEvent.Status.QUARANTINED,
+        raw_truncated=False,
+    ).only("id", "raw_payload", "raw_truncated")
+    for row in rows.iterator(chunk_size=1000):
+        original = row.payload
+        if not isinstance(original, dict) or "event_type" in original:
+            continue  # our own format (or not one message): validated as it is
+        found = [source for source, shaped in _shape_recognisers.items() if shaped(original)]
+        name = found[0] if len(found) == 1 else ("ambiguous" if found else "unrecognised")
+        counts[name] = counts.get(name, 0) + 1
+        if apply and len(found) == 1:
+            RejectedEvent.objects.filter(pk=row.pk, source="api", translation__isnull=True).update(
+                source=found[0], translation=SHAPE_INFERRED
+            )
+    return counts
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,10 @@ from urllib.parse import urlparse
 
 import pytest
 
+from events import cors, services
+from tests.browser.browser_sdks import SdkInstallError, sdks_install
+from tests.browser.shop_server import shop_serving, tracker_snippet
+from tests.conftest import service_missing
 from tests.helpers import user_with_role
 
 # Playwright's sync API keeps an asyncio loop in the main thread; the ORM calls made by tests
@@ -101,6 +105,15 @@ def _watch(page, session: BrowserPage) -> None:
     page.on("request", on_request)
 
 
+@pytest.fixture(scope="session")
+def browser_sdks() -> Path:
+    """The pinned browser SDKs, installed by `npm ci` on first use (a failure fails in CI)."""
+    try:
+        return sdks_install()
+    except SdkInstallError as exc:
+        service_missing(str(exc))
+
+
 @pytest.fixture
 def open_page(browser, live_server):
     """Factory: a new context (viewport, JS on or off) and its watched page."""
@@ -128,6 +141,19 @@ def open_page(browser, live_server):
     time.sleep(0.3)
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def shop(live_server, transactional_db, require_postgres):
+    """The shop, with a public key listed for its origin and the tracker pointed at us."""
+    with shop_serving() as running:
+        key = services.ingestion_key_create(
+            name="test shop", kind="public", allowed_origins=[running.origin]
+        )
+        cors.public_origins_forget()
+        running.key = key.raw_key
+        running.snippet = tracker_snippet(live_server.url, key.raw_key, flush_interval="300")
+        yield running
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 SHOP_DIR = Path(__file__).resolve().parent / "shop"
+# The browser SDKs' installed files (tests/browser/browser_sdks.py), served under /sdk/.
+SDK_DIR = Path(__file__).resolve().parent / "sdks" / "node_modules"
 # Ports for servers the tests start (SHOP_PORTS=first-last); the first free one is used.
 SHOP_PORTS = os.environ.get("SHOP_PORTS", "20550-20599")
 
@@ -50,6 +52,9 @@ class _ShopHandler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         name = self.path.split("?", 1)[0].lstrip("/") or "index.html"
+        if name.startswith("sdk/"):
+            self._sdk_file(name.removeprefix("sdk/"))
+            return
         if not name.endswith(".html"):
             super().do_GET()
             return
@@ -62,6 +67,19 @@ class _ShopHandler(SimpleHTTPRequestHandler):
         self.send_header("Content-Type", "text/html; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _sdk_file(self, name: str) -> None:
+        """A file of an installed SDK package (its bundle), never anything outside them."""
+        path = (SDK_DIR / name).resolve()
+        if not path.is_relative_to(SDK_DIR.resolve()) or not path.is_file():
+            self.send_error(404)
+            return
+        body = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/javascript; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 

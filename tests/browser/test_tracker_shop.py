@@ -8,25 +8,23 @@ dashboard. Also: a failed send is retried, and nothing is sent under Global Priv
 from __future__ import annotations
 
 import datetime as dt
-import time
 from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from analytics_site.sql import rollup_safety_lag
-from events import cors, services
 from events.models import Event, Person, PersonLink, RejectedEvent
 from reports.filters import filters_from_query
 from reports.services.rollups import rollups_advance
 from tests.browser.conftest import ROOT, sign_in
-from tests.browser.shop_server import free_port, shop_serving, tracker_snippet
+from tests.browser.shop_pages import shop_page, wait_for
+from tests.browser.shop_server import free_port, tracker_snippet
 from tests.dashboard_reference import ref_funnel_counts, ref_sessions, ref_totals
 from tests.faults.tcp_proxy import ProxyProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 SCREENSHOT = ROOT / "docs" / "screenshots" / "tracker-shop-funnel.png"
-NETWORK: list[str] = []  # the pages' requests to the server, shown when a wait times out
 SHOP_TYPES = [
     "page_view",  # index
     "search",
@@ -41,63 +39,6 @@ SHOP_TYPES = [
     "newsletter_signup",
     "page_view",  # thanks
 ]
-
-
-@pytest.fixture
-def shop(live_server, transactional_db, require_postgres):
-    """The shop, with a public key listed for its origin and the tracker pointed at us."""
-    with shop_serving() as running:
-        key = services.ingestion_key_create(
-            name="test shop", kind="public", allowed_origins=[running.origin]
-        )
-        cors.public_origins_forget()
-        running.key = key.raw_key
-        running.snippet = tracker_snippet(live_server.url, key.raw_key, flush_interval="300")
-        yield running
-
-
-def _wait_for(predicate, what: str, timeout: float = 20.0, page=None):
-    """Poll; with a page, wait through playwright so that its events keep arriving."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        if page is not None:
-            page.wait_for_timeout(200)
-        else:
-            time.sleep(0.2)
-    rejected = list(RejectedEvent.objects.values_list("reasons", flat=True)[:3])
-    stored = list(Event.objects.values_list("event_type", flat=True))
-    pytest.fail(
-        f"timed out waiting for {what}; stored: {stored}; quarantined: {rejected}; "
-        f"requests: {NETWORK[-20:]}"
-    )
-
-
-def _shop_page(browser, init_script: str | None = None, device: dict | None = None):
-    options = device or {}
-    context = browser.new_context(**{"viewport": {"width": 1100, "height": 700}, **options})
-    context.set_default_timeout(10_000)
-    if init_script:
-        context.add_init_script(init_script)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on(
-        "requestfailed",
-        lambda r: NETWORK.append(f"failed {r.method} {r.url}: {r.failure}"),
-    )
-    page.on(
-        "requestfinished",
-        lambda r: (
-            NETWORK.append(f"{r.method} {r.url} -> {r.response().status}")
-            if any(path in r.url for path in ("/events", "/identify", "/alias"))
-            else None
-        ),
-    )
-    return context, page, errors
 
 
 def _steps_on_page(page) -> list[int]:
@@ -139,13 +80,13 @@ def test_the_shop_funnel_from_the_tracker_equals_raw_sql(
     visits = [(_buyer, None, len(SHOP_TYPES)), (_cart_leaver, phone, 5), (lambda p: None, None, 1)]
     expected_count = 0
     for walk, device, count in visits:
-        context, page, errors = _shop_page(browser, device=device)
+        context, page, errors = shop_page(browser, device=device)
         page.goto(shop.url("index.html"))
         walk(page)
         page.goto("about:blank")  # page hide: what is left leaves by sendBeacon
         expected_count += count
         # Closing the context would cancel a beacon still in flight (a browser quitting).
-        _wait_for(lambda n=expected_count: Event.objects.count() >= n, "the visit", page=page)
+        wait_for(lambda n=expected_count: Event.objects.count() >= n, "the visit", page=page)
         context.close()
         assert errors == []
     assert Event.objects.count() == expected_count
@@ -199,7 +140,7 @@ def test_a_visitor_who_signs_in_is_one_person_on_the_dashboard(browser, shop, op
     preflight), then buys: the person record links the browser's anonymous id to the user id,
     and the overview's users count that visitor once, as raw SQL over events joined to the
     links does (its two ids would count twice)."""
-    context, page, errors = _shop_page(browser)
+    context, page, errors = shop_page(browser)
     page.goto(shop.url("index.html"))
     page.click("#product-1")
     page.wait_for_selector("#name:text-is('Headphones')")
@@ -216,7 +157,7 @@ def test_a_visitor_who_signs_in_is_one_person_on_the_dashboard(browser, shop, op
     page.click("#pay")
     page.wait_for_url("**/thanks.html")
     page.goto("about:blank")
-    _wait_for(
+    wait_for(
         lambda: Event.objects.filter(event_type="purchase").exists(), "the purchase", page=page
     )
     page.wait_for_timeout(500)  # the thanks page's view, by beacon
@@ -258,17 +199,17 @@ def test_a_failed_send_is_retried_until_it_is_stored(browser, shop, live_server,
     shop.snippet = tracker_snippet(
         host, shop.key, script_host=live_server.url, flush_interval="200"
     )
-    context, page, errors = _shop_page(browser)
+    context, page, errors = shop_page(browser)
     failures: list[str] = []
     page.on("requestfailed", lambda r: failures.append(r.url) if r.url.startswith(host) else None)
     page.goto(shop.url("index.html"))
-    _wait_for(lambda: failures, "the first, failing send", page=page)
+    wait_for(lambda: failures, "the first, failing send", page=page)
     control = free_port(after=listen)
     target = live_server.url.removeprefix("http://").replace("localhost", "127.0.0.1")
     proxy = ProxyProcess(listen, target, control, tmp_path / "proxy.log")
     proxy.start()
     try:
-        _wait_for(lambda: Event.objects.exists(), "the retried send", page=page)
+        wait_for(lambda: Event.objects.exists(), "the retried send", page=page)
         page.wait_for_timeout(500)
     finally:
         proxy.kill()
@@ -287,7 +228,7 @@ def test_a_failed_send_is_retried_until_it_is_stored(browser, shop, live_server,
     ids=["gpc", "dnt"],
 )
 def test_nothing_is_sent_under_a_privacy_signal_unless_told_to(browser, shop, live_server, signal):
-    context, page, _ = _shop_page(browser, init_script=signal)
+    context, page, _ = shop_page(browser, init_script=signal)
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.url) if r.url.startswith(live_server.url) else None)
     page.goto(shop.url("index.html"))
@@ -308,19 +249,19 @@ def test_nothing_is_sent_under_a_privacy_signal_unless_told_to(browser, shop, li
     shop.snippet = tracker_snippet(live_server.url, shop.key, respect_privacy="false")
     page.goto(shop.url("index.html"))
     page.goto("about:blank")
-    _wait_for(lambda: Event.objects.count() == 1, "the page view sent when told to")
+    wait_for(lambda: Event.objects.count() == 1, "the page view sent when told to")
     context.close()
 
 
 def test_memory_storage_keeps_no_id_in_the_browser(browser, shop, live_server):
     shop.snippet = tracker_snippet(live_server.url, shop.key, storage="memory")
-    context, page, errors = _shop_page(browser)
+    context, page, errors = shop_page(browser)
     page.goto(shop.url("index.html"))
     page.evaluate("window.tracker.identify('customer_7'); window.tracker.track('signup', {})")
     page.evaluate("window.tracker.flush()")
-    _wait_for(lambda: Event.objects.count() == 2, "the page view and the signup", page=page)
+    wait_for(lambda: Event.objects.count() == 2, "the page view and the signup", page=page)
     assert page.evaluate("Object.keys(localStorage).length + document.cookie.length") == 0
-    _wait_for(lambda: PersonLink.objects.exists(), "the identify call", page=page)
+    wait_for(lambda: PersonLink.objects.exists(), "the identify call", page=page)
     context.close()
     assert errors == []
     signup = Event.objects.get(event_type="signup")

@@ -60,10 +60,20 @@ def test_gzip_bombs_stop_at_the_limit_with_413(ingest_client, path):
     assert len(assert_kept(refused, "body", "max_size").raw_payload.encode()) <= 65_536 * 4
 
 
-def test_posthog_js_gzip_in_the_query_is_bounded_too(ingest_client):
-    """posthog-js flags gzip with ?compression=gzip-js, not a header: same inflate cap."""
-    response = ingest_client.post_raw("/e/?compression=gzip-js", _gzip_bomb(16 << 20), "text/plain")
+@pytest.mark.parametrize("query", ["?compression=gzip-js", ""], ids=["flagged", "unflagged"])
+def test_posthog_js_gzip_in_the_query_or_unflagged_is_bounded_too(ingest_client, query):
+    """posthog-js flags gzip with ?compression=gzip-js, not a header, or (1.2xx on) not at all,
+    the body's gzip magic telling: the same inflate cap either way."""
+    response = ingest_client.post_raw(f"/e/{query}", _gzip_bomb(16 << 20), "text/plain")
     assert_refused(response, 413, "body", "max_size")
+
+
+def test_posthog_js_unflagged_gzip_that_is_broken_is_400_naming_content_encoding(ingest_client):
+    body = gzip.compress(json.dumps([posthog_message()]).encode())[:-6]
+    response = ingest_client.post_raw("/e/", body, "text/plain")
+    assert_kept(
+        assert_refused(response, 400, "Content-Encoding", "gzip"), "Content-Encoding", "gzip"
+    )
 
 
 @pytest.mark.parametrize("path", [*POSTHOG_PATHS, TP2])
@@ -195,9 +205,13 @@ def test_posthog_js_bodies_gzip_in_the_query_and_base64_forms_are_stored(ingest_
         "/e/?compression=gzip-js", gzip.compress(json.dumps([message]).encode()), "text/plain"
     )
     assert gz.status_code == 200 and gz.json()["accepted"] == 1, gz.content
+    # posthog-js 1.449: gzip, text/plain, nothing in the query says so
+    unflagged = gzip.compress(json.dumps([posthog_message()]).encode())
+    bare = ingest_client.post_raw("/e/", unflagged, "text/plain")
+    assert bare.status_code == 200 and bare.json()["accepted"] == 1, bare.content
     encoded = base64.b64encode(json.dumps(posthog_message()).encode()).decode()
     form = ingest_client.post_raw(
         "/i/v0/e/", f"data={encoded}".encode(), "application/x-www-form-urlencoded"
     )
     assert form.status_code == 200 and form.json()["accepted"] == 1, form.content
-    assert Event.objects.count() == 2
+    assert Event.objects.count() == 3

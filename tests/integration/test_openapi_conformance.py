@@ -132,6 +132,7 @@ OPERATIONS = [
     *((method, path) for path in ("/flags/", "/decide/") for method in ("GET", "POST")),
     ("GET", "/array/{token}/config"),
     ("GET", "/array/{token}/config.js"),
+    ("GET", "/v1/projects/{token}/settings"),  # analytics.js (ADR 0037)
     ("GET", "/i"),
     ("POST", "/com.snowplowanalytics.snowplow/tp2"),
 ]

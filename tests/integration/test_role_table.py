@@ -85,6 +85,9 @@ ROUTES: dict[str, tuple[int, ...]] = {
     "api/v1/^erasure/?$": (401, 403, 403, 405, 403, 403, 403, 405),
     **{f"^v1/{call}/?$": TRACKER for call in ("batch", "track", "page", "screen")},
     **{f"^v1/{call}/?$": TRACKER for call in ("identify", "group", "alias")},
+    **{f"^v1/{letter}/?$": TRACKER for letter in "btpsiga"},  # analytics.js (ADR 0037)
+    # analytics.js's settings: the same for anyone (ADR 0037)
+    r"^v1/projects/(?P<token>[A-Za-z0-9_\-]{1,128})/settings$": OPEN,
     # Tracker protocols: keys only (a signed-in user is no SDK); GET on a POST endpoint is 405
     # once the key may write. The pixel (GET) and the flag answers (anyone) are 200.
     **dict.fromkeys(

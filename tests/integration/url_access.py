@@ -201,7 +201,7 @@ SEGMENT_MESSAGE = {
 
 def status_of(client: Client, route: Route, url: str) -> int:
     if route.name.startswith("trackers:segment-"):
-        batch = route.name == "trackers:segment-batch"
+        batch = route.name.startswith("trackers:segment-batch")
         body = {"batch": [{**SEGMENT_MESSAGE, "type": "track"}]} if batch else SEGMENT_MESSAGE
         return client.post(url, json.dumps(body), content_type="application/json").status_code
     if route.name.endswith(("ingest", "batch")):

@@ -1,4 +1,5 @@
-"""Gzip request bodies: inflated with a cap (no decompression bomb), bad streams named."""
+"""Gzip and deflate request bodies: inflated with a cap (no decompression bomb), bad streams
+named, other encodings refused naming the ones read."""
 
 import gzip
 import zlib
@@ -6,6 +7,7 @@ import zlib
 import pytest
 
 from events.parsers import (
+    MalformedDeflate,
     MalformedGzip,
     PayloadTooLarge,
     UnsupportedContentEncoding,
@@ -56,8 +58,27 @@ def test_identity_is_the_body_itself(encoding):
     assert body_decode(b"{}", encoding, 10) == b"{}"
 
 
-def test_other_encodings_are_refused_by_name():
+@pytest.mark.parametrize("encoding", ["br", "zstd"])
+def test_other_encodings_are_refused_by_name(encoding):
     with pytest.raises(UnsupportedContentEncoding) as caught:
-        body_decode(b"{}", "br", 10)
+        body_decode(b"{}", encoding, 10)
     assert caught.value.status_code == 415
-    assert "br" in str(caught.value.detail)
+    assert encoding in str(caught.value.detail)
+    assert "gzip, deflate or none" in str(caught.value.detail)
+
+
+def test_deflate_is_the_zlib_format_with_the_same_cap():
+    assert body_decode(zlib.compress(b'{"a": 1}'), "Deflate", 100) == b'{"a": 1}'
+    with pytest.raises(PayloadTooLarge):
+        body_decode(zlib.compress(b"x" * 1001), "deflate", 1000)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [gzip.compress(b"{}"), zlib.compress(b"{}")[:-3], zlib.compress(b"a") + zlib.compress(b"b")],
+    ids=["gzip-not-zlib", "truncated", "two-streams"],
+)
+def test_a_bad_deflate_stream_is_a_400_naming_deflate(body):
+    with pytest.raises(MalformedDeflate) as caught:
+        body_decode(body, "deflate", 1000)
+    assert (caught.value.status_code, caught.value.rule) == (400, "deflate")

@@ -13,17 +13,20 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events import services
+from events.cors import PublicKeyViewMixin
 from events.permissions import CanIngest
 from events.renderers import OrjsonRenderer
 from events.throttling import IngestThrottle
+from trackers.api_base import cors_open
 from trackers.common import (
     AnyJSONParser,
     TrackerAutoSchema,
@@ -35,6 +38,7 @@ from trackers.common import (
     request_refuse,
     translated_ingest,
 )
+from trackers.openapi_posthog_snowplow import NOT_A_TOKEN
 from trackers.segment import openapi
 from trackers.segment.identity import IdentityCall
 from trackers.segment.mapping import BATCH_MAX_BYTES, MESSAGE_MAX_BYTES, SOURCE
@@ -98,7 +102,11 @@ def _answer(results: list[dict[str, Any]]) -> dict[str, Any]:
     return {"success": True, **counts, "results": results}
 
 
-class _SegmentApi(APIView):
+class _SegmentApi(PublicKeyViewMixin, APIView):
+    """analytics.js posts from a shop's pages with a public key as its write key (Basic auth,
+    so a preflight comes first): preflights answered for listed origins, the origin checked,
+    CORS headers on every answer (ADR 0018, 0037). Server SDKs send secret keys, as before."""
+
     authentication_classes = [TrackerKeyAuthentication]
     permission_classes = [CanIngest]
     throttle_classes = [IngestThrottle]
@@ -179,3 +187,55 @@ SegmentScreenApi = _call_api("screen", "A mobile screen view, stored as a page v
 SegmentIdentifyApi = _call_api("identify", "Traits for a person; links an anonymous id.")
 SegmentGroupApi = _call_api("group", "A person's group, stored as a custom event `group`.")
 SegmentAliasApi = _call_api("alias", "Two ids of one person (previousId becomes userId's).")
+
+
+WRITE_KEY_PARAMETER = OpenApiParameter(
+    "token",
+    str,
+    OpenApiParameter.PATH,
+    required=True,
+    pattern=r"^[A-Za-z0-9_\-]{1,128}$",
+    description="The write key analytics.js was given (echoed back, nothing is looked up).",
+)
+
+
+def segment_settings(write_key: str, api_host: str, protocol: str) -> dict[str, Any]:
+    """What analytics.js loads from `<cdn>/v1/projects/<key>/settings` before it sends
+    anything: our intake as its only destination (`Segment.io`, at `api_host`), nothing else to
+    load (no device-mode destinations, middleware, plans or video plugins: each would be
+    another script fetched from the CDN), and its own metrics off (they would go to Segment).
+    Delivery is analytics.js's default (a request per call, no `keepalive`: Chromium aborted
+    its keepalive requests, which need a preflight for their Basic auth, ADR 0037)."""
+    return {
+        "integrations": {
+            "Segment.io": {"apiKey": write_key, "apiHost": api_host, "protocol": protocol}
+        },
+        "metrics": {"sampleRate": 0},
+        "remotePlugins": [],
+        "enabledMiddleware": {},
+        "middlewareSettings": {},
+        "legacyVideoPluginsEnabled": False,
+    }
+
+
+class SegmentSettingsApi(APIView):
+    """`GET /v1/projects/<key>/settings`: analytics.js's settings when this host is its CDN
+    (`analytics._cdn`, Segment's self-hosting set-up). The same for anyone and holds nothing
+    but the key in the path, echoed only when it is made of key characters (the URL pattern):
+    no key lookup, readable cross-origin."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+    throttle_classes = [IngestThrottle]
+    renderer_classes = [OrjsonRenderer]
+    schema = TrackerAutoSchema()
+
+    @extend_schema(
+        parameters=[WRITE_KEY_PARAMETER],
+        responses={200: OpenApiTypes.OBJECT, (404, "text/html"): NOT_A_TOKEN},
+        summary="analytics.js settings (this host as its CDN)",
+    )
+    def get(self, request: Request, token: str) -> HttpResponse:
+        api_host = f"{request.get_host()}/v1"
+        body = OrjsonRenderer().render(segment_settings(token, api_host, request.scheme))
+        return cors_open(HttpResponse(body, content_type="application/json"))

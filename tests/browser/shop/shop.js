@@ -1,5 +1,7 @@
 // The test shop's own script: a catalogue, a cart in sessionStorage, and the tracker calls a
 // shop would make. window.tracker may still be the pre-load queue (an array) when this runs.
+// A call may return a promise (analytics.js's do: resolved once the event was delivered);
+// the shop waits for it before it navigates away, as that SDK's docs tell shops to.
 window.tracker = window.tracker || [];
 var CATALOG = {
   sku_1: {id: "sku_1", name: "Headphones", category: "audio", price: 59.9, currency: "EUR"},
@@ -9,7 +11,11 @@ var CATALOG = {
 function call(method) {
   var args = Array.prototype.slice.call(arguments, 1);
   if (Array.isArray(window.tracker)) window.tracker.push([method].concat(args));
-  else window.tracker[method].apply(window.tracker, args);
+  else return window.tracker[method].apply(window.tracker, args);
+}
+
+function after(calls, next) {
+  Promise.all(calls).then(next, next);
 }
 
 function cart() {
@@ -27,9 +33,9 @@ document.addEventListener("DOMContentLoaded", function () {
       window.history.pushState({}, "", "?sku=" + item.id + "&tab=reviews"); // an SPA-style view
     });
     document.getElementById("add").addEventListener("click", function () {
-      call("addToCart", item, 2);
+      var sent = call("addToCart", item, 2);
       window.sessionStorage.setItem("cart", JSON.stringify(cart().concat([item])));
-      window.location.href = "cart.html";
+      after([sent], function () { window.location.href = "cart.html"; });
     });
   }
   if (page === "index") {
@@ -41,27 +47,27 @@ document.addEventListener("DOMContentLoaded", function () {
   if (page === "cart") {
     document.getElementById("signin").addEventListener("click", function () {
       // The shop's own sign-in succeeded: from now on this visitor is customer_42.
-      call("identify", "customer_42", {email: "c42@example.com", plan: "gold"});
-      document.getElementById("signin").textContent = "Signed in";
+      var sent = call("identify", "customer_42", {email: "c42@example.com", plan: "gold"});
+      after([sent], function () { document.getElementById("signin").textContent = "Signed in"; });
     });
     document.getElementById("checkout").addEventListener("click", function () {
-      call("checkoutStart", {items: cart().length});
-      window.location.href = "checkout.html";
+      var sent = call("checkoutStart", {items: cart().length});
+      after([sent], function () { window.location.href = "checkout.html"; });
     });
   }
   if (page === "checkout") {
     document.getElementById("pay").addEventListener("click", function () {
       var items = cart();
       var revenue = items.reduce(function (sum, item) { return sum + item.price * 2; }, 0);
-      call("purchase", {
+      var bought = call("purchase", {
         id: "order_" + Date.now(),
         revenue: Math.round(revenue * 100) / 100,
         currency: "EUR",
         products: items.map(function (item) { return Object.assign({quantity: 2}, item); })
       });
-      call("track", "newsletter_signup", {source: "checkout"});
+      var signedUp = call("track", "newsletter_signup", {source: "checkout"});
       window.sessionStorage.removeItem("cart");
-      window.location.href = "thanks.html";
+      after([bought, signedUp], function () { window.location.href = "thanks.html"; });
     });
   }
 });
