@@ -28,6 +28,7 @@ from benchmarks._ingest_server import (  # noqa: E402
     database_create,
     database_drop,
     database_url,
+    events_truncate,
     migrate,
     server_env,
     server_start,
@@ -35,9 +36,9 @@ from benchmarks._ingest_server import (  # noqa: E402
 )
 
 
-def _phases(batches: list[int]) -> list[tuple[str, str, int]]:
+def _phases(batches: list[int], singles: bool = True) -> list[tuple[str, str, int]]:
     """(label, path, batch size) of each phase; 0 is single events."""
-    phases = [("single events", "/events", 0)]
+    phases = [("single events", "/events", 0)] if singles else []
     return phases + [(f"batches of {size}", "/events/batch", size) for size in batches]
 
 
@@ -65,14 +66,16 @@ def _wal(before: tuple[int, int, int], after: tuple[int, int, int]) -> Wal:
     return Wal((after[0] - before[0]) / events, (after[1] - before[1]) / events)
 
 
-def _turn(db: str, args, batches: list[int]) -> dict[str, tuple[PhaseResult, Wal]]:
+def _turn(
+    db: str, args, batches: list[int], singles: bool = True
+) -> dict[str, tuple[PhaseResult, Wal]]:
     server_args = SimpleNamespace(
         port=args.http_port, workers=2, worker_class="keepalive", threads=2
     )
     server = server_start(server_env(db, {}), server_args)
     results = {}
     try:
-        for label, path, size in _phases(batches):
+        for label, path, size in _phases(batches, singles):
             wal_before = _wal_sample(db) if args.own_pg else None
             result = load_phase(
                 args.http_port,
@@ -102,6 +105,17 @@ def _turn(db: str, args, batches: list[int]) -> dict[str, tuple[PhaseResult, Wal
     return results
 
 
+def _empty_prepare(empty: str) -> None:
+    """The empty database: made and migrated once, emptied by TRUNCATE on later runs. Not
+    dropped and made again: DROP DATABASE forces an immediate checkpoint, which put every run
+    at the start of a checkpoint cycle (full-page images of every page touched)."""
+    try:
+        events_truncate(empty)
+    except psycopg.OperationalError:
+        database_create(empty)
+        migrate(server_env(empty, {}))
+
+
 def _median(results: list, field: str, per_event: int = 1) -> float:
     return statistics.median(getattr(result, field) / per_event for result in results)
 
@@ -110,9 +124,16 @@ def http_rates(args, facts) -> None:
     """Alternate --rounds turns of the empty and the full database; print medians and ratios."""
     batches = [int(size) for size in args.batches.split(",") if size]
     empty = f"{args.db}_empty"
-    database_create(empty)
+    _empty_prepare(empty)
     try:
-        migrate(server_env(empty, {}))
+        if args.warm_seconds:
+            # Both databases under batch load first, unmeasured: after a checkpoint every page
+            # an insert touches is first written whole to WAL; at a steady load the hot pages
+            # have been, and that is the state a primary is in for most of a checkpoint cycle.
+            for db in (empty, args.db):
+                print(f"  warm-up: {db}, {args.warm_seconds:.0f} s of batches", flush=True)
+                warm = SimpleNamespace(**{**vars(args), "seconds": args.warm_seconds})
+                _turn(db, warm, [500], singles=False)
         runs: dict[str, list[dict[str, tuple[PhaseResult, Wal]]]] = {empty: [], args.db: []}
         for turn in range(args.rounds):
             for db in (empty, args.db):

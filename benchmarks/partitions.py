@@ -225,6 +225,12 @@ def main() -> None:
     parser.add_argument("--http-port", type=int, default=9401)
     parser.add_argument("--rounds", type=int, default=2, help="http: turns per database")
     parser.add_argument("--batches", default="100,500", help="http: batch sizes")
+    parser.add_argument(
+        "--warm-seconds",
+        type=float,
+        default=0.0,
+        help="http: unmeasured batch load on both databases first (past a checkpoint's start)",
+    )
     parser.add_argument("--keep-days", type=int, default=60, help="drop: retention in days")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()

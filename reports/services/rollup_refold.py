@@ -28,6 +28,8 @@ where the periodic fold refolds in batches.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from itertools import pairwise
 from typing import Any
 
@@ -45,6 +47,8 @@ from reports.services.rollup_folds import (
     sources_drop,
 )
 from reports.services.user_bitmaps import active_fold, first_seen_fold
+
+logger = logging.getLogger(__name__)
 
 # upper_bound() takes at most this many rows: here, all that are committed and before the horizon.
 EVERYTHING = 2**62
@@ -102,8 +106,8 @@ def refold_by_receipt(
         return 0, 0
     until, until_params = range_sql(START, upper)
     bounds = [None, *_slice_cuts(size or rollup_batch_rows()), None]
-    total = 0
-    for low, high in pairwise(bounds):
+    total, started = 0, time.monotonic()
+    for index, (low, high) in enumerate(pairwise(bounds), 1):
         where, params = _slice_sql(low, high)
         total += source_create("rollup_delta", f"{until} AND {where}", [*until_params, *params])
         metrics_fold("rollup_delta")
@@ -112,6 +116,14 @@ def refold_by_receipt(
         sessions_fold("rollup_delta")
         sources_drop("rollup_delta")
         _statistics_refresh()
+        # A refold of tens of millions of events takes a while: say how far it is.
+        logger.info(
+            "rollup refold: slice %d of %d, %d events in %.0f s",
+            index,
+            len(bounds) - 1,
+            total,
+            time.monotonic() - started,
+        )
     mark.txid, mark.event_pk, mark.received_at = upper.txid, upper.pk, upper.received_at
     mark.events_rolled_up = total
     mark.save(update_fields=["txid", "received_at", "event_pk", "events_rolled_up", "updated_at"])
