@@ -18,6 +18,8 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+# benchmarks/partitions.py --port (its own instance) sets this; 5432 is the shared server.
+PORT = os.environ.get("BENCH_PG_PORT", "5432")
 WORKER_CLASSES = {
     "keepalive": "analytics_site.gunicorn_workers.KeepAliveThreadWorker",  # as in the Procfile
     "gthread": "gthread",
@@ -27,7 +29,7 @@ WORKER_CLASSES = {
 
 # ----------------------------------------------------------------------------- database
 def database_url(name: str) -> str:
-    return f"postgres://postgres@{HOST}:5432/{name}"
+    return f"postgres://postgres@{HOST}:{PORT}/{name}"
 
 
 def database_create(name: str) -> None:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -24,6 +27,8 @@ from benchmarks._ingest_clients import PhaseResult, load_phase  # noqa: E402
 from benchmarks._ingest_server import (  # noqa: E402
     database_create,
     database_drop,
+    database_url,
+    events_truncate,
     migrate,
     server_env,
     server_start,
@@ -31,21 +36,48 @@ from benchmarks._ingest_server import (  # noqa: E402
 )
 
 
-def _phases(batches: list[int]) -> list[tuple[str, str, int]]:
+def _phases(batches: list[int], singles: bool = True) -> list[tuple[str, str, int]]:
     """(label, path, batch size) of each phase; 0 is single events."""
-    phases = [("single events", "/events", 0)]
+    phases = [("single events", "/events", 0)] if singles else []
     return phases + [(f"batches of {size}", "/events/batch", size) for size in batches]
 
 
-def _turn(db: str, args, batches: list[int]) -> dict[str, PhaseResult]:
+@dataclass
+class Wal:
+    """WAL written per event stored during a phase: bytes and full-page images."""
+
+    bytes_per_event: float = float("nan")
+    images_per_event: float = float("nan")
+
+
+def _wal_sample(db: str) -> tuple[int, int, int]:
+    """(WAL bytes, full-page images) of the whole instance, and the events' id sequence."""
+    with psycopg.connect(database_url(db), autocommit=True) as conn:
+        return conn.execute(
+            "SELECT wal_bytes::bigint, wal_fpi, "
+            "(SELECT last_value FROM events_event_id_seq) FROM pg_stat_wal"
+        ).fetchone()
+
+
+def _wal(before: tuple[int, int, int], after: tuple[int, int, int]) -> Wal:
+    events = after[2] - before[2]
+    if events <= 0:
+        return Wal()
+    return Wal((after[0] - before[0]) / events, (after[1] - before[1]) / events)
+
+
+def _turn(
+    db: str, args, batches: list[int], singles: bool = True
+) -> dict[str, tuple[PhaseResult, Wal]]:
     server_args = SimpleNamespace(
         port=args.http_port, workers=2, worker_class="keepalive", threads=2
     )
     server = server_start(server_env(db, {}), server_args)
     results = {}
     try:
-        for label, path, size in _phases(batches):
-            results[label] = load_phase(
+        for label, path, size in _phases(batches, singles):
+            wal_before = _wal_sample(db) if args.own_pg else None
+            result = load_phase(
                 args.http_port,
                 path,
                 clients=4,
@@ -56,15 +88,35 @@ def _turn(db: str, args, batches: list[int]) -> dict[str, PhaseResult]:
                 db_name=db,
                 client_kind="raw",
             )
-            bad = {code: n for code, n in results[label].statuses.items() if code not in (200, 201)}
+            wal = _wal(wal_before, _wal_sample(db)) if wal_before else Wal()
+            results[label] = (result, wal)
+            bad = {code: n for code, n in result.statuses.items() if code not in (200, 201)}
             if bad:
-                print(f"    {db} {label}: statuses {bad}; {results[label].first_error}")
+                print(f"    {db} {label}: statuses {bad}; {result.first_error}")
+            print(
+                f"    {label:<16} {result.events_per_s:>9,.0f} events/s, PG CPU "
+                f"{result.postgres_cpu_us / max(size, 1):>5.0f} µs/event, WAL "
+                f"{wal.bytes_per_event:>6,.0f} B/event, {wal.images_per_event:.3f} "
+                "full-page images/event",
+                flush=True,
+            )
     finally:
         server_stop(server)
     return results
 
 
-def _median(results: list[PhaseResult], field: str, per_event: int) -> float:
+def _empty_prepare(empty: str) -> None:
+    """The empty database: made and migrated once, emptied by TRUNCATE on later runs. Not
+    dropped and made again: DROP DATABASE forces an immediate checkpoint, which put every run
+    at the start of a checkpoint cycle (full-page images of every page touched)."""
+    try:
+        events_truncate(empty)
+    except psycopg.OperationalError:
+        database_create(empty)
+        migrate(server_env(empty, {}))
+
+
+def _median(results: list, field: str, per_event: int = 1) -> float:
     return statistics.median(getattr(result, field) / per_event for result in results)
 
 
@@ -72,10 +124,17 @@ def http_rates(args, facts) -> None:
     """Alternate --rounds turns of the empty and the full database; print medians and ratios."""
     batches = [int(size) for size in args.batches.split(",") if size]
     empty = f"{args.db}_empty"
-    database_create(empty)
+    _empty_prepare(empty)
     try:
-        migrate(server_env(empty, {}))
-        runs: dict[str, list[dict[str, PhaseResult]]] = {empty: [], args.db: []}
+        if args.warm_seconds:
+            # Both databases under batch load first, unmeasured: after a checkpoint every page
+            # an insert touches is first written whole to WAL; at a steady load the hot pages
+            # have been, and that is the state a primary is in for most of a checkpoint cycle.
+            for db in (empty, args.db):
+                print(f"  warm-up: {db}, {args.warm_seconds:.0f} s of batches", flush=True)
+                warm = SimpleNamespace(**{**vars(args), "seconds": args.warm_seconds})
+                _turn(db, warm, [500], singles=False)
+        runs: dict[str, list[dict[str, tuple[PhaseResult, Wal]]]] = {empty: [], args.db: []}
         for turn in range(args.rounds):
             for db in (empty, args.db):
                 print(f"  turn {turn + 1}: {db}", flush=True)
@@ -83,28 +142,36 @@ def http_rates(args, facts) -> None:
         print(facts())
         print(
             f"{'phase':<16} {'database':<10} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'web CPU µs/ev':>14} {'PG CPU µs/ev':>13}"
+            f"{'web CPU µs/ev':>14} {'PG CPU µs/ev':>13} {'WAL B/ev':>9} {'FPI/ev':>7}"
         )
         for label, _, size in _phases(batches):
             per_event = max(size, 1)
             rows = {}
             for db, name in ((empty, "empty"), (args.db, "full")):
-                turns = [run[label] for run in runs[db]]
+                turns = [run[label][0] for run in runs[db]]
+                wals = [run[label][1] for run in runs[db]]
                 rows[name] = [
-                    statistics.median(t.events_per_s for t in turns),
-                    statistics.median(t.p50_ms for t in turns),
-                    statistics.median(t.p99_ms for t in turns),
+                    _median(turns, "events_per_s"),
+                    _median(turns, "p50_ms"),
+                    _median(turns, "p99_ms"),
                     _median(turns, "worker_cpu_us", per_event),
                     _median(turns, "postgres_cpu_us", per_event),
+                    _median(wals, "bytes_per_event"),
+                    _median(wals, "images_per_event"),
                 ]
                 print(
                     f"{label:<16} {name:<10} {rows[name][0]:>9,.0f} {rows[name][1]:>8.2f} "
-                    f"{rows[name][2]:>8.2f} {rows[name][3]:>14.0f} {rows[name][4]:>13.0f}"
+                    f"{rows[name][2]:>8.2f} {rows[name][3]:>14.0f} {rows[name][4]:>13.0f} "
+                    f"{rows[name][5]:>9,.0f} {rows[name][6]:>7.3f}"
                 )
-            ratio = [full / base for full, base in zip(rows["full"], rows["empty"], strict=True)]
+            ratio = [
+                full / base if base else float("nan")
+                for full, base in zip(rows["full"], rows["empty"], strict=True)
+            ]
             print(
                 f"{'':<16} {'full/empty':<10} {ratio[0]:>9.2f} {ratio[1]:>8.2f} "
-                f"{ratio[2]:>8.2f} {ratio[3]:>14.2f} {ratio[4]:>13.2f}"
+                f"{ratio[2]:>8.2f} {ratio[3]:>14.2f} {ratio[4]:>13.2f} {ratio[5]:>9.2f} "
+                f"{ratio[6]:>7.2f}"
             )
     finally:
         if not args.keep:

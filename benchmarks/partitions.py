@@ -3,6 +3,8 @@ database, the live conversion's lock, and retention dropping a month of partitio
 
     # a fresh scratch database of 50M events over 90 days, set-based (_partitions_fill.py)
     nice .venv/bin/python benchmarks/partitions.py fill --db analytics_bench50m --events 50000000
+    # the same in a PostgreSQL of its own with scale/postgresql-tuned.conf (port 5440)
+    nice .venv/bin/python benchmarks/partitions.py fill --own-pg /work/pg-b50 --keep ...
     # HTTP ingestion into it and into an empty database, in turns (_partitions_http.py)
     .venv/bin/python benchmarks/partitions.py http --db analytics_bench50m --rounds 3
     # retention's drop of its oldest month, then the same on an empty database's
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -132,6 +135,7 @@ def retention(args: argparse.Namespace) -> None:
 
 def http(args: argparse.Namespace) -> None:
     """Ingestion through gunicorn into --db and into an empty database, taking turns."""
+    os.environ["BENCH_PG_PORT"] = args.port  # read by _ingest_server when first imported
     from _partitions_http import http_rates
 
     print(_facts(args))
@@ -205,7 +209,14 @@ def main() -> None:
     )
     parser.add_argument("--db", default="")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", default="5432")
+    parser.add_argument("--port", default="", help="5432, or 5440 with --own-pg")
+    parser.add_argument(
+        "--own-pg",
+        default="",
+        metavar="DIR",
+        help="run a PostgreSQL 15 of its own in DIR with scale/postgresql-tuned.conf "
+        "(initdb once, stopped at the end unless --keep)",
+    )
     parser.add_argument("--user", default="postgres")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -214,6 +225,12 @@ def main() -> None:
     parser.add_argument("--http-port", type=int, default=9401)
     parser.add_argument("--rounds", type=int, default=2, help="http: turns per database")
     parser.add_argument("--batches", default="100,500", help="http: batch sizes")
+    parser.add_argument(
+        "--warm-seconds",
+        type=float,
+        default=0.0,
+        help="http: unmeasured batch load on both databases first (past a checkpoint's start)",
+    )
     parser.add_argument("--keep-days", type=int, default=60, help="drop: retention in days")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
@@ -225,7 +242,18 @@ def main() -> None:
         "convert": convert,
         "retention": retention,
     }
-    actions[args.action](args)
+    args.port = args.port or ("5440" if args.own_pg else "5432")
+    if not args.own_pg:
+        actions[args.action](args)
+        return
+    from _pg_own import own_start, own_stop
+
+    own_start(args.own_pg, args.port)
+    try:
+        actions[args.action](args)
+    finally:
+        if not args.keep:
+            own_stop(args.own_pg)
 
 
 if __name__ == "__main__":

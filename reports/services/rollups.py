@@ -60,6 +60,7 @@ from reports.services.rollup_folds import (
     source_create,
     sources_drop,
 )
+from reports.services.rollup_refold import refold_by_receipt
 from reports.services.user_bitmaps import (
     active_fold,
     active_week_refill,
@@ -198,6 +199,9 @@ def rollups_rebuild(
 ) -> RollupRun:
     """Rebuild rollups from raw events: everything, or every bucket from `since` (UTC) on.
 
+    Everything: empty the rollups, then refold every event in slices of receipt time in one
+    transaction (`reports.services.rollup_refold`, ADR 0035), then fold what arrived meanwhile.
+
     A partial rebuild keeps the watermark: it deletes the buckets from `since`, refolds the
     events of those buckets that are under the watermark, and recomputes the sessions and
     first-seen rows of the sessions and users those events touch. Weekly buckets (product
@@ -217,9 +221,13 @@ def rollups_rebuild(
                 events_rolled_up=0,
                 generation=uuid.uuid4(),
             )
-        run = rollups_advance(now=now, batch=batch, max_seconds=float("inf"))
+        with transaction.atomic():
+            refolded, slices = refold_by_receipt(_lock_watermark(), now=now, size=batch)
+        run = rollups_advance(now=now, batch=batch, max_seconds=float("inf"))  # since then
         _rollups_analyze()
-        return RollupRun(run.events, run.batches, time.monotonic() - started, run.watermark)
+        return RollupRun(
+            refolded + run.events, slices + run.batches, time.monotonic() - started, run.watermark
+        )
     since_at = dt.datetime.combine(since, dt.time(), tzinfo=dt.UTC)
     with transaction.atomic():
         mark = _lock_watermark()
