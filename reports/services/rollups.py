@@ -222,7 +222,12 @@ def rollups_rebuild(
                 generation=uuid.uuid4(),
             )
         with transaction.atomic():
-            refolded, slices = refold_by_receipt(_lock_watermark(), now=now, size=batch)
+            mark = _lock_watermark()
+            # A periodic fold that took the lock between the two transactions has begun from
+            # the start in fold order: the incremental fold below finishes from where it is.
+            refolded, slices = (
+                refold_by_receipt(mark, now=now, size=batch) if _position(mark).is_start else (0, 0)
+            )
         run = rollups_advance(now=now, batch=batch, max_seconds=float("inf"))  # since then
         _rollups_analyze()
         return RollupRun(
