@@ -48,22 +48,31 @@ class Wal:
 
     bytes_per_event: float = float("nan")
     images_per_event: float = float("nan")
+    reads_per_event: float = float("nan")
 
 
-def _wal_sample(db: str) -> tuple[int, int, int]:
-    """(WAL bytes, full-page images) of the whole instance, and the events' id sequence."""
+def _wal_sample(db: str) -> tuple[int, int, int, int]:
+    """(WAL bytes, full-page images) of the whole instance, the events' id sequence, and the
+    database's blocks read from outside shared buffers (the OS cache or the disk)."""
     with psycopg.connect(database_url(db), autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
         return conn.execute(
             "SELECT wal_bytes::bigint, wal_fpi, "
-            "(SELECT last_value FROM events_event_id_seq) FROM pg_stat_wal"
+            "(SELECT last_value FROM events_event_id_seq), "
+            "(SELECT blks_read FROM pg_stat_database WHERE datname = current_database()) "
+            "FROM pg_stat_wal"
         ).fetchone()
 
 
-def _wal(before: tuple[int, int, int], after: tuple[int, int, int]) -> Wal:
+def _wal(before: tuple[int, int, int, int], after: tuple[int, int, int, int]) -> Wal:
     events = after[2] - before[2]
     if events <= 0:
         return Wal()
-    return Wal((after[0] - before[0]) / events, (after[1] - before[1]) / events)
+    return Wal(
+        (after[0] - before[0]) / events,
+        (after[1] - before[1]) / events,
+        (after[3] - before[3]) / events,
+    )
 
 
 def _turn(
@@ -97,7 +106,7 @@ def _turn(
                 f"    {label:<16} {result.events_per_s:>9,.0f} events/s, PG CPU "
                 f"{result.postgres_cpu_us / max(size, 1):>5.0f} µs/event, WAL "
                 f"{wal.bytes_per_event:>6,.0f} B/event, {wal.images_per_event:.3f} "
-                "full-page images/event",
+                f"full-page images/event, {wal.reads_per_event:.3f} blocks read/event",
                 flush=True,
             )
     finally:
@@ -142,7 +151,8 @@ def http_rates(args, facts) -> None:
         print(facts())
         print(
             f"{'phase':<16} {'database':<10} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'web CPU µs/ev':>14} {'PG CPU µs/ev':>13} {'WAL B/ev':>9} {'FPI/ev':>7}"
+            f"{'web CPU µs/ev':>14} {'PG CPU µs/ev':>13} {'WAL B/ev':>9} {'FPI/ev':>7} "
+            f"{'reads/ev':>8}"
         )
         for label, _, size in _phases(batches):
             per_event = max(size, 1)
@@ -158,11 +168,12 @@ def http_rates(args, facts) -> None:
                     _median(turns, "postgres_cpu_us", per_event),
                     _median(wals, "bytes_per_event"),
                     _median(wals, "images_per_event"),
+                    _median(wals, "reads_per_event"),
                 ]
                 print(
                     f"{label:<16} {name:<10} {rows[name][0]:>9,.0f} {rows[name][1]:>8.2f} "
                     f"{rows[name][2]:>8.2f} {rows[name][3]:>14.0f} {rows[name][4]:>13.0f} "
-                    f"{rows[name][5]:>9,.0f} {rows[name][6]:>7.3f}"
+                    f"{rows[name][5]:>9,.0f} {rows[name][6]:>7.3f} {rows[name][7]:>8.3f}"
                 )
             ratio = [
                 full / base if base else float("nan")
@@ -171,7 +182,7 @@ def http_rates(args, facts) -> None:
             print(
                 f"{'':<16} {'full/empty':<10} {ratio[0]:>9.2f} {ratio[1]:>8.2f} "
                 f"{ratio[2]:>8.2f} {ratio[3]:>14.2f} {ratio[4]:>13.2f} {ratio[5]:>9.2f} "
-                f"{ratio[6]:>7.2f}"
+                f"{ratio[6]:>7.2f} {ratio[7]:>8.2f}"
             )
     finally:
         if not args.keep:

@@ -49,7 +49,17 @@ def _facts(args: argparse.Namespace) -> str:
             "(SELECT relkind FROM pg_class WHERE relname = 'events_event')"
         ).fetchone()
     shape = "partitioned" if kind == "p" else "plain"
-    return f"events_event {shape}, ~{rows or 0:,} rows, database {size}"
+    return f"events_event {shape}, ~{rows or 0:,} rows, database {size}, {_huge_pages()}"
+
+
+def _huge_pages() -> str:
+    """Whether shared buffers can sit in huge pages (`huge_pages = try` in the tuned settings
+    takes them only if `vm.nr_hugepages` reserved enough before the server started)."""
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    total = int(meminfo.get("HugePages_Total", "0").strip())
+    free = int(meminfo.get("HugePages_Free", "0").strip())
+    size = meminfo.get("Hugepagesize", "").strip()
+    return f"huge pages {total - free} of {total} in use ({size} each)"
 
 
 def _probe(env: dict[str, str], *arguments: str) -> dict:
