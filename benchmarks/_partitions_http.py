@@ -125,6 +125,26 @@ def _empty_prepare(empty: str) -> None:
         migrate(server_env(empty, {}))
 
 
+PREWARM_SQL = """
+SELECT count(pg_prewarm(c.oid))
+FROM pg_class c
+WHERE c.relname = 'events_eventkey_pkey'
+   OR c.oid = to_regclass('events_event_p' || to_char(now(), 'YYYYMM') || '01')
+   OR c.oid IN (SELECT indexrelid FROM pg_index
+                WHERE indrelid = to_regclass('events_event_p' || to_char(now(), 'YYYYMM') || '01'))
+"""
+
+
+def _prewarm(db: str) -> None:
+    """Load what inserts touch at random into shared buffers: the dedupe key index and the
+    current month's partition with its indexes (what a primary that has run for hours holds,
+    and what the autoprewarm worker of scale/postgresql-tuned.conf reloads after a restart)."""
+    with psycopg.connect(database_url(db), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        relations = conn.execute(PREWARM_SQL).fetchone()[0]
+    print(f"  prewarmed {db}: {relations} relations", flush=True)
+
+
 def _median(results: list, field: str, per_event: int = 1) -> float:
     return statistics.median(getattr(result, field) / per_event for result in results)
 
@@ -135,6 +155,9 @@ def http_rates(args, facts) -> None:
     empty = f"{args.db}_empty"
     _empty_prepare(empty)
     try:
+        if args.prewarm:
+            for db in (empty, args.db):
+                _prewarm(db)
         if args.warm_seconds:
             # Both databases under batch load first, unmeasured: after a checkpoint every page
             # an insert touches is first written whole to WAL; at a steady load the hot pages

@@ -6,7 +6,7 @@ database, the live conversion's lock, and retention dropping a month of partitio
     # the same in a PostgreSQL of its own with scale/postgresql-tuned.conf (port 5440)
     nice .venv/bin/python benchmarks/partitions.py fill --own-pg /work/pg-b50 --keep ...
     # HTTP ingestion into it and into an empty database, in turns (_partitions_http.py)
-    .venv/bin/python benchmarks/partitions.py http --db analytics_bench50m --rounds 3
+    .venv/bin/python benchmarks/partitions.py http --db analytics_bench50m --rounds 3 [--prewarm]
     # retention's drop of its oldest month, then the same on an empty database's
     .venv/bin/python benchmarks/partitions.py drop --db analytics_bench50m --keep-days 60
     # insert rate (the API's statement, in process): single events and batches of 100
@@ -240,6 +240,11 @@ def main() -> None:
         type=float,
         default=0.0,
         help="http: unmeasured batch load on both databases first (past a checkpoint's start)",
+    )
+    parser.add_argument(
+        "--prewarm",
+        action="store_true",
+        help="http: load the key index and the current partition into shared buffers first",
     )
     parser.add_argument("--keep-days", type=int, default=60, help="drop: retention in days")
     parser.add_argument("--verbose", action="store_true")
