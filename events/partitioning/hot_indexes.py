@@ -121,6 +121,23 @@ def indexes_swap(cursor) -> None:
     for index, columns, dedup in SWAPPED_INDEXES:
         definition = _definition(columns, dedup, collate=False)
         cursor.execute(f'CREATE INDEX "{index}" ON {TABLE} {definition}')
+    _prepared_renamed(cursor)
+
+
+def _prepared_renamed(cursor) -> None:
+    """The attached copies take the names PostgreSQL gives a new partition's indexes
+    (<partition>_<columns>_idx), which the old ones had: one naming for operators and plans."""
+    cursor.execute(PARTITIONS_SQL, [TABLE])
+    for partition, *_ in cursor.fetchall():
+        for index, columns, _ in SWAPPED_INDEXES:
+            prepared, usual = (
+                _prepared_name(partition, index),
+                f"{partition}_{'_'.join(columns)}_idx",
+            )
+            cursor.execute("SELECT to_regclass(%s), to_regclass(%s)", [prepared, usual])
+            found, taken = cursor.fetchone()
+            if found and not taken and len(usual) <= 63:
+                cursor.execute(f'ALTER INDEX "{prepared}" RENAME TO "{usual}"')
 
 
 def indexes_unswap(cursor) -> None:
