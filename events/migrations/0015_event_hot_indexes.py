@@ -4,6 +4,7 @@ CONCURRENTLY on each partition first and attached, so on a live table only the c
 under the lock. PostgreSQL only; the Django model does not say it (SQLite has no "C" collation
 nor storage parameters): a later AlterField of these columns must keep COLLATE "C" by hand."""
 
+from django.conf import settings
 from django.db import migrations, transaction
 
 from events.partitioning import hot_indexes
@@ -16,6 +17,10 @@ def indexes_swap(apps, schema_editor):
     with connection.cursor() as cursor:
         hot_indexes.indexes_prepare(cursor)
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        # Queued behind a long read, the lock would hold every insert up: give up instead
+        # (nothing changed; migrate again).
+        timeout = int(settings.EVENTS_PARTITION_LOCK_TIMEOUT_MS)
+        cursor.execute(f"SET LOCAL lock_timeout = {timeout}")
         hot_indexes.indexes_swap(cursor)
 
 
