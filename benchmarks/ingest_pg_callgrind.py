@@ -16,7 +16,8 @@ the difference over 2,000 rows is the figure. The batches travel as SQL literals
 single-user mode reads and scans (about a tenth of the count, the same in every variant).
 
 Variants: `deployed` (as is), `trigger` (the key trigger disabled: what its WHEN test costs),
-`indexes` (each secondary index of the events table dropped in turn).
+`indexes` (each secondary index of the events table dropped in turn); `--prelude LABEL=SQL`
+adds a variant of your own (e.g. an index changed), `--variants ''` leaves the others out.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def _script(documents: list, prelude: str) -> str:
     return "\n\n".join(part for part in parts if part) + "\n\n"
 
 
-def _instructions(cluster: Path, work: Path, script: str, tag: str) -> int:
+def _instructions(cluster: Path, work: Path, script: str, tag: str, keep: Path | None) -> int:
     data = work / f"run-{tag}"
     shutil.copytree(cluster, data, symlinks=True)
     _own(data, *data.rglob("*"))
@@ -99,12 +100,13 @@ def _instructions(cluster: Path, work: Path, script: str, tag: str) -> int:
     if "ERROR" in result.stdout:
         raise RuntimeError(result.stdout[-2000:])
     match = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+    if keep is not None:
+        shutil.copy(out, keep / out.name)
     return int(match[1])
 
 
-def _cluster(work: Path, mix: str, prefill: int) -> tuple[Path, list[str]]:
+def _cluster(work: Path, mix: str, prefill: int, scratch: str) -> tuple[Path, list[str]]:
     """A private cluster with the migrated schema and `prefill` rows; its secondary indexes."""
-    scratch = "analytics_bench_pgcallgrind"
     database_create(scratch)
     try:
         migrate(server_env(scratch, {}))
@@ -152,11 +154,27 @@ def main() -> int:
     parser.add_argument("--mix", default="realistic", choices=list(MIXES))
     parser.add_argument("--prefill", type=int, default=100_000, help="rows stored first")
     parser.add_argument("--variants", default="deployed,trigger,indexes")
+    parser.add_argument(
+        "--prelude",
+        action="append",
+        default=[],
+        metavar="LABEL=SQL",
+        help="a variant of your own: SQL run on the cluster's copy first (repeatable)",
+    )
+    parser.add_argument(
+        "--db", default="analytics_bench_pgcallgrind", help="scratch database to migrate"
+    )
+    parser.add_argument(
+        "--keep-profiles",
+        type=Path,
+        metavar="DIR",
+        help="copy each run's callgrind output here (callgrind_annotate --inclusive=yes)",
+    )
     args = parser.parse_args()
     variants = args.variants.split(",")
     with tempfile.TemporaryDirectory(prefix="pg-callgrind-") as tmp:
         work = Path(tmp)
-        cluster, indexes = _cluster(work, args.mix, args.prefill)
+        cluster, indexes = _cluster(work, args.mix, args.prefill, args.db)
         preludes = {}
         if "deployed" in variants:
             preludes["as deployed"] = ""
@@ -167,13 +185,17 @@ def main() -> int:
         if "indexes" in variants:
             for name in indexes:
                 preludes[f"without {name}"] = f"DROP INDEX {name};"
+        for item in args.prelude:
+            label, _, sql = item.partition("=")
+            preludes[label] = sql
         figures = {}
         for number, (label, prelude) in enumerate(preludes.items()):
             counts = []
             for batches in (SMALL, LARGE):
                 documents = _documents(args.mix, batches, BATCH, original=False)
                 script = _script(documents, prelude)
-                counts.append(_instructions(cluster, work, script, f"{number}-{batches}"))
+                tag = f"{number}-{batches}"
+                counts.append(_instructions(cluster, work, script, tag, args.keep_profiles))
             figures[label] = (counts[1] - counts[0]) / ((LARGE - SMALL) * BATCH)
     reference = figures.get("as deployed")
     print(

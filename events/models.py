@@ -41,6 +41,10 @@ class Event(models.Model):
     """One accepted event. `event_id` is the client's idempotency key: stored at most once."""
 
     event_id = models.UUIDField(unique=True)
+    # On PostgreSQL event_type, user_id and session_id are COLLATE "C", and the indexes
+    # event_type_ts_idx, event_session_ts_idx and event_txid_idx have deduplicate_items = off
+    # (migration 0015, ADR 0040); the model cannot say so (SQLite). An AlterField of these
+    # columns must keep COLLATE "C" by hand.
     event_type = models.CharField(
         max_length=128, help_text="One of the e-commerce types, or a custom event name."
     )
