@@ -172,10 +172,12 @@ def event_translate(
     key_id: int | None,
     batch_sent_at: Any,
     received_at: dt.datetime,
+    original_json: bytes | None = None,
 ) -> Translated:
     """A track, page, screen or group message as one of our events. One flat pass, helpers
     written out: this runs for every message of every batch (benchmarks/protocol_opcount.py
-    counts it). `messages.message_translate` checked the JSON types of the fields read here."""
+    counts it). `messages.message_translate` checked the JSON types of the fields read here,
+    and wrote the message's JSON (`original_json`, kept as the original's text)."""
     get = message.get
     properties = get("properties")
     properties = dict(properties) if properties else {}
@@ -234,7 +236,7 @@ def event_translate(
     if not context:
         if properties:
             payload["properties"] = properties
-        return Translated(message, payload)
+        return Translated(message, payload, None, "", "", original_json)
     _context_map(context, payload, properties)
     if properties:
         payload["properties"] = properties
@@ -244,7 +246,7 @@ def event_translate(
     ip = context.get("ip")
     if type(ip) is not str:
         ip = "" if ip is None else _text(ip)
-    return Translated(message, payload, None, user_agent, ip)
+    return Translated(message, payload, None, user_agent, ip, original_json)
 
 
 def _context_map(
