@@ -16,6 +16,7 @@ touches the database, so every mapping is unit-tested on plain dicts
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -126,6 +127,14 @@ def _country(value: Any) -> str:
     neither, so the country is derived from the IP instead."""
     if not isinstance(value, str):
         return ""
+    if len(value) > 64:  # no country's name is that long: not memoised
+        return _country_of_text.__wrapped__(value)
+    return _country_of_text(str(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _country_of_text(value: str) -> str:
+    """Memoised (short texts only): a shop's visitors come from a few hundred countries."""
     text = value.strip()
     if text.upper() in _COUNTRY_CODES:
         return text.upper()
