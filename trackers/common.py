@@ -109,8 +109,13 @@ def iso_from_epoch_millis(value: Any) -> str | None:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         return None
+    return iso_of_millis(value)
+
+
+def iso_of_millis(millis: int) -> str | None:
+    """`iso_from_epoch_millis` of an int (Snowplow's mapping has checked it already)."""
     try:
-        moment = dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
+        moment = dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC)
     except (OverflowError, OSError, ValueError):
         return None
     return moment.isoformat().replace("+00:00", "Z")

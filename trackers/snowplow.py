@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from trackers.common import iso_from_epoch_millis
+from trackers.common import iso_of_millis
 from trackers.mapping import (
     IdentityCall,
     MappedEvent,
@@ -180,17 +180,19 @@ def snowplow_event_map(event: Any) -> MappedEvent:
         created_ms, sent_ms = sent_ms, None
     payload: dict[str, Any] = {}
     keys = _plan(tuple(event))
-    if keys.texts:
-        for name, column in keys.texts:
-            value = event[name]
+    values = list(map(event.__getitem__, keys.text_names))
+    if set(map(type, values)) == _ONLY_STR and all(values):  # all non-empty text: in C
+        payload.update(zip(keys.text_columns, values, strict=True))  # later ones override
+    else:
+        for column, value in zip(keys.text_columns, values, strict=True):
             if type(value) is not str:
                 value = text_or_none(value)
             if value:  # text_or_none gives no empty text: "" is absent
                 payload[column] = value
     moment = true_ms if true_ms is not None else created_ms
-    if moment is not None and (text := iso_from_epoch_millis(moment)) is not None:
+    if moment is not None and (text := iso_of_millis(moment)) is not None:
         payload["timestamp"] = text
-    if sent_ms is not None and (text := iso_from_epoch_millis(sent_ms)) is not None:
+    if sent_ms is not None and (text := iso_of_millis(sent_ms)) is not None:
         payload["sent_at"] = text
     if "anonymous_id" not in payload and "user_id" not in payload:
         payload["anonymous_id"] = COOKIELESS_USER
@@ -234,11 +236,12 @@ _TEXT_FIELDS = {
 
 
 class _KeyPlan(NamedTuple):
-    """What to read from an event with these keys: (field, column) of the text fields present,
+    """What to read from an event with these keys: the text fields present and their columns,
     later ones overriding (so `duid` over `nuid` over `tnuid`), and the names kept as
     properties (None: all)."""
 
-    texts: tuple[tuple[str, str], ...]
+    text_names: tuple[str, ...]
+    text_columns: tuple[str, ...]
     extra: tuple[str, ...] | None
 
 
@@ -246,9 +249,14 @@ class _KeyPlan(NamedTuple):
 def _plan(keys: tuple[str, ...]) -> _KeyPlan:
     """Memoised per key set: a tracker sends events of a few shapes."""
     present = set(keys)
-    texts = tuple((name, column) for name, column in _TEXT_FIELDS.items() if name in present)
+    texts = [(name, column) for name, column in _TEXT_FIELDS.items() if name in present]
     extra = tuple(key for key in keys if key not in _MAPPED and key[:3] != "se_")
-    return _KeyPlan(texts, None if len(extra) == len(keys) else extra)
+    names = tuple(name for name, _ in texts)
+    columns = tuple(column for _, column in texts)
+    return _KeyPlan(names, columns, None if len(extra) == len(keys) else extra)
+
+
+_ONLY_STR = {str}
 
 
 _NOT_OBJ = "each event must be a JSON object"
