@@ -332,32 +332,45 @@ def _self_describing_fields(
     return {"event_type": name, "properties": properties}
 
 
+_CHECKOUT_STEP_ENTITY = f"{ECOMMERCE_VENDOR}/checkout_step"
+_PRODUCT_ENTITY = f"{ECOMMERCE_VENDOR}/product"
+_TRANSACTION_ENTITY = f"{ECOMMERCE_VENDOR}/transaction"
+_PRODUCT_TYPES = frozenset({"product_view", "add_to_cart", "remove_from_cart"})
+
+
 def _ecommerce_action(
     data: dict, entities: dict[str, list[dict]], properties: dict
 ) -> dict[str, Any]:
     """The e-commerce plugin's actions with their product / transaction entities. A checkout
     step other than the first is a custom `checkout_step` event: the funnel counts one start."""
-    action = text_or_none(data.get("type"))
+    action = data.get("type")
+    if type(action) is not str or not action:  # text as sent is the common case
+        action = text_or_none(action)
     event_type = ECOMMERCE_ACTIONS.get(action, action)
-    steps = entities.get(f"{ECOMMERCE_VENDOR}/checkout_step", [])
-    if action == "checkout_step" and steps and steps[0].get("step") not in (None, 1):
-        event_type = "checkout_step"
-    products = entities.get(f"{ECOMMERCE_VENDOR}/product", [])
+    if action == "checkout_step":
+        steps = entities.get(_CHECKOUT_STEP_ENTITY, [])
+        if steps and steps[0].get("step") not in (None, 1):
+            event_type = "checkout_step"
+    products = entities.get(_PRODUCT_ENTITY, [])
     fields: dict[str, Any] = {"event_type": event_type}
     if products:
         properties = {**properties, "products": products}
-    if event_type in ("product_view", "add_to_cart", "remove_from_cart") and products:
-        product = products[0]
+    if event_type in _PRODUCT_TYPES and products:
+        get = products[0].get
+        product_id, category, currency = get("id"), get("category"), get("currency")
+        # text_or_none's answers, its common case (non-empty text) written out
         fields |= {
-            "product_id": text_or_none(product.get("id")),
-            "category": text_or_none(product.get("category")),
-            "price": money_or_none(product.get("price")),
-            "quantity": quantity_or_none(product.get("quantity")),
-            "currency": text_or_none(product.get("currency")),
+            "product_id": product_id
+            if type(product_id) is str and product_id
+            else text_or_none(product_id),
+            "category": category if type(category) is str and category else text_or_none(category),
+            "price": money_or_none(get("price")),
+            "quantity": quantity_or_none(get("quantity")),
+            "currency": currency if type(currency) is str and currency else text_or_none(currency),
         }
         if event_type != "product_view" and fields["quantity"] is None:
             fields["quantity"] = 1
-    transactions = entities.get(f"{ECOMMERCE_VENDOR}/transaction", [])
+    transactions = entities.get(_TRANSACTION_ENTITY, [])
     if event_type == "purchase" and transactions:
         transaction = transactions[0]
         fields |= {
