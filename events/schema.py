@@ -16,7 +16,6 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import compress, repeat
 from typing import Annotated, Any, Literal, NotRequired
 from uuid import UUID
 
@@ -185,12 +184,7 @@ class SchemaResult:
 
 
 def _properties_shape_error(properties: dict[str, Any]) -> FieldError | None:
-    """Depth and finiteness, walked iteratively (a recursive walk could itself overflow).
-
-    Each container is looked at in C first (the set of its value types; its floats' sizes;
-    its containers, in order): translated events keep prices and nested objects in their
-    properties, and a Python step per value cost them more than the rest of this check. A
-    container holding anything else (a subclass, say) is walked value by value."""
+    """Depth and finiteness, walked iteratively (a recursive walk could itself overflow)."""
     if _PLAIN_TYPES.issuperset(map(type, properties.values())):
         return None  # flat, without floats (most events): nothing to walk, looked at in C
     stack: list[tuple[Any, int]] = [(properties, 1)]
@@ -200,43 +194,17 @@ def _properties_shape_error(properties: dict[str, Any]) -> FieldError | None:
             return FieldError(
                 "properties", "max_depth", f"may nest at most {PROPERTIES_MAX_DEPTH} levels deep"
             )
-        values = container.values() if isinstance(container, dict) else container
-        kinds = set(map(type, values))
-        if kinds <= _PLAIN_TYPES:
-            continue
-        if not kinds <= _JSON_TYPES:
-            error = _values_walk(values, depth, stack)
-            if error is not None:
-                return error
-            continue
-        # abs() < 2^64 is False for NaN and infinities too.
-        if float in kinds and not all(map(_BIG.__gt__, map(abs, filter(_IS_FLOAT, values)))):
-            return _values_walk(values, depth, [])
-        if dict in kinds or list in kinds:
-            children = compress(values, map(_CONTAINER_TYPES.__contains__, map(type, values)))
-            stack.extend(zip(children, repeat(depth + 1)))
-    return None
-
-
-_JSON_TYPES = _PLAIN_TYPES | {float, dict, list}
-_CONTAINER_TYPES = frozenset({dict, list})
-_IS_FLOAT = float.__instancecheck__
-
-
-def _values_walk(values: Any, depth: int, stack: list[tuple[Any, int]]) -> FieldError | None:
-    """One container's values, one by one: its first non-finite or too large number, else
-    None with its containers pushed on `stack`."""
-    for item in values:
-        kind = type(item)
-        if kind is str or kind is int or kind is bool or item is None:
-            continue  # exact types, so no subclass slips by
-        if isinstance(item, dict | list):
-            stack.append((item, depth + 1))
-        elif isinstance(item, float) and not -_BIG < item < _BIG:
-            if not math.isfinite(item):
-                return FieldError("properties", "finite_number", "numbers must be finite")
-            # Most likely an integer beyond 64 bits that the JSON parser had to round.
-            return FieldError("properties", "range", "numbers must be within ±2^64")
+        for item in container.values() if isinstance(container, dict) else container:
+            kind = type(item)
+            if kind is str or kind is int or kind is bool or item is None:
+                continue  # most values: nothing to check (exact types, so no subclass slips by)
+            if isinstance(item, dict | list):
+                stack.append((item, depth + 1))
+            elif isinstance(item, float) and not -_BIG < item < _BIG:
+                if not math.isfinite(item):
+                    return FieldError("properties", "finite_number", "numbers must be finite")
+                # Most likely an integer beyond 64 bits that the JSON parser had to round.
+                return FieldError("properties", "range", "numbers must be within ±2^64")
     return None
 
 
