@@ -9,6 +9,7 @@ reads them from the shop's pages."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -132,7 +133,9 @@ class PosthogCaptureV1Api(TrackerIngestView):
             item = posthog_message_map(
                 v1_message_legacy(event, lib=sdk_lib(sdk)), sent_at=created_at
             )
-            mapped.append(item._replace(original=event) if isinstance(item, MappedEvent) else item)
+            mapped.append(
+                dataclasses.replace(item, original=event) if isinstance(item, MappedEvent) else item
+            )
         context = {"format": "v1", "sdk": sdk, **_sent_at_context(created_at)}
         outcomes, _calls = mapped_ingest(
             mapped, request=request, source=SOURCE, translation=context

@@ -4,6 +4,7 @@ mapping its endpoint ran, given what that endpoint read from the request (kept w
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 from collections.abc import Mapping
@@ -73,7 +74,7 @@ def posthog_retranslate(
         v1_message_legacy(original, lib=lib), sent_at=translation.get("sent_at")
     )
     if isinstance(mapped, MappedEvent):
-        mapped = mapped._replace(original=original)
+        mapped = dataclasses.replace(mapped, original=original)
     return _mapped_retranslate(POSTHOG, mapped, key_id, received_at)
 
 

@@ -180,15 +180,12 @@ def snowplow_event_map(event: Any) -> MappedEvent:
         created_ms, sent_ms = sent_ms, None
     payload: dict[str, Any] = {}
     keys = _plan(tuple(event))
-    values = list(map(event.__getitem__, keys.text_names))
-    if set(map(type, values)) == _ONLY_STR and all(values):  # all non-empty text: in C
-        payload.update(zip(keys.text_columns, values, strict=True))  # later ones override
-    else:
-        for column, value in zip(keys.text_columns, values, strict=True):
-            if type(value) is not str:
-                value = text_or_none(value)
-            if value:  # text_or_none gives no empty text: "" is absent
-                payload[column] = value
+    for name, column in keys.texts:
+        value = event[name]
+        if type(value) is not str:
+            value = text_or_none(value)
+        if value:  # text_or_none gives no empty text: "" is absent
+            payload[column] = value
     moment = true_ms if true_ms is not None else created_ms
     if moment is not None and (text := iso_of_millis(moment)) is not None:
         payload["timestamp"] = text
@@ -205,10 +202,9 @@ def snowplow_event_map(event: Any) -> MappedEvent:
         else dict(event)
     )
     entities = _entities(contexts) if contexts is not None else {}
-    fields = _kind_fields(event, unstruct, entities, errors, extra)
-    if None in fields.values():  # a field the event lacks: left out (null means absent)
-        fields = {name: value for name, value in fields.items() if value is not None}
-    payload.update(fields)
+    for name, value in _kind_fields(event, unstruct, entities, errors, extra).items():
+        if value is not None:
+            payload[name] = value
     user_agent, ip = get("ua"), get("ip")
     return MappedEvent(
         payload=payload,
@@ -236,12 +232,11 @@ _TEXT_FIELDS = {
 
 
 class _KeyPlan(NamedTuple):
-    """What to read from an event with these keys: the text fields present and their columns,
+    """What to read from an event with these keys: (field, column) of the text fields present,
     later ones overriding (so `duid` over `nuid` over `tnuid`), and the names kept as
     properties (None: all)."""
 
-    text_names: tuple[str, ...]
-    text_columns: tuple[str, ...]
+    texts: tuple[tuple[str, str], ...]
     extra: tuple[str, ...] | None
 
 
@@ -249,14 +244,9 @@ class _KeyPlan(NamedTuple):
 def _plan(keys: tuple[str, ...]) -> _KeyPlan:
     """Memoised per key set: a tracker sends events of a few shapes."""
     present = set(keys)
-    texts = [(name, column) for name, column in _TEXT_FIELDS.items() if name in present]
+    texts = tuple((name, column) for name, column in _TEXT_FIELDS.items() if name in present)
     extra = tuple(key for key in keys if key not in _MAPPED and key[:3] != "se_")
-    names = tuple(name for name, _ in texts)
-    columns = tuple(column for _, column in texts)
-    return _KeyPlan(names, columns, None if len(extra) == len(keys) else extra)
-
-
-_ONLY_STR = {str}
+    return _KeyPlan(texts, None if len(extra) == len(keys) else extra)
 
 
 _NOT_OBJ = "each event must be a JSON object"
