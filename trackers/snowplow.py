@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from trackers.common import iso_of_millis
+from trackers.common import datetime_of_millis
 from trackers.mapping import (
     IdentityCall,
     MappedEvent,
@@ -187,10 +187,12 @@ def snowplow_event_map(event: Any) -> MappedEvent:
         if value:  # text_or_none gives no empty text: "" is absent
             payload[column] = value
     moment = true_ms if true_ms is not None else created_ms
-    if moment is not None and (text := iso_of_millis(moment)) is not None:
-        payload["timestamp"] = text
-    if sent_ms is not None and (text := iso_of_millis(sent_ms)) is not None:
-        payload["sent_at"] = text
+    # Times as aware datetimes: the schema layer takes them as they are (no ISO text to
+    # write here and parse there).
+    if moment is not None and (when := datetime_of_millis(moment)) is not None:
+        payload["timestamp"] = when
+    if sent_ms is not None and (when := datetime_of_millis(sent_ms)) is not None:
+        payload["sent_at"] = when
     if "anonymous_id" not in payload and "user_id" not in payload:
         payload["anonymous_id"] = COOKIELESS_USER
     platform = get("p")
