@@ -11,7 +11,9 @@ without each secondary index; Segment rows with their original message (ADR 0026
 `json`, sent apart from the document as ADR 0033 does) and, for comparison, inside the
 document (before ADR 0033) and as `jsonb`. Each variant's figure is the median
 of --repeat runs of --batches batches of 500, interleaved. The database is dropped after.
-`--originals-only`: just the original inside vs beside the document, in --repeat paired rounds.
+`--originals-only`: just the original inside vs beside the document (as deployed: JSON lines,
+ADR 0038; and as ADR 0033's text[]), vs one lz4 row per batch (not deployed) and vs no original,
+in --repeat interleaved rounds.
 """
 
 from __future__ import annotations
