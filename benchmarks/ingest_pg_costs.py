@@ -11,7 +11,9 @@ without each secondary index; Segment rows with their original message (ADR 0026
 `json`, sent apart from the document as ADR 0033 does) and, for comparison, inside the
 document (before ADR 0033) and as `jsonb`. Each variant's figure is the median
 of --repeat runs of --batches batches of 500, interleaved. The database is dropped after.
-`--originals-only`: just the original inside vs beside the document, in --repeat paired rounds.
+`--originals-only`: just the original inside vs beside the document (as deployed: JSON lines,
+ADR 0038; and as ADR 0033's text[]), vs one lz4 row per batch (not deployed) and vs no original,
+in --repeat interleaved rounds.
 """
 
 from __future__ import annotations
@@ -83,14 +85,38 @@ def _documents(mix: str, batches: int, size: int, original: bool) -> list[tuple[
     return documents
 
 
-def _originals_apart(documents: list[tuple[str, object]]) -> list[tuple]:
-    """The same rows as ingestion sends them (ADR 0033): the originals as a separate text[]."""
+def _originals_apart(documents: list[tuple[str, object]], form: str = "lines") -> list[tuple]:
+    """The same rows as ingestion sends them (ADR 0033): the originals as a separate parameter,
+    one text of JSON lines (ADR 0038), or (`form`) a text[] (ADR 0033's first form) or one
+    JSON array text for a row of its own (`batch row`, a design not deployed)."""
     apart = []
     for rows_json, received_at in documents:
         rows = orjson.loads(rows_json)
         originals = [orjson.dumps(row.pop("original")).decode() for row in rows]
+        if form == "lines":
+            originals = "\n".join(originals)
+        elif form == "batch row":
+            originals = "[" + ",".join(originals) + "]"
+            for row in rows:
+                row["source"] = "segment"
         apart.append((orjson.dumps(rows).decode(), received_at, originals))
     return apart
+
+
+# ADR 0033's first form of the statement, for comparison: the originals as a binary text[].
+_TEXT_ARRAY_SQL = _RECORDSET_INSERT_ORIGINALS_SQL.replace(
+    "unnest(string_to_array(%(originals)s::text, E'\\n'))", "unnest(%(originals)s::text[])"
+).replace("NULLIF(o, '')::json", "o::json")
+# The originals of a batch as one row of a table of their own (lz4-compressed text), inserted
+# by the same statement: what storing them once per request would cost PostgreSQL.
+_BATCH_ROW_TABLE = "bench_original_batch"
+_BATCH_ROW_SQL = _RECORDSET_INSERT_SQL.replace(
+    f") INSERT INTO {EVENTS_TABLE} (",
+    f"), b AS (INSERT INTO {_BATCH_ROW_TABLE} (received_at, messages) "
+    "SELECT %(received_at)s, %(originals)s::text WHERE EXISTS (SELECT 1 FROM claimed)) "
+    f"INSERT INTO {EVENTS_TABLE} (",
+    1,
+)
 
 
 def _backend_cpu(pid: int) -> float:
@@ -111,6 +137,8 @@ def _run(conn: psycopg.Connection, sql: str, documents: list, size: int) -> floa
             cursor.fetchall()
         spent = _backend_cpu(pid) - before
         cursor.execute(f"TRUNCATE {EVENTS_TABLE}, events_eventkey")
+        if sql is _BATCH_ROW_SQL:
+            cursor.execute(f"TRUNCATE {_BATCH_ROW_TABLE}")
     return spent / (len(documents) * size) * 1e6
 
 
@@ -127,7 +155,12 @@ def _originals_paired(conn: psycopg.Connection, documents: dict[str, list], args
     rounds whose order alternates: under load, the per-round difference is steadier than
     either figure."""
     statements = {"inside": _RECORDSET_INSERT_SQL, "beside": _RECORDSET_INSERT_ORIGINALS_SQL}
+    statements |= {"beside text[]": _TEXT_ARRAY_SQL, "batch row": _BATCH_ROW_SQL}
     statements["no original"] = _RECORDSET_INSERT_SQL
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {_BATCH_ROW_TABLE} (id bigserial PRIMARY KEY, "
+        "received_at timestamptz NOT NULL, messages text COMPRESSION lz4 NOT NULL)"
+    )
     figures: dict[str, list[float]] = {name: [] for name in statements}
     for round_number in range(args.repeat):
         names = list(statements)[:: 1 if round_number % 2 else -1]
@@ -170,6 +203,8 @@ def main() -> int:
             originals_apart = _originals_apart(with_original)
             if args.originals_only:
                 documents = {"inside": with_original, "beside": originals_apart}
+                documents["beside text[]"] = _originals_apart(with_original, "text[]")
+                documents["batch row"] = _originals_apart(with_original, "batch row")
                 _originals_paired(conn, documents | {"no original": plain}, args)
                 return 0
             indexes = _secondary_indexes(conn)

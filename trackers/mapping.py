@@ -3,6 +3,7 @@ the request details the ingest service derives fields from, or an identity call.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -101,8 +102,18 @@ def quantity_or_none(value: Any) -> Any:
 def device_type_of(value: Any) -> str | None:
     """A client's device class in our four values; None (derive from the User-Agent) when
     the client names none."""
-    text = text_or_none(value)
+    text = value if type(value) is str else text_or_none(value)
     if text is None:
+        return None
+    if len(text) > 32:  # not a device class's name: not memoised
+        return _device_type_of_text.__wrapped__(text)
+    return _device_type_of_text(text)
+
+
+@functools.lru_cache(maxsize=256)
+def _device_type_of_text(text: str) -> str | None:
+    """Memoised (short texts only): clients name their device class in a few spellings."""
+    if not text:
         return None
     lowered = text.lower()
     return lowered if lowered in DEVICE_TYPES else "other"

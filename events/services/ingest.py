@@ -152,6 +152,8 @@ def event_batch_ingest(
             )
             # A translated message is quarantined as the client sent it (ADR 0016).
             kept = payload if originals is None or originals[index] is None else originals[index]
+            if type(kept) is bytes:  # a message's JSON, already written by its translation
+                kept = orjson.loads(kept)
             rejected_items.append((kept, result.errors + result.warnings))
             rejected_outcomes.append(outcome)
             rejected_positions.append(position)
@@ -211,7 +213,14 @@ def original_storable(message: Any, *, encoded: bool = False) -> Any:
     """The original message as stored: as is, or (lone surrogates, NUL, integers beyond 64
     bits, which jsonb refused; the json column keeps that rule, ADR 0026) its escaped JSON text
     under `unstorable_json`. `encoded`: as the JSON bytes already written for that check,
-    which the PostgreSQL insert sends as they are (events.services.store, ADR 0033)."""
+    which the PostgreSQL insert sends as they are (events.services.store, ADR 0033).
+
+    `message` may be those bytes already (orjson's, written by a translation that measured
+    the message with them, ADR 0038): they are not written again."""
+    if type(message) is bytes:
+        if b"\\u0000" not in message:
+            return message if encoded else orjson.loads(message)
+        message = orjson.loads(message)
     try:
         text = orjson.dumps(message)
         if b"\\u0000" not in text:

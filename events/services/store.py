@@ -70,8 +70,11 @@ def _recordset_insert_sql(*, originals: bool = False) -> str:
     left out of RETURNING.
 
     `originals`: the rows' original messages (translated events, ADR 0026) come as a second
-    parameter, a binary text[] zipped with the document's rows (ADR 0033): inside the document
+    parameter zipped with the document's rows (ADR 0033): inside the document
     json_to_recordset walked every token of each message before the json column checked it.
+    That parameter is one text, the messages' compact JSON joined by newlines (ADR 0038): a
+    compact JSON text never holds a raw newline, and an empty line is a row without one. A
+    text[] cost psycopg's Python array dumper per message.
     """
     names = ", ".join(f'"{name}"' for name in EVENT_COLUMN_NAMES)
     definitions = ", ".join(f'"{name}" {kind}' for name, kind in EVENT_COLUMNS)
@@ -81,9 +84,9 @@ def _recordset_insert_sql(*, originals: bool = False) -> str:
         columns = ", ".join(f'"{name}"' for name, _ in others)
         typed = ", ".join(f'"{name}" {kind}' for name, kind in others)
         rows = (
-            f'SELECT {columns}, o::json AS "original" FROM ROWS FROM ('  # noqa: S608
-            f"json_to_recordset(%(rows)s::json) AS ({typed}), unnest(%(originals)b::text[])) "
-            f"AS z({columns}, o)"
+            f"SELECT {columns}, NULLIF(o, '')::json AS \"original\" FROM ROWS FROM ("  # noqa: S608
+            f"json_to_recordset(%(rows)s::json) AS ({typed}), "
+            f"unnest(string_to_array(%(originals)s::text, E'\\n'))) AS z({columns}, o)"
         )
     values = []
     for name in EVENT_COLUMN_NAMES:
@@ -120,21 +123,29 @@ _HAS_ORIGINAL = operator.methodcaller("__contains__", "original")
 _ORIGINAL_TAKEN = operator.methodcaller("pop", "original", None)
 
 
-def _originals_taken(rows: list[dict[str, Any]]) -> list[str | None] | None:
-    """The rows' original messages as JSON text (None for a row without one), taken out of the
-    rows for the statement's second parameter; None when no row has one (our own API's)."""
+def _originals_taken(rows: list[dict[str, Any]]) -> str | None:
+    """The rows' original messages as one text, each message's compact JSON on its own line
+    (an empty line for a row without one), taken out of the rows for the statement's second
+    parameter; None when no row has one (our own API's)."""
     if not any(map(_HAS_ORIGINAL, rows)):  # in C: this runs for every batch
         return None
-    return [
-        original.decode() if type(original) is bytes else _original_text(original)
-        for original in map(_ORIGINAL_TAKEN, rows)
-    ]
+    originals = list(map(_ORIGINAL_TAKEN, rows))
+    if set(map(type, originals)) == _ONLY_BYTES:  # ingestion's: JSON already written, in C
+        return b"\n".join(originals).decode()
+    return "\n".join(map(_original_text, originals))
 
 
-def _original_text(original: Any) -> str | None:
-    """A row's original as JSON text: ingestion hands over bytes (original_storable), a replay
-    the message."""
-    return None if original is None else orjson.dumps(original, default=json_default).decode()
+_ONLY_BYTES = {bytes}
+
+
+def _original_text(original: Any) -> str:
+    """A row's original as compact JSON text ("" for none): ingestion hands over bytes
+    (original_storable), a replay the message. orjson escapes every newline in a string."""
+    if original is None:
+        return ""
+    if type(original) is bytes:
+        return original.decode()
+    return orjson.dumps(original, default=json_default).decode()
 
 
 def json_default(value: Any) -> Any:

@@ -16,6 +16,7 @@ touches the database, so every mapping is unit-tested on plain dicts
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -126,6 +127,14 @@ def _country(value: Any) -> str:
     neither, so the country is derived from the IP instead."""
     if not isinstance(value, str):
         return ""
+    if len(value) > 64:  # no country's name is that long: not memoised
+        return _country_of_text.__wrapped__(value)
+    return _country_of_text(str(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _country_of_text(value: str) -> str:
+    """Memoised (short texts only): a shop's visitors come from a few hundred countries."""
     text = value.strip()
     if text.upper() in _COUNTRY_CODES:
         return text.upper()
@@ -172,10 +181,12 @@ def event_translate(
     key_id: int | None,
     batch_sent_at: Any,
     received_at: dt.datetime,
+    original_json: bytes | None = None,
 ) -> Translated:
     """A track, page, screen or group message as one of our events. One flat pass, helpers
     written out: this runs for every message of every batch (benchmarks/protocol_opcount.py
-    counts it). `messages.message_translate` checked the JSON types of the fields read here."""
+    counts it). `messages.message_translate` checked the JSON types of the fields read here,
+    and wrote the message's JSON (`original_json`, kept as the original's text)."""
     get = message.get
     properties = get("properties")
     properties = dict(properties) if properties else {}
@@ -234,7 +245,7 @@ def event_translate(
     if not context:
         if properties:
             payload["properties"] = properties
-        return Translated(message, payload)
+        return Translated(message, payload, None, "", "", original_json)
     _context_map(context, payload, properties)
     if properties:
         payload["properties"] = properties
@@ -244,7 +255,7 @@ def event_translate(
     ip = context.get("ip")
     if type(ip) is not str:
         ip = "" if ip is None else _text(ip)
-    return Translated(message, payload, None, user_agent, ip)
+    return Translated(message, payload, None, user_agent, ip, original_json)
 
 
 def _context_map(

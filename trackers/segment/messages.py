@@ -63,14 +63,8 @@ def _shape_error(message: dict[str, Any]) -> Translated | None:
     return untranslatable(message, name, rule, f"{name} {_TYPED_MESSAGES[rule]}")
 
 
-def message_size_error(message: Any) -> Translated | None:
+def _too_large(message: Any) -> Translated:
     """Segment's limit of 32 KB per message, on the message as sent."""
-    try:
-        size = len(orjson.dumps(message))
-    except (TypeError, orjson.JSONEncodeError):
-        return None  # the schema layer names what cannot be encoded
-    if size <= MESSAGE_MAX_BYTES:
-        return None
     return untranslatable(
         message, "message", "max_size", f"must be at most {MESSAGE_MAX_BYTES} bytes of JSON"
     )
@@ -85,12 +79,15 @@ def message_translate(
     received_at: dt.datetime,
 ) -> Translated | IdentityCall:
     """One Segment message; `call` is the path's (/v1/track) or None for a batch item, whose
-    own `type` names it."""
+    own `type` names it. The JSON written to measure it is the original the event keeps."""
     if not isinstance(message, dict):
         return untranslatable(message, "message", "object", "each message must be a JSON object")
-    too_large = message_size_error(message)
-    if too_large is not None:
-        return too_large
+    try:
+        written: bytes | None = orjson.dumps(message)
+    except (TypeError, orjson.JSONEncodeError):
+        written = None  # the schema layer names what cannot be encoded
+    if written is not None and len(written) > MESSAGE_MAX_BYTES:
+        return _too_large(message)
     call = call or message.get("type")
     if not isinstance(call, str) or call not in CALLS:
         allowed = ", ".join(sorted(CALLS))
@@ -103,5 +100,10 @@ def message_translate(
             message, call=call, batch_sent_at=batch_sent_at, received_at=received_at
         )
     return event_translate(
-        message, call=call, key_id=key_id, batch_sent_at=batch_sent_at, received_at=received_at
+        message,
+        call=call,
+        key_id=key_id,
+        batch_sent_at=batch_sent_at,
+        received_at=received_at,
+        original_json=written,
     )
