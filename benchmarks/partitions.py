@@ -13,6 +13,8 @@ database, the live conversion's lock, and retention dropping a month of partitio
     .venv/bin/python benchmarks/partitions.py ingest --db analytics_scale_bench50m
     # the live conversion of a plain table: prepare, then the migration's lock
     .venv/bin/python benchmarks/partitions.py convert --db analytics_scale_bench50m
+    # this checkout's migrations on a filled database, with a writer and a lock watch
+    .venv/bin/python benchmarks/partitions.py migrate --own-pg /work/pg-b50 --keep --db DB
     # retention: a scratch database of daily partitions, drop those older than 30 days
     .venv/bin/python benchmarks/partitions.py retention --events 1000000 --days 62
 
@@ -106,6 +108,24 @@ def convert(args: argparse.Namespace) -> None:
     _timed(env, args, "manage.py check (start-up only)", "check")
     _timed(env, args, "prepare (online)", "events_partitions", "prepare")
     _timed(env, args, "migrate (the switch, under its lock)", "migrate", "events")
+    print(_facts(args))
+
+
+def migrate(args: argparse.Namespace) -> None:
+    """`manage.py migrate` on --db as it is (a migration of this checkout on a large table),
+    with a writer inserting every 10 ms and a watch on the events table's ACCESS EXCLUSIVE lock."""
+    env = scratch_env(args)
+    print(_facts(args))
+    locks = LockWatch(admin_url(args, args.db))
+    locks.start()
+    try:
+        _timed(env, args, "migrate", "migrate", "--noinput")
+    finally:
+        locks.stop()
+    print(
+        f"ACCESS EXCLUSIVE on events_event seen held {locks.longest * 1000:.0f} ms at the longest "
+        f"({locks.sightings} sightings)"
+    )
     print(_facts(args))
 
 
@@ -215,7 +235,8 @@ def fill(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "action", choices=["fill", "http", "drop", "ingest", "convert", "retention"]
+        "action",
+        choices=["fill", "http", "drop", "ingest", "convert", "migrate", "retention"],
     )
     parser.add_argument("--db", default="")
     parser.add_argument("--host", default="127.0.0.1")
@@ -255,6 +276,7 @@ def main() -> None:
         "drop": drop,
         "ingest": ingest,
         "convert": convert,
+        "migrate": migrate,
         "retention": retention,
     }
     args.port = args.port or ("5440" if args.own_pg else "5432")
