@@ -112,16 +112,24 @@ def indexes_swap(cursor) -> None:
     which attach the prepared copies (run inside one transaction: the caller's)."""
     if indexes_swapped(cursor):
         return
+    _columns_recollated(cursor, '"C"', keep_dedup_setting=True)
+    _prepared_renamed(cursor)
+
+
+def _columns_recollated(cursor, collation: str, *, keep_dedup_setting: bool) -> None:
+    """The parent's swapped indexes dropped, the columns given `collation` (same type: no
+    table rewrite) and the indexes re-created: with each index's deduplication setting, or
+    PostgreSQL's default (on)."""
     for index, _, _ in SWAPPED_INDEXES:
         cursor.execute(f'DROP INDEX IF EXISTS "{index}"')
     changes = ", ".join(
-        f'ALTER COLUMN "{name}" TYPE {_COLUMN_TYPE} COLLATE "C"' for name in COLLATED_COLUMNS
+        f'ALTER COLUMN "{name}" TYPE {_COLUMN_TYPE} COLLATE {collation}'
+        for name in COLLATED_COLUMNS
     )
     cursor.execute(f"ALTER TABLE {TABLE} {changes}")
     for index, columns, dedup in SWAPPED_INDEXES:
-        definition = _definition(columns, dedup, collate=False)
+        definition = _definition(columns, dedup or not keep_dedup_setting, collate=False)
         cursor.execute(f'CREATE INDEX "{index}" ON {TABLE} {definition}')
-    _prepared_renamed(cursor)
 
 
 def _prepared_renamed(cursor) -> None:
@@ -142,13 +150,4 @@ def _prepared_renamed(cursor) -> None:
 
 def indexes_unswap(cursor) -> None:
     """Back to the database's collation and default deduplication (rebuilt under the lock)."""
-    for index, _, _ in SWAPPED_INDEXES:
-        cursor.execute(f'DROP INDEX IF EXISTS "{index}"')
-    changes = ", ".join(
-        f'ALTER COLUMN "{name}" TYPE {_COLUMN_TYPE} COLLATE "default"' for name in COLLATED_COLUMNS
-    )
-    cursor.execute(f"ALTER TABLE {TABLE} {changes}")
-    for index, columns, _ in SWAPPED_INDEXES:
-        cursor.execute(
-            f'CREATE INDEX "{index}" ON {TABLE} {_definition(columns, True, collate=False)}'
-        )
+    _columns_recollated(cursor, '"default"', keep_dedup_setting=False)
