@@ -1,7 +1,8 @@
 """Session ids for events that came without one (ADR 0014).
 
-Events of the same person (user_id, else anonymous_id) less than SESSION_GAP apart share a
-session. Assignment happens at store time, inside the storing transaction, per identity under
+Events of the same person less than SESSION_GAP apart share a session. A person is a user id,
+or an anonymous id, and an anonymous id seen beside exactly one user id (a sign-in) belongs to
+that user: the visit before the sign-in and after it is one session. Assignment happens at store time, inside the storing transaction, per identity under
 a transaction-scoped advisory lock: two workers storing events of the same person one after
 the other see each other's rows, so concurrent batches agree. Within a batch, events are
 sorted by event time first, so a batch out of order is grouped as if it were in order. A
@@ -61,23 +62,20 @@ def _identities_lock(identities: list[tuple[str, str]]) -> None:
 
 
 # Raw SQL: the ORM's query building cost ten times the rest of a single event's ingestion.
-# Users come through event_user_idx, anonymous visitors through event_anon_ts_idx (partial).
+# Users come through event_user_idx, anonymous ids through event_anon_ts_idx (partial): the
+# latter with any user id, since a row carrying both is how a sign-in links the two.
 _NEIGHBOURS_SQL = (
     "SELECT user_id, anonymous_id, timestamp, session_id "  # noqa: S608 - names from the model
     f"FROM {EVENTS_TABLE} WHERE timestamp > %s AND timestamp < %s AND session_id <> '' AND ("
-    "user_id = ANY(%s) OR (user_id = '' AND anonymous_id <> '' AND anonymous_id = ANY(%s)))"
+    "user_id = ANY(%s) OR (anonymous_id <> '' AND anonymous_id = ANY(%s)))"
 )
 
+Identity = tuple[str, str]
+Stored = list[tuple[str, str, dt.datetime, str]]  # user_id, anonymous_id, timestamp, session
 
-def _stored_neighbours(
-    groups: dict[tuple[str, str], list[dict[str, Any]]],
-) -> dict[tuple[str, str], list[tuple[dt.datetime, str]]]:
-    """Stored (timestamp, session_id) of each identity within SESSION_GAP of the batch."""
-    stamps = [row["timestamp"] for rows in groups.values() for row in rows]
-    users = [value for kind, value in groups if kind == "user"]
-    anonymous = [value for kind, value in groups if kind == "anonymous"]
-    found: dict[tuple[str, str], list[tuple[dt.datetime, str]]] = defaultdict(list)
-    window = [min(stamps) - SESSION_GAP, max(stamps) + SESSION_GAP]
+
+def _stored_rows(window: list[dt.datetime], users: list[str], anonymous: list[str]) -> Stored:
+    """Stored events within the window of these users or anonymous ids, with a session."""
     with connection.cursor() as cursor:
         if is_postgres():
             cursor.execute(_NEIGHBOURS_SQL, [*window, users, anonymous])
@@ -89,14 +87,22 @@ def _stored_neighbours(
                 ),
                 [*window, *users, *anonymous],
             )
-        for user_id, anonymous_id, timestamp, session_id in cursor.fetchall():
-            if timestamp.tzinfo is None:  # SQLite's raw rows: UTC without an offset
-                timestamp = timestamp.replace(tzinfo=dt.UTC)
-            if user_id:
-                found[("user", user_id)].append((timestamp, session_id))
-            else:
-                found[("anonymous", anonymous_id)].append((timestamp, session_id))
-    return found
+        rows = cursor.fetchall()
+    return [
+        (user_id, anonymous_id, stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC), session)
+        for user_id, anonymous_id, stamp, session in rows  # SQLite's raw rows: naive UTC
+    ]
+
+
+def _people(links: dict[str, set[str]]) -> dict[Identity, Identity]:
+    """Each anonymous id seen beside exactly one user id (a sign-in: the SDK sends both once
+    the user is known) belongs to that user's person; one seen beside several users (a shared
+    device that was not reset) stays its own. Maps identity -> its person's identity."""
+    return {
+        ("anonymous", anonymous_id): ("user", next(iter(users)))
+        for anonymous_id, users in links.items()
+        if len(users) == 1
+    }
 
 
 def _clusters(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -123,22 +129,43 @@ def _nearest_session(
 
 def sessions_assign(rows: list[dict[str, Any]]) -> None:
     """Give every row without a session_id its session. Call inside the transaction that
-    stores the rows (it locks their identities until that transaction ends)."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    stores the rows (it locks their identities until that transaction ends).
+
+    A person is a user id with the anonymous ids that sign-in linked to it (`_people`): the
+    visitor's events before the sign-in and the user's after it are one session."""
+    groups: dict[Identity, list[dict[str, Any]]] = defaultdict(list)
+    links: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         if not row.get("session_id"):
             groups[_identity(row)].append(row)
+            if row["user_id"] and row["anonymous_id"]:
+                links[row["anonymous_id"]].add(row["user_id"])
     if not groups:
         return
-    if is_postgres():
-        _identities_lock(list(groups))
-    stored = _stored_neighbours(groups)
+    anonymous_ids = {value for kind, value in groups if kind == "anonymous"} | set(links)
+    if is_postgres():  # every batch carrying an anonymous id takes its lock: they serialize
+        _identities_lock([*groups, *(("anonymous", value) for value in anonymous_ids)])
+    stamps = [row["timestamp"] for group in groups.values() for row in group]
+    window = [min(stamps) - SESSION_GAP, max(stamps) + SESSION_GAP]
+    users = [value for kind, value in groups if kind == "user"]
+    stored = _stored_rows(window, users, sorted(anonymous_ids))
+    for user_id, anonymous_id, _, _ in stored:
+        if user_id and anonymous_id in anonymous_ids:
+            links[anonymous_id].add(user_id)
+    person_of = _people(links)
+    by_person: dict[Identity, list[dict[str, Any]]] = defaultdict(list)
     for identity, group in groups.items():
+        by_person[person_of.get(identity, identity)] += group
+    neighbours: dict[Identity, list[tuple[dt.datetime, str]]] = defaultdict(list)
+    for user_id, anonymous_id, timestamp, session_id in stored:
+        identity = ("user", user_id) if user_id else ("anonymous", anonymous_id)
+        neighbours[person_of.get(identity, identity)].append((timestamp, session_id))
+    for person, group in by_person.items():
         for cluster in _clusters(group):
             first, last = cluster[0]["timestamp"], cluster[-1]["timestamp"]
-            session_id = _nearest_session(first, last, stored.get(identity, []))
+            session_id = _nearest_session(first, last, neighbours.get(person, []))
             if session_id is None:
-                name = f"{identity[0]}:{identity[1]}:{cluster[0]['event_id']}"
+                name = f"{person[0]}:{person[1]}:{cluster[0]['event_id']}"
                 session_id = f"s_{uuid.uuid5(_SESSION_NAMESPACE, name).hex}"
             for row in cluster:
                 row["session_id"] = session_id

@@ -90,11 +90,11 @@ def _dashboard_equals_raw_sql(open_page, analyst, source: str) -> None:
     dashboard.screenshot(f"browser-sdk-{source}-funnel")  # test-artifacts/screenshots
 
 
-def _stored_as_sent(shop, source: str, traits: dict, *, sdk_sessions: bool = True) -> None:
+def _stored_as_sent(shop, source: str, traits: dict) -> None:
     """Every step of the visit stored once, with the SDK's ids, our names and mapped fields,
     the derived device, one session, and the device's id linked to the user. An SDK that sends
-    no session id (`sdk_sessions=False`, analytics.js) gets sessions derived per person id
-    (ADR 0014): the events before signing in are one session, those after it another."""
+    no session id (analytics.js) gets it derived per person (ADR 0014): the anonymous id sent
+    beside the user id after signing in makes the whole visit one session."""
     assert RejectedEvent.objects.count() == 0
     events = list(Event.objects.order_by("timestamp", "id"))
     types = [event.event_type for event in events]
@@ -111,12 +111,7 @@ def _stored_as_sent(shop, source: str, traits: dict, *, sdk_sessions: bool = Tru
     assert viewed.page_url.startswith(shop.url("product.html"))
     assert viewed.device_type == "desktop"  # derived from the User-Agent
     assert viewed.session_id
-    if sdk_sessions:
-        assert len({event.session_id for event in events}) == 1  # one visit
-    else:
-        for signed_in in (False, True):
-            part = {event.session_id for event in events if bool(event.user_id) == signed_in}
-            assert len(part) == 1, (signed_in, part)
+    assert len({event.session_id for event in events}) == 1  # one visit, across the sign-in
     purchase = Event.objects.get(event_type="purchase")
     assert purchase.user_id == USER  # after signing in
     assert (purchase.revenue, purchase.currency) == (Decimal("119.80"), "EUR")
@@ -156,6 +151,6 @@ def test_segment_analytics_js(browser, browser_sdks, shop, live_server, open_pag
     with the key as Basic auth (a preflight first); `identify` links the anonymous id."""
     shop.snippet = segment_snippet(live_server.url, shop.key)
     _visit(browser, shop)
-    _stored_as_sent(shop, "segment", TRAITS, sdk_sessions=False)
+    _stored_as_sent(shop, "segment", TRAITS)
     assert Event.objects.get(event_type="newsletter_signup").properties["source"] == "checkout"
     _dashboard_equals_raw_sql(open_page, analyst, "segment")

@@ -93,7 +93,9 @@ def test_a_late_event_between_two_sessions_joins_the_nearer_one_and_merges_nothi
 def test_people_are_told_apart_and_an_explicit_session_id_is_joined():
     mine = at(0, session_id="client-session")
     ingest(mine)
-    joined, other_person, user_event = at(5), at(5, anonymous_id="visitor-2"), at(5, user_id="u1")
+    # The user's own device: visitor-1's id beside u1 would be a sign-in (one person).
+    user_event = at(5, user_id="u1", anonymous_id="visitor-3")
+    joined, other_person = at(5), at(5, anonymous_id="visitor-2")
     ingest(joined, other_person, user_event)
     ids = sessions(mine, joined, other_person, user_event)
     assert ids[1] == "client-session"
@@ -159,3 +161,62 @@ def test_concurrent_out_of_order_batches_agree_on_the_session():
         thread.join(timeout=60)
     assert errors == []
     assert len(set(sessions(*odd, *even))) == 1
+
+
+@pytest.mark.django_db
+def test_a_sign_in_continues_the_visitors_session_across_batches():
+    """analytics.js, Snowplow and tracker.js send the anonymous id with every event, and the
+    user id too once the visitor signs in: the visit is one session."""
+    before = [at(0), at(5)]
+    ingest(*before)
+    after = [at(8, user_id="u-sign-in"), at(12, user_id="u-sign-in")]
+    ingest(*after)
+    ids = sessions(*before, *after)
+    assert len(set(ids)) == 1, ids
+
+
+@pytest.mark.django_db
+def test_a_sign_in_within_one_batch_and_late_anonymous_events_join_the_same_session():
+    visit = [at(0), at(4, user_id="u-batch"), at(9, user_id="u-batch")]
+    ingest(*visit)
+    late = at(2)  # the visitor's page view, delivered after the signed-in events
+    ingest(late)
+    ids = sessions(*visit, late)
+    assert len(set(ids)) == 1, ids
+
+
+@pytest.mark.django_db
+def test_an_anonymous_id_shared_by_two_users_links_neither():
+    """A shared device that was not reset: the anonymous id appears beside two users, so the
+    two users' sessions stay apart, and the anonymous events stay the visitor's own."""
+    shared = "visitor-shared"
+    alice = at(0, anonymous_id=shared, user_id="alice")
+    bob = at(3, anonymous_id=shared, user_id="bob")
+    ingest(alice, bob)
+    anonymous = at(5, anonymous_id=shared)
+    ingest(anonymous)
+    ids = sessions(alice, bob, anonymous)
+    assert len(set(ids)) == 3, ids
+
+
+@pytest.mark.django_db
+def test_a_sign_in_more_than_30_minutes_after_the_visit_starts_a_new_session():
+    before = at(0)
+    ingest(before)
+    after = at(31, user_id="u-later")
+    ingest(after)
+    assert len(set(sessions(before, after))) == 2
+
+
+@pytest.mark.django_db
+def test_stored_session_ids_of_a_sign_in_equal_the_raw_rows():
+    """The derived ids are what the table holds: one session id for the whole visit, counted
+    by raw SQL the way the sessions dashboard counts them."""
+    ingest(at(0, anonymous_id="v-raw"), at(3, anonymous_id="v-raw"))
+    ingest(at(6, anonymous_id="v-raw", user_id="u-raw"))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(DISTINCT session_id), COUNT(*) FROM events_event WHERE anonymous_id = %s",
+            ["v-raw"],
+        )
+        assert cursor.fetchone() == (1, 3)
