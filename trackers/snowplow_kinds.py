@@ -1,0 +1,242 @@
+"""What a Snowplow event's kind `e` gives our event (trackers.snowplow maps the fields every
+kind shares): its event_type, e-commerce columns and properties. Pure: no Django.
+
+A field that fills one of our columns leaves `properties` (ADR 0043): the action's `type`, the
+first product's id, category, price, quantity and currency, a search's `terms`, a structured
+event's action `ac`, a recognised self-describing event's `schema`. The original message is
+kept whole with the event, so nothing is lost; what stays is what no column holds.
+
+Values decoded from `ue_pr`/`ue_px` may be shared by several events (trackers.snowplow
+memoises that decoding): nothing here changes them, properties are new dicts.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from trackers.mapping import money_or_none, quantity_or_none, text_or_none
+
+_IGLU = re.compile(r"^iglu:(?P<vendor>[^/]+)/(?P<name>[^/]+)/(?P<format>[^/]+)/(?P<version>.+)$")
+ECOMMERCE_VENDOR = "com.snowplowanalytics.snowplow.ecommerce"
+SNOWPLOW_VENDOR = "com.snowplowanalytics.snowplow"
+# Snowplow e-commerce plugin actions (snowplow_ecommerce_action `type`) that are our types.
+ECOMMERCE_ACTIONS = {
+    "product_view": "product_view",
+    "add_to_cart": "add_to_cart",
+    "remove_from_cart": "remove_from_cart",
+    "checkout_step": "checkout_start",
+    "transaction": "purchase",
+}
+_LEGACY_TRANSACTION = ("tr_id", "tr_tt", "tr_cu")
+_PRODUCT_TYPES = frozenset({"product_view", "add_to_cart", "remove_from_cart"})
+# What a self-describing schema is to us, by (vendor, name).
+_ACTION, _SEARCH, _CART = "action", "search", "cart"
+_RECOGNISED = {
+    (ECOMMERCE_VENDOR, "snowplow_ecommerce_action"): _ACTION,
+    (SNOWPLOW_VENDOR, "site_search"): _SEARCH,
+    (SNOWPLOW_VENDOR, "add_to_cart"): _CART,
+    (SNOWPLOW_VENDOR, "remove_from_cart"): _CART,
+}
+_ENTITIES = ("product", "transaction", "checkout_step")
+
+
+def kind_fields_into(
+    payload: dict[str, Any],
+    event: dict,
+    unstruct: Any,
+    contexts: Any,
+    extra: dict[str, Any],
+    errors: list,
+) -> None:
+    """Write the event_type, the kind's columns and `properties` (`extra`: the tracker fields
+    not mapped, a dict of this event's own) into `payload`; errors listed."""
+    kind = event.get("e")
+    if kind == "pv":
+        payload["event_type"] = "page_view"
+    elif kind == "ue":
+        extra = _self_describing_into(payload, unstruct, contexts, extra, errors)
+    elif kind == "pp":
+        payload["event_type"] = "page_ping"
+    elif kind == "se":
+        name = text_or_none(event.get("se_ac"))
+        if name is None:
+            errors.append(("se_ac", "required", "a structured event needs its action"))
+        else:
+            payload["event_type"] = name
+        for key, value in event.items():
+            if key[:3] == "se_" and key != "se_ac":
+                extra[key[3:]] = value
+    elif kind == "tr":
+        payload["event_type"] = "purchase"
+        _columns_into(
+            payload,
+            order_id=text_or_none(event.get("tr_id")),
+            revenue=money_or_none(event.get("tr_tt")),
+            currency=text_or_none(event.get("tr_cu")),
+        )
+        for key in _LEGACY_TRANSACTION:
+            extra.pop(key, None)
+    elif kind == "ti":
+        payload["event_type"] = "transaction_item"
+    else:
+        errors.append(("e", "allowed_values", "must be pv, pp, se, ue, tr or ti"))
+    if extra:
+        payload["properties"] = extra
+
+
+def _columns_into(payload: dict[str, Any], **columns: Any) -> None:
+    for column, value in columns.items():
+        if value is not None:
+            payload[column] = value
+
+
+@functools.lru_cache(maxsize=1024)
+def iglu_parts(schema: str) -> tuple[str, str] | None:
+    """(vendor, name) of an Iglu URI; memoised, since a tracker sends the same few schemas."""
+    match = _IGLU.match(schema)
+    return (match["vendor"], match["name"]) if match else None
+
+
+def _self_describing_into(
+    payload: dict[str, Any], unstruct: Any, contexts: Any, extra: dict, errors: list
+) -> dict[str, Any]:
+    """The self-describing event's fields into `payload`; returns its properties."""
+    inner = unstruct.get("data") if isinstance(unstruct, dict) else None
+    schema = inner.get("schema") if isinstance(inner, dict) else None
+    parts = iglu_parts(schema) if type(schema) is str else None
+    data = inner.get("data") if parts is not None else None
+    if not isinstance(data, dict):
+        if not any(error[0] in ("ue_pr", "ue_px") for error in errors):
+            errors.append(("ue_pr", "required", "a self-describing event needs its schema/data"))
+        return extra
+    recognised = _RECOGNISED.get(parts)
+    if recognised is _ACTION:
+        return _ecommerce_action_into(payload, data, contexts, extra)
+    if recognised is _SEARCH:
+        terms = data.get("terms")
+        query = " ".join(str(t) for t in terms) if isinstance(terms, list) else None
+        payload["event_type"] = "search"
+        if query:
+            payload["search_query"] = query
+            return _without(extra, data, ("terms",))
+        return extra | data
+    if recognised is _CART:
+        payload["event_type"] = parts[1]
+        mapped = {
+            "sku": text_or_none(data.get("sku")),
+            "category": text_or_none(data.get("category")),
+            "unitPrice": money_or_none(data.get("unitPrice")),
+            "quantity": quantity_or_none(data.get("quantity")),
+            "currency": text_or_none(data.get("currency")),
+        }
+        _columns_into(
+            payload,
+            product_id=mapped["sku"],
+            category=mapped["category"],
+            price=mapped["unitPrice"],
+            quantity=mapped["quantity"],
+            currency=mapped["currency"],
+        )
+        return _without(extra, data, [key for key, value in mapped.items() if value is not None])
+    payload["event_type"] = parts[1]
+    return {**extra, "schema": schema, **data}
+
+
+def _without(extra: dict, data: dict, mapped: Any) -> dict[str, Any]:
+    """`extra` and the event's data, less the data's fields that went to columns."""
+    properties = extra | data
+    for key in mapped:
+        properties.pop(key, None)
+    return properties
+
+
+@functools.lru_cache(maxsize=256)
+def _entity_kind(schema: str) -> str | None:
+    """product / transaction / checkout_step for the e-commerce plugin's entities, else None."""
+    parts = iglu_parts(schema)
+    if parts is None or parts[0] != ECOMMERCE_VENDOR or parts[1] not in _ENTITIES:
+        return None
+    return parts[1]
+
+
+def _ecommerce_entities(contexts: Any) -> tuple[list[dict], dict | None, dict | None]:
+    """The e-commerce entities: the products, the first transaction and checkout step."""
+    products: list[dict] = []
+    transaction = step = None
+    data = contexts.get("data") if isinstance(contexts, dict) else None
+    for entity in data if isinstance(data, list) else ():
+        if not isinstance(entity, dict):
+            continue
+        schema, entity_data = entity.get("schema"), entity.get("data")
+        if type(schema) is not str or not isinstance(entity_data, dict):
+            continue
+        kind = _entity_kind(schema)
+        if kind == "product":
+            products.append(entity_data)
+        elif kind == "transaction" and transaction is None:
+            transaction = entity_data
+        elif kind == "checkout_step" and step is None:
+            step = entity_data
+    return products, transaction, step
+
+
+def _ecommerce_action_into(
+    payload: dict[str, Any], data: dict, contexts: Any, extra: dict
+) -> dict[str, Any]:
+    """The e-commerce plugin's actions with their product / transaction entities. A checkout
+    step other than the first is a custom `checkout_step` event: the funnel counts one start."""
+    action = data.get("type")
+    if type(action) is not str or not action:  # text as sent is the common case
+        action = text_or_none(action)
+    event_type = ECOMMERCE_ACTIONS.get(action, action)
+    products, transaction, step = _ecommerce_entities(contexts)
+    if action == "checkout_step" and step is not None and step.get("step") not in (None, 1):
+        event_type = "checkout_step"
+    if event_type is None:  # refused by validation (event_type required): data kept as sent
+        return extra | data
+    payload["event_type"] = event_type
+    properties = extra if len(data) == 1 else _without(extra, data, ("type",))
+    if event_type in _PRODUCT_TYPES and products:
+        products = _first_product_into(payload, products, event_type)
+    if products:
+        properties["products"] = products
+    if event_type == "purchase" and transaction is not None:
+        get = transaction.get
+        _columns_into(
+            payload,
+            order_id=text_or_none(get("transaction_id")),
+            revenue=money_or_none(get("revenue")),
+            currency=text_or_none(get("currency")),
+        )
+    return properties
+
+
+def _first_product_into(payload: dict[str, Any], products: list[dict], event_type: str) -> list:
+    """The first product's fields into their columns; returns the products as properties
+    keep them: the first without those fields (none at all when that leaves nothing)."""
+    get = products[0].get
+    product_id, category, currency = get("id"), get("category"), get("currency")
+    mapped = {
+        # text_or_none's answers, its common case (non-empty text) written out
+        "id": product_id if type(product_id) is str and product_id else text_or_none(product_id),
+        "category": category if type(category) is str and category else text_or_none(category),
+        "price": money_or_none(get("price")),
+        "quantity": quantity_or_none(get("quantity")),
+        "currency": currency if type(currency) is str and currency else text_or_none(currency),
+    }
+    _columns_into(
+        payload,
+        product_id=mapped["id"],
+        category=mapped["category"],
+        price=mapped["price"],
+        quantity=mapped["quantity"],
+        currency=mapped["currency"],
+    )
+    if event_type != "product_view" and mapped["quantity"] is None:
+        payload["quantity"] = 1
+    rest = {key: value for key, value in products[0].items() if mapped.get(key) is None}
+    if not rest and len(products) == 1:
+        return []
+    return [rest, *products[1:]]
