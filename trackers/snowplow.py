@@ -104,7 +104,8 @@ def _decoded_value(raw: Any, base64: bool) -> Any:
         try:
             # Either base64 alphabet (trackers send the URL-safe one); padding optional. What
             # base64.urlsafe_b64decode does, in C without its Python layers.
-            raw = binascii.a2b_base64(raw.encode("ascii").translate(_TO_STANDARD_BASE64) + b"==")
+            # (a2b_base64 takes ASCII text: a str with other characters is a ValueError.)
+            raw = binascii.a2b_base64(raw.replace("-", "+").replace("_", "/") + "==")
         except (binascii.Error, ValueError):
             return _UNDECODABLE
     elif not isinstance(raw, str | bytes):
@@ -125,7 +126,6 @@ def _unstruct_value(raw: str, base64: bool) -> Any:
 
 _UNDECODABLE = object()
 _UNSTRUCT_MEMO_MAX_CHARS = 1024  # longer ones are rarely repeated: decoded, not remembered
-_TO_STANDARD_BASE64 = bytes.maketrans(b"-_", b"+/")
 
 
 def _unstruct(event: dict, errors: list) -> Any:

@@ -125,21 +125,16 @@ def _self_describing_into(
     if recognised is _CART:
         payload["event_type"] = parts[1]
         mapped = {
-            "sku": text_or_none(data.get("sku")),
-            "category": text_or_none(data.get("category")),
-            "unitPrice": money_or_none(data.get("unitPrice")),
-            "quantity": quantity_or_none(data.get("quantity")),
-            "currency": text_or_none(data.get("currency")),
+            "sku": ("product_id", text_or_none(data.get("sku"))),
+            "category": ("category", text_or_none(data.get("category"))),
+            "unitPrice": ("price", money_or_none(data.get("unitPrice"))),
+            "quantity": ("quantity", quantity_or_none(data.get("quantity"))),
+            "currency": ("currency", text_or_none(data.get("currency"))),
         }
-        _columns_into(
-            payload,
-            product_id=mapped["sku"],
-            category=mapped["category"],
-            price=mapped["unitPrice"],
-            quantity=mapped["quantity"],
-            currency=mapped["currency"],
+        _columns_into(payload, **dict(mapped.values()))
+        return _without(
+            extra, data, [key for key, (_, value) in mapped.items() if value is not None]
         )
-        return _without(extra, data, [key for key, value in mapped.items() if value is not None])
     payload["event_type"] = parts[1]
     return {**extra, "schema": schema, **data}
 
@@ -215,28 +210,57 @@ def _ecommerce_action_into(
 
 def _first_product_into(payload: dict[str, Any], products: list[dict], event_type: str) -> list:
     """The first product's fields into their columns; returns the products as properties
-    keep them: the first without those fields (none at all when that leaves nothing)."""
-    get = products[0].get
-    product_id, category, currency = get("id"), get("category"), get("currency")
-    mapped = {
-        # text_or_none's answers, its common case (non-empty text) written out
-        "id": product_id if type(product_id) is str and product_id else text_or_none(product_id),
-        "category": category if type(category) is str and category else text_or_none(category),
-        "price": money_or_none(get("price")),
-        "quantity": quantity_or_none(get("quantity")),
-        "currency": currency if type(currency) is str and currency else text_or_none(currency),
-    }
-    _columns_into(
-        payload,
-        product_id=mapped["id"],
-        category=mapped["category"],
-        price=mapped["price"],
-        quantity=mapped["quantity"],
-        currency=mapped["currency"],
-    )
-    if event_type != "product_view" and mapped["quantity"] is None:
+    keep them: the first without the fields that filled a column (none at all when that
+    leaves nothing). Written out, as it runs for most e-commerce events."""
+    first = products[0]
+    get = first.get
+    taken = 0
+    # text_or_none's answers, its common case (non-empty text) first
+    value = get("id")
+    if value is not None:
+        if type(value) is not str or not value:
+            value = text_or_none(value)
+        if value is not None:
+            payload["product_id"] = value
+            taken += 1
+    value = get("category")
+    if value is not None:
+        if type(value) is not str or not value:
+            value = text_or_none(value)
+        if value is not None:
+            payload["category"] = value
+            taken += 1
+    value = get("currency")
+    if value is not None:
+        if type(value) is not str or not value:
+            value = text_or_none(value)
+        if value is not None:
+            payload["currency"] = value
+            taken += 1
+    value = get("price")
+    if value is not None:
+        payload["price"] = money_or_none(value)  # None only for None
+        taken += 1
+    value = get("quantity")
+    if value is not None:
+        payload["quantity"] = quantity_or_none(value)  # None only for None
+        taken += 1
+    elif event_type != "product_view":
         payload["quantity"] = 1
-    rest = {key: value for key, value in products[0].items() if mapped.get(key) is None}
-    if not rest and len(products) == 1:
+    if taken == len(first) and len(products) == 1:  # every field went to a column
         return []
+    rest = {
+        key: value
+        for key, value in first.items()
+        if value is None or key not in _PRODUCT_COLUMNS or _PRODUCT_COLUMNS[key] not in payload
+    }
     return [rest, *products[1:]]
+
+
+_PRODUCT_COLUMNS = {
+    "id": "product_id",
+    "category": "category",
+    "currency": "currency",
+    "price": "price",
+    "quantity": "quantity",
+}
