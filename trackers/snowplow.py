@@ -259,9 +259,9 @@ def snowplow_user_links(events: list[Any], seen: dict[tuple[str, str], None]) ->
     identified visitor's every request does not take the id graph's lock again."""
     calls = []
     for event in events:
-        if not isinstance(event, dict):
-            continue
-        user_id, device_id = text_or_none(event.get("uid")), text_or_none(event.get("duid"))
+        if not isinstance(event, dict) or "duid" not in event or "uid" not in event:
+            continue  # most events: a server tracker's (no duid) or an anonymous visitor's
+        user_id, device_id = text_or_none(event["uid"]), text_or_none(event["duid"])
         if user_id is None or device_id is None or device_id == user_id:
             continue
         if not (_linkable(user_id) and _linkable(device_id)):
