@@ -22,7 +22,7 @@ import orjson
 from trackers.common import datetime_of_millis
 from trackers.mapping import IdentityCall, MappedEvent, text_or_none
 from trackers.segment.identity import IDENTITY_ID_MAX_CHARS
-from trackers.snowplow_kinds import kind_fields_into
+from trackers.snowplow_kinds import SelfDescribing, kind_fields_into, self_describing_digest
 
 PAYLOAD_DATA_SCHEMA = re.compile(
     r"^iglu:com\.snowplowanalytics\.snowplow/payload_data/jsonschema/1-\d+-\d+$"
@@ -117,30 +117,32 @@ def _decoded_value(raw: Any, base64: bool) -> Any:
 
 
 @functools.lru_cache(maxsize=512)
-def _unstruct_value(raw: str, base64: bool) -> Any:
-    """`_decoded_value` memoised: a tracker sends the same self-describing event over and over
-    (an e-commerce action's `ue_px` is its type). The value is shared between events, so the
-    mapping never changes it (trackers.snowplow_kinds copies what it keeps)."""
-    return _decoded_value(raw, base64)
+def _unstruct_digest(raw: str, base64: bool) -> Any:
+    """The self-describing event's digest (or _UNDECODABLE), once per distinct text: a tracker
+    sends the same one over and over (an e-commerce action's `ue_px` is its type). Shared
+    between events, so nothing changes it (trackers.snowplow_kinds copies what it keeps)."""
+    value = _decoded_value(raw, base64)
+    return value if value is _UNDECODABLE else self_describing_digest(value)
 
 
 _UNDECODABLE = object()
 _UNSTRUCT_MEMO_MAX_CHARS = 1024  # longer ones are rarely repeated: decoded, not remembered
 
 
-def _unstruct(event: dict, errors: list) -> Any:
-    """The self-describing event (`ue_pr` JSON, else `ue_px` base64), decoded once per distinct
-    text; None when absent or undecodable (error listed)."""
+def _unstruct(event: dict, errors: list) -> SelfDescribing | None:
+    """The self-describing event (`ue_pr` JSON, else `ue_px` base64) as its digest; None when
+    absent or undecodable (error listed)."""
     raw, field = event.get("ue_pr"), "ue_pr"
     if raw is None:
         raw, field = event.get("ue_px"), "ue_px"
     if type(raw) is str and len(raw) <= _UNSTRUCT_MEMO_MAX_CHARS:
-        value = _unstruct_value(raw, field == "ue_px")
-        if value is not _UNDECODABLE:
-            return value
+        digest = _unstruct_digest(raw, field == "ue_px")
+        if digest is not _UNDECODABLE:
+            return digest
         errors.append((field, "json", f"{field} must be {_ENCODED[field]}"))
         return None
-    return _decoded(event, "ue_pr", "ue_px", errors)
+    value = _decoded(event, "ue_pr", "ue_px", errors)
+    return None if value is None else self_describing_digest(value)
 
 
 def snowplow_event_map(event: Any) -> MappedEvent:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from trackers.mapping import money_or_none, quantity_or_none, text_or_none
 
@@ -32,7 +32,7 @@ ECOMMERCE_ACTIONS = {
 _LEGACY_TRANSACTION = ("tr_id", "tr_tt", "tr_cu")
 _PRODUCT_TYPES = frozenset({"product_view", "add_to_cart", "remove_from_cart"})
 # What a self-describing schema is to us, by (vendor, name).
-_ACTION, _SEARCH, _CART = "action", "search", "cart"
+_ACTION, _SEARCH, _CART, _OTHER = "action", "search", "cart", "other"
 _RECOGNISED = {
     (ECOMMERCE_VENDOR, "snowplow_ecommerce_action"): _ACTION,
     (SNOWPLOW_VENDOR, "site_search"): _SEARCH,
@@ -45,13 +45,14 @@ _ENTITIES = ("product", "transaction", "checkout_step")
 def kind_fields_into(
     payload: dict[str, Any],
     event: dict,
-    unstruct: Any,
+    unstruct: SelfDescribing | None,
     contexts: Any,
     extra: dict[str, Any],
     errors: list,
 ) -> None:
     """Write the event_type, the kind's columns and `properties` (`extra`: the tracker fields
-    not mapped, a dict of this event's own) into `payload`; errors listed."""
+    not mapped, a dict of this event's own) into `payload`; errors listed. `unstruct`: the
+    self-describing event's digest (None: absent or undecodable)."""
     kind = event.get("e")
     if kind == "pv":
         payload["event_type"] = "page_view"
@@ -99,31 +100,45 @@ def iglu_parts(schema: str) -> tuple[str, str] | None:
     return (match["vendor"], match["name"]) if match else None
 
 
-def _self_describing_into(
-    payload: dict[str, Any], unstruct: Any, contexts: Any, extra: dict, errors: list
-) -> dict[str, Any]:
-    """The self-describing event's fields into `payload`; returns its properties."""
+class SelfDescribing(NamedTuple):
+    """What a self-describing event gives our event, worked out once per distinct `ue_pr` /
+    `ue_px` text (trackers.snowplow memoises it; shared by events, so never changed): the
+    kind (None: no schema and data), the columns it fills (event_type first), what its data
+    adds to properties, and an e-commerce action's type."""
+
+    kind: str | None
+    columns: dict[str, Any]
+    properties: dict[str, Any]
+    action: str | None = None
+
+
+_NO_SCHEMA = SelfDescribing(None, {}, {})
+
+
+def self_describing_digest(unstruct: Any) -> SelfDescribing:
+    """A decoded `unstruct_event` envelope (`{"schema": …, "data": {"schema": …, "data": …}}`)
+    as the fields it gives our event."""
     inner = unstruct.get("data") if isinstance(unstruct, dict) else None
     schema = inner.get("schema") if isinstance(inner, dict) else None
     parts = iglu_parts(schema) if type(schema) is str else None
     data = inner.get("data") if parts is not None else None
     if not isinstance(data, dict):
-        if not any(error[0] in ("ue_pr", "ue_px") for error in errors):
-            errors.append(("ue_pr", "required", "a self-describing event needs its schema/data"))
-        return extra
+        return _NO_SCHEMA
     recognised = _RECOGNISED.get(parts)
     if recognised is _ACTION:
-        return _ecommerce_action_into(payload, data, contexts, extra)
+        action = text_or_none(data.get("type"))
+        if action is None:  # refused by validation (event_type required): data kept as sent
+            return SelfDescribing(_ACTION, {}, data)
+        columns = {"event_type": ECOMMERCE_ACTIONS.get(action, action)}
+        return SelfDescribing(_ACTION, columns, _without({}, data, ("type",)), action)
     if recognised is _SEARCH:
         terms = data.get("terms")
         query = " ".join(str(t) for t in terms) if isinstance(terms, list) else None
-        payload["event_type"] = "search"
         if query:
-            payload["search_query"] = query
-            return _without(extra, data, ("terms",))
-        return extra | data
+            columns = {"event_type": "search", "search_query": query}
+            return SelfDescribing(_SEARCH, columns, _without({}, data, ("terms",)))
+        return SelfDescribing(_SEARCH, {"event_type": "search"}, data)
     if recognised is _CART:
-        payload["event_type"] = parts[1]
         mapped = {
             "sku": ("product_id", text_or_none(data.get("sku"))),
             "category": ("category", text_or_none(data.get("category"))),
@@ -131,12 +146,26 @@ def _self_describing_into(
             "quantity": ("quantity", quantity_or_none(data.get("quantity"))),
             "currency": ("currency", text_or_none(data.get("currency"))),
         }
-        _columns_into(payload, **dict(mapped.values()))
-        return _without(
-            extra, data, [key for key, (_, value) in mapped.items() if value is not None]
-        )
-    payload["event_type"] = parts[1]
-    return {**extra, "schema": schema, **data}
+        columns = {"event_type": parts[1]}
+        columns |= {column: value for column, value in mapped.values() if value is not None}
+        filled = [key for key, (_, value) in mapped.items() if value is not None]
+        return SelfDescribing(_CART, columns, _without({}, data, filled))
+    return SelfDescribing(_OTHER, {"event_type": parts[1]}, {"schema": schema, **data})
+
+
+def _self_describing_into(
+    payload: dict[str, Any], digest: SelfDescribing | None, contexts: Any, extra: dict, errors: list
+) -> dict[str, Any]:
+    """The self-describing event's fields into `payload`; returns its properties."""
+    if digest is None or digest.kind is None:
+        if not any(error[0] in ("ue_pr", "ue_px") for error in errors):
+            errors.append(("ue_pr", "required", "a self-describing event needs its schema/data"))
+        return extra
+    payload.update(digest.columns)
+    properties = extra | digest.properties if digest.properties else extra
+    if digest.action is not None:
+        _ecommerce_action_into(payload, digest.action, contexts, properties)
+    return properties
 
 
 def _without(extra: dict, data: dict, mapped: Any) -> dict[str, Any]:
@@ -178,21 +207,15 @@ def _ecommerce_entities(contexts: Any) -> tuple[list[dict], dict | None, dict | 
 
 
 def _ecommerce_action_into(
-    payload: dict[str, Any], data: dict, contexts: Any, extra: dict
-) -> dict[str, Any]:
-    """The e-commerce plugin's actions with their product / transaction entities. A checkout
-    step other than the first is a custom `checkout_step` event: the funnel counts one start."""
-    action = data.get("type")
-    if type(action) is not str or not action:  # text as sent is the common case
-        action = text_or_none(action)
-    event_type = ECOMMERCE_ACTIONS.get(action, action)
+    payload: dict[str, Any], action: str, contexts: Any, properties: dict
+) -> None:
+    """The e-commerce plugin's actions with their product / transaction entities (`payload`
+    has the action's event_type). A checkout step other than the first is a custom
+    `checkout_step` event: the funnel counts one start."""
     products, transaction, step = _ecommerce_entities(contexts)
     if action == "checkout_step" and step is not None and step.get("step") not in (None, 1):
-        event_type = "checkout_step"
-    if event_type is None:  # refused by validation (event_type required): data kept as sent
-        return extra | data
-    payload["event_type"] = event_type
-    properties = extra if len(data) == 1 else _without(extra, data, ("type",))
+        payload["event_type"] = "checkout_step"
+    event_type = payload["event_type"]
     if event_type in _PRODUCT_TYPES and products:
         products = _first_product_into(payload, products, event_type)
     if products:
@@ -205,7 +228,6 @@ def _ecommerce_action_into(
             revenue=money_or_none(get("revenue")),
             currency=text_or_none(get("currency")),
         )
-    return properties
 
 
 def _first_product_into(payload: dict[str, Any], products: list[dict], event_type: str) -> list:
