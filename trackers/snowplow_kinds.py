@@ -6,8 +6,9 @@ first product's id, category, price, quantity and currency, a search's `terms`, 
 event's action `ac`, a recognised self-describing event's `schema`. The original message is
 kept whole with the event, so nothing is lost; what stays is what no column holds.
 
-Values decoded from `ue_pr`/`ue_px` may be shared by several events (trackers.snowplow
-memoises that decoding): nothing here changes them, properties are new dicts.
+A self-describing event's digest (`SelfDescribing`, and the values decoded into it) is shared
+by every event sent with the same `ue_pr`/`ue_px` text (trackers.snowplow memoises it):
+nothing here changes it, properties are new dicts.
 """
 
 from __future__ import annotations
