@@ -20,29 +20,13 @@ from typing import Any, NamedTuple
 import orjson
 
 from trackers.common import datetime_of_millis
-from trackers.mapping import (
-    IdentityCall,
-    MappedEvent,
-    money_or_none,
-    quantity_or_none,
-    text_or_none,
-)
+from trackers.mapping import IdentityCall, MappedEvent, text_or_none
 from trackers.segment.identity import IDENTITY_ID_MAX_CHARS
+from trackers.snowplow_kinds import SelfDescribing, kind_fields_into, self_describing_digest
 
 PAYLOAD_DATA_SCHEMA = re.compile(
     r"^iglu:com\.snowplowanalytics\.snowplow/payload_data/jsonschema/1-\d+-\d+$"
 )
-_IGLU = re.compile(r"^iglu:(?P<vendor>[^/]+)/(?P<name>[^/]+)/(?P<format>[^/]+)/(?P<version>.+)$")
-ECOMMERCE_VENDOR = "com.snowplowanalytics.snowplow.ecommerce"
-SNOWPLOW_VENDOR = "com.snowplowanalytics.snowplow"
-# Snowplow e-commerce plugin actions (snowplow_ecommerce_action `type`) that are our types.
-ECOMMERCE_ACTIONS = {
-    "product_view": "product_view",
-    "add_to_cart": "add_to_cart",
-    "remove_from_cart": "remove_from_cart",
-    "checkout_step": "checkout_start",
-    "transaction": "purchase",
-}
 # The platform (`p`) says the device class for some platforms; web and server events leave it
 # to the User-Agent.
 PLATFORM_DEVICE_TYPES = {"pc": "desktop", "mob": "mobile", "tv": "other", "cnsl": "other"}
@@ -54,7 +38,6 @@ _MAPPED = frozenset(
     {"e", "eid", "dtm", "stm", "ttm", "aid", "uid", "duid", "nuid", "tnuid", "sid", "url"}
     | {"refr", "ua", "ip", "ue_pr", "ue_px", "co", "cx", "p"}
 )
-_LEGACY_TRANSACTION = {"tr_id", "tr_tt", "tr_cu"}
 
 
 class SnowplowBodyError(ValueError):
@@ -101,60 +84,65 @@ def _epoch_millis(value: Any, name: str, errors: list) -> int | None:
 
 def _decoded(event: dict, json_field: str, base64_field: str, errors: list) -> Any:
     """The decoded self-describing value (None when absent or undecodable: error listed)."""
-    value, bad_field = _self_describing(event, json_field, base64_field)
-    if bad_field:
-        errors.append((bad_field, "json", f"{bad_field} must be {_ENCODED[bad_field]}"))
-    return value
-
-
-def _self_describing(event: dict, json_field: str, base64_field: str) -> tuple[Any, str | None]:
-    """(decoded value, None) or (None, the field that could not be decoded)."""
     raw, field = event.get(json_field), json_field
     if raw is None:
         raw, field = event.get(base64_field), base64_field
         if raw is None:
-            return None, None
+            return None
+    value = _decoded_value(raw, field is base64_field)
+    if value is _UNDECODABLE:
+        errors.append((field, "json", f"{field} must be {_ENCODED[field]}"))
+        return None
+    return value
+
+
+def _decoded_value(raw: Any, base64: bool) -> Any:
+    """JSON (base64 of JSON when `base64`), or _UNDECODABLE."""
+    if base64:
         if type(raw) is not str:
-            return None, field
+            return _UNDECODABLE
         try:
             # Either base64 alphabet (trackers send the URL-safe one); padding optional. What
-            # base64.urlsafe_b64decode does, in C without its Python layers (per event, twice).
-            raw = binascii.a2b_base64(raw.encode("ascii").translate(_TO_STANDARD_BASE64) + b"==")
+            # base64.urlsafe_b64decode does, in C without its Python layers.
+            # (a2b_base64 takes ASCII text: a str with other characters is a ValueError.)
+            raw = binascii.a2b_base64(raw.replace("-", "+").replace("_", "/") + "==")
         except (binascii.Error, ValueError):
-            return None, field
-    if not isinstance(raw, str | bytes):
-        return None, field
+            return _UNDECODABLE
+    elif not isinstance(raw, str | bytes):
+        return _UNDECODABLE
     try:
-        return orjson.loads(raw), None
+        return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return None, field
+        return _UNDECODABLE
 
 
-_TO_STANDARD_BASE64 = bytes.maketrans(b"-_", b"+/")
+@functools.lru_cache(maxsize=512)
+def _unstruct_digest(raw: str, base64: bool) -> Any:
+    """The self-describing event's digest (or _UNDECODABLE), once per distinct text: a tracker
+    sends the same one over and over (an e-commerce action's `ue_px` is its type). Shared
+    between events, so nothing changes it (trackers.snowplow_kinds copies what it keeps)."""
+    value = _decoded_value(raw, base64)
+    return value if value is _UNDECODABLE else self_describing_digest(value)
 
 
-def _schema_parts(value: Any) -> tuple[str, str] | None:
-    return _iglu_parts(value) if type(value) is str else None
+_UNDECODABLE = object()
+_UNSTRUCT_MEMO_MAX_CHARS = 1024  # longer ones are rarely repeated: decoded, not remembered
 
 
-@functools.lru_cache(maxsize=1024)
-def _iglu_parts(schema: str) -> tuple[str, str] | None:
-    """(vendor, name) of an Iglu URI; memoised, since a tracker sends the same few schemas."""
-    match = _IGLU.match(schema)
-    return (match["vendor"], match["name"]) if match else None
-
-
-def _entities(contexts: Any) -> dict[str, list[dict]]:
-    """The entities of a `contexts` envelope by schema name (vendor/name)."""
-    by_name: dict[str, list[dict]] = {}
-    data = contexts.get("data") if isinstance(contexts, dict) else None
-    for entity in data if isinstance(data, list) else ():
-        if not isinstance(entity, dict) or not isinstance(entity.get("data"), dict):
-            continue
-        parts = _schema_parts(entity.get("schema"))
-        if parts:
-            by_name.setdefault("/".join(parts), []).append(entity["data"])
-    return by_name
+def _unstruct(event: dict, errors: list) -> SelfDescribing | None:
+    """The self-describing event (`ue_pr` JSON, else `ue_px` base64) as its digest; None when
+    absent or undecodable (error listed)."""
+    raw, field = event.get("ue_pr"), "ue_pr"
+    if raw is None:
+        raw, field = event.get("ue_px"), "ue_px"
+    if type(raw) is str and len(raw) <= _UNSTRUCT_MEMO_MAX_CHARS:
+        digest = _unstruct_digest(raw, field == "ue_px")
+        if digest is not _UNDECODABLE:
+            return digest
+        errors.append((field, "json", f"{field} must be {_ENCODED[field]}"))
+        return None
+    value = _decoded(event, "ue_pr", "ue_px", errors)
+    return None if value is None else self_describing_digest(value)
 
 
 def snowplow_event_map(event: Any) -> MappedEvent:
@@ -164,22 +152,21 @@ def snowplow_event_map(event: Any) -> MappedEvent:
         return MappedEvent(payload={}, original=event, errors=[("event", "object", _NOT_OBJ)])
     get = event.get
     errors: list[tuple[str, str, str]] = []
-    unstruct = contexts = None
-    if get("ue_pr") is not None or get("ue_px") is not None:
-        unstruct = _decoded(event, "ue_pr", "ue_px", errors)
-    if get("co") is not None or get("cx") is not None:
-        contexts = _decoded(event, "co", "cx", errors)
-    ttm, dtm, stm = get("ttm"), get("dtm"), get("stm")
-    true_ms = None if ttm is None else _epoch_millis(ttm, "ttm", errors)
-    created_ms = None if dtm is None else _epoch_millis(dtm, "dtm", errors)
-    sent_ms = None if stm is None else _epoch_millis(stm, "stm", errors)
-    if true_ms is not None:
-        sent_ms = None
-    elif created_ms is None:
-        # No event time (a hand-written pixel): it happened when sent, else when received.
-        created_ms, sent_ms = sent_ms, None
-    payload: dict[str, Any] = {}
     keys = _plan(tuple(event))
+    unstruct = _unstruct(event, errors) if keys.unstruct else None
+    contexts = _decoded(event, "co", "cx", errors) if keys.contexts else None
+    true_ms = created_ms = sent_ms = None
+    if keys.times:
+        ttm, dtm, stm = get("ttm"), get("dtm"), get("stm")
+        true_ms = None if ttm is None else _epoch_millis(ttm, "ttm", errors)
+        created_ms = None if dtm is None else _epoch_millis(dtm, "dtm", errors)
+        sent_ms = None if stm is None else _epoch_millis(stm, "stm", errors)
+        if true_ms is not None:
+            sent_ms = None
+        elif created_ms is None:
+            # No event time (a hand-written pixel): it happened when sent, else when received.
+            created_ms, sent_ms = sent_ms, None
+    payload: dict[str, Any] = {}
     for name, column in keys.texts:
         value = event[name]
         if type(value) is not str:
@@ -198,23 +185,16 @@ def snowplow_event_map(event: Any) -> MappedEvent:
     platform = get("p")
     if type(platform) is str and (device_type := PLATFORM_DEVICE_TYPES.get(platform)):
         payload["device_type"] = device_type
-    extra = (
-        dict(zip(keys.extra, map(event.__getitem__, keys.extra), strict=True))
-        if keys.extra is not None
-        else dict(event)
-    )
-    entities = _entities(contexts) if contexts is not None else {}
-    for name, value in _kind_fields(event, unstruct, entities, errors, extra).items():
-        if value is not None:
-            payload[name] = value
+    extra = {key: event[key] for key in keys.extra}
+    kind_fields_into(payload, event, unstruct, contexts, extra, errors)
     user_agent, ip = get("ua"), get("ip")
     return MappedEvent(
-        payload=payload,
-        original=event,
-        foreign_id=payload.get("event_id"),
-        user_agent=None if user_agent is None else text_or_none(user_agent),
-        ip=None if ip is None else text_or_none(ip),
-        errors=errors,
+        payload,
+        event,
+        payload.get("event_id"),
+        None if user_agent is None else text_or_none(user_agent),
+        None if ip is None else text_or_none(ip),
+        errors,
     )
 
 
@@ -235,20 +215,27 @@ _TEXT_FIELDS = {
 
 class _KeyPlan(NamedTuple):
     """What to read from an event with these keys: (field, column) of the text fields present,
-    later ones overriding (so `duid` over `nuid` over `tnuid`), and the names kept as
-    properties (None: all)."""
+    later ones overriding (so `duid` over `nuid` over `tnuid`), the names kept as properties,
+    and whether a self-describing event, entities or times are there at all."""
 
     texts: tuple[tuple[str, str], ...]
-    extra: tuple[str, ...] | None
+    extra: tuple[str, ...]
+    unstruct: bool
+    contexts: bool
+    times: bool
 
 
 @functools.lru_cache(maxsize=256)
 def _plan(keys: tuple[str, ...]) -> _KeyPlan:
     """Memoised per key set: a tracker sends events of a few shapes."""
     present = set(keys)
-    texts = tuple((name, column) for name, column in _TEXT_FIELDS.items() if name in present)
-    extra = tuple(key for key in keys if key not in _MAPPED and key[:3] != "se_")
-    return _KeyPlan(texts, None if len(extra) == len(keys) else extra)
+    return _KeyPlan(
+        texts=tuple((name, column) for name, column in _TEXT_FIELDS.items() if name in present),
+        extra=tuple(key for key in keys if key not in _MAPPED and key[:3] != "se_"),
+        unstruct=bool(present & {"ue_pr", "ue_px"}),
+        contexts=bool(present & {"co", "cx"}),
+        times=bool(present & {"ttm", "dtm", "stm"}),
+    )
 
 
 _NOT_OBJ = "each event must be a JSON object"
@@ -258,119 +245,6 @@ _ENCODED = {
     "co": "a contexts JSON",
     "cx": "base64 of a contexts JSON",
 }
-
-
-def _kind_fields(
-    event: dict, unstruct: Any, entities: dict[str, list[dict]], errors: list, extra: dict
-) -> dict[str, Any]:
-    """event_type, its e-commerce fields and properties (`extra`: the fields not mapped), by
-    the event's kind `e`."""
-    kind = event.get("e")
-    if kind == "pv":
-        return {"event_type": "page_view", "properties": extra}
-    if kind == "pp":
-        return {"event_type": "page_ping", "properties": extra}
-    if kind == "se":
-        structured = {k[3:]: v for k, v in event.items() if k.startswith("se_")}
-        name = text_or_none(structured.get("ac"))
-        if name is None:
-            errors.append(("se_ac", "required", "a structured event needs its action"))
-        return {"event_type": name, "properties": extra | structured}
-    if kind == "tr":
-        extra = {k: v for k, v in extra.items() if k not in _LEGACY_TRANSACTION}
-        return {
-            "event_type": "purchase",
-            "order_id": text_or_none(event.get("tr_id")),
-            "revenue": money_or_none(event.get("tr_tt")),
-            "currency": text_or_none(event.get("tr_cu")),
-            "properties": extra,
-        }
-    if kind == "ti":
-        return {"event_type": "transaction_item", "properties": extra}
-    if kind == "ue":
-        return _self_describing_fields(unstruct, entities, extra, errors)
-    errors.append(("e", "allowed_values", "must be pv, pp, se, ue, tr or ti"))
-    return {"properties": extra}
-
-
-def _self_describing_fields(
-    unstruct: Any, entities: dict[str, list[dict]], extra: dict, errors: list
-) -> dict[str, Any]:
-    inner = unstruct.get("data") if isinstance(unstruct, dict) else None
-    parts = _schema_parts(inner.get("schema")) if isinstance(inner, dict) else None
-    if parts is None or not isinstance(inner.get("data"), dict):
-        if not any(error[0] in ("ue_pr", "ue_px") for error in errors):
-            errors.append(("ue_pr", "required", "a self-describing event needs its schema/data"))
-        return {"properties": extra}
-    vendor, name = parts
-    data = inner["data"]
-    properties = {**extra, "schema": inner["schema"], **data}
-    if vendor == ECOMMERCE_VENDOR and name == "snowplow_ecommerce_action":
-        return _ecommerce_action(data, entities, properties)
-    if vendor == SNOWPLOW_VENDOR and name == "site_search":
-        terms = data.get("terms")
-        query = " ".join(str(t) for t in terms) if isinstance(terms, list) else None
-        return {"event_type": "search", "search_query": query or None, "properties": properties}
-    if vendor == SNOWPLOW_VENDOR and name in ("add_to_cart", "remove_from_cart"):
-        return {
-            "event_type": name,
-            "product_id": text_or_none(data.get("sku")),
-            "category": text_or_none(data.get("category")),
-            "price": money_or_none(data.get("unitPrice")),
-            "quantity": quantity_or_none(data.get("quantity")),
-            "currency": text_or_none(data.get("currency")),
-            "properties": properties,
-        }
-    return {"event_type": name, "properties": properties}
-
-
-_CHECKOUT_STEP_ENTITY = f"{ECOMMERCE_VENDOR}/checkout_step"
-_PRODUCT_ENTITY = f"{ECOMMERCE_VENDOR}/product"
-_TRANSACTION_ENTITY = f"{ECOMMERCE_VENDOR}/transaction"
-_PRODUCT_TYPES = frozenset({"product_view", "add_to_cart", "remove_from_cart"})
-
-
-def _ecommerce_action(
-    data: dict, entities: dict[str, list[dict]], properties: dict
-) -> dict[str, Any]:
-    """The e-commerce plugin's actions with their product / transaction entities. A checkout
-    step other than the first is a custom `checkout_step` event: the funnel counts one start."""
-    action = data.get("type")
-    if type(action) is not str or not action:  # text as sent is the common case
-        action = text_or_none(action)
-    event_type = ECOMMERCE_ACTIONS.get(action, action)
-    if action == "checkout_step":
-        steps = entities.get(_CHECKOUT_STEP_ENTITY, [])
-        if steps and steps[0].get("step") not in (None, 1):
-            event_type = "checkout_step"
-    products = entities.get(_PRODUCT_ENTITY, [])
-    fields: dict[str, Any] = {"event_type": event_type}
-    if products:
-        properties = {**properties, "products": products}
-    if event_type in _PRODUCT_TYPES and products:
-        get = products[0].get
-        product_id, category, currency = get("id"), get("category"), get("currency")
-        # text_or_none's answers, its common case (non-empty text) written out
-        fields |= {
-            "product_id": product_id
-            if type(product_id) is str and product_id
-            else text_or_none(product_id),
-            "category": category if type(category) is str and category else text_or_none(category),
-            "price": money_or_none(get("price")),
-            "quantity": quantity_or_none(get("quantity")),
-            "currency": currency if type(currency) is str and currency else text_or_none(currency),
-        }
-        if event_type != "product_view" and fields["quantity"] is None:
-            fields["quantity"] = 1
-    transactions = entities.get(_TRANSACTION_ENTITY, [])
-    if event_type == "purchase" and transactions:
-        transaction = transactions[0]
-        fields |= {
-            "order_id": text_or_none(transaction.get("transaction_id")),
-            "revenue": money_or_none(transaction.get("revenue")),
-            "currency": text_or_none(transaction.get("currency")),
-        }
-    return fields | {"properties": properties}
 
 
 LINKS_REMEMBERED = 10_000
@@ -387,9 +261,9 @@ def snowplow_user_links(events: list[Any], seen: dict[tuple[str, str], None]) ->
     identified visitor's every request does not take the id graph's lock again."""
     calls = []
     for event in events:
-        if not isinstance(event, dict):
-            continue
-        user_id, device_id = text_or_none(event.get("uid")), text_or_none(event.get("duid"))
+        if not isinstance(event, dict) or "duid" not in event or "uid" not in event:
+            continue  # most events: a server tracker's (no duid) or an anonymous visitor's
+        user_id, device_id = text_or_none(event["uid"]), text_or_none(event["duid"])
         if user_id is None or device_id is None or device_id == user_id:
             continue
         if not (_linkable(user_id) and _linkable(device_id)):

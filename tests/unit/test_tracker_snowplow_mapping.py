@@ -119,7 +119,14 @@ def test_structured_event_is_named_by_its_action():
         event(e="se", se_ca="shop", se_ac="newsletter_signup", se_la="footer", se_va="3")
     ).payload
     assert payload["event_type"] == "newsletter_signup"
-    assert payload["properties"]["ca"] == "shop" and payload["properties"]["la"] == "footer"
+    # The action is the event_type: it leaves properties (ADR 0043); the rest stays.
+    assert payload["properties"] == {
+        "tna": "ns",
+        "tv": "py-1.1.0",
+        "ca": "shop",
+        "la": "footer",
+        "va": "3",
+    }
 
 
 def product(**fields):
@@ -139,6 +146,25 @@ def test_ecommerce_add_to_cart_from_action_and_product_entity(encoded):
     assert payload["event_type"] == "add_to_cart"
     assert (payload["product_id"], payload["price"], payload["quantity"]) == ("sku-1", 9.5, 2)
     assert (payload["currency"], payload["category"]) == ("USD", "shoes")
+    # Every field of the only product and the action's type went to columns (ADR 0043).
+    assert payload["properties"] == {"tna": "ns", "tv": "py-1.1.0"}
+
+
+def test_a_product_keeps_in_properties_only_what_no_column_holds():
+    """The first product's mapped fields leave it, its others stay; later products stay whole;
+    a field that could not fill its column stays too."""
+    action = unstruct(f"{ECOM}/snowplow_ecommerce_action/jsonschema/1-0-2", {"type": "add_to_cart"})
+    first = product(name="Red shoe", brand="Acme", category=["not", "text"])
+    second = product(id="sku-2")
+    payload = snowplow_event_map(
+        event(e="ue", ue_px=b64(action), cx=b64(contexts(first, second)))
+    ).payload
+    assert (payload["product_id"], payload["price"], payload["quantity"]) == ("sku-1", 9.5, 1)
+    assert "category" not in payload
+    assert payload["properties"]["products"] == [
+        {"name": "Red shoe", "brand": "Acme", "category": ["not", "text"]},
+        {"id": "sku-2", "price": 9.5},
+    ]
 
 
 def test_ecommerce_transaction_is_a_purchase_with_order_and_revenue():
@@ -170,9 +196,25 @@ def test_site_search_and_other_schemas():
     search["data"]["data"] = {"terms": ["red", "shoes"]}
     payload = snowplow_event_map(event(e="ue", ue_px=b64(search))).payload
     assert (payload["event_type"], payload["search_query"]) == ("search", "red shoes")
+    # The terms are search_query and the schema is the event_type: neither stays (ADR 0043).
+    assert payload["properties"] == {"tna": "ns", "tv": "py-1.1.0"}
     click = unstruct("iglu:com.acme/video_played/jsonschema/1-0-0", {"seconds": 12})
     payload = snowplow_event_map(event(e="ue", ue_pr=json.dumps(click))).payload
     assert payload["event_type"] == "video_played" and payload["properties"]["seconds"] == 12
+    assert payload["properties"]["schema"] == "iglu:com.acme/video_played/jsonschema/1-0-0"
+
+
+def test_events_of_one_self_describing_text_do_not_share_their_properties():
+    """`ue_px` is decoded once per distinct text: a change to one event's payload does not
+    reach the next event sent with the same text."""
+    search = unstruct("iglu:com.snowplowanalytics.snowplow/site_search/jsonschema/1-0-0", {})
+    search["data"]["data"] = {"terms": ["tent"], "filters": {"size": "2"}}
+    first = snowplow_event_map(event(e="ue", ue_px=b64(search))).payload
+    first["properties"]["filters"] = "changed"
+    first["properties"]["extra"] = 1
+    second = snowplow_event_map(event(e="ue", ue_px=b64(search))).payload
+    assert second["properties"] == {"tna": "ns", "tv": "py-1.1.0", "filters": {"size": "2"}}
+    assert second["search_query"] == "tent"
 
 
 def test_legacy_transaction_is_a_purchase():
@@ -209,3 +251,20 @@ def test_not_an_object_and_unexpected_fields():
     assert snowplow_event_map("x").errors[0][:2] == ("event", "object")
     payload = snowplow_event_map(event(zz_custom="1", res="1920x1080")).payload
     assert payload["properties"]["zz_custom"] == "1" and payload["properties"]["res"] == "1920x1080"
+
+
+def test_the_old_add_to_cart_schema_keeps_only_unmapped_fields():
+    """snowplow's own add_to_cart schema: sku, price, quantity and currency fill columns and
+    leave properties (ADR 0043); its name stays."""
+    cart = unstruct(
+        "iglu:com.snowplowanalytics.snowplow/add_to_cart/jsonschema/1-0-0",
+        {"sku": "sku-3", "name": "Tent", "unitPrice": 20, "quantity": 2, "currency": "EUR"},
+    )
+    payload = snowplow_event_map(event(e="ue", ue_pr=json.dumps(cart))).payload
+    assert (payload["event_type"], payload["product_id"], payload["price"]) == (
+        "add_to_cart",
+        "sku-3",
+        20.0,
+    )
+    assert (payload["quantity"], payload["currency"]) == (2, "EUR")
+    assert payload["properties"] == {"tna": "ns", "tv": "py-1.1.0", "name": "Tent"}
