@@ -10,7 +10,8 @@ touches the database, so every mapping is unit-tested on plain dicts
 - Segment's e-commerce spec v2 names become our seven types with their fields; any other name
   is a custom event under its own name; page and screen are page views;
 - what has no column of ours (campaign, locale, the e-commerce `products[]`, other properties)
-  stays in `properties`; the message itself is kept whole as the original.
+  stays in `properties`; a property that became a column leaves it (ADR 0042: the message
+  itself is kept whole as the original).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ ECOMMERCE_TYPES = {
 _OUR_ECOMMERCE_TYPES = frozenset(ECOMMERCE_TYPES.values())
 _PRODUCT_ID = ("product_id", "sku", "id")
 _REVENUE = ("revenue", "total", "value")
+_ORDER_ID = ("order_id", "checkout_id")
 _CAMPAIGN = {"name": "utm_campaign", "source": "utm_source", "medium": "utm_medium"}
 _CAMPAIGN |= {"term": "utm_term", "content": "utm_content"}
 # Segment's context.device.type -> our device types (the User-Agent decides otherwise).
@@ -91,6 +93,16 @@ def _first(data: dict[str, Any], names: tuple[str, ...]) -> Any:
     for name in names:
         value = data.get(name)
         if value is not None and value != "":
+            return value
+    return None
+
+
+def _first_taken(properties: dict[str, Any], names: tuple[str, ...]) -> Any:
+    """The first of `names` present (not null or ""), taken out of `properties`."""
+    for name in names:
+        value = properties.get(name)
+        if value is not None and value != "":
+            del properties[name]
             return value
     return None
 
@@ -142,36 +154,45 @@ def _country_of_text(value: str) -> str:
 
 
 def _ecommerce_map(event_type: str, properties: dict[str, Any], payload: dict[str, Any]) -> None:
-    """Our columns for one of the seven types from the spec's properties, into `payload`."""
+    """Our columns for one of the seven types from the spec's properties, into `payload`; a
+    property that became a column leaves `properties` (the message's copy; ADR 0042)."""
     get = properties.get
     if event_type == "search":
         query = get("query")
         if query is not None and query != "":
             payload["search_query"] = query
+            del properties["query"]
         return
     if event_type in ("product_view", "add_to_cart", "remove_from_cart"):
-        product_id = _first(properties, _PRODUCT_ID)
+        product_id = _first_taken(properties, _PRODUCT_ID)
         if product_id is not None:
             payload["product_id"] = _text(product_id) or product_id
         category = get("category")
         if category is not None:
             payload["category"] = category
+            del properties["category"]
         price = get("price")
         if price is not None:
             payload["price"] = _money(price)
+            del properties["price"]
         if event_type != "product_view":
             quantity = get("quantity")
-            payload["quantity"] = 1 if quantity is None else _quantity(quantity)
+            if quantity is None:
+                payload["quantity"] = 1
+            else:
+                payload["quantity"] = _quantity(quantity)
+                del properties["quantity"]
     else:  # checkout_start, purchase
-        order_id = _first(properties, ("order_id", "checkout_id"))
+        order_id = _first_taken(properties, _ORDER_ID)
         if order_id is not None:
             payload["order_id"] = _text(order_id) or order_id
-        revenue = _first(properties, _REVENUE)
+        revenue = _first_taken(properties, _REVENUE)
         if revenue is not None:
             payload["revenue"] = _money(revenue)
     currency = get("currency")
     if currency and type(currency) is str:
         payload["currency"] = currency.upper()
+        del properties["currency"]
 
 
 def event_translate(
