@@ -12,7 +12,8 @@ A chain per request body, as each view runs it: the body parsed (orjson), each m
 kept) and the answer written. Per protocol and phase, the minimum over `--repeats` of the CPU
 time of this process (time.process_time), per event; the protocols alternate within each
 repeat, on fresh events of the same templates. `map` is the mapping alone (pure), timed apart
-on the same messages. `--pg` adds the PostgreSQL backend's CPU per event (from
+on the same messages. The collector is set as in a gunicorn worker (analytics_site.wsgi's
+gc.freeze and young threshold). `--pg` adds the PostgreSQL backend's CPU per event (from
 /proc/<pid>/stat, a mean: its clock ticks are 10 ms). The database must be migrated.
 """
 
@@ -33,14 +34,12 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ENVIRONMENT", "development")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
-
-import django  # noqa: E402
-
-django.setup()
+os.environ.setdefault("DEBUG", "false")
 
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+import analytics_site.wsgi  # noqa: E402, F401  (Django set up, the collector as a worker's)
 from benchmarks._ingest_bodies import BodyMaker  # noqa: E402
 from events import services  # noqa: E402
 from trackers.common import outcome_counts  # noqa: E402
