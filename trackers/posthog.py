@@ -173,12 +173,12 @@ def posthog_message_map(message: Any, *, sent_at: Any = None) -> MappedEvent | I
         _ecommerce_map(event_type, properties, payload)
     user_agent = prop("$raw_user_agent")
     ip = prop("$ip")
-    return MappedEvent(
-        payload=payload,
-        original=message,
-        foreign_id=foreign_id,
-        user_agent=None if user_agent is None else text_or_none(user_agent),
-        ip=None if ip is None else text_or_none(ip),
+    return MappedEvent(  # positional: payload, original, foreign_id, user_agent, ip
+        payload,
+        message,
+        foreign_id,
+        None if user_agent is None else text_or_none(user_agent),
+        None if ip is None else text_or_none(ip),
     )
 
 
@@ -189,7 +189,10 @@ def _columns_map(prop: Any, payload: dict[str, Any]) -> None:
     if value is not None and (value := value if type(value) is str else text_or_none(value)):
         payload["session_id"] = value
     value = prop("$device_type")
-    if value is not None and (value := device_type_of(value)):
+    if value is not None and (
+        value := (type(value) is str and _DEVICE_TYPES_AS_WRITTEN.get(value))
+        or device_type_of(value)
+    ):
         payload["device_type"] = value
     value = prop("$geoip_country_code")
     if value is not None and (value := value if type(value) is str else text_or_none(value)):
@@ -204,6 +207,14 @@ def _columns_map(prop: Any, payload: dict[str, Any]) -> None:
         and value != "$direct"
     ):
         payload["referrer"] = value
+
+
+# posthog-js's spellings (and ours), found without `device_type_of`'s calls.
+_DEVICE_TYPES_AS_WRITTEN = {
+    spelling: kind
+    for kind in ("desktop", "mobile", "tablet")
+    for spelling in (kind, kind.title(), kind.upper())
+}
 
 
 @functools.lru_cache(maxsize=512)
