@@ -308,3 +308,27 @@ def test_user_agent_and_ip_of_the_message_travel_with_it():
     result = translate(message)
     assert (result.user_agent, result.ip) == ("Mozilla/5.0", "203.0.113.9")
     assert "userAgent" not in result.payload.get("properties", {})
+
+
+@pytest.mark.parametrize(
+    ("field", "rule"),
+    [
+        ("properties", "object"),
+        ("context", "object"),
+        ("traits", "object"),
+        ("timestamp", "iso8601"),
+        ("originalTimestamp", "iso8601"),
+        ("sentAt", "iso8601"),
+        ("userId", "string"),
+        ("anonymousId", "string"),
+        ("previousId", "string"),
+        ("groupId", "string"),
+    ],
+)
+def test_each_typed_field_of_the_wrong_type_is_named(field, rule):
+    """A field a mapping reads, sent with the wrong JSON type, refuses the message naming that
+    field and its rule (whichever call reads it)."""
+    message = {"type": "track", "event": "X", "userId": "u", field: [1]}
+    result = translate(message)
+    assert result.error is not None
+    assert (result.error.field, result.error.rule) == (field, rule)
