@@ -14,7 +14,10 @@ time of this process (time.process_time), per event; the protocols alternate wit
 repeat, on fresh events of the same templates. `map` is the mapping alone (pure), timed apart
 on the same messages. The collector is set as in a gunicorn worker (analytics_site.wsgi's
 gc.freeze and young threshold). `--pg` adds the PostgreSQL backend's CPU per event (from
-/proc/<pid>/stat, a mean: its clock ticks are 10 ms). The database must be migrated.
+/proc/<pid>/stat, a mean: its clock ticks are 10 ms). `--properties-pg N`: only PostgreSQL's
+CPU per row to take the mapped `properties` into jsonb, N batches per protocol (what a
+mapping's properties cost the database; use a few hundred, for the 10 ms ticks). The
+database must be migrated.
 """
 
 from __future__ import annotations
@@ -77,15 +80,16 @@ def posthog_chain(body: bytes) -> bytes:
     return orjson.dumps(answer)
 
 
-def segment_map(body: bytes) -> None:
+def segment_map(body: bytes) -> list[dict]:
     now = timezone.now()
-    for message in orjson.loads(body)["batch"]:
-        message_translate(message, call=None, key_id=None, received_at=now)
+    return [
+        message_translate(message, call=None, key_id=None, received_at=now).payload
+        for message in orjson.loads(body)["batch"]
+    ]
 
 
-def posthog_map(body: bytes) -> None:
-    for message in orjson.loads(body)["batch"]:
-        posthog_message_map(message)
+def posthog_map(body: bytes) -> list[dict]:
+    return [posthog_message_map(message).payload for message in orjson.loads(body)["batch"]]
 
 
 CHAINS = {"events": events_chain, "segment": segment_chain, "posthog": posthog_chain}
@@ -96,6 +100,40 @@ def _backend_cpu(pid: int) -> float:
     """Seconds of CPU (user + system) of the PostgreSQL backend `pid` so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def properties_pg(bodies: dict[str, bytes], rounds: int) -> None:
+    """PostgreSQL's CPU per row to take each protocol's mapped `properties` from a JSON
+    document into jsonb (as the insert's json_to_recordset does), rows of a temporary table."""
+    documents = {}
+    for name, body in bodies.items():
+        payloads = orjson.loads(body)["events"] if MAPS[name] is None else MAPS[name](body)
+        rows = [{"properties": payload.get("properties") or {}} for payload in payloads]
+        documents[name] = orjson.dumps(rows).decode()
+    statement = (
+        "INSERT INTO properties_cost SELECT properties "
+        "FROM json_to_recordset(%s::json) AS t(properties jsonb)"
+    )
+    cpu = dict.fromkeys(documents, 0.0)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE properties_cost (properties jsonb)")
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+        for repeat in range(rounds):
+            for name, document in documents.items():
+                started = _backend_cpu(backend)
+                cursor.execute(statement, [document])
+                cpu[name] += _backend_cpu(backend) - started
+            if repeat % 20 == 19:
+                cursor.execute("TRUNCATE properties_cost")
+        cursor.execute("DROP TABLE properties_cost")
+    rows = rounds * len(orjson.loads(next(iter(documents.values()))))
+    for name, document in documents.items():
+        size = len(document) / len(orjson.loads(document))
+        print(
+            f"{name:8} properties into jsonb: pg {cpu[name] / rows * 1e6:5.2f} us/row, "
+            f"{size:5.0f} bytes of document/row"
+        )
 
 
 def _timed(function, body: bytes) -> float:
@@ -112,10 +150,22 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--protocols", default="events,segment,posthog", help="first: reference")
     parser.add_argument("--pg", action="store_true", help="also the backend's CPU (mean)")
+    parser.add_argument(
+        "--properties-pg",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="only PostgreSQL's CPU for the mapped properties, ROUNDS batches each",
+    )
     args = parser.parse_args()
     protocols = args.protocols.split(",")
     seed = int(time.time()) % 100_000
     makers = {name: BodyMaker(seed, protocol=name, mix=args.mix) for name in protocols}
+    if args.properties_pg:
+        properties_pg(
+            {name: makers[name].batch(args.batch_size) for name in protocols}, args.properties_pg
+        )
+        return 0
     for name in protocols:  # warm-up: caches, prepared statement, imports
         CHAINS[name](makers[name].batch(args.batch_size))
     bodies = {
