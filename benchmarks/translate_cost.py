@@ -16,7 +16,9 @@ on the same messages. The collector is set as in a gunicorn worker (analytics_si
 gc.freeze and young threshold). `--pg` adds the PostgreSQL backend's CPU per event (from
 /proc/<pid>/stat, a mean: its clock ticks are 10 ms). `--properties-pg N`: only PostgreSQL's
 CPU per row to take the mapped `properties` into jsonb, N batches per protocol (what a
-mapping's properties cost the database; use a few hundred, for the 10 ms ticks). The
+mapping's properties cost the database; use a few hundred, for the 10 ms ticks). `--wsgi`
+adds the whole request through the site's WSGI application (anonymous, development mode: the
+protocols' views then also peek at the body for a public key, which a keyed SDK skips). The
 database must be migrated.
 """
 
@@ -38,12 +40,14 @@ os.environ.setdefault("ENVIRONMENT", "development")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "analytics_site.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("DEBUG", "false")
+os.environ["INGEST_THROTTLE_ENABLED"] = "false"
 
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-import analytics_site.wsgi  # noqa: E402, F401  (Django set up, the collector as a worker's)
-from benchmarks._ingest_bodies import BodyMaker  # noqa: E402
+import analytics_site.wsgi  # noqa: E402  (Django set up, the collector as a worker's)
+from benchmarks._ingest_bodies import PATHS, BodyMaker  # noqa: E402
+from benchmarks._wsgi_post import wsgi_post  # noqa: E402
 from events import services  # noqa: E402
 from trackers.common import outcome_counts  # noqa: E402
 from trackers.posthog import posthog_body_messages, posthog_message_map  # noqa: E402
@@ -94,6 +98,20 @@ def posthog_map(body: bytes) -> list[dict]:
 
 CHAINS = {"events": events_chain, "segment": segment_chain, "posthog": posthog_chain}
 MAPS = {"events": None, "segment": segment_map, "posthog": posthog_map}
+
+
+def _wsgi_request(name: str):
+    """The whole request through the site's WSGI application (DRF, middleware, the answer)."""
+
+    def request(body: bytes) -> None:
+        wsgi_post(analytics_site.wsgi.application, PATHS[name], body, _status_ok)
+
+    return request
+
+
+def _status_ok(status: str, headers, exc_info=None) -> None:
+    if not status.startswith("200"):
+        raise RuntimeError(f"answered {status}")
 
 
 def _backend_cpu(pid: int) -> float:
@@ -150,6 +168,7 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--protocols", default="events,segment,posthog", help="first: reference")
     parser.add_argument("--pg", action="store_true", help="also the backend's CPU (mean)")
+    parser.add_argument("--wsgi", action="store_true", help="also the whole WSGI request")
     parser.add_argument(
         "--properties-pg",
         type=int,
@@ -172,6 +191,12 @@ def main() -> int:
         name: [makers[name].batch(args.batch_size) for _ in range(args.repeats)]
         for name in protocols
     }
+    requests = {name: _wsgi_request(name) for name in protocols}
+    wsgi_bodies = {
+        name: [makers[name].batch(args.batch_size) for _ in range(args.repeats if args.wsgi else 0)]
+        for name in protocols
+    }
+    best_wsgi = {name: float("inf") for name in protocols}
     with connection.cursor() as cursor:
         cursor.execute("select pg_backend_pid()")
         backend = cursor.fetchone()[0]
@@ -187,6 +212,9 @@ def main() -> int:
             best[name] = min(best[name], _timed(CHAINS[name], body))
             if args.pg:
                 pg[name] += _backend_cpu(backend) - pg_started
+            if args.wsgi:
+                wsgi_time = _timed(requests[name], wsgi_bodies[name][repeat])
+                best_wsgi[name] = min(best_wsgi[name], wsgi_time)
     per = 1e6 / args.batch_size
     print(f"{args.mix} mix, {args.repeats} x {args.batch_size} events, min of CPU per batch")
     reference = protocols[0]
@@ -196,6 +224,11 @@ def main() -> int:
             line += f"  (map alone {best_map[name] * per:5.1f})"
         if args.pg:
             line += f"  pg {pg[name] / args.repeats * per:5.1f} us/event (mean)"
+        if args.wsgi:
+            wsgi_line = f"wsgi {best_wsgi[name] * per:5.1f}"
+            if name != reference:
+                wsgi_line += f" {best_wsgi[name] / best_wsgi[reference] - 1:+.1%}"
+            line += f"  [{wsgi_line}]"
         if name != reference:
             line += f"  {best[name] / best[reference] - 1:+.1%} over {reference}"
         print(line)
