@@ -65,6 +65,17 @@ def event_id_for(*, source: str, key_id: int | None, message_id: Any, message: A
 
     A message without a usable id (absent, not a string or number, too long) is named by a hash
     of its canonical JSON: an exact re-send still dedupes."""
+    if type(message_id) is str and 0 < len(message_id) <= MESSAGE_ID_MAX_CHARS:
+        # The common case, written out (it runs for every message): `_uuid5_text` of "id:" +
+        # the id, from a SHA-1 already fed with the namespace and prefix.
+        hasher = _id_hasher(source, key_id).copy()
+        try:
+            hasher.update(message_id.encode())
+        except UnicodeEncodeError:  # a lone surrogate: hashed as it always was
+            hasher.update(message_id.encode("utf-8", "surrogatepass"))
+        text = hasher.hexdigest()
+        variant = _VARIANT[text[16]]
+        return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{variant}{text[17:20]}-{text[20:32]}"
     namespace = _namespace(source, key_id)
     kind = type(message_id)
     if kind is int:
@@ -75,6 +86,12 @@ def event_id_for(*, source: str, key_id: int | None, message_id: Any, message: A
         digest = hashlib.sha256(_canonical_json(message)).hexdigest()
         return _uuid5_text(namespace, f"sha256:{digest}")
     return _uuid5_text(namespace, "id:" + message_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _id_hasher(source: str, key_id: int | None) -> Any:
+    """A SHA-1 fed with the namespace's bytes and "id:" (copied for each message id)."""
+    return hashlib.sha1(_namespace(source, key_id) + b"id:", usedforsecurity=False)
 
 
 @functools.lru_cache(maxsize=4096)

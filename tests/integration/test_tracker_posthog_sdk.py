@@ -84,6 +84,9 @@ def test_events_are_stored_with_their_mapped_fields(live_server, key):
     cart = by_id[stored_id(key, added)]
     assert (cart.event_type, cart.product_id, cart.quantity) == ("add_to_cart", "sku-9", 2)
     assert str(cart.price) == "19.99" and cart.currency == "EUR"
+    # The fields that became columns are stored once (ADR 0042); the original keeps them.
+    assert not {"product_id", "price", "quantity", "currency"} & set(cart.properties)
+    assert cart.original["properties"]["price"] == 19.99
     purchase = by_id[stored_id(key, order)]
     assert (purchase.event_type, purchase.order_id, str(purchase.revenue)) == (
         "purchase",

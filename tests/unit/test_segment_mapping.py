@@ -69,34 +69,60 @@ def test_without_any_time_the_event_happened_on_arrival():
 
 
 @pytest.mark.parametrize(
-    ("event", "properties", "expected"),
+    ("event", "properties", "expected", "left"),
     [
-        ("Products Searched", {"query": "blue shoes"}, {"search_query": "blue shoes"}),
+        (
+            "Products Searched",
+            {"query": "blue shoes", "results": 3},
+            {"search_query": "blue shoes"},
+            {"results": 3},
+        ),
         (
             "Product Viewed",
             {"product_id": "p1", "category": "Shoes", "price": 19.999, "currency": "usd"},
             {"product_id": "p1", "category": "Shoes", "price": "20.00", "currency": "USD"},
+            None,
         ),
-        ("Product Added", {"sku": "s-9", "quantity": 2.0}, {"product_id": "s-9", "quantity": 2}),
-        ("Product Removed", {"id": 12}, {"product_id": "12", "quantity": 1}),
+        (
+            "Product Added",
+            {"sku": "s-9", "id": "i-9", "quantity": 2.0},
+            {"product_id": "s-9", "quantity": 2},
+            {"id": "i-9"},
+        ),
+        ("Product Removed", {"id": 12}, {"product_id": "12", "quantity": 1}, None),
         (
             "Checkout Started",
-            {"order_id": "o1", "value": 30, "currency": "EUR"},
+            {"order_id": "o1", "value": 30, "currency": "EUR", "coupon": "X"},
             {"order_id": "o1", "revenue": "30.00", "currency": "EUR"},
+            {"coupon": "X"},
         ),
         (
             "Order Completed",
-            {"order_id": "o2", "total": 99.5},
+            {"order_id": "o2", "total": 99.5, "value": 98, "currency": 5},
             {"order_id": "o2", "revenue": "99.50"},
+            {"value": 98, "currency": 5},
         ),
     ],
 )
-def test_ecommerce_spec_v2_names_become_our_types(event, properties, expected):
-    """Spec v2 names map to the seven types, their fields to our columns; all properties stay."""
-    payload = translate(track(event, **properties)).payload
+def test_ecommerce_spec_v2_names_become_our_types(event, properties, expected, left):
+    """Spec v2 names map to the seven types, their fields to our columns; a property that
+    became a column leaves `properties`, the others stay (ADR 0042)."""
+    result = translate(track(event, **properties))
+    payload = result.payload
     for name, value in expected.items():
         assert payload[name] == value, name
-    assert payload["properties"] == properties
+    assert payload.get("properties") == left
+    assert result.original["properties"] == properties  # the message is kept whole
+
+
+def test_ecommerce_fields_without_a_column_value_stay_in_properties():
+    """A spec field that gave no column (empty, or not text where text is needed) stays."""
+    payload = translate(track("Products Searched", query="")).payload
+    assert "search_query" not in payload
+    assert payload["properties"] == {"query": ""}
+    payload = translate(track("Product Viewed", sku="s1", currency=["usd"], category=None)).payload
+    assert payload["product_id"] == "s1" and "currency" not in payload
+    assert payload["properties"] == {"currency": ["usd"], "category": None}
 
 
 def test_order_completed_keeps_products_in_properties():
@@ -282,3 +308,27 @@ def test_user_agent_and_ip_of_the_message_travel_with_it():
     result = translate(message)
     assert (result.user_agent, result.ip) == ("Mozilla/5.0", "203.0.113.9")
     assert "userAgent" not in result.payload.get("properties", {})
+
+
+@pytest.mark.parametrize(
+    ("field", "rule"),
+    [
+        ("properties", "object"),
+        ("context", "object"),
+        ("traits", "object"),
+        ("timestamp", "iso8601"),
+        ("originalTimestamp", "iso8601"),
+        ("sentAt", "iso8601"),
+        ("userId", "string"),
+        ("anonymousId", "string"),
+        ("previousId", "string"),
+        ("groupId", "string"),
+    ],
+)
+def test_each_typed_field_of_the_wrong_type_is_named(field, rule):
+    """A field a mapping reads, sent with the wrong JSON type, refuses the message naming that
+    field and its rule (whichever call reads it)."""
+    message = {"type": "track", "event": "X", "userId": "u", field: [1]}
+    result = translate(message)
+    assert result.error is not None
+    assert (result.error.field, result.error.rule) == (field, rule)

@@ -1,6 +1,7 @@
 """trackers.common: the pieces every protocol shares (ids, keys, times), without a database."""
 
 import base64
+import hashlib
 import uuid
 
 import pytest
@@ -98,5 +99,17 @@ def test_event_id_is_the_standard_uuid5(message_id):
     namespace = uuid.uuid5(uuid.UUID("7d0c5a1e-6a52-4c1b-9a0e-3f2f3c6b8e11"), "segment:3")
     expected = uuid.uuid5(namespace, f"id:{message_id}")
     assert event_id_for(source="segment", key_id=3, message_id=message_id, message={}) == str(
+        expected
+    )
+
+
+def test_a_message_id_with_a_lone_surrogate_keeps_its_id():
+    """Such an id is hashed with its surrogate as UTF-8 bytes (surrogatepass), as it was when
+    first stored: a re-send must find the same event_id."""
+    namespace = uuid.uuid5(uuid.UUID("7d0c5a1e-6a52-4c1b-9a0e-3f2f3c6b8e11"), "segment:3")
+    name = "id:a\ud800b".encode("utf-8", "surrogatepass")
+    digest = hashlib.sha1(namespace.bytes + name, usedforsecurity=False).digest()
+    expected = uuid.UUID(bytes=digest[:16], version=5)
+    assert event_id_for(source="segment", key_id=3, message_id="a\ud800b", message={}) == str(
         expected
     )

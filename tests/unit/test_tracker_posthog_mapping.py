@@ -138,6 +138,46 @@ def test_ecommerce_spec_names_map_to_our_types_and_fields():
     assert (search["event_type"], search["search_query"]) == ("search", "red shoes")
 
 
+@pytest.mark.parametrize(
+    ("event", "properties", "left"),
+    [
+        ("Products Searched", {"query": "red shoes", "results": 4}, {"results": 4}),
+        (
+            "Product Viewed",
+            {"sku": "s1", "product_id": None, "price": 9.99, "category": "c", "currency": "EUR"},
+            {"product_id": None},
+        ),
+        (
+            "Product Added",
+            {"product_id": "p1", "quantity": "2", "currency": ["EUR"], "coupon": "X"},
+            {"currency": ["EUR"], "coupon": "X"},
+        ),
+        (
+            "Order Completed",
+            {"order_id": "o-1", "total": 25.5, "value": 20, "currency": "EUR", "products": []},
+            {"value": 20, "products": []},
+        ),
+    ],
+)
+def test_properties_that_became_columns_leave_properties(event, properties, left):
+    """A property mapped to a column is not kept twice; the others stay (ADR 0042). A
+    property that gave no column (null, or not text) stays, and the original is whole."""
+    mapped = posthog_message_map(message(event=event, properties=dict(properties)))
+    assert mapped.payload["properties"] == left
+    assert mapped.original["properties"] == properties
+
+
+def test_a_product_taken_from_products_leaves_products_whole():
+    """Without a top-level product, the first of `products[]` feeds the columns and stays in
+    `products`; top-level fields that did not feed them stay too."""
+    products = [{"sku": "s1", "price": "9.99", "category": "c"}]
+    payload = posthog_message_map(
+        message(event="Product Added", properties={"products": products, "price": 5})
+    ).payload
+    assert (payload["product_id"], payload["price"], payload["category"]) == ("s1", 9.99, "c")
+    assert payload["properties"] == {"products": products, "price": 5}
+
+
 def test_identify_with_an_anonymous_id_is_an_alias_with_traits():
     msg = message(
         event="$identify",

@@ -56,7 +56,22 @@ def _wrong_field(kinds: tuple[type, ...]) -> str | None:
 
 
 def _shape_error(message: dict[str, Any]) -> Translated | None:
-    name = _wrong_field(tuple(map(type, map(message.get, _TYPED_NAMES))))
+    get = message.get
+    # The typed fields' types in `_TYPED_NAMES` order, written out: a third of the cost of
+    # tuple(map(type, map(get, _TYPED_NAMES))), for every message.
+    kinds = (
+        type(get("properties")),
+        type(get("context")),
+        type(get("traits")),
+        type(get("timestamp")),
+        type(get("originalTimestamp")),
+        type(get("sentAt")),
+        type(get("userId")),
+        type(get("anonymousId")),
+        type(get("previousId")),
+        type(get("groupId")),
+    )
+    name = _wrong_field(kinds)
     if name is None:
         return None
     rule = _TYPED_FIELDS[name]
