@@ -2,7 +2,8 @@
 # ruff: noqa: S608
 """Removing stored and rejected events: a person's rows (erasure) and old rows (retention).
 
-These only delete raw rows. Whoever calls them keeps the rollups right: `governance` corrects
+These only delete raw rows (and empty an erased person's lines of the original messages stored
+once per request, ADR 0041). Whoever calls them keeps the rollups right: `governance` corrects
 the rollups for an erasure in the same transaction, and retention deletes only rows that every
 rollup already holds (under the watermarks), so dashboards keep their history.
 Every delete is bounded (a batch of ids), so no transaction holds many row locks for long.
