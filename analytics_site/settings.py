@@ -303,6 +303,9 @@ INGEST_THROTTLE_ENABLED = env.bool("INGEST_THROTTLE_ENABLED", default=True)
 INGEST_PREPARED_STATEMENTS = env.bool(
     "INGEST_PREPARED_STATEMENTS", default=DATABASE_POOL_MODE != "transaction"
 )
+# A translated batch's original messages stored once, as one row (ADR 0041; PostgreSQL). Off:
+# each event keeps its own in events_event.original, as before.
+INGEST_ORIGINALS_ONCE = env.bool("INGEST_ORIGINALS_ONCE", default=True)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "E-commerce DataOps Analytics API",

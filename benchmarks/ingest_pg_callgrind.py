@@ -16,8 +16,10 @@ the difference over 2,000 rows is the figure. The batches travel as SQL literals
 single-user mode reads and scans (about a tenth of the count, the same in every variant).
 
 Variants: `deployed` (as is), `trigger` (the key trigger disabled: what its WHEN test costs),
-`indexes` (each secondary index of the events table dropped in turn); `--prelude LABEL=SQL`
-adds a variant of your own (e.g. an index changed), `--variants ''` leaves the others out.
+`indexes` (each secondary index of the events table dropped in turn), `originals` (Segment rows
+with their original messages: beside the document into each row's column, ADR 0038, and once
+per batch, ADR 0041); `--prelude LABEL=SQL` adds a variant of your own (e.g. an index changed),
+`--variants ''` leaves the others out.
 """
 
 from __future__ import annotations
@@ -46,8 +48,12 @@ from benchmarks._ingest_server import (  # noqa: E402
     migrate,
     server_env,
 )
-from benchmarks.ingest_pg_costs import KEY_TRIGGER, _documents  # noqa: E402
-from events.services.store import _RECORDSET_INSERT_SQL  # noqa: E402
+from benchmarks.ingest_pg_costs import KEY_TRIGGER, _documents, _originals_apart  # noqa: E402
+from events.services.store import (  # noqa: E402
+    _RECORDSET_INSERT_BATCHED_SQL,
+    _RECORDSET_INSERT_ORIGINALS_SQL,
+    _RECORDSET_INSERT_SQL,
+)
 
 BINDIR = Path(
     subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True).stdout.strip()
@@ -73,16 +79,20 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _script(documents: list, prelude: str) -> str:
+def _script(documents: list, prelude: str, statement: str = _RECORDSET_INSERT_SQL) -> str:
     """The statement as a prepared statement counting its rows (single-user mode prints every
-    row a statement returns), then one EXECUTE per batch."""
-    sql = _RECORDSET_INSERT_SQL.replace(
+    row a statement returns), then one EXECUTE per batch (with its originals, if any)."""
+    sql = statement.replace(
         f") INSERT INTO {EVENTS_TABLE} (", f"), ins AS (INSERT INTO {EVENTS_TABLE} (", 1
     )
     sql = sql.replace("%(rows)s", "$1").replace("%(received_at)s", "$2")
+    sql = sql.replace("%(originals)s", "$3")
+    types = "text, timestamptz, text" if "$3" in sql else "text, timestamptz"
     parts = ["SET plan_cache_mode = force_generic_plan;", prelude]
-    parts.append(f"PREPARE ins(text, timestamptz) AS {sql}) SELECT count(*) FROM ins;")
-    parts += [f"EXECUTE ins({_literal(rows)}, '{at.isoformat()}');" for rows, at in documents]
+    parts.append(f"PREPARE ins({types}) AS {sql}) SELECT count(*) FROM ins;")
+    for rows, at, *originals in documents:
+        more = "".join(f", {_literal(text)}" for text in originals)
+        parts.append(f"EXECUTE ins({_literal(rows)}, '{at.isoformat()}'{more});")
     return "\n\n".join(part for part in parts if part) + "\n\n"
 
 
@@ -176,8 +186,18 @@ def main() -> int:
         work = Path(tmp)
         cluster, indexes = _cluster(work, args.mix, args.prefill, args.db)
         preludes = {}
+        # label: (prelude, statement, documents with originals, and how they are passed)
+        statements: dict[str, tuple[str, bool]] = {}
         if "deployed" in variants:
             preludes["as deployed"] = ""
+        if "originals" in variants:
+            for label, statement in (
+                ("Segment rows, no original", _RECORDSET_INSERT_SQL),
+                ("Segment rows, originals per row (ADR 0038)", _RECORDSET_INSERT_ORIGINALS_SQL),
+                ("Segment rows, originals once (ADR 0041)", _RECORDSET_INSERT_BATCHED_SQL),
+            ):
+                preludes[label] = ""
+                statements[label] = (statement, statement is not _RECORDSET_INSERT_SQL)
         if "trigger" in variants:
             preludes["without the key trigger"] = (
                 f"ALTER TABLE {EVENTS_TABLE} DISABLE TRIGGER {KEY_TRIGGER};"
@@ -191,9 +211,15 @@ def main() -> int:
         figures = {}
         for number, (label, prelude) in enumerate(preludes.items()):
             counts = []
+            statement, originals = statements.get(label, (_RECORDSET_INSERT_SQL, False))
             for batches in (SMALL, LARGE):
-                documents = _documents(args.mix, batches, BATCH, original=False)
-                script = _script(documents, prelude)
+                if label in statements:
+                    documents = _originals_apart(_documents(args.mix, batches, BATCH, True))
+                    if not originals:  # the same Segment rows, their originals left out
+                        documents = [(rows, at) for rows, at, _ in documents]
+                else:
+                    documents = _documents(args.mix, batches, BATCH, original=False)
+                script = _script(documents, prelude, statement)
                 tag = f"{number}-{batches}"
                 counts.append(_instructions(cluster, work, script, tag, args.keep_profiles))
             figures[label] = (counts[1] - counts[0]) / ((LARGE - SMALL) * BATCH)

@@ -11,9 +11,10 @@ without each secondary index; Segment rows with their original message (ADR 0026
 `json`, sent apart from the document as ADR 0033 does) and, for comparison, inside the
 document (before ADR 0033) and as `jsonb`. Each variant's figure is the median
 of --repeat runs of --batches batches of 500, interleaved. The database is dropped after.
-`--originals-only`: just the original inside vs beside the document (as deployed: JSON lines,
-ADR 0038; and as ADR 0033's text[]), vs one lz4 row per batch (not deployed) and vs no original,
-in --repeat interleaved rounds.
+`--originals-only`: just the original inside vs beside the document (JSON lines, ADR 0038; and
+as ADR 0033's text[]), vs one lz4 row per batch (ADR 0038's prototype, a bare table), vs as
+deployed (`once`: events_originalbatch and each event's batch id and line, ADR 0041) and vs no
+original, in --repeat interleaved rounds.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ from benchmarks._ingest_server import (  # noqa: E402
 from benchmarks._ingest_shapes import segment_message  # noqa: E402
 from events.partitioning.convert import key_trigger_install  # noqa: E402
 from events.services.store import (  # noqa: E402
+    _RECORDSET_INSERT_BATCHED_SQL,
     _RECORDSET_INSERT_ORIGINALS_SQL,
     _RECORDSET_INSERT_SQL,
+    ORIGINAL_BATCHES_TABLE,
 )
 
 KEY_TRIGGER = "events_event_key_claim"
@@ -139,6 +142,8 @@ def _run(conn: psycopg.Connection, sql: str, documents: list, size: int) -> floa
         cursor.execute(f"TRUNCATE {EVENTS_TABLE}, events_eventkey")
         if sql is _BATCH_ROW_SQL:
             cursor.execute(f"TRUNCATE {_BATCH_ROW_TABLE}")
+        if sql is _RECORDSET_INSERT_BATCHED_SQL:
+            cursor.execute(f"TRUNCATE {ORIGINAL_BATCHES_TABLE}")
     return spent / (len(documents) * size) * 1e6
 
 
@@ -156,6 +161,7 @@ def _originals_paired(conn: psycopg.Connection, documents: dict[str, list], args
     either figure."""
     statements = {"inside": _RECORDSET_INSERT_SQL, "beside": _RECORDSET_INSERT_ORIGINALS_SQL}
     statements |= {"beside text[]": _TEXT_ARRAY_SQL, "batch row": _BATCH_ROW_SQL}
+    statements["once"] = _RECORDSET_INSERT_BATCHED_SQL
     statements["no original"] = _RECORDSET_INSERT_SQL
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {_BATCH_ROW_TABLE} (id bigserial PRIMARY KEY, "
@@ -167,6 +173,7 @@ def _originals_paired(conn: psycopg.Connection, documents: dict[str, list], args
         for name in names:
             figures[name].append(_run(conn, statements[name], documents[name], args.batch_size))
     differences = [a - b for a, b in zip(figures["inside"], figures["beside"], strict=True)]
+    saved = [a - b for a, b in zip(figures["beside"], figures["once"], strict=True)]
     print(
         f"Segment rows' originals, {args.mix} mix, {args.repeat} rounds of {args.batches} "
         f"batches of {args.batch_size}; load average {os.getloadavg()[0]:.2f}"
@@ -177,6 +184,10 @@ def _originals_paired(conn: psycopg.Connection, documents: dict[str, list], args
     print(
         f"inside - beside per round: median {statistics.median(differences):+.1f} us/row, "
         f"{positive} of {len(differences)} rounds positive"
+    )
+    print(
+        f"beside - once per round: median {statistics.median(saved):+.1f} us/row, "
+        f"{sum(value > 0 for value in saved)} of {len(saved)} rounds positive"
     )
 
 
@@ -205,6 +216,7 @@ def main() -> int:
                 documents = {"inside": with_original, "beside": originals_apart}
                 documents["beside text[]"] = _originals_apart(with_original, "text[]")
                 documents["batch row"] = _originals_apart(with_original, "batch row")
+                documents["once"] = originals_apart
                 _originals_paired(conn, documents | {"no original": plain}, args)
                 return 0
             indexes = _secondary_indexes(conn)

@@ -33,6 +33,7 @@ from events.models import (
     RejectedEvent,
     origin_normalize,
 )
+from events.original_selectors import ORIGINAL_REFERENCE_FIELDS, event_original
 
 _rejected_event_list_filters: list[Any] = []
 _rejected_event_actions: list[Callable[..., Any]] = []
@@ -66,7 +67,27 @@ class EventAdmin(ExportAdminMixin, admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # An unsaved event has no txid yet (a database default): the add form cannot show it.
-        return [f.name for f in Event._meta.fields if obj is not None or f.name != "txid"]
+        if obj is None:
+            return [f.name for f in Event._meta.fields if f.name != "txid"]
+        # A stored event shows its original wherever it is kept (ADR 0041).
+        return [
+            "original_message" if f.name == "original" else f.name
+            for f in Event._meta.fields
+            if f.name not in ORIGINAL_REFERENCE_FIELDS
+        ]
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return super().get_fields(request, obj)
+        return self.get_readonly_fields(request, obj)
+
+    @admin.display(description="Original")
+    def original_message(self, obj: Event) -> str:
+        original = event_original(obj)
+        if original is None:
+            return "-"
+        text = json.dumps(original, indent=2, ensure_ascii=False)
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
 
 
 @admin.register(RejectedEvent)

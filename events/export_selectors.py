@@ -22,6 +22,11 @@ from django.db.models import Q, QuerySet
 
 from events.facade import EVENT_COLUMN_NAMES
 from events.models import Event, RejectedEvent
+from events.original_selectors import (
+    ORIGINAL_REFERENCE_FIELDS,
+    originals_in_dicts,
+    originals_in_tuples,
+)
 
 ORDER_FIELDS: tuple[str, ...] = ("received_at", "timestamp")
 EXPORT_BATCH_ROWS = 2_000  # ~10 KB of Python objects per row in flight: ~20 MB a batch
@@ -141,6 +146,9 @@ def keyset_batch(
     if order_field not in ORDER_FIELDS:
         raise ValueError(f"order_field must be one of {ORDER_FIELDS}")
     rows = queryset.filter(_after(order_field, after)).order_by(order_field, "id")
+    if queryset.model is Event and "original" in columns:
+        fetched = rows.values_list(*columns, *ORIGINAL_REFERENCE_FIELDS)[:limit]
+        return originals_in_tuples(list(fetched), columns.index("original"))
     return list(rows.values_list(*columns)[:limit])
 
 
@@ -220,5 +228,11 @@ def events_recent_filtered(
     first). By receipt, an event just sent is on top whatever its own timestamp."""
     if order_field not in ORDER_FIELDS:
         raise ValueError(f"order_field must be one of {ORDER_FIELDS}")
-    rows = events_filtered(filters).order_by(f"-{order_field}", "-id").values(*fields)
-    return [event_row_shape(row) for row in rows[offset : offset + limit]]
+    rows = events_filtered(filters).order_by(f"-{order_field}", "-id")
+    if "original" in fields:
+        page = originals_in_dicts(
+            list(rows.values(*fields, *ORIGINAL_REFERENCE_FIELDS)[offset : offset + limit])
+        )
+    else:
+        page = list(rows.values(*fields)[offset : offset + limit])
+    return [event_row_shape(row) for row in page]

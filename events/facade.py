@@ -7,10 +7,14 @@ raw tables comes from here: querysets to read (never to write: writes go through
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.db.models import CharField, QuerySet
 from django.db.models.expressions import RawSQL
 
 from events.models import Event, PersonLink, RejectedEvent
+from events.original_selectors import ORIGINAL_REFERENCE_FIELDS, originals_in_dicts
 
 EVENTS_TABLE: str = Event._meta.db_table
 REJECTED_EVENTS_TABLE: str = RejectedEvent._meta.db_table
@@ -52,6 +56,14 @@ EVENT_COLUMN_NAMES: tuple[str, ...] = tuple(name for name, _ in EVENT_COLUMNS)
 def events_all() -> QuerySet[Event]:
     """Every stored event, to filter and aggregate; callers never save through it."""
     return Event.objects.all()
+
+
+def events_values(qs: QuerySet[Event], fields: Sequence[str]) -> list[dict[str, Any]]:
+    """`qs.values(*fields)` as a list, with `original` (when asked) resolved where its insert
+    stored it once (ADR 0041; one query for the batches, not one per event)."""
+    if "original" not in fields:
+        return list(qs.values(*fields))
+    return originals_in_dicts(list(qs.values(*fields, *ORIGINAL_REFERENCE_FIELDS)))
 
 
 def rejected_events_all() -> QuerySet[RejectedEvent]:

@@ -92,6 +92,11 @@ class Event(models.Model):
         blank=True,
         help_text="The original message when a protocol translated it (json: ADR 0026).",
     )
+    # Where the original is when the column above is null: line `original_line` (from 1) of
+    # OriginalBatch `original_batch_id` (ADR 0041). No foreign key: its check would cost every
+    # insert, and retention deletes a batch only once no event points at it.
+    original_batch_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    original_line = models.IntegerField(null=True, blank=True, editable=False)
     client_ip = models.GenericIPAddressField(
         null=True, blank=True, help_text="Kept only when STORE_CLIENT_IP is on."
     )
@@ -139,6 +144,18 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+class OriginalBatch(models.Model):
+    """One insert's original messages, stored once (ADR 0041): their compact JSON, one per line
+    (an empty line for an event without one, or whose person was erased). Its events share
+    its received_at, which retention deletes it by once none of them is left."""
+
+    received_at = models.DateTimeField(db_index=True)
+    messages = models.TextField()  # COMPRESSION lz4 on PostgreSQL (migration 0016)
+
+    def __str__(self) -> str:
+        return f"originals {self.pk} at {self.received_at}"
 
 
 class EventKey(models.Model):

@@ -11,6 +11,7 @@ import factory
 from django.utils import timezone
 
 from events.models import Event, RejectedEvent
+from events.services import IngestSource, event_batch_ingest
 
 
 def event_payload(**overrides: Any) -> dict[str, Any]:
@@ -111,3 +112,23 @@ class QualityCheckFactory(factory.django.DjangoModelFactory):
     params = factory.LazyFunction(dict)
     threshold = 15
     interval_minutes = 1
+
+
+def protocol_batch_store(
+    users: list[str], *, received_at: dt.datetime | None = None, protocol: str = "segment"
+) -> list[int]:
+    """One translated batch, an event per user with its original message ({"messageId": "m-<n>-
+    <user>", "userId": user, ...}), stored as ingestion stores one: ids of the events, in order."""
+    received_at = received_at or timezone.now()
+    payloads, originals = [], []
+    for n, user in enumerate(users):
+        payloads.append(event_payload(user_id=user, timestamp=received_at.isoformat()))
+        originals.append({"messageId": f"m-{n}-{user}", "userId": user, "note": "a\nb"})
+    outcomes = event_batch_ingest(
+        payloads,
+        source=IngestSource(protocol=protocol),
+        received_at=received_at,
+        originals=originals,
+    )
+    assert all(outcome.id is not None for outcome in outcomes), outcomes
+    return [outcome.id for outcome in outcomes]

@@ -2,7 +2,8 @@
 # ruff: noqa: S608
 """Removing stored and rejected events: a person's rows (erasure) and old rows (retention).
 
-These only delete raw rows. Whoever calls them keeps the rollups right: `governance` corrects
+These only delete raw rows (and empty an erased person's lines of the original messages stored
+once per request, ADR 0041). Whoever calls them keeps the rollups right: `governance` corrects
 the rollups for an erasure in the same transaction, and retention deletes only rows that every
 rollup already holds (under the watermarks), so dashboards keep their history.
 Every delete is bounded (a batch of ids), so no transaction holds many row locks for long.
@@ -17,8 +18,11 @@ from collections.abc import Sequence
 from django.db import connection
 from django.db.models import Q
 
-from events.models import Event, RejectedEvent
+from events.models import Event, OriginalBatch, RejectedEvent
 from events.receive_order import ReceivePosition, after_q
+
+EVENTS_TABLE = Event._meta.db_table
+ORIGINAL_BATCHES_TABLE = OriginalBatch._meta.db_table
 
 
 def _delete_ids(table: str, pks: Sequence[int]) -> int:
@@ -30,9 +34,36 @@ def _delete_ids(table: str, pks: Sequence[int]) -> int:
         return cursor.rowcount
 
 
+# Erasure's delete: the events go, and so do their lines in the OriginalBatch rows they share
+# with other events (ADR 0041), emptied in the same statement. A concurrent erasure touching
+# the same batch row waits for its row lock, then empties its lines in the updated text.
+_EVENTS_ERASE_SQL = f"""
+WITH gone AS (
+    DELETE FROM {EVENTS_TABLE} WHERE id = ANY(%s) RETURNING original_batch_id, original_line
+), lines AS (
+    SELECT original_batch_id AS id, array_agg(original_line) AS numbers FROM gone
+    WHERE original_batch_id IS NOT NULL GROUP BY original_batch_id
+), emptied AS (
+    UPDATE {ORIGINAL_BATCHES_TABLE} b SET messages = COALESCE((
+        SELECT string_agg(CASE WHEN u.n = ANY(lines.numbers) THEN '' ELSE u.line END, E'\\n'
+                          ORDER BY u.n)
+        FROM unnest(string_to_array(b.messages, E'\\n')) WITH ORDINALITY AS u(line, n)), '')
+    FROM lines WHERE b.id = lines.id RETURNING b.id
+)
+SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM emptied)
+"""
+
+
 def events_delete(pks: Sequence[int]) -> int:
-    """Delete stored events by id. Returns how many went (ids already gone count 0)."""
-    return _delete_ids(Event._meta.db_table, pks)
+    """Delete stored events by id, with their originals (erasure). Returns how many went (ids
+    already gone count 0)."""
+    if not pks:
+        return 0
+    if connection.vendor != "postgresql":
+        return _delete_ids(EVENTS_TABLE, pks)
+    with connection.cursor() as cursor:
+        cursor.execute(_EVENTS_ERASE_SQL, [list(pks)])
+        return cursor.fetchone()[0]
 
 
 def rejected_events_delete(pks: Sequence[int]) -> int:
@@ -117,7 +148,25 @@ def events_delete_received_before(
         .order_by("received_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
-    return events_delete(pks)
+    return _delete_ids(EVENTS_TABLE, pks)  # their OriginalBatch rows go by age, after them
+
+
+def original_batches_delete_received_before(before: dt.datetime, *, limit: int) -> int:
+    """Delete up to `limit` OriginalBatch rows received before `before` that no stored event
+    points at any more (retention, after the events; ADR 0041), oldest first. Returns how many.
+
+    A batch's events have its received_at (the insert stores one only then), so each check is
+    a probe of the received_at index. Only inserts of now create batches, never one this old."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {ORIGINAL_BATCHES_TABLE} WHERE id IN ("
+            f"SELECT b.id FROM {ORIGINAL_BATCHES_TABLE} b WHERE b.received_at < %s "
+            f"AND NOT EXISTS (SELECT 1 FROM {EVENTS_TABLE} e "
+            "WHERE e.received_at = b.received_at AND e.original_batch_id = b.id) "
+            "ORDER BY b.received_at, b.id LIMIT %s)",
+            [before, limit],
+        )
+        return cursor.rowcount
 
 
 def rejected_events_delete_received_before(

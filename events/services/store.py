@@ -31,11 +31,12 @@ from django.utils import timezone
 
 from analytics_site.sql import is_postgres
 from events.facade import EVENT_COLUMN_NAMES, EVENT_COLUMNS, EVENTS_TABLE
-from events.models import Event, EventKey
+from events.models import Event, EventKey, OriginalBatch
 from events.partitioning.convert import KEYS_CLAIMED_SETTING
 from events.services.sessions import sessions_assign
 
 KEYS_TABLE = EventKey._meta.db_table
+ORIGINAL_BATCHES_TABLE = OriginalBatch._meta.db_table
 _COLUMN_DEFAULTS = {
     **{
         name: "''"
@@ -58,7 +59,7 @@ _COLUMN_DEFAULTS = {
 }
 
 
-def _recordset_insert_sql(*, originals: bool = False) -> str:
+def _recordset_insert_sql(*, originals: bool = False, batched: bool = False) -> str:
     """INSERT … SELECT FROM json_to_recordset(one JSON parameter) … RETURNING the new rows.
 
     One parameter for the whole batch: orjson writes it in C, and PostgreSQL parses it in C.
@@ -75,8 +76,14 @@ def _recordset_insert_sql(*, originals: bool = False) -> str:
     That parameter is one text, the messages' compact JSON joined by newlines (ADR 0038): a
     compact JSON text never holds a raw newline, and an empty line is a row without one. A
     text[] cost psycopg's Python array dumper per message.
+
+    `batched` (ADR 0041): that text is stored once, as one OriginalBatch row that the same
+    statement inserts (only when some event is new), and each event points at its line (the
+    row's position in the document) instead: no json check and no copy per row.
     """
-    names = ", ".join(f'"{name}"' for name in EVENT_COLUMN_NAMES)
+    names = ", ".join(
+        f'"{name}"' for name in EVENT_COLUMN_NAMES if not batched or name != "original"
+    )
     definitions = ", ".join(f'"{name}" {kind}' for name, kind in EVENT_COLUMNS)
     rows = f"SELECT * FROM json_to_recordset(%(rows)s::json) AS t({definitions})"  # noqa: S608
     if originals:
@@ -88,8 +95,15 @@ def _recordset_insert_sql(*, originals: bool = False) -> str:
             f"json_to_recordset(%(rows)s::json) AS ({typed}), "
             f"unnest(string_to_array(%(originals)s::text, E'\\n'))) AS z({columns}, o)"
         )
+    if batched:
+        rows = (
+            f"SELECT * FROM ROWS FROM (json_to_recordset(%(rows)s::json) AS ({typed})) "  # noqa: S608
+            f"WITH ORDINALITY AS z({columns}, original_line)"
+        )
     values = []
     for name in EVENT_COLUMN_NAMES:
+        if batched and name == "original":
+            continue
         if name == "received_at":
             values.append('COALESCE("received_at", %(received_at)s::timestamptz)')
         elif name == "client_timestamp":
@@ -102,12 +116,21 @@ def _recordset_insert_sql(*, originals: bool = False) -> str:
     # set-based first (ADR 0027); a row whose key was already there is left out of the insert.
     # `flag` turns the per-row key trigger off for this statement: it is read (joined) before
     # `claimed` yields a row, so before any event row can reach the trigger.
+    batch = ""
+    if batched:
+        batch = (
+            f", b AS (INSERT INTO {ORIGINAL_BATCHES_TABLE} (received_at, messages) "  # noqa: S608
+            "SELECT %(received_at)s::timestamptz, %(originals)s::text "
+            "WHERE EXISTS (SELECT 1 FROM claimed) RETURNING id)"
+        )
+        names += ', "original_batch_id", "original_line"'
+        values += ["(SELECT id FROM b)", "t.original_line::integer"]
     return (
         f"WITH flag AS MATERIALIZED (SELECT set_config('{KEYS_CLAIMED_SETTING}', 'on', true)), "  # noqa: S608
         f"t AS MATERIALIZED ({rows}), "
         f"claimed AS (INSERT INTO {KEYS_TABLE} (event_id, received_at) "
         "SELECT t.event_id, COALESCE(t.received_at, %(received_at)s::timestamptz) FROM t, flag "
-        "ON CONFLICT (event_id) DO NOTHING RETURNING event_id) "
+        f"ON CONFLICT (event_id) DO NOTHING RETURNING event_id){batch} "
         f"INSERT INTO {EVENTS_TABLE} ({names}) "
         f"SELECT {', '.join(values)} FROM t WHERE t.event_id IN (SELECT event_id FROM claimed) "
         "RETURNING event_id::text, id"
@@ -119,6 +142,7 @@ _UNCLAIMED_RESET_SQL = f"SELECT set_config('{KEYS_CLAIMED_SETTING}', '', true)"
 
 _RECORDSET_INSERT_SQL = _recordset_insert_sql()
 _RECORDSET_INSERT_ORIGINALS_SQL = _recordset_insert_sql(originals=True)
+_RECORDSET_INSERT_BATCHED_SQL = _recordset_insert_sql(originals=True, batched=True)
 _HAS_ORIGINAL = operator.methodcaller("__contains__", "original")
 _ORIGINAL_TAKEN = operator.methodcaller("pop", "original", None)
 
@@ -154,13 +178,19 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
 
 
-def _rows_document(rows: list[dict[str, Any]], received_at: Any) -> str:
-    """The rows as one JSON array, without the values the statement fills in itself.
+def _rows_document(rows: list[dict[str, Any]], received_at: Any) -> tuple[str, bool]:
+    """The rows as one JSON array, without the values the statement fills in itself, and
+    whether some row keeps a received_at of its own (a replay's).
 
     The rows are consumed: keys equal to what the statement would use anyway are dropped."""
+    own_times = False
     for row in rows:
-        if row.get("received_at") == received_at:
-            del row["received_at"]
+        at = row.get("received_at")
+        if at is not None:
+            if at == received_at:
+                del row["received_at"]
+            else:
+                own_times = True
         if "client_timestamp" in row and row["client_timestamp"] == row.get("timestamp"):
             del row["client_timestamp"]
         if not row.get("properties", True):
@@ -169,7 +199,7 @@ def _rows_document(rows: list[dict[str, Any]], received_at: Any) -> str:
             del row["warnings"]
         if not row.get("derived", True):
             del row["derived"]
-    return orjson.dumps(rows, default=json_default).decode()
+    return orjson.dumps(rows, default=json_default).decode(), own_times
 
 
 # The prepared insert's cursor, kept per thread with the connection it belongs to (Django's
@@ -245,11 +275,17 @@ def _insert_rows_postgres(rows: list[dict[str, Any]]) -> dict[str, int]:
     received_at = rows[0].get("received_at") or timezone.now()
     rows = _first_of_each_event_id(rows)
     originals = _originals_taken(rows)
-    params = {"rows": _rows_document(rows, received_at), "received_at": received_at}
+    document, own_times = _rows_document(rows, received_at)
+    params = {"rows": document, "received_at": received_at}
     statement = _RECORDSET_INSERT_SQL
     if originals is not None:
         params["originals"] = originals
         statement = _RECORDSET_INSERT_ORIGINALS_SQL
+        # Once per insert only when every row has the batch's received_at (left out of the
+        # document): retention finds a batch's events by it (ADR 0041). A replay's rows keep
+        # their own times, and their originals in the column.
+        if settings.INGEST_ORIGINALS_ONCE and not own_times:
+            statement = _RECORDSET_INSERT_BATCHED_SQL
     db = connections[DEFAULT_DB_ALIAS]  # once: each `connection.x` looks the alias up again
     for attempt in (1, 2):
         db.ensure_connection()

@@ -7,8 +7,9 @@ transaction of at most `RETENTION_BATCH_ROWS` rows (no long locks; ingestion and
 between batches). Raw and rejected events are removed only
 when every rollup family already holds them (at or before both the dashboard and the intake
 fold positions, ADR 0011), so the rollups keep the dashboards' history and the raw tail after
-the watermarks, which readers add on top, is never touched. Idempotent: a pass that stops
-half-way (time budget, crash) is simply continued by the next.
+the watermarks, which readers add on top, is never touched. The rows holding the events'
+originals once per insert (ADR 0041) go after them, each once no event points at it.
+Idempotent: a pass that stops half-way (time budget, crash) is simply continued by the next.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django.utils import timezone
 from events.services import (
     event_partitions_drop_before,
     events_delete_received_before,
+    original_batches_delete_received_before,
     rejected_events_delete_received_before,
 )
 from quality import selectors as quality_selectors
@@ -60,6 +62,8 @@ def _bounds(
             partial(events_delete_received_before, held_by=(rollups, marks.events)),
             partitions_drop,
         ),
+        # The events' OriginalBatch rows (ADR 0041), once no event of theirs is left.
+        "original_batches": (cutoff("events"), original_batches_delete_received_before, None),
         "quarantine": (
             cutoff("quarantine"),
             partial(rejected_events_delete_received_before, held_by=(marks.rejected,)),

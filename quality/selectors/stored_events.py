@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from events.facade import EVENT_COLUMN_NAMES, events_all
+from events.facade import EVENT_COLUMN_NAMES, events_all, events_values
 
 # A validated row as the rule engine sees it: every stored column but the warnings it produced.
 _SAMPLE_FIELDS = [name for name in EVENT_COLUMN_NAMES if name != "warnings"]
@@ -64,4 +64,4 @@ def events_with_values(
 
 def events_sample(limit: int) -> list[dict[str, Any]]:
     """The newest `limit` stored events as validated-row dicts (for trying a rule)."""
-    return list(events_all().order_by("-received_at", "-id").values(*_SAMPLE_FIELDS)[:limit])
+    return events_values(events_all().order_by("-received_at", "-id")[:limit], _SAMPLE_FIELDS)

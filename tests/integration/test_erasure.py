@@ -9,17 +9,28 @@ import time
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from events import services
 from events.models import Event, RejectedEvent
+from events.original_selectors import event_original
 from governance.models import ErasureRequest
-from governance.services.erasure import erasure_request_create, subject_hash
+from governance.services.erasure import (
+    erasure_request_create,
+    erasure_request_run,
+    subject_hash,
+)
 from reports.filters import filters_from_query
 from reports.selectors import pages
 from reports.services.rollups import rollups_advance
-from tests.factories import EventFactory, RejectedEventFactory, event_payload
+from tests.factories import (
+    EventFactory,
+    RejectedEventFactory,
+    event_payload,
+    protocol_batch_store,
+)
 from tests.helpers import assert_refused, user_with_role
 
 pytestmark = pytest.mark.postgres
@@ -205,3 +216,36 @@ def test_an_erasure_request_changed_in_admin_is_in_the_audit_trail_without_the_i
     assert history.count() == 1
     assert not hasattr(history.first(), "subject_ids")
     assert history.first().subject_hash == subject_hash(person)
+
+
+def _batch_texts() -> dict[int, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, messages FROM events_originalbatch ORDER BY id")
+        return dict(cursor.fetchall())
+
+
+def test_erasure_empties_the_persons_lines_in_batches_shared_with_others(require_postgres, db):
+    """ADR 0041: a batch row holds several people's originals. Erasing one person empties their
+    lines (the text checked with SQL) in every batch they share, small batches of the run
+    included; the others' originals stay readable at their lines, and a batch of only the
+    erased person keeps only empty lines."""
+    first = protocol_batch_store(["u-kept", "u-gone", "u-other", "u-gone"])
+    second = protocol_batch_store(["u-gone", "u-kept"])
+    protocol_batch_store(["u-gone"])
+    before = _batch_texts()
+    assert all("u-gone" in text for text in before.values())
+    request = erasure_request_create(user_id="u-gone", via="command", enqueue=False)
+    erasure_request_run(request.pk, batch=2)
+    after = _batch_texts()
+    assert list(after) == list(before)
+    assert not any("u-gone" in text for text in after.values())
+    first_id, second_id, alone_id = after
+    assert after[first_id].split("\n")[1::2] == ["", ""]
+    assert after[second_id].split("\n")[0] == "" and after[alone_id] == ""
+    assert _left("u-gone") == 0
+    kept = {pk: event_original(Event.objects.get(pk=pk)) for pk in (first[0], first[2], second[1])}
+    assert [original["messageId"] for original in kept.values()] == [
+        "m-0-u-kept",
+        "m-2-u-other",
+        "m-1-u-kept",
+    ]

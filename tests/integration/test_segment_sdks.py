@@ -16,6 +16,7 @@ import segment.analytics.request as segment_request
 
 from events import services
 from events.models import Event, Person, PersonLink, RejectedEvent
+from events.original_selectors import event_original
 from trackers.common import event_id_for
 
 pytestmark = [pytest.mark.usefixtures("require_postgres", "transactional_db")]
@@ -93,7 +94,8 @@ def test_track_page_and_ecommerce_are_stored_with_mapped_fields(sdk_client, writ
         "segment",
     )
     assert custom.properties == {"plan": "pro"}
-    assert custom.original["messageId"] == "m-custom"
+    assert event_original(custom)["messageId"] == "m-custom"
+    assert custom.original is None and custom.original_batch_id is not None  # once (ADR 0041)
 
     page = stored("m-page", write_key)
     assert (page.event_type, page.anonymous_id, page.user_id) == ("page_view", "anon-1", "")

@@ -17,6 +17,7 @@ import requests
 
 from events import cors, services
 from events.models import Event, RejectedEvent
+from events.original_selectors import event_original
 from trackers.common import event_id_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("require_postgres")]
@@ -62,8 +63,8 @@ def test_capture_v1_events_are_stored_as_through_batch(live_server, key, compres
     assert pageview.session_id == "sess-9"  # v1 sends it at the top, not in properties
     assert pageview.page_url == "https://shop.example/p/1"
     assert pageview.properties["$lib"] == "posthog-python"  # from the PostHog-Sdk-Info header
-    assert (pageview.source, pageview.original["uuid"]) == ("posthog", page)
-    assert "options" in pageview.original  # kept as sent: the v1 shape
+    assert (pageview.source, event_original(pageview)["uuid"]) == ("posthog", page)
+    assert "options" in event_original(pageview)  # kept as sent: the v1 shape
     purchase = Event.objects.get(event_id=stored_id(key, order))
     assert (purchase.event_type, purchase.order_id, str(purchase.revenue)) == (
         "purchase",
