@@ -2,8 +2,9 @@
 
 Events of the same person less than SESSION_GAP apart share a session. A person is a user id,
 or an anonymous id, and an anonymous id seen beside exactly one user id (a sign-in) belongs to
-that user: the visit before the sign-in and after it is one session. Assignment happens at store time, inside the storing transaction, per identity under
-a transaction-scoped advisory lock: two workers storing events of the same person one after
+that user: the visit before the sign-in and after it is one session. Assignment happens at
+store time, inside the storing transaction, per identity under a transaction-scoped advisory
+lock: two workers storing events of the same person one after
 the other see each other's rows, so concurrent batches agree. Within a batch, events are
 sorted by event time first, so a batch out of order is grouped as if it were in order. A
 group of events joins the session of the nearest stored event of that person within
