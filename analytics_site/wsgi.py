@@ -25,11 +25,14 @@ application = wsgi_application()
 # move it out of the collector's sight, so that the garbage collections a 500-event batch
 # triggers do not walk it again each time (about a quarter of a batch's CPU time otherwise).
 gc.freeze()
-# A 500-event batch holds a few thousand containers at once (the parsed body, the rows, the
-# outcomes) and frees them by reference counting when it is answered. At the default first
-# threshold (700) it still set off about eight collections, each walking the batch's live
-# objects: 2-3 us of a realistic event's ~40 us in the worker (benchmarks/history.md,
-# 2026-12-06). Above a batch's peak, a request's objects are gone before any collection runs;
-# reference cycles are still collected, after GC_YOUNG_THRESHOLD new containers.
-GC_YOUNG_THRESHOLD = 20_000
+# A 500-event batch holds thousands of containers at once (the parsed body, the rows, the
+# outcomes), a tracker protocol's batch over 20,000 (each message's nested context, device and
+# properties dicts besides its translation), and frees them by reference counting when it is
+# answered. A young collection that starts mid-request walks them all and frees nothing: at
+# the default first threshold (700) about eight per batch, 2-3 us of a realistic event's ~40 us
+# in the worker; at 20,000, /v1/batch and PostHog's /batch/ still set one off every five
+# batches, about 1.1 us per event (benchmarks/history.md, 2026-12-06). Above a batch's peak,
+# a request's objects are gone before any collection runs; reference cycles are still
+# collected, after GC_YOUNG_THRESHOLD new containers (a few MB at most).
+GC_YOUNG_THRESHOLD = 100_000
 gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
