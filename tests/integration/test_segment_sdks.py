@@ -111,7 +111,7 @@ def test_track_page_and_ecommerce_are_stored_with_mapped_fields(sdk_client, writ
     assert str(order.revenue) == "42.50"
     # The fields that became columns are stored once (ADR 0042); the original keeps them.
     assert order.properties == {"products": [{"product_id": "p-1", "price": 42.5, "quantity": 1}]}
-    assert order.original["properties"]["revenue"] == 42.5
+    assert event_original(order)["properties"]["revenue"] == 42.5
 
 
 @pytest.mark.parametrize("sdk_client", SDKS, indirect=True)
