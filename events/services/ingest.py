@@ -22,7 +22,7 @@ from django.utils import timezone
 from analytics_site.sql import is_postgres
 from events.derivation import ClientContext, ip_or_none
 from events.models import Event
-from events.schema import FieldError
+from events.schema import FieldError, has_escaped_nul
 from events.services.quarantine import (
     IngestSource,
     payload_text_field,
@@ -218,12 +218,12 @@ def original_storable(message: Any, *, encoded: bool = False) -> Any:
     `message` may be those bytes already (orjson's, written by a translation that measured
     the message with them, ADR 0038): they are not written again."""
     if type(message) is bytes:
-        if b"\\u0000" not in message:
+        if not has_escaped_nul(message):
             return message if encoded else orjson.loads(message)
         message = orjson.loads(message)
     try:
         text = orjson.dumps(message)
-        if b"\\u0000" not in text:
+        if not has_escaped_nul(text):
             return text if encoded else message
     except (TypeError, orjson.JSONEncodeError):
         pass

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import orjson
 import pytest
 
 from events.derivation import ClientContext
@@ -252,3 +253,17 @@ def test_an_original_message_jsonb_cannot_hold_is_kept_as_escaped_text():
     for outcome in outcomes:
         stored = event_original(Event.objects.get(pk=outcome.id))
         assert set(stored) == {"unstorable_json"} and isinstance(stored["unstorable_json"], str)
+
+
+def test_an_original_written_by_its_translation_keeps_escapes_and_loses_no_nul():
+    """Originals handed over as JSON bytes (Segment's): escapes other than NUL are stored as
+    sent; a NUL among other escapes still makes the original escaped text."""
+    kept = {"event": 'say "hi"', "path": "C:\\temp\n"}
+    originals = [orjson.dumps(kept), orjson.dumps({"event": "tab\tthen \x00"})]
+    outcomes = event_batch_ingest(
+        [minimal(), minimal()], source=IngestSource(protocol="segment"), originals=originals
+    )
+    assert [outcome.status for outcome in outcomes] == ["accepted"] * 2
+    assert event_original(Event.objects.get(pk=outcomes[0].id)) == kept
+    escaped = event_original(Event.objects.get(pk=outcomes[1].id))
+    assert set(escaped) == {"unstorable_json"}

@@ -253,3 +253,18 @@ def test_numbers_beyond_64_bits_in_properties_are_refused():
     assert pairs(validate(event(properties={"id": 1e30}))) == {("properties", "range")}
     assert pairs(validate(event(properties={"id": 10**30}))) == {("properties.id", "range")}
     assert validate(event(properties={"ratio": 1.5e18, "n": 2**63})).errors == []
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("C:\\temp", set()),  # escaped, but no NUL
+        ('say "hi"\n', set()),
+        ("tab\tthen \x00", {("properties", "no_nul_bytes")}),  # a NUL after other escapes
+        ("\x00", {("properties", "no_nul_bytes")}),
+    ],
+)
+def test_properties_nul_is_found_among_other_escapes(value, expected):
+    """The NUL check's shortcut (JSON without a backslash has no escape) refuses every NUL
+    and only NULs."""
+    assert pairs(validate(event(properties={"note": value}))) == expected
