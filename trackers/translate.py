@@ -13,7 +13,8 @@ from django.utils.dateparse import parse_datetime
 
 from events import services
 from events.authentication import KeyPrincipal
-from trackers.common import Translated, event_id_for, translated_ingest, untranslatable
+from trackers.common import Translated, translated_ingest, untranslatable
+from trackers.event_ids import event_id_for
 from trackers.mapping import IdentityCall, MappedEvent
 
 

@@ -17,7 +17,7 @@ import segment.analytics.request as segment_request
 from events import services
 from events.models import Event, Person, PersonLink, RejectedEvent
 from events.original_selectors import event_original
-from trackers.common import event_id_for
+from trackers.event_ids import event_id_for
 
 pytestmark = [pytest.mark.usefixtures("require_postgres", "transactional_db")]
 

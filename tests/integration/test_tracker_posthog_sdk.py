@@ -16,7 +16,7 @@ import requests
 from events import services
 from events.models import Event, Person, PersonLink, RejectedEvent
 from events.original_selectors import event_original
-from trackers.common import event_id_for
+from trackers.event_ids import event_id_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("require_postgres")]
 

@@ -23,7 +23,7 @@ from events.original_selectors import event_original
 from quality.services import replay
 from quality.services.rules import rule_save
 from tests.factories import QualityRuleFactory
-from trackers.common import event_id_for
+from trackers.event_ids import event_id_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("require_postgres")]
 UA_IPHONE = (

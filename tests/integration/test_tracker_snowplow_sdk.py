@@ -27,7 +27,7 @@ from snowplow_tracker import (
 
 from events import services
 from events.models import Event, RejectedEvent
-from trackers.common import event_id_for
+from trackers.event_ids import event_id_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("require_postgres")]
 ECOM = "iglu:com.snowplowanalytics.snowplow.ecommerce"

@@ -5,7 +5,8 @@ import datetime as dt
 
 import pytest
 
-from trackers.common import Translated, event_id_for
+from trackers.common import Translated
+from trackers.event_ids import event_id_for
 from trackers.segment.identity import IdentityCall
 from trackers.segment.mapping import MESSAGE_MAX_BYTES
 from trackers.segment.messages import message_translate

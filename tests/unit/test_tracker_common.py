@@ -7,7 +7,8 @@ import uuid
 import pytest
 from django.test import RequestFactory
 
-from trackers.common import basic_user_name, event_id_for, iso_from_epoch_millis
+from trackers.common import basic_user_name, iso_from_epoch_millis
+from trackers.event_ids import event_id_for
 
 
 def test_event_id_is_stable_for_a_resent_message():

@@ -4,7 +4,7 @@ A track, page, screen or group message in (already checked by `messages.message_
 which also sends identify and alias to `identity`), one `Translated` event out; nothing here
 touches the database, so every mapping is unit-tested on plain dicts
 (tests/unit/test_segment_mapping.py). ADR 0016 gives the reasons:
-- `messageId` becomes our event_id through `trackers.common.event_id_for` (re-sends dedupe);
+- `messageId` becomes our event_id through `trackers.event_ids.event_id_for` (re-sends dedupe);
 - the client's event time is `originalTimestamp`, else `timestamp`; `sentAt` (the message's, else
   the batch's) goes to `sent_at`, so the ingestion service corrects clock skew as Segment does;
 - Segment's e-commerce spec v2 names become our seven types with their fields; any other name
@@ -23,7 +23,8 @@ from typing import Any
 
 import pycountry
 
-from trackers.common import Translated, event_id_for, untranslatable
+from trackers.common import Translated, untranslatable
+from trackers.event_ids import event_id_for
 from trackers.mapping import is_whole_cents
 
 SOURCE = "segment"
