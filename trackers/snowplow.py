@@ -34,9 +34,11 @@ PLATFORM_DEVICE_TYPES |= {"iot": "other", "headset": "other"}
 # What a Snowplow collector records as the network user id when it sets no cookie: the
 # anonymous id of an event that names no user at all (a server tracker without a Subject).
 COOKIELESS_USER = "00000000-0000-4000-a000-000000000000"
+# Not kept in `properties` either: the tracker's own name and version (`tna`, `tv`), like
+# Segment's `context.library`; they stay in the original message (ADR 0044).
 _MAPPED = frozenset(
     {"e", "eid", "dtm", "stm", "ttm", "aid", "uid", "duid", "nuid", "tnuid", "sid", "url"}
-    | {"refr", "ua", "ip", "ue_pr", "ue_px", "co", "cx", "p"}
+    | {"refr", "ua", "ip", "ue_pr", "ue_px", "co", "cx", "p", "tv", "tna"}
 )
 
 

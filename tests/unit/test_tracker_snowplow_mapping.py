@@ -93,8 +93,16 @@ def test_page_view_maps_ids_page_and_times():
     )
     assert payload["device_type"] == "desktop"
     assert payload["page_url"] == "https://shop.example/p/1"
-    assert payload["properties"] == {"tna": "ns", "tv": "py-1.1.0"}
+    assert "properties" not in payload  # the tracker's name and version: the original's (ADR 0044)
     assert mapped.errors == []
+
+
+def test_tracker_fields_no_column_takes_stay_in_properties_but_its_name_and_version_do_not():
+    """`tv`/`tna` say which tracker sent the event, like Segment's `context.library`: they are
+    in the kept original only (ADR 0044). A browser's own fields (`res`, `lang`) stay."""
+    mapped = snowplow_event_map(event(res="1920x1080", lang="de-DE"))
+    assert mapped.payload["properties"] == {"res": "1920x1080", "lang": "de-DE"}
+    assert (mapped.original["tv"], mapped.original["tna"]) == ("py-1.1.0", "ns")
 
 
 def test_an_event_without_any_user_gets_the_cookieless_anonymous_id():
@@ -120,13 +128,7 @@ def test_structured_event_is_named_by_its_action():
     ).payload
     assert payload["event_type"] == "newsletter_signup"
     # The action is the event_type: it leaves properties (ADR 0043); the rest stays.
-    assert payload["properties"] == {
-        "tna": "ns",
-        "tv": "py-1.1.0",
-        "ca": "shop",
-        "la": "footer",
-        "va": "3",
-    }
+    assert payload["properties"] == {"ca": "shop", "la": "footer", "va": "3"}
 
 
 def product(**fields):
@@ -147,7 +149,7 @@ def test_ecommerce_add_to_cart_from_action_and_product_entity(encoded):
     assert (payload["product_id"], payload["price"], payload["quantity"]) == ("sku-1", 9.5, 2)
     assert (payload["currency"], payload["category"]) == ("USD", "shoes")
     # Every field of the only product and the action's type went to columns (ADR 0043).
-    assert payload["properties"] == {"tna": "ns", "tv": "py-1.1.0"}
+    assert "properties" not in payload
 
 
 def test_a_product_keeps_in_properties_only_what_no_column_holds():
@@ -197,7 +199,7 @@ def test_site_search_and_other_schemas():
     payload = snowplow_event_map(event(e="ue", ue_px=b64(search))).payload
     assert (payload["event_type"], payload["search_query"]) == ("search", "red shoes")
     # The terms are search_query and the schema is the event_type: neither stays (ADR 0043).
-    assert payload["properties"] == {"tna": "ns", "tv": "py-1.1.0"}
+    assert "properties" not in payload
     click = unstruct("iglu:com.acme/video_played/jsonschema/1-0-0", {"seconds": 12})
     payload = snowplow_event_map(event(e="ue", ue_pr=json.dumps(click))).payload
     assert payload["event_type"] == "video_played" and payload["properties"]["seconds"] == 12
@@ -213,7 +215,7 @@ def test_events_of_one_self_describing_text_do_not_share_their_properties():
     first["properties"]["filters"] = "changed"
     first["properties"]["extra"] = 1
     second = snowplow_event_map(event(e="ue", ue_px=b64(search))).payload
-    assert second["properties"] == {"tna": "ns", "tv": "py-1.1.0", "filters": {"size": "2"}}
+    assert second["properties"] == {"filters": {"size": "2"}}
     assert second["search_query"] == "tent"
 
 
@@ -267,4 +269,4 @@ def test_the_old_add_to_cart_schema_keeps_only_unmapped_fields():
         20.0,
     )
     assert (payload["quantity"], payload["currency"]) == (2, "EUR")
-    assert payload["properties"] == {"tna": "ns", "tv": "py-1.1.0", "name": "Tent"}
+    assert payload["properties"] == {"name": "Tent"}
