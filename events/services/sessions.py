@@ -1,18 +1,22 @@
 """Session ids for events that came without one (ADR 0014).
 
-Events of the same person less than SESSION_GAP apart share a session. A person is a user id,
-or an anonymous id, and an anonymous id seen beside exactly one user id (a sign-in) belongs to
-that user: the visit before the sign-in and after it is one session. Assignment happens at
-store time, inside the storing transaction, per identity under a transaction-scoped advisory
-lock: two workers storing events of the same person one after
-the other see each other's rows, so concurrent batches agree. Within a batch, events are
-sorted by event time first, so a batch out of order is grouped as if it were in order. A
-group of events joins the session of the nearest stored event of that person within
-SESSION_GAP (before or after it: late and out-of-order events join the session they fall
-in); otherwise it starts a new session whose id is derived from the person and the group's
-first event id (a retried batch derives the same id). Stored events are never rewritten: a
-late event that bridges two stored sessions joins the nearer one, and the two stay apart
-(the rollups folded them once, ADR 0011).
+Events of the same person less than SESSION_GAP apart share a session. A person is a user id
+with the ids linked to it: an anonymous id seen on events beside exactly one user id (a
+sign-in), and the ids that identify and alias calls linked to it (`PersonLink`, ADR 0015: a
+server SDK that switches from the anonymous id to the user id sends only the identify call).
+The visit before the sign-in and after it is one session, for events stored after the link.
+Assignment happens at store time, inside the storing transaction, under transaction-scoped
+advisory locks on the batch's identities and on the people they are linked to (links read in
+one query first, so every lock is taken in one statement, in key order): two workers storing
+events of the same person one after the other see each other's rows, so concurrent batches
+agree. Within a batch, events are sorted by event time first, so a batch out of order is
+grouped as if it were in order. A group of events joins the session of the nearest stored
+event of that person within SESSION_GAP (before or after it: late and out-of-order events
+join the session they fall in); otherwise it starts a new session whose id is derived from
+the person and the group's first event id (a retried batch derives the same id). Stored
+events are never rewritten: a late event that bridges two stored sessions joins the nearer
+one, and two sides of a visit stored before their link stay apart (the rollups folded them
+once, ADR 0011).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 from django.db import connection
 
 from analytics_site.sql import is_postgres
-from events.facade import EVENTS_TABLE
+from events.facade import EVENTS_TABLE, PERSON_LINKS_TABLE
 
 SESSION_GAP = dt.timedelta(minutes=30)
 # The first key of the two-key advisory locks on identities (ADR 0014); the one-key locks of
@@ -70,40 +74,65 @@ _NEIGHBOURS_SQL = (
     f"FROM {EVENTS_TABLE} WHERE timestamp > %s AND timestamp < %s AND session_id <> '' AND ("
     "user_id = ANY(%s) OR (anonymous_id <> '' AND anonymous_id = ANY(%s)))"
 )
+# Every link of the people these ids belong to: the ids' own links (id -> canonical) and the
+# other ids linked to the same canonical ids (both through PersonLink's indexes).
+_LINKS_SQL = (
+    f"SELECT linked_id, user_id FROM {PERSON_LINKS_TABLE} WHERE user_id = ANY(%s) "  # noqa: S608
+    f"UNION SELECT l.linked_id, l.user_id FROM {PERSON_LINKS_TABLE} l "
+    f"JOIN {PERSON_LINKS_TABLE} own ON own.user_id = l.user_id WHERE own.linked_id = ANY(%s)"
+)
 
 Identity = tuple[str, str]
 Stored = list[tuple[str, str, dt.datetime, str]]  # user_id, anonymous_id, timestamp, session
 
 
-def _stored_rows(window: list[dt.datetime], users: list[str], anonymous: list[str]) -> Stored:
-    """Stored events within the window of these users or anonymous ids, with a session."""
+def _fetch(sql: str, scalars: list[Any], lists: list[list[str]]) -> list[tuple[Any, ...]]:
+    """Run `sql`, whose `= ANY(%s)` placeholders take `lists`, after the `scalars`."""
     with connection.cursor() as cursor:
         if is_postgres():
-            cursor.execute(_NEIGHBOURS_SQL, [*window, users, anonymous])
+            cursor.execute(sql, [*scalars, *lists])
         else:  # SQLite (the demo) has no arrays: the same query with IN lists
-            cursor.execute(
-                _NEIGHBOURS_SQL.replace("= ANY(%s)", "IN ({})").format(
-                    ", ".join(["%s"] * len(users)) or "NULL",
-                    ", ".join(["%s"] * len(anonymous)) or "NULL",
-                ),
-                [*window, *users, *anonymous],
+            sql = sql.replace("= ANY(%s)", "IN ({})").format(
+                *(", ".join(["%s"] * len(values)) or "NULL" for values in lists)
             )
-        rows = cursor.fetchall()
+            cursor.execute(sql, [*scalars, *(value for values in lists for value in values)])
+        return cursor.fetchall()
+
+
+def _links(ids: list[str]) -> dict[str, str]:
+    """linked id -> canonical id, for every id of the people `ids` belong to (ADR 0015)."""
+    return dict(_fetch(_LINKS_SQL, [], [ids, ids]))
+
+
+def _stored_rows(window: list[dt.datetime], users: list[str], anonymous: list[str]) -> Stored:
+    """Stored events within the window of these users or anonymous ids, with a session."""
+    rows = _fetch(_NEIGHBOURS_SQL, window, [users, anonymous])
     return [
         (user_id, anonymous_id, stamp if stamp.tzinfo else stamp.replace(tzinfo=dt.UTC), session)
         for user_id, anonymous_id, stamp, session in rows  # SQLite's raw rows: naive UTC
     ]
 
 
-def _people(links: dict[str, set[str]]) -> dict[Identity, Identity]:
-    """Each anonymous id seen beside exactly one user id (a sign-in: the SDK sends both once
-    the user is known) belongs to that user's person; one seen beside several users (a shared
-    device that was not reset) stays its own. Maps identity -> its person's identity."""
-    return {
-        ("anonymous", anonymous_id): ("user", next(iter(users)))
-        for anonymous_id, users in links.items()
-        if len(users) == 1
-    }
+def _people(
+    identities: set[Identity], seen_with: dict[str, set[str]], links: dict[str, str]
+) -> dict[Identity, Identity]:
+    """Maps identity -> its person's identity. A user id aliased to another is that one's. An
+    anonymous id belongs to the one user it was seen beside on events (a sign-in: the SDK sends
+    both once the user is known) or identified with (`links`: a server SDK that switches ids
+    sends only the identify call); one tied to several users (a shared device that was not
+    reset) stays its own."""
+    people = {}
+    for kind, value in identities:
+        if kind == "user":
+            if value in links:
+                people[(kind, value)] = ("user", links[value])
+            continue
+        users = {links.get(user, user) for user in seen_with.get(value, ())}
+        if value in links:
+            users.add(links[value])
+        if len(users) == 1:
+            people[(kind, value)] = ("user", users.pop())
+    return people
 
 
 def _clusters(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -130,30 +159,38 @@ def _nearest_session(
 
 def sessions_assign(rows: list[dict[str, Any]]) -> None:
     """Give every row without a session_id its session. Call inside the transaction that
-    stores the rows (it locks their identities until that transaction ends).
+    stores the rows (it locks their people until that transaction ends).
 
-    A person is a user id with the anonymous ids that sign-in linked to it (`_people`): the
-    visitor's events before the sign-in and the user's after it are one session."""
+    A person is a user id with the ids linked to it, by events carrying both ids or by
+    identify and alias calls (`_people`): the visitor's events before the sign-in and the
+    user's after it are one session."""
     groups: dict[Identity, list[dict[str, Any]]] = defaultdict(list)
-    links: dict[str, set[str]] = defaultdict(set)
+    seen_with: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         if not row.get("session_id"):
             groups[_identity(row)].append(row)
             if row["user_id"] and row["anonymous_id"]:
-                links[row["anonymous_id"]].add(row["user_id"])
+                seen_with[row["anonymous_id"]].add(row["user_id"])
     if not groups:
         return
-    anonymous_ids = {value for kind, value in groups if kind == "anonymous"} | set(links)
-    if is_postgres():  # every batch carrying an anonymous id takes its lock: they serialize
-        _identities_lock([*groups, *(("anonymous", value) for value in anonymous_ids)])
+    users = {value for kind, value in groups if kind == "user"}
+    anonymous_ids = {value for kind, value in groups if kind == "anonymous"} | set(seen_with)
+    links = _links(sorted(users | anonymous_ids))  # read before the locks (ADR 0014)
+    if is_postgres():  # batches of one person share a lock: the anonymous id's, or the user's
+        people = {("user", links[value]) for value in users | anonymous_ids if value in links}
+        _identities_lock([*groups, *(("anonymous", value) for value in anonymous_ids), *people])
     stamps = [row["timestamp"] for group in groups.values() for row in group]
     window = [min(stamps) - SESSION_GAP, max(stamps) + SESSION_GAP]
-    users = [value for kind, value in groups if kind == "user"]
-    stored = _stored_rows(window, users, sorted(anonymous_ids))
+    anonymous_ids |= set(links)  # ids are one namespace: a linked id may be either
+    stored = _stored_rows(
+        window, sorted(users | set(links) | set(links.values())), sorted(anonymous_ids)
+    )
+    identities = set(groups)
     for user_id, anonymous_id, _, _ in stored:
+        identities.add(("user", user_id) if user_id else ("anonymous", anonymous_id))
         if user_id and anonymous_id in anonymous_ids:
-            links[anonymous_id].add(user_id)
-    person_of = _people(links)
+            seen_with[anonymous_id].add(user_id)
+    person_of = _people(identities, seen_with, links)
     by_person: dict[Identity, list[dict[str, Any]]] = defaultdict(list)
     for identity, group in groups.items():
         by_person[person_of.get(identity, identity)] += group
