@@ -82,8 +82,8 @@ def mapped_ingest(
     source: str,
     translation: Mapping[str, Any] | None = None,
 ) -> tuple[list[services.EventOutcome], int]:
-    """Store a request's mapped events (one outcome each, in order) and apply its identity
-    calls; returns the outcomes and how many identity calls were applied. `translation`: what
+    """Apply a request's identity calls, then store its mapped events (one outcome each, in
+    order); returns the outcomes and how many identity calls were applied. `translation`: what
     the mapping read from the request (see `translated_ingest`)."""
     received_at = timezone.now()
     key_id = _key_id(request)
@@ -96,11 +96,11 @@ def mapped_ingest(
         mapped_translate(item, source=source, key_id=key_id, received_at=received_at)
         for item in events
     ]
+    if calls:  # first: the request's events then find the links (sessions, ADR 0014)
+        identity_apply(calls, source=source)
     outcomes = (
         translated_ingest(translated, request=request, source=source, translation=translation)
         if translated
         else []
     )
-    if calls:
-        identity_apply(calls, source=source)
     return outcomes, len(calls)

@@ -12,12 +12,19 @@ import uuid
 import posthog
 import pytest
 import requests
+from django.core.cache import cache
+from django.db import connection
 
 from events import services
+from events.facade import EVENTS_TABLE
 from events.models import Event, Person, PersonLink, RejectedEvent
 from events.original_selectors import event_original
+from reports.filters import filters_from_query
+from reports.selectors import pages
+from tests.dashboard_reference import assert_dashboard_matches_raw
 from trackers.event_ids import event_id_for
 
+MINUTE = dt.timedelta(minutes=1)
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("require_postgres")]
 
 
@@ -169,6 +176,35 @@ def test_identify_and_alias_reach_the_person_records(live_server, key):
     linked = set(PersonLink.objects.filter(user_id="user-5").values_list("linked_id", flat=True))
     assert linked == {"anon-5", "anon-6"}
     assert Event.objects.count() == 0  # identity calls are not events
+
+
+def test_a_sign_in_without_session_ids_is_one_session_on_the_dashboard(live_server, key):
+    """posthog-python sends no $session_id and switches distinct_id at sign-in: the events
+    before carry only the anonymous id, those after only the user id, and $identify links
+    the two. The request's identify is applied before its events are stored, so the visit is
+    one session, and the dashboard's sessions number is the table's (ADR 0014)."""
+    now = dt.datetime.now(dt.UTC)
+    client = client_for(live_server, key)
+    for minutes in (20, 15):
+        client.capture("$pageview", distinct_id="anon-visit", timestamp=now - minutes * MINUTE)
+    client.capture(
+        "$identify", distinct_id="user-visit", properties={"$anon_distinct_id": "anon-visit"}
+    )
+    for minutes in (10, 5):
+        client.capture("$pageview", distinct_id="user-visit", timestamp=now - minutes * MINUTE)
+    send(client)
+
+    rows = list(Event.objects.values_list("user_id", "session_id"))
+    # A server SDK's distinct_id is stored as the user id, whichever it is (trackers/posthog).
+    assert sorted(user for user, _ in rows) == ["anon-visit"] * 2 + ["user-visit"] * 2
+    assert len({session for _, session in rows}) == 1
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(DISTINCT session_id) FROM {EVENTS_TABLE}")  # noqa: S608
+        (raw_sessions,) = cursor.fetchone()
+    cache.clear()
+    f = filters_from_query({"preset": "24h"}, now=now + MINUTE)
+    assert pages.overview(f)["kpis"]["sessions"]["value"] == raw_sessions == 1
+    assert_dashboard_matches_raw(f)
 
 
 def test_feature_flag_calls_answer_no_flags(live_server, key):

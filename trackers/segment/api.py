@@ -68,7 +68,8 @@ def identity_call_apply(call: IdentityCall, received_at: dt.datetime) -> None:
 def messages_ingest(
     request: Request, messages: list[Any], *, call: str | None, batch_sent_at: Any
 ) -> list[dict[str, Any]]:
-    """Translate and store a request's messages; one result per message, in order."""
+    """Translate a request's messages, apply its identify and alias calls, then store its
+    events; one result per message, in order."""
     received_at = timezone.now()
     key_id = key_id_of(request)
     translated: list[Any] = [
@@ -85,6 +86,9 @@ def messages_ingest(
     events = translated if only_events else [i for i in translated if isinstance(i, Translated)]
     context = {"call": call, "sent_at": batch_sent_at}
     context = {name: value for name, value in context.items() if isinstance(value, str)}
+    for item in () if only_events else translated:  # first: the events then find the links
+        if isinstance(item, IdentityCall):  # (sessions, ADR 0014)
+            identity_call_apply(item, received_at)
     stored = translated_ingest(events, request=request, source=SOURCE, translation=context)
     if only_events:  # outcome i is message i's, and says so (its index)
         return [outcome.as_dict() for outcome in stored]
@@ -92,7 +96,6 @@ def messages_ingest(
     results = []
     for index, item in enumerate(translated):
         if isinstance(item, IdentityCall):
-            identity_call_apply(item, received_at)
             results.append({"index": index, "status": services.ACCEPTED, "call": item.kind})
             continue
         result = next(outcomes).as_dict()
