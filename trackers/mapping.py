@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 # The seven e-commerce types drive the funnel; PostHog documents Segment's e-commerce names
 # for them (posthog.com/docs/data/event-spec/ecommerce-events), so both protocols share this.
 ECOMMERCE_NAMES = {
@@ -46,6 +48,44 @@ class IdentityCall:
     anonymous_id: str | None = None
     traits: dict[str, Any] = field(default_factory=dict)
     original: Any = None
+
+
+# Identity calls skip the event validator: their own bounds, as an event's would be (the
+# person records' columns: PersonLink.linked_id, Person.traits).
+IDENTITY_ID_MAX_CHARS = 128
+IDENTITY_TRAITS_MAX_BYTES = 8192
+
+
+def identity_refusal(ids: dict[str, str | None], traits: Any) -> tuple[str, str, str] | None:
+    """(field, rule, message) when an identity call's ids (by the field they came from) or
+    traits cannot be stored on the person records; None when they can. A refused call is
+    quarantined with its original, instead of failing the request at the database."""
+    for field_name, value in ids.items():
+        if value is None:
+            continue
+        if len(value) > IDENTITY_ID_MAX_CHARS:
+            return field_name, "max_length", f"must be at most {IDENTITY_ID_MAX_CHARS} chars"
+        if "\x00" in value:
+            return field_name, "no_nul_bytes", "must not contain NUL characters"
+        if not _utf8_storable(value):
+            return field_name, "valid_unicode", "must be valid Unicode text"
+    try:
+        written = orjson.dumps(traits)
+    except (TypeError, orjson.JSONEncodeError):
+        return "traits", "valid_unicode", "traits must be storable JSON"
+    if len(written) > IDENTITY_TRAITS_MAX_BYTES or b"\\u0000" in written:
+        limit = IDENTITY_TRAITS_MAX_BYTES
+        return "traits", "max_size", f"traits are at most {limit} bytes of JSON, without NUL"
+    return None
+
+
+def _utf8_storable(text: str) -> bool:
+    """No lone surrogate (which PostgreSQL's UTF-8 text cannot hold)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def text_or_none(value: Any) -> str | None:

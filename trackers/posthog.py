@@ -16,6 +16,7 @@ from trackers.mapping import (
     IdentityCall,
     MappedEvent,
     device_type_of,
+    identity_refusal,
     money_or_none,
     quantity_or_none,
     text_or_none,
@@ -130,6 +131,8 @@ def posthog_message_map(message: Any, *, sent_at: Any = None) -> MappedEvent | I
         distinct_id = text_or_none(distinct_id) or text_or_none(prop("distinct_id"))
     if name in _IDENTITY_EVENTS:
         identity = _identity_call(name, distinct_id, message, properties)
+        if isinstance(identity, tuple):  # ids or traits the person records cannot hold
+            return MappedEvent(payload={}, original=message, errors=[identity])
         if identity is not None:
             return identity
     # Any JSON may come as the name: only text is looked up (validation names the rest).
@@ -229,9 +232,10 @@ def _dropped_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
 
 def _identity_call(
     name: Any, distinct_id: str | None, message: dict, properties: dict
-) -> IdentityCall | None:
+) -> IdentityCall | tuple[str, str, str] | None:
     """$identify links `$anon_distinct_id` to the distinct id and sets `$set` traits;
-    $create_alias links its `alias` and distinct id; $set only sets traits."""
+    $create_alias links its `alias` and distinct id; $set only sets traits. A (field, rule,
+    message) refusal when the ids or traits cannot be stored; None: not an identity call."""
     if name not in (IDENTIFY, CREATE_ALIAS, SET) or distinct_id is None:
         return None
     traits = message.get("$set") or properties.get("$set") or {}
@@ -240,9 +244,16 @@ def _identity_call(
         alias = text_or_none(properties.get("alias"))
         if alias is None:
             return None
+        refusal = identity_refusal({"distinct_id": distinct_id, "alias": alias}, {})
+        if refusal is not None:
+            return refusal
         # posthog-python: distinct_id is the previous id, alias the new one.
         return IdentityCall("alias", alias, anonymous_id=distinct_id, original=message)
     anonymous_id = text_or_none(properties.get("$anon_distinct_id"))
+    ids = {"distinct_id": distinct_id, "$anon_distinct_id": anonymous_id}
+    refusal = identity_refusal(ids, traits)
+    if refusal is not None:
+        return refusal
     if name == IDENTIFY and anonymous_id is not None and anonymous_id != distinct_id:
         return IdentityCall(
             "alias", distinct_id, anonymous_id=anonymous_id, traits=traits, original=message

@@ -20,8 +20,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from trackers.common import datetime_of_millis
-from trackers.mapping import IdentityCall, MappedEvent, text_or_none
-from trackers.segment.identity import IDENTITY_ID_MAX_CHARS
+from trackers.mapping import IDENTITY_ID_MAX_CHARS, IdentityCall, MappedEvent, text_or_none
 from trackers.snowplow_kinds import SelfDescribing, kind_fields_into, self_describing_digest
 
 PAYLOAD_DATA_SCHEMA = re.compile(

@@ -139,6 +139,20 @@ def test_too_many_events_are_413(ingest_client, settings):
         (posthog_message(event="Order Completed"), "order_id", "required"),
         (posthog_message(event="Product Added", properties={"price": "a lot"}), "price", "number"),
         ({"event": "$pageview", "uuid": "x", "timestamp": "2026-01-05T10:00:00Z"}, "user_id", None),
+        # Identity calls the person records cannot hold: once a 500 from the id graph.
+        (posthog_message(event="$identify", distinct_id="u" * 129), "distinct_id", "max_length"),
+        (
+            posthog_message(event="$identify", properties={"$anon_distinct_id": "a\x00b"}),
+            "$anon_distinct_id",
+            "no_nul_bytes",
+        ),
+        (
+            posthog_message(event="$create_alias", properties={"alias": "x" * 200}),
+            "alias",
+            "max_length",
+        ),
+        (posthog_message(event="$set", properties={"$set": {"bio": "x" * 9000}}), "traits", None),
+        (posthog_message(event="$set", properties={"$set": {"n": "a\x00"}}), "traits", None),
     ],
 )
 def test_a_bad_posthog_message_is_quarantined_as_sent_and_the_rest_stored(

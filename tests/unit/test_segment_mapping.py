@@ -276,8 +276,8 @@ def test_identity_time_is_skew_corrected_like_an_event():
     [
         ({"userId": "x" * 129}, "userId", "max_length"),
         ({"userId": "a\x00b"}, "userId", "no_nul_bytes"),
-        ({"userId": "\ud800"}, "userId", "no_nul_bytes"),
-        ({"userId": "u", "anonymousId": "\udfff"}, "anonymousId", "no_nul_bytes"),
+        ({"userId": "\ud800"}, "userId", "valid_unicode"),
+        ({"userId": "u", "anonymousId": "\udfff"}, "anonymousId", "valid_unicode"),
         ({"userId": "u", "timestamp": "yesterday"}, "timestamp", "iso8601"),
         ({"userId": "u", "timestamp": "0001-01-01T00:00:00+01:00"}, "timestamp", "iso8601"),
         ({"userId": "u", "timestamp": "2099-01-01T00:00:00Z"}, "timestamp", "not_in_future"),

@@ -9,16 +9,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from events.schema import FieldError
 from trackers.common import Translated, untranslatable
+from trackers.mapping import identity_refusal
 from trackers.segment.mapping import _dict, _first, _text
 
-# Identity calls skip the event validator: their own bounds (as an event's would be).
-IDENTITY_ID_MAX_CHARS = 128
-IDENTITY_TRAITS_MAX_BYTES = 8192
+# Identity calls skip the event validator: ids and traits are bounded by
+# trackers.mapping.identity_refusal, the time here.
 IDENTITY_MIN_YEAR, IDENTITY_MAX_YEAR = 2, 9998
 IDENTITY_MAX_FUTURE = dt.timedelta(minutes=5)
 
@@ -34,17 +33,6 @@ class IdentityCall:
     previous_id: str = ""
     traits: dict[str, Any] | None = None
     timestamp: dt.datetime | None = None
-
-
-def _storable(text: str) -> bool:
-    """Text PostgreSQL can store: no NUL, no lone surrogate."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 _DATETIME = TypeAdapter(dt.datetime).validate_python
@@ -87,11 +75,9 @@ def identity_translate(
     """An identify (user and/or anonymous id with traits) or an alias (previousId -> userId).
     Ids are bounded storable text, traits bounded JSON, the time skew-corrected."""
     ids = {name: _text(message.get(name)) for name in ("userId", "anonymousId", "previousId")}
-    for name, value in ids.items():
-        if len(value) > IDENTITY_ID_MAX_CHARS or not _storable(value):
-            rule = "max_length" if len(value) > IDENTITY_ID_MAX_CHARS else "no_nul_bytes"
-            limit = IDENTITY_ID_MAX_CHARS
-            return untranslatable(message, name, rule, f"must be at most {limit} storable chars")
+    refusal = identity_refusal(ids, {})
+    if refusal is not None:
+        return untranslatable(message, *refusal)
     user_id, anonymous_id, previous_id = ids["userId"], ids["anonymousId"], ids["previousId"]
     when = _identity_time(message, batch_sent_at, received_at)
     if isinstance(when, FieldError):
@@ -107,13 +93,9 @@ def identity_translate(
     traits = message.get("traits") or _dict(message.get("context")).get("traits")
     if traits is not None and not isinstance(traits, dict):
         return untranslatable(message, "traits", "object", "traits must be a JSON object")
-    try:
-        size = len(orjson.dumps(traits or {}))
-    except (TypeError, orjson.JSONEncodeError):
-        return untranslatable(message, "traits", "valid_unicode", "traits must be storable JSON")
-    if size > IDENTITY_TRAITS_MAX_BYTES or "\\u0000" in orjson.dumps(traits or {}).decode():
-        limit = IDENTITY_TRAITS_MAX_BYTES
-        return untranslatable(message, "traits", "max_size", f"at most {limit} bytes, no NUL")
+    refusal = identity_refusal({}, traits or {})
+    if refusal is not None:
+        return untranslatable(message, *refusal)
     return IdentityCall(
         "identify", message, user_id, anonymous_id, traits=traits or {}, timestamp=when
     )
