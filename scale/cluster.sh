@@ -221,8 +221,15 @@ haproxy_config() {
 global
   maxconn 2000
   pidfile $RUN/haproxy.pid
+  # To haproxy.log: requests that ended abnormally (a 5xx, a retry, a redispatch, a reset)
+  # and every health check's change, each with its time (the soak's stray 503s, ADR 0023).
+  log stdout format iso local0 info
 defaults
   mode http
+  log global
+  option httplog
+  option dontlog-normal
+  option log-health-checks
   timeout connect 2s
   timeout client 30s
   timeout server 30s
