@@ -165,6 +165,7 @@ bouncer_follow() {
     goal="$(assigned_state "$host" || true)"  # set -e: a silent monitor must not end the loop
     if [ "$writable" = t ] && writer_state "$goal"; then
       if [ -z "$bouncer" ] || ! kill -0 "$bouncer" 2>/dev/null; then
+        echo "$(date -u +%FT%T.%3N) bouncer-follow: start (writable=$writable goal=$goal)"
         setpriv --reuid postgres --regid postgres --init-groups \
           /usr/sbin/pgbouncer "$RUN/pg/pgbouncer-$host.ini" &
         bouncer=$!
@@ -172,6 +173,7 @@ bouncer_follow() {
     elif [ -n "$bouncer" ] && { [ "$writable" != t ] || [ -n "$goal" ]; }; then
       # Not writable, or the monitor assigns another role. A monitor that does not answer
       # (goal empty) changes nothing: losing it must not stop the writes.
+      echo "$(date -u +%FT%T.%3N) bouncer-follow: stop (writable=${writable:-?} goal=$goal)"
       kill "$bouncer" 2>/dev/null || true
       bouncer=""
     fi
@@ -221,8 +223,15 @@ haproxy_config() {
 global
   maxconn 2000
   pidfile $RUN/haproxy.pid
+  # To haproxy.log: requests that ended abnormally (a 5xx, a retry, a redispatch, a reset)
+  # and every health check's change, each with its time (the soak's stray 503s, ADR 0023).
+  log stdout format iso local0 info
 defaults
   mode http
+  log global
+  option httplog
+  option dontlog-normal
+  option log-health-checks
   timeout connect 2s
   timeout client 30s
   timeout server 30s

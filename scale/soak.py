@@ -21,17 +21,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scale.soak_evidence import Unavailable, stray_503_evidence, stray_503_times  # noqa: E402
 from tests.faults.driver import Driver, Reader, Record, p99_ms  # noqa: E402
 
 CLUSTER = ROOT / "scale" / "cluster.sh"
@@ -120,6 +123,12 @@ class Summary:
     rejoin_seconds: float | None = None  # the old primary's host back -> streaming secondary
     standby_events: int | None = None  # events_event rows on it, once caught up
     beat_leaders: list[str] = field(default_factory=list)
+    # Who answered the 503s (ingest and reads): HAProxy or the app, and the app's body
+    unavailable_origins: dict[str, int] = field(default_factory=dict)
+    # Each 503 outside the failover window: when, on which path, from whom, relative to strikes
+    stray_503_times: list[str] = field(default_factory=list)
+    # What the web hosts and HAProxy logged around them (scale/cluster.sh's logs)
+    stray_503_evidence: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
 
@@ -135,15 +144,31 @@ def failover_figures(timeline: list[tuple[float, int]], lost_at: float) -> tuple
     return recovered - first_error, recovered - lost_at
 
 
+def in_failover_window(t: float, lost_at: float | None) -> bool:
+    return lost_at is not None and lost_at <= t <= lost_at + FAILOVER_BOUND_SECONDS
+
+
 def stray_503s(timelines: list[list[tuple[float, int]]], lost_at: float | None) -> int:
     """503s outside the failover window (a web or worker loss must not cause one)."""
-    window = (lost_at or float("inf"), (lost_at or 0) + FAILOVER_BOUND_SECONDS)
     return sum(
         1
         for timeline in timelines
         for t, status in timeline
-        if status == 503 and not window[0] <= t <= window[1]
+        if status == 503 and not in_failover_window(t, lost_at)
     )
+
+
+def stray_503_entries(
+    unavailable: dict[str, list[Unavailable]], lost_at: float | None
+) -> list[tuple[str, Unavailable]]:
+    """The 503s outside the failover window, ("ingest" | "read", entry), in answer order."""
+    strays = [
+        (kind, entry)
+        for kind, entries in unavailable.items()
+        for entry in entries
+        if not in_failover_window(entry[1], lost_at)
+    ]
+    return sorted(strays, key=lambda stray: stray[1][1])
 
 
 def judge(summary: Summary, record: Record, reader: Reader, lost_at: float | None) -> None:
@@ -198,6 +223,7 @@ def soak(seconds: float, clients: int) -> Summary:
     host, port = env["CLUSTER_LB"].split(":")
     summary = Summary(seconds=seconds)
     lost_at = back_at = old_primary = None
+    struck: dict[str, float] = {}  # "kill web1" etc. -> time.monotonic() when it was made
     reader, sampler = Reader(int(port), host=host), LagSampler()
     reader.start()
     sampler.start()
@@ -220,6 +246,7 @@ def soak(seconds: float, clients: int) -> Summary:
             if command[1] == "BEAT_HOST":
                 command = (command[0], beat_host)
             print(f"[{time.strftime('%H:%M:%S')}] {strike.name}: {' '.join(command)}", flush=True)
+            struck[" ".join(command)] = time.monotonic()
             cluster(*command)
         time.sleep(max(0.0, start + seconds - time.monotonic()))
     elapsed = time.monotonic() - start
@@ -253,6 +280,15 @@ def soak(seconds: float, clients: int) -> Summary:
     if back_at is not None:
         rejoin_check(summary, old_primary, back_at)
     judge(summary, record, reader, lost_at)
+    unavailable = {"ingest": record.unavailable, "read": reader.unavailable}
+    summary.unavailable_origins = dict(
+        Counter(origin for entries in unavailable.values() for *_, origin in entries)
+    )
+    strays = stray_503_entries(unavailable, lost_at)
+    summary.stray_503_times = stray_503_times(strays, struck, start)
+    if strays:
+        answered = [entry[1] for _, entry in strays]
+        summary.stray_503_evidence = stray_503_evidence(RUN / "log", answered)
     try:
         assert_dashboards_match_raw()
     except AssertionError as error:
@@ -299,18 +335,24 @@ def main() -> int:
     parser.add_argument("--up", action="store_true", help="scale/cluster.sh up first")
     parser.add_argument("--down", action="store_true", help="scale/cluster.sh down at the end")
     parser.add_argument("--json", type=Path, help="write the summary here")
+    parser.add_argument("--logs", type=Path, help="copy the cluster's logs here before --down")
     args = parser.parse_args()
     try:
         if args.up:
             print(cluster("up"), flush=True)
         summary = soak(args.minutes * 60, args.clients)
     finally:
+        if args.logs and (RUN / "log").is_dir():
+            shutil.copytree(RUN / "log", args.logs, dirs_exist_ok=True)
         if args.down:
             cluster("down")
     width = max(len(name) for name in asdict(summary))
     print()
     for name, value in asdict(summary).items():
-        print(f"{name:<{width}}  {value}")
+        if name.startswith("stray_503_") and value:  # long lines: one a line
+            print(name, *(f"  {line}" for line in value), sep="\n")
+        else:
+            print(f"{name:<{width}}  {value}")
     if args.json:
         args.json.write_text(json.dumps(asdict(summary), indent=2))
     return 1 if summary.failures else 0

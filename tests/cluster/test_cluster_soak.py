@@ -42,7 +42,9 @@ def soak_summary(tmp_path) -> dict:
 
 def test_three_losses_lose_nothing_acknowledged_and_answer_no_5xx_but_503s(soak_summary):
     summary = soak_summary
-    assert summary["failures"] == [], summary["output"]
+    # The stray 503s' times (relative to each strike) and what the cluster logged around them
+    strays = [*summary.get("stray_503_times", []), *summary.get("stray_503_evidence", [])]
+    assert summary["failures"] == [], "\n".join([summary["output"], *strays])
     assert summary["acknowledged"] > 1000, summary["output"]
     assert summary["stored"] == summary["acknowledged"]
     assert summary["lost"] == summary["duplicated"] == summary["unexpected"] == 0

@@ -59,6 +59,8 @@ class Record:
     rejected_good: int = 0  # valid events the server rejected: a bug in the driver or server
     latencies: list[float] = field(default_factory=list)
     timeline: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, status)
+    # Every 503: (sent, answered: monotonic, path, who answered it: `unavailable_origin`)
+    unavailable: list[tuple[float, float, str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def p99_ms(self) -> float:
@@ -171,12 +173,17 @@ class Driver:
             return 0, b""
         finally:
             connection.close()
+        answered = time.monotonic()
         with self.record.lock:
             self.record.statuses[status] += 1
-            self.record.latencies.append(time.monotonic() - started)
-            self.record.timeline.append((time.monotonic(), status))
+            self.record.latencies.append(answered - started)
+            self.record.timeline.append((answered, status))
             if status >= 500 and status != 503:
                 self.record.server_errors.append((status, answer[:300].decode(errors="replace")))
+            if status == 503:
+                self.record.unavailable.append(
+                    (started, answered, path, unavailable_origin(answer))
+                )
         return status, answer
 
 
@@ -192,6 +199,7 @@ class Reader(threading.Thread):
         self.statuses: Counter = Counter()
         self.latencies: list[float] = []
         self.timeline: list[tuple[float, int]] = []
+        self.unavailable: list[tuple[float, float, str, str]] = []  # as Record.unavailable
 
     def run(self) -> None:
         index = 0
@@ -200,17 +208,32 @@ class Reader(threading.Thread):
             index += 1
             started = time.monotonic()
             connection = http.client.HTTPConnection(self.host, self.port, timeout=20)
+            answer = b""
             try:
                 connection.request("GET", path)
-                status = connection.getresponse().status
+                response = connection.getresponse()
+                status, answer = response.status, response.read()
                 self.latencies.append(time.monotonic() - started)
             except (OSError, http.client.HTTPException):
                 status = 0
             finally:
                 connection.close()
+            answered = time.monotonic()
             self.statuses[status] += 1
-            self.timeline.append((time.monotonic(), status))
+            self.timeline.append((answered, status))
+            if status == 503:
+                self.unavailable.append((started, answered, path, unavailable_origin(answer)))
             time.sleep(0.5)
+
+
+def unavailable_origin(answer: bytes) -> str:
+    """Who answered a 503: HAProxy with no server to send the request to, or the app (its
+    body's start: the API's service_unavailable, /health's "down", a page's plain text)."""
+    if b"No server is available" in answer:
+        return "haproxy: no server available"
+    if b"503 Service Unavailable" in answer:
+        return "haproxy: " + answer[:80].decode(errors="replace").replace("\n", " ")
+    return "app: " + answer[:120].decode(errors="replace").replace("\n", " ")
 
 
 def p99_ms(latencies: list[float]) -> float:
