@@ -23,6 +23,7 @@ time and only ever talks to 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -180,13 +181,7 @@ def main() -> int:
                 args.port, "/events", clients=args.single_clients, batch_size=0, **common
             )
         rounds: dict[tuple[str, str], list[PhaseResult]] = {}
-        for round_number, mix, protocol in (
-            (number, mix, protocol)
-            for number in range(1, args.rounds + 1)
-            for mix in mixes
-            for protocol in PROTOCOLS
-            if PHASE_OF[protocol] in phases
-        ):
+        for round_number, mix, protocol in _round_order(args.rounds, mixes, phases):
             events_truncate(args.db)
             print(
                 f"round {round_number}, {mix} mix, {protocol}: batches of {args.batch_size}, "
@@ -217,7 +212,48 @@ def main() -> int:
         if not args.keep_db:
             database_drop(args.db)
     report(single, figures, copies, args, mixes)
+    if args.rounds > 1:
+        _round_shares_print(rounds, mixes)
     return 0
+
+
+def _round_order(rounds: int, mixes: list[str], phases: set[str]) -> list[tuple[int, str, str]]:
+    """(round, mix, protocol) in run order. Every other round runs backwards (ABCD DCBA ...):
+    a machine whose speed drifts during a round (a shared host's does, by up to 2x within
+    minutes) then favours no endpoint for being measured first."""
+    order = []
+    for number in range(1, rounds + 1):
+        forwards = [
+            (number, mix, protocol)
+            for mix in mixes
+            for protocol in PROTOCOLS
+            if PHASE_OF[protocol] in phases
+        ]
+        order += forwards if number % 2 else forwards[::-1]
+    return order
+
+
+def _round_shares_print(rounds: dict[tuple[str, str], list[PhaseResult]], mixes: list[str]) -> None:
+    """Each protocol's rate as a share of /events/batch's in the same round (phases minutes
+    apart, not the whole run apart), and their median: how much the reported share of means
+    owes to one round's luck."""
+    for mix in mixes:
+        reference = rounds.get((mix, "events"), [])
+        for protocol in PROTOCOLS[1:]:
+            measured = rounds.get((mix, protocol), [])
+            shares = [
+                ours.events_per_s / theirs.events_per_s * 100
+                for ours, theirs in zip(measured, reference, strict=False)
+                if theirs.events_per_s
+            ]
+            if not shares:
+                continue
+            listed = " ".join(f"{share:.0f}" for share in shares)
+            median = statistics.median(shares)
+            print(
+                f"{mix} {protocol}: share of /events/batch's rate per round {listed} %,"
+                f" median {median:.1f} %"
+            )
 
 
 if __name__ == "__main__":
