@@ -102,6 +102,13 @@ def text_or_none(value: Any) -> str | None:
     return None
 
 
+def currency_or_none(value: Any) -> str | None:
+    """A currency code in upper case, as our schema and Segment's mapping take it: SDKs'
+    e-commerce calls are often written with "usd"."""
+    text = text_or_none(value)
+    return None if text is None else text.upper()
+
+
 def money_or_none(value: Any) -> Any:
     """Money as a JSON number rounded to cents (our schema takes two decimal places), or the
     value itself when it is not a number, so the schema layer names the field and rule."""

@@ -15,6 +15,7 @@ from trackers.mapping import (
     ECOMMERCE_NAMES,
     IdentityCall,
     MappedEvent,
+    currency_or_none,
     device_type_of,
     identity_refusal,
     money_or_none,
@@ -275,7 +276,7 @@ def _ecommerce_map(event_type: str, properties: dict[str, Any], payload: dict[st
         _take(payload, "order_id", text_or_none(prop("order_id")), kept, "order_id")
         name = next((name for name in _REVENUE if name in properties), "value")
         _take(payload, "revenue", money_or_none(prop(name)), kept, name)
-        _take(payload, "currency", text_or_none(prop("currency")), kept, "currency")
+        _take(payload, "currency", currency_or_none(prop("currency")), kept, "currency")
         return
     product, top_level = properties, kept
     if "product_id" not in properties and "sku" not in properties:
@@ -296,7 +297,7 @@ def _ecommerce_map(event_type: str, properties: dict[str, Any], payload: dict[st
         payload["quantity"] = 1
     else:
         _take(payload, "quantity", quantity, top_level, "quantity")
-    _take(payload, "currency", text_or_none(prop("currency")), kept, "currency")
+    _take(payload, "currency", currency_or_none(prop("currency")), kept, "currency")
 
 
 _REVENUE = ("revenue", "total", "value")  # the first present is the revenue

@@ -17,7 +17,7 @@ import functools
 import re
 from typing import Any, NamedTuple
 
-from trackers.mapping import money_or_none, quantity_or_none, text_or_none
+from trackers.mapping import currency_or_none, money_or_none, quantity_or_none, text_or_none
 
 _IGLU = re.compile(r"^iglu:(?P<vendor>[^/]+)/(?P<name>[^/]+)/(?P<format>[^/]+)/(?P<version>.+)$")
 ECOMMERCE_VENDOR = "com.snowplowanalytics.snowplow.ecommerce"
@@ -76,7 +76,7 @@ def kind_fields_into(
             payload,
             order_id=text_or_none(event.get("tr_id")),
             revenue=money_or_none(event.get("tr_tt")),
-            currency=text_or_none(event.get("tr_cu")),
+            currency=currency_or_none(event.get("tr_cu")),
         )
         for key in _LEGACY_TRANSACTION:
             extra.pop(key, None)
@@ -145,7 +145,7 @@ def self_describing_digest(unstruct: Any) -> SelfDescribing:
             "category": ("category", text_or_none(data.get("category"))),
             "unitPrice": ("price", money_or_none(data.get("unitPrice"))),
             "quantity": ("quantity", quantity_or_none(data.get("quantity"))),
-            "currency": ("currency", text_or_none(data.get("currency"))),
+            "currency": ("currency", currency_or_none(data.get("currency"))),
         }
         columns = {"event_type": parts[1]}
         columns |= {column: value for column, value in mapped.values() if value is not None}
@@ -227,7 +227,7 @@ def _ecommerce_action_into(
             payload,
             order_id=text_or_none(get("transaction_id")),
             revenue=money_or_none(get("revenue")),
-            currency=text_or_none(get("currency")),
+            currency=currency_or_none(get("currency")),
         )
 
 
@@ -255,8 +255,7 @@ def _first_product_into(payload: dict[str, Any], products: list[dict], event_typ
             taken += 1
     value = get("currency")
     if value is not None:
-        if type(value) is not str or not value:
-            value = text_or_none(value)
+        value = currency_or_none(value)
         if value is not None:
             payload["currency"] = value
             taken += 1

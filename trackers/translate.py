@@ -83,14 +83,17 @@ def mapped_ingest(
     translation: Mapping[str, Any] | None = None,
 ) -> tuple[list[services.EventOutcome], int]:
     """Apply a request's identity calls, then store its mapped events (one outcome each, in
-    order); returns the outcomes and how many identity calls were applied. `translation`: what
+    order, its `index` the event's place in `items`); returns the outcomes and how many
+    identity calls were applied. `translation`: what
     the mapping read from the request (see `translated_ingest`)."""
     received_at = timezone.now()
     key_id = _key_id(request)
+    positions = None  # each event's place among the request's messages, when not its own
     if {MappedEvent}.issuperset(map(type, items)):  # only events: the common case, in C
         events, calls = items, []
     else:
-        events = [item for item in items if isinstance(item, MappedEvent)]
+        positions = [n for n, item in enumerate(items) if isinstance(item, MappedEvent)]
+        events = [items[n] for n in positions]
         calls = [item for item in items if isinstance(item, IdentityCall)]
     translated = [
         mapped_translate(item, source=source, key_id=key_id, received_at=received_at)
@@ -103,4 +106,6 @@ def mapped_ingest(
         if translated
         else []
     )
+    for outcome, position in zip(outcomes, positions or (), strict=False):
+        outcome.index = position  # the message's own place: an identity call between events
     return outcomes, len(calls)

@@ -170,6 +170,24 @@ def test_a_bad_posthog_message_is_quarantined_as_sent_and_the_rest_stored(
     assert Event.objects.count() == 1
 
 
+def test_posthog_results_name_each_event_by_its_place_in_the_batch(ingest_client):
+    """An identity call between events takes no result of its own: the events' `index` is
+    still their place in the batch, so a client finds the message that was refused."""
+    identify = posthog_message(event="$identify", distinct_id="user-9")
+    identify["properties"] = {"$anon_distinct_id": "anon-9"}
+    bad = posthog_message(event="Order Completed")  # no order_id
+    batch = [posthog_message(), identify, bad, posthog_message()]
+    response = ingest_client.post_json("/batch/", {"batch": batch})
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["identity_calls"] == 1
+    assert [(r["index"], r["status"]) for r in body["results"]] == [
+        (0, "accepted"),
+        (2, "rejected"),
+        (3, "accepted"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("event", "field", "rule"),
     [

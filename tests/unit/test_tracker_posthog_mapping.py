@@ -234,3 +234,18 @@ def test_wrongly_typed_optional_fields_are_absent_not_errors():
     payload = posthog_message_map(message(properties=props)).payload
     assert "session_id" not in payload and "page_url" not in payload
     assert payload["device_type"] == "other"
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        {"product_id": "p1", "price": 5, "currency": "usd"},
+        {"products": [{"product_id": "p1", "price": 5}], "currency": "Usd"},
+    ],
+    ids=["top-level", "products"],
+)
+def test_currency_codes_are_taken_in_upper_case_as_segment_takes_them(properties):
+    """`"currency": "usd"` is common in e-commerce calls: mapped to USD, not quarantined."""
+    payload = posthog_message_map(message(event="Product Viewed", properties=properties)).payload
+    assert payload["currency"] == "USD"
+    assert "currency" not in payload["properties"]

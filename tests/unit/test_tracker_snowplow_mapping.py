@@ -270,3 +270,15 @@ def test_the_old_add_to_cart_schema_keeps_only_unmapped_fields():
     )
     assert (payload["quantity"], payload["currency"]) == (2, "EUR")
     assert payload["properties"] == {"name": "Tent"}
+
+
+def test_currency_codes_are_taken_in_upper_case():
+    """A product entity's or transaction's `"currency": "eur"` maps to EUR (as Segment's and
+    PostHog's mappings take it), not to a quarantined event."""
+    action = unstruct(f"{ECOM}/snowplow_ecommerce_action/jsonschema/1-0-2", {"type": "add_to_cart"})
+    added = snowplow_event_map(
+        event(e="ue", ue_px=b64(action), cx=b64(contexts(product(currency="eur"))))
+    ).payload
+    assert added["currency"] == "EUR"
+    legacy = snowplow_event_map(event(e="tr", tr_id="o-1", tr_tt="10", tr_cu="gbp")).payload
+    assert (legacy["event_type"], legacy["currency"]) == ("purchase", "GBP")
