@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from trackers.common import datetime_of_millis
-from trackers.mapping import IDENTITY_ID_MAX_CHARS, IdentityCall, MappedEvent, text_or_none
+from trackers.mapping import IdentityCall, MappedEvent, identity_refusal, text_or_none
 from trackers.snowplow_kinds import SelfDescribing, kind_fields_into, self_describing_digest
 
 PAYLOAD_DATA_SCHEMA = re.compile(
@@ -251,10 +251,6 @@ _ENCODED = {
 LINKS_REMEMBERED = 10_000
 
 
-def _linkable(value: str) -> bool:
-    return len(value) <= IDENTITY_ID_MAX_CHARS and "\x00" not in value
-
-
 def snowplow_user_links(events: list[Any], seen: dict[tuple[str, str], None]) -> list[IdentityCall]:
     """The browser tracker's identify is `setUserId`: from then on its events carry the user id
     `uid` beside the browser's `duid`. Each new (duid, uid) pair links the two (an alias call,
@@ -267,7 +263,7 @@ def snowplow_user_links(events: list[Any], seen: dict[tuple[str, str], None]) ->
         user_id, device_id = text_or_none(event["uid"]), text_or_none(event["duid"])
         if user_id is None or device_id is None or device_id == user_id:
             continue
-        if not (_linkable(user_id) and _linkable(device_id)):
+        if identity_refusal({"uid": user_id, "duid": device_id}, {}) is not None:
             continue  # the event itself is refused by validation, with the field named
         if (device_id, user_id) in seen:
             continue

@@ -84,8 +84,8 @@ def mapped_ingest(
 ) -> tuple[list[services.EventOutcome], int]:
     """Apply a request's identity calls, then store its mapped events (one outcome each, in
     order, its `index` the event's place in `items`); returns the outcomes and how many
-    identity calls were applied. `translation`: what
-    the mapping read from the request (see `translated_ingest`)."""
+    identity calls were applied. `translation`: what the mapping read from the request (see
+    `translated_ingest`)."""
     received_at = timezone.now()
     key_id = _key_id(request)
     positions = None  # each event's place among the request's messages, when not its own
